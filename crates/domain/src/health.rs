@@ -1,0 +1,312 @@
+//! Health: the figures the store reports and the rule that judges them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ids::CalendarId;
+
+/// Per-calendar figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarHealth {
+    pub calendar_id: CalendarId,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub error_count: u32,
+    pub reconnect_required: bool,
+    pub active_channels: u64,
+}
+
+/// Aggregates the store computes with indexed queries (never by loading rows).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthStats {
+    pub active_channels: u64,
+    /// Active channels whose expiry falls before the "expiring soon" horizon.
+    pub channels_expiring_soon: u64,
+    pub next_channel_expiry: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub calendars: Vec<CalendarHealth>,
+    /// Events not cancelled.
+    pub active_events: u64,
+    pub oldest_event_start: Option<DateTime<Utc>>,
+    pub newest_event_start: Option<DateTime<Utc>>,
+    pub outbox_pending: u64,
+    pub oldest_pending_outbox_at: Option<DateTime<Utc>>,
+    pub outbox_dead_letters: u64,
+    pub events_push_failed: u64,
+}
+
+/// Limits beyond which the service is degraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthThresholds {
+    /// A watched calendar not synced for this long is stale.
+    pub max_sync_age: Duration,
+    /// A channel expiring within this horizon should have been renewed.
+    pub channel_expiry_warning: Duration,
+    /// A pending outbox row older than this means pushes are stuck.
+    pub max_outbox_age: Duration,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        Self {
+            max_sync_age: Duration::from_secs(60 * 60),
+            channel_expiry_warning: Duration::from_secs(12 * 60 * 60),
+            max_outbox_age: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthIssue {
+    /// Stable machine-readable code, e.g. `no_active_channels`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    pub issues: Vec<HealthIssue>,
+    pub database_reachable: bool,
+    pub checked_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub stats: HealthStats,
+}
+
+fn older_than(at: DateTime<Utc>, now: DateTime<Utc>, limit: Duration) -> bool {
+    chrono::Duration::from_std(limit).is_ok_and(|limit| now - at > limit)
+}
+
+/// Judges the figures: `healthy` when nothing needs attention, otherwise
+/// `degraded` with one issue per problem. `stats` is `None` when the
+/// database could not be reached.
+pub fn evaluate(
+    stats: Option<HealthStats>,
+    now: DateTime<Utc>,
+    thresholds: &HealthThresholds,
+) -> HealthReport {
+    let mut issues = Vec::new();
+    let mut issue =
+        |code: &'static str, message: String| issues.push(HealthIssue { code, message });
+    let database_reachable = stats.is_some();
+    let stats = stats.unwrap_or_default();
+
+    if !database_reachable {
+        issue(
+            "database_unreachable",
+            "the database could not be queried".into(),
+        );
+    } else {
+        if stats.active_channels == 0 {
+            issue(
+                "no_active_channels",
+                "no active watch channel: changes in Google are only seen by the periodic sweep"
+                    .into(),
+            );
+        }
+        if stats.channels_expiring_soon > 0 {
+            issue(
+                "channels_expiring",
+                format!(
+                    "{} channel(s) expire within {} h and were not renewed",
+                    stats.channels_expiring_soon,
+                    thresholds.channel_expiry_warning.as_secs() / 3600
+                ),
+            );
+        }
+        match stats.last_sync_at {
+            None if stats.active_channels > 0 => {
+                issue("never_synced", "no calendar has completed a sync".into());
+            }
+            Some(at) if older_than(at, now, thresholds.max_sync_age) => issue(
+                "sync_stale",
+                format!("last successful sync was at {}", at.to_rfc3339()),
+            ),
+            _ => {}
+        }
+        for calendar in stats.calendars.iter().filter(|c| c.reconnect_required) {
+            issue(
+                "reconnect_required",
+                format!(
+                    "calendar {} needs to be reconnected: Google refused access",
+                    calendar.calendar_id
+                ),
+            );
+        }
+        if stats.outbox_dead_letters > 0 || stats.events_push_failed > 0 {
+            issue(
+                "push_failures",
+                format!(
+                    "{} outbox write(s) gave up; {} event(s) failed to reach Google",
+                    stats.outbox_dead_letters, stats.events_push_failed
+                ),
+            );
+        }
+        if let Some(oldest) = stats.oldest_pending_outbox_at
+            && older_than(oldest, now, thresholds.max_outbox_age)
+        {
+            issue(
+                "outbox_backlog",
+                format!(
+                    "{} write(s) pending, the oldest since {}",
+                    stats.outbox_pending,
+                    oldest.to_rfc3339()
+                ),
+            );
+        }
+    }
+
+    HealthReport {
+        status: if issues.is_empty() {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Degraded
+        },
+        issues,
+        database_reachable,
+        checked_at: now,
+        stats,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn good() -> HealthStats {
+        HealthStats {
+            active_channels: 1,
+            last_sync_at: Some(now() - chrono::Duration::minutes(5)),
+            active_events: 10,
+            ..HealthStats::default()
+        }
+    }
+
+    fn codes(report: &HealthReport) -> Vec<&'static str> {
+        report.issues.iter().map(|i| i.code).collect()
+    }
+
+    #[test]
+    fn good_figures_are_healthy() {
+        let report = evaluate(Some(good()), now(), &HealthThresholds::default());
+        assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
+        assert!(report.issues.is_empty());
+    }
+
+    #[test]
+    fn each_problem_degrades_with_its_own_issue() {
+        let t = HealthThresholds::default();
+        let cases: Vec<(HealthStats, &str)> = vec![
+            (
+                HealthStats {
+                    active_channels: 0,
+                    ..good()
+                },
+                "no_active_channels",
+            ),
+            (
+                HealthStats {
+                    channels_expiring_soon: 2,
+                    ..good()
+                },
+                "channels_expiring",
+            ),
+            (
+                HealthStats {
+                    last_sync_at: Some(now() - chrono::Duration::hours(3)),
+                    ..good()
+                },
+                "sync_stale",
+            ),
+            (
+                HealthStats {
+                    last_sync_at: None,
+                    ..good()
+                },
+                "never_synced",
+            ),
+            (
+                HealthStats {
+                    outbox_dead_letters: 1,
+                    ..good()
+                },
+                "push_failures",
+            ),
+            (
+                HealthStats {
+                    events_push_failed: 1,
+                    ..good()
+                },
+                "push_failures",
+            ),
+            (
+                HealthStats {
+                    outbox_pending: 4,
+                    oldest_pending_outbox_at: Some(now() - chrono::Duration::hours(1)),
+                    ..good()
+                },
+                "outbox_backlog",
+            ),
+        ];
+        for (stats, code) in cases {
+            let report = evaluate(Some(stats), now(), &t);
+            assert_eq!(report.status, HealthStatus::Degraded, "{code}");
+            assert_eq!(codes(&report), vec![code]);
+        }
+    }
+
+    #[test]
+    fn a_fresh_backlog_is_not_an_issue() {
+        let stats = HealthStats {
+            outbox_pending: 4,
+            oldest_pending_outbox_at: Some(now() - chrono::Duration::seconds(30)),
+            ..good()
+        };
+        assert_eq!(
+            evaluate(Some(stats), now(), &HealthThresholds::default()).status,
+            HealthStatus::Healthy
+        );
+    }
+
+    #[test]
+    fn reconnect_required_calendars_are_named() {
+        let mut stats = good();
+        stats.calendars.push(CalendarHealth {
+            calendar_id: CalendarId::new("gone@x.y").unwrap(),
+            last_sync_at: None,
+            last_error: Some("invalid_grant".into()),
+            last_error_at: Some(now()),
+            error_count: 3,
+            reconnect_required: true,
+            active_channels: 0,
+        });
+        let report = evaluate(Some(stats), now(), &HealthThresholds::default());
+        assert_eq!(codes(&report), vec!["reconnect_required"]);
+        assert!(report.issues[0].message.contains("gone@x.y"));
+    }
+
+    #[test]
+    fn unreachable_database_is_degraded() {
+        let report = evaluate(None, now(), &HealthThresholds::default());
+        assert!(!report.database_reachable);
+        assert_eq!(codes(&report), vec!["database_unreachable"]);
+    }
+}

@@ -1,0 +1,173 @@
+//! The outbox: local writes waiting to be pushed to Google.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ids::{CalendarId, Etag, EventId, LocalEventId};
+
+/// What to do at Google.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "op")]
+pub enum OutboxOp {
+    Insert,
+    /// Patch with the event's state at push time; `if_match` carries the etag
+    /// the caller based the change on, so Google refuses a lost update.
+    Patch {
+        if_match: Option<Etag>,
+    },
+    Delete,
+}
+
+impl OutboxOp {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Patch { .. } => "patch",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// Rebuilds an op from its stored kind and etag.
+    pub fn from_parts(kind: &str, if_match: Option<Etag>) -> Result<Self> {
+        match kind {
+            "insert" => Ok(Self::Insert),
+            "patch" => Ok(Self::Patch { if_match }),
+            "delete" => Ok(Self::Delete),
+            _ => Err(Error::invalid("op", "must be insert, patch or delete")),
+        }
+    }
+
+    pub fn if_match(&self) -> Option<&Etag> {
+        match self {
+            Self::Patch { if_match } => if_match.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Pending,
+    Done,
+    /// Given up on: a permanent error, or too many attempts.
+    DeadLetter,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Done => "done",
+            Self::DeadLetter => "dead_letter",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "pending" => Ok(Self::Pending),
+            "done" => Ok(Self::Done),
+            "dead_letter" => Ok(Self::DeadLetter),
+            _ => Err(Error::invalid(
+                "state",
+                "must be pending, done or dead_letter",
+            )),
+        }
+    }
+}
+
+/// An outbox row. Rows of one event are pushed in `id` order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub event_id: LocalEventId,
+    pub calendar_id: CalendarId,
+    pub google_event_id: EventId,
+    pub op: OutboxOp,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How the outbox worker spaces retries of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxRetryPolicy {
+    pub base: Duration,
+    pub cap: Duration,
+    /// Attempts after which a still-failing row is dead-lettered.
+    pub max_attempts: u32,
+}
+
+impl Default for OutboxRetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(15 * 60),
+            max_attempts: 20,
+        }
+    }
+}
+
+impl OutboxRetryPolicy {
+    /// Delay before the next try after `attempts` failed ones (1-based), never
+    /// shorter than the provider's `Retry-After` hint.
+    pub fn delay(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let exponent = attempts.saturating_sub(1).min(30);
+        let backoff = self.base.saturating_mul(1u32 << exponent).min(self.cap);
+        retry_after.map_or(backoff, |hint| backoff.max(hint))
+    }
+
+    pub fn exhausted(&self, attempts: u32) -> bool {
+        attempts >= self.max_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap_and_honour_retry_after() {
+        let policy = OutboxRetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+            max_attempts: 5,
+        };
+        let secs: Vec<u64> = (1..=6).map(|n| policy.delay(n, None).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            policy.delay(100, None),
+            Duration::from_secs(10),
+            "no overflow"
+        );
+        assert!(!policy.exhausted(4));
+        assert!(policy.exhausted(5));
+    }
+
+    #[test]
+    fn ops_round_trip_through_their_stored_parts() {
+        for op in [
+            OutboxOp::Insert,
+            OutboxOp::Patch {
+                if_match: Some(Etag::new("\"1\"").unwrap()),
+            },
+            OutboxOp::Delete,
+        ] {
+            assert_eq!(
+                OutboxOp::from_parts(op.kind(), op.if_match().cloned()).unwrap(),
+                op
+            );
+        }
+        assert!(OutboxOp::from_parts("upsert", None).is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! Ports: the traits adapters implement. All are object-safe (`Arc<dyn Port>`)
+//! and their futures are `Send`, so services run on any multi-threaded runtime.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::channel::{ChannelStatus, WatchChannel, WatchGrant, WatchRequest};
+use crate::error::Result;
+use crate::event::{Event, EventStatus};
+use crate::health::HealthStats;
+use crate::ids::{CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId};
+use crate::outbox::{OutboxEntry, OutboxOp};
+use crate::sync::{
+    ChangePage, ListRequest, PageOutcome, RemoteEvent, SyncLease, SyncOutcome, SyncPage, SyncState,
+};
+
+/// The current time. Services never read the system clock directly, so tests
+/// can move time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Filters for listing mirrored events. Times compare against each event's
+/// [`crate::event::EventTime::sort_key`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub calendar_id: Option<CalendarId>,
+    pub entity: Option<EntityRef>,
+    pub status: Option<EventStatus>,
+    /// Events ending after this instant.
+    pub ends_after: Option<DateTime<Utc>>,
+    /// Events starting before this instant.
+    pub starts_before: Option<DateTime<Utc>>,
+    /// Resume after this `(start sort key, id)` position.
+    pub after: Option<(DateTime<Utc>, LocalEventId)>,
+    pub limit: u32,
+}
+
+/// What a successful push returned, to record on the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReceipt {
+    pub etag: Option<Etag>,
+    pub updated: Option<DateTime<Utc>>,
+    pub html_link: Option<String>,
+}
+
+/// The mirrored events, including the writes that queue outbox rows.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn get_event(&self, id: LocalEventId) -> Result<Option<Event>>;
+
+    async fn find_by_google_id(
+        &self,
+        calendar_id: &CalendarId,
+        google_event_id: &EventId,
+    ) -> Result<Option<Event>>;
+
+    /// Ordered by start, then id.
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
+
+    /// Inserts a new event and its outbox row in one transaction. A Google id
+    /// already mirrored in the calendar is `Error::Duplicate`.
+    async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> Result<OutboxEntry>;
+
+    /// Replaces an event's row and queues an outbox row, in one transaction,
+    /// provided the stored row still has `expected_updated_at` (optimistic
+    /// locking against concurrent local writers); otherwise
+    /// `Error::PreconditionFailed`.
+    async fn update_with_outbox(
+        &self,
+        event: &Event,
+        expected_updated_at: DateTime<Utc>,
+        op: OutboxOp,
+    ) -> Result<OutboxEntry>;
+
+    /// Applies a page of remote changes with [`crate::sync::decide`] in one
+    /// transaction. On the last page (`completion` set) it also stores the
+    /// sync token and, for a full run, cancels the calendar's synced events
+    /// the run never saw. A failure leaves the previous state intact.
+    async fn apply_sync_page(&self, page: &SyncPage) -> Result<PageOutcome>;
+
+    /// Marks at most `limit` events that ended before `cutoff` as cancelled,
+    /// skipping cancelled ones and ones with a push still pending. Returns how
+    /// many it marked.
+    async fn cancel_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+}
+
+/// Per-calendar sync state, dirty marks and sync leases.
+#[async_trait]
+pub trait SyncStateStore: Send + Sync {
+    async fn sync_state(&self, calendar_id: &CalendarId) -> Result<Option<SyncState>>;
+
+    async fn list_sync_states(&self) -> Result<Vec<SyncState>>;
+
+    /// Records that the calendar changed (creating its state if new).
+    async fn mark_dirty(&self, calendar_id: &CalendarId, full: bool) -> Result<()>;
+
+    /// Takes the lease of one dirty calendar whose lease is free or expired,
+    /// skipping calendars that need reconnecting.
+    async fn lease_dirty(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SyncLease>>;
+
+    /// Takes one calendar's lease whether dirty or not (explicit sync requests).
+    async fn lease_calendar(
+        &self,
+        calendar_id: &CalendarId,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SyncLease>>;
+
+    /// Extends a held lease; false if it was lost to another worker.
+    async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool>;
+
+    /// Gives the lease back and records the outcome. On success the dirty mark
+    /// the lease saw is cleared; marks made since stay.
+    async fn release_lease(
+        &self,
+        lease: &SyncLease,
+        outcome: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Google refused access for good (revoked grant, deleted calendar): stop
+    /// syncing and renewing the calendar until a person reconnects it.
+    async fn mark_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// A person reconnected the calendar: sync and renew it again.
+    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()>;
+}
+
+/// Watch channels.
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    async fn insert_channel(&self, channel: &WatchChannel) -> Result<()>;
+
+    async fn get_channel(&self, id: &ChannelId) -> Result<Option<WatchChannel>>;
+
+    /// All channels, or only those in `status`.
+    async fn list_channels(&self, status: Option<ChannelStatus>) -> Result<Vec<WatchChannel>>;
+
+    /// Records Google's grant and makes the channel active.
+    async fn activate_channel(&self, id: &ChannelId, grant: &WatchGrant) -> Result<()>;
+
+    async fn set_channel_status(&self, id: &ChannelId, status: ChannelStatus) -> Result<()>;
+
+    /// Records a delivered notification (keeps the highest message number).
+    async fn record_notification(
+        &self,
+        id: &ChannelId,
+        message_number: u64,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+/// The push queue.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Leases up to `limit` due pending rows, at most one per event and only
+    /// the oldest pending row of each event, so writes to one event apply in order.
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>>;
+
+    /// Marks the row done and records Google's answer on the event; the event
+    /// becomes `synced` unless later rows for it are still pending.
+    async fn complete_outbox(&self, entry: &OutboxEntry, receipt: &PushReceipt) -> Result<()>;
+
+    /// Records a failed attempt and when to try again; releases the lease.
+    async fn retry_outbox(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Gives up on the row and marks its event `failed`.
+    async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> Result<()>;
+
+    async fn outbox_for_event(&self, event_id: LocalEventId) -> Result<Vec<OutboxEntry>>;
+}
+
+/// Claims of scheduled job runs, so each tick runs once across replicas.
+#[async_trait]
+pub trait JobTickStore: Send + Sync {
+    /// True for exactly one caller per `(job, scheduled_for)`.
+    async fn claim_tick(
+        &self,
+        job: &str,
+        scheduled_for: DateTime<Utc>,
+        owner: &str,
+    ) -> Result<bool>;
+}
+
+/// The health figures.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// `expiring_before`: channels expiring before it count as expiring soon.
+    async fn health_stats(&self, expiring_before: DateTime<Utc>) -> Result<HealthStats>;
+}
+
+/// Everything a storage adapter provides, as one object.
+pub trait Store:
+    EventStore + SyncStateStore + ChannelStore + OutboxStore + JobTickStore + HealthStore
+{
+}
+
+impl<T> Store for T where
+    T: EventStore + SyncStateStore + ChannelStore + OutboxStore + JobTickStore + HealthStore
+{
+}
+
+/// Google Calendar, as the domain needs it. Adapters classify every failure
+/// into an [`crate::Error::Provider`] with a [`crate::ProviderErrorKind`].
+#[async_trait]
+pub trait CalendarProvider: Send + Sync {
+    /// One page of `events.list`: full (no sync token) or incremental.
+    async fn list_events(
+        &self,
+        calendar_id: &CalendarId,
+        request: &ListRequest,
+    ) -> Result<ChangePage>;
+
+    async fn get_event(&self, calendar_id: &CalendarId, id: &EventId) -> Result<RemoteEvent>;
+
+    /// Inserts with the event's own (client-chosen) id and its entity link.
+    async fn insert_event(&self, event: &Event) -> Result<RemoteEvent>;
+
+    /// Patches the event's content; with `if_match`, only if Google's etag matches.
+    async fn patch_event(&self, event: &Event, if_match: Option<&Etag>) -> Result<RemoteEvent>;
+
+    async fn delete_event(&self, calendar_id: &CalendarId, id: &EventId) -> Result<()>;
+
+    async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant>;
+
+    async fn stop_channel(&self, id: &ChannelId, resource_id: &ResourceId) -> Result<()>;
+}

@@ -1,0 +1,89 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::ports::{Clock, EventStore};
+
+/// The instant before which ended events are past retention.
+pub fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
+    now - chrono::Duration::days(i64::from(retention_days))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupReport {
+    pub cutoff: DateTime<Utc>,
+    pub cancelled: u64,
+    pub batches: u32,
+}
+
+/// Soft-deletes (marks cancelled) events that ended before the retention
+/// cutoff, in bounded batches. It never deletes anything at Google.
+#[derive(Clone)]
+pub struct CleanupService {
+    events: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    retention_days: u32,
+    batch_size: u32,
+}
+
+impl CleanupService {
+    pub const DEFAULT_BATCH: u32 = 1000;
+
+    pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, retention_days: u32) -> Self {
+        Self {
+            events,
+            clock,
+            retention_days,
+            batch_size: Self::DEFAULT_BATCH,
+        }
+    }
+
+    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 86_400)
+    }
+
+    pub async fn run(&self) -> Result<CleanupReport> {
+        let cutoff = retention_cutoff(self.clock.now(), self.retention_days);
+        let mut report = CleanupReport {
+            cutoff,
+            cancelled: 0,
+            batches: 0,
+        };
+        loop {
+            let cancelled = self
+                .events
+                .cancel_ended_before(cutoff, self.batch_size, self.clock.now())
+                .await?;
+            report.cancelled += cancelled;
+            report.batches += 1;
+            if cancelled < u64::from(self.batch_size) {
+                return Ok(report);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn cutoff_is_retention_days_before_now() {
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap();
+        assert_eq!(
+            retention_cutoff(now, 180),
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap()
+        );
+        assert_eq!(retention_cutoff(now, 0), now);
+    }
+}

@@ -1,0 +1,16 @@
+//! Use cases, written against ports only. The binary wires real adapters in;
+//! tests wire the in-memory ones from [`crate::testing`].
+
+mod channels;
+mod cleanup;
+mod health;
+mod notifications;
+mod sync;
+mod writes;
+
+pub use channels::{ChannelService, RenewalReport};
+pub use cleanup::{CleanupReport, CleanupService, retention_cutoff};
+pub use health::HealthService;
+pub use notifications::{NotificationOutcome, NotificationService};
+pub use sync::{SyncMode, SyncReport, SyncService};
+pub use writes::{DrainReport, EventService, PushOutcome};

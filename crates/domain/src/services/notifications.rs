@@ -1,0 +1,96 @@
+use std::sync::Arc;
+
+use crate::channel::ChannelStatus;
+use crate::error::{Error, Result};
+use crate::ids::{CalendarId, ChannelId, ResourceId};
+use crate::ports::{ChannelStore, Clock, SyncStateStore};
+use crate::webhook::{CalendarNotification, CalendarResourceState, WebhookSecret};
+
+/// What a Calendar push notification led to. Every variant is answered 2xx:
+/// Google only needs to retry when calsync failed to record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    /// A change: the calendar is marked dirty for the sync worker.
+    CalendarMarked { calendar_id: CalendarId },
+    /// The channel's opening `sync` message; nothing changed.
+    ChannelConfirmed { calendar_id: CalendarId },
+    /// A validly signed message for a channel calsync no longer wants (stopped,
+    /// replaced, or unknown): the caller should stop it at Google.
+    UnwantedChannel {
+        channel_id: ChannelId,
+        resource_id: ResourceId,
+    },
+}
+
+/// Validates push notifications and turns them into dirty marks. It never
+/// calls Google, so the webhook can answer at once.
+#[derive(Clone)]
+pub struct NotificationService {
+    secret: WebhookSecret,
+    channels: Arc<dyn ChannelStore>,
+    states: Arc<dyn SyncStateStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl NotificationService {
+    pub fn new(
+        secret: WebhookSecret,
+        channels: Arc<dyn ChannelStore>,
+        states: Arc<dyn SyncStateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            secret,
+            channels,
+            states,
+            clock,
+        }
+    }
+
+    /// The token check alone: `Error::Forbidden` when missing or wrong.
+    pub fn authenticate(&self, channel_id: &ChannelId, token: Option<&str>) -> Result<()> {
+        match token {
+            Some(token) if self.secret.verify(channel_id, token) => Ok(()),
+            _ => Err(Error::Forbidden),
+        }
+    }
+
+    pub async fn handle_calendar(
+        &self,
+        notification: &CalendarNotification,
+    ) -> Result<NotificationOutcome> {
+        let envelope = &notification.envelope;
+        self.authenticate(&envelope.channel_id, envelope.token.as_deref())?;
+        let unwanted = || NotificationOutcome::UnwantedChannel {
+            channel_id: envelope.channel_id.clone(),
+            resource_id: envelope.resource_id.clone(),
+        };
+        let Some(channel) = self.channels.get_channel(&envelope.channel_id).await? else {
+            return Ok(unwanted());
+        };
+        // A pending channel has no resource id yet: its `sync` may beat the
+        // watch call's answer.
+        if let Some(expected) = &channel.resource_id
+            && *expected != envelope.resource_id
+        {
+            return Err(Error::Forbidden);
+        }
+        let calendar_id = channel.calendar_id.clone();
+        match channel.status {
+            ChannelStatus::Stopped => return Ok(unwanted()),
+            ChannelStatus::Pending | ChannelStatus::Active => {}
+        }
+        self.channels
+            .record_notification(&channel.id, envelope.message_number, self.clock.now())
+            .await?;
+        match notification.state {
+            CalendarResourceState::Sync => {
+                Ok(NotificationOutcome::ChannelConfirmed { calendar_id })
+            }
+            CalendarResourceState::Exists | CalendarResourceState::NotExists => {
+                self.states.mark_dirty(&calendar_id, false).await?;
+                Ok(NotificationOutcome::CalendarMarked { calendar_id })
+            }
+        }
+    }
+}

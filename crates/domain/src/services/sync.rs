@@ -1,0 +1,258 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::{Error, ProviderErrorKind, Result};
+use crate::ids::CalendarId;
+use crate::ports::{CalendarProvider, Clock, EventStore, SyncStateStore};
+use crate::sync::{
+    ListRequest, PageOutcome, SyncCompletion, SyncLease, SyncOutcome, SyncPage, SyncRun,
+};
+
+/// Google's largest page.
+pub const MAX_PAGE_SIZE: u32 = 2500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Incremental from the stored token; full when there is none or it expired.
+    Auto,
+    /// List everything and cancel what Google no longer has.
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    pub calendar_id: CalendarId,
+    pub full: bool,
+    /// A stored token had expired (410) and a full sync replaced it.
+    pub token_expired: bool,
+    pub pages: u32,
+    pub outcome: PageOutcome,
+}
+
+/// Syncs calendars from the provider into the event store.
+#[derive(Clone)]
+pub struct SyncService {
+    provider: Arc<dyn CalendarProvider>,
+    events: Arc<dyn EventStore>,
+    states: Arc<dyn SyncStateStore>,
+    clock: Arc<dyn Clock>,
+    page_size: u32,
+    retention: Option<Duration>,
+    lease_ttl: Duration,
+}
+
+impl SyncService {
+    pub fn new(
+        provider: Arc<dyn CalendarProvider>,
+        events: Arc<dyn EventStore>,
+        states: Arc<dyn SyncStateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            provider,
+            events,
+            states,
+            clock,
+            page_size: MAX_PAGE_SIZE,
+            retention: None,
+            lease_ttl: Duration::from_secs(120),
+        }
+    }
+
+    /// Page size for `events.list` (clamped to 1..=2500).
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        self
+    }
+
+    /// Don't mirror events that ended longer ago than this.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// How long a sync lease lasts; it is extended after every page.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    fn lease_until(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::later(self.clock.now(), self.lease_ttl)
+    }
+
+    /// Takes one dirty calendar's lease, syncs it and releases it. `None` when
+    /// no calendar is dirty (or all dirty ones are leased elsewhere).
+    pub async fn sync_next_dirty(&self, owner: &str) -> Result<Option<Result<SyncReport>>> {
+        let now = self.clock.now();
+        let Some(lease) = self
+            .states
+            .lease_dirty(owner, now, self.lease_until())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.sync_leased(&lease, SyncMode::Auto).await))
+    }
+
+    /// Syncs one calendar now, under its lease. `Ok(None)` if another worker
+    /// holds the lease (that worker's sync covers the request).
+    pub async fn sync_now(
+        &self,
+        calendar_id: &CalendarId,
+        mode: SyncMode,
+        owner: &str,
+    ) -> Result<Option<SyncReport>> {
+        let now = self.clock.now();
+        let Some(lease) = self
+            .states
+            .lease_calendar(calendar_id, owner, now, self.lease_until())
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.sync_leased(&lease, mode).await.map(Some)
+    }
+
+    async fn sync_leased(&self, lease: &SyncLease, mode: SyncMode) -> Result<SyncReport> {
+        let mode = if lease.full_sync_requested {
+            SyncMode::Full
+        } else {
+            mode
+        };
+        let result = self
+            .sync_calendar(&lease.calendar_id, mode, Some(lease))
+            .await;
+        let outcome = match &result {
+            Ok(report) => SyncOutcome::Succeeded { full: report.full },
+            Err(error) => SyncOutcome::Failed {
+                error: error.to_string(),
+                reconnect_required: error.provider_kind()
+                    == Some(ProviderErrorKind::ReconnectRequired),
+            },
+        };
+        self.states
+            .release_lease(lease, &outcome, self.clock.now())
+            .await?;
+        result
+    }
+
+    /// Syncs a calendar: incremental when a token is stored, else (or on 410)
+    /// a full listing with deletion detection. Callers normally hold the
+    /// calendar's lease; pass it so it is extended page by page.
+    pub async fn sync_calendar(
+        &self,
+        calendar_id: &CalendarId,
+        mode: SyncMode,
+        lease: Option<&SyncLease>,
+    ) -> Result<SyncReport> {
+        let token = match mode {
+            SyncMode::Full => None,
+            SyncMode::Auto => self
+                .states
+                .sync_state(calendar_id)
+                .await?
+                .and_then(|state| state.sync_token),
+        };
+        if let Some(token) = token {
+            match self.run(calendar_id, Some(token), lease).await {
+                Err(error)
+                    if error.provider_kind() == Some(ProviderErrorKind::SyncTokenExpired) =>
+                {
+                    let mut report = self.run(calendar_id, None, lease).await?;
+                    report.token_expired = true;
+                    return Ok(report);
+                }
+                other => return other,
+            }
+        }
+        self.run(calendar_id, None, lease).await
+    }
+
+    async fn run(
+        &self,
+        calendar_id: &CalendarId,
+        sync_token: Option<String>,
+        lease: Option<&SyncLease>,
+    ) -> Result<SyncReport> {
+        let run = match sync_token {
+            Some(_) => SyncRun::Incremental,
+            None => SyncRun::Full {
+                run_id: Uuid::new_v4().to_string(),
+            },
+        };
+        let mut report = SyncReport {
+            calendar_id: calendar_id.clone(),
+            full: matches!(run, SyncRun::Full { .. }),
+            token_expired: false,
+            pages: 0,
+            outcome: PageOutcome::default(),
+        };
+        let mut page_token = None;
+        loop {
+            let request = ListRequest {
+                sync_token: sync_token.clone(),
+                page_token: page_token.take(),
+                max_results: self.page_size,
+            };
+            let page = self.provider.list_events(calendar_id, &request).await?;
+            let next_page = page.next_page_token.filter(|token| !token.is_empty());
+            let completion = match (&next_page, page.next_sync_token) {
+                (Some(_), _) => None,
+                (None, Some(next_sync_token)) => Some(SyncCompletion { next_sync_token }),
+                (None, None) => {
+                    return Err(Error::provider(
+                        ProviderErrorKind::Transient,
+                        "the last page of events.list carried no nextSyncToken",
+                    ));
+                }
+            };
+            let now = self.clock.now();
+            let outcome = self
+                .events
+                .apply_sync_page(&SyncPage {
+                    calendar_id: calendar_id.clone(),
+                    run: run.clone(),
+                    events: page.events,
+                    completion,
+                    retention_cutoff: self
+                        .retention
+                        .and_then(|keep| chrono::Duration::from_std(keep).ok())
+                        .map(|keep| now - keep),
+                    now,
+                })
+                .await?;
+            report.pages += 1;
+            report.outcome.add(&outcome);
+            match next_page {
+                Some(token) => {
+                    page_token = Some(token);
+                    if let Some(lease) = lease
+                        && !self.states.extend_lease(lease, self.lease_until()).await?
+                    {
+                        return Err(Error::Storage(
+                            "sync lease lost to another worker mid-sync".into(),
+                        ));
+                    }
+                }
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// Marks every calendar with a stored state dirty: the periodic safety
+    /// sweep, since push delivery is not guaranteed. Returns how many.
+    pub async fn mark_all_dirty(&self) -> Result<usize> {
+        let states = self.states.list_sync_states().await?;
+        let mut marked = 0;
+        for state in states.iter().filter(|s| !s.reconnect_required) {
+            self.states.mark_dirty(&state.calendar_id, false).await?;
+            marked += 1;
+        }
+        Ok(marked)
+    }
+}
