@@ -711,13 +711,21 @@ struct FakeEvent {
     seq: u64,
 }
 
+#[derive(Debug)]
+struct Fault {
+    op: Option<&'static str>,
+    /// Matching calls to let through before failing.
+    skip: u32,
+    error: Error,
+}
+
 #[derive(Debug, Default)]
 struct FakeState {
     calendars: HashMap<CalendarId, BTreeMap<EventId, FakeEvent>>,
     seq: u64,
     token_generation: u64,
     channels: HashMap<ChannelId, (CalendarId, ResourceId, WatchRequest)>,
-    faults: VecDeque<(Option<&'static str>, Error)>,
+    faults: VecDeque<Fault>,
     calls: HashMap<&'static str, u32>,
     max_ttl: Option<std::time::Duration>,
 }
@@ -746,7 +754,16 @@ impl FakeCalendar {
     /// Makes the next call (of operation `op`, or any if `None`) fail with `error`.
     /// Operations: list, get, insert, patch, delete, watch, stop.
     pub fn fail_next(&self, op: Option<&'static str>, error: Error) {
-        lock(&self.state).faults.push_back((op, error));
+        self.fail_after(op, 0, error);
+    }
+
+    /// Lets `successes` matching calls through, then fails the next one.
+    pub fn fail_after(&self, op: Option<&'static str>, successes: u32, error: Error) {
+        lock(&self.state).faults.push_back(Fault {
+            op,
+            skip: successes,
+            error,
+        });
     }
 
     /// How many times `op` was called (failed calls included).
@@ -830,9 +847,17 @@ impl FakeCalendar {
         let position = state
             .faults
             .iter()
-            .position(|(target, _)| target.is_none_or(|t| t == op));
-        if let Some((_, error)) = position.and_then(|i| state.faults.remove(i)) {
-            return Err(error);
+            .position(|f| f.op.is_none_or(|t| t == op));
+        if let Some(index) = position {
+            if let Some(fault) = state.faults.get_mut(index)
+                && fault.skip > 0
+            {
+                fault.skip -= 1;
+                return Ok(state);
+            }
+            if let Some(fault) = state.faults.remove(index) {
+                return Err(fault.error);
+            }
         }
         Ok(state)
     }

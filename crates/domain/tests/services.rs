@@ -1,0 +1,891 @@
+//! The use cases, run against the in-memory ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use calsync_domain::channel::ChannelStatus;
+use calsync_domain::event::{
+    EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, PushState,
+};
+use calsync_domain::health::{HealthStatus, HealthThresholds};
+use calsync_domain::ids::{CalendarId, ChannelId, EntityRef, EventId, ResourceId};
+use calsync_domain::outbox::{OutboxRetryPolicy, OutboxState};
+use calsync_domain::ports::{
+    ChannelStore, EventQuery, EventStore, JobTickStore, OutboxStore, SyncStateStore,
+};
+use calsync_domain::services::{
+    ChannelService, CleanupService, EventService, HealthService, NotificationOutcome,
+    NotificationService, PushOutcome, SyncMode, SyncService,
+};
+use calsync_domain::sync::{RemoteEvent, SyncOutcome};
+use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
+use calsync_domain::webhook::{
+    CalendarNotification, CalendarResourceState, PushEnvelope, WebhookSecret,
+};
+use calsync_domain::{Error, ProviderErrorKind};
+use chrono::{DateTime, Utc};
+use futures_executor::block_on;
+
+struct World {
+    clock: Arc<ManualClock>,
+    store: Arc<MemoryStore>,
+    google: Arc<FakeCalendar>,
+    cal: CalendarId,
+}
+
+impl World {
+    fn new() -> Self {
+        let clock = ManualClock::fixed();
+        Self {
+            google: FakeCalendar::new(clock.clone()),
+            store: MemoryStore::new(),
+            clock,
+            cal: CalendarId::new("team@example.com").unwrap(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        use calsync_domain::ports::Clock;
+        self.clock.now()
+    }
+
+    fn sync(&self) -> SyncService {
+        SyncService::new(
+            self.google.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        )
+    }
+
+    fn events(&self) -> EventService {
+        EventService::new(
+            self.google.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        )
+        .with_retry_policy(OutboxRetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            max_attempts: 4,
+        })
+    }
+
+    fn secret(&self) -> WebhookSecret {
+        WebhookSecret::new("test-secret-0123456789").unwrap()
+    }
+
+    fn channels(&self) -> ChannelService {
+        ChannelService::new(
+            self.google.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+            self.secret(),
+            "https://calsync.example.com/webhooks/calendar".into(),
+            Duration::from_secs(7 * 24 * 3600),
+        )
+    }
+
+    fn notifications(&self) -> NotificationService {
+        NotificationService::new(
+            self.secret(),
+            self.store.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        )
+    }
+
+    fn remote(&self, id: &str, hour: u32) -> RemoteEvent {
+        let start = self.now() + chrono::Duration::hours(i64::from(hour));
+        RemoteEvent {
+            status: EventStatus::Confirmed,
+            summary: Some(format!("event {id}")),
+            start: Some(EventTime::at(start, None)),
+            end: Some(EventTime::at(start + chrono::Duration::hours(1), None)),
+            ..RemoteEvent::cancelled_stub(EventId::new(id).unwrap())
+        }
+    }
+
+    fn mirrored(&self, id: &str) -> Option<calsync_domain::event::Event> {
+        block_on(
+            self.store
+                .find_by_google_id(&self.cal, &EventId::new(id).unwrap()),
+        )
+        .unwrap()
+    }
+
+    fn new_event(&self) -> NewEvent {
+        let start = self.now() + chrono::Duration::days(1);
+        NewEvent::new(
+            self.cal.clone(),
+            EntityRef::new("deal", "42").unwrap(),
+            EventTime::at(start, None),
+            EventTime::at(start + chrono::Duration::hours(1), None),
+            NewEventFields {
+                summary: Some("Kick-off".into()),
+                ..NewEventFields::default()
+            },
+        )
+        .unwrap()
+    }
+}
+
+fn transient() -> Error {
+    Error::provider(ProviderErrorKind::Transient, "backendError")
+}
+
+#[test]
+fn full_then_incremental_sync_mirrors_inserts_updates_and_deletions() {
+    let w = World::new();
+    for (i, id) in ["a0001", "a0002", "a0003"].iter().enumerate() {
+        w.google.put(&w.cal, w.remote(id, i as u32));
+    }
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert!(report.full);
+    assert_eq!(report.outcome.inserted, 3);
+    assert!(
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .sync_token
+            .is_some()
+    );
+
+    let mut changed = w.remote("a0002", 5);
+    changed.summary = Some("moved".into());
+    w.google.put(&w.cal, changed);
+    w.google.remove(&w.cal, &EventId::new("a0003").unwrap());
+    w.google.put(&w.cal, w.remote("a0004", 7));
+
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert!(!report.full);
+    assert_eq!(
+        (
+            report.outcome.inserted,
+            report.outcome.updated,
+            report.outcome.cancelled
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        w.mirrored("a0002").unwrap().summary.as_deref(),
+        Some("moved")
+    );
+    assert_eq!(w.mirrored("a0003").unwrap().status, EventStatus::Cancelled);
+
+    // Nothing changed: nothing applied.
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert_eq!(
+        report.outcome.inserted + report.outcome.updated + report.outcome.cancelled,
+        0
+    );
+}
+
+#[test]
+fn the_sync_token_is_stored_only_after_the_last_page() {
+    let w = World::new();
+    for i in 0..5 {
+        w.google.put(&w.cal, w.remote(&format!("p000{i}"), i));
+    }
+    let sync = w.sync().with_page_size(2);
+    // Page one goes through, page two fails.
+    w.google.fail_after(Some("list"), 1, transient());
+    assert!(block_on(sync.sync_calendar(&w.cal, SyncMode::Auto, None)).is_err());
+    assert_eq!(w.store.all_events().len(), 2, "page one was applied");
+    let state = block_on(w.store.sync_state(&w.cal)).unwrap();
+    assert!(
+        state.and_then(|s| s.sync_token).is_none(),
+        "no token before the last page"
+    );
+
+    let report = block_on(sync.sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert_eq!(
+        (
+            report.pages,
+            report.outcome.inserted,
+            report.outcome.unchanged
+        ),
+        (3, 3, 2)
+    );
+    assert!(
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .sync_token
+            .is_some()
+    );
+}
+
+#[test]
+fn an_expired_token_triggers_a_full_resync_that_catches_deletions() {
+    let w = World::new();
+    for id in ["d0001", "d0002", "d0003"] {
+        w.google.put(&w.cal, w.remote(id, 1));
+    }
+    block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    // Deleted without a stub reaching us, then the token expires.
+    w.google.purge(&w.cal, &EventId::new("d0002").unwrap());
+    w.google.invalidate_sync_tokens();
+
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert!(report.full && report.token_expired);
+    assert_eq!(report.outcome.swept, 1);
+    assert_eq!(w.mirrored("d0002").unwrap().status, EventStatus::Cancelled);
+    assert_eq!(w.mirrored("d0001").unwrap().status, EventStatus::Confirmed);
+    // The new token works again.
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert!(!report.full);
+}
+
+#[test]
+fn a_full_resync_never_cancels_local_writes_not_yet_pushed() {
+    let w = World::new();
+    let (event, _) = block_on(w.events().create(w.new_event())).unwrap();
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Full, None)).unwrap();
+    assert_eq!(report.outcome.swept, 0);
+    let stored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(stored.status, EventStatus::Confirmed);
+    assert_eq!(stored.push_state, PushState::Pending);
+}
+
+#[test]
+fn notifications_during_a_sync_leave_the_calendar_dirty_for_a_follow_up() {
+    let w = World::new();
+    block_on(w.store.mark_dirty(&w.cal, false)).unwrap();
+    block_on(w.store.mark_dirty(&w.cal, false)).unwrap();
+    let now = w.now();
+    let lease = block_on(
+        w.store
+            .lease_dirty("w1", now, now + chrono::Duration::minutes(1)),
+    )
+    .unwrap()
+    .unwrap();
+    // A second worker cannot take the same calendar.
+    assert!(
+        block_on(
+            w.store
+                .lease_dirty("w2", now, now + chrono::Duration::minutes(1))
+        )
+        .unwrap()
+        .is_none()
+    );
+    block_on(w.store.mark_dirty(&w.cal, false)).unwrap();
+    block_on(
+        w.store
+            .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now),
+    )
+    .unwrap();
+    assert!(
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .is_dirty()
+    );
+
+    // The follow-up sync clears it; a burst before it costs one sync, not N.
+    let first = block_on(w.sync().sync_next_dirty("w1")).unwrap();
+    assert!(first.is_some_and(|r| r.is_ok()));
+    assert!(block_on(w.sync().sync_next_dirty("w1")).unwrap().is_none());
+    assert_eq!(w.google.calls("list"), 1);
+}
+
+#[test]
+fn an_expired_lease_can_be_taken_over() {
+    let w = World::new();
+    block_on(w.store.mark_dirty(&w.cal, false)).unwrap();
+    let now = w.now();
+    let until = now + chrono::Duration::seconds(30);
+    assert!(
+        block_on(w.store.lease_dirty("w1", now, until))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        block_on(w.store.lease_dirty("w2", now, until))
+            .unwrap()
+            .is_none()
+    );
+    let later = until + chrono::Duration::seconds(1);
+    assert!(
+        block_on(
+            w.store
+                .lease_dirty("w2", later, later + chrono::Duration::seconds(30))
+        )
+        .unwrap()
+        .is_some()
+    );
+}
+
+#[test]
+fn a_failed_sync_backs_off_and_a_revoked_grant_needs_reconnecting() {
+    let w = World::new();
+    block_on(w.store.mark_dirty(&w.cal, false)).unwrap();
+    w.google.fail_next(Some("list"), transient());
+    let result = block_on(w.sync().sync_next_dirty("w1")).unwrap().unwrap();
+    assert!(result.is_err());
+    assert!(
+        block_on(w.sync().sync_next_dirty("w1")).unwrap().is_none(),
+        "resting after a failure"
+    );
+    w.clock.advance(Duration::from_secs(6));
+    w.google.fail_next(
+        Some("list"),
+        Error::provider(ProviderErrorKind::ReconnectRequired, "invalid_grant"),
+    );
+    assert!(
+        block_on(w.sync().sync_next_dirty("w1"))
+            .unwrap()
+            .unwrap()
+            .is_err()
+    );
+    let state = block_on(w.store.sync_state(&w.cal)).unwrap().unwrap();
+    assert!(state.reconnect_required);
+    assert_eq!(state.error_count, 2);
+    w.clock.advance(Duration::from_secs(3600));
+    assert!(
+        block_on(w.sync().sync_next_dirty("w1")).unwrap().is_none(),
+        "not retried until reconnected"
+    );
+}
+
+fn notification(
+    channel: &ChannelId,
+    token: Option<String>,
+    resource: &ResourceId,
+    state: CalendarResourceState,
+) -> CalendarNotification {
+    CalendarNotification {
+        envelope: PushEnvelope {
+            channel_id: channel.clone(),
+            token,
+            message_number: 2,
+            resource_id: resource.clone(),
+            resource_uri:
+                "https://www.googleapis.com/calendar/v3/calendars/team%40example.com/events".into(),
+            channel_expiration: None,
+        },
+        state,
+    }
+}
+
+#[test]
+fn notifications_are_authenticated_and_mark_the_calendar_dirty() {
+    let w = World::new();
+    let channel = block_on(w.channels().create(&w.cal)).unwrap();
+    let resource = channel.resource_id.clone().unwrap();
+    // The creation asked for a full sync; take that out of the way.
+    block_on(w.sync().sync_next_dirty("w")).unwrap();
+    let dirty = || {
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .is_dirty()
+    };
+    assert!(!dirty());
+    let token = w.secret().channel_token(&channel.id);
+    let service = w.notifications();
+
+    let wrong = notification(
+        &channel.id,
+        Some("0".repeat(64)),
+        &resource,
+        CalendarResourceState::Exists,
+    );
+    assert_eq!(
+        block_on(service.handle_calendar(&wrong)),
+        Err(Error::Forbidden)
+    );
+    let missing = notification(&channel.id, None, &resource, CalendarResourceState::Exists);
+    assert_eq!(
+        block_on(service.handle_calendar(&missing)),
+        Err(Error::Forbidden)
+    );
+    let other_resource = ResourceId::new("someone-elses").unwrap();
+    let mismatch = notification(
+        &channel.id,
+        Some(token.clone()),
+        &other_resource,
+        CalendarResourceState::Exists,
+    );
+    assert_eq!(
+        block_on(service.handle_calendar(&mismatch)),
+        Err(Error::Forbidden)
+    );
+    assert!(!dirty(), "rejected notifications change nothing");
+
+    let sync = notification(
+        &channel.id,
+        Some(token.clone()),
+        &resource,
+        CalendarResourceState::Sync,
+    );
+    assert!(matches!(
+        block_on(service.handle_calendar(&sync)),
+        Ok(NotificationOutcome::ChannelConfirmed { .. })
+    ));
+    assert!(!dirty(), "a sync message carries no change");
+
+    let good = notification(
+        &channel.id,
+        Some(token),
+        &resource,
+        CalendarResourceState::Exists,
+    );
+    assert!(matches!(
+        block_on(service.handle_calendar(&good)),
+        Ok(NotificationOutcome::CalendarMarked { .. })
+    ));
+    assert!(dirty());
+    let stored = block_on(w.store.get_channel(&channel.id)).unwrap().unwrap();
+    assert_eq!(stored.last_message_number, Some(2));
+    assert_eq!(stored.last_notification_at, Some(w.now()));
+}
+
+#[test]
+fn validly_signed_notifications_for_unknown_or_stopped_channels_ask_for_a_stop() {
+    let w = World::new();
+    let stranger = ChannelId::new("not-ours").unwrap();
+    let resource = ResourceId::new("r").unwrap();
+    let n = notification(
+        &stranger,
+        Some(w.secret().channel_token(&stranger)),
+        &resource,
+        CalendarResourceState::Exists,
+    );
+    assert!(matches!(
+        block_on(w.notifications().handle_calendar(&n)),
+        Ok(NotificationOutcome::UnwantedChannel { .. })
+    ));
+
+    let channel = block_on(w.channels().create(&w.cal)).unwrap();
+    block_on(w.channels().stop(&channel.id)).unwrap();
+    let n = notification(
+        &channel.id,
+        Some(w.secret().channel_token(&channel.id)),
+        channel.resource_id.as_ref().unwrap(),
+        CalendarResourceState::Exists,
+    );
+    assert!(matches!(
+        block_on(w.notifications().handle_calendar(&n)),
+        Ok(NotificationOutcome::UnwantedChannel { .. })
+    ));
+}
+
+#[test]
+fn channels_store_the_granted_expiry_and_renew_before_it_without_a_gap() {
+    let w = World::new();
+    w.google.set_max_ttl(Duration::from_secs(3600));
+    let channel = block_on(w.channels().create(&w.cal)).unwrap();
+    assert_eq!(
+        channel.expiration,
+        w.now() + chrono::Duration::hours(1),
+        "granted, not requested"
+    );
+    assert_eq!(channel.status, ChannelStatus::Active);
+
+    // Not due yet: half of a one-hour TTL is 30 minutes.
+    w.clock.advance(Duration::from_secs(29 * 60));
+    assert_eq!(
+        block_on(w.channels().renew_due(Duration::from_secs(24 * 3600)))
+            .unwrap()
+            .renewed,
+        0
+    );
+
+    // A failed re-watch keeps the old channel.
+    w.clock.advance(Duration::from_secs(2 * 60));
+    w.google.fail_next(Some("watch"), transient());
+    let report = block_on(w.channels().renew_due(Duration::from_secs(24 * 3600))).unwrap();
+    assert_eq!((report.renewed, report.failed), (0, 1));
+    let active = block_on(w.store.list_channels(Some(ChannelStatus::Active))).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].id, channel.id);
+
+    let report = block_on(w.channels().renew_due(Duration::from_secs(24 * 3600))).unwrap();
+    assert_eq!(report.renewed, 1);
+    let active = block_on(w.store.list_channels(Some(ChannelStatus::Active))).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_ne!(active[0].id, channel.id, "a new channel id");
+    assert_eq!(
+        w.google.active_channels(),
+        vec![active[0].id.clone()],
+        "the old one is stopped at Google"
+    );
+    assert_eq!(
+        block_on(w.store.get_channel(&channel.id))
+            .unwrap()
+            .unwrap()
+            .status,
+        ChannelStatus::Stopped
+    );
+}
+
+#[test]
+fn a_revoked_grant_during_renewal_marks_the_calendar_and_skips_it_next_time() {
+    let w = World::new();
+    block_on(w.channels().create(&w.cal)).unwrap();
+    w.clock.advance(Duration::from_secs(7 * 24 * 3600 - 3600));
+    w.google.fail_next(
+        Some("watch"),
+        Error::provider(ProviderErrorKind::ReconnectRequired, "invalid_grant"),
+    );
+    let report = block_on(w.channels().renew_due(Duration::from_secs(24 * 3600))).unwrap();
+    assert_eq!(report.failed, 1);
+    assert!(
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .reconnect_required
+    );
+    let report = block_on(w.channels().renew_due(Duration::from_secs(24 * 3600))).unwrap();
+    assert_eq!((report.skipped, w.google.calls("watch")), (1, 2));
+}
+
+#[test]
+fn writes_are_queued_then_pushed_with_the_entity_link() {
+    let w = World::new();
+    let (event, entry) = block_on(w.events().create(w.new_event())).unwrap();
+    assert_eq!(event.push_state, PushState::Pending);
+    assert_eq!(entry.event_id, event.id);
+
+    let report = block_on(w.events().drain_outbox("w", 10)).unwrap();
+    assert_eq!(report.pushed, 1);
+    let remote = w.google.events(&w.cal);
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].id, event.google_event_id);
+    assert_eq!(
+        remote[0].entity,
+        Some(EntityRef::new("deal", "42").unwrap())
+    );
+    let stored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(stored.push_state, PushState::Synced);
+    assert_eq!(stored.etag, remote[0].etag, "Google's etag is recorded");
+
+    // The echo through sync is not a change.
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    assert_eq!((report.outcome.unchanged, report.outcome.updated), (1, 0));
+}
+
+#[test]
+fn google_down_means_pending_and_everything_arrives_once_when_it_is_back() {
+    let w = World::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(block_on(w.events().create(w.new_event())).unwrap().0.id);
+    }
+    for _ in 0..3 {
+        w.google.fail_next(
+            Some("insert"),
+            Error::provider(ProviderErrorKind::Transient, "503"),
+        );
+    }
+    let report = block_on(w.events().drain_outbox("w", 10)).unwrap();
+    assert_eq!(report.retrying, 3);
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        0,
+        "not due yet"
+    );
+    w.clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        3
+    );
+    assert_eq!(w.google.events(&w.cal).len(), 3, "exactly once");
+    for id in ids {
+        let entries = block_on(w.store.outbox_for_event(id)).unwrap();
+        assert_eq!(entries[0].state, OutboxState::Done);
+        assert_eq!(entries[0].attempts, 2);
+    }
+}
+
+#[test]
+fn a_duplicate_on_insert_is_success_only_if_the_event_is_ours() {
+    let w = World::new();
+    // The first try reached Google but its answer was lost.
+    let (ours, _) = block_on(w.events().create(w.new_event())).unwrap();
+    w.google.put(
+        &w.cal,
+        RemoteEvent {
+            entity: ours.entity.clone(),
+            ..w.remote(ours.google_event_id.as_str(), 24)
+        },
+    );
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    assert_eq!(w.google.events(&w.cal).len(), 1);
+
+    // Someone else's event under that id (or a deleted one) is not ours.
+    let (theirs, _) = block_on(w.events().create(w.new_event())).unwrap();
+    w.google
+        .put(&w.cal, w.remote(theirs.google_event_id.as_str(), 24));
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10))
+            .unwrap()
+            .dead_lettered,
+        1
+    );
+    assert_eq!(
+        block_on(w.store.get_event(theirs.id))
+            .unwrap()
+            .unwrap()
+            .push_state,
+        PushState::Failed
+    );
+}
+
+#[test]
+fn permanent_errors_and_exhausted_retries_dead_letter() {
+    let w = World::new();
+    let (event, _) = block_on(w.events().create(w.new_event())).unwrap();
+    w.google.fail_next(
+        Some("insert"),
+        Error::provider(ProviderErrorKind::Permanent, "forbidden"),
+    );
+    let entry =
+        block_on(
+            w.store
+                .claim_outbox("w", w.now(), w.now() + chrono::Duration::minutes(1), 10),
+        )
+        .unwrap()
+        .remove(0);
+    assert!(matches!(
+        block_on(w.events().push(&entry)).unwrap(),
+        PushOutcome::DeadLettered { .. }
+    ));
+    assert_eq!(
+        block_on(w.store.get_event(event.id))
+            .unwrap()
+            .unwrap()
+            .push_state,
+        PushState::Failed
+    );
+
+    let (event, _) = block_on(w.events().create(w.new_event())).unwrap();
+    for _ in 0..4 {
+        w.google.fail_next(
+            Some("insert"),
+            Error::provider(ProviderErrorKind::RateLimited, "rateLimitExceeded"),
+        );
+    }
+    for _ in 0..4 {
+        block_on(w.events().drain_outbox("w", 10)).unwrap();
+        w.clock.advance(Duration::from_secs(120));
+    }
+    let entries = block_on(w.store.outbox_for_event(event.id)).unwrap();
+    assert_eq!(entries[0].state, OutboxState::DeadLetter);
+    assert_eq!(entries[0].attempts, 4);
+}
+
+#[test]
+fn writes_to_one_event_are_pushed_in_order() {
+    let w = World::new();
+    let (event, _) = block_on(w.events().create(w.new_event())).unwrap();
+    let changes = EventChanges {
+        summary: Some(Some("renamed".into())),
+        ..EventChanges::default()
+    };
+    block_on(w.events().update(event.id, &changes, None)).unwrap();
+    let claimed =
+        block_on(
+            w.store
+                .claim_outbox("w", w.now(), w.now() + chrono::Duration::minutes(1), 10),
+        )
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "the patch waits for the insert");
+    assert_eq!(claimed[0].op.kind(), "insert");
+    block_on(w.events().push(&claimed[0])).unwrap();
+    assert_eq!(
+        block_on(w.store.get_event(event.id))
+            .unwrap()
+            .unwrap()
+            .push_state,
+        PushState::Pending,
+        "still pending while the patch waits"
+    );
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    assert_eq!(
+        w.google.events(&w.cal)[0].summary.as_deref(),
+        Some("renamed")
+    );
+    assert_eq!(
+        block_on(w.store.get_event(event.id))
+            .unwrap()
+            .unwrap()
+            .push_state,
+        PushState::Synced
+    );
+}
+
+#[test]
+fn stale_etags_are_refused_locally_and_at_google() {
+    let w = World::new();
+    let (event, _) = block_on(w.events().create(w.new_event())).unwrap();
+    block_on(w.events().drain_outbox("w", 10)).unwrap();
+    let pushed = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    let etag = pushed.etag.clone().unwrap();
+    let changes = EventChanges {
+        summary: Some(Some("x".into())),
+        ..EventChanges::default()
+    };
+    let stale = calsync_domain::ids::Etag::new("\"stale\"").unwrap();
+    assert!(matches!(
+        block_on(w.events().update(event.id, &changes, Some(stale))),
+        Err(Error::PreconditionFailed { .. })
+    ));
+    // Someone edits in Google after we read the etag: Google answers 412.
+    block_on(w.events().update(event.id, &changes, Some(etag))).unwrap();
+    w.google.put(
+        &w.cal,
+        RemoteEvent {
+            entity: pushed.entity.clone(),
+            ..w.remote(event.google_event_id.as_str(), 30)
+        },
+    );
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10))
+            .unwrap()
+            .dead_lettered,
+        1
+    );
+}
+
+#[test]
+fn cancelling_deletes_at_google_and_an_already_deleted_event_is_fine() {
+    let w = World::new();
+    let (event, _) = block_on(w.events().create(w.new_event())).unwrap();
+    block_on(w.events().drain_outbox("w", 10)).unwrap();
+    let (cancelled, _) = block_on(w.events().cancel(event.id, None)).unwrap();
+    assert_eq!(cancelled.status, EventStatus::Cancelled);
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    assert_eq!(w.google.events(&w.cal)[0].status, EventStatus::Cancelled);
+    // Already deleted in Google by someone else: still a success.
+    let (second, _) = block_on(w.events().create(w.new_event())).unwrap();
+    block_on(w.events().drain_outbox("w", 10)).unwrap();
+    w.google.remove(&w.cal, &second.google_event_id);
+    block_on(w.events().cancel(second.id, None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+}
+
+#[test]
+fn cleanup_cancels_old_events_in_batches_and_spares_pending_ones() {
+    let w = World::new();
+    for i in 0..5 {
+        let mut old = w.remote(&format!("o000{i}"), 0);
+        old.start = Some(EventTime::at(w.now() - chrono::Duration::days(400), None));
+        old.end = Some(EventTime::at(w.now() - chrono::Duration::days(399), None));
+        w.google.put(&w.cal, old);
+    }
+    w.google.put(&w.cal, w.remote("recent1", 1));
+    block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    // A local write to an old event that is not yet confirmed by Google.
+    let pending = w.mirrored("o0000").unwrap();
+    let changes = EventChanges {
+        summary: Some(Some("edit".into())),
+        ..EventChanges::default()
+    };
+    block_on(w.events().update(pending.id, &changes, None)).unwrap();
+
+    let report = block_on(
+        CleanupService::new(w.store.clone(), w.clock.clone(), 180)
+            .with_batch_size(2)
+            .run(),
+    )
+    .unwrap();
+    assert_eq!(report.cancelled, 4);
+    assert_eq!(report.batches, 3);
+    assert_eq!(
+        w.mirrored("o0000").unwrap().status,
+        EventStatus::Confirmed,
+        "pending push spared"
+    );
+    assert_eq!(w.mirrored("o0001").unwrap().status, EventStatus::Cancelled);
+    assert_eq!(
+        w.mirrored("recent1").unwrap().status,
+        EventStatus::Confirmed
+    );
+    assert!(
+        w.google
+            .events(&w.cal)
+            .iter()
+            .all(|e| e.status != EventStatus::Cancelled),
+        "never deleted at Google"
+    );
+    let again = block_on(CleanupService::new(w.store.clone(), w.clock.clone(), 180).run()).unwrap();
+    assert_eq!(again.cancelled, 0, "already cancelled events are skipped");
+}
+
+#[test]
+fn health_turns_degraded_and_back() {
+    let w = World::new();
+    let health = HealthService::new(
+        w.store.clone(),
+        w.clock.clone(),
+        HealthThresholds::default(),
+    );
+    let report = block_on(health.report());
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert!(report.issues.iter().any(|i| i.code == "no_active_channels"));
+
+    block_on(w.channels().create(&w.cal)).unwrap();
+    block_on(w.sync().sync_next_dirty("w")).unwrap();
+    let report = block_on(health.report());
+    assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
+    assert_eq!(report.stats.active_channels, 1);
+
+    w.clock.advance(Duration::from_secs(2 * 3600));
+    let report = block_on(health.report());
+    assert!(report.issues.iter().any(|i| i.code == "sync_stale"));
+}
+
+#[test]
+fn job_ticks_are_claimed_once() {
+    let w = World::new();
+    let tick = w.now();
+    assert!(block_on(w.store.claim_tick("cleanup", tick, "a")).unwrap());
+    assert!(!block_on(w.store.claim_tick("cleanup", tick, "b")).unwrap());
+    assert!(block_on(w.store.claim_tick("renewal", tick, "b")).unwrap());
+}
+
+#[test]
+fn listing_filters_by_entity_and_pages_by_cursor() {
+    let w = World::new();
+    for _ in 0..5 {
+        block_on(w.events().create(w.new_event())).unwrap();
+    }
+    let mut query = EventQuery {
+        entity: Some(EntityRef::new("deal", "42").unwrap()),
+        limit: 2,
+        ..EventQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = block_on(w.store.list_events(&query)).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        query.after = Some((last.start.sort_key(), last.id));
+        seen.extend(page.into_iter().map(|e| e.id));
+    }
+    assert_eq!(seen.len(), 5);
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+    query.entity = Some(EntityRef::new("deal", "other").unwrap());
+    query.after = None;
+    assert!(block_on(w.store.list_events(&query)).unwrap().is_empty());
+}
