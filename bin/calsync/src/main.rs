@@ -8,7 +8,11 @@ use calsync_domain::webhook::WebhookSecret;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "calsync", version, about = "Keeps a local, queryable mirror of Google Calendar events")]
+#[command(
+    name = "calsync",
+    version,
+    about = "Keeps a local, queryable mirror of Google Calendar events"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
