@@ -1,0 +1,136 @@
+// Diesel table definitions shared by both backends. Included into `pg` and
+// `sqlite`, each of which defines `Ts` as its timestamp SQL type.
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_events (id) {
+        id -> Text,
+        calendar_id -> Text,
+        google_event_id -> Text,
+        ical_uid -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        description -> Nullable<Text>,
+        location -> Nullable<Text>,
+        start_at -> Ts,
+        end_at -> Ts,
+        start_date -> Nullable<Date>,
+        end_date -> Nullable<Date>,
+        start_time_zone -> Nullable<Text>,
+        end_time_zone -> Nullable<Text>,
+        status -> Text,
+        attendees -> Text,
+        organizer -> Nullable<Text>,
+        recurrence -> Text,
+        recurring_event_id -> Nullable<Text>,
+        original_start -> Nullable<Text>,
+        etag -> Nullable<Text>,
+        google_updated -> Nullable<Ts>,
+        html_link -> Nullable<Text>,
+        entity_type -> Nullable<Text>,
+        entity_id -> Nullable<Text>,
+        push_state -> Text,
+        sync_run_id -> Nullable<Text>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_sync_states (calendar_id) {
+        calendar_id -> Text,
+        sync_token -> Nullable<Text>,
+        last_full_sync_at -> Nullable<Ts>,
+        last_incremental_sync_at -> Nullable<Ts>,
+        last_status -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Ts>,
+        error_count -> Integer,
+        dirty_seq -> BigInt,
+        clean_seq -> BigInt,
+        full_sync_requested -> Bool,
+        reconnect_required -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_watch_channels (id) {
+        id -> Text,
+        calendar_id -> Text,
+        resource_id -> Nullable<Text>,
+        expiration -> Ts,
+        status -> Text,
+        created_at -> Ts,
+        last_notification_at -> Nullable<Ts>,
+        last_message_number -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_outbox (id) {
+        id -> BigInt,
+        event_id -> Text,
+        calendar_id -> Text,
+        google_event_id -> Text,
+        op -> Text,
+        if_match -> Nullable<Text>,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Ts,
+        last_error -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Ts>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    drive_notifications (id) {
+        id -> BigInt,
+        channel_id -> Text,
+        resource_id -> Text,
+        resource_uri -> Text,
+        resource_state -> Text,
+        message_number -> BigInt,
+        changed -> Text,
+        received_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    job_ticks (job, scheduled_for) {
+        job -> Text,
+        scheduled_for -> Ts,
+        claimed_by -> Text,
+        claimed_at -> Ts,
+    }
+}
+
+diesel::joinable!(calendar_outbox -> calendar_events (event_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    calendar_events,
+    calendar_sync_states,
+    calendar_watch_channels,
+    calendar_outbox,
+    drive_notifications,
+    job_ticks,
+);
