@@ -1,57 +1,30 @@
-//! The calsync command line. It only parses arguments and wires crates
-//! together; the behaviour lives in the library crates.
+//! The calsync command line: parses arguments and hands each command to its
+//! module. Behaviour lives in the library crates.
+
+mod bench;
+mod cli;
 
 use std::process::ExitCode;
 
-use calsync_domain::ids::ChannelId;
-use calsync_domain::webhook::WebhookSecret;
-use clap::{Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "calsync",
-    version,
-    about = "Keeps a local, queryable mirror of Google Calendar events"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the X-Goog-Channel-Token a watch channel must present, derived
-    /// from its id and WEBHOOK_SECRET (for testing webhooks by hand).
-    WebhookToken {
-        /// The watch channel's id.
-        channel_id: String,
-        #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-        webhook_secret: String,
-    },
-}
+use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(output) => {
-            println!("{output}");
-            ExitCode::SUCCESS
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("calsync: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
         }
+    };
+    match runtime.block_on(cli::run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("calsync: {error}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn run(command: Command) -> Result<String, calsync_domain::Error> {
-    match command {
-        Command::WebhookToken {
-            channel_id,
-            webhook_secret,
-        } => {
-            let secret = WebhookSecret::new(webhook_secret)?;
-            Ok(secret.channel_token(&ChannelId::new(channel_id)?))
+            ExitCode::FAILURE
         }
     }
 }

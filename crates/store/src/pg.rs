@@ -29,14 +29,16 @@ include!("shared.rs");
 
 pub(crate) type PgStore = DieselStore;
 
-/// Rows per multi-row INSERT (28 parameters each, far below Postgres's 65535).
-const INSERT_CHUNK: usize = 500;
+/// Rows per multi-row upsert: 28 parameters each stays under Postgres's
+/// 65535 bind parameters.
+const INSERT_CHUNK: usize = 2000;
 
 /// Inserts or fully replaces mirror rows, a chunk per statement.
 async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
     for chunk in rows.chunks(INSERT_CHUNK) {
+        let values: Vec<_> = chunk.iter().map(|row| event_values!(row)).collect();
         diesel::insert_into(ev::table)
-            .values(chunk)
+            .values(values)
             .on_conflict(ev::id)
             .do_update()
             .set(event_upsert_set!())

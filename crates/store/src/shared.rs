@@ -453,6 +453,44 @@ macro_rules! event_upsert_set {
     };
 }
 
+/// A mirror row as column assignments with explicit NULLs (the derived
+/// `Insertable` turns `None` into `DEFAULT`, which rules out multi-row
+/// upserts).
+macro_rules! event_values {
+    ($row:expr) => {
+        (
+            ev::id.eq(&$row.id),
+            ev::calendar_id.eq(&$row.calendar_id),
+            ev::google_event_id.eq(&$row.google_event_id),
+            ev::ical_uid.eq(&$row.ical_uid),
+            ev::summary.eq(&$row.summary),
+            ev::description.eq(&$row.description),
+            ev::location.eq(&$row.location),
+            ev::start_at.eq($row.start_at),
+            ev::end_at.eq($row.end_at),
+            ev::start_date.eq($row.start_date),
+            ev::end_date.eq($row.end_date),
+            ev::start_time_zone.eq(&$row.start_time_zone),
+            ev::end_time_zone.eq(&$row.end_time_zone),
+            ev::status.eq(&$row.status),
+            ev::attendees.eq(&$row.attendees),
+            ev::organizer.eq(&$row.organizer),
+            ev::recurrence.eq(&$row.recurrence),
+            ev::recurring_event_id.eq(&$row.recurring_event_id),
+            ev::original_start.eq(&$row.original_start),
+            ev::etag.eq(&$row.etag),
+            ev::google_updated.eq($row.google_updated),
+            ev::html_link.eq(&$row.html_link),
+            ev::entity_type.eq(&$row.entity_type),
+            ev::entity_id.eq(&$row.entity_id),
+            ev::push_state.eq(&$row.push_state),
+            ev::sync_run_id.eq(&$row.sync_run_id),
+            ev::created_at.eq($row.created_at),
+            ev::updated_at.eq($row.updated_at),
+        )
+    };
+}
+
 async fn ensure_sync_state(conn: &mut Conn, calendar_id: &CalendarId) -> DomainResult<()> {
     diesel::insert_into(ss::table)
         .values(ss::calendar_id.eq(calendar_id.as_str()))
@@ -678,12 +716,18 @@ impl EventStore for DieselStore {
                 .map(|e| EventRow::new(e, run_id.clone()))
                 .collect();
             upsert_events(conn, &rows).await?;
+            // Rows rewritten above already carry the run id; stamp the rest.
+            let unstamped: Vec<&str> = ids
+                .iter()
+                .copied()
+                .filter(|id| !position.contains_key(*id))
+                .collect();
             if let Some(run_id) = &run_id
-                && !ids.is_empty()
+                && !unstamped.is_empty()
             {
                 diesel::update(ev::table)
                     .filter(ev::calendar_id.eq(calendar))
-                    .filter(ev::google_event_id.eq_any(&ids))
+                    .filter(ev::google_event_id.eq_any(&unstamped))
                     .set(ev::sync_run_id.eq(run_id))
                     .execute(conn)
                     .await

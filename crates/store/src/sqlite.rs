@@ -54,21 +54,25 @@ include!("shared.rs");
 
 pub(crate) type SqliteStore = DieselStore;
 
-/// Inserts or fully replaces mirror rows. SQLite has no DEFAULT keyword for
-/// multi-row inserts of optional values, so rows go one statement each;
-/// inside one transaction with a cached statement that is fast.
+/// Inserts or fully replaces mirror rows. Diesel cannot batch upserts on
+/// SQLite, so rows go one statement each, all on one blocking call: SQLite
+/// runs them in-process in microseconds, and one hop to the blocking pool
+/// per page (not per row) keeps it that way.
 async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
-    for row in rows {
-        diesel::insert_into(ev::table)
-            .values(row)
-            .on_conflict(ev::id)
-            .do_update()
-            .set(event_upsert_set!())
-            .execute(conn)
-            .await
-            .map_err(db)?;
-    }
-    Ok(())
+    let rows = rows.to_vec();
+    conn.spawn_blocking(move |inner| {
+        for row in &rows {
+            let upsert = diesel::insert_into(ev::table)
+                .values(event_values!(row))
+                .on_conflict(ev::id)
+                .do_update()
+                .set(event_upsert_set!());
+            diesel::RunQueryDsl::execute(upsert, inner)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(db)
 }
 
 impl DieselStore {

@@ -38,7 +38,6 @@ CREATE INDEX calendar_events_start ON calendar_events (start_at, id);
 CREATE INDEX calendar_events_calendar_start ON calendar_events (calendar_id, start_at);
 -- Retention cleanup and the active-event aggregates skip cancelled rows.
 CREATE INDEX calendar_events_active_end ON calendar_events (end_at) WHERE status <> 'cancelled';
-CREATE INDEX calendar_events_active_start ON calendar_events (start_at) WHERE status <> 'cancelled';
 CREATE INDEX calendar_events_push_failed ON calendar_events (push_state) WHERE push_state = 'failed';
 
 CREATE TABLE calendar_sync_states (

@@ -1,0 +1,91 @@
+//! Command-line definitions and dispatch.
+
+use calsync_domain::ids::ChannelId;
+use calsync_domain::webhook::WebhookSecret;
+use calsync_store::DatabaseUrl;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "calsync",
+    version,
+    about = "Keeps a local, queryable mirror of Google Calendar events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// postgres://..., sqlite://PATH, or unset for ./calsync.db.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Print the X-Goog-Channel-Token a watch channel must present, derived
+    /// from its id and WEBHOOK_SECRET (for testing webhooks by hand).
+    WebhookToken {
+        /// The watch channel's id.
+        channel_id: String,
+        #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+    },
+    /// Benchmarks; see each subcommand.
+    #[command(subcommand)]
+    Bench(crate::bench::Bench),
+}
+
+/// Errors a command reports on its one line of stderr.
+#[derive(Debug)]
+pub struct CommandError(String);
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<calsync_store::Error> for CommandError {
+    fn from(error: calsync_store::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<calsync_domain::Error> for CommandError {
+    fn from(error: calsync_domain::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<String> for CommandError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+pub async fn run(command: Command) -> Result<(), CommandError> {
+    match command {
+        Command::Migrate { database_url } => {
+            let url = DatabaseUrl::parse(database_url.as_deref())?;
+            let applied = calsync_store::migrate(&url).await?;
+            if applied.is_empty() {
+                println!("{}: schema is up to date", url.redacted());
+            }
+            for version in applied {
+                println!("{}: applied {version}", url.redacted());
+            }
+            Ok(())
+        }
+        Command::WebhookToken {
+            channel_id,
+            webhook_secret,
+        } => {
+            let secret = WebhookSecret::new(webhook_secret)?;
+            println!("{}", secret.channel_token(&ChannelId::new(channel_id)?));
+            Ok(())
+        }
+        Command::Bench(bench) => bench.run().await,
+    }
+}
