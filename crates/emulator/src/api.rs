@@ -1,0 +1,386 @@
+//! HTTP routes: the Calendar API, the token endpoint and the admin API.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::state::ListParams;
+use crate::{Change, Emulator, FaultPlan, Inner, lock, oauth};
+
+type Data = web::Data<Inner>;
+type Reply = Result<HttpResponse, ApiError>;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/token", web::post().to(token))
+        .service(
+            web::scope("/calendar/v3")
+                .route("/calendars/{calendar}/events/watch", web::post().to(watch))
+                .route("/calendars/{calendar}/events", web::get().to(list))
+                .route("/calendars/{calendar}/events", web::post().to(insert))
+                .route("/calendars/{calendar}/events/{event}", web::get().to(get))
+                .route(
+                    "/calendars/{calendar}/events/{event}",
+                    web::patch().to(patch),
+                )
+                .route(
+                    "/calendars/{calendar}/events/{event}",
+                    web::put().to(update),
+                )
+                .route(
+                    "/calendars/{calendar}/events/{event}",
+                    web::delete().to(delete),
+                )
+                .route("/channels/stop", web::post().to(stop)),
+        )
+        .service(
+            web::scope("/emulator")
+                .route("/calendars/{calendar}/seed", web::post().to(admin_seed))
+                .route(
+                    "/calendars/{calendar}/changes",
+                    web::post().to(admin_changes),
+                )
+                .route("/calendars/{calendar}/events", web::get().to(admin_events))
+                .route("/faults", web::put().to(admin_set_faults))
+                .route("/faults", web::delete().to(admin_clear_faults))
+                .route("/sync-tokens/invalidate", web::post().to(admin_invalidate))
+                .route("/stats", web::get().to(admin_stats)),
+        );
+}
+
+fn emulator(data: &Data) -> Emulator {
+    Emulator {
+        inner: data.clone().into_inner(),
+    }
+}
+
+/// What every API call goes through: counting, latency, auth, faults.
+/// `Ok(Some(response))` short-circuits with a dropped connection.
+async fn enter(
+    data: &Data,
+    request: &HttpRequest,
+    op: &str,
+) -> Result<Option<HttpResponse>, ApiError> {
+    *lock(&data.calls).entry(op.to_owned()).or_default() += 1;
+    let (fault, latency) = {
+        let mut plan = lock(&data.faults);
+        (plan.next(op), plan.latency_ms)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    authorize(data, request)?;
+    match fault {
+        Some(fault) if fault.drop => Ok(Some(dropped_connection())),
+        Some(fault) => Err(fault.to_error()),
+        None => Ok(None),
+    }
+}
+
+/// A response whose body fails at once: the server aborts the connection,
+/// so the client sees it closed without an answer.
+fn dropped_connection() -> HttpResponse {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped",
+        ))
+    });
+    HttpResponse::Ok().streaming(failing)
+}
+
+fn authorize(data: &Data, request: &HttpRequest) -> Result<(), ApiError> {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|token| !token.is_empty());
+    let valid = match (&data.config.auth, bearer) {
+        (_, None) => false,
+        (crate::EmulatorAuth::Open, Some(_)) => true,
+        (crate::EmulatorAuth::ServiceAccount { .. }, Some(token)) => {
+            lock(&data.tokens).contains(token)
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::new(401, "authError", "Invalid Credentials"))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    assertion: Option<String>,
+}
+
+async fn token(data: Data, request: HttpRequest, form: web::Form<TokenForm>) -> Reply {
+    *lock(&data.calls).entry("token".into()).or_default() += 1;
+    if form.grant_type != oauth::JWT_BEARER {
+        return Err(ApiError::new(
+            400,
+            "unsupported_grant_type",
+            "Invalid grant_type",
+        ));
+    }
+    let assertion = form.assertion.as_deref().unwrap_or_default();
+    if let Some(key) = &data.verifying_key {
+        let info = request.connection_info();
+        let audience = format!("{}://{}/token", info.scheme(), info.host());
+        oauth::verify_assertion(assertion, key, &audience, chrono::Utc::now().timestamp())?;
+    } else if assertion.is_empty() {
+        return Err(ApiError::new(400, "invalid_grant", "missing assertion"));
+    }
+    let token: String = format!("emu-{}", uuid::Uuid::new_v4().simple());
+    lock(&data.tokens).insert(token.clone());
+    Ok(HttpResponse::Ok()
+        .json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})))
+}
+
+fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "parseError",
+            "This API does not support parsing form-encoded input.",
+        )),
+    }
+}
+
+fn refused_with_sync_token(query: &HashMap<String, String>) -> Vec<&'static str> {
+    [
+        "iCalUID",
+        "orderBy",
+        "privateExtendedProperty",
+        "q",
+        "sharedExtendedProperty",
+        "timeMin",
+        "timeMax",
+        "updatedMin",
+    ]
+    .into_iter()
+    .filter(|name| query.contains_key(*name))
+    .collect()
+}
+
+async fn list(
+    data: Data,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Reply {
+    if let Some(dropped) = enter(&data, &request, "list").await? {
+        return Ok(dropped);
+    }
+    let bool_param = |name: &str| query.get(name).map(|v| v == "true");
+    let params =
+        ListParams {
+            sync_token: query.get("syncToken").cloned(),
+            page_token: query.get("pageToken").cloned(),
+            max_results: match query.get("maxResults") {
+                None => None,
+                Some(value) => Some(value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
+                    || ApiError::bad_request("invalid", "Invalid value for maxResults"),
+                )?),
+            },
+            show_deleted: bool_param("showDeleted"),
+            refused_with_sync_token: refused_with_sync_token(&query),
+        };
+    let body = lock(&data.calendars).list(&path, &params)?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn get(data: Data, request: HttpRequest, path: web::Path<(String, String)>) -> Reply {
+    if let Some(dropped) = enter(&data, &request, "get").await? {
+        return Ok(dropped);
+    }
+    let body = lock(&data.calendars).get(&path.0, &path.1)?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn insert(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
+    if let Some(dropped) = enter(&data, &request, "insert").await? {
+        return Ok(dropped);
+    }
+    let (event, notifications) =
+        lock(&data.calendars).insert(&path, object(&body)?, chrono::Utc::now())?;
+    data.notify(notifications);
+    Ok(HttpResponse::Ok().json(event))
+}
+
+fn if_match(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn modify(
+    data: Data,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: Bytes,
+    replace: bool,
+) -> Reply {
+    let op = if replace { "update" } else { "patch" };
+    if let Some(dropped) = enter(&data, &request, op).await? {
+        return Ok(dropped);
+    }
+    let changes = object(&body)?;
+    let (event, notifications) = lock(&data.calendars).modify(
+        &path.0,
+        &path.1,
+        changes,
+        replace,
+        if_match(&request).as_deref(),
+        chrono::Utc::now(),
+    )?;
+    data.notify(notifications);
+    Ok(HttpResponse::Ok().json(event))
+}
+
+async fn patch(
+    data: Data,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: Bytes,
+) -> Reply {
+    modify(data, request, path, body, false).await
+}
+
+async fn update(
+    data: Data,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: Bytes,
+) -> Reply {
+    modify(data, request, path, body, true).await
+}
+
+async fn delete(data: Data, request: HttpRequest, path: web::Path<(String, String)>) -> Reply {
+    if let Some(dropped) = enter(&data, &request, "delete").await? {
+        return Ok(dropped);
+    }
+    let notifications = lock(&data.calendars).delete(&path.0, &path.1, chrono::Utc::now())?;
+    data.notify(notifications);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn watch(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
+    if let Some(dropped) = enter(&data, &request, "watch").await? {
+        return Ok(dropped);
+    }
+    let request_body: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
+    let (channel, sync) = lock(&data.calendars).watch(
+        &path,
+        &request_body,
+        chrono::Utc::now(),
+        data.config.max_channel_ttl,
+    )?;
+    // The `sync` message may reach the receiver before this answer does, as with Google.
+    data.notify(vec![sync]);
+    Ok(HttpResponse::Ok().json(channel))
+}
+
+async fn stop(data: Data, request: HttpRequest, body: Bytes) -> Reply {
+    if let Some(dropped) = enter(&data, &request, "stop").await? {
+        return Ok(dropped);
+    }
+    let request_body: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
+    lock(&data.calendars).stop(&request_body)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct SeedRequest {
+    count: usize,
+}
+
+async fn admin_seed(data: Data, path: web::Path<String>, body: web::Json<SeedRequest>) -> Reply {
+    let created = emulator(&data).seed(&path, body.count)?;
+    Ok(HttpResponse::Ok().json(json!({"created": created})))
+}
+
+/// Makes `count` random changes: mostly edits, some deletions and inserts.
+async fn admin_changes(data: Data, path: web::Path<String>, body: web::Json<SeedRequest>) -> Reply {
+    let emulator = emulator(&data);
+    let mut changed = Vec::with_capacity(body.count);
+    for _ in 0..body.count {
+        let live: Vec<String> = emulator
+            .events(&path)
+            .iter()
+            .filter(|e| e.get("status").and_then(Value::as_str) != Some("cancelled"))
+            .filter_map(|e| e.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let roll: u32 = rand::rng().random_range(0..10);
+        let change = if live.is_empty() || roll >= 8 {
+            let start =
+                chrono::Utc::now() + chrono::Duration::hours(rand::rng().random_range(1..500));
+            let Value::Object(body) = json!({
+                "summary": "Added in the emulator",
+                "start": {"dateTime": start.to_rfc3339()},
+                "end": {"dateTime": (start + chrono::Duration::hours(1)).to_rfc3339()},
+            }) else {
+                continue;
+            };
+            Change::Insert(body)
+        } else {
+            let id = live[rand::rng().random_range(0..live.len())].clone();
+            if roll >= 6 {
+                Change::Delete { id }
+            } else {
+                let mut fields = Map::new();
+                fields.insert(
+                    "summary".into(),
+                    json!(format!("Edited {}", uuid::Uuid::new_v4().simple())),
+                );
+                Change::Patch { id, fields }
+            }
+        };
+        changed.push(emulator.change(&path, change)?);
+    }
+    Ok(HttpResponse::Ok().json(json!({"changed": changed})))
+}
+
+async fn admin_events(data: Data, path: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(json!({"items": emulator(&data).events(&path)})))
+}
+
+async fn admin_set_faults(data: Data, plan: web::Json<FaultPlan>) -> Reply {
+    emulator(&data).set_faults(plan.into_inner());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn admin_clear_faults(data: Data) -> Reply {
+    emulator(&data).set_faults(FaultPlan::default());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn admin_invalidate(data: Data) -> Reply {
+    emulator(&data).invalidate_sync_tokens();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn admin_stats(data: Data) -> Reply {
+    let (delivered, failed) = emulator(&data).deliveries();
+    let calls = lock(&data.calls).clone();
+    let channels = lock(&data.calendars).channels.len();
+    Ok(HttpResponse::Ok().json(json!({
+        "calls": calls,
+        "channels": channels,
+        "notificationsDelivered": delivered,
+        "notificationsFailed": failed,
+    })))
+}

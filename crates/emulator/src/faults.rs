@@ -1,0 +1,173 @@
+//! Fault injection: scheduled or random errors, latency, dropped connections.
+
+use std::collections::VecDeque;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// One injected failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fault {
+    /// HTTP status to answer (ignored when `drop` is set).
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Google error reason; a sensible one for the status when absent.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Seconds for a `Retry-After` header.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Close the connection without an answer instead.
+    #[serde(default)]
+    pub drop: bool,
+}
+
+fn default_status() -> u16 {
+    503
+}
+
+impl Fault {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            reason: None,
+            retry_after: None,
+            drop: false,
+        }
+    }
+
+    pub fn with_reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    pub fn dropped() -> Self {
+        Self {
+            drop: true,
+            ..Self::status(503)
+        }
+    }
+
+    pub fn to_error(&self) -> ApiError {
+        let reason = self.reason.clone().unwrap_or_else(|| {
+            match self.status {
+                429 | 403 => "rateLimitExceeded",
+                500 | 503 => "backendError",
+                401 => "authError",
+                404 => "notFound",
+                _ => "invalid",
+            }
+            .to_owned()
+        });
+        let mut error = ApiError::new(self.status, &reason, format!("injected fault: {reason}"));
+        error.retry_after = self.retry_after;
+        error
+    }
+}
+
+/// A scheduled fault: the next `count` calls of `op` (or any op) fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledFault {
+    #[serde(default)]
+    pub op: Option<String>,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The fault plan for a run, set through the admin API or in-process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultPlan {
+    #[serde(default)]
+    pub schedule: VecDeque<ScheduledFault>,
+    /// Chance (0..1) that any API call fails with one of `random`.
+    #[serde(default)]
+    pub probability: f64,
+    #[serde(default)]
+    pub random: Vec<Fault>,
+    /// Added to every API call.
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+impl FaultPlan {
+    /// The fault for this call of `op`, if any (consuming the schedule).
+    pub fn next(&mut self, op: &str) -> Option<Fault> {
+        if let Some(index) = self
+            .schedule
+            .iter()
+            .position(|s| s.op.as_deref().is_none_or(|o| o == op))
+        {
+            let scheduled = &mut self.schedule[index];
+            let fault = scheduled.fault.clone();
+            scheduled.count = scheduled.count.saturating_sub(1);
+            if scheduled.count == 0 {
+                self.schedule.remove(index);
+            }
+            return Some(fault);
+        }
+        if self.probability > 0.0
+            && !self.random.is_empty()
+            && rand::rng().random_bool(self.probability.clamp(0.0, 1.0))
+        {
+            let pick = rand::rng().random_range(0..self.random.len());
+            return self.random.get(pick).cloned();
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_consumed_in_order_and_by_op() {
+        let mut plan = FaultPlan::default();
+        plan.schedule.push_back(ScheduledFault {
+            op: Some("insert".into()),
+            count: 2,
+            fault: Fault::status(500),
+        });
+        plan.schedule.push_back(ScheduledFault {
+            op: None,
+            count: 1,
+            fault: Fault::status(429),
+        });
+        assert_eq!(
+            plan.next("list").map(|f| f.status),
+            Some(429),
+            "the any-op fault applies to list"
+        );
+        assert_eq!(plan.next("insert").map(|f| f.status), Some(500));
+        assert_eq!(plan.next("insert").map(|f| f.status), Some(500));
+        assert_eq!(plan.next("insert"), None);
+    }
+
+    #[test]
+    fn default_reasons_follow_google() {
+        assert_eq!(Fault::status(403).to_error().reason, "rateLimitExceeded");
+        assert_eq!(Fault::status(503).to_error().reason, "backendError");
+        assert_eq!(
+            Fault::status(403)
+                .with_reason("quotaExceeded")
+                .to_error()
+                .reason,
+            "quotaExceeded"
+        );
+        let plan: FaultPlan =
+            serde_json::from_str(r#"{"schedule":[{"op":"list","status":429,"retryAfter":3}]}"#)
+                .unwrap();
+        assert_eq!(plan.schedule[0].fault.retry_after, Some(3));
+    }
+}

@@ -1,0 +1,278 @@
+//! An emulator of the parts of Google's APIs calsync uses: Calendar API v3
+//! events (list with sync and page tokens, get, insert, patch, update,
+//! delete, watch), channels.stop, push notifications to channel addresses,
+//! and the OAuth2 token endpoint for service accounts. State is in memory.
+//!
+//! Tests and benchmarks run it in-process ([`Emulator::start`]); the binary
+//! runs it standalone (`calsync emulator`). Admin endpoints under
+//! `/emulator/` seed data, make changes, dump the ground truth and inject
+//! faults.
+
+mod api;
+mod error;
+mod faults;
+mod notify;
+mod oauth;
+mod state;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use actix_web::{App, HttpServer, web};
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use error::ApiError;
+pub use faults::{Fault, FaultPlan, ScheduledFault};
+use notify::DeliveryStats;
+use state::{Calendars, Notification};
+
+/// How API callers must authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmulatorAuth {
+    /// Any bearer token is accepted (local development).
+    Open,
+    /// Only tokens this emulator issued, for assertions signed by the
+    /// service account whose public key (PEM, SPKI) is given.
+    ServiceAccount { public_key_pem: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub auth: EmulatorAuth,
+    /// The longest channel lifetime granted (requests above it get this).
+    pub max_channel_ttl: chrono::Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            auth: EmulatorAuth::Open,
+            max_channel_ttl: chrono::Duration::days(30),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    config: EmulatorConfig,
+    verifying_key: Option<rsa::pkcs1v15::VerifyingKey<rsa::sha2::Sha256>>,
+    calendars: Mutex<Calendars>,
+    faults: Mutex<FaultPlan>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    tokens: Mutex<HashSet<String>>,
+    notifier: Mutex<Option<UnboundedSender<Notification>>>,
+    delivery: Arc<DeliveryStats>,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    fn notify(&self, notifications: Vec<Notification>) {
+        if let Some(sender) = lock(&self.notifier).as_ref() {
+            for notification in notifications {
+                // The receiver lives as long as the runtime; a send error means shutdown.
+                let _ = sender.send(notification);
+            }
+        }
+    }
+}
+
+/// Percent-encodes a calendar id for use in a path (ids may hold `@`, `#`, `/`).
+pub fn encode_path(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The emulator's state and admin handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("auth", &self.inner.config.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running emulator; stops when [`RunningEmulator::stop`] is called.
+pub struct RunningEmulator {
+    pub emulator: Emulator,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl RunningEmulator {
+    /// The Calendar API root the google-calendar3 hub needs (trailing slash included).
+    pub fn calendar_api_url(&self) -> String {
+        format!("{}/calendar/v3/", self.base_url)
+    }
+
+    /// The OAuth2 token endpoint (`token_uri` of a service-account key).
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url)
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+impl Emulator {
+    pub fn new(config: EmulatorConfig) -> Result<Self, String> {
+        let verifying_key = match &config.auth {
+            EmulatorAuth::Open => None,
+            EmulatorAuth::ServiceAccount { public_key_pem } => {
+                Some(oauth::parse_public_key(public_key_pem)?)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                verifying_key,
+                calendars: Mutex::new(Calendars::default()),
+                faults: Mutex::new(FaultPlan::default()),
+                calls: Mutex::new(BTreeMap::new()),
+                tokens: Mutex::new(HashSet::new()),
+                notifier: Mutex::new(None),
+                delivery: Arc::new(DeliveryStats::default()),
+            }),
+        })
+    }
+
+    /// Serves the emulator on `bind` (e.g. `127.0.0.1:0`) from the current
+    /// Tokio runtime.
+    pub async fn start(self, bind: &str) -> std::io::Result<RunningEmulator> {
+        let listener = TcpListener::bind(bind)?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        lock(&self.inner.calendars).base_url.clone_from(&base_url);
+        *lock(&self.inner.notifier) = Some(notify::spawn_delivery(self.inner.delivery.clone()));
+        let data = web::Data::from(self.inner.clone());
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).configure(api::routes))
+                .workers(2)
+                .disable_signals()
+                .listen(listener)?
+                .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(RunningEmulator {
+            emulator: self,
+            base_url,
+            handle,
+        })
+    }
+
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *lock(&self.inner.faults) = plan;
+    }
+
+    /// Makes the next `count` calls of `op` fail with `fault`.
+    pub fn schedule_fault(&self, op: Option<&str>, count: u32, fault: Fault) {
+        lock(&self.inner.faults).schedule.push_back(ScheduledFault {
+            op: op.map(str::to_owned),
+            count,
+            fault,
+        });
+    }
+
+    /// How many calls of `op` (list, get, insert, patch, update, delete,
+    /// watch, stop, token) the emulator saw, failed ones included.
+    pub fn calls(&self, op: &str) -> u64 {
+        lock(&self.inner.calls).get(op).copied().unwrap_or(0)
+    }
+
+    pub fn invalidate_sync_tokens(&self) {
+        lock(&self.inner.calendars).token_generation += 1;
+    }
+
+    /// Every event of a calendar as Google holds it, deleted ones included.
+    pub fn events(&self, calendar_id: &str) -> Vec<Value> {
+        lock(&self.inner.calendars)
+            .events
+            .get(calendar_id)
+            .map(|events| {
+                events
+                    .values()
+                    .map(|e| Value::Object(e.body.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Inserts `count` events (one notification for the whole batch).
+    pub fn seed(&self, calendar_id: &str, count: usize) -> Result<usize, ApiError> {
+        let now = chrono::Utc::now();
+        let mut calendars = lock(&self.inner.calendars);
+        let mut last = Vec::new();
+        for i in 0..count {
+            let start = now + chrono::Duration::minutes(30 * i64::try_from(i).unwrap_or(0));
+            let body = serde_json::json!({
+                "summary": format!("Seeded event {i}"),
+                "description": "Seeded by the calsync emulator.",
+                "start": {"dateTime": start.to_rfc3339()},
+                "end": {"dateTime": (start + chrono::Duration::minutes(30)).to_rfc3339()},
+            });
+            let Value::Object(body) = body else { continue };
+            last = calendars.insert(calendar_id, body, now)?.1;
+        }
+        drop(calendars);
+        self.inner.notify(last);
+        Ok(count)
+    }
+
+    /// Applies a change as another Google user would (insert, patch or
+    /// delete) and notifies watchers. Returns the event after the change.
+    pub fn change(&self, calendar_id: &str, change: Change) -> Result<Value, ApiError> {
+        let now = chrono::Utc::now();
+        let mut calendars = lock(&self.inner.calendars);
+        let (value, notifications) = match change {
+            Change::Insert(body) => calendars.insert(calendar_id, body, now)?,
+            Change::Patch { id, fields } => {
+                calendars.modify(calendar_id, &id, fields, false, None, now)?
+            }
+            Change::Delete { id } => {
+                let notifications = calendars.delete(calendar_id, &id, now)?;
+                (calendars.get(calendar_id, &id)?, notifications)
+            }
+        };
+        drop(calendars);
+        self.inner.notify(notifications);
+        Ok(value)
+    }
+
+    /// Notifications delivered and failed so far.
+    pub fn deliveries(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.inner.delivery.delivered.load(Ordering::Relaxed),
+            self.inner.delivery.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A change made "in Google" by someone other than calsync.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Insert(serde_json::Map<String, Value>),
+    Patch {
+        id: String,
+        fields: serde_json::Map<String, Value>,
+    },
+    Delete {
+        id: String,
+    },
+}

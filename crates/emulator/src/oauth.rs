@@ -1,0 +1,99 @@
+//! The OAuth2 token endpoint: checks a service account's signed JWT
+//! assertion (RS256) and issues bearer tokens.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::RsaPublicKey;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::sha2::Sha256;
+use rsa::signature::Verifier;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+#[derive(Debug, Deserialize)]
+struct Header {
+    alg: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    #[serde(default)]
+    pub scope: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+}
+
+fn invalid_grant(message: &str) -> ApiError {
+    ApiError::new(400, "invalid_grant", message)
+}
+
+pub fn parse_public_key(pem: &str) -> Result<VerifyingKey<Sha256>, String> {
+    RsaPublicKey::from_public_key_pem(pem)
+        .map(VerifyingKey::new)
+        .map_err(|error| format!("not a PEM RSA public key: {error}"))
+}
+
+/// Verifies a JWT assertion: RS256 signature by `key`, audience `audience`
+/// (the token endpoint's own URL), and a current validity window.
+pub fn verify_assertion(
+    assertion: &str,
+    key: &VerifyingKey<Sha256>,
+    audience: &str,
+    now: i64,
+) -> Result<Claims, ApiError> {
+    let mut parts = assertion.split('.');
+    let (Some(header), Some(claims), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid_grant("assertion is not a JWT"));
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| invalid_grant("assertion is not base64url"))
+    };
+    let header: Header = serde_json::from_slice(&decode(header)?)
+        .map_err(|_| invalid_grant("unreadable JWT header"))?;
+    if header.alg != "RS256" {
+        return Err(invalid_grant("only RS256 assertions are accepted"));
+    }
+    let signature = Signature::try_from(decode(signature)?.as_slice())
+        .map_err(|_| invalid_grant("bad signature"))?;
+    let signed =
+        &assertion[..assertion.len() - assertion.rsplit('.').next().map_or(0, str::len) - 1];
+    key.verify(signed.as_bytes(), &signature)
+        .map_err(|_| invalid_grant("Invalid JWT Signature."))?;
+    let claims: Claims = serde_json::from_slice(&decode(claims)?)
+        .map_err(|_| invalid_grant("unreadable JWT claims"))?;
+    if claims.aud != audience {
+        return Err(invalid_grant(
+            "Invalid JWT: audience does not match the token endpoint",
+        ));
+    }
+    if claims.exp <= now || claims.iat > now + 300 || claims.exp - claims.iat > 3600 {
+        return Err(invalid_grant(
+            "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe",
+        ));
+    }
+    if claims.iss.is_empty() {
+        return Err(invalid_grant("Invalid JWT: no issuer"));
+    }
+    if !claims
+        .scope
+        .split(' ')
+        .any(|scope| scope.contains("/auth/calendar"))
+    {
+        return Err(ApiError::new(
+            400,
+            "invalid_scope",
+            "The assertion asks for no Calendar scope",
+        ));
+    }
+    Ok(claims)
+}

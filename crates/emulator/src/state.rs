@@ -1,0 +1,487 @@
+//! The emulated calendars: events with a change sequence, sync and page
+//! tokens, channels. Everything here is synchronous and runs under one lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+
+const MAX_PAGE: usize = 2500;
+const DEFAULT_PAGE: usize = 250;
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub body: Map<String, Value>,
+    pub seq: u64,
+}
+
+impl StoredEvent {
+    pub fn cancelled(&self) -> bool {
+        self.body.get("status").and_then(Value::as_str) == Some("cancelled")
+    }
+
+    /// What incremental sync returns for a deleted event.
+    fn stub(&self) -> Value {
+        let mut stub = Map::new();
+        for key in [
+            "kind",
+            "etag",
+            "id",
+            "status",
+            "recurringEventId",
+            "originalStartTime",
+        ] {
+            if let Some(value) = self.body.get(key) {
+                stub.insert(key.to_owned(), value.clone());
+            }
+        }
+        Value::Object(stub)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: String,
+    pub calendar_id: String,
+    pub resource_id: String,
+    pub resource_uri: String,
+    pub token: Option<String>,
+    pub address: String,
+    pub expiration: DateTime<Utc>,
+    pub next_message: u64,
+}
+
+/// A notification to deliver, in order, for one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub channel_id: String,
+    pub token: Option<String>,
+    pub address: String,
+    pub resource_id: String,
+    pub resource_uri: String,
+    pub expiration: DateTime<Utc>,
+    pub state: &'static str,
+    pub message_number: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Calendars {
+    pub events: HashMap<String, BTreeMap<String, StoredEvent>>,
+    pub seq: u64,
+    pub token_generation: u64,
+    pub channels: HashMap<String, Channel>,
+    pub base_url: String,
+}
+
+pub struct ListParams {
+    pub sync_token: Option<String>,
+    pub page_token: Option<String>,
+    pub max_results: Option<usize>,
+    pub show_deleted: Option<bool>,
+    /// Parameters Google refuses together with a sync token, if present.
+    pub refused_with_sync_token: Vec<&'static str>,
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Google accepts client ids of base32hex characters, 5 to 1024 long.
+fn valid_client_id(id: &str) -> bool {
+    (5..=1024).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
+}
+
+impl Calendars {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn stamp(&mut self, body: &mut Map<String, Value>, now: DateTime<Utc>) -> u64 {
+        let seq = self.next_seq();
+        body.insert("etag".into(), json!(format!("\"{seq}\"")));
+        body.insert("updated".into(), json!(timestamp(now)));
+        seq
+    }
+
+    /// Queues an `exists` notification on every live channel of the calendar.
+    fn announce(&mut self, calendar_id: &str, now: DateTime<Utc>) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for channel in self.channels.values_mut() {
+            if channel.calendar_id == calendar_id && channel.expiration > now {
+                out.push(notification(channel, "exists"));
+            }
+        }
+        out
+    }
+
+    pub fn list(&self, calendar_id: &str, params: &ListParams) -> Result<Value, ApiError> {
+        if params.sync_token.is_some() {
+            if let Some(name) = params.refused_with_sync_token.first() {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    format!("The parameter {name} cannot be used together with syncToken."),
+                ));
+            }
+            if params.show_deleted == Some(false) {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    "showDeleted=false cannot be used together with syncToken.",
+                ));
+            }
+        }
+        let since = match &params.sync_token {
+            None => None,
+            Some(token) => {
+                let parsed = token
+                    .strip_prefix('s')
+                    .and_then(|rest| rest.split_once('_'))
+                    .and_then(|(g, s)| Some((g.parse::<u64>().ok()?, s.parse::<u64>().ok()?)));
+                match parsed {
+                    Some((generation, seq)) if generation == self.token_generation => Some(seq),
+                    _ => {
+                        return Err(ApiError::new(
+                            410,
+                            "fullSyncRequired",
+                            "Sync token is no longer valid, a full sync is required.",
+                        ));
+                    }
+                }
+            }
+        };
+        let (high, offset) = match &params.page_token {
+            None => (self.seq, 0),
+            Some(token) => token
+                .strip_prefix('p')
+                .and_then(|rest| rest.split_once('_'))
+                .and_then(|(h, o)| Some((h.parse::<u64>().ok()?, o.parse::<usize>().ok()?)))
+                .ok_or_else(|| ApiError::bad_request("invalid", "Invalid page token value."))?,
+        };
+        let show_deleted = since.is_some() || params.show_deleted.unwrap_or(false);
+        let mut matching: Vec<&StoredEvent> = self
+            .events
+            .get(calendar_id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter(|e| e.seq <= high && since.is_none_or(|since| e.seq > since))
+            .filter(|e| show_deleted || !e.cancelled())
+            .collect();
+        matching.sort_by_key(|e| e.seq);
+        let page_size = params
+            .max_results
+            .unwrap_or(DEFAULT_PAGE)
+            .clamp(1, MAX_PAGE);
+        let items: Vec<Value> = matching
+            .iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|e| {
+                if e.cancelled() {
+                    e.stub()
+                } else {
+                    Value::Object(e.body.clone())
+                }
+            })
+            .collect();
+        let more = matching.len() > offset + page_size;
+        let mut body = json!({
+            "kind": "calendar#events",
+            "etag": format!("\"{high}\""),
+            "summary": calendar_id,
+            "updated": timestamp(Utc::now()),
+            "timeZone": "UTC",
+            "accessRole": "owner",
+            "defaultReminders": [],
+            "items": items,
+        });
+        if more {
+            body["nextPageToken"] = json!(format!("p{high}_{}", offset + page_size));
+        } else {
+            body["nextSyncToken"] = json!(format!("s{}_{high}", self.token_generation));
+        }
+        Ok(body)
+    }
+
+    pub fn get(&self, calendar_id: &str, event_id: &str) -> Result<Value, ApiError> {
+        self.events
+            .get(calendar_id)
+            .and_then(|c| c.get(event_id))
+            .map(|e| Value::Object(e.body.clone()))
+            .ok_or_else(ApiError::not_found)
+    }
+
+    pub fn insert(
+        &mut self,
+        calendar_id: &str,
+        mut body: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(Value, Vec<Notification>), ApiError> {
+        for field in ["start", "end"] {
+            if !body.get(field).is_some_and(Value::is_object) {
+                return Err(ApiError::bad_request(
+                    "required",
+                    format!("Missing {field} time."),
+                ));
+            }
+        }
+        let id = match body.get("id").and_then(Value::as_str) {
+            Some(id) if !valid_client_id(id) => {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    "Invalid resource id value.",
+                ));
+            }
+            Some(id) => id.to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        // Deleted events keep their ids reserved.
+        if self
+            .events
+            .get(calendar_id)
+            .is_some_and(|c| c.contains_key(&id))
+        {
+            return Err(ApiError::new(
+                409,
+                "duplicate",
+                "The requested identifier already exists.",
+            ));
+        }
+        body.insert("id".into(), json!(id));
+        body.insert("kind".into(), json!("calendar#event"));
+        body.entry("status").or_insert(json!("confirmed"));
+        body.insert("created".into(), json!(timestamp(now)));
+        body.insert("iCalUID".into(), json!(format!("{id}@google.com")));
+        body.insert(
+            "htmlLink".into(),
+            json!(format!("{}/event?eid={id}", self.base_url)),
+        );
+        body.entry("organizer")
+            .or_insert(json!({"email": calendar_id, "self": true}));
+        let seq = self.stamp(&mut body, now);
+        let value = Value::Object(body.clone());
+        self.events
+            .entry(calendar_id.to_owned())
+            .or_default()
+            .insert(id, StoredEvent { body, seq });
+        Ok((value, self.announce(calendar_id, now)))
+    }
+
+    fn live_mut(
+        &mut self,
+        calendar_id: &str,
+        event_id: &str,
+        if_match: Option<&str>,
+    ) -> Result<&mut StoredEvent, ApiError> {
+        let event = self
+            .events
+            .get_mut(calendar_id)
+            .and_then(|c| c.get_mut(event_id))
+            .ok_or_else(ApiError::not_found)?;
+        if event.cancelled() {
+            return Err(ApiError::new(410, "deleted", "Resource has been deleted"));
+        }
+        if let Some(expected) = if_match
+            && expected != "*"
+            && event.body.get("etag").and_then(Value::as_str) != Some(expected)
+        {
+            return Err(ApiError::new(412, "conditionNotMet", "Precondition Failed"));
+        }
+        Ok(event)
+    }
+
+    /// `events.patch` (merge) or `events.update` (replace).
+    pub fn modify(
+        &mut self,
+        calendar_id: &str,
+        event_id: &str,
+        changes: Map<String, Value>,
+        replace: bool,
+        if_match: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(Value, Vec<Notification>), ApiError> {
+        let mut body = self.live_mut(calendar_id, event_id, if_match)?.body.clone();
+        if replace {
+            let keep: Vec<(String, Value)> =
+                ["id", "kind", "created", "iCalUID", "htmlLink", "organizer"]
+                    .iter()
+                    .filter_map(|k| body.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect();
+            body = changes;
+            body.extend(keep);
+            body.entry("status").or_insert(json!("confirmed"));
+        } else {
+            for (key, value) in changes {
+                match (key.as_str(), body.get_mut("extendedProperties"), &value) {
+                    // Patching extended properties merges their keys, as Google does.
+                    (
+                        "extendedProperties",
+                        Some(Value::Object(existing)),
+                        Value::Object(incoming),
+                    ) => {
+                        for (scope, props) in incoming {
+                            match (existing.get_mut(scope), props) {
+                                (Some(Value::Object(have)), Value::Object(new)) => {
+                                    have.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                                }
+                                _ => {
+                                    existing.insert(scope.clone(), props.clone());
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        body.insert(key, value);
+                    }
+                }
+            }
+        }
+        body.insert("id".into(), json!(event_id));
+        let seq = self.stamp(&mut body, now);
+        let value = Value::Object(body.clone());
+        if let Some(stored) = self
+            .events
+            .get_mut(calendar_id)
+            .and_then(|c| c.get_mut(event_id))
+        {
+            *stored = StoredEvent { body, seq };
+        }
+        Ok((value, self.announce(calendar_id, now)))
+    }
+
+    pub fn delete(
+        &mut self,
+        calendar_id: &str,
+        event_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, ApiError> {
+        let mut body = self.live_mut(calendar_id, event_id, None)?.body.clone();
+        body.insert("status".into(), json!("cancelled"));
+        let seq = self.stamp(&mut body, now);
+        if let Some(stored) = self
+            .events
+            .get_mut(calendar_id)
+            .and_then(|c| c.get_mut(event_id))
+        {
+            *stored = StoredEvent { body, seq };
+        }
+        Ok(self.announce(calendar_id, now))
+    }
+
+    pub fn watch(
+        &mut self,
+        calendar_id: &str,
+        request: &Value,
+        now: DateTime<Utc>,
+        max_ttl: chrono::Duration,
+    ) -> Result<(Value, Notification), ApiError> {
+        let text = |key: &str| request.get(key).and_then(Value::as_str).map(str::to_owned);
+        let id = text("id")
+            .filter(|id| !id.is_empty() && id.len() <= 64)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid", "Channel id must be 1 to 64 characters.")
+            })?;
+        if text("type").as_deref() != Some("web_hook") {
+            return Err(ApiError::bad_request(
+                "invalid",
+                "Channel type must be web_hook.",
+            ));
+        }
+        let address = text("address")
+            .filter(|a| a.starts_with("http://") || a.starts_with("https://"))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid", "Channel address must be an http(s) URL.")
+            })?;
+        let token = text("token");
+        if token.as_ref().is_some_and(|t| t.len() > 256) {
+            return Err(ApiError::bad_request(
+                "invalid",
+                "Channel token is longer than 256 characters.",
+            ));
+        }
+        if self.channels.contains_key(&id) {
+            return Err(ApiError::bad_request(
+                "channelIdNotUnique",
+                "Channel id not unique.",
+            ));
+        }
+        let requested = request
+            .get("params")
+            .and_then(|p| p.get("ttl"))
+            .and_then(Value::as_str)
+            .and_then(|ttl| ttl.parse::<i64>().ok())
+            .map_or(chrono::Duration::days(7), chrono::Duration::seconds);
+        let expiration = now + requested.min(max_ttl).max(chrono::Duration::seconds(1));
+        let resource_id = format!("res{}", uuid::Uuid::new_v4().simple());
+        let resource_uri = format!(
+            "{}/calendar/v3/calendars/{}/events?alt=json",
+            self.base_url,
+            crate::encode_path(calendar_id)
+        );
+        let mut channel = Channel {
+            id: id.clone(),
+            calendar_id: calendar_id.to_owned(),
+            resource_id: resource_id.clone(),
+            resource_uri: resource_uri.clone(),
+            token: token.clone(),
+            address: address.clone(),
+            expiration,
+            next_message: 1,
+        };
+        let sync = notification(&mut channel, "sync");
+        self.channels.insert(id.clone(), channel);
+        let mut body = json!({
+            "kind": "api#channel",
+            "id": id,
+            "resourceId": resource_id,
+            "resourceUri": resource_uri,
+            // Unix milliseconds as a string, as Google sends it.
+            "expiration": expiration.timestamp_millis().to_string(),
+        });
+        if let Some(token) = token {
+            body["token"] = json!(token);
+        }
+        Ok((body, sync))
+    }
+
+    pub fn stop(&mut self, request: &Value) -> Result<(), ApiError> {
+        let id = request
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let resource_id = request
+            .get("resourceId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match self.channels.get(id) {
+            Some(channel) if channel.resource_id == resource_id => {
+                self.channels.remove(id);
+                Ok(())
+            }
+            _ => Err(ApiError::new(
+                404,
+                "notFound",
+                format!("Channel '{id}' not found for project."),
+            )),
+        }
+    }
+}
+
+fn notification(channel: &mut Channel, state: &'static str) -> Notification {
+    let message_number = channel.next_message;
+    channel.next_message += 1;
+    Notification {
+        channel_id: channel.id.clone(),
+        token: channel.token.clone(),
+        address: channel.address.clone(),
+        resource_id: channel.resource_id.clone(),
+        resource_uri: channel.resource_uri.clone(),
+        expiration: channel.expiration,
+        state,
+        message_number,
+    }
+}
