@@ -123,8 +123,18 @@ struct TokenForm {
     assertion: Option<String>,
 }
 
-async fn token(data: Data, request: HttpRequest, form: web::Form<TokenForm>) -> Reply {
+/// OAuth endpoints answer errors in OAuth's shape (RFC 6749 section 5.2),
+/// not the Calendar API's.
+async fn token(data: Data, request: HttpRequest, form: web::Form<TokenForm>) -> HttpResponse {
     *lock(&data.calls).entry("token".into()).or_default() += 1;
+    match issue_token(&data, &request, &form) {
+        Ok(response) => response,
+        Err(error) => HttpResponse::build(actix_web::ResponseError::status_code(&error))
+            .json(json!({"error": error.reason, "error_description": error.message})),
+    }
+}
+
+fn issue_token(data: &Data, request: &HttpRequest, form: &TokenForm) -> Reply {
     if form.grant_type != oauth::JWT_BEARER {
         return Err(ApiError::new(
             400,

@@ -53,9 +53,10 @@ pub fn verify_assertion(
     else {
         return Err(invalid_grant("assertion is not a JWT"));
     };
+    // Some signers (yup-oauth2 among them) pad their base64url; accept both.
     let decode = |part: &str| {
         URL_SAFE_NO_PAD
-            .decode(part)
+            .decode(part.trim_end_matches('='))
             .map_err(|_| invalid_grant("assertion is not base64url"))
     };
     let header: Header = serde_json::from_slice(&decode(header)?)
@@ -65,8 +66,7 @@ pub fn verify_assertion(
     }
     let signature = Signature::try_from(decode(signature)?.as_slice())
         .map_err(|_| invalid_grant("bad signature"))?;
-    let signed =
-        &assertion[..assertion.len() - assertion.rsplit('.').next().map_or(0, str::len) - 1];
+    let signed = assertion.rsplit_once('.').map_or("", |(signed, _)| signed);
     key.verify(signed.as_bytes(), &signature)
         .map_err(|_| invalid_grant("Invalid JWT Signature."))?;
     let claims: Claims = serde_json::from_slice(&decode(claims)?)

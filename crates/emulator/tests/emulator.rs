@@ -659,8 +659,9 @@ async fn the_token_endpoint_checks_service_account_signatures() {
     };
     let (status, body) = exchange(signed_jwt(&other, &emu.token_url())).await;
     assert_eq!(
-        (status, body["error"]["errors"][0]["reason"].as_str()),
-        (400, Some("invalid_grant"))
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "OAuth's error shape"
     );
     let (status, _) = exchange(signed_jwt(&key, "https://oauth2.googleapis.com/token")).await;
     assert_eq!(status, 400, "wrong audience");

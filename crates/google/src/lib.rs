@@ -1,0 +1,579 @@
+//! calsync's Google Calendar adapter: the domain's [`CalendarProvider`] on
+//! the generated google-calendar3 client, authenticated as a service account
+//! with yup-oauth2. Every call is rate limited, given a timeout, classified
+//! into the domain's error kinds, and retried by the resilience crate when
+//! the kind says so (google-calendar3's own retry hook is never used, so no
+//! request is retried twice over).
+
+mod classify;
+mod mapping;
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use calsync_domain::channel::{WatchGrant, WatchRequest};
+use calsync_domain::event::Event;
+use calsync_domain::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
+use calsync_domain::ports::CalendarProvider;
+use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
+use calsync_domain::{Error as DomainError, ProviderErrorKind};
+use calsync_resilience::{RateLimitConfig, RateLimiter, RetryPolicy};
+use google_calendar3::api::{self, Scope};
+use google_calendar3::{CalendarHub, common, hyper_rustls, hyper_util};
+
+pub use classify::{Op, kind_for};
+pub use mapping::{ENTITY_ID_KEY, ENTITY_TYPE_KEY};
+
+use classify::{Capture, Failure, classify};
+
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// Google's Calendar API root; the trailing slash is required by the client.
+pub const GOOGLE_API_BASE_URL: &str = "https://www.googleapis.com/calendar/v3/";
+
+/// The adapter's errors, all from construction (calls report domain errors).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid Google configuration: {0}")]
+    Config(String),
+    #[error("cannot read the service account key: {0}")]
+    Credentials(String),
+    #[error("invalid rate limit or retry settings: {0}")]
+    Resilience(#[from] calsync_resilience::Error),
+}
+
+/// How calsync proves who it is to Google.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A service account key (the JSON file's content), optionally
+    /// impersonating `subject` through domain-wide delegation.
+    ServiceAccount {
+        key_json: String,
+        subject: Option<String>,
+    },
+    /// A fixed bearer token (the emulator in its open mode accepts any).
+    AccessToken(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ServiceAccount { subject, .. } => f
+                .debug_struct("ServiceAccount")
+                .field("subject", subject)
+                .finish_non_exhaustive(),
+            Self::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
+        }
+    }
+}
+
+impl Credentials {
+    /// Reads `GOOGLE_SERVICE_ACCOUNT_JSON`'s value: the key JSON itself, or
+    /// the path of a file holding it.
+    pub fn service_account_from(value: &str, subject: Option<String>) -> Result<Self, Error> {
+        let trimmed = value.trim();
+        let key_json = if trimmed.starts_with('{') {
+            trimmed.to_owned()
+        } else {
+            std::fs::read_to_string(trimmed)
+                .map_err(|error| Error::Credentials(format!("{trimmed}: {error}")))?
+        };
+        Ok(Self::ServiceAccount { key_json, subject })
+    }
+}
+
+/// Whom Google should email about a write (`sendUpdates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendUpdates {
+    All,
+    ExternalOnly,
+    /// The default: calsync writes on the application's behalf and leaves
+    /// notifying guests to it.
+    #[default]
+    None,
+}
+
+impl SendUpdates {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::ExternalOnly => "externalOnly",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        match value {
+            "all" => Ok(Self::All),
+            "externalOnly" => Ok(Self::ExternalOnly),
+            "none" => Ok(Self::None),
+            other => Err(Error::Config(format!(
+                "sendUpdates must be all, externalOnly or none, not '{other}'"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    /// The Calendar API root, ending in `/`. Plain `http://` is accepted only
+    /// for loopback hosts (the emulator).
+    pub api_base_url: String,
+    pub credentials: Credentials,
+    pub retry: RetryPolicy,
+    pub rate_limits: RateLimitConfig,
+    /// Per HTTP request; google-calendar3 has none of its own.
+    pub request_timeout: Duration,
+    pub send_updates: SendUpdates,
+    pub logger: slog::Logger,
+}
+
+impl GoogleConfig {
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            api_base_url: GOOGLE_API_BASE_URL.to_owned(),
+            credentials,
+            retry: RetryPolicy::default(),
+            rate_limits: RateLimitConfig::default(),
+            request_timeout: Duration::from_secs(30),
+            send_updates: SendUpdates::default(),
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+        }
+    }
+}
+
+/// Refuses plain HTTP except to this machine: credentials and calendars
+/// must not cross a network in the clear.
+fn check_url(what: &str, value: &str) -> Result<url::Url, Error> {
+    let parsed = url::Url::parse(value)
+        .map_err(|error| Error::Config(format!("{what} '{value}': {error}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err(Error::Config(format!(
+            "{what} must be https:// (http:// only for loopback hosts): {value}"
+        ))),
+    }
+}
+
+/// Path segments are not encoded by google-calendar3: calendar ids with
+/// `#` (holiday calendars) or `/` would break the URL.
+fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The Google Calendar adapter.
+pub struct GoogleCalendar {
+    hub: CalendarHub<Connector>,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    timeout: Duration,
+    send_updates: SendUpdates,
+    logger: slog::Logger,
+}
+
+impl std::fmt::Debug for GoogleCalendar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleCalendar")
+            .field("send_updates", &self.send_updates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GoogleCalendar {
+    /// Builds the adapter: TLS (bundled web PKI roots, so no system CA store
+    /// is needed), the authenticator, the rate limiter.
+    pub async fn new(config: GoogleConfig) -> Result<Self, Error> {
+        config.retry.validate()?;
+        let mut base = check_url("Google API base URL", &config.api_base_url)?.to_string();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        // Several crates may try to pick a rustls provider; calsync uses ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let connector: Connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let executor = hyper_util::rt::TokioExecutor::new();
+        let client =
+            hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
+        let mut hub = match config.credentials {
+            Credentials::AccessToken(token) => CalendarHub::new(client, token),
+            Credentials::ServiceAccount { key_json, subject } => {
+                let key = yup_oauth2::parse_service_account_key(&key_json)
+                    .map_err(|error| Error::Credentials(error.to_string()))?;
+                check_url("service account token_uri", &key.token_uri)?;
+                let token_client = hyper_util::client::legacy::Client::builder(executor)
+                    .build::<_, String>(connector);
+                let mut builder = yup_oauth2::ServiceAccountAuthenticator::with_client(
+                    key,
+                    yup_oauth2::CustomHyperClientBuilder::from(token_client),
+                );
+                if let Some(subject) = subject {
+                    builder = builder.subject(subject);
+                }
+                let authenticator = builder
+                    .build()
+                    .await
+                    .map_err(|error| Error::Credentials(error.to_string()))?;
+                CalendarHub::new(client, authenticator)
+            }
+        };
+        hub.base_url(base);
+        Ok(Self {
+            hub,
+            limiter: RateLimiter::new(config.rate_limits)?,
+            retry: config.retry,
+            timeout: config.request_timeout,
+            send_updates: config.send_updates,
+            logger: config.logger,
+        })
+    }
+
+    /// Rate limits, retries and classifies one logical call. `attempt` makes
+    /// one HTTP request with a fresh [`Capture`].
+    async fn run<T, F, Fut>(&self, op: Op, calendar: &str, mut attempt: F) -> Result<T, DomainError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let result = calsync_resilience::retry(
+            &self.retry,
+            || {
+                let attempt = attempt();
+                async move {
+                    self.limiter
+                        .acquire(calendar, op.cost())
+                        .await
+                        .map_err(|error| Failure(DomainError::provider(ProviderErrorKind::Permanent, error.to_string())))?;
+                    attempt.await
+                }
+            },
+            |retry| {
+                slog::warn!(self.logger, "retrying a Google call";
+                    "action" => op.name(), "status" => "retrying", "calendar_id" => calendar,
+                    "error_type" => retry.error.0.error_type(), "error_message" => retry.error.0.to_string(),
+                    "retry" => retry.retry, "delay_ms" => u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX));
+            },
+        )
+        .await;
+        result.map_err(|Failure(error)| error)
+    }
+
+    /// Awaits one request under the timeout and classifies its failure.
+    async fn settle<T>(
+        &self,
+        op: Op,
+        request: impl Future<Output = common::Result<T>>,
+        capture: &std::sync::Mutex<Capture>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Err(_) => Err(Failure(DomainError::provider(
+                ProviderErrorKind::Transient,
+                format!("{}: no answer within {:?}", op.name(), self.timeout),
+            ))),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                let capture = capture
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Err(classify(op, error, &capture))
+            }
+        }
+    }
+}
+
+/// A `Capture` behind a lock, lent to one request as its delegate.
+struct Lent<'a>(&'a std::sync::Mutex<Capture>);
+
+impl common::Delegate for Lent<'_> {
+    fn http_failure(
+        &mut self,
+        response: &common::Response,
+        body: Option<&serde_json::Value>,
+    ) -> common::Retry {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .http_failure(response, body)
+    }
+}
+
+fn remote(event: api::Event) -> Result<RemoteEvent, Failure> {
+    mapping::from_google(event).map_err(Failure)
+}
+
+#[async_trait]
+impl CalendarProvider for GoogleCalendar {
+    async fn list_events(
+        &self,
+        calendar_id: &CalendarId,
+        request: &ListRequest,
+    ) -> Result<ChangePage, DomainError> {
+        let calendar = segment(calendar_id.as_str());
+        let page_size = i32::try_from(request.max_results.clamp(1, 2500)).unwrap_or(2500);
+        self.run(Op::List, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let mut call = self
+                .hub
+                .events()
+                .list(&calendar)
+                .max_results(page_size)
+                .add_scope(Scope::Full);
+            if let Some(token) = &request.sync_token {
+                call = call.sync_token(token);
+            }
+            if let Some(token) = &request.page_token {
+                call = call.page_token(token);
+            }
+            let (_, page) = self
+                .settle(Op::List, call.delegate(&mut delegate).doit(), &capture)
+                .await?;
+            Ok(ChangePage {
+                events: page
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(remote)
+                    .collect::<Result<_, _>>()?,
+                next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
+                next_sync_token: page.next_sync_token.filter(|t| !t.is_empty()),
+            })
+        })
+        .await
+    }
+
+    async fn get_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+    ) -> Result<RemoteEvent, DomainError> {
+        let (calendar, event) = (segment(calendar_id.as_str()), segment(id.as_str()));
+        self.run(Op::Get, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .get(&calendar, &event)
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, found) = self.settle(Op::Get, call.doit(), &capture).await?;
+            remote(found)
+        })
+        .await
+    }
+
+    async fn insert_event(&self, event: &Event) -> Result<RemoteEvent, DomainError> {
+        let calendar = segment(event.calendar_id.as_str());
+        let body = mapping::to_google(event, false);
+        self.run(Op::Insert, event.calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .insert(body.clone(), &calendar)
+                .send_updates(self.send_updates.as_str())
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, created) = self.settle(Op::Insert, call.doit(), &capture).await?;
+            remote(created)
+        })
+        .await
+    }
+
+    /// The generated client cannot send `If-Match`, so a conditional patch
+    /// reads the event first and refuses if its etag moved on. A change
+    /// landing between that read and the patch is not caught.
+    async fn patch_event(
+        &self,
+        event: &Event,
+        if_match: Option<&Etag>,
+    ) -> Result<RemoteEvent, DomainError> {
+        if let Some(expected) = if_match {
+            let current = self
+                .get_event(&event.calendar_id, &event.google_event_id)
+                .await?;
+            if current.etag.as_ref() != Some(expected) {
+                return Err(DomainError::provider(
+                    ProviderErrorKind::PreconditionFailed,
+                    "patch: the event changed in Google since the given etag",
+                ));
+            }
+        }
+        let (calendar, id) = (
+            segment(event.calendar_id.as_str()),
+            segment(event.google_event_id.as_str()),
+        );
+        let body = mapping::to_google(event, true);
+        self.run(Op::Patch, event.calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .patch(body.clone(), &calendar, &id)
+                .send_updates(self.send_updates.as_str())
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, patched) = self.settle(Op::Patch, call.doit(), &capture).await?;
+            remote(patched)
+        })
+        .await
+    }
+
+    async fn delete_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+    ) -> Result<(), DomainError> {
+        let (calendar, event) = (segment(calendar_id.as_str()), segment(id.as_str()));
+        self.run(Op::Delete, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .delete(&calendar, &event)
+                .send_updates(self.send_updates.as_str())
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            self.settle(Op::Delete, call.doit(), &capture)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn watch(
+        &self,
+        calendar_id: &CalendarId,
+        request: &WatchRequest,
+    ) -> Result<WatchGrant, DomainError> {
+        let calendar = segment(calendar_id.as_str());
+        let channel = api::Channel {
+            id: Some(request.channel_id.to_string()),
+            token: Some(request.token.clone()),
+            type_: Some("web_hook".into()),
+            address: Some(request.address.clone()),
+            params: Some(
+                [("ttl".to_owned(), request.ttl.as_secs().to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..api::Channel::default()
+        };
+        self.run(Op::Watch, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .watch(channel.clone(), &calendar)
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, granted) = self.settle(Op::Watch, call.doit(), &capture).await?;
+            let invalid = |what: &str| {
+                Failure(DomainError::provider(
+                    ProviderErrorKind::Permanent,
+                    format!("watch: {what}"),
+                ))
+            };
+            let resource_id = granted
+                .resource_id
+                .and_then(|id| ResourceId::new(id).ok())
+                .ok_or_else(|| invalid("no resourceId in Google's answer"))?;
+            // `expiration` is Unix milliseconds, sent as a JSON string.
+            let expiration = granted
+                .expiration
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .ok_or_else(|| invalid("no expiration in Google's answer"))?;
+            Ok(WatchGrant {
+                resource_id,
+                expiration,
+            })
+        })
+        .await
+    }
+
+    async fn stop_channel(
+        &self,
+        id: &ChannelId,
+        resource_id: &ResourceId,
+    ) -> Result<(), DomainError> {
+        let channel = api::Channel {
+            id: Some(id.to_string()),
+            resource_id: Some(resource_id.to_string()),
+            ..api::Channel::default()
+        };
+        self.run(Op::Stop, "channels", || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .channels()
+                .stop(channel.clone())
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            self.settle(Op::Stop, call.doit(), &capture)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        assert!(check_url("x", "https://www.googleapis.com/calendar/v3/").is_ok());
+        assert!(check_url("x", "http://127.0.0.1:8085/calendar/v3/").is_ok());
+        assert!(check_url("x", "http://localhost:1/").is_ok());
+        assert!(check_url("x", "http://[::1]:1/").is_ok());
+        assert!(check_url("x", "http://calendar.internal/").is_err());
+        assert!(check_url("x", "http://10.0.0.1/").is_err());
+        assert!(check_url("x", "ftp://127.0.0.1/").is_err());
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("user@example.com"), "user@example.com");
+        assert_eq!(
+            segment("en.german#holiday@group.v.calendar.google.com"),
+            "en.german%23holiday@group.v.calendar.google.com"
+        );
+        assert_eq!(segment("a/b?c d%"), "a%2Fb%3Fc%20d%25");
+    }
+
+    #[test]
+    fn send_updates_parses_googles_values() {
+        for value in ["all", "externalOnly", "none"] {
+            assert_eq!(SendUpdates::parse(value).unwrap().as_str(), value);
+        }
+        assert!(SendUpdates::parse("everyone").is_err());
+        assert_eq!(SendUpdates::default(), SendUpdates::None);
+    }
+}
