@@ -32,6 +32,16 @@ pub enum Command {
         #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
         webhook_secret: String,
     },
+    /// Run the Google Calendar API emulator on its own until interrupted.
+    Emulator {
+        #[arg(long, env = "CALSYNC_EMULATOR_BIND", default_value = "127.0.0.1:8085")]
+        bind: String,
+        /// PEM public key of a service account: only tokens obtained with a
+        /// JWT signed by its private key are accepted. Without it any bearer
+        /// token is.
+        #[arg(long)]
+        service_account_public_key: Option<std::path::PathBuf>,
+    },
     /// Benchmarks; see each subcommand.
     #[command(subcommand)]
     Bench(crate::bench::Bench),
@@ -86,6 +96,42 @@ pub async fn run(command: Command) -> Result<(), CommandError> {
             println!("{}", secret.channel_token(&ChannelId::new(channel_id)?));
             Ok(())
         }
+        Command::Emulator {
+            bind,
+            service_account_public_key,
+        } => run_emulator(&bind, service_account_public_key.as_deref()).await,
         Command::Bench(bench) => bench.run().await,
     }
+}
+
+async fn run_emulator(
+    bind: &str,
+    public_key: Option<&std::path::Path>,
+) -> Result<(), CommandError> {
+    use calsync_emulator::{Emulator, EmulatorAuth, EmulatorConfig};
+    let auth = match public_key {
+        None => EmulatorAuth::Open,
+        Some(path) => EmulatorAuth::ServiceAccount {
+            public_key_pem: std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?,
+        },
+    };
+    let config = EmulatorConfig {
+        auth,
+        ..EmulatorConfig::default()
+    };
+    let running = Emulator::new(config)?
+        .start(bind)
+        .await
+        .map_err(|error| format!("cannot listen on {bind}: {error}"))?;
+    println!(
+        "Google Calendar API emulator at {} (token endpoint {}); Ctrl-C stops it",
+        running.calendar_api_url(),
+        running.token_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|error| format!("cannot wait for Ctrl-C: {error}"))?;
+    running.stop().await;
+    Ok(())
 }

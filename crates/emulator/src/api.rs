@@ -61,6 +61,13 @@ fn emulator(data: &Data) -> Emulator {
     }
 }
 
+fn record_send_updates(data: &Data, request: &HttpRequest, op: &str) {
+    let query = web::Query::<HashMap<String, String>>::from_query(request.query_string());
+    if let Some(value) = query.ok().and_then(|q| q.get("sendUpdates").cloned()) {
+        lock(&data.send_updates).insert(op.to_owned(), value);
+    }
+}
+
 /// What every API call goes through: counting, latency, auth, faults.
 /// `Ok(Some(response))` short-circuits with a dropped connection.
 async fn enter(
@@ -69,6 +76,7 @@ async fn enter(
     op: &str,
 ) -> Result<Option<HttpResponse>, ApiError> {
     *lock(&data.calls).entry(op.to_owned()).or_default() += 1;
+    record_send_updates(data, request, op);
     let (fault, latency) = {
         let mut plan = lock(&data.faults);
         (plan.next(op), plan.latency_ms)

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     calendars: Mutex<Calendars>,
     faults: Mutex<FaultPlan>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// The `sendUpdates` parameter of the latest write, per operation.
+    send_updates: Mutex<BTreeMap<String, String>>,
     tokens: Mutex<HashSet<String>>,
     notifier: Mutex<Option<UnboundedSender<Notification>>>,
     delivery: Arc<DeliveryStats>,
@@ -146,6 +148,7 @@ impl Emulator {
                 calendars: Mutex::new(Calendars::default()),
                 faults: Mutex::new(FaultPlan::default()),
                 calls: Mutex::new(BTreeMap::new()),
+                send_updates: Mutex::new(BTreeMap::new()),
                 tokens: Mutex::new(HashSet::new()),
                 notifier: Mutex::new(None),
                 delivery: Arc::new(DeliveryStats::default()),
@@ -193,6 +196,12 @@ impl Emulator {
     /// watch, stop, token) the emulator saw, failed ones included.
     pub fn calls(&self, op: &str) -> u64 {
         lock(&self.inner.calls).get(op).copied().unwrap_or(0)
+    }
+
+    /// The `sendUpdates` value the latest `op` (insert, patch, update,
+    /// delete) carried, if any.
+    pub fn last_send_updates(&self, op: &str) -> Option<String> {
+        lock(&self.inner.send_updates).get(op).cloned()
     }
 
     pub fn invalidate_sync_tokens(&self) {

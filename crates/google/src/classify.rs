@@ -67,8 +67,16 @@ impl common::Delegate for Capture {
 }
 
 /// A classified failure; wraps the domain error so retries can be decided.
+/// `unauthorized` marks a 401, which the adapter answers by refreshing the
+/// access token once.
 #[derive(Debug)]
-pub struct Failure(pub DomainError);
+pub struct Failure(pub DomainError, pub bool);
+
+impl Failure {
+    pub fn new(error: DomainError) -> Self {
+        Self(error, false)
+    }
+}
 
 impl Retryable for Failure {
     fn retry_decision(&self) -> RetryDecision {
@@ -86,7 +94,7 @@ impl Retryable for Failure {
 }
 
 fn failure(kind: ProviderErrorKind, message: String, retry_after: Option<Duration>) -> Failure {
-    Failure(DomainError::Provider {
+    Failure::new(DomainError::Provider {
         kind,
         message,
         retry_after,
@@ -136,22 +144,26 @@ pub fn classify(op: Op, error: common::Error, capture: &Capture) -> Failure {
                 .pointer("/error/message")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("no message");
-            failure(
+            let mut classified = failure(
                 kind_for(op, status, reason),
                 format!(
                     "{prefix}: {status} {}: {message}",
                     reason.unwrap_or("unknown")
                 ),
                 capture.retry_after,
-            )
+            );
+            classified.1 = status == 401;
+            classified
         }
         common::Error::Failure(response) => {
             let status = response.status().as_u16();
-            failure(
+            let mut classified = failure(
                 kind_for(op, status, None),
                 format!("{prefix}: HTTP {status}"),
                 capture.retry_after,
-            )
+            );
+            classified.1 = status == 401;
+            classified
         }
         common::Error::HttpError(error) => failure(
             K::Transient,
@@ -231,7 +243,7 @@ mod tests {
             status: None,
             retry_after: Some(Duration::from_secs(3)),
         };
-        let Failure(error) = classify(Op::List, common::Error::BadRequest(body), &capture);
+        let Failure(error, _) = classify(Op::List, common::Error::BadRequest(body), &capture);
         match error {
             DomainError::Provider {
                 kind,
@@ -250,7 +262,7 @@ mod tests {
     fn revoked_grants_need_a_person() {
         let error =
             common::Error::MissingToken("server error: invalid_grant: account deleted".into());
-        let Failure(error) = classify(Op::List, error, &Capture::default());
+        let Failure(error, _) = classify(Op::List, error, &Capture::default());
         assert_eq!(error.provider_kind(), Some(K::ReconnectRequired));
     }
 }

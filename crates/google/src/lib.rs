@@ -9,6 +9,9 @@ mod classify;
 mod mapping;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -180,6 +183,8 @@ fn segment(value: &str) -> String {
 /// The Google Calendar adapter.
 pub struct GoogleCalendar {
     hub: CalendarHub<Connector>,
+    /// Set after a 401 so the next token request bypasses the cache.
+    force_refresh: Arc<AtomicBool>,
     limiter: RateLimiter,
     retry: RetryPolicy,
     timeout: Duration,
@@ -215,6 +220,7 @@ impl GoogleCalendar {
         let executor = hyper_util::rt::TokioExecutor::new();
         let client =
             hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
+        let force_refresh = Arc::new(AtomicBool::new(false));
         let mut hub = match config.credentials {
             Credentials::AccessToken(token) => CalendarHub::new(client, token),
             Credentials::ServiceAccount { key_json, subject } => {
@@ -234,12 +240,19 @@ impl GoogleCalendar {
                     .build()
                     .await
                     .map_err(|error| Error::Credentials(error.to_string()))?;
-                CalendarHub::new(client, authenticator)
+                CalendarHub::new(
+                    client,
+                    Refreshing {
+                        inner: authenticator,
+                        force: force_refresh.clone(),
+                    },
+                )
             }
         };
         hub.base_url(base);
         Ok(Self {
             hub,
+            force_refresh,
             limiter: RateLimiter::new(config.rate_limits)?,
             retry: config.retry,
             timeout: config.request_timeout,
@@ -255,16 +268,32 @@ impl GoogleCalendar {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
+        let rejected_once = AtomicBool::new(false);
         let result = calsync_resilience::retry(
             &self.retry,
             || {
                 let attempt = attempt();
+                let rejected_once = &rejected_once;
                 async move {
                     self.limiter
                         .acquire(calendar, op.cost())
                         .await
-                        .map_err(|error| Failure(DomainError::provider(ProviderErrorKind::Permanent, error.to_string())))?;
-                    attempt.await
+                        .map_err(|error| Failure::new(DomainError::provider(ProviderErrorKind::Permanent, error.to_string())))?;
+                    match attempt.await {
+                        // A rejected token: fetch a fresh one and try once more; a
+                        // second rejection means the credentials themselves are refused.
+                        Err(Failure(_, true)) if rejected_once.swap(true, Ordering::SeqCst) => {
+                            Err(Failure::new(DomainError::provider(
+                                ProviderErrorKind::ReconnectRequired,
+                                format!("{}: Google rejected freshly issued credentials (401)", op.name()),
+                            )))
+                        }
+                        Err(Failure(error, true)) => {
+                            self.force_refresh.store(true, Ordering::SeqCst);
+                            Err(Failure::new(error))
+                        }
+                        other => other,
+                    }
                 }
             },
             |retry| {
@@ -275,7 +304,7 @@ impl GoogleCalendar {
             },
         )
         .await;
-        result.map_err(|Failure(error)| error)
+        result.map_err(|Failure(error, _)| error)
     }
 
     /// Awaits one request under the timeout and classifies its failure.
@@ -286,7 +315,7 @@ impl GoogleCalendar {
         capture: &std::sync::Mutex<Capture>,
     ) -> Result<T, Failure> {
         match tokio::time::timeout(self.timeout, request).await {
-            Err(_) => Err(Failure(DomainError::provider(
+            Err(_) => Err(Failure::new(DomainError::provider(
                 ProviderErrorKind::Transient,
                 format!("{}: no answer within {:?}", op.name(), self.timeout),
             ))),
@@ -298,6 +327,38 @@ impl GoogleCalendar {
                 Err(classify(op, error, &capture))
             }
         }
+    }
+}
+
+/// The service-account authenticator, able to skip its token cache once
+/// after Google rejected a token.
+#[derive(Clone)]
+struct Refreshing {
+    inner: yup_oauth2::authenticator::Authenticator<Connector>,
+    force: Arc<AtomicBool>,
+}
+
+impl common::GetToken for Refreshing {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&str],
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let token = if self.force.swap(false, Ordering::SeqCst) {
+                self.inner.force_refreshed_token(scopes).await
+            } else {
+                self.inner.token(scopes).await
+            };
+            token
+                .map(|t| t.token().map(str::to_owned))
+                .map_err(Into::into)
+        })
     }
 }
 
@@ -318,7 +379,7 @@ impl common::Delegate for Lent<'_> {
 }
 
 fn remote(event: api::Event) -> Result<RemoteEvent, Failure> {
-    mapping::from_google(event).map_err(Failure)
+    mapping::from_google(event).map_err(Failure::new)
 }
 
 #[async_trait]
@@ -494,7 +555,7 @@ impl CalendarProvider for GoogleCalendar {
                 .delegate(&mut delegate);
             let (_, granted) = self.settle(Op::Watch, call.doit(), &capture).await?;
             let invalid = |what: &str| {
-                Failure(DomainError::provider(
+                Failure::new(DomainError::provider(
                     ProviderErrorKind::Permanent,
                     format!("watch: {what}"),
                 ))
@@ -566,6 +627,32 @@ mod tests {
             "en.german%23holiday@group.v.calendar.google.com"
         );
         assert_eq!(segment("a/b?c d%"), "a%2Fb%3Fc%20d%25");
+    }
+
+    #[test]
+    fn service_account_keys_are_read_from_json_or_a_path() {
+        let json = r#"{"type": "service_account"}"#;
+        let Credentials::ServiceAccount { key_json, .. } =
+            Credentials::service_account_from(json, None).unwrap()
+        else {
+            panic!("expected a service account");
+        };
+        assert_eq!(key_json, json);
+        let path = std::env::temp_dir().join(format!("calsync-key-{}.json", std::process::id()));
+        std::fs::write(&path, json).unwrap();
+        let from_file =
+            Credentials::service_account_from(path.to_str().unwrap(), Some("a@b.c".into()))
+                .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            matches!(from_file, Credentials::ServiceAccount { ref key_json, ref subject }
+            if key_json == json && subject.as_deref() == Some("a@b.c"))
+        );
+        assert!(Credentials::service_account_from("/no/such/key.json", None).is_err());
+        assert!(
+            !format!("{from_file:?}").contains("service_account"),
+            "keys never printed"
+        );
     }
 
     #[test]

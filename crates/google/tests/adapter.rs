@@ -224,6 +224,15 @@ async fn inserts_use_the_client_id_and_a_retry_is_a_duplicate() {
         stored[0]["extendedProperties"]["private"]["entity_type"],
         "deal"
     );
+    assert_eq!(
+        setup
+            .emulator
+            .emulator
+            .last_send_updates("insert")
+            .as_deref(),
+        Some("none"),
+        "sendUpdates on every write"
+    );
     assert_eq!(kind(google.insert_event(&event).await), Kind::Duplicate);
     let fetched = google
         .get_event(&cal(), &event.google_event_id)
@@ -479,4 +488,80 @@ impl ClientForAdmin {
         stream.read_to_string(&mut response).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_token_is_refreshed_once_then_needs_a_person() {
+    let setup = setup().await;
+    let google = adapter(&setup, fast_retries(3)).await;
+    let emu = &setup.emulator.emulator;
+    google
+        .list_events(&cal(), &request(None, None, 10))
+        .await
+        .unwrap();
+    let (tokens, lists) = (emu.calls("token"), emu.calls("list"));
+    emu.schedule_fault(Some("list"), 1, Fault::status(401));
+    google
+        .list_events(&cal(), &request(None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(emu.calls("token") - tokens, 1, "a fresh token was fetched");
+    assert_eq!(emu.calls("list") - lists, 2);
+    emu.schedule_fault(Some("list"), 2, Fault::status(401));
+    assert_eq!(
+        kind(google.list_events(&cal(), &request(None, None, 10)).await),
+        Kind::ReconnectRequired
+    );
+    setup.emulator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_insert_counts_as_pushed_only_when_the_event_is_ours() {
+    use calsync_domain::event::PushState;
+    use calsync_domain::ports::EventStore;
+    use calsync_domain::services::EventService;
+    let setup = setup().await;
+    let google: Arc<dyn CalendarProvider> = Arc::new(adapter(&setup, fast_retries(3)).await);
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(chrono::Utc::now());
+    let writes = EventService::new(google.clone(), store.clone(), store.clone(), clock.clone());
+    let new = |id: &str| {
+        NewEvent::new(
+            cal(),
+            EntityRef::new("deal", id).unwrap(),
+            EventTime::at(clock.now(), None),
+            EventTime::at(clock.now() + chrono::Duration::hours(1), None),
+            NewEventFields::default(),
+        )
+        .unwrap()
+    };
+    // Our first try reached Google, but its answer was lost.
+    let (ours, _) = writes.create(new("1")).await.unwrap();
+    google.insert_event(&ours).await.unwrap();
+    // Someone else's event, since deleted, holds the next id.
+    let (theirs, _) = writes.create(new("2")).await.unwrap();
+    let mut foreign = theirs.clone();
+    foreign.entity = Some(EntityRef::new("ticket", "9").unwrap());
+    google.insert_event(&foreign).await.unwrap();
+    google
+        .delete_event(&cal(), &theirs.google_event_id)
+        .await
+        .unwrap();
+
+    let report = writes.drain_outbox("worker", 10).await.unwrap();
+    assert_eq!((report.pushed, report.dead_lettered), (1, 1));
+    assert_eq!(
+        store.get_event(ours.id).await.unwrap().unwrap().push_state,
+        PushState::Synced
+    );
+    assert_eq!(
+        store
+            .get_event(theirs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .push_state,
+        PushState::Failed
+    );
+    setup.emulator.stop().await;
 }
