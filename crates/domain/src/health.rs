@@ -20,6 +20,20 @@ pub struct CalendarHealth {
     pub active_channels: u64,
 }
 
+impl CalendarHealth {
+    pub fn new(state: &crate::sync::SyncState, active_channels: u64) -> Self {
+        Self {
+            calendar_id: state.calendar_id.clone(),
+            last_sync_at: state.last_sync_at(),
+            last_error: state.last_error.clone(),
+            last_error_at: state.last_error_at,
+            error_count: state.error_count,
+            reconnect_required: state.reconnect_required,
+            active_channels,
+        }
+    }
+}
+
 /// Aggregates the store computes with indexed queries (never by loading rows).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

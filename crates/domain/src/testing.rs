@@ -669,17 +669,12 @@ impl HealthStore for MemoryStore {
             calendars: state
                 .sync_states
                 .values()
-                .map(|s| CalendarHealth {
-                    calendar_id: s.calendar_id.clone(),
-                    last_sync_at: s.last_sync_at(),
-                    last_error: s.last_error.clone(),
-                    last_error_at: s.last_error_at,
-                    error_count: s.error_count,
-                    reconnect_required: s.reconnect_required,
-                    active_channels: active
+                .map(|s| {
+                    let channels = active
                         .iter()
                         .filter(|c| c.calendar_id == s.calendar_id)
-                        .count() as u64,
+                        .count();
+                    CalendarHealth::new(s, channels as u64)
                 })
                 .collect(),
             active_events: live_events.len() as u64,

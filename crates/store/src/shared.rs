@@ -1435,19 +1435,12 @@ impl HealthStore for DieselStore {
             last_sync_at: states.iter().filter_map(SyncState::last_sync_at).max(),
             calendars: states
                 .iter()
-                .map(|s| CalendarHealth {
-                    calendar_id: s.calendar_id.clone(),
-                    last_sync_at: s.last_sync_at(),
-                    last_error: s.last_error.clone(),
-                    last_error_at: s.last_error_at,
-                    error_count: s.error_count,
-                    reconnect_required: s.reconnect_required,
-                    active_channels: count(
-                        per_calendar
-                            .get(s.calendar_id.as_str())
-                            .copied()
-                            .unwrap_or(0),
-                    ),
+                .map(|s| {
+                    let channels = per_calendar
+                        .get(s.calendar_id.as_str())
+                        .copied()
+                        .unwrap_or(0);
+                    CalendarHealth::new(s, count(channels))
                 })
                 .collect(),
             active_events: count(active_events),
