@@ -13,6 +13,7 @@ use crate::outbox::{OutboxEntry, OutboxOp};
 use crate::sync::{
     ChangePage, ListRequest, PageOutcome, RemoteEvent, SyncLease, SyncOutcome, SyncPage, SyncState,
 };
+use crate::webhook::DriveNotification;
 
 /// The current time. Services never read the system clock directly, so tests
 /// can move time.
@@ -227,14 +228,49 @@ pub trait HealthStore: Send + Sync {
     async fn health_stats(&self, expiring_before: DateTime<Utc>) -> Result<HealthStats>;
 }
 
+/// Accepted Google Drive push notifications, kept for the record.
+#[async_trait]
+pub trait DriveNotificationStore: Send + Sync {
+    async fn record_drive_notification(
+        &self,
+        notification: &DriveNotification,
+        received_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The newest notifications first, at most `limit`.
+    async fn recent_drive_notifications(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(DriveNotification, DateTime<Utc>)>>;
+}
+
+/// What to do with a Drive notification once it is authenticated and
+/// recorded. Embedding services implement it; the server's default logs.
+#[async_trait]
+pub trait DriveNotificationSink: Send + Sync {
+    async fn drive_changed(&self, notification: &DriveNotification) -> Result<()>;
+}
+
 /// Everything a storage adapter provides, as one object.
 pub trait Store:
-    EventStore + SyncStateStore + ChannelStore + OutboxStore + JobTickStore + HealthStore
+    EventStore
+    + SyncStateStore
+    + ChannelStore
+    + OutboxStore
+    + JobTickStore
+    + HealthStore
+    + DriveNotificationStore
 {
 }
 
 impl<T> Store for T where
-    T: EventStore + SyncStateStore + ChannelStore + OutboxStore + JobTickStore + HealthStore
+    T: EventStore
+        + SyncStateStore
+        + ChannelStore
+        + OutboxStore
+        + JobTickStore
+        + HealthStore
+        + DriveNotificationStore
 {
 }
 

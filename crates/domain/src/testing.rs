@@ -16,13 +16,14 @@ use crate::health::{CalendarHealth, HealthStats};
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
 use crate::outbox::{OutboxEntry, OutboxOp, OutboxState};
 use crate::ports::{
-    CalendarProvider, ChannelStore, Clock, EventQuery, EventStore, HealthStore, JobTickStore,
-    OutboxStore, PushReceipt, SyncStateStore,
+    CalendarProvider, ChannelStore, Clock, DriveNotificationStore, EventQuery, EventStore,
+    HealthStore, JobTickStore, OutboxStore, PushReceipt, SyncStateStore,
 };
 use crate::sync::{
     ApplyDecision, ChangePage, ListRequest, PageOutcome, RemoteEvent, SyncLease, SyncOutcome,
     SyncPage, SyncRun, SyncState, decide,
 };
+use crate::webhook::DriveNotification;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -79,6 +80,7 @@ struct StoreState {
     outbox: BTreeMap<i64, StoredOutbox>,
     next_outbox_id: i64,
     ticks: HashSet<(String, DateTime<Utc>)>,
+    drive: Vec<(DriveNotification, DateTime<Utc>)>,
 }
 
 impl StoreState {
@@ -632,6 +634,33 @@ impl JobTickStore for MemoryStore {
         Ok(lock(&self.state)
             .ticks
             .insert((job.to_owned(), scheduled_for)))
+    }
+}
+
+#[async_trait]
+impl DriveNotificationStore for MemoryStore {
+    async fn record_drive_notification(
+        &self,
+        notification: &DriveNotification,
+        received_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut recorded = notification.clone();
+        recorded.envelope.token = None; // never stored
+        lock(&self.state).drive.push((recorded, received_at));
+        Ok(())
+    }
+
+    async fn recent_drive_notifications(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(DriveNotification, DateTime<Utc>)>> {
+        Ok(lock(&self.state)
+            .drive
+            .iter()
+            .rev()
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }
 

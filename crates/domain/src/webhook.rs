@@ -119,6 +119,24 @@ pub enum DriveResourceState {
 }
 
 impl DriveResourceState {
+    pub fn parse(value: &str) -> Result<Self> {
+        Ok(match value {
+            "sync" => Self::Sync,
+            "add" => Self::Add,
+            "remove" => Self::Remove,
+            "update" => Self::Update,
+            "trash" => Self::Trash,
+            "untrash" => Self::Untrash,
+            "change" => Self::Change,
+            _ => {
+                return Err(invalid(
+                    headers::RESOURCE_STATE,
+                    "must be sync, add, remove, update, trash, untrash or change",
+                ));
+            }
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sync => "sync",
@@ -256,21 +274,7 @@ pub fn parse_drive_notification<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<DriveNotification> {
     let envelope = parse_envelope(&get)?;
-    let state = match required(headers::RESOURCE_STATE, &get)? {
-        "sync" => DriveResourceState::Sync,
-        "add" => DriveResourceState::Add,
-        "remove" => DriveResourceState::Remove,
-        "update" => DriveResourceState::Update,
-        "trash" => DriveResourceState::Trash,
-        "untrash" => DriveResourceState::Untrash,
-        "change" => DriveResourceState::Change,
-        _ => {
-            return Err(invalid(
-                headers::RESOURCE_STATE,
-                "must be sync, add, remove, update, trash, untrash or change",
-            ));
-        }
-    };
+    let state = DriveResourceState::parse(required(headers::RESOURCE_STATE, &get)?)?;
     let changed = get(headers::CHANGED)
         .map(|value| {
             value

@@ -94,6 +94,7 @@ impl World {
             self.secret(),
             self.store.clone(),
             self.store.clone(),
+            self.store.clone(),
             self.clock.clone(),
         )
     }
@@ -888,4 +889,46 @@ fn listing_filters_by_entity_and_pages_by_cursor() {
     query.entity = Some(EntityRef::new("deal", "other").unwrap());
     query.after = None;
     assert!(block_on(w.store.list_events(&query)).unwrap().is_empty());
+}
+
+#[test]
+fn drive_notifications_are_authenticated_and_recorded_without_their_token() {
+    use calsync_domain::ports::DriveNotificationStore;
+    use calsync_domain::webhook::{DriveNotification, DriveResourceState};
+    let w = World::new();
+    let channel = ChannelId::new("drive-1").unwrap();
+    let drive = |token: Option<String>| DriveNotification {
+        envelope: PushEnvelope {
+            channel_id: channel.clone(),
+            token,
+            message_number: 4,
+            resource_id: ResourceId::new("file-res").unwrap(),
+            resource_uri: "https://www.googleapis.com/drive/v3/files/abc".into(),
+            channel_expiration: None,
+        },
+        state: DriveResourceState::Update,
+        changed: vec!["content".into()],
+    };
+    let service = w.notifications();
+    assert_eq!(
+        block_on(service.handle_drive(&drive(Some("f".repeat(64))))),
+        Err(Error::Forbidden)
+    );
+    assert_eq!(
+        block_on(service.handle_drive(&drive(None))),
+        Err(Error::Forbidden)
+    );
+    assert!(
+        block_on(w.store.recent_drive_notifications(10))
+            .unwrap()
+            .is_empty()
+    );
+    block_on(service.handle_drive(&drive(Some(w.secret().channel_token(&channel))))).unwrap();
+    let recorded = block_on(w.store.recent_drive_notifications(10)).unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].0.state, DriveResourceState::Update);
+    assert_eq!(
+        recorded[0].0.envelope.token, None,
+        "tokens are never stored"
+    );
 }

@@ -16,12 +16,13 @@ use calsync_domain::ids::{
 };
 use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState};
 use calsync_domain::ports::{
-    ChannelStore, EventQuery, EventStore, HealthStore, JobTickStore, OutboxStore, PushReceipt,
-    SyncStateStore,
+    ChannelStore, DriveNotificationStore, EventQuery, EventStore, HealthStore, JobTickStore,
+    OutboxStore, PushReceipt, SyncStateStore,
 };
 use calsync_domain::sync::{
     ApplyDecision, PageOutcome, SyncLease, SyncOutcome, SyncPage, SyncRun, SyncState, decide,
 };
+use calsync_domain::webhook::{DriveNotification, DriveResourceState, PushEnvelope};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use diesel::upsert::excluded;
 use diesel::{
@@ -31,7 +32,7 @@ use diesel_async::{RunQueryDsl, TransactionManager as _};
 
 use schema::{
     calendar_events as ev, calendar_outbox as ob, calendar_sync_states as ss,
-    calendar_watch_channels as wc, job_ticks as jt,
+    calendar_watch_channels as wc, drive_notifications as dn, job_ticks as jt,
 };
 
 type DomainResult<T> = Result<T, DomainError>;
@@ -1324,6 +1325,86 @@ impl JobTickStore for DieselStore {
                 .map_err(db)?;
             Ok(inserted == 1)
         })
+    }
+}
+
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = dn)]
+struct DriveRow {
+    channel_id: String,
+    resource_id: String,
+    resource_uri: String,
+    resource_state: String,
+    message_number: i64,
+    changed: String,
+    received_at: DateTime<Utc>,
+}
+
+impl DriveRow {
+    fn into_notification(self) -> DomainResult<(DriveNotification, DateTime<Utc>)> {
+        let notification = DriveNotification {
+            envelope: PushEnvelope {
+                channel_id: ChannelId::new(self.channel_id)?,
+                token: None,
+                message_number: u64::try_from(self.message_number).unwrap_or(0),
+                resource_id: ResourceId::new(self.resource_id)?,
+                resource_uri: self.resource_uri,
+                channel_expiration: None,
+            },
+            state: DriveResourceState::parse(&self.resource_state)?,
+            changed: self
+                .changed
+                .split(',')
+                .filter(|part| !part.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
+        Ok((notification, self.received_at))
+    }
+}
+
+#[async_trait]
+impl DriveNotificationStore for DieselStore {
+    async fn record_drive_notification(
+        &self,
+        notification: &DriveNotification,
+        received_at: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        let envelope = &notification.envelope;
+        write_tx!(self, |conn| {
+            diesel::insert_into(dn::table)
+                .values((
+                    dn::channel_id.eq(envelope.channel_id.as_str()),
+                    dn::resource_id.eq(envelope.resource_id.as_str()),
+                    dn::resource_uri.eq(&envelope.resource_uri),
+                    dn::resource_state.eq(notification.state.as_str()),
+                    dn::message_number
+                        .eq(i64::try_from(envelope.message_number).unwrap_or(i64::MAX)),
+                    dn::changed.eq(notification.changed.join(",")),
+                    dn::received_at.eq(micros(received_at)),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn recent_drive_notifications(
+        &self,
+        limit: u32,
+    ) -> DomainResult<Vec<(DriveNotification, DateTime<Utc>)>> {
+        let mut conn = self.conn().await?;
+        dn::table
+            .order(dn::id.desc())
+            .limit(i64::from(limit))
+            .select(DriveRow::as_select())
+            .load::<DriveRow>(&mut conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(DriveRow::into_notification)
+            .collect()
     }
 }
 

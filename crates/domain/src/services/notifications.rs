@@ -3,8 +3,10 @@ use std::sync::Arc;
 use crate::channel::ChannelStatus;
 use crate::error::{Error, Result};
 use crate::ids::{CalendarId, ChannelId, ResourceId};
-use crate::ports::{ChannelStore, Clock, SyncStateStore};
-use crate::webhook::{CalendarNotification, CalendarResourceState, WebhookSecret};
+use crate::ports::{ChannelStore, Clock, DriveNotificationStore, SyncStateStore};
+use crate::webhook::{
+    CalendarNotification, CalendarResourceState, DriveNotification, WebhookSecret,
+};
 
 /// What a Calendar push notification led to. Every variant is answered 2xx:
 /// Google only needs to retry when calsync failed to record it.
@@ -29,6 +31,7 @@ pub struct NotificationService {
     secret: WebhookSecret,
     channels: Arc<dyn ChannelStore>,
     states: Arc<dyn SyncStateStore>,
+    drive: Arc<dyn DriveNotificationStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -37,12 +40,14 @@ impl NotificationService {
         secret: WebhookSecret,
         channels: Arc<dyn ChannelStore>,
         states: Arc<dyn SyncStateStore>,
+        drive: Arc<dyn DriveNotificationStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             secret,
             channels,
             states,
+            drive,
             clock,
         }
     }
@@ -53,6 +58,16 @@ impl NotificationService {
             Some(token) if self.secret.verify(channel_id, token) => Ok(()),
             _ => Err(Error::Forbidden),
         }
+    }
+
+    /// Authenticates and records a Drive notification; the caller hands it
+    /// to its [`crate::ports::DriveNotificationSink`].
+    pub async fn handle_drive(&self, notification: &DriveNotification) -> Result<()> {
+        let envelope = &notification.envelope;
+        self.authenticate(&envelope.channel_id, envelope.token.as_deref())?;
+        self.drive
+            .record_drive_notification(notification, self.clock.now())
+            .await
     }
 
     pub async fn handle_calendar(

@@ -1054,3 +1054,47 @@ pub async fn concurrent_writers_lose_nothing(db: &TestDb) {
         .unwrap();
     assert_eq!(claimed.len(), 240);
 }
+
+pub async fn drive_notifications_are_kept_newest_first(db: &TestDb) {
+    use calsync_domain::webhook::{DriveNotification, DriveResourceState, PushEnvelope};
+    let store = &db.store;
+    for (n, state) in [
+        (1, DriveResourceState::Sync),
+        (2, DriveResourceState::Trash),
+    ] {
+        let notification = DriveNotification {
+            envelope: PushEnvelope {
+                channel_id: ChannelId::new("drive-chan").unwrap(),
+                token: Some("never-stored".into()),
+                message_number: n,
+                resource_id: ResourceId::new("res-9").unwrap(),
+                resource_uri: "https://www.googleapis.com/drive/v3/files/9".into(),
+                channel_expiration: None,
+            },
+            state,
+            changed: if n == 2 {
+                vec!["content".into(), "parents".into()]
+            } else {
+                vec![]
+            },
+        };
+        store
+            .record_drive_notification(&notification, now() + Duration::seconds(n as i64))
+            .await
+            .unwrap();
+    }
+    let recent = store.recent_drive_notifications(10).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    let (latest, at) = &recent[0];
+    assert_eq!(
+        (latest.state, latest.envelope.message_number),
+        (DriveResourceState::Trash, 2)
+    );
+    assert_eq!(
+        latest.changed,
+        vec!["content".to_owned(), "parents".to_owned()]
+    );
+    assert_eq!(latest.envelope.token, None);
+    assert_eq!(*at, now() + Duration::seconds(2));
+    assert!(recent[1].0.changed.is_empty());
+}

@@ -47,4 +47,5 @@ contract!(
     channels_keep_state_and_the_highest_message_number,
     listing_filters_and_pages,
     concurrent_writers_lose_nothing,
+    drive_notifications_are_kept_newest_first,
 );
