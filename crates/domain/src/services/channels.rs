@@ -53,8 +53,9 @@ impl ChannelService {
     }
 
     /// Watches a calendar. The channel is stored (pending) before the watch
-    /// call, so an early `sync` message finds it; the calendar is marked for a
-    /// full sync so the mirror starts complete.
+    /// call, so an early `sync` message finds it; the calendar is marked
+    /// dirty (for a full sync if it was never synced) so the mirror starts
+    /// complete.
     pub async fn create(&self, calendar_id: &CalendarId) -> Result<WatchChannel> {
         let now = self.clock.now();
         let id = ChannelId::random();
@@ -85,7 +86,13 @@ impl ChannelService {
             }
         };
         self.channels.activate_channel(&id, &grant).await?;
-        self.states.mark_dirty(calendar_id, false).await?;
+        // A calendar seen for the first time starts with a full sync.
+        let never_synced = self
+            .states
+            .sync_state(calendar_id)
+            .await?
+            .is_none_or(|state| state.sync_token.is_none());
+        self.states.mark_dirty(calendar_id, never_synced).await?;
         channel.resource_id = Some(grant.resource_id);
         channel.expiration = grant.expiration;
         channel.status = ChannelStatus::Active;

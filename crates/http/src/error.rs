@@ -1,0 +1,115 @@
+//! The one place domain errors become HTTP answers. Bodies are JSON:
+//! `{"error": {"code": "...", "message": "...", "field"?: "...", "header"?: "..."}}`.
+//! A server-side failure's cause is logged, never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use calsync_domain::{Error as DomainError, ProviderErrorKind};
+use serde_json::json;
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub enum HttpError {
+    Domain(DomainError),
+    /// Missing or unknown API token.
+    Unauthorized,
+    /// A source sent more webhooks than it may.
+    TooManyRequests,
+}
+
+impl From<DomainError> for HttpError {
+    fn from(error: DomainError) -> Self {
+        Self::Domain(error)
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Domain(error) => error.fmt(f),
+            Self::Unauthorized => f.write_str("missing or invalid API token"),
+            Self::TooManyRequests => f.write_str("too many requests"),
+        }
+    }
+}
+
+impl HttpError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ProviderErrorKind as K;
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Domain(error) => match error {
+                DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+                DomainError::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
+                DomainError::InvalidHeader { .. } => (StatusCode::BAD_REQUEST, "invalid_header"),
+                DomainError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+                DomainError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                DomainError::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate"),
+                DomainError::PreconditionFailed { .. } => {
+                    (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+                }
+                // Worth retrying: the client (or Google, for webhooks) should come back.
+                DomainError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                DomainError::Provider { kind, .. } => match kind {
+                    K::Transient | K::RateLimited => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "google_unavailable")
+                    }
+                    K::NotFound => (StatusCode::NOT_FOUND, "not_found_in_google"),
+                    K::PreconditionFailed => {
+                        (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+                    }
+                    K::Duplicate => (StatusCode::CONFLICT, "duplicate_in_google"),
+                    K::ReconnectRequired => (StatusCode::CONFLICT, "reconnect_required"),
+                    K::SyncTokenExpired | K::Permanent => {
+                        (StatusCode::BAD_GATEWAY, "google_refused")
+                    }
+                },
+            },
+        }
+    }
+
+    /// Whether the cause stays in the logs (server-side failures).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Domain(DomainError::Storage(_)))
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        let message = if self.is_internal() {
+            "the service is temporarily unavailable; try again".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        match self {
+            Self::Domain(DomainError::Invalid { field, .. }) => {
+                body["error"]["field"] = json!(field)
+            }
+            Self::Domain(
+                DomainError::MissingHeader { header } | DomainError::InvalidHeader { header, .. },
+            ) => {
+                body["error"]["header"] = json!(header);
+            }
+            _ => {}
+        }
+        let mut response = HttpResponse::build(status);
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::Domain(DomainError::Provider {
+            retry_after: Some(after),
+            ..
+        }) = self
+        {
+            response.insert_header(("Retry-After", after.as_secs().max(1).to_string()));
+        }
+        response.json(body)
+    }
+}
