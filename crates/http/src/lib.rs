@@ -6,6 +6,7 @@ mod auth;
 mod channels;
 mod error;
 mod webhooks;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     /// Channels to stop at Google (validly signed notifications for
     /// channels calsync no longer wants); a background task drains it.
     pub channel_stops: UnboundedSender<(ChannelId, ResourceId)>,
+    /// Woken after a webhook marks a calendar dirty, so the sync starts at once.
+    pub sync_wakeup: Arc<tokio::sync::Notify>,
     pub logger: slog::Logger,
 }
 

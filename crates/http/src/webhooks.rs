@@ -63,6 +63,7 @@ pub async fn calendar(
             info!(state.logger, "calendar change announced";
                 "action" => "webhook_calendar", "status" => "accepted", "calendar_id" => calendar_id.to_string(),
                 "channel_id" => envelope.channel_id.to_string(), "message_number" => envelope.message_number);
+            state.sync_wakeup.notify_one();
         }
         Ok(NotificationOutcome::ChannelConfirmed { calendar_id }) => {
             info!(state.logger, "watch channel confirmed";

@@ -76,6 +76,7 @@ fn world(webhook_burst: u32) -> World {
         })
         .unwrap(),
         channel_stops: sender,
+        sync_wakeup: Arc::new(tokio::sync::Notify::new()),
         logger: slog::Logger::root(slog::Discard, slog::o!()),
     });
     World {
