@@ -18,6 +18,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server. With no configuration: embedded SQLite and the
+    /// built-in Google Calendar emulator.
+    Serve(Box<calsync::settings::ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate {
         /// postgres://..., sqlite://PATH, or unset for ./calsync.db.
@@ -96,6 +99,7 @@ pub async fn run(command: Command) -> Result<(), CommandError> {
             println!("{}", secret.channel_token(&ChannelId::new(channel_id)?));
             Ok(())
         }
+        Command::Serve(args) => serve(*args).await,
         Command::Emulator {
             bind,
             service_account_public_key,
@@ -133,5 +137,30 @@ async fn run_emulator(
         .await
         .map_err(|error| format!("cannot wait for Ctrl-C: {error}"))?;
     running.stop().await;
+    Ok(())
+}
+
+async fn serve(args: calsync::settings::ServeArgs) -> Result<(), CommandError> {
+    use calsync_resilience::{LogConfig, json_logger};
+    let settings = args.settings()?;
+    let config = LogConfig {
+        service: "calsync".into(),
+        level: settings.log_level,
+    };
+    let (logger, _flush_on_exit) = json_logger(std::io::stdout(), &config);
+    let running = calsync::server::start(settings, logger).await?;
+    wait_for_termination().await?;
+    running.stop().await;
+    Ok(())
+}
+
+/// SIGTERM (how orchestrators stop a service) or Ctrl-C.
+async fn wait_for_termination() -> Result<(), CommandError> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        result = tokio::signal::ctrl_c() => result.map_err(|error| format!("cannot listen for Ctrl-C: {error}"))?,
+    }
     Ok(())
 }

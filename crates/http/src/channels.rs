@@ -41,6 +41,8 @@ pub async fn create(
         }
     };
     let channel = state.channels.create(&calendar_id).await?;
+    // The initial sync should not wait for the worker's next poll.
+    state.sync_wakeup.notify_one();
     info!(state.logger, "watch channel created";
         "action" => "channel_create", "status" => "success", "calendar_id" => calendar_id.to_string(),
         "channel_id" => channel.id.to_string(), "expiration" => channel.expiration.to_rfc3339());

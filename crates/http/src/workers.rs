@@ -47,7 +47,7 @@ pub fn spawn_sync_worker(
                 Ok(Some(Ok(report))) => {
                     info!(logger, "calendar synced";
                         "action" => "sync", "status" => "success", "calendar_id" => report.calendar_id.to_string(),
-                        "full" => report.full, "token_expired" => report.token_expired, "pages" => report.pages,
+                        "full" => report.full, "resync_after_410" => report.token_expired, "pages" => report.pages,
                         "inserted" => report.outcome.inserted, "updated" => report.outcome.updated,
                         "cancelled" => report.outcome.cancelled + report.outcome.swept,
                         "duration_ms" => millis(started.elapsed()));

@@ -1,0 +1,222 @@
+//! The composition root: builds the adapters from [`Settings`], hands them
+//! to the domain services and the HTTP layer, and starts the workers.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use calsync_domain::ports::{CalendarProvider, Clock, Store, SystemClock};
+use calsync_domain::services::{ChannelService, CleanupService, NotificationService, SyncService};
+use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
+use calsync_http::{AppState, LoggingDriveSink, workers};
+use calsync_resilience::{RateLimitConfig, RateLimiter};
+use calsync_store::StoreOptions;
+use slog::{info, warn};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::settings::{GoogleTarget, Settings};
+
+/// A running server and everything it started.
+pub struct Running {
+    pub address: SocketAddr,
+    /// The store, for embedding tests to look at.
+    pub store: Arc<dyn Store>,
+    /// The in-process emulator, when running without Google credentials.
+    pub emulator: Option<RunningEmulator>,
+    http: actix_web::dev::ServerHandle,
+    server: JoinHandle<std::io::Result<()>>,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    logger: slog::Logger,
+}
+
+impl Running {
+    /// Stops taking requests, lets in-flight requests and the current sync
+    /// or job finish (bounded), then stops the emulator.
+    pub async fn stop(self) {
+        info!(self.logger, "shutting down"; "action" => "shutdown", "status" => "started");
+        self.http.stop(true).await;
+        let _ = self.server.await;
+        let _ = self.shutdown.send(true);
+        for worker in self.workers {
+            if tokio::time::timeout(Duration::from_secs(30), worker)
+                .await
+                .is_err()
+            {
+                warn!(self.logger, "a worker did not stop in time"; "action" => "shutdown", "status" => "timeout");
+            }
+        }
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+        info!(self.logger, "stopped"; "action" => "shutdown", "status" => "success");
+    }
+}
+
+async fn google(
+    settings: &Settings,
+    logger: &slog::Logger,
+) -> Result<(Arc<dyn CalendarProvider>, Option<RunningEmulator>), String> {
+    let (config, emulator) = match &settings.google {
+        GoogleTarget::Emulator => {
+            let emulator = Emulator::new(EmulatorConfig::default())?
+                .start("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("cannot start the built-in emulator: {e}"))?;
+            warn!(logger, "NO GOOGLE CREDENTIALS: using the built-in Google Calendar emulator, not Google";
+                "action" => "startup", "status" => "emulator", "emulator_url" => emulator.base_url.clone());
+            let mut config =
+                GoogleConfig::new(Credentials::AccessToken("calsync-development".into()));
+            config.api_base_url = emulator.calendar_api_url();
+            (config, Some(emulator))
+        }
+        GoogleTarget::ServiceAccount {
+            key_json,
+            subject,
+            api_base_url,
+        } => {
+            let mut config = GoogleConfig::new(Credentials::ServiceAccount {
+                key_json: key_json.clone(),
+                subject: subject.clone(),
+            });
+            config.api_base_url = api_base_url.clone();
+            (config, None)
+        }
+    };
+    let config = GoogleConfig {
+        send_updates: settings.send_updates,
+        logger: logger.clone(),
+        ..config
+    };
+    let adapter = GoogleCalendar::new(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((Arc::new(adapter), emulator))
+}
+
+/// Starts the server: store (migrated), Google or the emulator, routes, workers.
+pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, String> {
+    let listener = TcpListener::bind(settings.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    info!(logger, "starting calsync";
+        "action" => "startup", "status" => "starting", "mode" => if settings.production { "production" } else { "development" },
+        "bind" => address.to_string(), "database" => settings.database.redacted());
+    let store = calsync_store::connect(&settings.database, &StoreOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (provider, emulator) = google(&settings, &logger).await?;
+    let webhook_base = settings
+        .webhook_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let owner = format!("{}-{}", address, uuid::Uuid::new_v4().simple());
+    let retention = Duration::from_secs(u64::from(settings.retention_days) * 86_400);
+
+    let sync = SyncService::new(
+        provider.clone(),
+        store.clone(),
+        store.clone(),
+        clock.clone(),
+    )
+    .with_retention(retention);
+    let channels = ChannelService::new(
+        provider.clone(),
+        store.clone(),
+        store.clone(),
+        clock.clone(),
+        settings.webhook_secret.clone(),
+        format!("{webhook_base}/webhooks/calendar"),
+        settings.channel_ttl,
+    );
+    let (stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
+    let wakeup = Arc::new(Notify::new());
+    let webhook_limiter = RateLimiter::new(RateLimitConfig {
+        project_per_minute: settings.webhook_rate_per_minute.saturating_mul(100),
+        per_key_per_minute: settings.webhook_rate_per_minute,
+        project_burst: settings.webhook_rate_per_minute.saturating_mul(10).max(1),
+        per_key_burst: (settings.webhook_rate_per_minute / 10).max(1),
+    })
+    .map_err(|e| e.to_string())?;
+    let state = web::Data::new(AppState {
+        notifications: NotificationService::new(
+            settings.webhook_secret.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        ),
+        channels: channels.clone(),
+        channel_store: store.clone(),
+        drive_sink: Arc::new(LoggingDriveSink(logger.clone())),
+        api_tokens: settings.api_tokens.clone(),
+        default_calendar: settings.default_calendar.clone(),
+        webhook_limiter,
+        channel_stops: stops,
+        sync_wakeup: wakeup.clone(),
+        logger: logger.clone(),
+    });
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let workers = vec![
+        workers::spawn_sync_worker(
+            sync.clone(),
+            owner.clone(),
+            wakeup.clone(),
+            settings.sync_poll,
+            logger.clone(),
+            shutdown_rx.clone(),
+        ),
+        workers::spawn_channel_stopper(
+            provider.clone(),
+            stop_queue,
+            logger.clone(),
+            shutdown_rx.clone(),
+        ),
+        workers::Jobs {
+            channels,
+            sync,
+            cleanup: CleanupService::new(store.clone(), clock.clone(), settings.retention_days),
+            ticks: store.clone(),
+            clock,
+            sync_wakeup: wakeup,
+            schedule: settings.schedule,
+            owner,
+            logger: logger.clone(),
+        }
+        .spawn(shutdown_rx),
+    ];
+
+    let server =
+        HttpServer::new(move || App::new().configure(calsync_http::configure(state.clone())))
+            .disable_signals()
+            .shutdown_timeout(30)
+            .listen(listener)
+            .map_err(|e| e.to_string())?
+            .run();
+    let http = server.handle();
+    let server = tokio::spawn(server);
+    if let Some(token) = &settings.generated_api_token {
+        // Printed once, on the terminal, never logged.
+        println!(
+            "calsync development API token (set CALSYNC_API_TOKENS to choose your own): {token}"
+        );
+    }
+    info!(logger, "calsync is listening";
+        "action" => "startup", "status" => "ready", "url" => format!("http://{address}"),
+        "webhook_url" => format!("{webhook_base}/webhooks/calendar"));
+    Ok(Running {
+        address,
+        store,
+        emulator,
+        http,
+        server,
+        shutdown,
+        workers,
+        logger,
+    })
+}

@@ -1,0 +1,243 @@
+//! `calsync serve` settings: each is a flag and an environment variable
+//! (the original backend's names kept), validated into [`Settings`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use calsync_domain::ids::CalendarId;
+use calsync_domain::webhook::WebhookSecret;
+use calsync_google::SendUpdates;
+use calsync_http::ApiTokens;
+use calsync_store::DatabaseUrl;
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// `production` forbids the emulator and requires every setting.
+    #[arg(long, env = "CALSYNC_ENV", default_value = "development")]
+    pub env: String,
+    #[arg(long, env = "CALSYNC_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// postgres://..., sqlite://PATH, or unset for ./calsync.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// A service account key: the JSON itself or a path to it. Unset (and
+    /// not production): the built-in emulator is used.
+    #[arg(long, env = "GOOGLE_SERVICE_ACCOUNT_JSON", hide_env_values = true)]
+    pub google_service_account_json: Option<String>,
+    /// A user to impersonate through domain-wide delegation.
+    #[arg(long, env = "CALSYNC_GOOGLE_SUBJECT")]
+    pub google_subject: Option<String>,
+    #[arg(long, env = "CALSYNC_GOOGLE_API_BASE_URL", default_value = calsync_google::GOOGLE_API_BASE_URL)]
+    pub google_api_base_url: String,
+    /// all | externalOnly | none
+    #[arg(long, env = "CALSYNC_SEND_UPDATES", default_value = "none")]
+    pub send_updates: String,
+    /// The public base URL Google posts notifications to (https in production).
+    #[arg(long, env = "WEBHOOK_BASE_URL")]
+    pub webhook_base_url: Option<String>,
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Comma-separated bearer tokens for the management API.
+    #[arg(long, env = "CALSYNC_API_TOKENS", hide_env_values = true)]
+    pub api_tokens: Option<String>,
+    /// The calendar used when a request names none.
+    #[arg(long, env = "CALSYNC_DEFAULT_CALENDAR")]
+    pub default_calendar: Option<String>,
+    #[arg(long, env = "CALENDAR_EVENT_RETENTION_DAYS", default_value_t = 180)]
+    pub retention_days: u32,
+    #[arg(long, env = "CALSYNC_CHANNEL_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub channel_ttl_secs: u64,
+    #[arg(long, env = "CALSYNC_RENEWAL_INTERVAL_SECS", default_value_t = 6 * 3600)]
+    pub renewal_interval_secs: u64,
+    #[arg(long, env = "CALSYNC_RENEWAL_WINDOW_SECS", default_value_t = 24 * 3600)]
+    pub renewal_window_secs: u64,
+    #[arg(long, env = "CALSYNC_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60)]
+    pub sweep_interval_secs: u64,
+    /// UTC hour of the daily retention cleanup.
+    #[arg(long, env = "CALSYNC_CLEANUP_HOUR", default_value_t = 3)]
+    pub cleanup_hour: u32,
+    /// How often the scheduler checks whether a job is due.
+    #[arg(long, env = "CALSYNC_SCHEDULER_TICK_SECS", default_value_t = 30)]
+    pub scheduler_tick_secs: u64,
+    /// How often the sync worker looks for dirty calendars when no webhook woke it.
+    #[arg(long, env = "CALSYNC_SYNC_POLL_SECS", default_value_t = 5)]
+    pub sync_poll_secs: u64,
+    /// Webhook requests per minute from one source.
+    #[arg(long, env = "CALSYNC_WEBHOOK_RATE_PER_MINUTE", default_value_t = 6000)]
+    pub webhook_rate_per_minute: u32,
+    #[arg(long, env = "CALSYNC_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Where Google is.
+#[derive(Clone)]
+pub enum GoogleTarget {
+    /// The built-in emulator, started in-process (development only).
+    Emulator,
+    ServiceAccount {
+        key_json: String,
+        subject: Option<String>,
+        api_base_url: String,
+    },
+}
+
+/// Validated settings. Secrets generated in development are flagged so the
+/// server can print them once.
+#[derive(Clone)]
+pub struct Settings {
+    pub production: bool,
+    pub bind: SocketAddr,
+    pub database: DatabaseUrl,
+    pub google: GoogleTarget,
+    pub send_updates: SendUpdates,
+    /// `None` in development: the server's own address.
+    pub webhook_base_url: Option<String>,
+    pub webhook_secret: WebhookSecret,
+    pub api_tokens: ApiTokens,
+    /// Set when the token was generated (development), to show it once.
+    pub generated_api_token: Option<String>,
+    pub default_calendar: Option<CalendarId>,
+    pub retention_days: u32,
+    pub channel_ttl: Duration,
+    pub schedule: calsync_http::workers::Schedule,
+    pub sync_poll: Duration,
+    pub webhook_rate_per_minute: u32,
+    pub log_level: slog::Level,
+}
+
+fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn positive(name: &str, secs: u64) -> Result<Duration, String> {
+    if secs == 0 {
+        return Err(format!("{name} must be more than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+impl ServeArgs {
+    /// Validates everything at once; the error names the setting.
+    pub fn settings(self) -> Result<Settings, String> {
+        let production = match self.env.as_str() {
+            "production" => true,
+            "development" => false,
+            other => {
+                return Err(format!(
+                    "CALSYNC_ENV must be development or production, not '{other}'"
+                ));
+            }
+        };
+        // Real credentials mean a real Google: the same rules as production.
+        let strict = production || self.google_service_account_json.is_some();
+        let bind: SocketAddr = self.bind.parse().map_err(|_| {
+            format!(
+                "CALSYNC_BIND must be an address such as 127.0.0.1:8080, not '{}'",
+                self.bind
+            )
+        })?;
+        let database =
+            DatabaseUrl::parse(self.database_url.as_deref()).map_err(|e| e.to_string())?;
+        let google = match self.google_service_account_json {
+            Some(value) => {
+                let credentials = calsync_google::Credentials::service_account_from(
+                    &value,
+                    self.google_subject.clone(),
+                )
+                .map_err(|e| format!("GOOGLE_SERVICE_ACCOUNT_JSON: {e}"))?;
+                let calsync_google::Credentials::ServiceAccount { key_json, subject } = credentials
+                else {
+                    return Err("GOOGLE_SERVICE_ACCOUNT_JSON: not a service account key".into());
+                };
+                GoogleTarget::ServiceAccount {
+                    key_json,
+                    subject,
+                    api_base_url: self.google_api_base_url,
+                }
+            }
+            None if production => {
+                return Err("GOOGLE_SERVICE_ACCOUNT_JSON is required in production".into());
+            }
+            None => GoogleTarget::Emulator,
+        };
+        let webhook_base_url = match self.webhook_base_url {
+            Some(url) if url.starts_with("https://") || (!strict && url.starts_with("http://")) => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(url) => {
+                return Err(format!(
+                    "WEBHOOK_BASE_URL must be an https:// URL, not '{url}'"
+                ));
+            }
+            None if strict => {
+                return Err("WEBHOOK_BASE_URL is required with real Google credentials".into());
+            }
+            None => None,
+        };
+        let webhook_secret = match self.webhook_secret {
+            Some(secret) => WebhookSecret::new(secret).map_err(|e| e.to_string())?,
+            None if strict => {
+                return Err("WEBHOOK_SECRET is required with real Google credentials".into());
+            }
+            None => WebhookSecret::new(random_secret()).map_err(|e| e.to_string())?,
+        };
+        let (api_tokens, generated_api_token) = match self.api_tokens {
+            Some(list) => (ApiTokens::parse(&list).map_err(|e| e.to_string())?, None),
+            None if strict => return Err("CALSYNC_API_TOKENS is required in production".into()),
+            None => {
+                let token = random_secret();
+                (
+                    ApiTokens::parse(&token).map_err(|e| e.to_string())?,
+                    Some(token),
+                )
+            }
+        };
+        let default_calendar = match self.default_calendar {
+            Some(id) => {
+                Some(CalendarId::new(id).map_err(|e| format!("CALSYNC_DEFAULT_CALENDAR: {e}"))?)
+            }
+            None if !strict => Some(CalendarId::new("primary").map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if self.cleanup_hour > 23 {
+            return Err("CALSYNC_CLEANUP_HOUR must be 0 to 23".into());
+        }
+        if self.webhook_rate_per_minute == 0 {
+            return Err("CALSYNC_WEBHOOK_RATE_PER_MINUTE must be more than zero".into());
+        }
+        Ok(Settings {
+            production,
+            bind,
+            database,
+            google,
+            send_updates: SendUpdates::parse(&self.send_updates)
+                .map_err(|e| format!("CALSYNC_SEND_UPDATES: {e}"))?,
+            webhook_base_url,
+            webhook_secret,
+            api_tokens,
+            generated_api_token,
+            default_calendar,
+            retention_days: self.retention_days,
+            channel_ttl: positive("CALSYNC_CHANNEL_TTL_SECS", self.channel_ttl_secs)?,
+            schedule: calsync_http::workers::Schedule {
+                renewal_every: positive(
+                    "CALSYNC_RENEWAL_INTERVAL_SECS",
+                    self.renewal_interval_secs,
+                )?,
+                renewal_window: positive("CALSYNC_RENEWAL_WINDOW_SECS", self.renewal_window_secs)?,
+                sweep_every: positive("CALSYNC_SWEEP_INTERVAL_SECS", self.sweep_interval_secs)?,
+                cleanup_hour: self.cleanup_hour,
+                tick: positive("CALSYNC_SCHEDULER_TICK_SECS", self.scheduler_tick_secs)?,
+            },
+            sync_poll: positive("CALSYNC_SYNC_POLL_SECS", self.sync_poll_secs)?,
+            webhook_rate_per_minute: self.webhook_rate_per_minute,
+            log_level: calsync_resilience::logging::parse_level(&self.log_level)
+                .map_err(|e| format!("CALSYNC_LOG_LEVEL: {e}"))?,
+        })
+    }
+}

@@ -1,0 +1,126 @@
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use calsync::server::Running;
+use calsync::settings::ServeArgs;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const TOKEN: &str = "e2e-api-token-0123456789";
+pub const SECRET: &str = "e2e-webhook-secret-0123456789";
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// A development-mode server (built-in emulator) on a free port with its
+/// own SQLite file, or the given database URL.
+pub async fn server(database_url: Option<&str>, extra: &[&str]) -> (Running, Option<TempDir>) {
+    let (url, dir) = match database_url {
+        Some(url) => (url.to_owned(), None),
+        None => {
+            let dir = TempDir::new();
+            (
+                format!("sqlite://{}", dir.0.join("calsync.db").display()),
+                Some(dir),
+            )
+        }
+    };
+    let mut argv = vec![
+        "calsync",
+        "--env",
+        "development",
+        "--bind",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--api-tokens",
+        TOKEN,
+        "--webhook-secret",
+        SECRET,
+        "--default-calendar",
+        "primary",
+        "--sync-poll-secs",
+        "1",
+    ];
+    argv.extend_from_slice(extra);
+    let settings = Args::try_parse_from(argv)
+        .unwrap()
+        .serve
+        .settings()
+        .unwrap();
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    (calsync::server::start(settings, logger).await.unwrap(), dir)
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("calsync-e2e-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = request
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(payload)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+pub fn bearer() -> (&'static str, String) {
+    ("Authorization", format!("Bearer {TOKEN}"))
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,6 @@
+//! End to end: the real server (as `calsync serve` builds it), the emulator
+//! and a real database, talking over loopback HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+
+mod helpers;
+mod sync_flow;

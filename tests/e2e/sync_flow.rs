@@ -1,0 +1,227 @@
+use std::time::Duration;
+
+use calsync_domain::event::EventStatus;
+use calsync_domain::ids::{CalendarId, ChannelId, EventId};
+use calsync_domain::webhook::WebhookSecret;
+use calsync_emulator::Change;
+use serde_json::json;
+
+use crate::helpers::{SECRET, bearer, eventually, http, server};
+
+fn primary() -> CalendarId {
+    CalendarId::new("primary").unwrap()
+}
+
+fn insert(summary: &str) -> Change {
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    let serde_json::Value::Object(body) = json!({
+        "summary": summary,
+        "start": {"dateTime": start.to_rfc3339()},
+        "end": {"dateTime": (start + chrono::Duration::hours(1)).to_rfc3339()},
+    }) else {
+        unreachable!()
+    };
+    Change::Insert(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_in_google_reaches_the_mirror_through_a_real_webhook() {
+    let (running, _dir) = server(None, &[]).await;
+    let base = format!("http://{}", running.address);
+    let (name, value) = bearer();
+    let (status, channel) = http(
+        "POST",
+        &format!("{base}/calendar/channels"),
+        &[(name, &value)],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{channel}");
+    let emulator = &running.emulator.as_ref().unwrap().emulator;
+    let created = emulator
+        .change("primary", insert("Made in Google"))
+        .unwrap();
+    let id = EventId::new(created["id"].as_str().unwrap()).unwrap();
+    let store = running.store.clone();
+    let arrived = eventually(Duration::from_secs(15), || {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            store
+                .find_by_google_id(&primary(), &id)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    })
+    .await;
+    assert!(arrived, "the event never reached the mirror");
+    let (delivered, failed) = emulator.deliveries();
+    assert!(
+        delivered >= 2 && failed == 0,
+        "sync + exists delivered over HTTP ({delivered}, {failed})"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrong_token_is_refused_and_changes_nothing() {
+    let (running, _dir) = server(None, &[]).await;
+    let base = format!("http://{}", running.address);
+    let (name, value) = bearer();
+    let (_, channel) = http(
+        "POST",
+        &format!("{base}/calendar/channels"),
+        &[(name, &value)],
+        Some(json!({})),
+    )
+    .await;
+    let channel_id = channel["id"].as_str().unwrap().to_owned();
+    let resource_id = channel["resourceId"].as_str().unwrap().to_owned();
+    // Let the initial sync settle.
+    let store = running.store.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let store = store.clone();
+            async move {
+                store
+                    .sync_state(&primary())
+                    .await
+                    .unwrap()
+                    .is_some_and(|s| !s.is_dirty() && s.sync_token.is_some())
+            }
+        })
+        .await
+    );
+    let before = running.store.sync_state(&primary()).await.unwrap().unwrap();
+    let headers = |token: &'static str| {
+        vec![
+            ("X-Goog-Channel-ID", channel_id.clone()),
+            ("X-Goog-Channel-Token", token.to_owned()),
+            ("X-Goog-Message-Number", "9".to_owned()),
+            ("X-Goog-Resource-ID", resource_id.clone()),
+            (
+                "X-Goog-Resource-URI",
+                "https://www.googleapis.com/calendar/v3/calendars/primary/events".to_owned(),
+            ),
+            ("X-Goog-Resource-State", "exists".to_owned()),
+        ]
+    };
+    let forged = headers("forged-token");
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = http("POST", &format!("{base}/webhooks/calendar"), &forged, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let after = running.store.sync_state(&primary()).await.unwrap().unwrap();
+    assert_eq!(
+        after.dirty_seq, before.dirty_seq,
+        "a forged notification marks nothing"
+    );
+
+    let good_token = WebhookSecret::new(SECRET)
+        .unwrap()
+        .channel_token(&ChannelId::new(&channel_id).unwrap());
+    let mut good = headers("");
+    good[1].1 = good_token;
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        http("POST", &format!("{base}/webhooks/calendar"), &good, None)
+            .await
+            .0,
+        200
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_sync_token_leads_to_a_full_resync_that_catches_deletions() {
+    let (running, _dir) = server(None, &[]).await;
+    let base = format!("http://{}", running.address);
+    let emulator = &running.emulator.as_ref().unwrap().emulator;
+    let doomed = emulator.change("primary", insert("to be deleted")).unwrap();
+    let kept = emulator.change("primary", insert("to be kept")).unwrap();
+    let (name, value) = bearer();
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{base}/calendar/channels"),
+            &[(name, &value)],
+            Some(json!({}))
+        )
+        .await
+        .0,
+        201
+    );
+    let store = running.store.clone();
+    let doomed_id = EventId::new(doomed["id"].as_str().unwrap()).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (store, id) = (store.clone(), doomed_id.clone());
+            async move {
+                store
+                    .find_by_google_id(&primary(), &id)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let store = store.clone();
+            async move {
+                store
+                    .sync_state(&primary())
+                    .await
+                    .unwrap()
+                    .is_some_and(|s| !s.is_dirty())
+            }
+        })
+        .await
+    );
+    let full_before = store
+        .sync_state(&primary())
+        .await
+        .unwrap()
+        .unwrap()
+        .last_full_sync_at;
+    // Google forgets our token, then the event is deleted.
+    emulator.invalidate_sync_tokens();
+    emulator
+        .change(
+            "primary",
+            Change::Delete {
+                id: doomed_id.to_string(),
+            },
+        )
+        .unwrap();
+    let cancelled = eventually(Duration::from_secs(15), || {
+        let (store, id) = (store.clone(), doomed_id.clone());
+        async move {
+            store
+                .find_by_google_id(&primary(), &id)
+                .await
+                .unwrap()
+                .is_some_and(|e| e.status == EventStatus::Cancelled)
+        }
+    })
+    .await;
+    assert!(cancelled, "the deletion was not caught by the full resync");
+    let kept = store
+        .find_by_google_id(
+            &primary(),
+            &EventId::new(kept["id"].as_str().unwrap()).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.status, EventStatus::Confirmed);
+    let state = store.sync_state(&primary()).await.unwrap().unwrap();
+    assert!(
+        state.last_full_sync_at > full_before,
+        "a full resync ran after the 410"
+    );
+    running.stop().await;
+}
