@@ -241,3 +241,70 @@ impl ServeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings, String> {
+        let mut argv = vec!["calsync"];
+        argv.extend_from_slice(args);
+        Args::try_parse_from(argv).map_err(|e| e.to_string())?.serve.settings()
+    }
+
+    #[test]
+    fn development_needs_nothing_and_generates_its_secrets() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.production);
+        assert!(matches!(s.google, GoogleTarget::Emulator));
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        let token = s.generated_api_token.expect("a generated token");
+        assert!(s.api_tokens.accepts(&token));
+        assert_eq!(s.retention_days, 180);
+        assert_eq!(s.default_calendar.unwrap().as_str(), "primary");
+    }
+
+    #[test]
+    fn production_names_each_missing_setting() {
+        let key = r#"{"type":"service_account"}"#;
+        let error = settings(&["--env", "production"]).err().unwrap();
+        assert!(error.contains("GOOGLE_SERVICE_ACCOUNT_JSON"), "{error}");
+        let error = settings(&["--env", "production", "--google-service-account-json", key]).err().unwrap();
+        assert!(error.contains("WEBHOOK_BASE_URL"), "{error}");
+        let base = ["--env", "production", "--google-service-account-json", key, "--webhook-base-url"];
+        let error = settings(&[&base[..], &["http://calsync.example.com"]].concat()).err().unwrap();
+        assert!(error.contains("https"), "{error}");
+        let error = settings(&[&base[..], &["https://calsync.example.com"]].concat()).err().unwrap();
+        assert!(error.contains("WEBHOOK_SECRET"), "{error}");
+        let with_secret = [&base[..], &["https://calsync.example.com", "--webhook-secret", "0123456789abcdef0"]].concat();
+        let error = settings(&with_secret).err().unwrap();
+        assert!(error.contains("CALSYNC_API_TOKENS"), "{error}");
+        let complete = [&with_secret[..], &["--api-tokens", "token-0123456789abcdef"]].concat();
+        let s = settings(&complete).unwrap();
+        assert!(s.production && s.generated_api_token.is_none() && s.default_calendar.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (args, name) in [
+            (vec!["--env", "staging"], "CALSYNC_ENV"),
+            (vec!["--bind", "localhost"], "CALSYNC_BIND"),
+            (vec!["--database-url", "mysql://x"], "DATABASE_URL"),
+            (vec!["--cleanup-hour", "24"], "CALSYNC_CLEANUP_HOUR"),
+            (vec!["--channel-ttl-secs", "0"], "CALSYNC_CHANNEL_TTL_SECS"),
+            (vec!["--send-updates", "loud"], "CALSYNC_SEND_UPDATES"),
+            (vec!["--log-level", "loud"], "CALSYNC_LOG_LEVEL"),
+            (vec!["--webhook-secret", "short"], "WEBHOOK_SECRET"),
+        ] {
+            let error = settings(&args).err().unwrap_or_else(|| panic!("{args:?} was accepted"));
+            assert!(error.contains(name), "{args:?}: {error}");
+        }
+    }
+}
