@@ -21,6 +21,20 @@ pub enum Command {
     /// Run the server. With no configuration: embedded SQLite and the
     /// built-in Google Calendar emulator.
     Serve(Box<calsync::settings::ServeArgs>),
+    /// Sync one calendar now (incremental, or full with --full) and exit.
+    Sync {
+        #[arg(long)]
+        calendar: String,
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        settings: Box<calsync::settings::ServeArgs>,
+    },
+    /// Run the retention cleanup once and exit.
+    Cleanup {
+        #[command(flatten)]
+        settings: Box<calsync::settings::ServeArgs>,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         /// postgres://..., sqlite://PATH, or unset for ./calsync.db.
@@ -100,6 +114,12 @@ pub async fn run(command: Command) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Serve(args) => serve(*args).await,
+        Command::Sync {
+            calendar,
+            full,
+            settings,
+        } => sync(&calendar, full, *settings).await,
+        Command::Cleanup { settings } => cleanup(*settings).await,
         Command::Emulator {
             bind,
             service_account_public_key,
@@ -162,5 +182,75 @@ async fn wait_for_termination() -> Result<(), CommandError> {
         _ = terminate.recv() => {}
         result = tokio::signal::ctrl_c() => result.map_err(|error| format!("cannot listen for Ctrl-C: {error}"))?,
     }
+    Ok(())
+}
+
+fn quiet_logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+async fn sync(
+    calendar: &str,
+    full: bool,
+    args: calsync::settings::ServeArgs,
+) -> Result<(), CommandError> {
+    use calsync_domain::services::{SyncMode, SyncService};
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    let calendar = calsync_domain::ids::CalendarId::new(calendar)?;
+    let settings = args.settings()?;
+    let store =
+        calsync_store::connect(&settings.database, &calsync_store::StoreOptions::default()).await?;
+    let (google, emulator) = calsync::server::connect_google(&settings, &quiet_logger()).await?;
+    let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
+    let mut service = SyncService::new(google, store.clone(), store, clock).with_retention(
+        std::time::Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+    );
+    let on_terminal = std::io::stderr().is_terminal();
+    if on_terminal {
+        service = service.with_progress(Arc::new(|report| {
+            let o = &report.outcome;
+            eprint!(
+                "\r{} sync: {} page(s), {} inserted, {} updated, {} cancelled, {} unchanged",
+                if report.full { "full" } else { "incremental" },
+                report.pages,
+                o.inserted,
+                o.updated,
+                o.cancelled + o.swept,
+                o.unchanged
+            );
+        }));
+    }
+    let mode = if full { SyncMode::Full } else { SyncMode::Auto };
+    let owner = format!("cli-{}", std::process::id());
+    let result = service.sync_now(&calendar, mode, &owner).await;
+    if on_terminal {
+        eprintln!();
+    }
+    if let Some(emulator) = emulator {
+        emulator.stop().await;
+    }
+    match result? {
+        Some(report) => {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            Ok(())
+        }
+        None => {
+            Err(format!("{calendar} is being synced by another worker; try again shortly").into())
+        }
+    }
+}
+
+async fn cleanup(args: calsync::settings::ServeArgs) -> Result<(), CommandError> {
+    use calsync_domain::services::CleanupService;
+    use std::sync::Arc;
+    let settings = args.settings()?;
+    let store =
+        calsync_store::connect(&settings.database, &calsync_store::StoreOptions::default()).await?;
+    let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
+    let report = CleanupService::new(store, clock, settings.retention_days)
+        .run()
+        .await?;
+    println!("{}", serde_json::to_string(&report).unwrap_or_default());
     Ok(())
 }

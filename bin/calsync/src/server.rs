@@ -56,7 +56,9 @@ impl Running {
     }
 }
 
-async fn google(
+/// The Google adapter the settings ask for, starting the built-in emulator
+/// when there are no credentials.
+pub async fn connect_google(
     settings: &Settings,
     logger: &slog::Logger,
 ) -> Result<(Arc<dyn CalendarProvider>, Option<RunningEmulator>), String> {
@@ -108,7 +110,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     let store = calsync_store::connect(&settings.database, &StoreOptions::default())
         .await
         .map_err(|e| e.to_string())?;
-    let (provider, emulator) = google(&settings, &logger).await?;
+    let (provider, emulator) = connect_google(&settings, &logger).await?;
     let webhook_base = settings
         .webhook_base_url
         .clone()

@@ -256,7 +256,10 @@ mod tests {
     fn settings(args: &[&str]) -> Result<Settings, String> {
         let mut argv = vec!["calsync"];
         argv.extend_from_slice(args);
-        Args::try_parse_from(argv).map_err(|e| e.to_string())?.serve.settings()
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .serve
+            .settings()
     }
 
     #[test]
@@ -276,17 +279,41 @@ mod tests {
         let key = r#"{"type":"service_account"}"#;
         let error = settings(&["--env", "production"]).err().unwrap();
         assert!(error.contains("GOOGLE_SERVICE_ACCOUNT_JSON"), "{error}");
-        let error = settings(&["--env", "production", "--google-service-account-json", key]).err().unwrap();
+        let error = settings(&["--env", "production", "--google-service-account-json", key])
+            .err()
+            .unwrap();
         assert!(error.contains("WEBHOOK_BASE_URL"), "{error}");
-        let base = ["--env", "production", "--google-service-account-json", key, "--webhook-base-url"];
-        let error = settings(&[&base[..], &["http://calsync.example.com"]].concat()).err().unwrap();
+        let base = [
+            "--env",
+            "production",
+            "--google-service-account-json",
+            key,
+            "--webhook-base-url",
+        ];
+        let error = settings(&[&base[..], &["http://calsync.example.com"]].concat())
+            .err()
+            .unwrap();
         assert!(error.contains("https"), "{error}");
-        let error = settings(&[&base[..], &["https://calsync.example.com"]].concat()).err().unwrap();
+        let error = settings(&[&base[..], &["https://calsync.example.com"]].concat())
+            .err()
+            .unwrap();
         assert!(error.contains("WEBHOOK_SECRET"), "{error}");
-        let with_secret = [&base[..], &["https://calsync.example.com", "--webhook-secret", "0123456789abcdef0"]].concat();
+        let with_secret = [
+            &base[..],
+            &[
+                "https://calsync.example.com",
+                "--webhook-secret",
+                "0123456789abcdef0",
+            ],
+        ]
+        .concat();
         let error = settings(&with_secret).err().unwrap();
         assert!(error.contains("CALSYNC_API_TOKENS"), "{error}");
-        let complete = [&with_secret[..], &["--api-tokens", "token-0123456789abcdef"]].concat();
+        let complete = [
+            &with_secret[..],
+            &["--api-tokens", "token-0123456789abcdef"],
+        ]
+        .concat();
         let s = settings(&complete).unwrap();
         assert!(s.production && s.generated_api_token.is_none() && s.default_calendar.is_none());
     }
@@ -303,7 +330,9 @@ mod tests {
             (vec!["--log-level", "loud"], "CALSYNC_LOG_LEVEL"),
             (vec!["--webhook-secret", "short"], "WEBHOOK_SECRET"),
         ] {
-            let error = settings(&args).err().unwrap_or_else(|| panic!("{args:?} was accepted"));
+            let error = settings(&args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} was accepted"));
             assert!(error.contains(name), "{args:?}: {error}");
         }
     }

@@ -43,6 +43,7 @@ pub struct SyncService {
     page_size: u32,
     retention: Option<Duration>,
     lease_ttl: Duration,
+    progress: Option<Arc<dyn Fn(&SyncReport) + Send + Sync>>,
 }
 
 impl SyncService {
@@ -60,7 +61,15 @@ impl SyncService {
             page_size: MAX_PAGE_SIZE,
             retention: None,
             lease_ttl: Duration::from_secs(120),
+            progress: None,
         }
+    }
+
+    /// Called after every applied page with the run's figures so far (for
+    /// progress displays).
+    pub fn with_progress(mut self, progress: Arc<dyn Fn(&SyncReport) + Send + Sync>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Page size for `events.list` (clamped to 1..=2500).
@@ -228,6 +237,9 @@ impl SyncService {
                 .await?;
             report.pages += 1;
             report.outcome.add(&outcome);
+            if let Some(progress) = &self.progress {
+                progress(&report);
+            }
             match next_page {
                 Some(token) => {
                     page_token = Some(token);
