@@ -33,6 +33,9 @@ pub struct SyncReport {
     pub outcome: PageOutcome,
 }
 
+/// Called with a run's figures after each page.
+pub type ProgressFn = Arc<dyn Fn(&SyncReport) + Send + Sync>;
+
 /// Syncs calendars from the provider into the event store.
 #[derive(Clone)]
 pub struct SyncService {
@@ -43,7 +46,7 @@ pub struct SyncService {
     page_size: u32,
     retention: Option<Duration>,
     lease_ttl: Duration,
-    progress: Option<Arc<dyn Fn(&SyncReport) + Send + Sync>>,
+    progress: Option<ProgressFn>,
 }
 
 impl SyncService {
@@ -67,7 +70,7 @@ impl SyncService {
 
     /// Called after every applied page with the run's figures so far (for
     /// progress displays).
-    pub fn with_progress(mut self, progress: Arc<dyn Fn(&SyncReport) + Send + Sync>) -> Self {
+    pub fn with_progress(mut self, progress: ProgressFn) -> Self {
         self.progress = Some(progress);
         self
     }
