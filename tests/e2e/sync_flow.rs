@@ -225,3 +225,89 @@ async fn an_expired_sync_token_leads_to_a_full_resync_that_catches_deletions() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renewal_replaces_an_expiring_channel_without_missing_a_change() {
+    // Four-second channels are renewed after two; the renewal job runs every second.
+    let args = [
+        "--channel-ttl-secs",
+        "4",
+        "--renewal-interval-secs",
+        "1",
+        "--scheduler-tick-secs",
+        "1",
+    ];
+    let (running, _dir) = server(None, &args).await;
+    let base = format!("http://{}", running.address);
+    let (name, value) = bearer();
+    let (_, first) = http(
+        "POST",
+        &format!("{base}/calendar/channels"),
+        &[(name, &value)],
+        Some(json!({})),
+    )
+    .await;
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let emulator = &running.emulator.as_ref().unwrap().emulator;
+    // Changes keep coming while the channel is replaced.
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let created = emulator
+            .change("primary", insert(&format!("change {i}")))
+            .unwrap();
+        ids.push(EventId::new(created["id"].as_str().unwrap()).unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let store = running.store.clone();
+    let all_arrived = eventually(Duration::from_secs(15), || {
+        let (store, ids) = (store.clone(), ids.clone());
+        async move {
+            for id in &ids {
+                if store
+                    .find_by_google_id(&primary(), id)
+                    .await
+                    .unwrap()
+                    .is_none()
+                {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    assert!(
+        all_arrived,
+        "a change made during renewal never reached the mirror"
+    );
+    let channels = running.store.list_channels(None).await.unwrap();
+    let old = channels.iter().find(|c| c.id.as_str() == first_id).unwrap();
+    assert_eq!(
+        old.status,
+        calsync_domain::channel::ChannelStatus::Stopped,
+        "the expiring channel was replaced"
+    );
+    let active: Vec<_> = channels
+        .iter()
+        .filter(|c| c.status == calsync_domain::channel::ChannelStatus::Active)
+        .collect();
+    assert!(!active.is_empty(), "a new channel is active");
+    assert!(active.iter().all(|c| c.id.as_str() != first_id));
+    // The last change can only have been announced by a renewed channel.
+    let last = emulator.change("primary", insert("after renewal")).unwrap();
+    let last = EventId::new(last["id"].as_str().unwrap()).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (store, id) = (store.clone(), last.clone());
+            async move {
+                store
+                    .find_by_google_id(&primary(), &id)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        })
+        .await
+    );
+    running.stop().await;
+}
