@@ -86,6 +86,18 @@ impl From<calsync_domain::Error> for CommandError {
     }
 }
 
+impl From<calsync_emulator::ApiError> for CommandError {
+    fn from(error: calsync_emulator::ApiError) -> Self {
+        Self(format!("emulator: {error}"))
+    }
+}
+
+impl From<&str> for CommandError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
 impl From<String> for CommandError {
     fn from(message: String) -> Self {
         Self(message)

@@ -26,6 +26,8 @@ pub struct Running {
     pub store: Arc<dyn Store>,
     /// The in-process emulator, when running without Google credentials.
     pub emulator: Option<RunningEmulator>,
+    /// Watch-channel operations, for embedders and tools.
+    pub channels: ChannelService,
     http: actix_web::dev::ServerHandle,
     server: JoinHandle<std::io::Result<()>>,
     shutdown: watch::Sender<bool>,
@@ -90,6 +92,7 @@ pub async fn connect_google(
     };
     let config = GoogleConfig {
         send_updates: settings.send_updates,
+        rate_limits: settings.google_rate_limits,
         logger: logger.clone(),
         ..config
     };
@@ -135,6 +138,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         format!("{webhook_base}/webhooks/calendar"),
         settings.channel_ttl,
     );
+    let public_channels = channels.clone();
     let (stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
     let wakeup = Arc::new(Notify::new());
     let webhook_limiter = RateLimiter::new(RateLimitConfig {
@@ -215,6 +219,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         address,
         store,
         emulator,
+        channels: public_channels,
         http,
         server,
         shutdown,

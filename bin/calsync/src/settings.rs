@@ -57,6 +57,16 @@ pub struct ServeArgs {
     /// UTC hour of the daily retention cleanup.
     #[arg(long, env = "CALSYNC_CLEANUP_HOUR", default_value_t = 3)]
     pub cleanup_hour: u32,
+    /// Google quota units per minute for the whole project (a patch costs 3).
+    #[arg(long, env = "CALSYNC_GOOGLE_RATE_PER_MINUTE", default_value_t = 10_000)]
+    pub google_rate_per_minute: u32,
+    /// Google quota units per minute per calendar.
+    #[arg(
+        long,
+        env = "CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub google_calendar_rate_per_minute: u32,
     /// How often the scheduler checks whether a job is due.
     #[arg(long, env = "CALSYNC_SCHEDULER_TICK_SECS", default_value_t = 30)]
     pub scheduler_tick_secs: u64,
@@ -103,6 +113,7 @@ pub struct Settings {
     pub schedule: calsync_http::workers::Schedule,
     pub sync_poll: Duration,
     pub webhook_rate_per_minute: u32,
+    pub google_rate_limits: calsync_resilience::RateLimitConfig,
     pub log_level: slog::Level,
 }
 
@@ -207,6 +218,9 @@ impl ServeArgs {
         if self.cleanup_hour > 23 {
             return Err("CALSYNC_CLEANUP_HOUR must be 0 to 23".into());
         }
+        if self.google_rate_per_minute == 0 || self.google_calendar_rate_per_minute == 0 {
+            return Err("CALSYNC_GOOGLE_RATE_PER_MINUTE and CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE must be more than zero".into());
+        }
         if self.webhook_rate_per_minute == 0 {
             return Err("CALSYNC_WEBHOOK_RATE_PER_MINUTE must be more than zero".into());
         }
@@ -236,6 +250,11 @@ impl ServeArgs {
             },
             sync_poll: positive("CALSYNC_SYNC_POLL_SECS", self.sync_poll_secs)?,
             webhook_rate_per_minute: self.webhook_rate_per_minute,
+            google_rate_limits: calsync_resilience::RateLimitConfig {
+                project_per_minute: self.google_rate_per_minute,
+                per_key_per_minute: self.google_calendar_rate_per_minute,
+                ..calsync_resilience::RateLimitConfig::default()
+            },
             log_level: calsync_resilience::logging::parse_level(&self.log_level)
                 .map_err(|e| format!("CALSYNC_LOG_LEVEL: {e}"))?,
         })

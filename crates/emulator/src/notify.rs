@@ -22,8 +22,11 @@ pub struct DeliveryStats {
 /// Starts the delivery task on the current Tokio runtime; returns the queue.
 pub fn spawn_delivery(stats: Arc<DeliveryStats>) -> mpsc::UnboundedSender<Notification> {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Notification>();
+    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms a hop.
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
     let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+        Client::builder(TokioExecutor::new()).build(connector);
     tokio::spawn(async move {
         while let Some(notification) = receiver.recv().await {
             let ok = deliver(&client, &notification).await;

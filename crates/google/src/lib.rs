@@ -211,12 +211,16 @@ impl GoogleCalendar {
         }
         // Several crates may try to pick a rustls provider; calsync uses ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // TCP_NODELAY: small API requests must not wait on Nagle's algorithm.
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
         let connector: Connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(http);
         let executor = hyper_util::rt::TokioExecutor::new();
         let client =
             hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
