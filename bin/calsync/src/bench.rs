@@ -247,6 +247,8 @@ async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), Comm
         "1000000",
         "--google-rate-per-minute",
         "1000000",
+        "--webhook-rate-per-minute",
+        "1000000",
     ];
     let settings = Args::try_parse_from(argv)
         .map_err(|e| e.to_string())?

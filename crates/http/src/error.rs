@@ -38,7 +38,9 @@ impl HttpError {
         use ProviderErrorKind as K;
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            // Google retries webhooks only on 5xx, so a throttled but genuine
+            // notification is delayed, not lost.
+            Self::TooManyRequests => (StatusCode::SERVICE_UNAVAILABLE, "rate_limited"),
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
                 DomainError::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
@@ -102,6 +104,9 @@ impl ResponseError for HttpError {
         let mut response = HttpResponse::build(status);
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, Self::TooManyRequests) {
+            response.insert_header(("Retry-After", "1"));
         }
         if let Self::Domain(DomainError::Provider {
             retry_after: Some(after),

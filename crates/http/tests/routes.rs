@@ -257,7 +257,11 @@ async fn a_flooding_source_is_throttled() {
         }
         out
     };
-    assert_eq!(statuses, vec![403, 403, 429]);
+    assert_eq!(
+        statuses,
+        vec![403, 403, 503],
+        "throttled with a status Google retries"
+    );
 }
 
 #[actix_web::test]
