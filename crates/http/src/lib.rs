@@ -5,6 +5,7 @@
 mod auth;
 mod channels;
 mod error;
+mod request_log;
 mod webhooks;
 pub mod workers;
 
@@ -57,12 +58,14 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(query)
             .service(
                 web::scope("/webhooks")
+                    .wrap(actix_web::middleware::from_fn(request_log::log_requests))
                     .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                     .route("/calendar", web::post().to(webhooks::calendar))
                     .route("/drive", web::post().to(webhooks::drive)),
             )
             .service(
                 web::scope("/calendar/channels")
+                    .wrap(actix_web::middleware::from_fn(request_log::log_requests))
                     .route("", web::post().to(channels::create))
                     .route("", web::get().to(channels::list))
                     .route("/{id}", web::delete().to(channels::stop)),

@@ -41,6 +41,10 @@ impl DriveNotificationSink for CountingSink {
 }
 
 fn world(webhook_burst: u32) -> World {
+    world_logging(webhook_burst, slog::Logger::root(slog::Discard, slog::o!()))
+}
+
+fn world_logging(webhook_burst: u32, logger: slog::Logger) -> World {
     let clock = ManualClock::fixed();
     let store = MemoryStore::new();
     let google = FakeCalendar::new(clock.clone());
@@ -77,7 +81,7 @@ fn world(webhook_burst: u32) -> World {
         .unwrap(),
         channel_stops: sender,
         sync_wakeup: Arc::new(tokio::sync::Notify::new()),
-        logger: slog::Logger::root(slog::Discard, slog::o!()),
+        logger,
     });
     World {
         store,
@@ -367,4 +371,52 @@ async fn google_failures_while_watching_are_mapped_not_500() {
         (status, body["error"]["code"].as_str()),
         (503, Some("google_unavailable"))
     );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix_web::test]
+async fn requests_and_rejections_are_logged_without_tokens() {
+    let captured = Captured::default();
+    let (logger, guard) = calsync_resilience::json_logger(
+        captured.clone(),
+        &calsync_resilience::LogConfig::default(),
+    );
+    let w = world_logging(100, logger);
+    let (status, _) = call(&w, push("chan-x", Some("a-forged-token"), "res", "exists")).await;
+    assert_eq!(status, 403);
+    drop(w);
+    drop(guard);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let security = records
+        .iter()
+        .find(|r| r["security_event"] == true)
+        .expect("a security record");
+    assert_eq!(security["channel_id"], "chan-x");
+    assert_eq!(security["status"], "forbidden");
+    let request = records
+        .iter()
+        .find(|r| r["action"] == "http_request")
+        .expect("a request record");
+    assert_eq!(
+        (request["status"].as_u64(), request["route"].as_str()),
+        (Some(403), Some("/webhooks/calendar"))
+    );
+    assert!(request["duration_ms"].is_u64());
+    assert!(!text.contains("a-forged-token"), "tokens are never logged");
 }
