@@ -124,3 +124,36 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until the mirror holds `id` in `calendar` and `accept` approves it.
+pub async fn mirrored(
+    store: &std::sync::Arc<dyn calsync_domain::ports::Store>,
+    calendar: &calsync_domain::ids::CalendarId,
+    id: &calsync_domain::ids::EventId,
+    accept: impl Fn(&calsync_domain::event::Event) -> bool,
+) -> bool {
+    let accept = &accept;
+    eventually(Duration::from_secs(15), || async move {
+        store
+            .find_by_google_id(calendar, id)
+            .await
+            .unwrap()
+            .is_some_and(|event| accept(&event))
+    })
+    .await
+}
+
+/// Waits until the calendar's last sync is done (nothing dirty, a token stored).
+pub async fn settled(
+    store: &std::sync::Arc<dyn calsync_domain::ports::Store>,
+    calendar: &calsync_domain::ids::CalendarId,
+) -> bool {
+    eventually(Duration::from_secs(15), || async move {
+        store
+            .sync_state(calendar)
+            .await
+            .unwrap()
+            .is_some_and(|s| !s.is_dirty() && s.sync_token.is_some())
+    })
+    .await
+}

@@ -6,7 +6,7 @@ use calsync_domain::webhook::WebhookSecret;
 use calsync_emulator::Change;
 use serde_json::json;
 
-use crate::helpers::{SECRET, bearer, eventually, http, server};
+use crate::helpers::{SECRET, bearer, eventually, http, mirrored, server, settled};
 
 fn primary() -> CalendarId {
     CalendarId::new("primary").unwrap()
@@ -43,17 +43,7 @@ async fn a_change_in_google_reaches_the_mirror_through_a_real_webhook() {
         .unwrap();
     let id = EventId::new(created["id"].as_str().unwrap()).unwrap();
     let store = running.store.clone();
-    let arrived = eventually(Duration::from_secs(15), || {
-        let (store, id) = (store.clone(), id.clone());
-        async move {
-            store
-                .find_by_google_id(&primary(), &id)
-                .await
-                .unwrap()
-                .is_some()
-        }
-    })
-    .await;
+    let arrived = mirrored(&store, &primary(), &id, |_| true).await;
     assert!(arrived, "the event never reached the mirror");
     let (delivered, failed) = emulator.deliveries();
     assert!(
@@ -79,19 +69,7 @@ async fn a_wrong_token_is_refused_and_changes_nothing() {
     let resource_id = channel["resourceId"].as_str().unwrap().to_owned();
     // Let the initial sync settle.
     let store = running.store.clone();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let store = store.clone();
-            async move {
-                store
-                    .sync_state(&primary())
-                    .await
-                    .unwrap()
-                    .is_some_and(|s| !s.is_dirty() && s.sync_token.is_some())
-            }
-        })
-        .await
-    );
+    assert!(settled(&store, &primary()).await);
     let before = running.store.sync_state(&primary()).await.unwrap().unwrap();
     let headers = |token: &'static str| {
         vec![
@@ -155,32 +133,8 @@ async fn an_expired_sync_token_leads_to_a_full_resync_that_catches_deletions() {
     );
     let store = running.store.clone();
     let doomed_id = EventId::new(doomed["id"].as_str().unwrap()).unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let (store, id) = (store.clone(), doomed_id.clone());
-            async move {
-                store
-                    .find_by_google_id(&primary(), &id)
-                    .await
-                    .unwrap()
-                    .is_some()
-            }
-        })
-        .await
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let store = store.clone();
-            async move {
-                store
-                    .sync_state(&primary())
-                    .await
-                    .unwrap()
-                    .is_some_and(|s| !s.is_dirty())
-            }
-        })
-        .await
-    );
+    assert!(mirrored(&store, &primary(), &doomed_id, |_| true).await);
+    assert!(settled(&store, &primary()).await);
     let full_before = store
         .sync_state(&primary())
         .await
@@ -197,15 +151,8 @@ async fn an_expired_sync_token_leads_to_a_full_resync_that_catches_deletions() {
             },
         )
         .unwrap();
-    let cancelled = eventually(Duration::from_secs(15), || {
-        let (store, id) = (store.clone(), doomed_id.clone());
-        async move {
-            store
-                .find_by_google_id(&primary(), &id)
-                .await
-                .unwrap()
-                .is_some_and(|e| e.status == EventStatus::Cancelled)
-        }
+    let cancelled = mirrored(&store, &primary(), &doomed_id, |e| {
+        e.status == EventStatus::Cancelled
     })
     .await;
     assert!(cancelled, "the deletion was not caught by the full resync");
@@ -296,18 +243,6 @@ async fn renewal_replaces_an_expiring_channel_without_missing_a_change() {
     // The last change can only have been announced by a renewed channel.
     let last = emulator.change("primary", insert("after renewal")).unwrap();
     let last = EventId::new(last["id"].as_str().unwrap()).unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let (store, id) = (store.clone(), last.clone());
-            async move {
-                store
-                    .find_by_google_id(&primary(), &id)
-                    .await
-                    .unwrap()
-                    .is_some()
-            }
-        })
-        .await
-    );
+    assert!(mirrored(&store, &primary(), &last, |_| true).await);
     running.stop().await;
 }
