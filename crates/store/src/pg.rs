@@ -29,6 +29,77 @@ include!("shared.rs");
 
 pub(crate) type PgStore = DieselStore;
 
+/// The columns an upsert of a mirror row replaces (all but the key and
+/// `created_at`); each backend's `upsert_events` uses it.
+macro_rules! event_upsert_set {
+    () => {
+        (
+            ev::ical_uid.eq(excluded(ev::ical_uid)),
+            ev::summary.eq(excluded(ev::summary)),
+            ev::description.eq(excluded(ev::description)),
+            ev::location.eq(excluded(ev::location)),
+            ev::start_at.eq(excluded(ev::start_at)),
+            ev::end_at.eq(excluded(ev::end_at)),
+            ev::start_date.eq(excluded(ev::start_date)),
+            ev::end_date.eq(excluded(ev::end_date)),
+            ev::start_time_zone.eq(excluded(ev::start_time_zone)),
+            ev::end_time_zone.eq(excluded(ev::end_time_zone)),
+            ev::status.eq(excluded(ev::status)),
+            ev::attendees.eq(excluded(ev::attendees)),
+            ev::organizer.eq(excluded(ev::organizer)),
+            ev::recurrence.eq(excluded(ev::recurrence)),
+            ev::recurring_event_id.eq(excluded(ev::recurring_event_id)),
+            ev::original_start.eq(excluded(ev::original_start)),
+            ev::etag.eq(excluded(ev::etag)),
+            ev::google_updated.eq(excluded(ev::google_updated)),
+            ev::html_link.eq(excluded(ev::html_link)),
+            ev::entity_type.eq(excluded(ev::entity_type)),
+            ev::entity_id.eq(excluded(ev::entity_id)),
+            ev::push_state.eq(excluded(ev::push_state)),
+            ev::sync_run_id.eq(excluded(ev::sync_run_id)),
+            ev::updated_at.eq(excluded(ev::updated_at)),
+        )
+    };
+}
+
+/// A mirror row as column assignments with explicit NULLs (the derived
+/// `Insertable` turns `None` into `DEFAULT`, which rules out multi-row
+/// upserts).
+macro_rules! event_values {
+    ($row:expr) => {
+        (
+            ev::id.eq(&$row.id),
+            ev::calendar_id.eq(&$row.calendar_id),
+            ev::google_event_id.eq(&$row.google_event_id),
+            ev::ical_uid.eq(&$row.ical_uid),
+            ev::summary.eq(&$row.summary),
+            ev::description.eq(&$row.description),
+            ev::location.eq(&$row.location),
+            ev::start_at.eq($row.start_at),
+            ev::end_at.eq($row.end_at),
+            ev::start_date.eq($row.start_date),
+            ev::end_date.eq($row.end_date),
+            ev::start_time_zone.eq(&$row.start_time_zone),
+            ev::end_time_zone.eq(&$row.end_time_zone),
+            ev::status.eq(&$row.status),
+            ev::attendees.eq(&$row.attendees),
+            ev::organizer.eq(&$row.organizer),
+            ev::recurrence.eq(&$row.recurrence),
+            ev::recurring_event_id.eq(&$row.recurring_event_id),
+            ev::original_start.eq(&$row.original_start),
+            ev::etag.eq(&$row.etag),
+            ev::google_updated.eq($row.google_updated),
+            ev::html_link.eq(&$row.html_link),
+            ev::entity_type.eq(&$row.entity_type),
+            ev::entity_id.eq(&$row.entity_id),
+            ev::push_state.eq(&$row.push_state),
+            ev::sync_run_id.eq(&$row.sync_run_id),
+            ev::created_at.eq($row.created_at),
+            ev::updated_at.eq($row.updated_at),
+        )
+    };
+}
+
 /// Rows per multi-row upsert: 28 parameters each stays under Postgres's
 /// 65535 bind parameters.
 const INSERT_CHUNK: usize = 2000;

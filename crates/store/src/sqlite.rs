@@ -54,20 +54,57 @@ include!("shared.rs");
 
 pub(crate) type SqliteStore = DieselStore;
 
-/// Inserts or fully replaces mirror rows. Diesel cannot batch upserts on
-/// SQLite, so rows go one statement each, all on one blocking call: SQLite
-/// runs them in-process in microseconds, and one hop to the blocking pool
-/// per page (not per row) keeps it that way.
+/// Rows per multi-row upsert: 28 parameters each stays under SQLite's
+/// 32766 bind parameters.
+const UPSERT_CHUNK: usize = 500;
+
+const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at";
+const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at";
+
+/// Inserts or fully replaces mirror rows. Diesel's query builder cannot
+/// batch upserts on SQLite (nor cache them), so this sends one multi-row
+/// statement per chunk, all on one blocking hop per page.
 async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+    use diesel::sql_types::{Date, Nullable, Text};
     let rows = rows.to_vec();
     conn.spawn_blocking(move |inner| {
-        for row in &rows {
-            let upsert = diesel::insert_into(ev::table)
-                .values(event_values!(row))
-                .on_conflict(ev::id)
-                .do_update()
-                .set(event_upsert_set!());
-            diesel::RunQueryDsl::execute(upsert, inner)?;
+        for chunk in rows.chunks(UPSERT_CHUNK) {
+            let row_placeholders = format!("({})", vec!["?"; 28].join(", "));
+            let placeholders = vec![row_placeholders; chunk.len()].join(", ");
+            let sql = format!("INSERT INTO calendar_events ({EVENT_COLUMNS}) VALUES {placeholders}{EVENT_UPSERT_TAIL}");
+            let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+            for row in chunk {
+                query = query
+                    .bind::<Text, _>(row.id.clone())
+                    .bind::<Text, _>(row.calendar_id.clone())
+                    .bind::<Text, _>(row.google_event_id.clone())
+                    .bind::<Nullable<Text>, _>(row.ical_uid.clone())
+                    .bind::<Nullable<Text>, _>(row.summary.clone())
+                    .bind::<Nullable<Text>, _>(row.description.clone())
+                    .bind::<Nullable<Text>, _>(row.location.clone())
+                    .bind::<Ts, _>(row.start_at)
+                    .bind::<Ts, _>(row.end_at)
+                    .bind::<Nullable<Date>, _>(row.start_date)
+                    .bind::<Nullable<Date>, _>(row.end_date)
+                    .bind::<Nullable<Text>, _>(row.start_time_zone.clone())
+                    .bind::<Nullable<Text>, _>(row.end_time_zone.clone())
+                    .bind::<Text, _>(row.status.clone())
+                    .bind::<Text, _>(row.attendees.clone())
+                    .bind::<Nullable<Text>, _>(row.organizer.clone())
+                    .bind::<Text, _>(row.recurrence.clone())
+                    .bind::<Nullable<Text>, _>(row.recurring_event_id.clone())
+                    .bind::<Nullable<Text>, _>(row.original_start.clone())
+                    .bind::<Nullable<Text>, _>(row.etag.clone())
+                    .bind::<Nullable<Ts>, _>(row.google_updated)
+                    .bind::<Nullable<Text>, _>(row.html_link.clone())
+                    .bind::<Nullable<Text>, _>(row.entity_type.clone())
+                    .bind::<Nullable<Text>, _>(row.entity_id.clone())
+                    .bind::<Text, _>(row.push_state.clone())
+                    .bind::<Nullable<Text>, _>(row.sync_run_id.clone())
+                    .bind::<Ts, _>(row.created_at)
+                    .bind::<Ts, _>(row.updated_at);
+            }
+            diesel::RunQueryDsl::execute(query, inner)?;
         }
         Ok(())
     })
