@@ -44,17 +44,11 @@ pub struct AppState {
 /// Registers calsync's routes. `state` is shared by every worker.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
-        let json = web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|error, _| {
-                HttpError::from(calsync_domain::Error::invalid("body", error.to_string())).into()
-            });
         let query = web::QueryConfig::default().error_handler(|error, _| {
             HttpError::from(calsync_domain::Error::invalid("query", error.to_string())).into()
         });
         config
             .app_data(state)
-            .app_data(json)
             .app_data(query)
             .service(
                 web::scope("/webhooks")

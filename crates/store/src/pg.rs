@@ -30,7 +30,7 @@ include!("shared.rs");
 pub(crate) type PgStore = DieselStore;
 
 /// The columns an upsert of a mirror row replaces (all but the key and
-/// `created_at`); each backend's `upsert_events` uses it.
+/// `created_at`), for the batch upsert below.
 macro_rules! event_upsert_set {
     () => {
         (
