@@ -81,6 +81,10 @@ pub enum Error {
     #[error("{what} already exists")]
     Duplicate { what: &'static str },
 
+    /// An `Idempotency-Key` was reused with a different request.
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+
     /// An optimistic-concurrency check failed (If-Match etag mismatch).
     #[error("precondition failed: {reason}")]
     PreconditionFailed { reason: String },
@@ -132,6 +136,7 @@ impl Error {
             Self::NotFound { .. } => "not_found",
             Self::Duplicate { .. } => "duplicate",
             Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Provider { kind, .. } => kind.as_str(),
             Self::Storage(_) => "storage",
         }

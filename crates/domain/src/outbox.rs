@@ -95,6 +95,53 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// A client's `Idempotency-Key` and a fingerprint of the request it came
+/// with: a retry with the same key and fingerprint gets the first result; the
+/// same key with another fingerprint is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    key: String,
+    fingerprint: String,
+}
+
+impl IdempotencyKey {
+    pub const MAX_CHARS: usize = 255;
+
+    /// Keys are 1 to 255 visible ASCII characters (UUIDs, ULIDs, ...).
+    pub fn new(key: impl Into<String>, fingerprint: impl Into<String>) -> Result<Self> {
+        let key = key.into();
+        let well_formed = !key.is_empty()
+            && key.len() <= Self::MAX_CHARS
+            && key.bytes().all(|b| b.is_ascii_graphic());
+        if !well_formed {
+            return Err(Error::InvalidHeader {
+                header: "Idempotency-Key",
+                reason: "must be 1 to 255 visible ASCII characters".into(),
+            });
+        }
+        Ok(Self {
+            key,
+            fingerprint: fingerprint.into(),
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+/// What an idempotency key recorded: the request's fingerprint and the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub event_id: LocalEventId,
+    pub created_at: DateTime<Utc>,
+}
+
 /// How the outbox worker spaces retries of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxRetryPolicy {
@@ -152,6 +199,23 @@ mod tests {
         );
         assert!(!policy.exhausted(4));
         assert!(policy.exhausted(5));
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_visible_ascii() {
+        assert!(IdempotencyKey::new("7f1c2a9e-0b4d-4c59-9d1e-1f2a3b4c5d6e", "fp").is_ok());
+        for bad in ["", "has space", "tab\t", "ünï", &"k".repeat(256)] {
+            assert!(
+                matches!(
+                    IdempotencyKey::new(bad, "fp"),
+                    Err(Error::InvalidHeader {
+                        header: "Idempotency-Key",
+                        ..
+                    })
+                ),
+                "{bad:?} was accepted"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::event::{Event, EventStatus};
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId};
-use crate::outbox::{OutboxEntry, OutboxOp};
+use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use crate::sync::{
     ChangePage, ListRequest, PageOutcome, RemoteEvent, SyncLease, SyncOutcome, SyncPage, SyncState,
 };
@@ -72,6 +72,21 @@ pub trait EventStore: Send + Sync {
     /// Inserts a new event and its outbox row in one transaction. A Google id
     /// already mirrored in the calendar is `Error::Duplicate`.
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> Result<OutboxEntry>;
+
+    /// [`EventStore::insert_with_outbox`] that also records `key` in the same
+    /// transaction. A key already recorded is `Error::Duplicate` with
+    /// `what: "idempotency key"`, and nothing is written.
+    async fn insert_idempotent(
+        &self,
+        event: &Event,
+        op: OutboxOp,
+        key: &IdempotencyKey,
+    ) -> Result<OutboxEntry>;
+
+    async fn find_idempotency_key(&self, key: &str) -> Result<Option<IdempotencyRecord>>;
+
+    /// Forgets keys recorded before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Replaces an event's row and queues an outbox row, in one transaction,
     /// provided the stored row still has `expected_updated_at` (optimistic
@@ -226,6 +241,10 @@ pub trait JobTickStore: Send + Sync {
 pub trait HealthStore: Send + Sync {
     /// `expiring_before`: channels expiring before it count as expiring soon.
     async fn health_stats(&self, expiring_before: DateTime<Utc>) -> Result<HealthStats>;
+
+    /// Ok when the database answers and holds every migration this build
+    /// expects (readiness: a replica on a newer schema than the database is not ready).
+    async fn check_ready(&self) -> Result<()>;
 }
 
 /// Accepted Google Drive push notifications, kept for the record.

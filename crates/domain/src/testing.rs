@@ -14,7 +14,7 @@ use crate::error::{Error, ProviderErrorKind, Result};
 use crate::event::{Event, EventStatus, PushState};
 use crate::health::{CalendarHealth, HealthStats};
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
-use crate::outbox::{OutboxEntry, OutboxOp, OutboxState};
+use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState};
 use crate::ports::{
     CalendarProvider, ChannelStore, Clock, DriveNotificationStore, EventQuery, EventStore,
     HealthStore, JobTickStore, OutboxStore, PushReceipt, SyncStateStore,
@@ -81,6 +81,7 @@ struct StoreState {
     next_outbox_id: i64,
     ticks: HashSet<(String, DateTime<Utc>)>,
     drive: Vec<(DriveNotification, DateTime<Utc>)>,
+    idempotency: HashMap<String, IdempotencyRecord>,
 }
 
 impl StoreState {
@@ -211,6 +212,47 @@ impl EventStore for MemoryStore {
         state.by_google_id.insert(key, event.id);
         state.events.insert(event.id, event.clone());
         Ok(state.push_outbox(event, op))
+    }
+
+    async fn insert_idempotent(
+        &self,
+        event: &Event,
+        op: OutboxOp,
+        key: &IdempotencyKey,
+    ) -> Result<OutboxEntry> {
+        let mut state = lock(&self.state);
+        if state.idempotency.contains_key(key.key()) {
+            return Err(Error::Duplicate {
+                what: "idempotency key",
+            });
+        }
+        let google_key = (event.calendar_id.clone(), event.google_event_id.clone());
+        if state.by_google_id.contains_key(&google_key) || state.events.contains_key(&event.id) {
+            return Err(Error::Duplicate { what: "event" });
+        }
+        state.by_google_id.insert(google_key, event.id);
+        state.events.insert(event.id, event.clone());
+        let entry = state.push_outbox(event, op);
+        state.idempotency.insert(
+            key.key().to_owned(),
+            IdempotencyRecord {
+                fingerprint: key.fingerprint().to_owned(),
+                event_id: event.id,
+                created_at: event.created_at,
+            },
+        );
+        Ok(entry)
+    }
+
+    async fn find_idempotency_key(&self, key: &str) -> Result<Option<IdempotencyRecord>> {
+        Ok(lock(&self.state).idempotency.get(key).cloned())
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let count = state.idempotency.len();
+        state.idempotency.retain(|_, record| record.created_at >= before);
+        Ok((count - state.idempotency.len()) as u64)
     }
 
     async fn update_with_outbox(
@@ -666,6 +708,10 @@ impl DriveNotificationStore for MemoryStore {
 
 #[async_trait]
 impl HealthStore for MemoryStore {
+    async fn check_ready(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn health_stats(&self, expiring_before: DateTime<Utc>) -> Result<HealthStats> {
         let state = lock(&self.state);
         let active: Vec<&WatchChannel> = state

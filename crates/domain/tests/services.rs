@@ -10,7 +10,7 @@ use calsync_domain::event::{
 };
 use calsync_domain::health::{HealthStatus, HealthThresholds};
 use calsync_domain::ids::{CalendarId, ChannelId, EntityRef, EventId, ResourceId};
-use calsync_domain::outbox::{OutboxRetryPolicy, OutboxState};
+use calsync_domain::outbox::{IdempotencyKey, OutboxRetryPolicy, OutboxState};
 use calsync_domain::ports::{
     ChannelStore, EventQuery, EventStore, JobTickStore, OutboxStore, SyncStateStore,
 };
@@ -571,6 +571,31 @@ fn writes_are_queued_then_pushed_with_the_entity_link() {
 }
 
 #[test]
+fn an_idempotency_key_creates_one_event_and_refuses_a_different_request() {
+    let w = World::new();
+    let key = IdempotencyKey::new("order-17-create", "fingerprint-a").unwrap();
+    let first = block_on(w.events().create_idempotent(w.new_event(), &key)).unwrap();
+    assert!(!first.replayed);
+    let again = block_on(w.events().create_idempotent(w.new_event(), &key)).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.event.id, first.event.id, "the first event comes back");
+    assert_eq!(w.store.all_events().len(), 1, "one event, one outbox row");
+    assert_eq!(block_on(w.events().drain_outbox("w", 10)).unwrap().pushed, 1);
+
+    let other = IdempotencyKey::new("order-17-create", "fingerprint-b").unwrap();
+    assert_eq!(
+        block_on(w.events().create_idempotent(w.new_event(), &other)),
+        Err(Error::IdempotencyKeyReused)
+    );
+
+    // Keys are forgotten a day later, by the cleanup job.
+    w.clock.advance(Duration::from_secs(25 * 3600));
+    let report = block_on(CleanupService::new(w.store.clone(), w.clock.clone(), 180).run()).unwrap();
+    assert_eq!(report.idempotency_keys_purged, 1);
+    assert!(block_on(w.store.find_idempotency_key("order-17-create")).unwrap().is_none());
+}
+
+#[test]
 fn google_down_means_pending_and_everything_arrives_once_when_it_is_back() {
     let w = World::new();
     let mut ids = Vec::new();
@@ -838,18 +863,18 @@ fn health_turns_degraded_and_back() {
         w.clock.clone(),
         HealthThresholds::default(),
     );
-    let report = block_on(health.report());
+    let (report, _) = block_on(health.report());
     assert_eq!(report.status, HealthStatus::Degraded);
     assert!(report.issues.iter().any(|i| i.code == "no_active_channels"));
 
     block_on(w.channels().create(&w.cal)).unwrap();
     block_on(w.sync().sync_next_dirty("w")).unwrap();
-    let report = block_on(health.report());
+    let (report, _) = block_on(health.report());
     assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
     assert_eq!(report.stats.active_channels, 1);
 
     w.clock.advance(Duration::from_secs(2 * 3600));
-    let report = block_on(health.report());
+    let (report, _) = block_on(health.report());
     assert!(report.issues.iter().any(|i| i.code == "sync_stale"));
 }
 

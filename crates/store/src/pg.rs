@@ -10,6 +10,7 @@ use crate::{Error, StoreOptions};
 
 pub(crate) type Ts = diesel::sql_types::Timestamptz;
 type Conn = AsyncPgConnection;
+type Backend = diesel::pg::Pg;
 
 /// Postgres runs concurrent writers itself.
 const SERIALIZE_WRITES: bool = false;

@@ -125,6 +125,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_idempotency_keys (key) {
+        key -> Text,
+        fingerprint -> Text,
+        event_id -> Text,
+        created_at -> Ts,
+    }
+}
+
 diesel::joinable!(calendar_outbox -> calendar_events (event_id));
 diesel::allow_tables_to_appear_in_same_query!(
     calendar_events,
@@ -133,4 +145,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     calendar_outbox,
     drive_notifications,
     job_ticks,
+    calendar_idempotency_keys,
 );

@@ -14,7 +14,7 @@ use calsync_domain::health::{CalendarHealth, HealthStats};
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
-use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState};
+use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState};
 use calsync_domain::ports::{
     ChannelStore, DriveNotificationStore, EventQuery, EventStore, HealthStore, JobTickStore,
     OutboxStore, PushReceipt, SyncStateStore,
@@ -31,7 +31,7 @@ use diesel::{
 use diesel_async::{RunQueryDsl, TransactionManager as _};
 
 use schema::{
-    calendar_events as ev, calendar_outbox as ob, calendar_sync_states as ss,
+    calendar_events as ev, calendar_idempotency_keys as ik, calendar_outbox as ob, calendar_sync_states as ss,
     calendar_watch_channels as wc, drive_notifications as dn, job_ticks as jt,
 };
 
@@ -562,6 +562,73 @@ impl EventStore for DieselStore {
                 })?;
             enqueue(conn, event, &op).await
         })
+    }
+
+    async fn insert_idempotent(
+        &self,
+        event: &Event,
+        op: OutboxOp,
+        key: &IdempotencyKey,
+    ) -> DomainResult<OutboxEntry> {
+        let row = EventRow::new(event, None);
+        write_tx!(self, |conn| {
+            // The key goes first: a concurrent request with the same key
+            // waits on it and then fails, writing nothing.
+            diesel::insert_into(ik::table)
+                .values((
+                    ik::key.eq(key.key()),
+                    ik::fingerprint.eq(key.fingerprint()),
+                    ik::event_id.eq(&row.id),
+                    ik::created_at.eq(micros(event.created_at)),
+                ))
+                .execute(conn)
+                .await
+                .map_err(|error| match db(error) {
+                    DomainError::Duplicate { .. } => DomainError::Duplicate {
+                        what: "idempotency key",
+                    },
+                    other => other,
+                })?;
+            diesel::insert_into(ev::table)
+                .values(&row)
+                .execute(conn)
+                .await
+                .map_err(|error| match db(error) {
+                    DomainError::Duplicate { .. } => DomainError::Duplicate { what: "event" },
+                    other => other,
+                })?;
+            enqueue(conn, event, &op).await
+        })
+    }
+
+    async fn find_idempotency_key(&self, key: &str) -> DomainResult<Option<IdempotencyRecord>> {
+        let mut conn = self.conn().await?;
+        let found: Option<(String, String, DateTime<Utc>)> = ik::table
+            .find(key)
+            .select((ik::fingerprint, ik::event_id, ik::created_at))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?;
+        found
+            .map(|(fingerprint, event_id, created_at)| {
+                Ok(IdempotencyRecord {
+                    fingerprint,
+                    event_id: LocalEventId::parse(&event_id)?,
+                    created_at,
+                })
+            })
+            .transpose()
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> DomainResult<u64> {
+        let purged = write_tx!(self, |conn| {
+            diesel::delete(ik::table.filter(ik::created_at.lt(micros(before))))
+                .execute(conn)
+                .await
+                .map_err(db)
+        })?;
+        Ok(purged as u64)
     }
 
     async fn update_with_outbox(
@@ -1341,8 +1408,44 @@ fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// The newest migration embedded in this build, as Diesel records it.
+fn latest_migration() -> DomainResult<String> {
+    use diesel::migration::MigrationSource;
+    let migrations = MigrationSource::<Backend>::migrations(&MIGRATIONS)
+        .map_err(|error| Error::Migration(error.to_string()))?;
+    migrations
+        .iter()
+        .map(|migration| migration.name().version().to_string())
+        .max()
+        .ok_or_else(|| Error::Migration("no migrations are embedded".into()).into())
+}
+
+mod migrations_table {
+    diesel::table! {
+        __diesel_schema_migrations (version) {
+            version -> Text,
+        }
+    }
+}
+
 #[async_trait]
 impl HealthStore for DieselStore {
+    async fn check_ready(&self) -> DomainResult<()> {
+        use migrations_table::__diesel_schema_migrations as mt;
+        let expected = latest_migration()?;
+        let mut conn = self.conn().await?;
+        let applied: i64 = mt::table
+            .filter(mt::version.eq(&expected))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .map_err(db)?;
+        if applied == 0 {
+            return Err(Error::Migration(format!("migration {expected} is not applied")).into());
+        }
+        Ok(())
+    }
+
     async fn health_stats(&self, expiring_before: DateTime<Utc>) -> DomainResult<HealthStats> {
         use diesel::dsl::count_star;
         let mut conn = self.conn().await?;

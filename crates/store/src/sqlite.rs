@@ -18,6 +18,7 @@ use crate::{Error, StoreOptions};
 
 pub(crate) type Ts = diesel::sql_types::TimestamptzSqlite;
 type Conn = SyncConnectionWrapper<SqliteConnection>;
+type Backend = diesel::sqlite::Sqlite;
 
 /// SQLite has one writer at a time; queueing writers here is fairer and
 /// cheaper than letting them spin on the busy handler.

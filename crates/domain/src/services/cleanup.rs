@@ -18,7 +18,13 @@ pub struct CleanupReport {
     pub cutoff: DateTime<Utc>,
     pub cancelled: u64,
     pub batches: u32,
+    /// Idempotency keys past [`IDEMPOTENCY_KEY_TTL`], forgotten.
+    pub idempotency_keys_purged: u64,
 }
+
+/// How long an `Idempotency-Key` is remembered: long enough for any client
+/// retry loop, short enough that the table stays small.
+pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Soft-deletes (marks cancelled) events that ended before the retention
 /// cutoff, in bounded batches. It never deletes anything at Google.
@@ -57,7 +63,11 @@ impl CleanupService {
             cutoff,
             cancelled: 0,
             batches: 0,
+            idempotency_keys_purged: 0,
         };
+        let forget_before = self.clock.now()
+            - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or(chrono::Duration::zero());
+        report.idempotency_keys_purged = self.events.purge_idempotency_keys(forget_before).await?;
         loop {
             let cancelled = self
                 .events

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use crate::health::{HealthReport, HealthThresholds, evaluate};
 use crate::ports::{Clock, HealthStore};
 
@@ -24,11 +25,19 @@ impl HealthService {
         }
     }
 
-    /// Never fails: an unreachable database is reported, not returned.
-    pub async fn report(&self) -> HealthReport {
+    /// Never fails: an unreachable database is reported in the report, and
+    /// the cause is handed back beside it for the caller to log.
+    pub async fn report(&self) -> (HealthReport, Option<Error>) {
         let now = self.clock.now();
         let horizon = crate::later(now, self.thresholds.channel_expiry_warning);
-        let stats = self.store.health_stats(horizon).await.ok();
-        evaluate(stats, now, &self.thresholds)
+        match self.store.health_stats(horizon).await {
+            Ok(stats) => (evaluate(Some(stats), now, &self.thresholds), None),
+            Err(error) => (evaluate(None, now, &self.thresholds), Some(error)),
+        }
+    }
+
+    /// Readiness: the database answers and its schema is current.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.check_ready().await
     }
 }

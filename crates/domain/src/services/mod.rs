@@ -13,4 +13,4 @@ pub use cleanup::{CleanupReport, CleanupService, retention_cutoff};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use sync::{SyncMode, SyncReport, SyncService};
-pub use writes::{DrainReport, EventService, PushOutcome};
+pub use writes::{Created, DrainReport, EventService, PushOutcome};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::error::{Error, ProviderErrorKind, Result};
 use crate::event::{Event, EventChanges, EventStatus, NewEvent, PushState};
 use crate::ids::{Etag, LocalEventId};
-use crate::outbox::{OutboxEntry, OutboxOp, OutboxRetryPolicy};
+use crate::outbox::{IdempotencyKey, OutboxEntry, OutboxOp, OutboxRetryPolicy};
 use crate::ports::{CalendarProvider, Clock, EventStore, OutboxStore, PushReceipt};
 use crate::sync::RemoteEvent;
 
@@ -28,6 +28,15 @@ pub struct DrainReport {
     pub pushed: u32,
     pub retrying: u32,
     pub dead_lettered: u32,
+}
+
+/// The result of an idempotent create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The event as it is now (for a replay, it may have been pushed since).
+    pub event: Event,
+    /// True when an earlier request with the same key created it.
+    pub replayed: bool,
 }
 
 /// The application's writes: each goes to the mirror and the outbox in one
@@ -72,6 +81,47 @@ impl EventService {
             .insert_with_outbox(&event, OutboxOp::Insert)
             .await?;
         Ok((event, entry))
+    }
+
+    /// [`EventService::create`] under an idempotency key: the first request
+    /// with the key creates the event; a retry with the same request gets
+    /// that event back (`replayed`), and another request is refused.
+    pub async fn create_idempotent(&self, new: NewEvent, key: &IdempotencyKey) -> Result<Created> {
+        if let Some(replayed) = self.replay(key).await? {
+            return Ok(replayed);
+        }
+        let event = new.into_event(self.clock.now());
+        match self
+            .events
+            .insert_idempotent(&event, OutboxOp::Insert, key)
+            .await
+        {
+            Ok(_) => Ok(Created {
+                event,
+                replayed: false,
+            }),
+            // A concurrent request with the same key won the race.
+            Err(Error::Duplicate {
+                what: "idempotency key",
+            }) => self.replay(key).await?.ok_or(Error::NotFound {
+                what: "idempotency key",
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn replay(&self, key: &IdempotencyKey) -> Result<Option<Created>> {
+        let Some(record) = self.events.find_idempotency_key(key.key()).await? else {
+            return Ok(None);
+        };
+        if record.fingerprint != key.fingerprint() {
+            return Err(Error::IdempotencyKeyReused);
+        }
+        let event = self.load(record.event_id).await?;
+        Ok(Some(Created {
+            event,
+            replayed: true,
+        }))
     }
 
     async fn load(&self, id: LocalEventId) -> Result<Event> {

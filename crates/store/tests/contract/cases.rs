@@ -10,7 +10,7 @@ use calsync_domain::event::{
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
-use calsync_domain::outbox::{OutboxOp, OutboxState};
+use calsync_domain::outbox::{IdempotencyKey, OutboxOp, OutboxState};
 use calsync_domain::ports::{EventQuery, PushReceipt, Store};
 use calsync_domain::sync::{RemoteEvent, SyncCompletion, SyncOutcome, SyncPage, SyncRun};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -1097,4 +1097,68 @@ pub async fn drive_notifications_are_kept_newest_first(db: &TestDb) {
     assert_eq!(latest.envelope.token, None);
     assert_eq!(*at, now() + Duration::seconds(2));
     assert!(recent[1].0.changed.is_empty());
+}
+
+pub async fn idempotency_keys_admit_one_insert_even_when_racing(db: &TestDb) {
+    let store = &db.store;
+    let key = IdempotencyKey::new("create-deal-42", "fp-1").unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut event = local_event("42", now());
+            event.id = LocalEventId::new();
+            event.google_event_id = EventId::for_local(event.id);
+            store
+                .insert_idempotent(&event, OutboxOp::Insert, &key)
+                .await
+                .map(|_| event.id)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(id) => winners.push(id),
+            Err(Error::Duplicate {
+                what: "idempotency key",
+            }) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one request wins the key");
+    assert_eq!(all_events(store).await.len(), 1, "the losers wrote nothing");
+    let record = store
+        .find_idempotency_key("create-deal-42")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.event_id, winners[0]);
+    assert_eq!(record.fingerprint, "fp-1");
+    assert!(store.find_idempotency_key("other").await.unwrap().is_none());
+
+    assert_eq!(
+        store
+            .purge_idempotency_keys(now() - Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_idempotency_keys(now() + Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .find_idempotency_key("create-deal-42")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn a_migrated_database_is_ready(db: &TestDb) {
+    db.store.check_ready().await.unwrap();
 }

@@ -48,4 +48,6 @@ contract!(
     listing_filters_and_pages,
     concurrent_writers_lose_nothing,
     drive_notifications_are_kept_newest_first,
+    idempotency_keys_admit_one_insert_even_when_racing,
+    a_migrated_database_is_ready,
 );
