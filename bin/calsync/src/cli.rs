@@ -213,7 +213,8 @@ async fn sync(
     let settings = args.settings()?;
     let store =
         calsync_store::connect(&settings.database, &calsync_store::StoreOptions::default()).await?;
-    let (google, emulator) = calsync::server::connect_google(&settings, &quiet_logger()).await?;
+    let (google, emulator) =
+        calsync::server::connect_google(&settings, None, &quiet_logger()).await?;
     let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
     let mut service = SyncService::new(google, store.clone(), store, clock).with_retention(
         std::time::Duration::from_secs(u64::from(settings.retention_days) * 86_400),

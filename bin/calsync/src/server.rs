@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
+use calsync_domain::health::HealthThresholds;
 use calsync_domain::ports::{CalendarProvider, Clock, Store, SystemClock};
-use calsync_domain::services::{ChannelService, CleanupService, NotificationService, SyncService};
+use calsync_domain::services::{
+    ChannelService, CleanupService, EventService, HealthService, NotificationService, SyncService,
+};
 use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
 use calsync_http::{AppState, LoggingDriveSink, workers};
-use calsync_resilience::{RateLimitConfig, RateLimiter};
+use calsync_resilience::{Metrics, RateLimitConfig, RateLimiter};
 use calsync_store::StoreOptions;
 use slog::{info, warn};
 use tokio::sync::{Notify, watch};
@@ -62,6 +65,7 @@ impl Running {
 /// when there are no credentials.
 pub async fn connect_google(
     settings: &Settings,
+    metrics: Option<Arc<Metrics>>,
     logger: &slog::Logger,
 ) -> Result<(Arc<dyn CalendarProvider>, Option<RunningEmulator>), String> {
     let (config, emulator) = match &settings.google {
@@ -94,6 +98,7 @@ pub async fn connect_google(
         send_updates: settings.send_updates,
         rate_limits: settings.google_rate_limits,
         logger: logger.clone(),
+        metrics,
         ..config
     };
     let adapter = GoogleCalendar::new(config)
@@ -113,7 +118,8 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     let store = calsync_store::connect(&settings.database, &StoreOptions::default())
         .await
         .map_err(|e| e.to_string())?;
-    let (provider, emulator) = connect_google(&settings, &logger).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (provider, emulator) = connect_google(&settings, Some(metrics.clone()), &logger).await?;
     let webhook_base = settings
         .webhook_base_url
         .clone()
@@ -138,6 +144,15 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         format!("{webhook_base}/webhooks/calendar"),
         settings.channel_ttl,
     );
+    let events = EventService::new(
+        provider.clone(),
+        store.clone(),
+        store.clone(),
+        clock.clone(),
+    )
+    .with_retry_policy(settings.outbox_retry);
+    let health = HealthService::new(store.clone(), clock.clone(), HealthThresholds::default());
+    let outbox_wakeup = Arc::new(Notify::new());
     let public_channels = channels.clone();
     let (stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
     let wakeup = Arc::new(Notify::new());
@@ -149,6 +164,12 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     })
     .map_err(|e| e.to_string())?;
     let state = web::Data::new(AppState {
+        store: store.clone(),
+        events: events.clone(),
+        health,
+        outbox_wakeup: outbox_wakeup.clone(),
+        write_wait: settings.write_wait,
+        metrics: metrics.clone(),
         notifications: NotificationService::new(
             settings.webhook_secret.clone(),
             store.clone(),
@@ -157,7 +178,6 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
             clock.clone(),
         ),
         channels: channels.clone(),
-        channel_store: store.clone(),
         drive_sink: Arc::new(LoggingDriveSink(logger.clone())),
         api_tokens: settings.api_tokens.clone(),
         default_calendar: settings.default_calendar.clone(),
@@ -174,6 +194,16 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
             owner.clone(),
             wakeup.clone(),
             settings.sync_poll,
+            metrics.clone(),
+            logger.clone(),
+            shutdown_rx.clone(),
+        ),
+        workers::spawn_outbox_worker(
+            events,
+            owner.clone(),
+            outbox_wakeup,
+            settings.outbox_poll,
+            metrics.clone(),
             logger.clone(),
             shutdown_rx.clone(),
         ),
@@ -192,6 +222,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
             sync_wakeup: wakeup,
             schedule: settings.schedule,
             owner,
+            metrics,
             logger: logger.clone(),
         }
         .spawn(shutdown_rx),

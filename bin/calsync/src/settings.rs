@@ -78,6 +78,21 @@ pub struct ServeArgs {
     pub webhook_rate_per_minute: u32,
     #[arg(long, env = "CALSYNC_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// First outbox retry delay after a transient Google failure; doubles per attempt.
+    #[arg(long, env = "CALSYNC_OUTBOX_RETRY_BASE_MS", default_value_t = 5000)]
+    pub outbox_retry_base_ms: u64,
+    /// Longest delay between outbox retries.
+    #[arg(long, env = "CALSYNC_OUTBOX_RETRY_CAP_SECS", default_value_t = 15 * 60)]
+    pub outbox_retry_cap_secs: u64,
+    /// Attempts after which a still-failing outbox row is dead-lettered (about 4 h at the defaults).
+    #[arg(long, env = "CALSYNC_OUTBOX_MAX_ATTEMPTS", default_value_t = 20)]
+    pub outbox_max_attempts: u32,
+    /// How often the outbox worker looks for due rows when no write woke it.
+    #[arg(long, env = "CALSYNC_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub outbox_poll_ms: u64,
+    /// The longest `?wait=true` waits for Google's answer to a write.
+    #[arg(long, env = "CALSYNC_WRITE_WAIT_SECS", default_value_t = 10)]
+    pub write_wait_secs: u64,
 }
 
 /// Where Google is.
@@ -115,6 +130,9 @@ pub struct Settings {
     pub webhook_rate_per_minute: u32,
     pub google_rate_limits: calsync_resilience::RateLimitConfig,
     pub log_level: slog::Level,
+    pub outbox_retry: calsync_domain::outbox::OutboxRetryPolicy,
+    pub outbox_poll: Duration,
+    pub write_wait: Duration,
 }
 
 fn random_secret() -> String {
@@ -130,6 +148,13 @@ fn positive(name: &str, secs: u64) -> Result<Duration, String> {
         return Err(format!("{name} must be more than zero"));
     }
     Ok(Duration::from_secs(secs))
+}
+
+fn positive_ms(name: &str, ms: u64) -> Result<Duration, String> {
+    if ms == 0 {
+        return Err(format!("{name} must be more than zero"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 impl ServeArgs {
@@ -257,6 +282,16 @@ impl ServeArgs {
             },
             log_level: calsync_resilience::logging::parse_level(&self.log_level)
                 .map_err(|e| format!("CALSYNC_LOG_LEVEL: {e}"))?,
+            outbox_retry: calsync_domain::outbox::OutboxRetryPolicy {
+                base: positive_ms("CALSYNC_OUTBOX_RETRY_BASE_MS", self.outbox_retry_base_ms)?,
+                cap: positive("CALSYNC_OUTBOX_RETRY_CAP_SECS", self.outbox_retry_cap_secs)?,
+                max_attempts: match self.outbox_max_attempts {
+                    0 => return Err("CALSYNC_OUTBOX_MAX_ATTEMPTS must be more than zero".into()),
+                    n => n,
+                },
+            },
+            outbox_poll: positive_ms("CALSYNC_OUTBOX_POLL_MS", self.outbox_poll_ms)?,
+            write_wait: positive("CALSYNC_WRITE_WAIT_SECS", self.write_wait_secs)?,
         })
     }
 }
@@ -348,6 +383,14 @@ mod tests {
             (vec!["--send-updates", "loud"], "CALSYNC_SEND_UPDATES"),
             (vec!["--log-level", "loud"], "CALSYNC_LOG_LEVEL"),
             (vec!["--webhook-secret", "short"], "WEBHOOK_SECRET"),
+            (
+                vec!["--outbox-max-attempts", "0"],
+                "CALSYNC_OUTBOX_MAX_ATTEMPTS",
+            ),
+            (
+                vec!["--outbox-retry-base-ms", "0"],
+                "CALSYNC_OUTBOX_RETRY_BASE_MS",
+            ),
         ] {
             let error = settings(&args)
                 .err()

@@ -251,7 +251,9 @@ impl EventStore for MemoryStore {
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut state = lock(&self.state);
         let count = state.idempotency.len();
-        state.idempotency.retain(|_, record| record.created_at >= before);
+        state
+            .idempotency
+            .retain(|_, record| record.created_at >= before);
         Ok((count - state.idempotency.len()) as u64)
     }
 

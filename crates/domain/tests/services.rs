@@ -580,7 +580,10 @@ fn an_idempotency_key_creates_one_event_and_refuses_a_different_request() {
     assert!(again.replayed);
     assert_eq!(again.event.id, first.event.id, "the first event comes back");
     assert_eq!(w.store.all_events().len(), 1, "one event, one outbox row");
-    assert_eq!(block_on(w.events().drain_outbox("w", 10)).unwrap().pushed, 1);
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
 
     let other = IdempotencyKey::new("order-17-create", "fingerprint-b").unwrap();
     assert_eq!(
@@ -590,9 +593,14 @@ fn an_idempotency_key_creates_one_event_and_refuses_a_different_request() {
 
     // Keys are forgotten a day later, by the cleanup job.
     w.clock.advance(Duration::from_secs(25 * 3600));
-    let report = block_on(CleanupService::new(w.store.clone(), w.clock.clone(), 180).run()).unwrap();
+    let report =
+        block_on(CleanupService::new(w.store.clone(), w.clock.clone(), 180).run()).unwrap();
     assert_eq!(report.idempotency_keys_purged, 1);
-    assert!(block_on(w.store.find_idempotency_key("order-17-create")).unwrap().is_none());
+    assert!(
+        block_on(w.store.find_idempotency_key("order-17-create"))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

@@ -130,6 +130,8 @@ pub struct GoogleConfig {
     pub request_timeout: Duration,
     pub send_updates: SendUpdates,
     pub logger: slog::Logger,
+    /// Counts calls by operation and outcome, and retries.
+    pub metrics: Option<Arc<calsync_resilience::Metrics>>,
 }
 
 impl GoogleConfig {
@@ -142,6 +144,7 @@ impl GoogleConfig {
             request_timeout: Duration::from_secs(30),
             send_updates: SendUpdates::default(),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
+            metrics: None,
         }
     }
 }
@@ -190,6 +193,7 @@ pub struct GoogleCalendar {
     timeout: Duration,
     send_updates: SendUpdates,
     logger: slog::Logger,
+    metrics: Option<Arc<calsync_resilience::Metrics>>,
 }
 
 impl std::fmt::Debug for GoogleCalendar {
@@ -262,6 +266,7 @@ impl GoogleCalendar {
             timeout: config.request_timeout,
             send_updates: config.send_updates,
             logger: config.logger,
+            metrics: config.metrics,
         })
     }
 
@@ -301,6 +306,9 @@ impl GoogleCalendar {
                 }
             },
             |retry| {
+                if let Some(metrics) = &self.metrics {
+                    metrics.increment("calsync_google_retries_total", &[("op", op.name())]);
+                }
                 slog::warn!(self.logger, "retrying a Google call";
                     "action" => op.name(), "status" => "retrying", "calendar_id" => calendar,
                     "error_type" => retry.error.0.error_type(), "error_message" => retry.error.0.to_string(),
@@ -308,6 +316,16 @@ impl GoogleCalendar {
             },
         )
         .await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(Failure(error, _)) => error.error_type(),
+            };
+            metrics.increment(
+                "calsync_google_calls_total",
+                &[("op", op.name()), ("outcome", outcome)],
+            );
+        }
         result.map_err(|Failure(error, _)| error)
     }
 

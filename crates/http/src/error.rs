@@ -15,6 +15,37 @@ pub enum HttpError {
     Unauthorized,
     /// A source sent more webhooks than it may.
     TooManyRequests,
+    /// A request body that does not parse; `field` is its JSON path.
+    InvalidBody {
+        field: String,
+        message: String,
+    },
+    /// With `?wait=true`: Google refused the write for good.
+    PushFailed {
+        reason: String,
+        event: Box<crate::events::EventResource>,
+    },
+    /// Readiness failed: the database is unreachable or behind.
+    NotReady(String),
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid`, `unauthorized`, `precondition_failed`.
+    pub code: String,
+    pub message: String,
+    /// The offending body field or query parameter, as a JSON path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The offending header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
 }
 
 impl From<DomainError> for HttpError {
@@ -29,6 +60,9 @@ impl std::fmt::Display for HttpError {
             Self::Domain(error) => error.fmt(f),
             Self::Unauthorized => f.write_str("missing or invalid API token"),
             Self::TooManyRequests => f.write_str("too many requests"),
+            Self::InvalidBody { field, message } => write!(f, "invalid {field}: {message}"),
+            Self::PushFailed { reason, .. } => write!(f, "Google refused the change: {reason}"),
+            Self::NotReady(_) => f.write_str("not ready"),
         }
     }
 }
@@ -41,6 +75,9 @@ impl HttpError {
             // Google retries webhooks only on 5xx, so a throttled but genuine
             // notification is delayed, not lost.
             Self::TooManyRequests => (StatusCode::SERVICE_UNAVAILABLE, "rate_limited"),
+            Self::InvalidBody { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            Self::PushFailed { .. } => (StatusCode::BAD_GATEWAY, "google_refused"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
                 DomainError::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
@@ -50,6 +87,9 @@ impl HttpError {
                 DomainError::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate"),
                 DomainError::PreconditionFailed { .. } => {
                     (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+                }
+                DomainError::IdempotencyKeyReused => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
                 }
                 // Worth retrying: the client (or Google, for webhooks) should come back.
                 DomainError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -73,7 +113,10 @@ impl HttpError {
 
     /// Whether the cause stays in the logs (server-side failures).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Domain(DomainError::Storage(_)))
+        matches!(
+            self,
+            Self::Domain(DomainError::Storage(_)) | Self::NotReady(_)
+        )
     }
 }
 
@@ -94,6 +137,8 @@ impl ResponseError for HttpError {
             Self::Domain(DomainError::Invalid { field, .. }) => {
                 body["error"]["field"] = json!(field)
             }
+            Self::InvalidBody { field, .. } => body["error"]["field"] = json!(field),
+            Self::PushFailed { event, .. } => body["event"] = json!(event),
             Self::Domain(
                 DomainError::MissingHeader { header } | DomainError::InvalidHeader { header, .. },
             ) => {

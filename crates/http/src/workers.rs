@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use calsync_domain::ids::{ChannelId, ResourceId};
 use calsync_domain::ports::{CalendarProvider, Clock, JobTickStore};
-use calsync_domain::services::{ChannelService, CleanupService, SyncService};
+use calsync_domain::services::{ChannelService, CleanupService, EventService, SyncService};
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
+use calsync_resilience::Metrics;
 use chrono::{DateTime, Timelike, Utc};
 use slog::{info, warn};
 use tokio::sync::{Notify, mpsc, watch};
@@ -34,6 +35,7 @@ pub fn spawn_sync_worker(
     owner: String,
     wakeup: Arc<Notify>,
     poll: Duration,
+    metrics: Arc<Metrics>,
     logger: slog::Logger,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
@@ -45,6 +47,16 @@ pub fn spawn_sync_worker(
             let started = Instant::now();
             match sync.sync_next_dirty(&owner).await {
                 Ok(Some(Ok(report))) => {
+                    let mode = if report.full { "full" } else { "incremental" };
+                    metrics.increment(
+                        "calsync_syncs_total",
+                        &[("mode", mode), ("outcome", "success")],
+                    );
+                    metrics.observe(
+                        "calsync_sync_duration_seconds",
+                        &[("mode", mode)],
+                        started.elapsed(),
+                    );
                     info!(logger, "calendar synced";
                         "action" => "sync", "status" => "success", "calendar_id" => report.calendar_id.to_string(),
                         "full" => report.full, "resync_after_410" => report.token_expired, "pages" => report.pages,
@@ -54,6 +66,10 @@ pub fn spawn_sync_worker(
                     continue;
                 }
                 Ok(Some(Err(error))) => {
+                    metrics.increment(
+                        "calsync_syncs_total",
+                        &[("mode", "any"), ("outcome", error.error_type())],
+                    );
                     warn!(logger, "calendar sync failed";
                         "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
                         "error_message" => error.to_string(), "duration_ms" => millis(started.elapsed()));
@@ -63,6 +79,67 @@ pub fn spawn_sync_worker(
                 Err(error) => {
                     warn!(logger, "sync worker cannot read its queue";
                         "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
+                        "error_message" => error.to_string());
+                }
+            }
+            tokio::select! {
+                () = wakeup.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                () = stopped(&mut shutdown) => return,
+            }
+        }
+    })
+}
+
+/// Rows the outbox worker claims per round; they are pushed concurrently.
+pub const OUTBOX_BATCH: u32 = 32;
+
+/// Pushes the outbox to Google: claims due rows by lease (so replicas share
+/// the work and a crashed worker's rows come back), pushes them, and records
+/// each outcome. Runs until the queue is empty, then waits for a write's
+/// wake-up or the poll interval (retries fall due on their own schedule).
+pub fn spawn_outbox_worker(
+    events: EventService,
+    owner: String,
+    wakeup: Arc<Notify>,
+    poll: Duration,
+    metrics: Arc<Metrics>,
+    logger: slog::Logger,
+    mut shutdown: Shutdown,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match events.drain_outbox(&owner, OUTBOX_BATCH).await {
+                Ok(report) => {
+                    for (outcome, n) in [
+                        ("pushed", report.pushed),
+                        ("retrying", report.retrying),
+                        ("dead_lettered", report.dead_lettered),
+                    ] {
+                        for _ in 0..n {
+                            metrics
+                                .increment("calsync_outbox_pushes_total", &[("outcome", outcome)]);
+                        }
+                    }
+                    if report.retrying + report.dead_lettered > 0 {
+                        warn!(logger, "outbox pushes failed";
+                            "action" => "outbox_push", "status" => "failed", "pushed" => report.pushed,
+                            "retrying" => report.retrying, "dead_lettered" => report.dead_lettered);
+                    } else if report.pushed > 0 {
+                        info!(logger, "outbox pushed";
+                            "action" => "outbox_push", "status" => "success", "pushed" => report.pushed);
+                    }
+                    // A full batch means more may be waiting.
+                    if report.pushed + report.retrying + report.dead_lettered >= OUTBOX_BATCH {
+                        continue;
+                    }
+                }
+                Err(error) => {
+                    warn!(logger, "outbox worker cannot read its queue";
+                        "action" => "outbox_push", "status" => "failed", "error_type" => error.error_type(),
                         "error_message" => error.to_string());
                 }
             }
@@ -162,6 +239,7 @@ pub struct Jobs {
     pub sync_wakeup: Arc<Notify>,
     pub schedule: Schedule,
     pub owner: String,
+    pub metrics: Arc<Metrics>,
     pub logger: slog::Logger,
 }
 
@@ -184,7 +262,16 @@ impl Jobs {
         }
         let started = Instant::now();
         info!(self.logger, "job started"; "action" => job, "status" => "started", "scheduled_for" => slot.to_rfc3339());
-        match work().await {
+        let result = work().await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(error) => error.error_type(),
+        };
+        self.metrics.increment(
+            "calsync_job_runs_total",
+            &[("job", job), ("outcome", outcome)],
+        );
+        match result {
             Ok(report) => info!(self.logger, "job finished";
                 "action" => job, "status" => "success", "scheduled_for" => slot.to_rfc3339(),
                 "report" => serde_json::to_string(&report).unwrap_or_default(),

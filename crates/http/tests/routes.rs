@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test, web};
+use calsync_domain::health::HealthThresholds;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{
     ChannelStore, DriveNotificationSink, DriveNotificationStore, SyncStateStore,
 };
-use calsync_domain::services::{ChannelService, NotificationService};
+use calsync_domain::services::{ChannelService, EventService, HealthService, NotificationService};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::{DriveNotification, WebhookSecret};
 use calsync_http::{ApiTokens, AppState, configure};
@@ -51,7 +52,14 @@ fn world_logging(webhook_burst: u32, logger: slog::Logger) -> World {
     let secret = WebhookSecret::new("webhook-secret-0123456789").unwrap();
     let (sender, stops) = mpsc::unbounded_channel();
     let drive_calls = Arc::new(AtomicUsize::new(0));
+    let events = EventService::new(google.clone(), store.clone(), store.clone(), clock.clone());
     let state = web::Data::new(AppState {
+        store: store.clone(),
+        events,
+        health: HealthService::new(store.clone(), clock.clone(), HealthThresholds::default()),
+        outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
+        write_wait: Duration::from_millis(200),
+        metrics: Arc::new(calsync_resilience::Metrics::new()),
         notifications: NotificationService::new(
             secret.clone(),
             store.clone(),
@@ -68,7 +76,6 @@ fn world_logging(webhook_burst: u32, logger: slog::Logger) -> World {
             "https://calsync.example.com/webhooks/calendar".into(),
             Duration::from_secs(7 * 86_400),
         ),
-        channel_store: store.clone(),
         drive_sink: Arc::new(CountingSink(drive_calls.clone())),
         api_tokens: ApiTokens::parse(TOKEN).unwrap(),
         default_calendar: Some(CalendarId::new("team@example.com").unwrap()),

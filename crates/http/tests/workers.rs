@@ -40,6 +40,7 @@ fn jobs(
         sync_wakeup: Arc::new(Notify::new()),
         schedule: Schedule::default(),
         owner: owner.into(),
+        metrics: Arc::new(calsync_resilience::Metrics::new()),
         logger: logger(),
     }
 }
@@ -116,6 +117,7 @@ async fn the_sync_worker_drains_dirty_calendars_and_stops_on_shutdown() {
         "w".into(),
         wakeup.clone(),
         Duration::from_secs(3600),
+        Arc::new(calsync_resilience::Metrics::new()),
         logger(),
         shutdown,
     );

@@ -1,9 +1,11 @@
 //! Resilience for calls to Google: retry with exponential backoff and full
 //! jitter ([`retry`]), quota-aware rate limiting ([`ratelimit`]), and
-//! structured JSON logs that never carry raw emails or secrets ([`logging`]).
+//! structured JSON logs that never carry raw emails or secrets ([`logging`]),
+//! and Prometheus-format metrics ([`metrics`]).
 
 pub mod logging;
 pub mod mask;
+pub mod metrics;
 pub mod ratelimit;
 pub mod retry;
 
@@ -23,5 +25,6 @@ pub enum Error {
 
 pub use logging::{LogConfig, LogGuard, json_logger};
 pub use mask::{mask_emails, mask_json};
+pub use metrics::Metrics;
 pub use ratelimit::{RateLimitConfig, RateLimiter};
 pub use retry::{RetryDecision, RetryPolicy, Retryable, http_decision, parse_retry_after, retry};

@@ -190,9 +190,13 @@ impl EventService {
         let now = self.clock.now();
         let until = crate::later(now, self.lease);
         let entries = self.outbox.claim_outbox(owner, now, until, limit).await?;
+        // Claimed rows belong to distinct events, so they may go concurrently:
+        // one slow or retried call does not hold up the batch.
+        let outcomes =
+            futures_util::future::join_all(entries.iter().map(|entry| self.push(entry))).await;
         let mut report = DrainReport::default();
-        for entry in entries {
-            match self.push(&entry).await? {
+        for outcome in outcomes {
+            match outcome? {
                 PushOutcome::Pushed => report.pushed += 1,
                 PushOutcome::Retrying { .. } => report.retrying += 1,
                 PushOutcome::DeadLettered { .. } => report.dead_lettered += 1,

@@ -1,0 +1,130 @@
+//! Per-request context: an `X-Request-Id` (the caller's, if it is sane, or a
+//! new one), a logger carrying it for every record of the request, one
+//! access-log record, and the HTTP metrics.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, web};
+
+use crate::AppState;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What the middleware attaches to each request.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub logger: slog::Logger,
+}
+
+/// A caller's id is kept only if it is short and plain, so it cannot forge
+/// log structure or carry much data.
+fn acceptable(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// The request's logger: the state's logger with the request id, or the
+/// state's own when the middleware is not mounted.
+pub fn logger(request: &HttpRequest, state: &AppState) -> slog::Logger {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .map_or_else(|| state.logger.clone(), |context| context.logger.clone())
+}
+
+pub async fn middleware(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| acceptable(id))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let method = request.method().to_string();
+    // The route template, not the path: ids stay out of labels and this field.
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let logger = state.as_ref().map(|state| {
+        state
+            .logger
+            .new(slog::o!("request_id" => request_id.clone()))
+    });
+    if let Some(logger) = &logger {
+        request.extensions_mut().insert(RequestContext {
+            request_id: request_id.clone(),
+            logger: logger.clone(),
+        });
+    }
+    let started = Instant::now();
+    let mut response = next.call(request).await?;
+    let elapsed = started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    if let (Some(state), Some(logger)) = (state, logger) {
+        let status = response.status().as_u16();
+        let status_label = status.to_string();
+        state.metrics.increment(
+            "calsync_http_requests_total",
+            &[
+                ("route", &route),
+                ("method", &method),
+                ("status", &status_label),
+            ],
+        );
+        state.metrics.observe(
+            "calsync_http_request_duration_seconds",
+            &[("route", &route)],
+            elapsed,
+        );
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let quiet = route.starts_with("/health") || route == "/metrics";
+        let record = slog::o!("action" => "http_request", "status" => status, "method" => method,
+            "route" => route, "duration_ms" => duration_ms);
+        if response.status().is_server_error() {
+            // The cause stays here: clients get a generic message.
+            let cause = response
+                .response()
+                .error()
+                .map(|error| match error.as_error::<crate::HttpError>() {
+                    Some(crate::HttpError::NotReady(cause)) => cause.clone(),
+                    _ => error.to_string(),
+                })
+                .unwrap_or_default();
+            slog::warn!(logger.new(record), "request failed"; "error_message" => cause);
+        } else if quiet {
+            // Probes and scrapes come every few seconds: keep them out of info logs.
+            slog::debug!(logger.new(record), "request served");
+        } else {
+            slog::info!(logger.new(record), "request served");
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(acceptable("3f2c9a70-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
+        assert!(acceptable("req_01HZX.1:2"));
+        for bad in ["", "with space", "quote\"", "new\nline", &"x".repeat(129)] {
+            assert!(!acceptable(bad), "{bad:?}");
+        }
+    }
+}

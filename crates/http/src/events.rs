@@ -1,0 +1,825 @@
+//! `/calendar/events`: the application's events API. Writes land in the
+//! mirror and the outbox in one transaction and are answered with 202; the
+//! outbox worker pushes them to Google. Bodies use Google's event shape.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_domain::Error as DomainError;
+use calsync_domain::event::{
+    Attendee, Event, EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, PushState,
+    TimeZoneName,
+};
+use calsync_domain::ids::{CalendarId, EntityRef, Etag, LocalEventId};
+use calsync_domain::outbox::{IdempotencyKey, OutboxState};
+use calsync_domain::ports::EventQuery;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use slog::info;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authenticated;
+use crate::{AppState, HttpError, context};
+
+/// Largest accepted event body: 500 attendees and an 8 KiB description fit.
+pub const MAX_EVENT_BODY_BYTES: usize = 256 * 1024;
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// How often `?wait=true` looks at the event's push state.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
+/// A start or end, as Google writes it: `dateTime` (RFC 3339, with an
+/// optional IANA `timeZone`) or `date` (all-day; an end date is exclusive).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventTimeBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-12-01T10:00:00+01:00")]
+    pub date_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-12-01")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Europe/Berlin")]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttendeeBody {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+    /// Read-only: Google's needsAction | declined | tentative | accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<String>,
+}
+
+/// `POST /calendar/events`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateEventBody {
+    /// Defaults to the configured calendar.
+    pub calendar_id: Option<String>,
+    #[schema(example = "deal")]
+    pub entity_type: String,
+    #[schema(example = "42")]
+    pub entity_id: String,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub location: Option<String>,
+    pub start: EventTimeBody,
+    pub end: EventTimeBody,
+    #[serde(default)]
+    pub attendees: Vec<AttendeeBody>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /calendar/events/{id}`: absent fields stay, `null` clears.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchEventBody {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub summary: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub location: Option<Option<String>>,
+    pub start: Option<EventTimeBody>,
+    pub end: Option<EventTimeBody>,
+    pub attendees: Option<Vec<AttendeeBody>>,
+    /// confirmed | tentative (cancel with DELETE).
+    pub status: Option<String>,
+}
+
+/// An event as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResource {
+    /// calsync's id, used in this API's URLs.
+    pub id: String,
+    /// The id at Google (chosen by calsync for events created here).
+    pub google_event_id: String,
+    pub calendar_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    pub start: EventTimeBody,
+    pub end: EventTimeBody,
+    pub attendees: Vec<AttendeeBody>,
+    /// confirmed | tentative | cancelled
+    pub status: String,
+    /// pending (queued for Google) | synced | failed
+    pub push_state: String,
+    /// The last push error, while pending after a failure or once failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring_event_id: Option<String>,
+    /// RFC 3339.
+    pub created: String,
+    /// RFC 3339: when the local row last changed.
+    pub updated: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub items: Vec<EventResource>,
+    /// Pass as `pageToken` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+fn time_body(time: &EventTime) -> EventTimeBody {
+    match time {
+        EventTime::AllDay { date } => EventTimeBody {
+            date: Some(date.to_string()),
+            ..EventTimeBody::default()
+        },
+        EventTime::At { at, time_zone } => EventTimeBody {
+            date_time: Some(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            time_zone: time_zone.as_ref().map(|tz| tz.as_str().to_owned()),
+            date: None,
+        },
+    }
+}
+
+impl EventResource {
+    pub fn new(event: &Event, push_error: Option<String>) -> Self {
+        Self {
+            id: event.id.to_string(),
+            google_event_id: event.google_event_id.to_string(),
+            calendar_id: event.calendar_id.to_string(),
+            entity_type: event.entity.as_ref().map(|e| e.entity_type().to_owned()),
+            entity_id: event.entity.as_ref().map(|e| e.entity_id().to_owned()),
+            summary: event.summary.clone(),
+            description: event.description.clone(),
+            location: event.location.clone(),
+            start: time_body(&event.start),
+            end: time_body(&event.end),
+            attendees: event
+                .attendees
+                .iter()
+                .map(|a| AttendeeBody {
+                    email: a.email.clone(),
+                    display_name: a.display_name.clone(),
+                    optional: a.optional.then_some(true),
+                    response_status: a.response_status.clone(),
+                })
+                .collect(),
+            status: event.status.as_str().to_owned(),
+            push_state: event.push_state.as_str().to_owned(),
+            push_error,
+            etag: event.etag.as_ref().map(|e| e.as_str().to_owned()),
+            html_link: event.html_link.clone(),
+            recurring_event_id: event
+                .recurring_event_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
+            created: event.created_at.to_rfc3339(),
+            updated: event.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Parses a JSON body, naming the offending field (`start.dateTime`) in the error.
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, HttpError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(HttpError::InvalidBody {
+            field: "body".into(),
+            message: "a JSON object is required".into(),
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        HttpError::InvalidBody {
+            field: if path == "." || path == "?" {
+                "body".into()
+            } else {
+                path
+            },
+            message: error.into_inner().to_string(),
+        }
+    })
+}
+
+fn invalid_at(field: &str, message: impl Into<String>) -> HttpError {
+    HttpError::InvalidBody {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn event_time(field: &str, body: &EventTimeBody) -> Result<EventTime, HttpError> {
+    match (&body.date_time, &body.date) {
+        (Some(at), None) => {
+            let at = DateTime::parse_from_rfc3339(at)
+                .map_err(|_| {
+                    invalid_at(
+                        &format!("{field}.dateTime"),
+                        "must be an RFC 3339 date-time with an offset, such as 2026-12-01T10:00:00Z",
+                    )
+                })?
+                .with_timezone(&Utc);
+            let time_zone = body
+                .time_zone
+                .as_deref()
+                .map(TimeZoneName::new)
+                .transpose()
+                .map_err(|error| invalid_at(&format!("{field}.timeZone"), error.to_string()))?;
+            Ok(EventTime::at(at, time_zone))
+        }
+        (None, Some(date)) => {
+            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                invalid_at(
+                    &format!("{field}.date"),
+                    "must be a date such as 2026-12-01",
+                )
+            })?;
+            Ok(EventTime::date(date))
+        }
+        _ => Err(invalid_at(
+            field,
+            "must have exactly one of dateTime and date",
+        )),
+    }
+}
+
+fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut attendee = Attendee::new(body.email.clone())
+                .map_err(|error| invalid_at(&format!("attendees[{i}].email"), error.to_string()))?;
+            attendee.display_name = body.display_name.clone();
+            attendee.optional = body.optional.unwrap_or(false);
+            Ok(attendee)
+        })
+        .collect()
+}
+
+fn calendar_or_default(state: &AppState, requested: Option<&str>) -> Result<CalendarId, HttpError> {
+    match (requested, &state.default_calendar) {
+        (Some(id), _) => Ok(CalendarId::new(id)?),
+        (None, Some(default)) => Ok(default.clone()),
+        (None, None) => Err(DomainError::invalid(
+            "calendarId",
+            "is required (no default calendar is configured)",
+        )
+        .into()),
+    }
+}
+
+fn if_match(request: &HttpRequest) -> Result<Option<Etag>, HttpError> {
+    let Some(value) = request.headers().get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| DomainError::InvalidHeader {
+        header: "If-Match",
+        reason: "must be visible ASCII".into(),
+    })?;
+    // `*` matches any current representation: no precondition.
+    if value.trim() == "*" {
+        return Ok(None);
+    }
+    Etag::new(value.trim()).map(Some).map_err(|error| {
+        DomainError::InvalidHeader {
+            header: "If-Match",
+            reason: error.to_string(),
+        }
+        .into()
+    })
+}
+
+fn event_id(path: &str) -> Result<LocalEventId, HttpError> {
+    LocalEventId::parse(path).map_err(|_| DomainError::NotFound { what: "event" }.into())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Wait (bounded) for Google's answer: 201/200 once pushed, the error if
+    /// Google refused, 202 if still pending when the wait ends.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// The last push error recorded for the event, if any.
+async fn push_error(state: &AppState, event: &Event) -> Result<Option<String>, HttpError> {
+    if event.push_state == PushState::Synced {
+        return Ok(None);
+    }
+    let rows = state.store.outbox_for_event(event.id).await?;
+    Ok(rows
+        .iter()
+        .rev()
+        .filter(|row| row.state != OutboxState::Done)
+        .find_map(|row| row.last_error.clone()))
+}
+
+/// Answers a write: 202 at once, or with `wait`, Google's verdict.
+async fn answer_write(
+    state: &AppState,
+    event: Event,
+    done: StatusCode,
+    wait: bool,
+) -> Result<HttpResponse, HttpError> {
+    state.outbox_wakeup.notify_one();
+    if !wait {
+        return Ok(HttpResponse::Accepted().json(EventResource::new(&event, None)));
+    }
+    let deadline = Instant::now() + state.write_wait;
+    loop {
+        let current = state
+            .store
+            .get_event(event.id)
+            .await?
+            .ok_or(DomainError::NotFound { what: "event" })?;
+        match current.push_state {
+            PushState::Synced => {
+                return Ok(HttpResponse::build(done).json(EventResource::new(&current, None)));
+            }
+            PushState::Failed => {
+                let reason = push_error(state, &current)
+                    .await?
+                    .unwrap_or_else(|| "Google refused the change".into());
+                return Err(HttpError::PushFailed {
+                    event: Box::new(EventResource::new(&current, Some(reason.clone()))),
+                    reason,
+                });
+            }
+            PushState::Pending if Instant::now() >= deadline => {
+                let error = push_error(state, &current).await?;
+                return Ok(HttpResponse::Accepted().json(EventResource::new(&current, error)));
+            }
+            PushState::Pending => tokio::time::sleep(WAIT_POLL).await,
+        }
+    }
+}
+
+fn idempotency_key(
+    request: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<IdempotencyKey>, HttpError> {
+    let Some(value) = request.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| DomainError::InvalidHeader {
+        header: "Idempotency-Key",
+        reason: "must be visible ASCII".into(),
+    })?;
+    let fingerprint = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok(Some(IdempotencyKey::new(key, fingerprint)?))
+}
+
+/// Creates an event for an entity and queues it for Google.
+#[utoipa::path(
+    post, path = "/calendar/events", tag = "events",
+    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST return the first result")),
+    request_body = CreateEventBody,
+    responses(
+        (status = 202, description = "Stored and queued for Google", body = EventResource),
+        (status = 201, description = "With wait=true: Google has it", body = EventResource),
+        (status = 400, description = "Invalid input; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different body", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the event", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<WaitQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let key = idempotency_key(&request, &body)?;
+    let input: CreateEventBody = parse_body(&body)?;
+    let calendar_id = calendar_or_default(&state, input.calendar_id.as_deref())?;
+    let entity = EntityRef::new(input.entity_type, input.entity_id)?;
+    let start = event_time("start", &input.start)?;
+    let end = event_time("end", &input.end)?;
+    let new = NewEvent::new(
+        calendar_id,
+        entity,
+        start,
+        end,
+        NewEventFields {
+            summary: input.summary,
+            description: input.description,
+            location: input.location,
+            attendees: attendees(&input.attendees)?,
+        },
+    )?;
+    let (event, replayed) = match &key {
+        Some(key) => {
+            let created = state.events.create_idempotent(new, key).await?;
+            (created.event, created.replayed)
+        }
+        None => (state.events.create(new).await?.0, false),
+    };
+    let log = context::logger(&request, &state);
+    if replayed {
+        info!(log, "event create replayed for its idempotency key";
+            "action" => "event_create", "status" => "replayed", "event_id" => event.id.to_string());
+    } else {
+        info!(log, "event created";
+            "action" => "event_create", "status" => "queued", "event_id" => event.id.to_string(),
+            "calendar_id" => event.calendar_id.to_string(), "google_event_id" => event.google_event_id.to_string());
+    }
+    let mut response = answer_write(&state, event, StatusCode::CREATED, query.wait).await?;
+    if replayed {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    pub calendar_id: Option<String>,
+    /// With `entityId`: only this entity's events.
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    /// confirmed | tentative | cancelled
+    pub status: Option<String>,
+    /// RFC 3339: events ending after this instant.
+    pub time_min: Option<String>,
+    /// RFC 3339: events starting before this instant.
+    pub time_max: Option<String>,
+    /// 1 to 500, default 100.
+    pub limit: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+fn instant(field: &'static str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, HttpError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    DomainError::invalid(field, "must be an RFC 3339 date-time with an offset")
+                        .into()
+                })
+        })
+        .transpose()
+}
+
+fn page_token(event: &Event) -> String {
+    format!("{}.{}", event.start.sort_key().timestamp_micros(), event.id)
+}
+
+fn parse_page_token(token: &str) -> Result<(DateTime<Utc>, LocalEventId), HttpError> {
+    let invalid = || DomainError::invalid("pageToken", "is not a token this API returned");
+    let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let start = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = LocalEventId::parse(id).map_err(|_| invalid())?;
+    Ok((start, id))
+}
+
+/// Lists mirrored events, ordered by start, with cursor pagination.
+#[utoipa::path(
+    get, path = "/calendar/events", tag = "events", params(ListQuery),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let entity = match (&query.entity_type, &query.entity_id) {
+        (Some(kind), Some(id)) => Some(EntityRef::new(kind.clone(), id.clone())?),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(DomainError::invalid("entityId", "is required with entityType").into());
+        }
+        (None, Some(_)) => {
+            return Err(DomainError::invalid("entityType", "is required with entityId").into());
+        }
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(DomainError::invalid("limit", format!("must be 1 to {MAX_PAGE_SIZE}")).into());
+    }
+    let filter = EventQuery {
+        calendar_id: query
+            .calendar_id
+            .as_deref()
+            .map(CalendarId::new)
+            .transpose()?,
+        entity,
+        status: query
+            .status
+            .as_deref()
+            .map(EventStatus::parse)
+            .transpose()?,
+        ends_after: instant("timeMin", query.time_min.as_deref())?,
+        starts_before: instant("timeMax", query.time_max.as_deref())?,
+        after: query
+            .page_token
+            .as_deref()
+            .map(parse_page_token)
+            .transpose()?,
+        // One more than asked tells whether another page exists.
+        limit: limit + 1,
+    };
+    let mut events = state.store.list_events(&filter).await?;
+    let next_page_token = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(page_token)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(EventPage {
+        items: events.iter().map(|e| EventResource::new(e, None)).collect(),
+        next_page_token,
+    }))
+}
+
+/// One event, with its last push error if it is not synced.
+#[utoipa::path(
+    get, path = "/calendar/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "calsync's event id")),
+    responses(
+        (status = 200, body = EventResource, headers(("ETag" = String, description = "Google's etag, for If-Match"))),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let id = event_id(&path)?;
+    let event = state
+        .store
+        .get_event(id)
+        .await?
+        .ok_or(DomainError::NotFound { what: "event" })?;
+    let error = push_error(&state, &event).await?;
+    let mut response = HttpResponse::Ok();
+    if let Some(etag) = &event.etag {
+        response.insert_header((actix_web::http::header::ETAG, etag.as_str()));
+    }
+    Ok(response.json(EventResource::new(&event, error)))
+}
+
+/// Changes an event; with `If-Match`, only if its etag is still that one.
+#[utoipa::path(
+    patch, path = "/calendar/events/{id}", tag = "events",
+    params(("id" = String, Path), WaitQuery, ("If-Match" = Option<String>, Header, description = "The etag the change is based on")),
+    request_body = PatchEventBody,
+    responses(
+        (status = 202, description = "Stored and queued for Google", body = EventResource),
+        (status = 200, description = "With wait=true: Google has it", body = EventResource),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 412, description = "The etag no longer matches", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let id = event_id(&path)?;
+    let if_match = if_match(&request)?;
+    let input: PatchEventBody = parse_body(&body)?;
+    let status = match input
+        .status
+        .as_deref()
+        .map(EventStatus::parse)
+        .transpose()?
+    {
+        Some(EventStatus::Cancelled) => {
+            return Err(DomainError::invalid("status", "cancel an event with DELETE").into());
+        }
+        other => other,
+    };
+    let changes = EventChanges {
+        summary: input.summary,
+        description: input.description,
+        location: input.location,
+        start: input
+            .start
+            .as_ref()
+            .map(|t| event_time("start", t))
+            .transpose()?,
+        end: input
+            .end
+            .as_ref()
+            .map(|t| event_time("end", t))
+            .transpose()?,
+        attendees: input.attendees.as_deref().map(attendees).transpose()?,
+        status,
+    };
+    if changes.is_empty() {
+        return Err(DomainError::invalid("body", "names no field to change").into());
+    }
+    let (event, _) = state.events.update(id, &changes, if_match).await?;
+    info!(context::logger(&request, &state), "event changed";
+        "action" => "event_update", "status" => "queued", "event_id" => event.id.to_string());
+    answer_write(&state, event, StatusCode::OK, query.wait).await
+}
+
+/// Cancels an event here and deletes it at Google.
+#[utoipa::path(
+    delete, path = "/calendar/events/{id}", tag = "events",
+    params(("id" = String, Path), WaitQuery, ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 202, description = "Cancelled and queued for deletion at Google", body = EventResource),
+        (status = 200, description = "With wait=true: deleted at Google", body = EventResource),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 412, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let id = event_id(&path)?;
+    let if_match = if_match(&request)?;
+    let current = state
+        .store
+        .get_event(id)
+        .await?
+        .ok_or(DomainError::NotFound { what: "event" })?;
+    if current.status == EventStatus::Cancelled {
+        // Already cancelled: deleting again changes nothing.
+        return Ok(HttpResponse::Ok().json(EventResource::new(&current, None)));
+    }
+    let (event, _) = state.events.cancel(id, if_match).await?;
+    info!(context::logger(&request, &state), "event cancelled";
+        "action" => "event_delete", "status" => "queued", "event_id" => event.id.to_string());
+    answer_write(&state, event, StatusCode::OK, query.wait).await
+}
+
+/// `POST /calendar/sync`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncRequestBody {
+    /// Defaults to the configured calendar.
+    pub calendar_id: Option<String>,
+    /// A full sync (re-reads everything, catches deletions) instead of an incremental one.
+    #[serde(default)]
+    pub full: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncQueued {
+    pub calendar_id: String,
+    pub full: bool,
+    /// Always `queued`: the sync worker runs it next.
+    pub status: &'static str,
+}
+
+/// Queues a sync of a calendar; the sync worker starts it at once.
+#[utoipa::path(
+    post, path = "/calendar/sync", tag = "sync",
+    request_body(content = Option<SyncRequestBody>, description = "Empty means the default calendar, incremental"),
+    responses(
+        (status = 202, body = SyncQueued),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn request_sync(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let input: SyncRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncRequestBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let calendar_id = calendar_or_default(&state, input.calendar_id.as_deref())?;
+    state.store.mark_dirty(&calendar_id, input.full).await?;
+    state.sync_wakeup.notify_one();
+    info!(context::logger(&request, &state), "sync requested";
+        "action" => "sync_request", "status" => "queued", "calendar_id" => calendar_id.to_string(), "full" => input.full);
+    Ok(HttpResponse::Accepted().json(SyncQueued {
+        calendar_id: calendar_id.to_string(),
+        full: input.full,
+        status: "queued",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_name_the_bad_field() {
+        let error = parse_body::<CreateEventBody>(
+            br#"{"entityType":"deal","entityId":"1","start":{"dateTime":5},"end":{}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, HttpError::InvalidBody { field, .. } if field == "start.dateTime"),
+            "{error:?}"
+        );
+        let error = parse_body::<CreateEventBody>(br#"{"entityType":"deal"}"#).unwrap_err();
+        assert!(
+            matches!(&error, HttpError::InvalidBody { message, .. } if message.contains("entityId")),
+            "{error:?}"
+        );
+        assert!(parse_body::<CreateEventBody>(b"  ").is_err());
+    }
+
+    #[test]
+    fn times_are_dates_or_instants_never_both() {
+        let both = EventTimeBody {
+            date_time: Some("2026-12-01T10:00:00Z".into()),
+            date: Some("2026-12-01".into()),
+            time_zone: None,
+        };
+        assert!(event_time("start", &both).is_err());
+        let bad_zone = EventTimeBody {
+            date_time: Some("2026-12-01T10:00:00+01:00".into()),
+            time_zone: Some("not a zone".into()),
+            date: None,
+        };
+        assert!(
+            matches!(event_time("end", &bad_zone), Err(HttpError::InvalidBody { field, .. }) if field == "end.timeZone")
+        );
+        let at = event_time(
+            "start",
+            &EventTimeBody {
+                date_time: Some("2026-12-01T10:00:00+01:00".into()),
+                ..EventTimeBody::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(at.sort_key().to_rfc3339(), "2026-12-01T09:00:00+00:00");
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let id = LocalEventId::new();
+        let start = DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap();
+        let token = format!("{}.{}", start.timestamp_micros(), id);
+        assert_eq!(parse_page_token(&token).unwrap(), (start, id));
+        for bad in ["", "x", "1.2", "abc.def"] {
+            assert!(parse_page_token(bad).is_err(), "{bad}");
+        }
+    }
+}
