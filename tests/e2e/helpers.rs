@@ -5,6 +5,7 @@ use bytes::Bytes;
 use calsync::server::Running;
 use calsync::settings::ServeArgs;
 use clap::Parser;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -83,6 +84,17 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, Value) {
+    let (status, _, body) = http_with_headers(method, url, headers, body).await;
+    (status, body)
+}
+
+/// [`http`], also returning the response headers.
+pub async fn http_with_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, hyper::HeaderMap, Value) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut request = hyper::Request::builder().method(method).uri(url);
@@ -96,9 +108,11 @@ pub async fn http(
         .unwrap();
     let response = client.request(request).await.unwrap();
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (
         status,
+        headers,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
@@ -156,4 +170,38 @@ pub async fn settled(
             .is_some_and(|s| !s.is_dirty() && s.sync_token.is_some())
     })
     .await
+}
+
+/// A fresh schema on the test Postgres; `None` (loudly) when there is no
+/// server outside CI.
+pub async fn postgres_schema() -> Option<String> {
+    let base = std::env::var("CALSYNC_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut admin = match AsyncPgConnection::establish(&base).await {
+        Ok(conn) => conn,
+        Err(error) => {
+            if std::env::var_os("CI").is_some() {
+                panic!("Postgres at {base} is required in CI but unreachable: {error}");
+            }
+            eprintln!("SKIPPED: replica test: no Postgres at {base} ({error})");
+            return None;
+        }
+    };
+    let schema = format!("calsync_e2e_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{separator}options=-csearch_path%3D{schema}"))
+}
+
+pub async fn drop_schema(url: &str) {
+    let (base, schema) = url.split_once("options=-csearch_path%3D").unwrap();
+    let base = base.trim_end_matches(['?', '&']);
+    if let Ok(mut admin) = AsyncPgConnection::establish(base).await {
+        let _ = admin
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await;
+    }
 }

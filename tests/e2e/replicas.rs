@@ -3,43 +3,8 @@
 use std::time::Duration;
 
 use calsync_domain::ids::CalendarId;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
-use crate::helpers::{eventually, server};
-
-/// A fresh schema on the test Postgres; `None` (loudly) when there is no
-/// server outside CI.
-async fn postgres_schema() -> Option<String> {
-    let base = std::env::var("CALSYNC_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut admin = match AsyncPgConnection::establish(&base).await {
-        Ok(conn) => conn,
-        Err(error) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("Postgres at {base} is required in CI but unreachable: {error}");
-            }
-            eprintln!("SKIPPED: replica test: no Postgres at {base} ({error})");
-            return None;
-        }
-    };
-    let schema = format!("calsync_e2e_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{separator}options=-csearch_path%3D{schema}"))
-}
-
-async fn drop_schema(url: &str) {
-    let (base, schema) = url.split_once("options=-csearch_path%3D").unwrap();
-    let base = base.trim_end_matches(['?', '&']);
-    if let Ok(mut admin) = AsyncPgConnection::establish(base).await {
-        let _ = admin
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await;
-    }
-}
+use crate::helpers::{drop_schema, eventually, postgres_schema, server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_on_one_postgres_run_each_job_tick_once() {

@@ -160,12 +160,15 @@ pub fn evaluate(
                 ),
             );
         }
-        if stats.outbox_dead_letters > 0 || stats.events_push_failed > 0 {
+        // Events still failed, not dead-letter rows: a failure is resolved
+        // once its event is fixed (PATCH) or cancelled (DELETE) and pushed,
+        // while the dead-letter row stays as history.
+        if stats.events_push_failed > 0 {
             issue(
                 "push_failures",
                 format!(
-                    "{} outbox write(s) gave up; {} event(s) failed to reach Google",
-                    stats.outbox_dead_letters, stats.events_push_failed
+                    "{} event(s) failed to reach Google: fix (PATCH) or cancel (DELETE) them; {} outbox write(s) dead-lettered in all",
+                    stats.events_push_failed, stats.outbox_dead_letters
                 ),
             );
         }
@@ -223,6 +226,16 @@ mod tests {
         let report = evaluate(Some(good()), now(), &HealthThresholds::default());
         assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
         assert!(report.issues.is_empty());
+        let resolved = HealthStats {
+            outbox_dead_letters: 3,
+            ..good()
+        };
+        let report = evaluate(Some(resolved), now(), &HealthThresholds::default());
+        assert_eq!(
+            report.status,
+            HealthStatus::Healthy,
+            "dead letters whose events were fixed are history"
+        );
     }
 
     #[test]
@@ -260,12 +273,6 @@ mod tests {
             (
                 HealthStats {
                     outbox_dead_letters: 1,
-                    ..good()
-                },
-                "push_failures",
-            ),
-            (
-                HealthStats {
                     events_push_failed: 1,
                     ..good()
                 },
