@@ -366,10 +366,14 @@ async fn a_patch_with_a_stale_etag_is_412_and_a_delete_cancels_here_and_at_googl
         Some(json!({"summary": "Overwrite"})),
     )
     .await;
+    assert_eq!(status, 502, "Google refuses the lost update: {refused}");
     assert!(
-        status == 502 || status == 412,
-        "Google refuses the lost update: {status} {refused}"
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("precondition")),
+        "{refused}"
     );
+    assert_eq!(refused["event"]["pushState"], "failed");
     assert_ne!(api.at_google("9")[0]["summary"], "Overwrite");
 
     let (status, deleted) = api
@@ -458,8 +462,24 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     );
     let huge =
         json!({"entityType": "deal", "entityId": "1", "description": "x".repeat(300 * 1024)});
-    let (status, _) = api.call("POST", "/calendar/events", Some(huge)).await;
-    assert_eq!(status, 413, "bodies are size-capped");
+    let (status, error) = api.call("POST", "/calendar/events", Some(huge)).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "bodies are size-capped: {error}"
+    );
+    for (method, path, status) in [
+        ("GET", "/calendar/nowhere", 404),
+        ("PUT", "/calendar/events", 404),
+        ("GET", "/health/nowhere", 404),
+    ] {
+        let (got, error) = api.call(method, path, None).await;
+        assert_eq!(got, status, "{method} {path}: {error}");
+        assert!(
+            error["error"]["code"].is_string(),
+            "{method} {path}: {error}"
+        );
+    }
     api.stop().await;
 }
 
@@ -683,9 +703,10 @@ async fn every_documented_route_is_served_and_every_served_route_is_documented()
     for (method, path) in &documented {
         let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
         let (status, body) = api.call(method, &concrete, None).await;
+        let code = body["error"]["code"].as_str();
         assert!(
-            status != 405 && !(status == 404 && body.is_null()),
-            "{method} {path} is documented but not routed ({status})"
+            status != 405 && code != Some("no_route") && code != Some("method_not_allowed"),
+            "{method} {path} is documented but not routed ({status} {body})"
         );
     }
     api.stop().await;

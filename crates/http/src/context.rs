@@ -4,11 +4,12 @@
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::AppState;
 
@@ -41,7 +42,7 @@ pub fn logger(request: &HttpRequest, state: &AppState) -> slog::Logger {
 
 pub async fn middleware(
     request: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let request_id = request
@@ -67,7 +68,7 @@ pub async fn middleware(
         });
     }
     let started = Instant::now();
-    let mut response = next.call(request).await?;
+    let mut response = json_errors(next.call(request).await?);
     let elapsed = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
@@ -113,6 +114,41 @@ pub async fn middleware(
         }
     }
     Ok(response)
+}
+
+/// Every error answer has a JSON body: actix's own (an oversized body, an
+/// unknown route, a wrong method) are rewritten in calsync's error shape.
+fn json_errors<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> ServiceResponse<EitherBody<B>> {
+    let status = response.status();
+    let ours = response
+        .response()
+        .error()
+        .is_some_and(|error| error.as_error::<crate::HttpError>().is_some());
+    let empty = matches!(
+        response.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    if !(status.is_client_error() || status.is_server_error()) || (ours && !empty) {
+        return response.map_into_left_body();
+    }
+    let message = response
+        .response()
+        .error()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let code = match status {
+        StatusCode::NOT_FOUND => "no_route",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        status if status.is_server_error() => "internal",
+        _ => "invalid",
+    };
+    let (request, _) = response.into_parts();
+    let body = HttpResponse::build(status)
+        .json(serde_json::json!({"error": {"code": code, "message": message}}));
+    ServiceResponse::new(request, body).map_into_right_body()
 }
 
 #[cfg(test)]
