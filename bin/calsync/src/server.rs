@@ -237,6 +237,13 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
             .run();
     let http = server.handle();
     let server = tokio::spawn(server);
+    if let Some(emulator) = &emulator {
+        // Where a newcomer plays "Google": printed, as the log line is easy to miss.
+        println!(
+            "calsync development: Google Calendar emulator at {} (any bearer token)",
+            emulator.calendar_api_url()
+        );
+    }
     if let Some(token) = &settings.generated_api_token {
         // Printed once, on the terminal, never logged.
         println!(

@@ -373,6 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn every_environment_variable_is_documented() {
+        let doc = include_str!("../../../docs/CALENDAR_ENV_VARS.md");
+        let command = <Args as clap::CommandFactory>::command();
+        let mut checked = 0;
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let name = env.to_string_lossy();
+                assert!(
+                    doc.contains(&format!("| `{name}` |")),
+                    "{name} is missing from docs/CALENDAR_ENV_VARS.md"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} variables found");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         for (args, name) in [
             (vec!["--env", "staging"], "CALSYNC_ENV"),

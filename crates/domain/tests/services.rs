@@ -543,6 +543,15 @@ fn a_revoked_grant_during_renewal_marks_the_calendar_and_skips_it_next_time() {
     );
     let report = block_on(w.channels().renew_due(Duration::from_secs(24 * 3600))).unwrap();
     assert_eq!((report.skipped, w.google.calls("watch")), (1, 2));
+
+    // A person watches the calendar again once access is restored: reconnected.
+    block_on(w.channels().create(&w.cal)).unwrap();
+    assert!(
+        !block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .reconnect_required
+    );
 }
 
 #[test]

@@ -86,12 +86,14 @@ impl ChannelService {
             }
         };
         self.channels.activate_channel(&id, &grant).await?;
+        let state = self.states.sync_state(calendar_id).await?;
+        // Google accepted a watch, so access works again: a person watching
+        // the calendar anew is how a calendar is reconnected.
+        if state.as_ref().is_some_and(|s| s.reconnect_required) {
+            self.states.clear_reconnect_required(calendar_id).await?;
+        }
         // A calendar seen for the first time starts with a full sync.
-        let never_synced = self
-            .states
-            .sync_state(calendar_id)
-            .await?
-            .is_none_or(|state| state.sync_token.is_none());
+        let never_synced = state.is_none_or(|state| state.sync_token.is_none());
         self.states.mark_dirty(calendar_id, never_synced).await?;
         channel.resource_id = Some(grant.resource_id);
         channel.expiration = grant.expiration;
