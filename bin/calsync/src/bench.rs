@@ -39,11 +39,45 @@ pub enum Bench {
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
+    /// Start `calsync serve` (this binary) on a database seeded with N
+    /// events, load `/webhooks/calendar` and `/health/live` with
+    /// --concurrency clients for --duration-secs each, then time
+    /// `/health/calendar`. SQLite always; Postgres with --postgres-url (a
+    /// scratch database: the seed is kept there for re-runs).
+    Http {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 50)]
+        health_samples: usize,
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
 }
 
 impl Bench {
     pub async fn run(self) -> Result<(), CommandError> {
         match self {
+            Self::Http {
+                events,
+                concurrency,
+                duration_secs,
+                health_samples,
+                postgres_url,
+            } => {
+                crate::bench_http::HttpBench {
+                    events,
+                    concurrency: concurrency.max(1),
+                    duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                    health_samples: health_samples.max(1),
+                    postgres_url,
+                }
+                .run()
+                .await
+            }
             Self::Sync {
                 events,
                 changes,
@@ -76,7 +110,7 @@ impl Bench {
 }
 
 /// A remote event of about 1 KB once stored.
-fn synthetic_event(calendar: &str, index: usize, generation: u32) -> RemoteEvent {
+pub(crate) fn synthetic_event(calendar: &str, index: usize, generation: u32) -> RemoteEvent {
     let start = Utc::now() + Duration::minutes(i64::try_from(index).unwrap_or(0) * 30);
     RemoteEvent {
         id: EventId::for_local(calsync_domain::ids::LocalEventId::from_uuid(
@@ -181,7 +215,7 @@ async fn full_sync_rate(
     Ok((sync_rate, rows_rate))
 }
 
-fn percentile(sorted: &[std::time::Duration], fraction: f64) -> std::time::Duration {
+pub(crate) fn percentile(sorted: &[std::time::Duration], fraction: f64) -> std::time::Duration {
     let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
 }

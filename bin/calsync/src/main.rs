@@ -2,6 +2,7 @@
 //! module. Behaviour lives in the library crates.
 
 mod bench;
+mod bench_http;
 mod cli;
 
 use std::process::ExitCode;

@@ -1,0 +1,350 @@
+//! `calsync bench http`: load on the HTTP endpoints of a real `calsync serve`
+//! process (this same binary, started as a child), against a database
+//! seeded with N events. Measures `/webhooks/calendar` beside `/health/live`
+//! under the same load, then `/health/calendar` latency.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use calsync_domain::ids::{CalendarId, ChannelId};
+use calsync_domain::ports::Store;
+use calsync_domain::sync::{SyncPage, SyncRun};
+use calsync_domain::webhook::WebhookSecret;
+use calsync_store::{DatabaseUrl, StoreOptions};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::bench::{percentile, synthetic_event};
+use crate::cli::CommandError;
+
+const API_TOKEN: &str = "bench-api-token-0123456789";
+const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+/// Seeded events live in a calendar the server never syncs, so the mirror
+/// holds N rows without a background sync touching them during the run.
+const SEED_CALENDAR: &str = "bench-seed@example.com";
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub struct HttpBench {
+    pub events: usize,
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub health_samples: usize,
+    pub postgres_url: Option<String>,
+}
+
+impl HttpBench {
+    pub async fn run(self) -> Result<(), CommandError> {
+        let dir =
+            std::env::temp_dir().join(format!("calsync-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut backends = vec![DatabaseUrl::Sqlite(dir.join("http-bench.db"))];
+        if let Some(url) = &self.postgres_url {
+            backends.push(DatabaseUrl::parse(Some(url))?);
+        }
+        let mut result = Ok(());
+        for url in &backends {
+            result = self.run_backend(url).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    async fn run_backend(&self, url: &DatabaseUrl) -> Result<(), CommandError> {
+        seed(url, self.events).await?;
+        let server = Server::start(url)?;
+        let outcome = self.measure(url, &server).await;
+        drop(server);
+        outcome
+    }
+
+    async fn measure(&self, url: &DatabaseUrl, server: &Server) -> Result<(), CommandError> {
+        let client: HttpClient = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(self.concurrency)
+            .build_http();
+        server.wait_ready(&client).await?;
+        let base = &server.base;
+        let channel = request(
+            &client,
+            "POST",
+            &format!("{base}/calendar/channels"),
+            &[("authorization", &format!("Bearer {API_TOKEN}"))],
+        )
+        .await?;
+        let channel: serde_json::Value =
+            serde_json::from_slice(&channel.1).map_err(|e| e.to_string())?;
+        let channel_id = ChannelId::new(channel["id"].as_str().unwrap_or_default())?;
+        let resource_id = channel["resourceId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let token = WebhookSecret::new(WEBHOOK_SECRET)?.channel_token(&channel_id);
+        let message_number = Arc::new(AtomicU64::new(10));
+
+        let webhook_url = format!("{base}/webhooks/calendar");
+        let webhook = {
+            let (channel_id, token, resource_id) =
+                (channel_id.to_string(), token.clone(), resource_id.clone());
+            load(&client, self.concurrency, self.duration, move |client| {
+                let number = message_number.fetch_add(1, Ordering::Relaxed).to_string();
+                let (url, channel_id, token, resource_id) = (
+                    webhook_url.clone(),
+                    channel_id.clone(),
+                    token.clone(),
+                    resource_id.clone(),
+                );
+                async move {
+                    let headers = [
+                        ("x-goog-channel-id", channel_id.as_str()),
+                        ("x-goog-channel-token", token.as_str()),
+                        ("x-goog-resource-id", resource_id.as_str()),
+                        ("x-goog-resource-state", "exists"),
+                        ("x-goog-message-number", number.as_str()),
+                        (
+                            "x-goog-resource-uri",
+                            "https://www.googleapis.com/calendar/v3/calendars/primary/events",
+                        ),
+                    ];
+                    request(&client, "POST", &url, &headers).await.map(|r| r.0)
+                }
+            })
+            .await
+        };
+        let live_url = format!("{base}/health/live");
+        let live = load(&client, self.concurrency, self.duration, move |client| {
+            let url = live_url.clone();
+            async move { request(&client, "GET", &url, &[]).await.map(|r| r.0) }
+        })
+        .await;
+        for (route, stats) in [("/webhooks/calendar", webhook), ("/health/live", live)] {
+            println!(
+                "http bench: backend={} events={} route={route} concurrency={} secs={} requests={} rps={:.0} p50_ms={:.2} p99_ms={:.2} non_2xx={}",
+                url.backend(),
+                self.events,
+                self.concurrency,
+                self.duration.as_secs(),
+                stats.latencies.len(),
+                stats.latencies.len() as f64 / stats.elapsed.as_secs_f64(),
+                percentile(&stats.latencies, 0.50).as_secs_f64() * 1000.0,
+                percentile(&stats.latencies, 0.99).as_secs_f64() * 1000.0,
+                stats.failures,
+            );
+        }
+
+        // The health report, one request at a time: its own cost, not queueing.
+        let health_url = format!("{base}/health/calendar");
+        let mut latencies = Vec::with_capacity(self.health_samples);
+        let mut active_events = 0;
+        for _ in 0..self.health_samples {
+            let started = Instant::now();
+            let (status, body) = request(&client, "GET", &health_url, &[]).await?;
+            latencies.push(started.elapsed());
+            if status != 200 {
+                return Err(format!("/health/calendar answered {status}").into());
+            }
+            let report: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            active_events = report["activeEvents"].as_u64().unwrap_or(0);
+        }
+        latencies.sort();
+        println!(
+            "http bench: backend={} route=/health/calendar active_events={active_events} samples={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+            url.backend(),
+            latencies.len(),
+            percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+            percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+            latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        );
+        Ok(())
+    }
+}
+
+/// Fills the seed calendar up to `events` rows (a re-run reuses them).
+async fn seed(url: &DatabaseUrl, events: usize) -> Result<(), CommandError> {
+    let store = calsync_store::connect(url, &StoreOptions::default()).await?;
+    let calendar = CalendarId::new(SEED_CALENDAR)?;
+    // The bench database is a scratch one: its active events are the seed.
+    let have = usize::try_from(store.health_stats(chrono::Utc::now()).await?.active_events)
+        .unwrap_or(usize::MAX);
+    if have >= events {
+        return Ok(());
+    }
+    let started = Instant::now();
+    seed_range(store.as_ref(), &calendar, have, events).await?;
+    println!(
+        "http bench: backend={} seeded {} events in {:.0} s",
+        url.backend(),
+        events - have,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn seed_range(
+    store: &dyn Store,
+    calendar: &CalendarId,
+    from: usize,
+    to: usize,
+) -> Result<(), CommandError> {
+    let mut done = from;
+    while done < to {
+        let end = (done + 2500).min(to);
+        // No completion: the seed calendar gets no sync state, so no job syncs it.
+        let page = SyncPage {
+            calendar_id: calendar.clone(),
+            run: SyncRun::Incremental,
+            events: (done..end)
+                .map(|i| synthetic_event(calendar.as_str(), i, 1))
+                .collect(),
+            completion: None,
+            retention_cutoff: None,
+            now: chrono::Utc::now(),
+        };
+        store.apply_sync_page(&page).await?;
+        done = end;
+    }
+    Ok(())
+}
+
+/// `calsync serve` as a child process, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(url: &DatabaseUrl) -> Result<Self, CommandError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let database = match url {
+            DatabaseUrl::Postgres(url) => url.clone(),
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        };
+        let child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+            .arg("serve")
+            .env("CALSYNC_ENV", "development")
+            .env("CALSYNC_BIND", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", database)
+            .env("CALSYNC_API_TOKENS", API_TOKEN)
+            .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+            // The load comes from one address: lift the per-source webhook limit.
+            .env("CALSYNC_WEBHOOK_RATE_PER_MINUTE", "100000000")
+            .env("CALSYNC_GOOGLE_RATE_PER_MINUTE", "100000000")
+            .env("CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE", "100000000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start calsync serve: {e}"))?;
+        Ok(Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    async fn wait_ready(&self, client: &HttpClient) -> Result<(), CommandError> {
+        let url = format!("{}/health/ready", self.base);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = request(client, "GET", &url, &[]).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("the server did not become ready within 60 s".into())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn request(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Bytes), CommandError> {
+    let mut builder = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
+struct LoadStats {
+    latencies: Vec<Duration>,
+    failures: u64,
+    elapsed: Duration,
+}
+
+/// `concurrency` closed-loop clients, each sending its next request when the
+/// previous one is answered, for `duration`.
+async fn load<F, Fut>(
+    client: &HttpClient,
+    concurrency: usize,
+    duration: Duration,
+    make: F,
+) -> LoadStats
+where
+    F: Fn(HttpClient) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u16, CommandError>> + Send,
+{
+    let make = Arc::new(make);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, make) = (client.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                match make(client.clone()).await {
+                    Ok(status) if (200..300).contains(&status) => latencies.push(sent.elapsed()),
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut stats = LoadStats {
+        latencies: Vec::new(),
+        failures: 0,
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        if let Ok((latencies, failures)) = task.await {
+            stats.latencies.extend(latencies);
+            stats.failures += failures;
+        }
+    }
+    stats.elapsed = started.elapsed();
+    stats.latencies.sort();
+    stats
+}
