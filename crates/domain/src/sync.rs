@@ -308,6 +308,8 @@ pub struct SyncState {
     pub reconnect_required: bool,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// The `dirty_seq` the lease holder saw when it took the lease.
+    pub lease_seen_seq: Option<i64>,
 }
 
 impl SyncState {
@@ -327,11 +329,26 @@ impl SyncState {
             reconnect_required: false,
             lease_owner: None,
             lease_until: None,
+            lease_seen_seq: None,
         }
     }
 
     pub fn is_dirty(&self) -> bool {
         self.dirty_seq > self.clean_seq || self.full_sync_requested
+    }
+
+    /// Whether a change announced now is already covered by a sync that
+    /// will start after this moment, so marking the calendar again would
+    /// change nothing: either no sync runs and the calendar is already dirty
+    /// (the next sync lists after now), or a live sync runs and a mark
+    /// arrived since it started (it stays dirty for a follow-up). When in
+    /// doubt (an expired lease) it is not covered.
+    pub fn covers_new_change(&self, now: DateTime<Utc>) -> bool {
+        match (&self.lease_owner, self.lease_seen_seq, self.lease_until) {
+            (None, _, _) => self.dirty_seq > self.clean_seq,
+            (Some(_), Some(seen), Some(until)) if until > now => self.dirty_seq > seen,
+            _ => false,
+        }
     }
 
     pub fn last_sync_at(&self) -> Option<DateTime<Utc>> {
@@ -387,6 +404,35 @@ mod tests {
 
     fn t(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 5, 1, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_new_change_needs_a_mark_only_when_no_later_sync_is_due() {
+        let mut state = SyncState::new(cal());
+        assert!(!state.covers_new_change(t(10)), "clean: mark");
+        state.dirty_seq = 3;
+        state.clean_seq = 2;
+        assert!(
+            state.covers_new_change(t(10)),
+            "dirty, no sync running: covered"
+        );
+
+        // A sync runs, having seen seq 3.
+        state.lease_owner = Some("w".into());
+        state.lease_until = Some(t(11));
+        state.lease_seen_seq = Some(3);
+        assert!(
+            !state.covers_new_change(t(10)),
+            "nothing marked since it started"
+        );
+        state.dirty_seq = 4;
+        assert!(state.covers_new_change(t(10)), "a follow-up is already due");
+        assert!(
+            !state.covers_new_change(t(12)),
+            "an expired lease proves nothing: mark"
+        );
+        state.lease_seen_seq = None;
+        assert!(!state.covers_new_change(t(10)), "unknown seen seq: mark");
     }
 
     fn remote(id: &str, etag: &str, updated: DateTime<Utc>) -> RemoteEvent {

@@ -436,6 +436,7 @@ impl SyncStateStore for MemoryStore {
         }
         s.lease_owner = None;
         s.lease_until = None;
+        s.lease_seen_seq = None;
         match outcome {
             SyncOutcome::Succeeded { full } => {
                 s.clean_seq = s.clean_seq.max(lease.seen_seq);
@@ -490,6 +491,7 @@ impl SyncStateStore for MemoryStore {
 fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>) -> SyncLease {
     state.lease_owner = Some(owner.to_owned());
     state.lease_until = Some(until);
+    state.lease_seen_seq = Some(state.dirty_seq);
     SyncLease {
         calendar_id: state.calendar_id.clone(),
         owner: owner.to_owned(),

@@ -294,6 +294,58 @@ fn notifications_during_a_sync_leave_the_calendar_dirty_for_a_follow_up() {
 }
 
 #[test]
+fn a_burst_of_notifications_costs_one_mark_and_still_ends_in_a_follow_up_sync() {
+    let w = World::new();
+    let channel = block_on(w.channels().create(&w.cal)).unwrap();
+    let resource = channel.resource_id.clone().unwrap();
+    block_on(w.sync().sync_next_dirty("w")).unwrap();
+    let token = w.secret().channel_token(&channel.id);
+    let service = w.notifications();
+    let burst = |n: usize| {
+        for _ in 0..n {
+            let change = notification(
+                &channel.id,
+                Some(token.clone()),
+                &resource,
+                CalendarResourceState::Exists,
+            );
+            block_on(service.handle_calendar(&change)).unwrap();
+        }
+    };
+    let seq = || {
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .dirty_seq
+    };
+    let before = seq();
+    burst(5);
+    assert_eq!(seq(), before + 1, "dirty and not syncing: one mark");
+
+    // A sync starts; notifications during it mark once more, then stop.
+    let now = w.now();
+    let lease = block_on(
+        w.store
+            .lease_dirty("w1", now, now + chrono::Duration::minutes(1)),
+    )
+    .unwrap()
+    .unwrap();
+    burst(5);
+    assert_eq!(seq(), before + 2);
+    block_on(
+        w.store
+            .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now),
+    )
+    .unwrap();
+    let state = block_on(w.store.sync_state(&w.cal)).unwrap().unwrap();
+    assert!(
+        state.is_dirty(),
+        "the changes during the sync get a follow-up"
+    );
+    assert_eq!(state.lease_seen_seq, None);
+}
+
+#[test]
 fn an_expired_lease_can_be_taken_over() {
     let w = World::new();
     block_on(w.store.mark_dirty(&w.cal, false)).unwrap();

@@ -147,9 +147,26 @@ async fn watched(w: &World) -> (String, String) {
 async fn a_valid_calendar_notification_marks_the_calendar() {
     let w = world(100);
     let (channel, resource) = watched(&w).await;
+    // As after the initial sync: clean.
+    let calendar = CalendarId::new("team@example.com").unwrap();
+    let now = chrono::Utc::now();
+    let lease = w
+        .store
+        .lease_calendar(&calendar, "test", now, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
+    w.store
+        .release_lease(
+            &lease,
+            &calsync_domain::sync::SyncOutcome::Succeeded { full: true },
+            now,
+        )
+        .await
+        .unwrap();
     let before = w
         .store
-        .sync_state(&CalendarId::new("team@example.com").unwrap())
+        .sync_state(&calendar)
         .await
         .unwrap()
         .unwrap()

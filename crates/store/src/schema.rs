@@ -56,6 +56,7 @@ diesel::table! {
         reconnect_required -> Bool,
         lease_owner -> Nullable<Text>,
         lease_until -> Nullable<Ts>,
+        lease_seen_seq -> Nullable<BigInt>,
     }
 }
 

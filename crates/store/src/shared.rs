@@ -26,7 +26,8 @@ use calsync_domain::webhook::{DriveNotification, DriveResourceState, PushEnvelop
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use diesel::upsert::excluded;
 use diesel::{
-    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+    BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, OptionalExtension, QueryDsl,
+    SelectableHelper,
 };
 use diesel_async::{RunQueryDsl, TransactionManager as _};
 
@@ -274,6 +275,7 @@ struct SyncStateRow {
     reconnect_required: bool,
     lease_owner: Option<String>,
     lease_until: Option<DateTime<Utc>>,
+    lease_seen_seq: Option<i64>,
 }
 
 impl SyncStateRow {
@@ -292,6 +294,7 @@ impl SyncStateRow {
             full_sync_requested: self.full_sync_requested,
             reconnect_required: self.reconnect_required,
             lease_owner: self.lease_owner,
+            lease_seen_seq: self.lease_seen_seq,
             lease_until: self.lease_until,
         })
     }
@@ -459,7 +462,11 @@ async fn try_lease(
                 .is_null()
                 .or(ss::lease_until.le(micros(now))),
         )
-        .set((ss::lease_owner.eq(owner), ss::lease_until.eq(micros(until))))
+        .set((
+            ss::lease_owner.eq(owner),
+            ss::lease_until.eq(micros(until)),
+            ss::lease_seen_seq.eq(ss::dirty_seq.nullable()),
+        ))
         .execute(conn)
         .await
         .map_err(db)?;
@@ -937,6 +944,7 @@ impl SyncStateStore for DieselStore {
                             ss::last_status.eq("ok"),
                             ss::error_count.eq(0),
                             ss::lease_owner.eq(no_owner),
+                            ss::lease_seen_seq.eq(None::<i64>),
                             ss::lease_until.eq(None::<DateTime<Utc>>),
                         ))
                         .execute(conn)
@@ -957,6 +965,7 @@ impl SyncStateStore for DieselStore {
                             ss::reconnect_required
                                 .eq(state.reconnect_required || *reconnect_required),
                             ss::lease_owner.eq(no_owner),
+                            ss::lease_seen_seq.eq(None::<i64>),
                             ss::lease_until.eq(micros(rest)),
                         ))
                         .execute(conn)
@@ -966,6 +975,7 @@ impl SyncStateStore for DieselStore {
                     target
                         .set((
                             ss::lease_owner.eq(no_owner),
+                            ss::lease_seen_seq.eq(None::<i64>),
                             ss::lease_until.eq(None::<DateTime<Utc>>),
                         ))
                         .execute(conn)

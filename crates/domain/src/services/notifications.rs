@@ -24,6 +24,9 @@ pub enum NotificationOutcome {
     },
 }
 
+/// How often a channel's last notification time is written during a burst.
+const NOTIFICATION_RECORD_INTERVAL: chrono::Duration = chrono::Duration::seconds(1);
+
 /// Validates push notifications and turns them into dirty marks. It never
 /// calls Google, so the webhook can answer at once.
 #[derive(Clone)]
@@ -95,15 +98,34 @@ impl NotificationService {
             ChannelStatus::Stopped => return Ok(unwanted()),
             ChannelStatus::Pending | ChannelStatus::Active => {}
         }
-        self.channels
-            .record_notification(&channel.id, envelope.message_number, self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        // The channel's last notification is for reporting: during a burst,
+        // once a second is enough and spares a write per notification.
+        let recorded_lately = channel.last_notification_at.is_some_and(|at| {
+            now.signed_duration_since(at) < NOTIFICATION_RECORD_INTERVAL
+                && channel
+                    .last_message_number
+                    .is_some_and(|n| n < envelope.message_number)
+        });
+        if !recorded_lately {
+            self.channels
+                .record_notification(&channel.id, envelope.message_number, now)
+                .await?;
+        }
         match notification.state {
             CalendarResourceState::Sync => {
                 Ok(NotificationOutcome::ChannelConfirmed { calendar_id })
             }
             CalendarResourceState::Exists | CalendarResourceState::NotExists => {
-                self.states.mark_dirty(&calendar_id, false).await?;
+                // A read is cheap; the mark is a contended write on one row.
+                let covered = self
+                    .states
+                    .sync_state(&calendar_id)
+                    .await?
+                    .is_some_and(|state| state.covers_new_change(now));
+                if !covered {
+                    self.states.mark_dirty(&calendar_id, false).await?;
+                }
                 Ok(NotificationOutcome::CalendarMarked { calendar_id })
             }
         }

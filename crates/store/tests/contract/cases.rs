@@ -1162,3 +1162,31 @@ pub async fn idempotency_keys_admit_one_insert_even_when_racing(db: &TestDb) {
 pub async fn a_migrated_database_is_ready(db: &TestDb) {
     db.store.check_ready().await.unwrap();
 }
+
+pub async fn leases_record_the_seq_they_saw_until_released(db: &TestDb) {
+    let store = &db.store;
+    store.mark_dirty(&cal(), false).await.unwrap();
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let until = now() + Duration::seconds(60);
+    let lease = store.lease_dirty("w", now(), until).await.unwrap().unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert_eq!(state.lease_seen_seq, Some(lease.seen_seq));
+    assert_eq!(lease.seen_seq, 2);
+    assert!(
+        !state.covers_new_change(now()),
+        "nothing marked since the lease"
+    );
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(state.covers_new_change(now()));
+    store
+        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert_eq!(
+        (state.lease_seen_seq, state.lease_owner.as_deref()),
+        (None, None)
+    );
+    assert!(state.is_dirty() && state.covers_new_change(now()));
+}

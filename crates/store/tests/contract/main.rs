@@ -50,4 +50,5 @@ contract!(
     drive_notifications_are_kept_newest_first,
     idempotency_keys_admit_one_insert_even_when_racing,
     a_migrated_database_is_ready,
+    leases_record_the_seq_they_saw_until_released,
 );
