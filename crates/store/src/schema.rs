@@ -138,6 +138,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    calendar_event_counts (calendar_id) {
+        calendar_id -> Text,
+        active -> BigInt,
+    }
+}
+
 diesel::joinable!(calendar_outbox -> calendar_events (event_id));
 diesel::allow_tables_to_appear_in_same_query!(
     calendar_events,
@@ -147,4 +154,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     drive_notifications,
     job_ticks,
     calendar_idempotency_keys,
+    calendar_event_counts,
 );

@@ -32,7 +32,7 @@ use diesel::{
 use diesel_async::{RunQueryDsl, TransactionManager as _};
 
 use schema::{
-    calendar_events as ev, calendar_idempotency_keys as ik, calendar_outbox as ob, calendar_sync_states as ss,
+    calendar_event_counts as ec, calendar_events as ev, calendar_idempotency_keys as ik, calendar_outbox as ob, calendar_sync_states as ss,
     calendar_watch_channels as wc, drive_notifications as dn, job_ticks as jt,
 };
 
@@ -1503,12 +1503,15 @@ impl HealthStore for DieselStore {
             .into_iter()
             .map(SyncStateRow::into_state)
             .collect::<DomainResult<_>>()?;
-        let active_events: i64 = ev::table
-            .filter(ev::status.ne(live))
-            .count()
-            .get_result(conn)
+        // Kept by triggers (see the active_event_counts migration): one row
+        // per calendar, so this stays cheap at millions of events.
+        let active_events: i64 = ec::table
+            .select(ec::active)
+            .load::<i64>(conn)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .into_iter()
+            .sum();
         let oldest: Option<DateTime<Utc>> = ev::table
             .filter(ev::status.ne(live))
             .order(ev::start_at.asc())

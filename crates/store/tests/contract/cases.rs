@@ -1190,3 +1190,66 @@ pub async fn leases_record_the_seq_they_saw_until_released(db: &TestDb) {
     );
     assert!(state.is_dirty() && state.covers_new_change(now()));
 }
+
+pub async fn the_active_event_count_follows_every_write_path(db: &TestDb) {
+    let store = &db.store;
+    let counted = || async {
+        let events = all_events(store).await;
+        let live = events
+            .iter()
+            .filter(|e| e.status != EventStatus::Cancelled)
+            .count() as u64;
+        let reported = store.health_stats(now()).await.unwrap().active_events;
+        assert_eq!(reported, live, "maintained count vs rows");
+        live
+    };
+    assert_eq!(counted().await, 0);
+    // Sync inserts, then an update that cancels one and one that does not.
+    let events: Vec<_> = (0..6)
+        .map(|i| remote(&format!("cnt{i:04}"), "\"1\"", i))
+        .collect();
+    store
+        .apply_sync_page(&page(events, SyncRun::Incremental, None))
+        .await
+        .unwrap();
+    assert_eq!(counted().await, 6);
+    let mut edited = remote("cnt0001", "\"2\"", 1);
+    edited.updated = Some(now());
+    let mut gone = RemoteEvent::cancelled_stub(EventId::new("cnt0002").unwrap());
+    gone.updated = Some(now());
+    store
+        .apply_sync_page(&page(vec![edited, gone], SyncRun::Incremental, None))
+        .await
+        .unwrap();
+    assert_eq!(counted().await, 5);
+    // A local write, then its cancellation.
+    let local = local_event("cnt", now() + Duration::hours(3));
+    store
+        .insert_with_outbox(&local, OutboxOp::Insert)
+        .await
+        .unwrap();
+    assert_eq!(counted().await, 6);
+    let mut cancelled = local.clone();
+    cancelled.status = EventStatus::Cancelled;
+    cancelled.updated_at = local.updated_at + Duration::seconds(1);
+    store
+        .update_with_outbox(&cancelled, local.updated_at, OutboxOp::Delete)
+        .await
+        .unwrap();
+    assert_eq!(counted().await, 5);
+    // A full run that no longer sees two events sweeps them; cleanup cancels more.
+    let kept: Vec<_> = (3..6)
+        .map(|i| remote(&format!("cnt{i:04}"), "\"1\"", i))
+        .collect();
+    store
+        .apply_sync_page(&page(kept, full("count-run"), Some("t")))
+        .await
+        .unwrap();
+    assert_eq!(counted().await, 3);
+    let swept = store
+        .cancel_ended_before(now() + Duration::days(1), 100, now())
+        .await
+        .unwrap();
+    assert_eq!(swept, 3);
+    assert_eq!(counted().await, 0);
+}

@@ -51,4 +51,5 @@ contract!(
     idempotency_keys_admit_one_insert_even_when_racing,
     a_migrated_database_is_ready,
     leases_record_the_seq_they_saw_until_released,
+    the_active_event_count_follows_every_write_path,
 );

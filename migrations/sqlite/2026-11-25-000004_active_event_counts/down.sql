@@ -1,0 +1,5 @@
+DROP INDEX calendar_events_active_start;
+DROP TRIGGER calendar_event_counts_delete;
+DROP TRIGGER calendar_event_counts_update;
+DROP TRIGGER calendar_event_counts_insert;
+DROP TABLE calendar_event_counts;
