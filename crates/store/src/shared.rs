@@ -14,7 +14,9 @@ use calsync_domain::health::{CalendarHealth, HealthStats};
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
-use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState};
+use calsync_domain::outbox::{
+    IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState,
+};
 use calsync_domain::ports::{
     ChannelStore, DriveNotificationStore, EventQuery, EventStore, HealthStore, JobTickStore,
     OutboxStore, PushReceipt, SyncStateStore,
@@ -26,14 +28,15 @@ use calsync_domain::webhook::{DriveNotification, DriveResourceState, PushEnvelop
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use diesel::upsert::excluded;
 use diesel::{
-    BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, OptionalExtension, QueryDsl,
-    SelectableHelper,
+    BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, OptionalExtension,
+    QueryDsl, SelectableHelper,
 };
 use diesel_async::{RunQueryDsl, TransactionManager as _};
 
 use schema::{
-    calendar_event_counts as ec, calendar_events as ev, calendar_idempotency_keys as ik, calendar_outbox as ob, calendar_sync_states as ss,
-    calendar_watch_channels as wc, drive_notifications as dn, job_ticks as jt,
+    calendar_event_counts as ec, calendar_events as ev, calendar_idempotency_keys as ik,
+    calendar_outbox as ob, calendar_sync_states as ss, calendar_watch_channels as wc,
+    drive_notifications as dn, job_ticks as jt,
 };
 
 type DomainResult<T> = Result<T, DomainError>;
