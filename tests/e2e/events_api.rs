@@ -8,7 +8,8 @@ use calsync_emulator::{Change, Fault, FaultPlan};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TempDir, bearer, drop_schema, eventually, http, http_with_headers, postgres_schema, server,
+    OTHER_TOKEN, TempDir, bearer, drop_schema, eventually, http, http_with_headers,
+    postgres_schema, server,
 };
 
 /// Quick outbox retries, so an outage of a few seconds drains within the test.
@@ -275,6 +276,7 @@ async fn a_retried_post_with_the_same_idempotency_key_creates_one_event() {
     let url = format!("{}/calendar/events", api.base);
     let headers = [(name, value.as_str()), ("Idempotency-Key", "create-deal-7")];
     let body = new_event("7", "Once");
+    let first_body = body.clone();
     let (first_status, _, first) =
         http_with_headers("POST", &url, &headers, Some(body.clone())).await;
     let (second_status, second_headers, second) =
@@ -298,6 +300,23 @@ async fn a_retried_post_with_the_same_idempotency_key_creates_one_event() {
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (422, Some("idempotency_key_reused"))
+    );
+    // Another API client with the same key and body is refused, not handed this event.
+    let other = format!("Bearer {OTHER_TOKEN}");
+    let (status, _, error) = http_with_headers(
+        "POST",
+        &url,
+        &[
+            ("Authorization", &other),
+            ("Idempotency-Key", "create-deal-7"),
+        ],
+        Some(first_body),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{error}"
     );
     api.stop().await;
 }

@@ -13,6 +13,9 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub const TOKEN: &str = "e2e-api-token-0123456789";
+/// A second API client's token.
+pub const OTHER_TOKEN: &str = "e2e-other-client-token-0123456789";
+const TOKENS: &str = "e2e-api-token-0123456789,e2e-other-client-token-0123456789";
 pub const SECRET: &str = "e2e-webhook-secret-0123456789";
 
 #[derive(Parser)]
@@ -43,7 +46,7 @@ pub async fn server(database_url: Option<&str>, extra: &[&str]) -> (Running, Opt
         "--database-url",
         &url,
         "--api-tokens",
-        TOKEN,
+        TOKENS,
         "--webhook-secret",
         SECRET,
         "--default-calendar",

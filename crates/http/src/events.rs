@@ -397,7 +397,18 @@ fn idempotency_key(
         header: "Idempotency-Key",
         reason: "must be visible ASCII".into(),
     })?;
-    let fingerprint = Sha256::digest(body)
+    // The caller's credential is part of the fingerprint: another API client
+    // reusing the key is refused, never handed this client's event.
+    let credential = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(credential));
+    hasher.update(body);
+    let fingerprint = hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
