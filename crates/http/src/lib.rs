@@ -56,9 +56,60 @@ pub struct AppState {
     pub logger: slog::Logger,
 }
 
-/// Registers calsync's routes. `state` is shared by every worker. Each
-/// scope carries the request-context middleware (request id, access log,
-/// metrics); the routes claim only their own paths, so the host app's
+/// Declares the routes once: [`ROUTES`] lists them (the OpenAPI test
+/// compares the document with it) and `mount` registers exactly those, one
+/// actix scope per prefix, each with the request-context middleware and its
+/// body size limit.
+macro_rules! routes {
+    ($( $scope:literal (limit $limit:expr) { $( $method:ident $path:literal => $handler:path; )* } )*) => {
+        /// Every `(method, path)` calsync mounts, paths as in the OpenAPI document.
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), concat!($scope, $path)), )* )* ];
+
+        fn mount(config: &mut web::ServiceConfig) {
+            $(
+                config.service(
+                    web::scope($scope)
+                        .wrap(actix_web::middleware::from_fn(context::middleware))
+                        .app_data(web::PayloadConfig::new($limit))
+                        $( .route($path, web::$method().to($handler)) )*
+                );
+            )*
+        }
+    };
+}
+
+routes! {
+    "/webhooks" (limit MAX_BODY_BYTES) {
+        post "/calendar" => webhooks::calendar;
+        post "/drive" => webhooks::drive;
+    }
+    "/calendar" (limit MAX_EVENT_BODY_BYTES) {
+        post "/events" => events::create;
+        get "/events" => events::list;
+        get "/events/{id}" => events::get;
+        patch "/events/{id}" => events::patch;
+        delete "/events/{id}" => events::delete;
+        post "/sync" => events::request_sync;
+        post "/channels" => channels::create;
+        get "/channels" => channels::list;
+        delete "/channels/{id}" => channels::stop;
+    }
+    "/health" (limit MAX_BODY_BYTES) {
+        get "/calendar" => health::calendar;
+        get "/live" => health::live;
+        get "/ready" => health::ready;
+    }
+    "/metrics" (limit MAX_BODY_BYTES) {
+        get "" => health::metrics;
+    }
+    "/openapi.json" (limit MAX_BODY_BYTES) {
+        get "" => openapi::spec;
+    }
+}
+
+/// Registers calsync's routes ([`ROUTES`]). `state` is shared by every
+/// worker. The routes claim only their own prefixes (`/calendar`,
+/// `/webhooks`, `/health`, `/metrics`, `/openapi.json`), so the host app's
 /// other routes are untouched.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
@@ -72,48 +123,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         let path = web::PathConfig::default().error_handler(|error, _| {
             HttpError::from(calsync_domain::Error::invalid("path", error.to_string())).into()
         });
-        let with_context = || actix_web::middleware::from_fn(context::middleware);
-        config
-            .app_data(state)
-            .app_data(query)
-            .app_data(path)
-            .service(
-                web::scope("/webhooks")
-                    .wrap(with_context())
-                    .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                    .route("/calendar", web::post().to(webhooks::calendar))
-                    .route("/drive", web::post().to(webhooks::drive)),
-            )
-            .service(
-                web::scope("/calendar")
-                    .wrap(with_context())
-                    .app_data(web::PayloadConfig::new(MAX_EVENT_BODY_BYTES))
-                    .route("/events", web::post().to(events::create))
-                    .route("/events", web::get().to(events::list))
-                    .route("/events/{id}", web::get().to(events::get))
-                    .route("/events/{id}", web::patch().to(events::patch))
-                    .route("/events/{id}", web::delete().to(events::delete))
-                    .route("/sync", web::post().to(events::request_sync))
-                    .route("/channels", web::post().to(channels::create))
-                    .route("/channels", web::get().to(channels::list))
-                    .route("/channels/{id}", web::delete().to(channels::stop)),
-            )
-            .service(
-                web::scope("/health")
-                    .wrap(with_context())
-                    .route("/calendar", web::get().to(health::calendar))
-                    .route("/live", web::get().to(health::live))
-                    .route("/ready", web::get().to(health::ready)),
-            )
-            .service(
-                web::resource("/metrics")
-                    .wrap(with_context())
-                    .route(web::get().to(health::metrics)),
-            )
-            .service(
-                web::resource("/openapi.json")
-                    .wrap(with_context())
-                    .route(web::get().to(openapi::spec)),
-            );
+        config.app_data(state).app_data(query).app_data(path);
+        mount(config);
     }
 }
