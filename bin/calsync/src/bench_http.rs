@@ -172,8 +172,13 @@ async fn seed(url: &DatabaseUrl, events: usize) -> Result<(), CommandError> {
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let calendar = CalendarId::new(SEED_CALENDAR)?;
     // The bench database is a scratch one: its active events are the seed.
-    let have = usize::try_from(store.health_stats(chrono::Utc::now()).await?.active_events)
-        .unwrap_or(usize::MAX);
+    let have = usize::try_from(
+        store
+            .health_stats(chrono::Utc::now(), chrono::Utc::now())
+            .await?
+            .active_events,
+    )
+    .unwrap_or(usize::MAX);
     if have >= events {
         return Ok(());
     }

@@ -41,6 +41,9 @@ pub struct HealthStats {
     pub active_channels: u64,
     /// Active channels whose expiry falls before the "expiring soon" horizon.
     pub channels_expiring_soon: u64,
+    /// Channels still marked active whose expiry has passed: Google no
+    /// longer notifies through them.
+    pub channels_lapsed: u64,
     pub next_channel_expiry: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub calendars: Vec<CalendarHealth>,
@@ -129,6 +132,15 @@ pub fn evaluate(
                 "no_active_channels",
                 "no active watch channel: changes in Google are only seen by the periodic sweep"
                     .into(),
+            );
+        }
+        if stats.channels_lapsed > 0 {
+            issue(
+                "channels_lapsed",
+                format!(
+                    "{} channel(s) expired without being renewed: Google no longer notifies through them",
+                    stats.channels_lapsed
+                ),
             );
         }
         if stats.channels_expiring_soon > 0 {
@@ -277,6 +289,13 @@ mod tests {
                     ..good()
                 },
                 "push_failures",
+            ),
+            (
+                HealthStats {
+                    channels_lapsed: 1,
+                    ..good()
+                },
+                "channels_lapsed",
             ),
             (
                 HealthStats {

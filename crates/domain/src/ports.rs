@@ -239,8 +239,13 @@ pub trait JobTickStore: Send + Sync {
 /// The health figures.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
-    /// `expiring_before`: channels expiring before it count as expiring soon.
-    async fn health_stats(&self, expiring_before: DateTime<Utc>) -> Result<HealthStats>;
+    /// Active channels expiring between `now` and `expiring_before` count as
+    /// expiring soon; those whose expiry has passed count as lapsed, not active.
+    async fn health_stats(
+        &self,
+        now: DateTime<Utc>,
+        expiring_before: DateTime<Utc>,
+    ) -> Result<HealthStats>;
 
     /// Ok when the database answers and holds every migration this build
     /// expects (readiness: a replica on a newer schema than the database is not ready).

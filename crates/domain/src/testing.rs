@@ -716,12 +716,21 @@ impl HealthStore for MemoryStore {
         Ok(())
     }
 
-    async fn health_stats(&self, expiring_before: DateTime<Utc>) -> Result<HealthStats> {
+    async fn health_stats(
+        &self,
+        now: DateTime<Utc>,
+        expiring_before: DateTime<Utc>,
+    ) -> Result<HealthStats> {
         let state = lock(&self.state);
+        let lapsed = state
+            .channels
+            .values()
+            .filter(|c| c.status == ChannelStatus::Active && c.expiration <= now)
+            .count() as u64;
         let active: Vec<&WatchChannel> = state
             .channels
             .values()
-            .filter(|c| c.status == ChannelStatus::Active)
+            .filter(|c| c.status == ChannelStatus::Active && c.expiration > now)
             .collect();
         let live_events: Vec<&Event> = state
             .events
@@ -739,6 +748,7 @@ impl HealthStore for MemoryStore {
                 .iter()
                 .filter(|c| c.expiration < expiring_before)
                 .count() as u64,
+            channels_lapsed: lapsed,
             next_channel_expiry: active.iter().map(|c| c.expiration).min(),
             last_sync_at: state
                 .sync_states

@@ -948,6 +948,40 @@ fn health_turns_degraded_and_back() {
 }
 
 #[test]
+fn a_lapsed_channel_degrades_health_until_a_new_one_watches() {
+    let w = World::new();
+    let health = HealthService::new(
+        w.store.clone(),
+        w.clock.clone(),
+        HealthThresholds::default(),
+    );
+    block_on(w.channels().create(&w.cal)).unwrap();
+    block_on(w.sync().sync_next_dirty("w")).unwrap();
+    assert_eq!(block_on(health.report()).0.status, HealthStatus::Healthy);
+
+    // Nothing renews it: a week later it has lapsed.
+    w.clock.advance(Duration::from_secs(7 * 24 * 3600 + 60));
+    block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    let (report, _) = block_on(health.report());
+    assert_eq!(report.status, HealthStatus::Degraded);
+    let codes: Vec<_> = report.issues.iter().map(|i| i.code).collect();
+    assert!(
+        codes.contains(&"channels_lapsed") && codes.contains(&"no_active_channels"),
+        "{codes:?}"
+    );
+    assert_eq!(
+        (report.stats.active_channels, report.stats.channels_lapsed),
+        (0, 1)
+    );
+
+    // The renewal job (or a person) watches again: healthy.
+    let renewed = block_on(w.channels().renew_due(Duration::from_secs(24 * 3600))).unwrap();
+    assert_eq!(renewed.renewed, 1, "{renewed:?}");
+    let (report, _) = block_on(health.report());
+    assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.issues);
+}
+
+#[test]
 fn job_ticks_are_claimed_once() {
     let w = World::new();
     let tick = w.now();

@@ -23,6 +23,8 @@ pub struct HealthReportDoc {
     checked_at: String,
     active_channels: u64,
     channels_expiring_soon: u64,
+    /// Channels past their expiry that were never renewed.
+    channels_lapsed: u64,
     next_channel_expiry: Option<String>,
     /// The latest successful sync of any calendar.
     last_sync_at: Option<String>,
@@ -40,7 +42,7 @@ pub struct HealthReportDoc {
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // documentation only
 pub struct HealthIssueDoc {
-    /// e.g. no_active_channels, channels_expiring, sync_stale, outbox_failures
+    /// e.g. no_active_channels, channels_lapsed, channels_expiring, sync_stale, push_failures
     code: String,
     message: String,
 }

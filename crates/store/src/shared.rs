@@ -1459,7 +1459,11 @@ impl HealthStore for DieselStore {
         Ok(())
     }
 
-    async fn health_stats(&self, expiring_before: DateTime<Utc>) -> DomainResult<HealthStats> {
+    async fn health_stats(
+        &self,
+        now: DateTime<Utc>,
+        expiring_before: DateTime<Utc>,
+    ) -> DomainResult<HealthStats> {
         use diesel::dsl::count_star;
         let mut conn = self.conn().await?;
         let conn = &mut *conn;
@@ -1467,15 +1471,25 @@ impl HealthStore for DieselStore {
         let live = EventStatus::Cancelled.as_str();
         let pending = OutboxState::Pending.as_str();
 
+        let now = micros(now);
         let active_channels: i64 = wc::table
             .filter(wc::status.eq(active))
+            .filter(wc::expiration.gt(now))
             .count()
             .get_result(conn)
             .await
             .map_err(db)?;
         let expiring: i64 = wc::table
             .filter(wc::status.eq(active))
+            .filter(wc::expiration.gt(now))
             .filter(wc::expiration.lt(micros(expiring_before)))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(db)?;
+        let lapsed: i64 = wc::table
+            .filter(wc::status.eq(active))
+            .filter(wc::expiration.le(now))
             .count()
             .get_result(conn)
             .await
@@ -1484,6 +1498,7 @@ impl HealthStore for DieselStore {
         // works for SQLite's text timestamps, which Diesel cannot aggregate.
         let next_expiry: Option<DateTime<Utc>> = wc::table
             .filter(wc::status.eq(active))
+            .filter(wc::expiration.gt(now))
             .order(wc::expiration.asc())
             .select(wc::expiration)
             .first(conn)
@@ -1492,6 +1507,7 @@ impl HealthStore for DieselStore {
             .map_err(db)?;
         let per_calendar: Vec<(String, i64)> = wc::table
             .filter(wc::status.eq(active))
+            .filter(wc::expiration.gt(now))
             .group_by(wc::calendar_id)
             .select((wc::calendar_id, count_star()))
             .load(conn)
@@ -1560,6 +1576,7 @@ impl HealthStore for DieselStore {
         Ok(HealthStats {
             active_channels: count(active_channels),
             channels_expiring_soon: count(expiring),
+            channels_lapsed: count(lapsed),
             next_channel_expiry: next_expiry,
             last_sync_at: states.iter().filter_map(SyncState::last_sync_at).max(),
             calendars: states

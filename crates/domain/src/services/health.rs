@@ -30,7 +30,7 @@ impl HealthService {
     pub async fn report(&self) -> (HealthReport, Option<Error>) {
         let now = self.clock.now();
         let horizon = crate::later(now, self.thresholds.channel_expiry_warning);
-        match self.store.health_stats(horizon).await {
+        match self.store.health_stats(now, horizon).await {
             Ok(stats) => (evaluate(Some(stats), now, &self.thresholds), None),
             Err(error) => (evaluate(None, now, &self.thresholds), Some(error)),
         }

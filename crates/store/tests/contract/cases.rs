@@ -778,7 +778,7 @@ pub async fn cleanup_cancels_in_bounded_batches(db: &TestDb) {
 
 pub async fn health_aggregates_match_the_data(db: &TestDb) {
     let store = &db.store;
-    let empty = store.health_stats(now()).await.unwrap();
+    let empty = store.health_stats(now(), now()).await.unwrap();
     assert_eq!(
         (
             empty.active_channels,
@@ -840,7 +840,7 @@ pub async fn health_aggregates_match_the_data(db: &TestDb) {
         .unwrap();
 
     let stats = store
-        .health_stats(now() + Duration::hours(24))
+        .health_stats(now(), now() + Duration::hours(24))
         .await
         .unwrap();
     assert_eq!(stats.active_channels, 2);
@@ -864,6 +864,27 @@ pub async fn health_aggregates_match_the_data(db: &TestDb) {
     assert_eq!(stats.oldest_pending_outbox_at, Some(now()));
     assert_eq!(stats.calendars.len(), 1);
     assert_eq!(stats.calendars[0].active_channels, 2);
+    assert_eq!(stats.channels_lapsed, 0);
+
+    // Three hours later the first channel has lapsed: no longer active.
+    let later = now() + Duration::hours(3);
+    let stats = store
+        .health_stats(later, later + Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stats.active_channels,
+            stats.channels_lapsed,
+            stats.channels_expiring_soon
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        stats.next_channel_expiry,
+        Some(now() + Duration::hours(200))
+    );
+    assert_eq!(stats.calendars[0].active_channels, 1);
 }
 
 pub async fn channels_keep_state_and_the_highest_message_number(db: &TestDb) {
@@ -1199,7 +1220,11 @@ pub async fn the_active_event_count_follows_every_write_path(db: &TestDb) {
             .iter()
             .filter(|e| e.status != EventStatus::Cancelled)
             .count() as u64;
-        let reported = store.health_stats(now()).await.unwrap().active_events;
+        let reported = store
+            .health_stats(now(), now())
+            .await
+            .unwrap()
+            .active_events;
         assert_eq!(reported, live, "maintained count vs rows");
         live
     };
