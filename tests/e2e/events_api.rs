@@ -385,7 +385,7 @@ async fn a_patch_with_a_stale_etag_is_412_and_a_delete_cancels_here_and_at_googl
         Some(json!({"summary": "Overwrite"})),
     )
     .await;
-    assert_eq!(status, 502, "Google refuses the lost update: {refused}");
+    assert_eq!(status, 412, "Google refuses the lost update: {refused}");
     assert!(
         refused["error"]["message"]
             .as_str()

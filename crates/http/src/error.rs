@@ -23,6 +23,8 @@ pub enum HttpError {
     /// With `?wait=true`: Google refused the write for good.
     PushFailed {
         reason: String,
+        /// Google refused because the event changed there (a stale `If-Match`).
+        conflict: bool,
         event: Box<crate::events::EventResource>,
     },
     /// Readiness failed: the database is unreachable or behind.
@@ -76,6 +78,9 @@ impl HttpError {
             // notification is delayed, not lost.
             Self::TooManyRequests => (StatusCode::SERVICE_UNAVAILABLE, "rate_limited"),
             Self::InvalidBody { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            Self::PushFailed { conflict: true, .. } => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
             Self::PushFailed { .. } => (StatusCode::BAD_GATEWAY, "google_refused"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Domain(error) => match error {

@@ -372,7 +372,15 @@ async fn answer_write(
                 let reason = push_error(state, &current)
                     .await?
                     .unwrap_or_else(|| "Google refused the change".into());
+                // The outbox records the domain error's text; a precondition
+                // failure reads as the domain formats that kind.
+                let conflict_prefix = DomainError::provider(
+                    calsync_domain::ProviderErrorKind::PreconditionFailed,
+                    "",
+                )
+                .to_string();
                 return Err(HttpError::PushFailed {
+                    conflict: reason.starts_with(&conflict_prefix),
                     event: Box::new(EventResource::new(&current, Some(reason.clone()))),
                     reason,
                 });
