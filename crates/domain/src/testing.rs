@@ -91,6 +91,16 @@ impl StoreState {
             .or_insert_with(|| SyncState::new(calendar_id.clone()))
     }
 
+    fn insert_with_outbox(&mut self, event: &Event, op: OutboxOp) -> Result<OutboxEntry> {
+        let key = (event.calendar_id.clone(), event.google_event_id.clone());
+        if self.by_google_id.contains_key(&key) || self.events.contains_key(&event.id) {
+            return Err(Error::Duplicate { what: "event" });
+        }
+        self.by_google_id.insert(key, event.id);
+        self.events.insert(event.id, event.clone());
+        Ok(self.push_outbox(event, op))
+    }
+
     fn push_outbox(&mut self, event: &Event, op: OutboxOp) -> OutboxEntry {
         self.next_outbox_id += 1;
         let entry = OutboxEntry {
@@ -204,14 +214,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> Result<OutboxEntry> {
-        let mut state = lock(&self.state);
-        let key = (event.calendar_id.clone(), event.google_event_id.clone());
-        if state.by_google_id.contains_key(&key) || state.events.contains_key(&event.id) {
-            return Err(Error::Duplicate { what: "event" });
-        }
-        state.by_google_id.insert(key, event.id);
-        state.events.insert(event.id, event.clone());
-        Ok(state.push_outbox(event, op))
+        lock(&self.state).insert_with_outbox(event, op)
     }
 
     async fn insert_idempotent(
@@ -226,13 +229,7 @@ impl EventStore for MemoryStore {
                 what: "idempotency key",
             });
         }
-        let google_key = (event.calendar_id.clone(), event.google_event_id.clone());
-        if state.by_google_id.contains_key(&google_key) || state.events.contains_key(&event.id) {
-            return Err(Error::Duplicate { what: "event" });
-        }
-        state.by_google_id.insert(google_key, event.id);
-        state.events.insert(event.id, event.clone());
-        let entry = state.push_outbox(event, op);
+        let entry = state.insert_with_outbox(event, op)?;
         state.idempotency.insert(
             key.key().to_owned(),
             IdempotencyRecord {

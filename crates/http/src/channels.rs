@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_domain::channel::ChannelStatus;
-use calsync_domain::ids::{CalendarId, ChannelId};
+use calsync_domain::ids::ChannelId;
 use serde::Deserialize;
 use slog::info;
 
@@ -35,22 +35,9 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
     // An empty body means "the default calendar"; anything else must be valid JSON.
-    let requested = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        crate::events::parse_body::<CreateChannel>(&body)?.calendar_id
-    };
-    let calendar_id = match (requested, &state.default_calendar) {
-        (Some(id), _) => CalendarId::new(id)?,
-        (None, Some(default)) => default.clone(),
-        (None, None) => {
-            return Err(calsync_domain::Error::invalid(
-                "calendarId",
-                "is required (no default calendar is configured)",
-            )
-            .into());
-        }
-    };
+    let requested = crate::events::parse_optional_body::<CreateChannel>(&body)?
+        .and_then(|input| input.calendar_id);
+    let calendar_id = crate::events::calendar_or_default(&state, requested.as_deref())?;
     let channel = state.channels.create(&calendar_id).await?;
     // The initial sync should not wait for the worker's next poll.
     state.sync_wakeup.notify_one();

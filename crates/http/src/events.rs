@@ -231,6 +231,17 @@ pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T,
     })
 }
 
+/// [`parse_body`] for bodies that may be left empty (meaning "defaults").
+pub(crate) fn parse_optional_body<T: for<'de> Deserialize<'de>>(
+    body: &[u8],
+) -> Result<Option<T>, HttpError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(None)
+    } else {
+        parse_body(body).map(Some)
+    }
+}
+
 fn invalid_at(field: &str, message: impl Into<String>) -> HttpError {
     HttpError::InvalidBody {
         field: field.to_owned(),
@@ -286,7 +297,10 @@ fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpError> {
         .collect()
 }
 
-fn calendar_or_default(state: &AppState, requested: Option<&str>) -> Result<CalendarId, HttpError> {
+pub(crate) fn calendar_or_default(
+    state: &AppState,
+    requested: Option<&str>,
+) -> Result<CalendarId, HttpError> {
     match (requested, &state.default_calendar) {
         (Some(id), _) => Ok(CalendarId::new(id)?),
         (None, Some(default)) => Ok(default.clone()),
@@ -765,11 +779,7 @@ pub async fn request_sync(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
-    let input: SyncRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        SyncRequestBody::default()
-    } else {
-        parse_body(&body)?
-    };
+    let input: SyncRequestBody = parse_optional_body(&body)?.unwrap_or_default();
     let calendar_id = calendar_or_default(&state, input.calendar_id.as_deref())?;
     state.store.mark_dirty(&calendar_id, input.full).await?;
     state.sync_wakeup.notify_one();

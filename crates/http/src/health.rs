@@ -3,6 +3,7 @@
 //! timestamps, never event content, and probes and scrapers hold no secrets.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_domain::health::HealthReport;
 use serde::Serialize;
 use slog::warn;
 use utoipa::ToSchema;
@@ -47,6 +48,19 @@ pub struct HealthIssueDoc {
     message: String,
 }
 
+/// The outbox depth gauges, from a report just computed.
+fn record_outbox_gauges(state: &AppState, report: &HealthReport) {
+    for (name, value) in [
+        ("calsync_outbox_pending", report.stats.outbox_pending),
+        (
+            "calsync_outbox_dead_letters",
+            report.stats.outbox_dead_letters,
+        ),
+    ] {
+        state.metrics.set_gauge(name, &[], value as f64);
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Probe {
     /// ok | not_ready
@@ -70,16 +84,7 @@ pub async fn calendar(state: web::Data<AppState>, request: HttpRequest) -> HttpR
             "action" => "health", "status" => "database_unreachable",
             "error_type" => error.error_type(), "error_message" => error.to_string());
     }
-    state.metrics.set_gauge(
-        "calsync_outbox_pending",
-        &[],
-        report.stats.outbox_pending as f64,
-    );
-    state.metrics.set_gauge(
-        "calsync_outbox_dead_letters",
-        &[],
-        report.stats.outbox_dead_letters as f64,
-    );
+    record_outbox_gauges(&state, &report);
     let status = if report.database_reachable {
         actix_web::http::StatusCode::OK
     } else {
@@ -116,16 +121,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, HttpError
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // Depth gauges are read at scrape time; a failed read keeps the last value.
     if let (report, None) = state.health.report().await {
-        state.metrics.set_gauge(
-            "calsync_outbox_pending",
-            &[],
-            report.stats.outbox_pending as f64,
-        );
-        state.metrics.set_gauge(
-            "calsync_outbox_dead_letters",
-            &[],
-            report.stats.outbox_dead_letters as f64,
-        );
+        record_outbox_gauges(&state, &report);
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

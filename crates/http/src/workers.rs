@@ -23,6 +23,15 @@ async fn stopped(shutdown: &mut Shutdown) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// Waits for a wake-up or the poll interval; false once it is time to stop.
+async fn idle(wakeup: &Notify, poll: Duration, shutdown: &mut Shutdown) -> bool {
+    tokio::select! {
+        () = wakeup.notified() => true,
+        () = tokio::time::sleep(poll) => true,
+        () = stopped(shutdown) => false,
+    }
+}
+
 fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
@@ -82,10 +91,8 @@ pub fn spawn_sync_worker(
                         "error_message" => error.to_string());
                 }
             }
-            tokio::select! {
-                () = wakeup.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-                () = stopped(&mut shutdown) => return,
+            if !idle(&wakeup, poll, &mut shutdown).await {
+                return;
             }
         }
     })
@@ -119,10 +126,11 @@ pub fn spawn_outbox_worker(
                         ("retrying", report.retrying),
                         ("dead_lettered", report.dead_lettered),
                     ] {
-                        for _ in 0..n {
-                            metrics
-                                .increment("calsync_outbox_pushes_total", &[("outcome", outcome)]);
-                        }
+                        metrics.add(
+                            "calsync_outbox_pushes_total",
+                            &[("outcome", outcome)],
+                            u64::from(n),
+                        );
                     }
                     if report.retrying + report.dead_lettered > 0 {
                         warn!(logger, "outbox pushes failed";
@@ -143,10 +151,8 @@ pub fn spawn_outbox_worker(
                         "error_message" => error.to_string());
                 }
             }
-            tokio::select! {
-                () = wakeup.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-                () = stopped(&mut shutdown) => return,
+            if !idle(&wakeup, poll, &mut shutdown).await {
+                return;
             }
         }
     })

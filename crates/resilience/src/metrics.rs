@@ -130,11 +130,15 @@ impl Metrics {
     }
 
     pub fn increment(&self, name: &'static str, pairs: &[(&'static str, &str)]) {
+        self.add(name, pairs, 1);
+    }
+
+    pub fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], by: u64) {
         *self
             .registry()
             .counters
             .entry((name, labels(pairs)))
-            .or_default() += 1;
+            .or_default() += by;
     }
 
     pub fn set_gauge(&self, name: &'static str, pairs: &[(&'static str, &str)], value: f64) {

@@ -417,6 +417,19 @@ async fn enqueue(conn: &mut Conn, event: &Event, op: &OutboxOp) -> DomainResult<
         .into_entry()
 }
 
+/// Inserts a new event row; a Google id already mirrored is `Duplicate`.
+async fn insert_event(conn: &mut Conn, row: &EventRow) -> DomainResult<()> {
+    diesel::insert_into(ev::table)
+        .values(row)
+        .execute(conn)
+        .await
+        .map_err(|error| match db(error) {
+            DomainError::Duplicate { .. } => DomainError::Duplicate { what: "event" },
+            other => other,
+        })?;
+    Ok(())
+}
+
 async fn load_event(conn: &mut Conn, id: &str) -> DomainResult<Option<EventRow>> {
     ev::table
         .find(id)
@@ -562,14 +575,7 @@ impl EventStore for DieselStore {
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> DomainResult<OutboxEntry> {
         let row = EventRow::new(event, None);
         write_tx!(self, |conn| {
-            diesel::insert_into(ev::table)
-                .values(&row)
-                .execute(conn)
-                .await
-                .map_err(|error| match db(error) {
-                    DomainError::Duplicate { .. } => DomainError::Duplicate { what: "event" },
-                    other => other,
-                })?;
+            insert_event(conn, &row).await?;
             enqueue(conn, event, &op).await
         })
     }
@@ -599,14 +605,7 @@ impl EventStore for DieselStore {
                     },
                     other => other,
                 })?;
-            diesel::insert_into(ev::table)
-                .values(&row)
-                .execute(conn)
-                .await
-                .map_err(|error| match db(error) {
-                    DomainError::Duplicate { .. } => DomainError::Duplicate { what: "event" },
-                    other => other,
-                })?;
+            insert_event(conn, &row).await?;
             enqueue(conn, event, &op).await
         })
     }
