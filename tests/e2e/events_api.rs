@@ -389,10 +389,11 @@ async fn a_patch_with_a_stale_etag_is_412_and_a_delete_cancels_here_and_at_googl
     assert!(
         refused["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("precondition")),
+            .is_some_and(|m| m.contains("conflict")),
         "{refused}"
     );
-    assert_eq!(refused["event"]["pushState"], "failed");
+    // The caller demanded that etag: a conflict, Google's version kept.
+    assert_eq!(refused["event"]["pushState"], "conflict");
     assert_ne!(api.at_google("9")[0]["summary"], "Overwrite");
 
     let (status, deleted) = api

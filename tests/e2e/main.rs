@@ -4,5 +4,6 @@
 
 mod events_api;
 mod helpers;
+mod mirror_truth;
 mod replicas;
 mod sync_flow;

@@ -148,6 +148,7 @@ async fn pass(
 ) -> Result<f64, CommandError> {
     let run = SyncRun::Full {
         run_id: format!("bench-{generation}"),
+        started_at: chrono::Utc::now(),
     };
     let started = Instant::now();
     let mut done = 0;

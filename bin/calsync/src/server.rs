@@ -81,6 +81,14 @@ pub async fn connect_google(
             config.api_base_url = emulator.calendar_api_url();
             (config, Some(emulator))
         }
+        GoogleTarget::ExternalEmulator { api_base_url } => {
+            warn!(logger, "NO GOOGLE CREDENTIALS: using a separately running Google Calendar emulator, not Google";
+                "action" => "startup", "status" => "emulator", "emulator_url" => api_base_url.clone());
+            let mut config =
+                GoogleConfig::new(Credentials::AccessToken("calsync-development".into()));
+            config.api_base_url = api_base_url.clone();
+            (config, None)
+        }
         GoogleTarget::ServiceAccount {
             key_json,
             subject,
@@ -134,7 +142,9 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         store.clone(),
         clock.clone(),
     )
-    .with_retention(retention);
+    .with_retention(retention)
+    .with_lease_ttl(settings.lease_ttl)
+    .with_heartbeat(Arc::new(workers::TokioTimer));
     let channels = ChannelService::new(
         provider.clone(),
         store.clone(),
@@ -150,7 +160,8 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         store.clone(),
         clock.clone(),
     )
-    .with_retry_policy(settings.outbox_retry);
+    .with_retry_policy(settings.outbox_retry)
+    .with_lease(settings.lease_ttl, Some(Arc::new(workers::TokioTimer)));
     let health = HealthService::new(store.clone(), clock.clone(), HealthThresholds::default());
     let outbox_wakeup = Arc::new(Notify::new());
     let public_channels = channels.clone();

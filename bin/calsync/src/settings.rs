@@ -30,6 +30,10 @@ pub struct ServeArgs {
     pub google_subject: Option<String>,
     #[arg(long, env = "CALSYNC_GOOGLE_API_BASE_URL", default_value = calsync_google::GOOGLE_API_BASE_URL)]
     pub google_api_base_url: String,
+    /// A separately running `calsync emulator` (e.g. `http://127.0.0.1:8085`),
+    /// used instead of the built-in one. Development only, loopback only.
+    #[arg(long, env = "CALSYNC_EMULATOR_URL")]
+    pub emulator_url: Option<String>,
     /// all | externalOnly | none
     #[arg(long, env = "CALSYNC_SEND_UPDATES", default_value = "none")]
     pub send_updates: String,
@@ -93,6 +97,10 @@ pub struct ServeArgs {
     /// The longest `?wait=true` waits for Google's answer to a write.
     #[arg(long, env = "CALSYNC_WRITE_WAIT_SECS", default_value_t = 10)]
     pub write_wait_secs: u64,
+    /// How long a sync or outbox lease lasts without a heartbeat: a crashed
+    /// replica's calendars and pushes resume elsewhere within this time.
+    #[arg(long, env = "CALSYNC_LEASE_TTL_SECS", default_value_t = 15)]
+    pub lease_ttl_secs: u64,
 }
 
 /// Where Google is.
@@ -100,6 +108,8 @@ pub struct ServeArgs {
 pub enum GoogleTarget {
     /// The built-in emulator, started in-process (development only).
     Emulator,
+    /// A separately running emulator at this Calendar API root (development only).
+    ExternalEmulator { api_base_url: String },
     ServiceAccount {
         key_json: String,
         subject: Option<String>,
@@ -133,6 +143,7 @@ pub struct Settings {
     pub outbox_retry: calsync_domain::outbox::OutboxRetryPolicy,
     pub outbox_poll: Duration,
     pub write_wait: Duration,
+    pub lease_ttl: Duration,
 }
 
 fn random_secret() -> String {
@@ -157,6 +168,26 @@ fn positive_ms(name: &str, ms: u64) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// The Calendar API root of a separately running emulator, which must be
+/// on this machine: it accepts any token, so nothing real may go there.
+fn emulator_api_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let host = trimmed
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .map(|authority| {
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host)
+        });
+    match host {
+        Some("127.0.0.1" | "localhost" | "[::1]") => Ok(format!("{trimmed}/calendar/v3/")),
+        _ => Err(format!(
+            "CALSYNC_EMULATOR_URL must be an http:// URL on this machine (127.0.0.1, localhost or [::1]), not '{url}'"
+        )),
+    }
+}
+
 impl ServeArgs {
     /// Validates everything at once; the error names the setting.
     pub fn settings(self) -> Result<Settings, String> {
@@ -169,8 +200,17 @@ impl ServeArgs {
                 ));
             }
         };
-        // Real credentials mean a real Google: the same rules as production.
-        let strict = production || self.google_service_account_json.is_some();
+        let emulator_api = match &self.emulator_url {
+            Some(_) if production => {
+                return Err("CALSYNC_EMULATOR_URL is for development only".into());
+            }
+            Some(url) => Some(emulator_api_url(url)?),
+            None => None,
+        };
+        // Real credentials mean a real Google: the same rules as production,
+        // unless they are meant for an emulator on this machine.
+        let strict =
+            production || (self.google_service_account_json.is_some() && emulator_api.is_none());
         let bind: SocketAddr = self.bind.parse().map_err(|_| {
             format!(
                 "CALSYNC_BIND must be an address such as 127.0.0.1:8080, not '{}'",
@@ -193,13 +233,16 @@ impl ServeArgs {
                 GoogleTarget::ServiceAccount {
                     key_json,
                     subject,
-                    api_base_url: self.google_api_base_url,
+                    api_base_url: emulator_api.unwrap_or(self.google_api_base_url),
                 }
             }
             None if production => {
                 return Err("GOOGLE_SERVICE_ACCOUNT_JSON is required in production".into());
             }
-            None => GoogleTarget::Emulator,
+            None => match emulator_api {
+                Some(api_base_url) => GoogleTarget::ExternalEmulator { api_base_url },
+                None => GoogleTarget::Emulator,
+            },
         };
         let webhook_base_url = match self.webhook_base_url {
             Some(url) if url.starts_with("https://") || (!strict && url.starts_with("http://")) => {
@@ -292,6 +335,10 @@ impl ServeArgs {
             },
             outbox_poll: positive_ms("CALSYNC_OUTBOX_POLL_MS", self.outbox_poll_ms)?,
             write_wait: positive("CALSYNC_WRITE_WAIT_SECS", self.write_wait_secs)?,
+            lease_ttl: match self.lease_ttl_secs {
+                secs @ 3..=3600 => Duration::from_secs(secs),
+                _ => return Err("CALSYNC_LEASE_TTL_SECS must be 3 to 3600".into()),
+            },
         })
     }
 }
@@ -370,6 +417,46 @@ mod tests {
         .concat();
         let s = settings(&complete).unwrap();
         assert!(s.production && s.generated_api_token.is_none() && s.default_calendar.is_none());
+    }
+
+    #[test]
+    fn a_separate_emulator_is_development_only_and_local() {
+        let s = settings(&["--emulator-url", "http://127.0.0.1:8085/"]).unwrap();
+        assert!(
+            matches!(&s.google, GoogleTarget::ExternalEmulator { api_base_url }
+                if api_base_url == "http://127.0.0.1:8085/calendar/v3/")
+        );
+        // A service-account key for the emulator does not demand https webhooks.
+        let key = r#"{"type":"service_account"}"#;
+        let s = settings(&[
+            "--emulator-url",
+            "http://localhost:9000",
+            "--google-service-account-json",
+            key,
+            "--webhook-base-url",
+            "http://127.0.0.1:8080",
+        ])
+        .unwrap();
+        assert!(
+            matches!(&s.google, GoogleTarget::ServiceAccount { api_base_url, .. }
+                if api_base_url == "http://localhost:9000/calendar/v3/")
+        );
+        for bad in ["http://emulator.internal:8085", "https://127.0.0.1:8085"] {
+            let error = settings(&["--emulator-url", bad]).err().unwrap();
+            assert!(error.contains("CALSYNC_EMULATOR_URL"), "{error}");
+        }
+        let error = settings(&[
+            "--env",
+            "production",
+            "--emulator-url",
+            "http://127.0.0.1:1",
+        ])
+        .err()
+        .unwrap();
+        assert!(error.contains("CALSYNC_EMULATOR_URL"), "{error}");
+        assert_eq!(settings(&[]).unwrap().lease_ttl, Duration::from_secs(15));
+        let error = settings(&["--lease-ttl-secs", "1"]).err().unwrap();
+        assert!(error.contains("CALSYNC_LEASE_TTL_SECS"), "{error}");
     }
 
     #[test]

@@ -17,8 +17,11 @@ pub enum ProviderErrorKind {
     Duplicate,
     /// 412: the etag no longer matches.
     PreconditionFailed,
-    /// 404 (or 410 on an event that is already gone).
+    /// 404: the event does not exist, or the calendar is not reachable by
+    /// this principal (Google answers both alike).
     NotFound,
+    /// 410 on an event: Google deleted it.
+    Gone,
     /// A revoked grant or a deleted calendar: a person must reconnect it.
     ReconnectRequired,
     /// Anything else: retrying will not help.
@@ -39,6 +42,7 @@ impl ProviderErrorKind {
             Self::Duplicate => "duplicate",
             Self::PreconditionFailed => "precondition_failed",
             Self::NotFound => "not_found",
+            Self::Gone => "gone",
             Self::ReconnectRequired => "reconnect_required",
             Self::Permanent => "permanent",
         }
@@ -84,6 +88,11 @@ pub enum Error {
     /// An `Idempotency-Key` was reused with a different request.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
+
+    /// The request conflicts with the record's state (a change to an event
+    /// that is cancelled).
+    #[error("conflict: {reason}")]
+    Conflict { reason: String },
 
     /// An optimistic-concurrency check failed (If-Match etag mismatch).
     #[error("precondition failed: {reason}")]
@@ -136,6 +145,7 @@ impl Error {
             Self::NotFound { .. } => "not_found",
             Self::Duplicate { .. } => "duplicate",
             Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::Conflict { .. } => "conflict",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Provider { kind, .. } => kind.as_str(),
             Self::Storage(_) => "storage",

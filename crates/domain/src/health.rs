@@ -55,6 +55,8 @@ pub struct HealthStats {
     pub oldest_pending_outbox_at: Option<DateTime<Utc>>,
     pub outbox_dead_letters: u64,
     pub events_push_failed: u64,
+    /// Events whose last write lost a conflict with a change made in Google.
+    pub events_push_conflicts: u64,
 }
 
 /// Limits beyond which the service is degraded.
@@ -184,6 +186,15 @@ pub fn evaluate(
                 ),
             );
         }
+        if stats.events_push_conflicts > 0 {
+            issue(
+                "push_conflicts",
+                format!(
+                    "{} event(s) kept Google's version because the same fields changed in Google after calsync's write was made: review them and PATCH again if needed",
+                    stats.events_push_conflicts
+                ),
+            );
+        }
         if let Some(oldest) = stats.oldest_pending_outbox_at
             && older_than(oldest, now, thresholds.max_outbox_age)
         {
@@ -289,6 +300,13 @@ mod tests {
                     ..good()
                 },
                 "push_failures",
+            ),
+            (
+                HealthStats {
+                    events_push_conflicts: 1,
+                    ..good()
+                },
+                "push_conflicts",
             ),
             (
                 HealthStats {

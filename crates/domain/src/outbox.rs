@@ -3,20 +3,35 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::event::EventChanges;
 use crate::ids::{CalendarId, Etag, EventId, LocalEventId};
+
+/// What a queued patch sends: only the fields its caller changed, and the
+/// values they had before, so a refused conditional write (412) can tell a
+/// concurrent edit of other fields (re-apply) from one of the same fields
+/// (conflict).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchIntent {
+    pub changes: EventChanges,
+    pub base: EventChanges,
+}
 
 /// What to do at Google.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "op")]
 pub enum OutboxOp {
     Insert,
-    /// Patch with the event's state at push time; `if_match` carries the etag
-    /// the caller based the change on, so Google refuses a lost update.
+    /// Patch the changed fields, conditional on the etag the mirror holds at
+    /// push time. `if_match` is set when the caller demanded that etag: a
+    /// refusal is then a conflict, never re-applied. `intent` is `None` only
+    /// for rows queued before intents were recorded (the content is sent).
     Patch {
         if_match: Option<Etag>,
+        intent: Option<PatchIntent>,
     },
     Delete,
 }
@@ -30,11 +45,15 @@ impl OutboxOp {
         }
     }
 
-    /// Rebuilds an op from its stored kind and etag.
-    pub fn from_parts(kind: &str, if_match: Option<Etag>) -> Result<Self> {
+    /// Rebuilds an op from its stored kind, etag and intent.
+    pub fn from_parts(
+        kind: &str,
+        if_match: Option<Etag>,
+        intent: Option<PatchIntent>,
+    ) -> Result<Self> {
         match kind {
             "insert" => Ok(Self::Insert),
-            "patch" => Ok(Self::Patch { if_match }),
+            "patch" => Ok(Self::Patch { if_match, intent }),
             "delete" => Ok(Self::Delete),
             _ => Err(Error::invalid("op", "must be insert, patch or delete")),
         }
@@ -42,7 +61,14 @@ impl OutboxOp {
 
     pub fn if_match(&self) -> Option<&Etag> {
         match self {
-            Self::Patch { if_match } => if_match.as_ref(),
+            Self::Patch { if_match, .. } => if_match.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn intent(&self) -> Option<&PatchIntent> {
+        match self {
+            Self::Patch { intent, .. } => intent.as_ref(),
             _ => None,
         }
     }
@@ -224,14 +250,25 @@ mod tests {
             OutboxOp::Insert,
             OutboxOp::Patch {
                 if_match: Some(Etag::new("\"1\"").unwrap()),
+                intent: Some(PatchIntent {
+                    changes: EventChanges {
+                        summary: Some(None),
+                        ..EventChanges::default()
+                    },
+                    base: EventChanges {
+                        summary: Some(Some("old".into())),
+                        ..EventChanges::default()
+                    },
+                }),
             },
             OutboxOp::Delete,
         ] {
             assert_eq!(
-                OutboxOp::from_parts(op.kind(), op.if_match().cloned()).unwrap(),
+                OutboxOp::from_parts(op.kind(), op.if_match().cloned(), op.intent().cloned())
+                    .unwrap(),
                 op
             );
         }
-        assert!(OutboxOp::from_parts("upsert", None).is_err());
+        assert!(OutboxOp::from_parts("upsert", None, None).is_err());
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::channel::{ChannelStatus, WatchChannel, WatchGrant, WatchRequest};
 use crate::error::Result;
-use crate::event::{Event, EventStatus};
+use crate::event::{Event, EventChanges, EventStatus};
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
@@ -19,6 +19,13 @@ use crate::webhook::DriveNotification;
 /// can move time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// Waiting, for heartbeats that keep leases alive while work runs. The
+/// domain has no runtime of its own; the server passes tokio's timer.
+#[async_trait]
+pub trait Timer: Send + Sync {
+    async fn sleep(&self, duration: std::time::Duration);
 }
 
 /// The real clock.
@@ -47,12 +54,24 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+/// One `events.patch`: the fields to send and the etag it is conditional on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchCall {
+    pub calendar_id: CalendarId,
+    pub event_id: EventId,
+    pub changes: EventChanges,
+    pub if_match: Option<Etag>,
+}
+
 /// What a successful push returned, to record on the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushReceipt {
     pub etag: Option<Etag>,
     pub updated: Option<DateTime<Utc>>,
     pub html_link: Option<String>,
+    /// When the push was answered (spares the row from a full sync's
+    /// deletion sweep that began before it).
+    pub pushed_at: DateTime<Utc>,
 }
 
 /// The mirrored events, including the writes that queue outbox rows.
@@ -221,6 +240,22 @@ pub trait OutboxStore: Send + Sync {
     /// Gives up on the row and marks its event `failed`.
     async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> Result<()>;
 
+    /// Resolves the row without its write having applied as sent (the event
+    /// was deleted at Google, or Google's copy conflicted): marks it done
+    /// with `note` as its last error and stores `event`, Google's side of
+    /// the story, as the mirror row. The event stays `pending` if later rows
+    /// for it are still queued.
+    async fn settle_outbox(&self, entry: &OutboxEntry, event: &Event, note: &str) -> Result<()>;
+
+    /// Extends the leases `owner` holds on these rows (a heartbeat while
+    /// they are pushed); returns how many it still held.
+    async fn extend_outbox_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<u64>;
+
     async fn outbox_for_event(&self, event_id: LocalEventId) -> Result<Vec<OutboxEntry>>;
 }
 
@@ -314,10 +349,22 @@ pub trait CalendarProvider: Send + Sync {
     /// Inserts with the event's own (client-chosen) id and its entity link.
     async fn insert_event(&self, event: &Event) -> Result<RemoteEvent>;
 
-    /// Patches the event's content; with `if_match`, only if Google's etag matches.
-    async fn patch_event(&self, event: &Event, if_match: Option<&Etag>) -> Result<RemoteEvent>;
+    /// Patches the named fields only; with `if_match`, only if Google's etag
+    /// still matches (412 `PreconditionFailed` otherwise).
+    async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent>;
 
-    async fn delete_event(&self, calendar_id: &CalendarId, id: &EventId) -> Result<()>;
+    /// Deletes the event; with `if_match`, only if Google's etag still matches.
+    async fn delete_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+        if_match: Option<&Etag>,
+    ) -> Result<()>;
+
+    /// Whether this principal can read the calendar (`calendars.get`).
+    /// Google answers 404 both for a missing event and for a calendar it
+    /// cannot reach, so a write's 404 means "event gone" only if this is true.
+    async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool>;
 
     async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant>;
 

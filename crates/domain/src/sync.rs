@@ -34,6 +34,43 @@ pub struct RemoteEvent {
 }
 
 impl RemoteEvent {
+    /// Every writable field as Google holds it, to compare with a write's
+    /// changes and the values they were based on.
+    pub fn fields(&self) -> crate::event::EventChanges {
+        crate::event::EventChanges {
+            summary: Some(self.summary.clone()),
+            description: Some(self.description.clone()),
+            location: Some(self.location.clone()),
+            start: self.start.clone(),
+            end: self.end.clone(),
+            attendees: Some(self.attendees.clone()),
+            status: Some(self.status),
+        }
+    }
+
+    /// The mirror row `existing` becomes when it takes Google's copy (a
+    /// write lost a conflict), or `None` if this is a bare or malformed stub.
+    pub fn onto(&self, existing: &Event, now: DateTime<Utc>) -> Option<Event> {
+        let (Some(start), Some(end)) = (&self.start, &self.end) else {
+            return None;
+        };
+        check_span(start, end).ok()?;
+        let mut next = from_remote(
+            self,
+            (start, end),
+            existing.id,
+            &existing.calendar_id,
+            existing.created_at,
+            now,
+        );
+        next.entity = self.entity.clone().or_else(|| existing.entity.clone());
+        if next.ical_uid.is_none() {
+            next.ical_uid.clone_from(&existing.ical_uid);
+        }
+        next.pushed_at = existing.pushed_at;
+        Some(next)
+    }
+
     /// A bare cancelled stub as incremental sync delivers it.
     pub fn cancelled_stub(id: EventId) -> Self {
         Self {
@@ -86,6 +123,10 @@ pub enum SyncRun {
     /// end, mirrored events Google no longer lists can be found and cancelled.
     Full {
         run_id: String,
+        /// When the run's first listing was requested: rows created or
+        /// pushed since are spared by its deletion sweep, since the listing
+        /// may have passed them before they reached Google.
+        started_at: DateTime<Utc>,
     },
 }
 
@@ -219,21 +260,10 @@ pub fn decide(
         Some(have) if have.push_state == PushState::Pending => {
             ApplyDecision::Skip(SkipReason::LocalWritePending)
         }
-        Some(have) => {
-            let mut next = from_remote(
-                incoming,
-                (start, end),
-                have.id,
-                calendar_id,
-                have.created_at,
-                now,
-            );
-            next.entity = incoming.entity.clone().or_else(|| have.entity.clone());
-            if next.ical_uid.is_none() {
-                next.ical_uid.clone_from(&have.ical_uid);
-            }
-            ApplyDecision::Update(Box::new(next))
-        }
+        Some(have) => match incoming.onto(have, now) {
+            Some(next) => ApplyDecision::Update(Box::new(next)),
+            None => ApplyDecision::Skip(SkipReason::Malformed),
+        },
         None => {
             if retention_cutoff.is_some_and(|cutoff| crate::event::ends_before(end, cutoff)) {
                 return ApplyDecision::Skip(SkipReason::BeyondRetention);
@@ -281,6 +311,8 @@ fn from_remote(
         html_link: incoming.html_link.clone(),
         entity: incoming.entity.clone(),
         push_state: PushState::Synced,
+        push_note: None,
+        pushed_at: None,
         created_at,
         updated_at: now,
     }

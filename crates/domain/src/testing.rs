@@ -17,7 +17,7 @@ use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId}
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState};
 use crate::ports::{
     CalendarProvider, ChannelStore, Clock, DriveNotificationStore, EventQuery, EventStore,
-    HealthStore, JobTickStore, OutboxStore, PushReceipt, SyncStateStore,
+    HealthStore, JobTickStore, OutboxStore, PatchCall, PushReceipt, SyncStateStore,
 };
 use crate::sync::{
     ApplyDecision, ChangePage, ListRequest, PageOutcome, RemoteEvent, SyncLease, SyncOutcome,
@@ -302,19 +302,21 @@ impl EventStore for MemoryStore {
                 }
                 ApplyDecision::Unchanged | ApplyDecision::Skip(_) => existing.map(|e| e.id),
             };
-            if let (SyncRun::Full { run_id }, Some(id)) = (&page.run, stored_id) {
+            if let (SyncRun::Full { run_id, .. }, Some(id)) = (&page.run, stored_id) {
                 state.seen_in_run.insert(id, run_id.clone());
             }
         }
         if let Some(completion) = &page.completion {
-            if let SyncRun::Full { run_id } = &page.run {
+            if let SyncRun::Full { run_id, started_at } = &page.run {
                 let unseen: Vec<LocalEventId> = state
                     .events
                     .values()
                     .filter(|e| {
                         e.calendar_id == page.calendar_id
                             && e.status != EventStatus::Cancelled
-                            && e.push_state == PushState::Synced
+                            && e.push_state != PushState::Pending
+                            && e.created_at <= *started_at
+                            && e.pushed_at.is_none_or(|at| at <= *started_at)
                             && state.seen_in_run.get(&e.id) != Some(run_id)
                     })
                     .map(|e| e.id)
@@ -619,11 +621,50 @@ impl OutboxStore for MemoryStore {
             if receipt.html_link.is_some() {
                 event.html_link.clone_from(&receipt.html_link);
             }
+            event.pushed_at = Some(receipt.pushed_at);
+            event.push_note = None;
             if !more_pending {
                 event.push_state = PushState::Synced;
             }
         }
         Ok(())
+    }
+
+    async fn settle_outbox(&self, entry: &OutboxEntry, event: &Event, note: &str) -> Result<()> {
+        let mut state = lock(&self.state);
+        let row = state.leased_outbox(entry)?;
+        row.entry.state = OutboxState::Done;
+        row.entry.attempts += 1;
+        row.entry.last_error = Some(note.to_owned());
+        row.lease_owner = None;
+        row.lease_until = None;
+        let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
+        let mut settled = event.clone();
+        if more_pending {
+            settled.push_state = PushState::Pending;
+        }
+        state.events.insert(settled.id, settled);
+        Ok(())
+    }
+
+    async fn extend_outbox_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let mut held = 0;
+        for id in ids {
+            if let Some(row) = state.outbox.get_mut(id)
+                && row.entry.state == OutboxState::Pending
+                && row.lease_owner.as_deref() == Some(owner)
+            {
+                row.lease_until = Some(until);
+                held += 1;
+            }
+        }
+        Ok(held)
     }
 
     async fn retry_outbox(
@@ -778,6 +819,11 @@ impl HealthStore for MemoryStore {
                 .values()
                 .filter(|e| e.push_state == PushState::Failed)
                 .count() as u64,
+            events_push_conflicts: state
+                .events
+                .values()
+                .filter(|e| e.push_state == PushState::Conflict)
+                .count() as u64,
         })
     }
 }
@@ -809,6 +855,8 @@ struct FakeState {
     faults: VecDeque<Fault>,
     calls: HashMap<&'static str, u32>,
     max_ttl: Option<std::time::Duration>,
+    /// Calendars this principal cannot reach: every call on them is a 404.
+    unreachable: HashSet<CalendarId>,
 }
 
 /// Google Calendar in memory: sync tokens, paging, cancelled stubs, reserved
@@ -855,6 +903,17 @@ impl FakeCalendar {
     /// Caps granted channel lifetimes, as Google may.
     pub fn set_max_ttl(&self, ttl: std::time::Duration) {
         lock(&self.state).max_ttl = Some(ttl);
+    }
+
+    /// Makes the calendar unreachable for this principal (or reachable
+    /// again): Google then answers 404 to every call on it.
+    pub fn set_unreachable(&self, calendar_id: &CalendarId, unreachable: bool) {
+        let mut state = lock(&self.state);
+        if unreachable {
+            state.unreachable.insert(calendar_id.clone());
+        } else {
+            state.unreachable.remove(calendar_id);
+        }
     }
 
     /// Makes every outstanding sync token expire (the next use gets 410).
@@ -1054,6 +1113,9 @@ impl CalendarProvider for FakeCalendar {
 
     async fn get_event(&self, calendar_id: &CalendarId, id: &EventId) -> Result<RemoteEvent> {
         let state = self.enter("get")?;
+        if state.unreachable.contains(calendar_id) {
+            return Err(not_found());
+        }
         state
             .calendars
             .get(calendar_id)
@@ -1083,15 +1145,82 @@ impl CalendarProvider for FakeCalendar {
         ))
     }
 
-    async fn patch_event(&self, event: &Event, if_match: Option<&Etag>) -> Result<RemoteEvent> {
-        {
+    async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent> {
+        let mut next = {
             let state = self.enter("patch")?;
+            if state.unreachable.contains(&call.calendar_id) {
+                return Err(not_found());
+            }
             let current = state
                 .calendars
-                .get(&event.calendar_id)
-                .and_then(|c| c.get(&event.google_event_id))
-                .filter(|f| f.event.status != EventStatus::Cancelled)
+                .get(&call.calendar_id)
+                .and_then(|c| c.get(&call.event_id))
                 .ok_or_else(not_found)?;
+            // As Google: a patch that sets a live status restores a deleted
+            // event; any other patch of one is refused with 410.
+            let restores = call
+                .changes
+                .status
+                .is_some_and(|s| s != EventStatus::Cancelled);
+            if current.event.status == EventStatus::Cancelled && !restores {
+                return Err(Error::provider(ProviderErrorKind::Gone, "deleted"));
+            }
+            if call
+                .if_match
+                .as_ref()
+                .is_some_and(|etag| current.event.etag.as_ref() != Some(etag))
+            {
+                return Err(Error::provider(
+                    ProviderErrorKind::PreconditionFailed,
+                    "conditionNotMet",
+                ));
+            }
+            current.event.clone()
+        };
+        let changes = &call.changes;
+        if let Some(summary) = &changes.summary {
+            next.summary.clone_from(summary);
+        }
+        if let Some(description) = &changes.description {
+            next.description.clone_from(description);
+        }
+        if let Some(location) = &changes.location {
+            next.location.clone_from(location);
+        }
+        if let Some(start) = &changes.start {
+            next.start = Some(start.clone());
+        }
+        if let Some(end) = &changes.end {
+            next.end = Some(end.clone());
+        }
+        if let Some(attendees) = &changes.attendees {
+            next.attendees.clone_from(attendees);
+        }
+        if let Some(status) = changes.status {
+            next.status = status;
+        }
+        Ok(self.put(&call.calendar_id, next))
+    }
+
+    async fn delete_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+        if_match: Option<&Etag>,
+    ) -> Result<()> {
+        {
+            let state = self.enter("delete")?;
+            if state.unreachable.contains(calendar_id) {
+                return Err(not_found());
+            }
+            let current = state
+                .calendars
+                .get(calendar_id)
+                .and_then(|c| c.get(id))
+                .ok_or_else(not_found)?;
+            if current.event.status == EventStatus::Cancelled {
+                return Err(Error::provider(ProviderErrorKind::Gone, "deleted"));
+            }
             if if_match.is_some_and(|etag| current.event.etag.as_ref() != Some(etag)) {
                 return Err(Error::provider(
                     ProviderErrorKind::PreconditionFailed,
@@ -1099,26 +1228,13 @@ impl CalendarProvider for FakeCalendar {
                 ));
             }
         }
-        Ok(self.put(
-            &event.calendar_id,
-            content_from(event, event.google_event_id.clone()),
-        ))
-    }
-
-    async fn delete_event(&self, calendar_id: &CalendarId, id: &EventId) -> Result<()> {
-        {
-            let state = self.enter("delete")?;
-            let live = state
-                .calendars
-                .get(calendar_id)
-                .and_then(|c| c.get(id))
-                .is_some_and(|f| f.event.status != EventStatus::Cancelled);
-            if !live {
-                return Err(not_found());
-            }
-        }
         self.remove(calendar_id, id);
         Ok(())
+    }
+
+    async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool> {
+        let state = self.enter("calendar_get")?;
+        Ok(!state.unreachable.contains(calendar_id))
     }
 
     async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant> {

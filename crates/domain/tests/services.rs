@@ -845,12 +845,21 @@ fn stale_etags_are_refused_locally_and_at_google() {
             ..w.remote(event.google_event_id.as_str(), 30)
         },
     );
+    // The caller demanded that etag, so Google's version is kept and the
+    // write is marked a conflict, not retried and not dead-lettered.
     assert_eq!(
         block_on(w.events().drain_outbox("w", 10))
             .unwrap()
-            .dead_lettered,
+            .conflicts,
         1
     );
+    let kept = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(kept.push_state, PushState::Conflict);
+    assert_eq!(
+        kept.summary.as_deref(),
+        Some("event ".to_owned() + event.google_event_id.as_str()).as_deref()
+    );
+    assert!(kept.push_note.is_some_and(|n| n.starts_with("conflict")));
 }
 
 #[test]
@@ -1058,5 +1067,184 @@ fn drive_notifications_are_authenticated_and_recorded_without_their_token() {
     assert_eq!(
         recorded[0].0.envelope.token, None,
         "tokens are never stored"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The mirror never diverges: deletions and concurrent edits at Google.
+// ---------------------------------------------------------------------------
+
+/// Creates an event, pushes it and returns it as the mirror holds it.
+fn pushed_event(w: &World, fields: NewEventFields) -> calsync_domain::event::Event {
+    let start = w.now() + chrono::Duration::days(1);
+    let new = NewEvent::new(
+        w.cal.clone(),
+        EntityRef::new("deal", "7").unwrap(),
+        EventTime::at(start, None),
+        EventTime::at(start + chrono::Duration::hours(1), None),
+        fields,
+    )
+    .unwrap();
+    let (event, _) = block_on(w.events().create(new)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    block_on(w.store.get_event(event.id)).unwrap().unwrap()
+}
+
+fn google_copy(w: &World, event: &calsync_domain::event::Event) -> RemoteEvent {
+    w.google
+        .events(&w.cal)
+        .into_iter()
+        .find(|e| e.id == event.google_event_id)
+        .unwrap()
+}
+
+fn rename(summary: &str) -> EventChanges {
+    EventChanges {
+        summary: Some(Some(summary.into())),
+        ..EventChanges::default()
+    }
+}
+
+#[test]
+fn a_patch_of_an_event_deleted_at_google_cancels_it_here_and_is_not_a_dead_letter() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    w.google.remove(&w.cal, &event.google_event_id);
+    block_on(w.events().update(event.id, &rename("too late"), None)).unwrap();
+    let report = block_on(w.events().drain_outbox("w", 10)).unwrap();
+    assert_eq!((report.gone, report.dead_lettered), (1, 0));
+    let mirrored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(mirrored.status, EventStatus::Cancelled);
+    assert_eq!(mirrored.push_state, PushState::Synced);
+    assert!(mirrored.push_note.unwrap().starts_with("deleted at Google"));
+    // The queued patch carried no status, so Google did not undelete it.
+    assert_eq!(google_copy(&w, &event).status, EventStatus::Cancelled);
+    assert!(matches!(
+        block_on(w.events().update(event.id, &rename("again"), None)),
+        Err(Error::Conflict { .. })
+    ));
+}
+
+#[test]
+fn a_404_is_a_deletion_only_while_the_calendar_is_reachable() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    w.google.set_unreachable(&w.cal, true);
+    block_on(w.events().update(event.id, &rename("x"), None)).unwrap();
+    let report = block_on(w.events().drain_outbox("w", 10)).unwrap();
+    assert_eq!((report.gone, report.dead_lettered), (0, 1));
+    let mirrored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(
+        mirrored.status,
+        EventStatus::Confirmed,
+        "not called deleted"
+    );
+}
+
+#[test]
+fn a_google_edit_of_another_field_survives_a_patch_and_the_patch_is_reapplied() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    let mut edited = google_copy(&w, &event);
+    edited.location = Some("Room 4".into());
+    w.google.put(&w.cal, edited);
+    block_on(w.events().update(event.id, &rename("Renamed here"), None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    let at_google = google_copy(&w, &event);
+    assert_eq!(at_google.summary.as_deref(), Some("Renamed here"));
+    assert_eq!(at_google.location.as_deref(), Some("Room 4"));
+    // Re-applied on Google's new etag, after one refusal and one read.
+    assert_eq!((w.google.calls("patch"), w.google.calls("get")), (2, 1));
+}
+
+#[test]
+fn a_google_edit_of_the_same_field_is_a_conflict_and_googles_value_is_kept() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    let mut edited = google_copy(&w, &event);
+    edited.summary = Some("Renamed in Google".into());
+    w.google.put(&w.cal, edited);
+    block_on(w.events().update(event.id, &rename("Renamed here"), None)).unwrap();
+    let report = block_on(w.events().drain_outbox("w", 10)).unwrap();
+    assert_eq!((report.conflicts, report.pushed), (1, 0));
+    assert_eq!(
+        google_copy(&w, &event).summary.as_deref(),
+        Some("Renamed in Google")
+    );
+    let mirrored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(mirrored.push_state, PushState::Conflict);
+    assert_eq!(mirrored.summary.as_deref(), Some("Renamed in Google"));
+    let (health, _) = block_on(
+        HealthService::new(
+            w.store.clone(),
+            w.clock.clone(),
+            HealthThresholds::default(),
+        )
+        .report(),
+    );
+    assert!(health.issues.iter().any(|i| i.code == "push_conflicts"));
+}
+
+#[test]
+fn a_patch_keeps_rsvps_made_in_google() {
+    let w = World::new();
+    let guest = calsync_domain::event::Attendee::new("guest@example.com").unwrap();
+    let event = pushed_event(
+        &w,
+        NewEventFields {
+            attendees: vec![guest],
+            ..NewEventFields::default()
+        },
+    );
+    // The guest accepts in Google; the mirror has not synced since.
+    let mut answered = google_copy(&w, &event);
+    answered.attendees[0].response_status = Some("accepted".into());
+    w.google.put(&w.cal, answered);
+    block_on(w.events().update(event.id, &rename("Agenda"), None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    let at_google = google_copy(&w, &event);
+    assert_eq!(at_google.summary.as_deref(), Some("Agenda"));
+    assert_eq!(
+        at_google.attendees[0].response_status.as_deref(),
+        Some("accepted")
+    );
+}
+
+#[test]
+fn the_full_sync_sweep_cancels_failed_rows_and_spares_rows_pushed_after_it_began() {
+    let w = World::new();
+    // A row that failed for good (Google refused it) and is gone at Google.
+    let failed = pushed_event(&w, NewEventFields::default());
+    w.google.purge(&w.cal, &failed.google_event_id);
+    w.google.fail_next(
+        Some("patch"),
+        Error::provider(ProviderErrorKind::Permanent, "refused"),
+    );
+    block_on(w.events().update(failed.id, &rename("x"), None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10))
+            .unwrap()
+            .dead_lettered,
+        1
+    );
+    w.clock.advance(Duration::from_secs(1));
+    let report = block_on(w.sync().sync_calendar(&w.cal, SyncMode::Full, None)).unwrap();
+    assert_eq!(report.outcome.swept, 1);
+    assert_eq!(
+        block_on(w.store.get_event(failed.id))
+            .unwrap()
+            .unwrap()
+            .status,
+        EventStatus::Cancelled,
+        "a failed row Google does not have is not kept alive"
     );
 }

@@ -22,6 +22,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/token", web::post().to(token))
         .service(
             web::scope("/calendar/v3")
+                .route("/calendars/{calendar}", web::get().to(calendar_get))
                 .route("/calendars/{calendar}/events/watch", web::post().to(watch))
                 .route("/calendars/{calendar}/events", web::get().to(list))
                 .route("/calendars/{calendar}/events", web::post().to(insert))
@@ -48,6 +49,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::post().to(admin_changes),
                 )
                 .route("/calendars/{calendar}/events", web::get().to(admin_events))
+                .route("/calendars/{calendar}/access", web::post().to(admin_access))
                 .route("/faults", web::put().to(admin_set_faults))
                 .route("/faults", web::delete().to(admin_clear_faults))
                 .route("/sync-tokens/invalidate", web::post().to(admin_invalidate))
@@ -68,13 +70,43 @@ fn record_send_updates(data: &Data, request: &HttpRequest, op: &str) {
     }
 }
 
-/// What every API call goes through: counting, latency, auth, faults.
-/// `Ok(Some(response))` short-circuits with a dropped connection.
+/// How a call that passed [`enter`] is to be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// Carry the call out and answer it.
+    Answer,
+    /// Close the connection at once; nothing is done.
+    Drop,
+    /// Carry the write out, then close the connection instead of answering.
+    ApplyThenDrop,
+}
+
+impl Entry {
+    fn run(self, call: impl FnOnce() -> Reply) -> Reply {
+        match self {
+            Self::Answer => call(),
+            Self::Drop => Ok(dropped_connection()),
+            Self::ApplyThenDrop => {
+                // The answer is lost whatever it was, a refusal included:
+                // the client cannot tell what happened, which is the point.
+                let _lost = call();
+                Ok(dropped_connection())
+            }
+        }
+    }
+}
+
+/// The operations `applyThenDrop` applies before dropping the answer.
+const WRITES: [&str; 4] = ["insert", "patch", "update", "delete"];
+
+/// What every API call goes through: counting, latency, auth, faults, and
+/// access to the calendar it names.
 async fn enter(
     data: &Data,
     request: &HttpRequest,
     op: &str,
-) -> Result<Option<HttpResponse>, ApiError> {
+    calendar: Option<&str>,
+) -> Result<Entry, ApiError> {
     *lock(&data.calls).entry(op.to_owned()).or_default() += 1;
     record_send_updates(data, request, op);
     let (fault, latency) = {
@@ -82,14 +114,34 @@ async fn enter(
         (plan.next(op), plan.latency_ms)
     };
     if latency > 0 {
+        lock(&data.fault_stats).latency_applied += 1;
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     authorize(data, request)?;
-    match fault {
-        Some(fault) if fault.drop => Ok(Some(dropped_connection())),
-        Some(fault) => Err(fault.to_error()),
-        None => Ok(None),
+    let entry = match fault {
+        None => Entry::Answer,
+        Some(fault) => {
+            let (entry, kind) = if fault.apply_then_drop && WRITES.contains(&op) {
+                (Ok(Entry::ApplyThenDrop), "applyThenDrop".to_owned())
+            } else if fault.drop || fault.apply_then_drop {
+                (Ok(Entry::Drop), "drop".to_owned())
+            } else {
+                (Err(fault.to_error()), fault.kind())
+            };
+            *lock(&data.fault_stats).fired.entry(kind).or_default() += 1;
+            entry?
+        }
+    };
+    if let Some(calendar) = calendar
+        && let Err(error) = lock(&data.calendars).reachable(calendar)
+    {
+        return match entry {
+            Entry::Answer => Err(error),
+            // A refused write whose answer is lost is just a lost answer.
+            Entry::Drop | Entry::ApplyThenDrop => Ok(Entry::Drop),
+        };
     }
+    Ok(entry)
 }
 
 /// A response whose body fails at once: the server aborts the connection,
@@ -196,43 +248,53 @@ async fn list(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Reply {
-    if let Some(dropped) = enter(&data, &request, "list").await? {
-        return Ok(dropped);
-    }
-    let bool_param = |name: &str| query.get(name).map(|v| v == "true");
-    let params =
-        ListParams {
-            sync_token: query.get("syncToken").cloned(),
-            page_token: query.get("pageToken").cloned(),
-            max_results: match query.get("maxResults") {
+    let entry = enter(&data, &request, "list", Some(&path)).await?;
+    entry.run(|| {
+        let bool_param = |name: &str| query.get(name).map(|v| v == "true");
+        let max_results =
+            match query.get("maxResults") {
                 None => None,
                 Some(value) => Some(value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
                     || ApiError::bad_request("invalid", "Invalid value for maxResults"),
                 )?),
-            },
+            };
+        let params = ListParams {
+            sync_token: query.get("syncToken").cloned(),
+            page_token: query.get("pageToken").cloned(),
+            max_results,
             show_deleted: bool_param("showDeleted"),
             refused_with_sync_token: refused_with_sync_token(&query),
         };
-    let body = lock(&data.calendars).list(&path, &params)?;
-    Ok(HttpResponse::Ok().json(body))
+        let body = lock(&data.calendars).list(&path, &params)?;
+        Ok(HttpResponse::Ok().json(body))
+    })
 }
 
 async fn get(data: Data, request: HttpRequest, path: web::Path<(String, String)>) -> Reply {
-    if let Some(dropped) = enter(&data, &request, "get").await? {
-        return Ok(dropped);
-    }
-    let body = lock(&data.calendars).get(&path.0, &path.1)?;
-    Ok(HttpResponse::Ok().json(body))
+    let entry = enter(&data, &request, "get", Some(&path.0)).await?;
+    entry.run(|| {
+        let body = lock(&data.calendars).get(&path.0, &path.1)?;
+        Ok(HttpResponse::Ok().json(body))
+    })
+}
+
+/// `calendars.get`.
+async fn calendar_get(data: Data, request: HttpRequest, path: web::Path<String>) -> Reply {
+    let entry = enter(&data, &request, "calendars.get", Some(&path)).await?;
+    entry.run(|| {
+        let body = lock(&data.calendars).calendar(&path)?;
+        Ok(HttpResponse::Ok().json(body))
+    })
 }
 
 async fn insert(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
-    if let Some(dropped) = enter(&data, &request, "insert").await? {
-        return Ok(dropped);
-    }
-    let (event, notifications) =
-        lock(&data.calendars).insert(&path, object(&body)?, chrono::Utc::now())?;
-    data.notify(notifications);
-    Ok(HttpResponse::Ok().json(event))
+    let entry = enter(&data, &request, "insert", Some(&path)).await?;
+    entry.run(|| {
+        let (event, notifications) =
+            lock(&data.calendars).insert(&path, object(&body)?, chrono::Utc::now())?;
+        data.notify(notifications);
+        Ok(HttpResponse::Ok().json(event))
+    })
 }
 
 fn if_match(request: &HttpRequest) -> Option<String> {
@@ -251,20 +313,20 @@ async fn modify(
     replace: bool,
 ) -> Reply {
     let op = if replace { "update" } else { "patch" };
-    if let Some(dropped) = enter(&data, &request, op).await? {
-        return Ok(dropped);
-    }
-    let changes = object(&body)?;
-    let (event, notifications) = lock(&data.calendars).modify(
-        &path.0,
-        &path.1,
-        changes,
-        replace,
-        if_match(&request).as_deref(),
-        chrono::Utc::now(),
-    )?;
-    data.notify(notifications);
-    Ok(HttpResponse::Ok().json(event))
+    let entry = enter(&data, &request, op, Some(&path.0)).await?;
+    entry.run(|| {
+        let changes = object(&body)?;
+        let (event, notifications) = lock(&data.calendars).modify(
+            &path.0,
+            &path.1,
+            changes,
+            replace,
+            if_match(&request).as_deref(),
+            chrono::Utc::now(),
+        )?;
+        data.notify(notifications);
+        Ok(HttpResponse::Ok().json(event))
+    })
 }
 
 async fn patch(
@@ -286,39 +348,45 @@ async fn update(
 }
 
 async fn delete(data: Data, request: HttpRequest, path: web::Path<(String, String)>) -> Reply {
-    if let Some(dropped) = enter(&data, &request, "delete").await? {
-        return Ok(dropped);
-    }
-    let notifications = lock(&data.calendars).delete(&path.0, &path.1, chrono::Utc::now())?;
-    data.notify(notifications);
-    Ok(HttpResponse::NoContent().finish())
+    let entry = enter(&data, &request, "delete", Some(&path.0)).await?;
+    entry.run(|| {
+        let notifications = lock(&data.calendars).delete(
+            &path.0,
+            &path.1,
+            if_match(&request).as_deref(),
+            chrono::Utc::now(),
+        )?;
+        data.notify(notifications);
+        Ok(HttpResponse::NoContent().finish())
+    })
 }
 
 async fn watch(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
-    if let Some(dropped) = enter(&data, &request, "watch").await? {
-        return Ok(dropped);
-    }
-    let request_body: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
-    let (channel, sync) = lock(&data.calendars).watch(
-        &path,
-        &request_body,
-        chrono::Utc::now(),
-        data.config.max_channel_ttl,
-    )?;
-    // The `sync` message may reach the receiver before this answer does, as with Google.
-    data.notify(vec![sync]);
-    Ok(HttpResponse::Ok().json(channel))
+    let entry = enter(&data, &request, "watch", Some(&path)).await?;
+    entry.run(|| {
+        let request_body: Value = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
+        let (channel, sync) = lock(&data.calendars).watch(
+            &path,
+            &request_body,
+            chrono::Utc::now(),
+            data.config.max_channel_ttl,
+        )?;
+        // The `sync` message may reach the receiver before this answer does, as with Google.
+        data.notify(vec![sync]);
+        Ok(HttpResponse::Ok().json(channel))
+    })
 }
 
 async fn stop(data: Data, request: HttpRequest, body: Bytes) -> Reply {
-    if let Some(dropped) = enter(&data, &request, "stop").await? {
-        return Ok(dropped);
-    }
-    let request_body: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
-    lock(&data.calendars).stop(&request_body)?;
-    Ok(HttpResponse::NoContent().finish())
+    // channels.stop names no calendar: a revoked calendar's channel can still be stopped.
+    let entry = enter(&data, &request, "stop", None).await?;
+    entry.run(|| {
+        let request_body: Value = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
+        lock(&data.calendars).stop(&request_body)?;
+        Ok(HttpResponse::NoContent().finish())
+    })
 }
 
 #[derive(Deserialize)]
@@ -376,6 +444,20 @@ async fn admin_events(data: Data, path: web::Path<String>) -> Reply {
     Ok(HttpResponse::Ok().json(json!({"items": emulator(&data).events(&path)})))
 }
 
+#[derive(Deserialize)]
+struct AccessRequest {
+    revoked: bool,
+}
+
+async fn admin_access(
+    data: Data,
+    path: web::Path<String>,
+    body: web::Json<AccessRequest>,
+) -> Reply {
+    emulator(&data).set_calendar_revoked(&path, body.revoked);
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn admin_set_faults(data: Data, plan: web::Json<FaultPlan>) -> Reply {
     emulator(&data).set_faults(plan.into_inner());
     Ok(HttpResponse::NoContent().finish())
@@ -395,10 +477,21 @@ async fn admin_stats(data: Data) -> Reply {
     let (delivered, failed) = emulator(&data).deliveries();
     let calls = lock(&data.calls).clone();
     let channels = lock(&data.calendars).channels.len();
+    let (fired, latency_applied, invalidations) = {
+        let stats = lock(&data.fault_stats);
+        (
+            stats.fired.clone(),
+            stats.latency_applied,
+            stats.sync_token_invalidations,
+        )
+    };
     Ok(HttpResponse::Ok().json(json!({
         "calls": calls,
         "channels": channels,
         "notificationsDelivered": delivered,
         "notificationsFailed": failed,
+        "faultsFired": fired,
+        "latencyApplied": latency_applied,
+        "syncTokenInvalidations": invalidations,
     })))
 }

@@ -1,6 +1,6 @@
 //! Fault injection: scheduled or random errors, latency, dropped connections.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,12 @@ pub struct Fault {
     /// Close the connection without an answer instead.
     #[serde(default)]
     pub drop: bool,
+    /// For writes (insert, patch, update, delete): carry the write out in
+    /// full, notifications included, then close the connection without an
+    /// answer: Google took it, the client never heard. Other operations are
+    /// dropped as with `drop`. Takes precedence over `drop` and `status`.
+    #[serde(default)]
+    pub apply_then_drop: bool,
 }
 
 fn default_status() -> u16 {
@@ -36,6 +42,7 @@ impl Fault {
             reason: None,
             retry_after: None,
             drop: false,
+            apply_then_drop: false,
         }
     }
 
@@ -51,8 +58,17 @@ impl Fault {
         }
     }
 
-    pub fn to_error(&self) -> ApiError {
-        let reason = self.reason.clone().unwrap_or_else(|| {
+    /// Applies a write, then drops its answer (see the `apply_then_drop` field).
+    pub fn apply_then_drop() -> Self {
+        Self {
+            apply_then_drop: true,
+            ..Self::status(503)
+        }
+    }
+
+    /// The reason answered: the configured one, or Google's usual one for the status.
+    pub fn reason(&self) -> String {
+        self.reason.clone().unwrap_or_else(|| {
             match self.status {
                 429 | 403 => "rateLimitExceeded",
                 500 | 503 => "backendError",
@@ -61,7 +77,17 @@ impl Fault {
                 _ => "invalid",
             }
             .to_owned()
-        });
+        })
+    }
+
+    /// What `/emulator/stats` counts this fault under when it fires as an
+    /// error answer: `"<status>:<reason>"`.
+    pub fn kind(&self) -> String {
+        format!("{}:{}", self.status, self.reason())
+    }
+
+    pub fn to_error(&self) -> ApiError {
+        let reason = self.reason();
         let mut error = ApiError::new(self.status, &reason, format!("injected fault: {reason}"));
         error.retry_after = self.retry_after;
         error
@@ -127,6 +153,17 @@ impl FaultPlan {
     }
 }
 
+/// What the fault machinery actually did, for `/emulator/stats`. Kept
+/// apart from the plan so that replacing the plan keeps the counts.
+#[derive(Debug, Default)]
+pub(crate) struct FaultStats {
+    /// By kind: `drop`, `applyThenDrop` or `"<status>:<reason>"`.
+    pub fired: BTreeMap<String, u64>,
+    /// Calls that were delayed by `latency_ms`.
+    pub latency_applied: u64,
+    pub sync_token_invalidations: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +206,20 @@ mod tests {
             serde_json::from_str(r#"{"schedule":[{"op":"list","status":429,"retryAfter":3}]}"#)
                 .unwrap();
         assert_eq!(plan.schedule[0].fault.retry_after, Some(3));
+    }
+
+    #[test]
+    fn apply_then_drop_reads_from_json_and_kinds_name_status_and_reason() {
+        let plan: FaultPlan =
+            serde_json::from_str(r#"{"random":[{"applyThenDrop":true}],"probability":1.0}"#)
+                .unwrap();
+        assert_eq!(plan.random[0], Fault::apply_then_drop());
+        assert_eq!(Fault::status(429).kind(), "429:rateLimitExceeded");
+        assert_eq!(
+            Fault::status(403)
+                .with_reason("userRateLimitExceeded")
+                .kind(),
+            "403:userRateLimitExceeded"
+        );
     }
 }

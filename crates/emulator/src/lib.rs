@@ -1,12 +1,33 @@
 //! An emulator of the parts of Google's APIs calsync uses: Calendar API v3
 //! events (list with sync and page tokens, get, insert, patch, update,
-//! delete, watch), channels.stop, push notifications to channel addresses,
-//! and the OAuth2 token endpoint for service accounts. State is in memory.
+//! delete, watch), calendars.get, channels.stop, push notifications to
+//! channel addresses, and the OAuth2 token endpoint for service accounts.
+//! State is in memory.
 //!
 //! Tests and benchmarks run it in-process ([`Emulator::start`]); the binary
 //! runs it standalone (`calsync emulator`). Admin endpoints under
-//! `/emulator/` seed data, make changes, dump the ground truth and inject
-//! faults.
+//! `/emulator/` seed data, make changes, dump the ground truth, revoke
+//! access to calendars, inject faults and report what fired.
+//!
+//! It is as strict as Google where a lenient fake would hide bugs:
+//! - Deleted events stay as `status: cancelled` (events.get returns them);
+//!   a write to one answers 410 `deleted`, except a patch or update whose
+//!   body sets `status` to `confirmed` or `tentative`, which restores it.
+//! - `If-Match` is checked on patch, update and delete (412 `conditionNotMet`;
+//!   `*` matches any etag).
+//! - A calendar whose access is revoked answers 404 `notFound` to every
+//!   Calendar API call on it, as Google does for a calendar the principal
+//!   cannot access.
+//! - `events.watch` refuses `http://` addresses (400
+//!   `push.webhookUrlNotHttps`) unless the host is loopback (`127.0.0.0/8`,
+//!   `::1`, `localhost`): a development concession, since the emulator
+//!   delivers only over plain HTTP to local receivers; `https://` addresses
+//!   are accepted but their deliveries fail.
+//! - Push message numbers start at 1 (`sync`) and then increase by random
+//!   steps of 1 to 3, never by a dependable +1.
+//! - Faults: error answers, dropped connections, and `applyThenDrop` (a
+//!   write carried out in full whose answer is then lost), from a schedule
+//!   or at random, plus added latency; `/emulator/stats` counts what fired.
 
 mod api;
 mod error;
@@ -24,6 +45,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use error::ApiError;
+use faults::FaultStats;
 pub use faults::{Fault, FaultPlan, ScheduledFault};
 use notify::DeliveryStats;
 use state::{Calendars, Notification};
@@ -59,6 +81,7 @@ pub(crate) struct Inner {
     verifying_key: Option<rsa::pkcs1v15::VerifyingKey<rsa::sha2::Sha256>>,
     calendars: Mutex<Calendars>,
     faults: Mutex<FaultPlan>,
+    fault_stats: Mutex<FaultStats>,
     calls: Mutex<BTreeMap<String, u64>>,
     /// The `sendUpdates` parameter of the latest write, per operation.
     send_updates: Mutex<BTreeMap<String, String>>,
@@ -147,6 +170,7 @@ impl Emulator {
                 verifying_key,
                 calendars: Mutex::new(Calendars::default()),
                 faults: Mutex::new(FaultPlan::default()),
+                fault_stats: Mutex::new(FaultStats::default()),
                 calls: Mutex::new(BTreeMap::new()),
                 send_updates: Mutex::new(BTreeMap::new()),
                 tokens: Mutex::new(HashSet::new()),
@@ -193,7 +217,8 @@ impl Emulator {
     }
 
     /// How many calls of `op` (list, get, insert, patch, update, delete,
-    /// watch, stop, token) the emulator saw, failed ones included.
+    /// watch, stop, calendars.get, token) the emulator saw, failed ones
+    /// included.
     pub fn calls(&self, op: &str) -> u64 {
         lock(&self.inner.calls).get(op).copied().unwrap_or(0)
     }
@@ -206,6 +231,38 @@ impl Emulator {
 
     pub fn invalidate_sync_tokens(&self) {
         lock(&self.inner.calendars).token_generation += 1;
+        lock(&self.inner.fault_stats).sync_token_invalidations += 1;
+    }
+
+    /// Faults that fired so far, by kind: `drop`, `applyThenDrop` (writes
+    /// only; on other operations it counts as `drop`), or
+    /// `"<status>:<reason>"` such as `"503:backendError"`. A fault picked for
+    /// a call that then failed authentication did not fire.
+    pub fn faults_fired(&self) -> BTreeMap<String, u64> {
+        lock(&self.inner.fault_stats).fired.clone()
+    }
+
+    /// Calls that were delayed by the plan's `latency_ms`.
+    pub fn latency_applied(&self) -> u64 {
+        lock(&self.inner.fault_stats).latency_applied
+    }
+
+    /// How many times sync tokens were invalidated (method or admin endpoint).
+    pub fn sync_token_invalidations(&self) -> u64 {
+        lock(&self.inner.fault_stats).sync_token_invalidations
+    }
+
+    /// Revokes (or gives back) our access to a calendar: while revoked, every
+    /// Calendar API call on it answers 404 `notFound`, which is what Google
+    /// answers for a calendar the principal cannot access. Changes made
+    /// through [`Emulator::change`] (another user's) still apply.
+    pub fn set_calendar_revoked(&self, calendar_id: &str, revoked: bool) {
+        let mut calendars = lock(&self.inner.calendars);
+        if revoked {
+            calendars.revoked.insert(calendar_id.to_owned());
+        } else {
+            calendars.revoked.remove(calendar_id);
+        }
     }
 
     /// Every event of a calendar as Google holds it, deleted ones included.
@@ -254,7 +311,7 @@ impl Emulator {
                 calendars.modify(calendar_id, &id, fields, false, None, now)?
             }
             Change::Delete { id } => {
-                let notifications = calendars.delete(calendar_id, &id, now)?;
+                let notifications = calendars.delete(calendar_id, &id, None, now)?;
                 (calendars.get(calendar_id, &id)?, notifications)
             }
         };

@@ -1,10 +1,13 @@
 //! The emulated calendars: events with a change sequence, sync and page
 //! tokens, channels. Everything here is synchronous and runs under one lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
 use serde_json::{Map, Value, json};
+use sha2::Digest;
 
 use crate::error::ApiError;
 
@@ -73,6 +76,8 @@ pub struct Calendars {
     pub token_generation: u64,
     pub channels: HashMap<String, Channel>,
     pub base_url: String,
+    /// Calendars our principal has lost access to (shared no more, deleted).
+    pub revoked: HashSet<String>,
 }
 
 pub struct ListParams {
@@ -82,6 +87,40 @@ pub struct ListParams {
     pub show_deleted: Option<bool>,
     /// Parameters Google refuses together with a sync token, if present.
     pub refused_with_sync_token: Vec<&'static str>,
+}
+
+/// A body's `status` that restores a deleted event. Google keeps a deleted
+/// event as `status: cancelled` (events resource, `status`:
+/// https://developers.google.com/workspace/calendar/api/v3/reference/events),
+/// and an update or patch setting the status back undeletes it: behaviour
+/// observed of Google (our field notes), not spelled out in the reference.
+fn restores(changes: &Map<String, Value>) -> bool {
+    matches!(
+        changes.get("status").and_then(Value::as_str),
+        Some("confirmed" | "tentative")
+    )
+}
+
+/// Google delivers push notifications only to HTTPS addresses and refuses
+/// others at watch time ("an HTTPS server", push guide:
+/// https://developers.google.com/workspace/calendar/api/guides/push).
+/// Plain HTTP to a loopback host stays allowed: the emulator delivers only
+/// over plain HTTP, to local receivers.
+fn webhook_address_allowed(address: &str) -> bool {
+    if address.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = address.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {
@@ -118,6 +157,31 @@ impl Calendars {
             }
         }
         out
+    }
+
+    /// Google answers 404 `notFound` both for a calendar that does not exist
+    /// and for one the principal cannot access (errors guide, "404: Not
+    /// found": https://developers.google.com/workspace/calendar/api/guides/errors).
+    pub fn reachable(&self, calendar_id: &str) -> Result<(), ApiError> {
+        if self.revoked.contains(calendar_id) {
+            Err(ApiError::not_found())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `calendars.get`: every calendar id names a calendar here, in UTC.
+    pub fn calendar(&self, calendar_id: &str) -> Result<Value, ApiError> {
+        self.reachable(calendar_id)?;
+        let digest = sha2::Sha256::digest(calendar_id.as_bytes());
+        let etag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Ok(json!({
+            "kind": "calendar#calendar",
+            "etag": format!("\"{etag}\""),
+            "id": calendar_id,
+            "summary": calendar_id,
+            "timeZone": "UTC",
+        }))
     }
 
     pub fn list(&self, calendar_id: &str, params: &ListParams) -> Result<Value, ApiError> {
@@ -271,18 +335,21 @@ impl Calendars {
         Ok((value, self.announce(calendar_id, now)))
     }
 
-    fn live_mut(
+    /// The event a write applies to. A deleted event answers 410 `deleted`
+    /// unless the write `restores` it.
+    fn writable(
         &mut self,
         calendar_id: &str,
         event_id: &str,
         if_match: Option<&str>,
+        restores: bool,
     ) -> Result<&mut StoredEvent, ApiError> {
         let event = self
             .events
             .get_mut(calendar_id)
             .and_then(|c| c.get_mut(event_id))
             .ok_or_else(ApiError::not_found)?;
-        if event.cancelled() {
+        if event.cancelled() && !restores {
             return Err(ApiError::new(410, "deleted", "Resource has been deleted"));
         }
         if let Some(expected) = if_match
@@ -294,7 +361,8 @@ impl Calendars {
         Ok(event)
     }
 
-    /// `events.patch` (merge) or `events.update` (replace).
+    /// `events.patch` (merge) or `events.update` (replace). A body setting
+    /// `status` to `confirmed` or `tentative` restores a deleted event.
     pub fn modify(
         &mut self,
         calendar_id: &str,
@@ -304,7 +372,11 @@ impl Calendars {
         if_match: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(Value, Vec<Notification>), ApiError> {
-        let mut body = self.live_mut(calendar_id, event_id, if_match)?.body.clone();
+        let restoring = restores(&changes);
+        let mut body = self
+            .writable(calendar_id, event_id, if_match, restoring)?
+            .body
+            .clone();
         if replace {
             let keep: Vec<(String, Value)> =
                 ["id", "kind", "created", "iCalUID", "htmlLink", "organizer"]
@@ -353,13 +425,19 @@ impl Calendars {
         Ok((value, self.announce(calendar_id, now)))
     }
 
+    /// `events.delete`: the event stays, as `cancelled`. `If-Match` is
+    /// checked as for patch.
     pub fn delete(
         &mut self,
         calendar_id: &str,
         event_id: &str,
+        if_match: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Notification>, ApiError> {
-        let mut body = self.live_mut(calendar_id, event_id, None)?.body.clone();
+        let mut body = self
+            .writable(calendar_id, event_id, if_match, false)?
+            .body
+            .clone();
         body.insert("status".into(), json!("cancelled"));
         let seq = self.stamp(&mut body, now);
         if let Some(stored) = self
@@ -396,6 +474,13 @@ impl Calendars {
             .ok_or_else(|| {
                 ApiError::bad_request("invalid", "Channel address must be an http(s) URL.")
             })?;
+        if !webhook_address_allowed(&address) {
+            // Google's reason and message for an http address.
+            return Err(ApiError::bad_request(
+                "push.webhookUrlNotHttps",
+                format!("WebHook callback must be HTTPS: {address}"),
+            ));
+        }
         let token = text("token");
         if token.as_ref().is_some_and(|t| t.len() > 256) {
             return Err(ApiError::bad_request(
@@ -472,8 +557,11 @@ impl Calendars {
 }
 
 fn notification(channel: &mut Channel, state: &'static str) -> Notification {
+    // Google: message numbers "increase but are not sequential" (push guide,
+    // https://developers.google.com/workspace/calendar/api/guides/push), so
+    // receivers must not expect +1 steps. The first (`sync`) one is 1.
     let message_number = channel.next_message;
-    channel.next_message += 1;
+    channel.next_message += rand::rng().random_range(1..=3u64);
     Notification {
         channel_id: channel.id.clone(),
         token: channel.token.clone(),

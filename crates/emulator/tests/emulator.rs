@@ -445,12 +445,13 @@ async fn watch_sends_sync_then_numbered_changes_until_stopped() {
         .unwrap();
     let first = next(&mut received).await;
     let second = next(&mut received).await;
-    assert_eq!((first.2.as_str(), first.3.as_str()), ("exists", "2"));
-    assert_eq!(
-        (second.2.as_str(), second.3.as_str()),
-        ("exists", "3"),
-        "numbers increase in order"
+    assert_eq!((first.2.as_str(), second.2.as_str()), ("exists", "exists"));
+    // Google's numbers increase but are not sequential: only the order holds.
+    let (first, second) = (
+        first.3.parse::<u64>().unwrap(),
+        second.3.parse::<u64>().unwrap(),
     );
+    assert!(1 < first && first < second, "{first} then {second}");
 
     let stop = json!({"id": "chan-1", "resourceId": resource_id});
     assert_eq!(
@@ -684,5 +685,508 @@ async fn the_token_endpoint_checks_service_account_signatures() {
             .0,
         401
     );
+    emu.stop().await;
+}
+
+fn reason(body: &Value) -> Option<&str> {
+    body["error"]["errors"][0]["reason"].as_str()
+}
+
+async fn watch_with(http: &Http, emu: &RunningEmulator, id: &str, address: &str) -> (u16, Value) {
+    let watch = json!({"id": id, "type": "web_hook", "address": address});
+    let (status, body, _) = http
+        .call(
+            "POST",
+            &format!("{}/watch", events_url(emu)),
+            Some(watch),
+            &[],
+        )
+        .await
+        .unwrap();
+    (status, body)
+}
+
+async fn stats(http: &Http, emu: &RunningEmulator) -> Value {
+    let (status, body, _) = http
+        .call(
+            "GET",
+            &format!("{}/emulator/stats", emu.base_url),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_events_answer_410_until_a_write_restores_their_status() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    let (hook, mut received, hook_server) = receiver().await;
+    assert_eq!(watch_with(&http, &emu, "restore-1", &hook).await.0, 200);
+    assert_eq!(next(&mut received).await.2, "sync");
+    http.call(
+        "POST",
+        &events_url(&emu),
+        Some(event(Some("restore001"))),
+        &[],
+    )
+    .await
+    .unwrap();
+    let url = format!("{}/restore001", events_url(&emu));
+    assert_eq!(http.call("DELETE", &url, None, &[]).await.unwrap().0, 204);
+    let (_, first, _) = http
+        .call("GET", &events_url(&emu), None, &[])
+        .await
+        .unwrap();
+    let token = first["nextSyncToken"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        assert_eq!(next(&mut received).await.2, "exists");
+    }
+
+    // Without a status that brings it back, a deleted event refuses writes.
+    let (status, body, _) = http
+        .call("PATCH", &url, Some(json!({"summary": "x"})), &[])
+        .await
+        .unwrap();
+    assert_eq!((status, reason(&body)), (410, Some("deleted")), "{body}");
+    let (status, body, _) = http
+        .call("PUT", &url, Some(event(None)), &[])
+        .await
+        .unwrap();
+    assert_eq!((status, reason(&body)), (410, Some("deleted")), "{body}");
+    let mut cancelled_update = event(None);
+    cancelled_update["status"] = json!("cancelled");
+    let (status, _, _) = http
+        .call("PUT", &url, Some(cancelled_update), &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 410, "cancelled is not a restoring status");
+    let (status, got, _) = http.call("GET", &url, None, &[]).await.unwrap();
+    assert_eq!((status, got["status"].as_str()), (200, Some("cancelled")));
+
+    // A patch setting status restores it: merged, re-stamped, notified.
+    let (status, restored, _) = http
+        .call(
+            "PATCH",
+            &url,
+            Some(json!({"status": "confirmed", "summary": "Back"})),
+            &[("If-Match", got["etag"].as_str().unwrap())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(restored["status"], "confirmed");
+    assert_eq!(restored["summary"], "Back");
+    assert_eq!(
+        restored["extendedProperties"]["private"]["entity_id"], "7",
+        "a restoring patch merges like any patch"
+    );
+    assert_ne!(restored["etag"], got["etag"]);
+    assert_ne!(restored["updated"], got["updated"]);
+    assert_eq!(next(&mut received).await.2, "exists");
+    let (_, changes, _) = http
+        .call(
+            "GET",
+            &format!("{}?syncToken={token}", events_url(&emu)),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes["items"][0]["status"], "confirmed", "{changes}");
+    assert_eq!(changes["items"][0]["summary"], "Back");
+
+    // An update with status tentative restores too, replacing the body.
+    assert_eq!(http.call("DELETE", &url, None, &[]).await.unwrap().0, 204);
+    let tentative = json!({"summary": "Again", "status": "tentative", "start": {"date": "2026-05-01"}, "end": {"date": "2026-05-02"}});
+    let (status, replaced, _) = http.call("PUT", &url, Some(tentative), &[]).await.unwrap();
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(
+        (replaced["status"].as_str(), replaced["summary"].as_str()),
+        (Some("tentative"), Some("Again"))
+    );
+    assert!(
+        replaced.get("extendedProperties").is_none(),
+        "update replaces"
+    );
+    hook_server.stop(true).await;
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_check_if_match() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    let (_, created, _) = http
+        .call(
+            "POST",
+            &events_url(&emu),
+            Some(event(Some("delmatch01"))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let url = format!("{}/delmatch01", events_url(&emu));
+    let (status, body, _) = http
+        .call("DELETE", &url, None, &[("If-Match", "\"stale\"")])
+        .await
+        .unwrap();
+    assert_eq!((status, reason(&body)), (412, Some("conditionNotMet")));
+    let (_, got, _) = http.call("GET", &url, None, &[]).await.unwrap();
+    assert_eq!(
+        got["status"], "confirmed",
+        "a refused delete changes nothing"
+    );
+    let etag = created["etag"].as_str().unwrap();
+    assert_eq!(
+        http.call("DELETE", &url, None, &[("If-Match", etag)])
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    let (status, body, _) = http
+        .call("DELETE", &url, None, &[("If-Match", "*")])
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, reason(&body)),
+        (410, Some("deleted")),
+        "already deleted"
+    );
+
+    http.call(
+        "POST",
+        &events_url(&emu),
+        Some(event(Some("delmatch02"))),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        http.call(
+            "DELETE",
+            &format!("{}/delmatch02", events_url(&emu)),
+            None,
+            &[("If-Match", "*")]
+        )
+        .await
+        .unwrap()
+        .0,
+        204,
+        "* matches any etag"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_calendars_answer_not_found_to_every_call() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    let calendar_url = format!("{}/calendar/v3/calendars/{CAL_PATH}", emu.base_url);
+    let (status, calendar, _) = http.call("GET", &calendar_url, None, &[]).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(calendar["kind"], "calendar#calendar");
+    assert_eq!(calendar["id"], CAL);
+    assert_eq!(calendar["summary"], CAL);
+    assert_eq!(calendar["timeZone"], "UTC");
+    assert!(calendar["etag"].is_string());
+    http.call(
+        "POST",
+        &events_url(&emu),
+        Some(event(Some("revoked01"))),
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let access = format!("{}/emulator/calendars/{CAL_PATH}/access", emu.base_url);
+    let (status, _, _) = http
+        .call("POST", &access, Some(json!({"revoked": true})), &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 204);
+    let event_url = format!("{}/revoked01", events_url(&emu));
+    let watch =
+        json!({"id": "revoked-chan", "type": "web_hook", "address": "http://127.0.0.1:9/hook"});
+    let calls: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", events_url(&emu), None),
+        ("POST", events_url(&emu), Some(event(Some("revoked02")))),
+        ("GET", event_url.clone(), None),
+        ("PATCH", event_url.clone(), Some(json!({"summary": "x"}))),
+        ("PUT", event_url.clone(), Some(event(None))),
+        ("DELETE", event_url.clone(), None),
+        ("POST", format!("{}/watch", events_url(&emu)), Some(watch)),
+        ("GET", calendar_url.clone(), None),
+    ];
+    for (method, url, body) in calls {
+        let (status, answer, _) = http.call(method, &url, body, &[]).await.unwrap();
+        assert_eq!(
+            (status, reason(&answer), answer["error"]["message"].as_str()),
+            (404, Some("notFound"), Some("Not Found")),
+            "{method} {url}"
+        );
+    }
+    // Other calendars are unaffected, and nothing was written meanwhile.
+    let other = format!("{}/calendar/v3/calendars/other%40example.com", emu.base_url);
+    assert_eq!(http.call("GET", &other, None, &[]).await.unwrap().0, 200);
+    let ground_truth = emu.emulator.events(CAL);
+    assert_eq!(ground_truth.len(), 1);
+    assert_eq!(ground_truth[0]["status"], "confirmed");
+
+    emu.emulator.set_calendar_revoked(CAL, false);
+    let (status, got, _) = http.call("GET", &event_url, None, &[]).await.unwrap();
+    assert_eq!((status, got["summary"].as_str()), (200, Some("Meeting")));
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_refuses_plain_http_except_to_loopback() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    for (n, address) in [
+        "http://example.com/hook",
+        "http://10.0.0.1/hook",
+        "http://127.0.0.1.example.com/hook",
+        "http://127.0.0.1@example.com/hook",
+        "http://localhost.example.com/hook",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, body) = watch_with(&http, &emu, &format!("plain-{n}"), address).await;
+        assert_eq!(
+            (status, reason(&body)),
+            (400, Some("push.webhookUrlNotHttps")),
+            "{address}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("WebHook callback must be HTTPS"),
+            "{body}"
+        );
+    }
+    for (n, address) in [
+        "http://127.0.0.1:9/hook",
+        "http://127.8.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://LOCALHOST/hook",
+        "http://[::1]:9/hook",
+        "https://example.com/hook",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, body) = watch_with(&http, &emu, &format!("allowed-{n}"), address).await;
+        assert_eq!(status, 200, "{address}: {body}");
+    }
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_then_drop_applies_the_write_and_loses_the_answer() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    let (hook, mut received, hook_server) = receiver().await;
+    assert_eq!(watch_with(&http, &emu, "atd-1", &hook).await.0, 200);
+    assert_eq!(next(&mut received).await.2, "sync");
+    let url = format!("{}/applied01", events_url(&emu));
+
+    emu.emulator
+        .schedule_fault(Some("insert"), 1, Fault::apply_then_drop());
+    assert!(
+        http.call(
+            "POST",
+            &events_url(&emu),
+            Some(event(Some("applied01"))),
+            &[]
+        )
+        .await
+        .is_err(),
+        "the insert's answer was dropped"
+    );
+    assert_eq!(next(&mut received).await.2, "exists", "and it was notified");
+    let (status, got, _) = http.call("GET", &url, None, &[]).await.unwrap();
+    assert_eq!((status, got["status"].as_str()), (200, Some("confirmed")));
+    // The client's retry meets the applied insert.
+    let (status, body, _) = http
+        .call(
+            "POST",
+            &events_url(&emu),
+            Some(event(Some("applied01"))),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, reason(&body)), (409, Some("duplicate")));
+
+    emu.emulator
+        .schedule_fault(Some("patch"), 1, Fault::apply_then_drop());
+    assert!(
+        http.call("PATCH", &url, Some(json!({"summary": "Patched"})), &[])
+            .await
+            .is_err()
+    );
+    assert_eq!(next(&mut received).await.2, "exists");
+    let (_, got, _) = http.call("GET", &url, None, &[]).await.unwrap();
+    assert_eq!(got["summary"], "Patched");
+
+    emu.emulator
+        .schedule_fault(Some("update"), 1, Fault::apply_then_drop());
+    let mut replacement = event(None);
+    replacement["summary"] = json!("Updated");
+    assert!(
+        http.call("PUT", &url, Some(replacement), &[])
+            .await
+            .is_err()
+    );
+    assert_eq!(next(&mut received).await.2, "exists");
+    let (_, got, _) = http.call("GET", &url, None, &[]).await.unwrap();
+    assert_eq!(got["summary"], "Updated");
+
+    // From a random plan, through the admin API.
+    let plan = json!({"probability": 1.0, "random": [{"applyThenDrop": true}]});
+    assert_eq!(
+        http.call(
+            "PUT",
+            &format!("{}/emulator/faults", emu.base_url),
+            Some(plan),
+            &[]
+        )
+        .await
+        .unwrap()
+        .0,
+        204
+    );
+    assert!(http.call("DELETE", &url, None, &[]).await.is_err());
+    assert!(
+        http.call("GET", &url, None, &[]).await.is_err(),
+        "a read is only dropped"
+    );
+    emu.emulator.set_faults(Default::default());
+    assert_eq!(next(&mut received).await.2, "exists");
+    let (_, got, _) = http.call("GET", &url, None, &[]).await.unwrap();
+    assert_eq!(got["status"], "cancelled", "the delete was applied");
+
+    let fired = emu.emulator.faults_fired();
+    assert_eq!(fired.get("applyThenDrop"), Some(&4), "{fired:?}");
+    assert_eq!(fired.get("drop"), Some(&1), "{fired:?}");
+    hook_server.stop(true).await;
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_count_fired_faults_latency_and_invalidations() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    for fault in [
+        Fault::status(503),
+        Fault::status(429),
+        Fault::status(403),
+        Fault::status(403).with_reason("userRateLimitExceeded"),
+        Fault::status(503),
+        Fault::dropped(),
+    ] {
+        emu.emulator.schedule_fault(Some("list"), 1, fault);
+    }
+    for _ in 0..6 {
+        let _ = http.call("GET", &events_url(&emu), None, &[]).await;
+    }
+    // A fault taken by a call that fails authentication never fired.
+    emu.emulator
+        .schedule_fault(Some("get"), 1, Fault::status(500));
+    let (status, _, _) = Http::new(None)
+        .call(
+            "GET",
+            &format!("{}/abcde12345", events_url(&emu)),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+
+    let plan = json!({"latencyMs": 5});
+    http.call(
+        "PUT",
+        &format!("{}/emulator/faults", emu.base_url),
+        Some(plan),
+        &[],
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            http.call("GET", &events_url(&emu), None, &[])
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+    }
+    emu.emulator.set_faults(Default::default());
+    http.call(
+        "POST",
+        &format!("{}/emulator/sync-tokens/invalidate", emu.base_url),
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
+    emu.emulator.invalidate_sync_tokens();
+
+    let stats = stats(&http, &emu).await;
+    assert_eq!(
+        stats["faultsFired"],
+        json!({
+            "503:backendError": 2,
+            "429:rateLimitExceeded": 1,
+            "403:rateLimitExceeded": 1,
+            "403:userRateLimitExceeded": 1,
+            "drop": 1,
+        }),
+        "{stats}"
+    );
+    assert_eq!(stats["latencyApplied"], 2);
+    assert_eq!(stats["syncTokenInvalidations"], 2);
+    let in_process = emu.emulator.faults_fired();
+    assert_eq!(
+        serde_json::to_value(&in_process).unwrap(),
+        stats["faultsFired"]
+    );
+    assert_eq!(emu.emulator.latency_applied(), 2);
+    assert_eq!(emu.emulator.sync_token_invalidations(), 2);
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn message_numbers_increase_by_uneven_steps() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    let (hook, mut received, hook_server) = receiver().await;
+    assert_eq!(watch_with(&http, &emu, "numbers-1", &hook).await.0, 200);
+    let sync = next(&mut received).await;
+    assert_eq!((sync.2.as_str(), sync.3.as_str()), ("sync", "1"));
+    for _ in 0..30 {
+        http.call("POST", &events_url(&emu), Some(event(None)), &[])
+            .await
+            .unwrap();
+    }
+    let mut previous = 1;
+    let mut steps = Vec::new();
+    for _ in 0..30 {
+        let number = next(&mut received).await.3.parse::<u64>().unwrap();
+        steps.push(number - previous);
+        previous = number;
+    }
+    assert!(steps.iter().all(|s| (1..=3).contains(s)), "{steps:?}");
+    // 30 steps all of 1 would happen once in 3^30 runs.
+    assert!(steps.iter().any(|s| *s > 1), "{steps:?}");
+    hook_server.stop(true).await;
     emu.stop().await;
 }

@@ -17,6 +17,7 @@ pub enum Op {
     Delete,
     Watch,
     Stop,
+    CalendarGet,
 }
 
 impl Op {
@@ -29,6 +30,7 @@ impl Op {
             Self::Delete => "delete",
             Self::Watch => "watch",
             Self::Stop => "stop",
+            Self::CalendarGet => "calendar_get",
         }
     }
 
@@ -113,7 +115,8 @@ pub fn kind_for(op: Op, status: u16, reason: Option<&str>) -> ProviderErrorKind 
         (409, _) => K::Duplicate,
         (412, _) => K::PreconditionFailed,
         (410, _) if op == Op::List => K::SyncTokenExpired,
-        (410, _) => K::NotFound,
+        // 410 `deleted` on an event: Google deleted it (it is kept as cancelled).
+        (410, _) => K::Gone,
         // The calendar itself is gone or no longer shared with us.
         (404, _) if matches!(op, Op::List | Op::Watch) => K::ReconnectRequired,
         (404, _) => K::NotFound,
@@ -206,9 +209,10 @@ mod tests {
         );
         assert_eq!(
             kind_for(Op::Delete, 410, Some("deleted")),
-            K::NotFound,
-            "already deleted is done"
+            K::Gone,
+            "deleted at Google"
         );
+        assert_eq!(kind_for(Op::Patch, 410, Some("deleted")), K::Gone);
         assert_eq!(kind_for(Op::Insert, 409, Some("duplicate")), K::Duplicate);
         assert_eq!(
             kind_for(Op::Patch, 412, Some("conditionNotMet")),

@@ -18,12 +18,12 @@ use async_trait::async_trait;
 use calsync_domain::channel::{WatchGrant, WatchRequest};
 use calsync_domain::event::Event;
 use calsync_domain::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
-use calsync_domain::ports::CalendarProvider;
+use calsync_domain::ports::{CalendarProvider, PatchCall};
 use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
 use calsync_resilience::{RateLimitConfig, RateLimiter, RetryPolicy};
 use google_calendar3::api::{self, Scope};
-use google_calendar3::{CalendarHub, common, hyper_rustls, hyper_util};
+use google_calendar3::{CalendarHub, common, hyper, hyper_rustls, hyper_util};
 
 pub use classify::{Op, kind_for};
 pub use mapping::{ENTITY_ID_KEY, ENTITY_TYPE_KEY};
@@ -186,6 +186,8 @@ fn segment(value: &str) -> String {
 /// The Google Calendar adapter.
 pub struct GoogleCalendar {
     hub: CalendarHub<Connector>,
+    /// The Calendar API root, ending in `/` (for requests made by hand).
+    base_url: String,
     /// Set after a 401 so the next token request bypasses the cache.
     force_refresh: Arc<AtomicBool>,
     limiter: RateLimiter,
@@ -257,9 +259,10 @@ impl GoogleCalendar {
                 )
             }
         };
-        hub.base_url(base);
+        hub.base_url(base.clone());
         Ok(Self {
             hub,
+            base_url: base,
             force_refresh,
             limiter: RateLimiter::new(config.rate_limits)?,
             retry: config.retry,
@@ -327,6 +330,101 @@ impl GoogleCalendar {
             );
         }
         result.map_err(|Failure(error, _)| error)
+    }
+
+    /// `{base}calendars/{calendar}/events/{event}` with `sendUpdates` for writes.
+    fn event_url(&self, calendar_id: &CalendarId, id: &EventId, write: bool) -> String {
+        let mut url = format!(
+            "{}calendars/{}/events/{}",
+            self.base_url,
+            segment(calendar_id.as_str()),
+            segment(id.as_str())
+        );
+        if write {
+            url.push_str("?sendUpdates=");
+            url.push_str(self.send_updates.as_str());
+        }
+        url
+    }
+
+    /// One request with an optional `If-Match`, made with the hub's HTTP
+    /// client and token source; answers the body of a 2xx. Failures are
+    /// classified from the status and Google's error reason, as `settle` does.
+    async fn conditional(
+        &self,
+        op: Op,
+        method: hyper::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        if_match: Option<&Etag>,
+    ) -> Result<Vec<u8>, Failure> {
+        use hyper::header;
+        let failed = |kind, message: String| Failure::new(DomainError::provider(kind, message));
+        let scopes = [Scope::Full.as_ref()];
+        let token = self.hub.auth.get_token(&scopes).await.map_err(|error| {
+            let capture = Capture::default();
+            classify(op, common::Error::MissingToken(error), &capture)
+        })?;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::USER_AGENT, "calsync");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(etag) = if_match {
+            request = request.header(header::IF_MATCH, etag.as_str());
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(common::to_body(body)).map_err(|error| {
+            failed(
+                ProviderErrorKind::Permanent,
+                format!("{}: {error}", op.name()),
+            )
+        })?;
+        let exchange = async {
+            let response = self.hub.client.request(request).await.map_err(|error| {
+                failed(
+                    ProviderErrorKind::Transient,
+                    format!("{}: connection failed: {error}", op.name()),
+                )
+            })?;
+            let (parts, body) = response.into_parts();
+            let bytes = common::to_bytes(body).await.ok_or_else(|| {
+                failed(
+                    ProviderErrorKind::Transient,
+                    format!("{}: the connection closed mid-answer", op.name()),
+                )
+            })?;
+            Ok::<_, Failure>((parts, bytes))
+        };
+        let (parts, bytes) = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => {
+                return Err(failed(
+                    ProviderErrorKind::Transient,
+                    format!("{}: no answer within {:?}", op.name(), self.timeout),
+                ));
+            }
+            Ok(result) => result?,
+        };
+        if parts.status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let capture = Capture {
+            status: Some(parts.status.as_u16()),
+            retry_after: parts
+                .headers
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| calsync_resilience::parse_retry_after(value, chrono::Utc::now())),
+        };
+        let error = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(json) => common::Error::BadRequest(json),
+            Err(_) => common::Error::Failure(common::to_response(parts, Some(bytes))),
+        };
+        Err(classify(op, error, &capture))
     }
 
     /// Awaits one request under the timeout and classifies its failure.
@@ -485,42 +583,31 @@ impl CalendarProvider for GoogleCalendar {
         .await
     }
 
-    /// The generated client cannot send `If-Match`, so a conditional patch
-    /// reads the event first and refuses if its etag moved on. A change
-    /// landing between that read and the patch is not caught.
-    async fn patch_event(
-        &self,
-        event: &Event,
-        if_match: Option<&Etag>,
-    ) -> Result<RemoteEvent, DomainError> {
-        if let Some(expected) = if_match {
-            let current = self
-                .get_event(&event.calendar_id, &event.google_event_id)
+    /// A patch of the changed fields, conditional on `If-Match` when an
+    /// etag is given: sent with the hub's own client and authenticator,
+    /// since the generated builders cannot set request headers.
+    async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent, DomainError> {
+        let url = self.event_url(&call.calendar_id, &call.event_id, true);
+        let body = serde_json::to_vec(&mapping::patch_body(&call.changes)).map_err(|error| {
+            DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))
+        })?;
+        self.run(Op::Patch, call.calendar_id.as_str(), || async {
+            let answer = self
+                .conditional(
+                    Op::Patch,
+                    hyper::Method::PATCH,
+                    &url,
+                    Some(body.clone()),
+                    call.if_match.as_ref(),
+                )
                 .await?;
-            if current.etag.as_ref() != Some(expected) {
-                return Err(DomainError::provider(
-                    ProviderErrorKind::PreconditionFailed,
-                    "patch: the event changed in Google since the given etag",
-                ));
-            }
-        }
-        let (calendar, id) = (
-            segment(event.calendar_id.as_str()),
-            segment(event.google_event_id.as_str()),
-        );
-        let body = mapping::to_google(event, true);
-        self.run(Op::Patch, event.calendar_id.as_str(), || async {
-            let capture = std::sync::Mutex::new(Capture::default());
-            let mut delegate = Lent(&capture);
-            let call = self
-                .hub
-                .events()
-                .patch(body.clone(), &calendar, &id)
-                .send_updates(self.send_updates.as_str())
-                .add_scope(Scope::Full)
-                .delegate(&mut delegate);
-            let (_, patched) = self.settle(Op::Patch, call.doit(), &capture).await?;
-            remote(patched)
+            let event: api::Event = serde_json::from_slice(&answer).map_err(|error| {
+                Failure::new(DomainError::provider(
+                    ProviderErrorKind::Permanent,
+                    format!("patch: unreadable response: {error}"),
+                ))
+            })?;
+            remote(event)
         })
         .await
     }
@@ -529,23 +616,39 @@ impl CalendarProvider for GoogleCalendar {
         &self,
         calendar_id: &CalendarId,
         id: &EventId,
+        if_match: Option<&Etag>,
     ) -> Result<(), DomainError> {
-        let (calendar, event) = (segment(calendar_id.as_str()), segment(id.as_str()));
+        let url = self.event_url(calendar_id, id, true);
         self.run(Op::Delete, calendar_id.as_str(), || async {
-            let capture = std::sync::Mutex::new(Capture::default());
-            let mut delegate = Lent(&capture);
-            let call = self
-                .hub
-                .events()
-                .delete(&calendar, &event)
-                .send_updates(self.send_updates.as_str())
-                .add_scope(Scope::Full)
-                .delegate(&mut delegate);
-            self.settle(Op::Delete, call.doit(), &capture)
+            self.conditional(Op::Delete, hyper::Method::DELETE, &url, None, if_match)
                 .await
                 .map(|_| ())
         })
         .await
+    }
+
+    async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool, DomainError> {
+        let calendar = segment(calendar_id.as_str());
+        let result = self
+            .run(Op::CalendarGet, calendar_id.as_str(), || async {
+                let capture = std::sync::Mutex::new(Capture::default());
+                let mut delegate = Lent(&capture);
+                let call = self
+                    .hub
+                    .calendars()
+                    .get(&calendar)
+                    .add_scope(Scope::Full)
+                    .delegate(&mut delegate);
+                self.settle(Op::CalendarGet, call.doit(), &capture)
+                    .await
+                    .map(|_| ())
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(true),
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     async fn watch(

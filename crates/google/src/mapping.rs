@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use calsync_domain::event::{Attendee, Event, EventStatus, EventTime, Organizer, TimeZoneName};
+use calsync_domain::event::{
+    Attendee, Event, EventChanges, EventStatus, EventTime, Organizer, TimeZoneName,
+};
 use calsync_domain::ids::{EntityRef, Etag, EventId};
 use calsync_domain::sync::RemoteEvent;
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
@@ -84,6 +86,42 @@ pub fn to_google(event: &Event, for_patch: bool) -> api::Event {
             private: Some(private),
             shared: None,
         }),
+        ..api::Event::default()
+    }
+}
+
+fn to_google_attendees(attendees: &[Attendee]) -> Vec<api::EventAttendee> {
+    attendees
+        .iter()
+        .map(|a| api::EventAttendee {
+            email: Some(a.email.clone()),
+            display_name: a.display_name.clone(),
+            optional: a.optional.then_some(true),
+            response_status: a
+                .response_status
+                .clone()
+                .or_else(|| Some("needsAction".into())),
+            ..api::EventAttendee::default()
+        })
+        .collect()
+}
+
+/// The body for `events.patch`: only the changed fields, so a field the
+/// caller did not touch (attendees' RSVPs, a status set in Google) is left
+/// as Google has it. Cleared text fields go as empty strings: the client
+/// drops `None`s, and Google's patch leaves absent fields unchanged.
+pub fn patch_body(changes: &EventChanges) -> api::Event {
+    let text = |value: &Option<Option<String>>| {
+        value.as_ref().map(|text| text.clone().unwrap_or_default())
+    };
+    api::Event {
+        summary: text(&changes.summary),
+        description: text(&changes.description),
+        location: text(&changes.location),
+        start: changes.start.as_ref().map(to_google_time),
+        end: changes.end.as_ref().map(to_google_time),
+        status: changes.status.map(|s| s.as_str().to_owned()),
+        attendees: changes.attendees.as_deref().map(to_google_attendees),
         ..api::Event::default()
     }
 }

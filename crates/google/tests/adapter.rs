@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use calsync_domain::ProviderErrorKind as Kind;
 use calsync_domain::channel::WatchRequest;
-use calsync_domain::event::{EventStatus, EventTime, NewEvent, NewEventFields};
+use calsync_domain::event::{EventChanges, EventStatus, EventTime, NewEvent, NewEventFields};
 use calsync_domain::ids::{CalendarId, ChannelId, EntityRef, Etag};
-use calsync_domain::ports::CalendarProvider;
+use calsync_domain::ports::{CalendarProvider, PatchCall};
 use calsync_domain::services::{SyncMode, SyncService};
 use calsync_domain::sync::ListRequest;
 use calsync_domain::testing::{ManualClock, MemoryStore};
@@ -243,34 +243,78 @@ async fn inserts_use_the_client_id_and_a_retry_is_a_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn patches_honour_etags_and_deletes_are_idempotent() {
+async fn patches_and_deletes_send_a_real_if_match_and_only_the_changed_fields() {
     let setup = setup().await;
     let google = adapter(&setup, fast_retries(3)).await;
-    let mut event = new_event();
+    let event = new_event();
     let created = google.insert_event(&event).await.unwrap();
-    event.summary = Some("Renamed".into());
-    event.location = None;
+    let call = |if_match: Option<Etag>| PatchCall {
+        calendar_id: cal(),
+        event_id: event.google_event_id.clone(),
+        changes: EventChanges {
+            summary: Some(Some("Renamed".into())),
+            location: Some(None),
+            ..EventChanges::default()
+        },
+        if_match,
+    };
     let stale = Etag::new("\"0\"").unwrap();
     assert_eq!(
-        kind(google.patch_event(&event, Some(&stale)).await),
+        kind(google.patch_event(&call(Some(stale.clone()))).await),
         Kind::PreconditionFailed
     );
     let patched = google
-        .patch_event(&event, created.etag.as_ref())
+        .patch_event(&call(created.etag.clone()))
         .await
         .unwrap();
     assert_eq!(patched.summary.as_deref(), Some("Renamed"));
+    assert_eq!(patched.location.as_deref(), Some(""), "cleared");
+    assert_eq!(patched.status, EventStatus::Confirmed);
     assert_ne!(patched.etag, created.etag);
+    // The condition travels as a header: no read before the write.
+    assert_eq!(setup.emulator.emulator.calls("get"), 0);
+    assert_eq!(
+        kind(
+            google
+                .delete_event(&cal(), &event.google_event_id, Some(&stale))
+                .await
+        ),
+        Kind::PreconditionFailed
+    );
     google
-        .delete_event(&cal(), &event.google_event_id)
+        .delete_event(&cal(), &event.google_event_id, patched.etag.as_ref())
         .await
         .unwrap();
     assert_eq!(
-        kind(google.delete_event(&cal(), &event.google_event_id).await),
-        Kind::NotFound,
+        kind(
+            google
+                .delete_event(&cal(), &event.google_event_id, None)
+                .await
+        ),
+        Kind::Gone,
         "410 deleted"
     );
-    assert_eq!(kind(google.patch_event(&event, None).await), Kind::NotFound);
+    // A patch without status does not undelete (Google restores an event
+    // only when a write sets its status).
+    assert_eq!(kind(google.patch_event(&call(None)).await), Kind::Gone);
+    let at_google = google
+        .get_event(&cal(), &event.google_event_id)
+        .await
+        .unwrap();
+    assert_eq!(at_google.status, EventStatus::Cancelled);
+    setup.emulator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_calendar_is_not_accessible() {
+    let setup = setup().await;
+    let google = adapter(&setup, fast_retries(3)).await;
+    assert!(google.calendar_accessible(&cal()).await.unwrap());
+    setup
+        .emulator
+        .emulator
+        .set_calendar_revoked(cal().as_str(), true);
+    assert!(!google.calendar_accessible(&cal()).await.unwrap());
     setup.emulator.stop().await;
 }
 
@@ -544,7 +588,7 @@ async fn a_duplicate_insert_counts_as_pushed_only_when_the_event_is_ours() {
     foreign.entity = Some(EntityRef::new("ticket", "9").unwrap());
     google.insert_event(&foreign).await.unwrap();
     google
-        .delete_event(&cal(), &theirs.google_event_id)
+        .delete_event(&cal(), &theirs.google_event_id, None)
         .await
         .unwrap();
 

@@ -27,6 +27,11 @@ pub enum HttpError {
         conflict: bool,
         event: Box<crate::events::EventResource>,
     },
+    /// With `?wait=true`: the write found the event deleted at Google; it is
+    /// cancelled here too.
+    DeletedAtGoogle {
+        event: Box<crate::events::EventResource>,
+    },
     /// Readiness failed: the database is unreachable or behind.
     NotReady(String),
 }
@@ -64,6 +69,9 @@ impl std::fmt::Display for HttpError {
             Self::TooManyRequests => f.write_str("too many requests"),
             Self::InvalidBody { field, message } => write!(f, "invalid {field}: {message}"),
             Self::PushFailed { reason, .. } => write!(f, "Google refused the change: {reason}"),
+            Self::DeletedAtGoogle { .. } => f.write_str(
+                "the event was deleted in Google: the change was not applied and the event is cancelled here too",
+            ),
             Self::NotReady(_) => f.write_str("not ready"),
         }
     }
@@ -82,6 +90,7 @@ impl HttpError {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
             Self::PushFailed { .. } => (StatusCode::BAD_GATEWAY, "google_refused"),
+            Self::DeletedAtGoogle { .. } => (StatusCode::CONFLICT, "deleted_at_google"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
@@ -90,6 +99,7 @@ impl HttpError {
                 DomainError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
                 DomainError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
                 DomainError::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate"),
+                DomainError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
                 DomainError::PreconditionFailed { .. } => {
                     (StatusCode::PRECONDITION_FAILED, "precondition_failed")
                 }
@@ -102,7 +112,7 @@ impl HttpError {
                     K::Transient | K::RateLimited => {
                         (StatusCode::SERVICE_UNAVAILABLE, "google_unavailable")
                     }
-                    K::NotFound => (StatusCode::NOT_FOUND, "not_found_in_google"),
+                    K::NotFound | K::Gone => (StatusCode::NOT_FOUND, "not_found_in_google"),
                     K::PreconditionFailed => {
                         (StatusCode::PRECONDITION_FAILED, "precondition_failed")
                     }
@@ -143,7 +153,9 @@ impl ResponseError for HttpError {
                 body["error"]["field"] = json!(field)
             }
             Self::InvalidBody { field, .. } => body["error"]["field"] = json!(field),
-            Self::PushFailed { event, .. } => body["event"] = json!(event),
+            Self::PushFailed { event, .. } | Self::DeletedAtGoogle { event } => {
+                body["event"] = json!(event)
+            }
             Self::Domain(
                 DomainError::MissingHeader { header } | DomainError::InvalidHeader { header, .. },
             ) => {

@@ -349,6 +349,10 @@ pub struct WaitQuery {
 
 /// The last push error recorded for the event, if any.
 async fn push_error(state: &AppState, event: &Event) -> Result<Option<String>, HttpError> {
+    // Why the last write did not apply: deleted at Google, or a conflict.
+    if let Some(note) = &event.push_note {
+        return Ok(Some(note.clone()));
+    }
     if event.push_state == PushState::Synced {
         return Ok(None);
     }
@@ -379,6 +383,20 @@ async fn answer_write(
             .await?
             .ok_or(DomainError::NotFound { what: "event" })?;
         match current.push_state {
+            PushState::Synced if current.push_note.is_some() => {
+                let note = current.push_note.clone();
+                return Err(HttpError::DeletedAtGoogle {
+                    event: Box::new(EventResource::new(&current, note)),
+                });
+            }
+            PushState::Conflict => {
+                let reason = current.push_note.clone().unwrap_or_default();
+                return Err(HttpError::PushFailed {
+                    conflict: true,
+                    event: Box::new(EventResource::new(&current, Some(reason.clone()))),
+                    reason,
+                });
+            }
             PushState::Synced => {
                 return Ok(HttpResponse::build(done).json(EventResource::new(&current, None)));
             }

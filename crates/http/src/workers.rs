@@ -15,6 +15,17 @@ use slog::{info, warn};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// tokio's timer, for the domain's lease heartbeats.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+#[async_trait::async_trait]
+impl calsync_domain::ports::Timer for TokioTimer {
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
 /// Flips to `true` once: time to stop.
 pub type Shutdown = watch::Receiver<bool>;
 
@@ -125,6 +136,8 @@ pub fn spawn_outbox_worker(
                         ("pushed", report.pushed),
                         ("retrying", report.retrying),
                         ("dead_lettered", report.dead_lettered),
+                        ("deleted_at_google", report.gone),
+                        ("conflict", report.conflicts),
                     ] {
                         metrics.add(
                             "calsync_outbox_pushes_total",
@@ -132,16 +145,17 @@ pub fn spawn_outbox_worker(
                             u64::from(n),
                         );
                     }
-                    if report.retrying + report.dead_lettered > 0 {
-                        warn!(logger, "outbox pushes failed";
+                    if report.retrying + report.dead_lettered + report.conflicts + report.gone > 0 {
+                        warn!(logger, "outbox pushes not applied as written";
                             "action" => "outbox_push", "status" => "failed", "pushed" => report.pushed,
-                            "retrying" => report.retrying, "dead_lettered" => report.dead_lettered);
+                            "retrying" => report.retrying, "dead_lettered" => report.dead_lettered,
+                            "deleted_at_google" => report.gone, "conflicts" => report.conflicts);
                     } else if report.pushed > 0 {
                         info!(logger, "outbox pushed";
                             "action" => "outbox_push", "status" => "success", "pushed" => report.pushed);
                     }
                     // A full batch means more may be waiting.
-                    if report.pushed + report.retrying + report.dead_lettered >= OUTBOX_BATCH {
+                    if report.total() >= OUTBOX_BATCH {
                         continue;
                     }
                 }

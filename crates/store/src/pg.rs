@@ -59,6 +59,9 @@ macro_rules! event_upsert_set {
             ev::push_state.eq(excluded(ev::push_state)),
             ev::sync_run_id.eq(excluded(ev::sync_run_id)),
             ev::updated_at.eq(excluded(ev::updated_at)),
+            ev::push_note.eq(excluded(ev::push_note)),
+            ev::push_conflict.eq(excluded(ev::push_conflict)),
+            ev::pushed_at.eq(excluded(ev::pushed_at)),
         )
     };
 }
@@ -97,11 +100,14 @@ macro_rules! event_values {
             ev::sync_run_id.eq(&$row.sync_run_id),
             ev::created_at.eq($row.created_at),
             ev::updated_at.eq($row.updated_at),
+            ev::push_note.eq(&$row.push_note),
+            ev::push_conflict.eq($row.push_conflict),
+            ev::pushed_at.eq($row.pushed_at),
         )
     };
 }
 
-/// Rows per multi-row upsert: 28 parameters each stays under Postgres's
+/// Rows per multi-row upsert: 31 parameters each stays under Postgres's
 /// 65535 bind parameters.
 const INSERT_CHUNK: usize = 2000;
 

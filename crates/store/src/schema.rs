@@ -34,6 +34,9 @@ diesel::table! {
         sync_run_id -> Nullable<Text>,
         created_at -> Ts,
         updated_at -> Ts,
+        push_note -> Nullable<Text>,
+        push_conflict -> Bool,
+        pushed_at -> Nullable<Ts>,
     }
 }
 
@@ -95,6 +98,7 @@ diesel::table! {
         lease_until -> Nullable<Ts>,
         created_at -> Ts,
         updated_at -> Ts,
+        payload -> Nullable<Text>,
     }
 }
 

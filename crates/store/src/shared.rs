@@ -15,7 +15,7 @@ use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
 use calsync_domain::outbox::{
-    IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState,
+    IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState, PatchIntent,
 };
 use calsync_domain::ports::{
     ChannelStore, DriveNotificationStore, EventQuery, EventStore, HealthStore, JobTickStore,
@@ -154,6 +154,9 @@ struct EventRow {
     sync_run_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    push_note: Option<String>,
+    push_conflict: bool,
+    pushed_at: Option<DateTime<Utc>>,
 }
 
 fn time_columns(time: &EventTime) -> (DateTime<Utc>, Option<NaiveDate>, Option<String>) {
@@ -212,10 +215,19 @@ impl EventRow {
             html_link: event.html_link.clone(),
             entity_type: event.entity.as_ref().map(|e| e.entity_type().to_owned()),
             entity_id: event.entity.as_ref().map(|e| e.entity_id().to_owned()),
-            push_state: event.push_state.as_str().to_owned(),
+            // A conflict is stored as `synced` + the flag (see migration 5).
+            push_state: match event.push_state {
+                PushState::Conflict => PushState::Synced,
+                other => other,
+            }
+            .as_str()
+            .to_owned(),
             sync_run_id,
             created_at: micros(event.created_at),
             updated_at: micros(event.updated_at),
+            push_note: event.push_note.clone(),
+            push_conflict: event.push_state == PushState::Conflict,
+            pushed_at: event.pushed_at.map(micros),
         }
     }
 
@@ -254,7 +266,12 @@ impl EventRow {
             google_updated: self.google_updated,
             html_link: self.html_link,
             entity,
-            push_state: PushState::parse(&self.push_state)?,
+            push_state: match PushState::parse(&self.push_state)? {
+                PushState::Synced if self.push_conflict => PushState::Conflict,
+                other => other,
+            },
+            push_note: self.push_note,
+            pushed_at: self.pushed_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -360,6 +377,7 @@ struct OutboxRow {
     next_attempt_at: DateTime<Utc>,
     last_error: Option<String>,
     created_at: DateTime<Utc>,
+    payload: Option<String>,
 }
 
 #[derive(diesel::Insertable)]
@@ -375,16 +393,22 @@ struct NewOutboxRow {
     next_attempt_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    payload: Option<String>,
 }
 
 impl OutboxRow {
     fn into_entry(self) -> DomainResult<OutboxEntry> {
+        let intent = self
+            .payload
+            .map(|json| serde_json::from_str::<PatchIntent>(&json))
+            .transpose()
+            .map_err(|e| corrupt("outbox payload", e))?;
         Ok(OutboxEntry {
             id: self.id,
             event_id: LocalEventId::parse(&self.event_id)?,
             calendar_id: CalendarId::new(self.calendar_id)?,
             google_event_id: EventId::new(self.google_event_id)?,
-            op: OutboxOp::from_parts(&self.op, self.if_match.map(Etag::new).transpose()?)?,
+            op: OutboxOp::from_parts(&self.op, self.if_match.map(Etag::new).transpose()?, intent)?,
             state: OutboxState::parse(&self.state)?,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             next_attempt_at: self.next_attempt_at,
@@ -407,6 +431,7 @@ async fn enqueue(conn: &mut Conn, event: &Event, op: &OutboxOp) -> DomainResult<
         next_attempt_at: now,
         created_at: now,
         updated_at: now,
+        payload: op.intent().map(to_json),
     };
     diesel::insert_into(ob::table)
         .values(&row)
@@ -668,9 +693,11 @@ impl EventStore for DieselStore {
 
     async fn apply_sync_page(&self, page: &SyncPage) -> DomainResult<PageOutcome> {
         let calendar = page.calendar_id.as_str();
-        let run_id = match &page.run {
-            SyncRun::Full { run_id } => Some(run_id.clone()),
-            SyncRun::Incremental => None,
+        let (run_id, run_started) = match &page.run {
+            SyncRun::Full { run_id, started_at } => {
+                (Some(run_id.clone()), Some(micros(*started_at)))
+            }
+            SyncRun::Incremental => (None, None),
         };
         let ids: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
         write_tx!(self, |conn| {
@@ -741,11 +768,16 @@ impl EventStore for DieselStore {
             }
             if let Some(completion) = &page.completion {
                 let now = micros(page.now);
-                if let Some(run_id) = &run_id {
+                if let (Some(run_id), Some(started)) = (&run_id, run_started) {
+                    // Every row the run did not see, except writes still
+                    // pending and rows created or pushed after the run began
+                    // (its listing may have passed them before Google had them).
                     let swept = diesel::update(ev::table)
                         .filter(ev::calendar_id.eq(calendar))
                         .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
-                        .filter(ev::push_state.eq(PushState::Synced.as_str()))
+                        .filter(ev::push_state.ne(PushState::Pending.as_str()))
+                        .filter(ev::created_at.le(started))
+                        .filter(ev::pushed_at.is_null().or(ev::pushed_at.le(started)))
                         .filter(ev::sync_run_id.is_null().or(ev::sync_run_id.ne(run_id)))
                         .set((
                             ev::status.eq(EventStatus::Cancelled.as_str()),
@@ -1235,6 +1267,9 @@ impl OutboxStore for DieselStore {
             if let Some(link) = &receipt.html_link {
                 row.html_link = Some(link.clone());
             }
+            row.pushed_at = Some(micros(receipt.pushed_at));
+            row.push_note = None;
+            row.push_conflict = false;
             if more_pending == 0 {
                 row.push_state = PushState::Synced.as_str().to_owned();
             }
@@ -1292,6 +1327,70 @@ impl OutboxStore for DieselStore {
                 .await
                 .map_err(db)?;
             Ok(())
+        })
+    }
+
+    async fn settle_outbox(
+        &self,
+        entry: &OutboxEntry,
+        event: &Event,
+        note: &str,
+    ) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            let now = micros(Utc::now());
+            let no_owner: Option<&str> = None;
+            diesel::update(ob::table.find(entry.id))
+                .set((
+                    ob::state.eq(OutboxState::Done.as_str()),
+                    ob::attempts.eq(ob::attempts + 1),
+                    ob::last_error.eq(note),
+                    ob::lease_owner.eq(no_owner),
+                    ob::lease_until.eq(None::<DateTime<Utc>>),
+                    ob::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            let more_pending: i64 = ob::table
+                .filter(ob::event_id.eq(entry.event_id.to_string()))
+                .filter(ob::state.eq(OutboxState::Pending.as_str()))
+                .count()
+                .get_result(conn)
+                .await
+                .map_err(db)?;
+            let mut row = EventRow::new(event, None);
+            if more_pending > 0 {
+                row.push_state = PushState::Pending.as_str().to_owned();
+                row.push_conflict = false;
+            }
+            diesel::update(ev::table.find(&row.id))
+                .set(&row)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn extend_outbox_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> DomainResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        write_tx!(self, |conn| {
+            let held = diesel::update(ob::table)
+                .filter(ob::id.eq_any(ids))
+                .filter(ob::state.eq(OutboxState::Pending.as_str()))
+                .filter(ob::lease_owner.eq(owner))
+                .set(ob::lease_until.eq(micros(until)))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(held as u64)
         })
     }
 
@@ -1572,6 +1671,12 @@ impl HealthStore for DieselStore {
             .get_result(conn)
             .await
             .map_err(db)?;
+        let push_conflicts: i64 = ev::table
+            .filter(ev::push_conflict.eq(true))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(db)?;
         Ok(HealthStats {
             active_channels: count(active_channels),
             channels_expiring_soon: count(expiring),
@@ -1595,6 +1700,7 @@ impl HealthStore for DieselStore {
             oldest_pending_outbox_at: oldest_pending,
             outbox_dead_letters: count(dead_letters),
             events_push_failed: count(push_failed),
+            events_push_conflicts: count(push_conflicts),
         })
     }
 }

@@ -55,12 +55,12 @@ include!("shared.rs");
 
 pub(crate) type SqliteStore = DieselStore;
 
-/// Rows per multi-row upsert: 28 parameters each stays under SQLite's
+/// Rows per multi-row upsert: 31 parameters each stays under SQLite's
 /// 32766 bind parameters.
 const UPSERT_CHUNK: usize = 500;
 
-const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at";
-const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at";
+const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at, push_note, push_conflict, pushed_at";
+const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at, push_note = excluded.push_note, push_conflict = excluded.push_conflict, pushed_at = excluded.pushed_at";
 
 /// Inserts or fully replaces mirror rows. Diesel's query builder cannot
 /// batch upserts on SQLite (nor cache them), so this sends one multi-row
@@ -70,7 +70,7 @@ async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
     let rows = rows.to_vec();
     conn.spawn_blocking(move |inner| {
         for chunk in rows.chunks(UPSERT_CHUNK) {
-            let row_placeholders = format!("({})", vec!["?"; 28].join(", "));
+            let row_placeholders = format!("({})", vec!["?"; 31].join(", "));
             let placeholders = vec![row_placeholders; chunk.len()].join(", ");
             let sql = format!("INSERT INTO calendar_events ({EVENT_COLUMNS}) VALUES {placeholders}{EVENT_UPSERT_TAIL}");
             let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
@@ -103,7 +103,10 @@ async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
                     .bind::<Text, _>(row.push_state.clone())
                     .bind::<Nullable<Text>, _>(row.sync_run_id.clone())
                     .bind::<Ts, _>(row.created_at)
-                    .bind::<Ts, _>(row.updated_at);
+                    .bind::<Ts, _>(row.updated_at)
+                    .bind::<Nullable<Text>, _>(row.push_note.clone())
+                    .bind::<diesel::sql_types::Bool, _>(row.push_conflict)
+                    .bind::<Nullable<Ts>, _>(row.pushed_at);
             }
             diesel::RunQueryDsl::execute(query, inner)?;
         }

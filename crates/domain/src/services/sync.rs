@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, ProviderErrorKind, Result};
 use crate::ids::CalendarId;
-use crate::ports::{CalendarProvider, Clock, EventStore, SyncStateStore};
+use crate::ports::{CalendarProvider, Clock, EventStore, SyncStateStore, Timer};
 use crate::sync::{
     ListRequest, PageOutcome, SyncCompletion, SyncLease, SyncOutcome, SyncPage, SyncRun,
 };
@@ -46,6 +46,7 @@ pub struct SyncService {
     page_size: u32,
     retention: Option<Duration>,
     lease_ttl: Duration,
+    timer: Option<Arc<dyn Timer>>,
     progress: Option<ProgressFn>,
 }
 
@@ -63,7 +64,8 @@ impl SyncService {
             clock,
             page_size: MAX_PAGE_SIZE,
             retention: None,
-            lease_ttl: Duration::from_secs(120),
+            lease_ttl: Duration::from_secs(15),
+            timer: None,
             progress: None,
         }
     }
@@ -90,6 +92,13 @@ impl SyncService {
     /// How long a sync lease lasts; it is extended after every page.
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
+        self
+    }
+
+    /// Renews the lease every third of its lifetime while a sync runs, so
+    /// a short lease (quick takeover after a crash) survives a slow page.
+    pub fn with_heartbeat(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.timer = Some(timer);
         self
     }
 
@@ -136,9 +145,13 @@ impl SyncService {
         } else {
             mode
         };
-        let result = self
-            .sync_calendar(&lease.calendar_id, mode, Some(lease))
-            .await;
+        let result = crate::heartbeat::run(
+            self.timer.as_ref(),
+            crate::heartbeat::interval(self.lease_ttl),
+            self.sync_calendar(&lease.calendar_id, mode, Some(lease)),
+            || self.states.extend_lease(lease, self.lease_until()),
+        )
+        .await;
         let outcome = match &result {
             Ok(report) => SyncOutcome::Succeeded { full: report.full },
             Err(error) => SyncOutcome::Failed {
@@ -195,6 +208,7 @@ impl SyncService {
             Some(_) => SyncRun::Incremental,
             None => SyncRun::Full {
                 run_id: Uuid::new_v4().to_string(),
+                started_at: self.clock.now(),
             },
         };
         let mut report = SyncReport {

@@ -5,14 +5,27 @@ use serde::Serialize;
 use crate::error::{Error, ProviderErrorKind, Result};
 use crate::event::{Event, EventChanges, EventStatus, NewEvent, PushState};
 use crate::ids::{Etag, LocalEventId};
-use crate::outbox::{IdempotencyKey, OutboxEntry, OutboxOp, OutboxRetryPolicy};
-use crate::ports::{CalendarProvider, Clock, EventStore, OutboxStore, PushReceipt};
+use crate::outbox::{IdempotencyKey, OutboxEntry, OutboxOp, OutboxRetryPolicy, PatchIntent};
+use crate::ports::{
+    CalendarProvider, Clock, EventStore, OutboxStore, PatchCall, PushReceipt, Timer,
+};
 use crate::sync::RemoteEvent;
+
+/// The note on an event whose write found it deleted at Google.
+pub const DELETED_AT_GOOGLE: &str =
+    "deleted at Google: the change was not applied and the event is cancelled here too";
+
+/// The start of the note on an event whose write lost a conflict.
+pub const CONFLICT_NOTE: &str = "conflict: the same fields changed in Google since this write was made; Google's version is kept";
 
 /// What happened to one outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
     Pushed,
+    /// Google had deleted the event: it is cancelled here too.
+    GoneAtGoogle,
+    /// Google's copy changed the same fields: it is kept, the write is not applied.
+    Conflict,
     /// Failed for now; tried again at the scheduled time.
     Retrying {
         error: String,
@@ -28,6 +41,33 @@ pub struct DrainReport {
     pub pushed: u32,
     pub retrying: u32,
     pub dead_lettered: u32,
+    pub gone: u32,
+    pub conflicts: u32,
+}
+
+impl DrainReport {
+    pub fn total(&self) -> u32 {
+        self.pushed + self.retrying + self.dead_lettered + self.gone + self.conflicts
+    }
+}
+
+/// How Google answered a push.
+enum Verdict {
+    /// Applied; Google's copy when the call returned one.
+    Applied(Option<RemoteEvent>),
+    /// Not applied; the mirror takes this row instead, with this note.
+    Settled(Box<Event>, &'static str),
+}
+
+fn receipt(remote: Option<RemoteEvent>, pushed_at: chrono::DateTime<chrono::Utc>) -> PushReceipt {
+    let remote = remote.map(|r| (r.etag, r.updated, r.html_link));
+    let (etag, updated, html_link) = remote.unwrap_or((None, None, None));
+    PushReceipt {
+        etag,
+        updated,
+        html_link,
+        pushed_at,
+    }
 }
 
 /// The result of an idempotent create.
@@ -49,6 +89,7 @@ pub struct EventService {
     clock: Arc<dyn Clock>,
     retry: OutboxRetryPolicy,
     lease: std::time::Duration,
+    timer: Option<Arc<dyn Timer>>,
 }
 
 impl EventService {
@@ -64,8 +105,18 @@ impl EventService {
             outbox,
             clock,
             retry: OutboxRetryPolicy::default(),
-            lease: std::time::Duration::from_secs(60),
+            lease: std::time::Duration::from_secs(15),
+            timer: None,
         }
+    }
+
+    /// How long a claimed row's lease lasts; with a timer, a heartbeat
+    /// renews it while the row is pushed, so a crashed worker's rows come
+    /// back after `ttl` while slow pushes keep theirs.
+    pub fn with_lease(mut self, ttl: std::time::Duration, timer: Option<Arc<dyn Timer>>) -> Self {
+        self.lease = ttl;
+        self.timer = timer;
+        self
     }
 
     pub fn with_retry_policy(mut self, retry: OutboxRetryPolicy) -> Self {
@@ -152,16 +203,24 @@ impl EventService {
     ) -> Result<(Event, OutboxEntry)> {
         let current = self.load(id).await?;
         if current.status == EventStatus::Cancelled {
-            return Err(Error::invalid(
-                "status",
-                "a cancelled event cannot be changed",
-            ));
+            let why = current.push_note.as_deref().unwrap_or("cancelled");
+            return Err(Error::Conflict {
+                reason: format!("the event is cancelled ({why}); it cannot be changed"),
+            });
         }
         Self::check_etag(&current, if_match.as_ref())?;
         let next = changes.apply_to(&current, self.clock.now())?;
+        let intent = PatchIntent {
+            changes: changes.clone(),
+            base: changes.base_in(&current),
+        };
+        let op = OutboxOp::Patch {
+            if_match,
+            intent: Some(intent),
+        };
         let entry = self
             .events
-            .update_with_outbox(&next, current.updated_at, OutboxOp::Patch { if_match })
+            .update_with_outbox(&next, current.updated_at, op)
             .await?;
         Ok((next, entry))
     }
@@ -177,6 +236,7 @@ impl EventService {
         let mut next = current.clone();
         next.status = EventStatus::Cancelled;
         next.push_state = PushState::Pending;
+        next.push_note = None;
         next.updated_at = self.clock.now();
         let entry = self
             .events
@@ -190,16 +250,35 @@ impl EventService {
         let now = self.clock.now();
         let until = crate::later(now, self.lease);
         let entries = self.outbox.claim_outbox(owner, now, until, limit).await?;
+        let ids: Vec<i64> = entries.iter().map(|entry| entry.id).collect();
         // Claimed rows belong to distinct events, so they may go concurrently:
         // one slow or retried call does not hold up the batch.
-        let outcomes =
-            futures_util::future::join_all(entries.iter().map(|entry| self.push(entry))).await;
+        let pushes = async {
+            Ok(futures_util::future::join_all(entries.iter().map(|entry| self.push(entry))).await)
+        };
+        // A lost row lease is not a reason to abandon a push in flight (it
+        // may already have reached Google); the beat only keeps the rows.
+        let outcomes = crate::heartbeat::run(
+            self.timer.as_ref(),
+            crate::heartbeat::interval(self.lease),
+            pushes,
+            || async {
+                let until = crate::later(self.clock.now(), self.lease);
+                self.outbox
+                    .extend_outbox_leases(owner, &ids, until)
+                    .await
+                    .map(|_| true)
+            },
+        )
+        .await?;
         let mut report = DrainReport::default();
         for outcome in outcomes {
             match outcome? {
                 PushOutcome::Pushed => report.pushed += 1,
                 PushOutcome::Retrying { .. } => report.retrying += 1,
                 PushOutcome::DeadLettered { .. } => report.dead_lettered += 1,
+                PushOutcome::GoneAtGoogle => report.gone += 1,
+                PushOutcome::Conflict => report.conflicts += 1,
             }
         }
         Ok(report)
@@ -216,23 +295,57 @@ impl EventService {
             });
         };
         match self.call_provider(entry, &event).await {
-            Ok(receipt) => {
+            Ok(Verdict::Applied(remote)) => {
+                let receipt = receipt(remote, self.clock.now());
                 self.outbox.complete_outbox(entry, &receipt).await?;
                 Ok(PushOutcome::Pushed)
+            }
+            Ok(Verdict::Settled(settled, note)) => {
+                self.outbox.settle_outbox(entry, &settled, note).await?;
+                Ok(if settled.push_state == PushState::Conflict {
+                    PushOutcome::Conflict
+                } else {
+                    PushOutcome::GoneAtGoogle
+                })
             }
             Err(error) => self.record_failure(entry, &error).await,
         }
     }
 
-    async fn call_provider(&self, entry: &OutboxEntry, event: &Event) -> Result<PushReceipt> {
-        let receipt = |remote: RemoteEvent| PushReceipt {
-            etag: remote.etag,
-            updated: remote.updated,
-            html_link: remote.html_link,
-        };
+    /// The mirror row of an event Google deleted: cancelled, with the note.
+    fn gone(&self, event: &Event) -> Verdict {
+        let mut gone = event.clone();
+        gone.status = EventStatus::Cancelled;
+        gone.push_state = PushState::Synced;
+        gone.push_note = Some(DELETED_AT_GOOGLE.into());
+        gone.updated_at = self.clock.now();
+        Verdict::Settled(Box::new(gone), DELETED_AT_GOOGLE)
+    }
+
+    /// A 404 on an event means it is gone only if the calendar itself is
+    /// readable: Google answers 404 for calendars it won't show us, too.
+    async fn gone_unless_unreachable(&self, event: &Event, error: Error) -> Result<Verdict> {
+        if self
+            .provider
+            .calendar_accessible(&event.calendar_id)
+            .await?
+        {
+            Ok(self.gone(event))
+        } else {
+            Err(Error::provider(
+                ProviderErrorKind::ReconnectRequired,
+                format!(
+                    "the calendar is not reachable by this principal (404): {}",
+                    error
+                ),
+            ))
+        }
+    }
+
+    async fn call_provider(&self, entry: &OutboxEntry, event: &Event) -> Result<Verdict> {
         match &entry.op {
             OutboxOp::Insert => match self.provider.insert_event(event).await {
-                Ok(remote) => Ok(receipt(remote)),
+                Ok(remote) => Ok(Verdict::Applied(Some(remote))),
                 Err(error) if error.provider_kind() == Some(ProviderErrorKind::Duplicate) => {
                     // An earlier try may have reached Google before failing
                     // here. Deleted ids stay reserved too, so only an event
@@ -242,7 +355,11 @@ impl EventService {
                         .get_event(&event.calendar_id, &event.google_event_id)
                         .await?;
                     if remote.entity.is_some() && remote.entity == event.entity {
-                        Ok(receipt(remote))
+                        if remote.status == EventStatus::Cancelled {
+                            // Ours, and deleted in Google since.
+                            return Ok(self.gone(event));
+                        }
+                        Ok(Verdict::Applied(Some(remote)))
                     } else {
                         Err(Error::provider(
                             ProviderErrorKind::Permanent,
@@ -252,31 +369,141 @@ impl EventService {
                 }
                 Err(error) => Err(error),
             },
-            OutboxOp::Patch { if_match } => self
-                .provider
-                .patch_event(event, if_match.as_ref())
-                .await
-                .map(receipt),
-            OutboxOp::Delete => match self
-                .provider
-                .delete_event(&event.calendar_id, &event.google_event_id)
-                .await
-            {
-                Ok(()) => Ok(PushReceipt {
-                    etag: None,
-                    updated: None,
-                    html_link: None,
-                }),
-                // Already gone at Google: the deletion holds.
-                Err(error) if error.provider_kind() == Some(ProviderErrorKind::NotFound) => {
-                    Ok(PushReceipt {
-                        etag: None,
-                        updated: None,
-                        html_link: None,
-                    })
-                }
-                Err(error) => Err(error),
-            },
+            OutboxOp::Patch { if_match, intent } => {
+                // Rows queued before intents were recorded send the content.
+                let intent = intent.clone().unwrap_or_else(|| PatchIntent {
+                    changes: EventChanges::content_of(event),
+                    base: EventChanges::default(),
+                });
+                self.patch(event, &intent, if_match.is_some()).await
+            }
+            OutboxOp::Delete => self.delete(event).await,
+        }
+    }
+
+    /// A conditional patch of the changed fields. On 412 Google's copy is
+    /// read again: if the fields this write changed still hold the values
+    /// it was based on, it is re-applied on the new etag (someone changed
+    /// other fields); if they already hold the new values, an earlier try
+    /// landed; otherwise it is a conflict and Google's version is kept. A
+    /// caller who demanded an etag (`If-Match`) gets no re-apply.
+    async fn patch(&self, event: &Event, intent: &PatchIntent, demanded: bool) -> Result<Verdict> {
+        let call = PatchCall {
+            calendar_id: event.calendar_id.clone(),
+            event_id: event.google_event_id.clone(),
+            changes: intent.changes.clone(),
+            if_match: event.etag.clone(),
+        };
+        let refused = match self.provider.patch_event(&call).await {
+            Ok(remote) => return Ok(Verdict::Applied(Some(remote))),
+            Err(error) => error,
+        };
+        match refused.provider_kind() {
+            Some(ProviderErrorKind::Gone) => return Ok(self.gone(event)),
+            Some(ProviderErrorKind::NotFound) => {
+                return self.gone_unless_unreachable(event, refused).await;
+            }
+            Some(ProviderErrorKind::PreconditionFailed) => {}
+            _ => return Err(refused),
+        }
+        let remote = match self
+            .provider
+            .get_event(&event.calendar_id, &event.google_event_id)
+            .await
+        {
+            Ok(remote) => remote,
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::Gone) => {
+                return Ok(self.gone(event));
+            }
+            Err(error) => return Err(error),
+        };
+        if remote.status == EventStatus::Cancelled && intent.changes.status.is_none() {
+            return Ok(self.gone(event));
+        }
+        let current = remote.fields();
+        if intent.changes.holds_in(&current) {
+            return Ok(Verdict::Applied(Some(remote)));
+        }
+        if demanded || !intent.base.holds_in(&current) {
+            let now = self.clock.now();
+            let Some(mut kept) = remote.onto(event, now) else {
+                return Err(Error::provider(
+                    ProviderErrorKind::Transient,
+                    "Google's copy of a conflicting event has no start or end",
+                ));
+            };
+            kept.push_state = PushState::Conflict;
+            kept.push_note = Some(CONFLICT_NOTE.into());
+            return Ok(Verdict::Settled(Box::new(kept), CONFLICT_NOTE));
+        }
+        let mut changes = intent.changes.clone();
+        changes.keep_responses_from(&remote.attendees);
+        let again = PatchCall {
+            changes,
+            if_match: remote.etag.clone(),
+            ..call
+        };
+        match self.provider.patch_event(&again).await {
+            Ok(remote) => Ok(Verdict::Applied(Some(remote))),
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::Gone) => {
+                Ok(self.gone(event))
+            }
+            // Changed yet again in between: look again on the next attempt.
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::PreconditionFailed) => {
+                Err(Error::provider(
+                    ProviderErrorKind::Transient,
+                    format!("the event keeps changing in Google: {error}"),
+                ))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A delete conditional on the etag the mirror holds. If Google's copy
+    /// changed meanwhile the delete still wins (the caller asked for the
+    /// event to go), but only after reading what it deletes, so an already
+    /// deleted event is not an error.
+    async fn delete(&self, event: &Event) -> Result<Verdict> {
+        let (calendar, id) = (&event.calendar_id, &event.google_event_id);
+        let gone = |error: &Error| {
+            matches!(
+                error.provider_kind(),
+                Some(ProviderErrorKind::NotFound | ProviderErrorKind::Gone)
+            )
+        };
+        match self
+            .provider
+            .delete_event(calendar, id, event.etag.as_ref())
+            .await
+        {
+            Ok(()) => return Ok(Verdict::Applied(None)),
+            // Already gone at Google: the deletion holds.
+            Err(error) if gone(&error) => return Ok(Verdict::Applied(None)),
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::PreconditionFailed) => {}
+            Err(error) => return Err(error),
+        }
+        let remote = match self.provider.get_event(calendar, id).await {
+            Ok(remote) => remote,
+            Err(error) if gone(&error) => return Ok(Verdict::Applied(None)),
+            Err(error) => return Err(error),
+        };
+        if remote.status == EventStatus::Cancelled {
+            return Ok(Verdict::Applied(None));
+        }
+        match self
+            .provider
+            .delete_event(calendar, id, remote.etag.as_ref())
+            .await
+        {
+            Ok(()) => Ok(Verdict::Applied(None)),
+            Err(error) if gone(&error) => Ok(Verdict::Applied(None)),
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::PreconditionFailed) => {
+                Err(Error::provider(
+                    ProviderErrorKind::Transient,
+                    format!("the event keeps changing in Google: {error}"),
+                ))
+            }
+            Err(error) => Err(error),
         }
     }
 

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use calsync_domain::Error;
 use calsync_domain::channel::{ChannelStatus, WatchChannel, WatchGrant};
 use calsync_domain::event::{
-    Attendee, Event, EventStatus, EventTime, NewEvent, NewEventFields, Organizer, PushState,
-    TimeZoneName,
+    Attendee, Event, EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, Organizer,
+    PushState, TimeZoneName,
 };
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
-use calsync_domain::outbox::{IdempotencyKey, OutboxOp, OutboxState};
+use calsync_domain::outbox::{IdempotencyKey, OutboxOp, OutboxState, PatchIntent};
 use calsync_domain::ports::{EventQuery, PushReceipt, Store};
 use calsync_domain::sync::{RemoteEvent, SyncCompletion, SyncOutcome, SyncPage, SyncRun};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -52,7 +52,10 @@ fn page(events: Vec<RemoteEvent>, run: SyncRun, token: Option<&str>) -> SyncPage
 }
 
 fn full(run: &str) -> SyncRun {
-    SyncRun::Full { run_id: run.into() }
+    SyncRun::Full {
+        run_id: run.into(),
+        started_at: now(),
+    }
 }
 
 fn local_event(entity_id: &str, start: DateTime<Utc>) -> Event {
@@ -197,7 +200,10 @@ pub async fn duplicate_google_ids_and_stale_updates_are_refused(db: &TestDb) {
         .update_with_outbox(
             &edited,
             stored.updated_at,
-            OutboxOp::Patch { if_match: None },
+            OutboxOp::Patch {
+                if_match: None,
+                intent: None,
+            },
         )
         .await
         .unwrap();
@@ -206,7 +212,14 @@ pub async fn duplicate_google_ids_and_stale_updates_are_refused(db: &TestDb) {
     late.summary = Some("late".into());
     assert!(matches!(
         store
-            .update_with_outbox(&late, stored.updated_at, OutboxOp::Patch { if_match: None })
+            .update_with_outbox(
+                &late,
+                stored.updated_at,
+                OutboxOp::Patch {
+                    if_match: None,
+                    intent: None,
+                }
+            )
             .await,
         Err(Error::PreconditionFailed { .. })
     ));
@@ -543,6 +556,7 @@ pub async fn outbox_rows_go_in_order_one_worker_at_a_time(db: &TestDb) {
             now(),
             OutboxOp::Patch {
                 if_match: Some(Etag::new("\"e\"").unwrap()),
+                intent: None,
             },
         )
         .await
@@ -577,6 +591,7 @@ pub async fn outbox_rows_go_in_order_one_worker_at_a_time(db: &TestDb) {
         .complete_outbox(
             mine,
             &PushReceipt {
+                pushed_at: now(),
                 etag: Some(Etag::new("\"g1\"").unwrap()),
                 updated: Some(now()),
                 html_link: None,
@@ -596,13 +611,15 @@ pub async fn outbox_rows_go_in_order_one_worker_at_a_time(db: &TestDb) {
     assert_eq!(
         next[0].op,
         OutboxOp::Patch {
-            if_match: Some(Etag::new("\"e\"").unwrap())
+            if_match: Some(Etag::new("\"e\"").unwrap()),
+            intent: None,
         }
     );
     store
         .complete_outbox(
             &next[0],
             &PushReceipt {
+                pushed_at: now(),
                 etag: Some(Etag::new("\"g2\"").unwrap()),
                 updated: None,
                 html_link: None,
@@ -1277,4 +1294,179 @@ pub async fn the_active_event_count_follows_every_write_path(db: &TestDb) {
         .unwrap();
     assert_eq!(swept, 3);
     assert_eq!(counted().await, 0);
+}
+
+pub async fn the_full_sweep_spares_only_pending_rows_and_rows_pushed_after_it_began(db: &TestDb) {
+    let store = &db.store;
+    let synced = remote("d0001", "\"1\"", 1);
+    store
+        .apply_sync_page(&page(vec![synced], full("r1"), Some("t1")))
+        .await
+        .unwrap();
+    // A local event pushed before the run, then failed for good on a patch.
+    let failed = local_event("1", now() - Duration::hours(2));
+    store
+        .insert_with_outbox(&failed, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let claim = |owner: &'static str| async move {
+        store
+            .claim_outbox(owner, now(), now() + Duration::seconds(30), 10)
+            .await
+            .unwrap()
+    };
+    let rows = claim("w").await;
+    let receipt = |at| PushReceipt {
+        pushed_at: at,
+        etag: Some(Etag::new("\"p\"").unwrap()),
+        updated: None,
+        html_link: None,
+    };
+    store
+        .complete_outbox(&rows[0], &receipt(now() - Duration::hours(1)))
+        .await
+        .unwrap();
+    let mut changed = store.get_event(failed.id).await.unwrap().unwrap();
+    let before = changed.updated_at;
+    changed.summary = Some("x".into());
+    store
+        .update_with_outbox(
+            &changed,
+            before,
+            OutboxOp::Patch {
+                if_match: None,
+                intent: None,
+            },
+        )
+        .await
+        .unwrap();
+    let rows = claim("w").await;
+    store.dead_letter_outbox(&rows[0], "refused").await.unwrap();
+    // A local event created before the run but pushed while it ran.
+    let late = local_event("2", now() - Duration::hours(2));
+    store
+        .insert_with_outbox(&late, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let rows = claim("w").await;
+    store
+        .complete_outbox(&rows[0], &receipt(now() + Duration::minutes(1)))
+        .await
+        .unwrap();
+
+    let done = store
+        .apply_sync_page(&page(vec![], full("r2"), Some("t2")))
+        .await
+        .unwrap();
+    assert_eq!(done.swept, 2, "the synced and the failed row");
+    assert_eq!(
+        store.get_event(failed.id).await.unwrap().unwrap().status,
+        EventStatus::Cancelled
+    );
+    assert_eq!(
+        mirrored(store, "d0001").await.unwrap().status,
+        EventStatus::Cancelled
+    );
+    assert_eq!(
+        store.get_event(late.id).await.unwrap().unwrap().status,
+        EventStatus::Confirmed,
+        "pushed after the run began: the listing may have missed it"
+    );
+}
+
+pub async fn settled_writes_and_heartbeats_and_patch_intents_are_kept(db: &TestDb) {
+    let store = &db.store;
+    let event = local_event("3", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let lease_end = now() + Duration::seconds(10);
+    let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    // The heartbeat keeps the lease: another worker cannot take the row.
+    let later = now() + Duration::seconds(60);
+    assert_eq!(
+        store
+            .extend_outbox_leases("w", &[rows[0].id], later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .extend_outbox_leases("other", &[rows[0].id], later)
+            .await
+            .unwrap(),
+        0,
+        "only the holder extends"
+    );
+    assert!(
+        store
+            .claim_outbox("v", lease_end + Duration::seconds(1), later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Google had deleted it: the row is done, the event cancelled with a note.
+    let mut gone = event.clone();
+    gone.status = EventStatus::Cancelled;
+    gone.push_state = PushState::Synced;
+    gone.push_note = Some("deleted at Google".into());
+    store
+        .settle_outbox(&rows[0], &gone, "deleted at Google")
+        .await
+        .unwrap();
+    let stored = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.status,
+            stored.push_state,
+            stored.push_note.as_deref()
+        ),
+        (
+            EventStatus::Cancelled,
+            PushState::Synced,
+            Some("deleted at Google")
+        )
+    );
+    let history = store.outbox_for_event(event.id).await.unwrap();
+    assert_eq!(history[0].state, OutboxState::Done);
+    assert_eq!(history[0].last_error.as_deref(), Some("deleted at Google"));
+
+    // A conflict round-trips as its own push state; a patch's intent too.
+    let other = local_event("4", now());
+    store
+        .insert_with_outbox(&other, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    let mut kept = other.clone();
+    kept.push_state = PushState::Conflict;
+    kept.summary = Some("Google's".into());
+    store
+        .settle_outbox(&rows[0], &kept, "conflict")
+        .await
+        .unwrap();
+    let stored = store.get_event(other.id).await.unwrap().unwrap();
+    assert_eq!(stored.push_state, PushState::Conflict);
+    let stats = store.health_stats(now(), now()).await.unwrap();
+    assert_eq!(stats.events_push_conflicts, 1);
+    let changes = EventChanges {
+        summary: Some(None),
+        attendees: Some(vec![]),
+        ..EventChanges::default()
+    };
+    let op = OutboxOp::Patch {
+        if_match: None,
+        intent: Some(PatchIntent {
+            base: changes.base_in(&stored),
+            changes,
+        }),
+    };
+    store
+        .update_with_outbox(&stored, stored.updated_at, op.clone())
+        .await
+        .unwrap();
+    let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    assert_eq!(rows[0].op, op);
 }
