@@ -588,9 +588,16 @@ impl CalendarProvider for GoogleCalendar {
     /// since the generated builders cannot set request headers.
     async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent, DomainError> {
         let url = self.event_url(&call.calendar_id, &call.event_id, true);
-        let body = serde_json::to_vec(&mapping::patch_body(&call.changes)).map_err(|error| {
-            DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))
-        })?;
+        // As the generated client does: absent fields are left out, never
+        // sent as `null` (Google's patch would clear them).
+        let body = serde_json::to_value(mapping::patch_body(&call.changes))
+            .map(|mut value| {
+                common::remove_json_null_values(&mut value);
+                value.to_string().into_bytes()
+            })
+            .map_err(|error| {
+                DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))
+            })?;
         self.run(Op::Patch, call.calendar_id.as_str(), || async {
             let answer = self
                 .conditional(

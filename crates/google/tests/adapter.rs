@@ -269,6 +269,10 @@ async fn patches_and_deletes_send_a_real_if_match_and_only_the_changed_fields() 
         .unwrap();
     assert_eq!(patched.summary.as_deref(), Some("Renamed"));
     assert_eq!(patched.location.as_deref(), Some(""), "cleared");
+    // Fields the patch does not name are left as Google has them.
+    assert_eq!(patched.entity, event.entity);
+    assert!(patched.start.is_some() && patched.end.is_some());
+    assert_eq!(patched.attendees.len(), event.attendees.len());
     assert_eq!(patched.status, EventStatus::Confirmed);
     assert_ne!(patched.etag, created.etag);
     // The condition travels as a header: no read before the write.

@@ -147,3 +147,134 @@ async fn the_sync_worker_drains_dirty_calendars_and_stops_on_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+/// Follows tokio's (paused) clock, so leases expire as tokio time passes.
+struct TokioClock {
+    start: chrono::DateTime<chrono::Utc>,
+    origin: tokio::time::Instant,
+}
+
+impl calsync_domain::ports::Clock for TokioClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.start + chrono::Duration::from_std(self.origin.elapsed()).unwrap()
+    }
+}
+
+/// Google answering each list call only after `delay`.
+struct SlowCalendar {
+    inner: Arc<FakeCalendar>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl calsync_domain::ports::CalendarProvider for SlowCalendar {
+    async fn list_events(
+        &self,
+        calendar_id: &CalendarId,
+        request: &calsync_domain::sync::ListRequest,
+    ) -> calsync_domain::Result<calsync_domain::sync::ChangePage> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.list_events(calendar_id, request).await
+    }
+    async fn get_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &calsync_domain::ids::EventId,
+    ) -> calsync_domain::Result<calsync_domain::sync::RemoteEvent> {
+        self.inner.get_event(calendar_id, id).await
+    }
+    async fn insert_event(
+        &self,
+        event: &calsync_domain::event::Event,
+    ) -> calsync_domain::Result<calsync_domain::sync::RemoteEvent> {
+        self.inner.insert_event(event).await
+    }
+    async fn patch_event(
+        &self,
+        call: &calsync_domain::ports::PatchCall,
+    ) -> calsync_domain::Result<calsync_domain::sync::RemoteEvent> {
+        self.inner.patch_event(call).await
+    }
+    async fn delete_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &calsync_domain::ids::EventId,
+        if_match: Option<&calsync_domain::ids::Etag>,
+    ) -> calsync_domain::Result<()> {
+        self.inner.delete_event(calendar_id, id, if_match).await
+    }
+    async fn calendar_accessible(&self, calendar_id: &CalendarId) -> calsync_domain::Result<bool> {
+        self.inner.calendar_accessible(calendar_id).await
+    }
+    async fn watch(
+        &self,
+        calendar_id: &CalendarId,
+        request: &calsync_domain::channel::WatchRequest,
+    ) -> calsync_domain::Result<calsync_domain::channel::WatchGrant> {
+        self.inner.watch(calendar_id, request).await
+    }
+    async fn stop_channel(
+        &self,
+        id: &calsync_domain::ids::ChannelId,
+        resource_id: &calsync_domain::ids::ResourceId,
+    ) -> calsync_domain::Result<()> {
+        self.inner.stop_channel(id, resource_id).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_keeps_a_short_lease_through_a_slow_sync_and_a_dead_holders_lapses() {
+    let clock: Arc<TokioClock> = Arc::new(TokioClock {
+        start: chrono::Utc::now(),
+        origin: tokio::time::Instant::now(),
+    });
+    let store = MemoryStore::new();
+    let google = FakeCalendar::new(clock.clone());
+    let slow = Arc::new(SlowCalendar {
+        inner: google,
+        delay: Duration::from_secs(40),
+    });
+    let ttl = Duration::from_secs(15);
+    let calendar = CalendarId::new("team@example.com").unwrap();
+    store.mark_dirty(&calendar, false).await.unwrap();
+    let sync = SyncService::new(slow, store.clone(), store.clone(), clock.clone())
+        .with_lease_ttl(ttl)
+        .with_heartbeat(Arc::new(calsync_http::workers::TokioTimer));
+    let running = tokio::spawn({
+        let sync = sync.clone();
+        async move { sync.sync_next_dirty("alive").await }
+    });
+    // Well past the lease's own length, the slow sync still holds it.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    use calsync_domain::ports::Clock;
+    let now = clock.now();
+    assert!(
+        store
+            .lease_calendar(&calendar, "other", now, now + chrono::Duration::seconds(15))
+            .await
+            .unwrap()
+            .is_none(),
+        "the heartbeat kept the lease"
+    );
+    let report = running.await.unwrap().unwrap().unwrap().unwrap();
+    assert_eq!(report.calendar_id, calendar);
+
+    // A holder that died (no heartbeat) loses its lease after the TTL.
+    store.mark_dirty(&calendar, false).await.unwrap();
+    let now = clock.now();
+    let dead = store
+        .lease_dirty("dead", now, now + chrono::Duration::seconds(15))
+        .await
+        .unwrap();
+    assert!(dead.is_some());
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let now = clock.now();
+    assert!(
+        store
+            .lease_dirty("restarted", now, now + chrono::Duration::seconds(15))
+            .await
+            .unwrap()
+            .is_some(),
+        "another worker resumes the calendar within the TTL"
+    );
+}

@@ -4,7 +4,7 @@
 -- A conflict is a flag beside push_state = 'synced' (the mirror holds
 -- Google's version): SQLite cannot widen push_state's CHECK in place.
 ALTER TABLE calendar_events ADD COLUMN push_note TEXT;
-ALTER TABLE calendar_events ADD COLUMN push_conflict BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE calendar_events ADD COLUMN push_conflict BOOLEAN NOT NULL DEFAULT 0;
 ALTER TABLE calendar_events ADD COLUMN pushed_at TEXT;
 CREATE INDEX calendar_events_push_conflict ON calendar_events (push_conflict) WHERE push_conflict;
 -- The fields a queued patch changes and the values they were based on (JSON).
