@@ -24,6 +24,24 @@ struct Args {
     serve: ServeArgs,
 }
 
+/// Files holding the test API tokens and webhook secret, written once.
+pub fn secret_files() -> (&'static str, &'static str) {
+    static FILES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (tokens, secret) = FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("calsync-e2e-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tokens = dir.join("api-tokens");
+        let secret = dir.join("webhook-secret");
+        std::fs::write(&tokens, format!("{TOKENS}\n")).unwrap();
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        (
+            tokens.to_string_lossy().into_owned(),
+            secret.to_string_lossy().into_owned(),
+        )
+    });
+    (tokens.as_str(), secret.as_str())
+}
+
 /// A development-mode server (built-in emulator) on a free port with its
 /// own SQLite file, or the given database URL.
 pub async fn server(database_url: Option<&str>, extra: &[&str]) -> (Running, Option<TempDir>) {
@@ -37,6 +55,8 @@ pub async fn server(database_url: Option<&str>, extra: &[&str]) -> (Running, Opt
             )
         }
     };
+    // Secrets are never flags: they come from files, as in a container.
+    let (tokens_file, secret_file) = secret_files();
     let mut argv = vec![
         "calsync",
         "--env",
@@ -45,10 +65,10 @@ pub async fn server(database_url: Option<&str>, extra: &[&str]) -> (Running, Opt
         "127.0.0.1:0",
         "--database-url",
         &url,
-        "--api-tokens",
-        TOKENS,
-        "--webhook-secret",
-        SECRET,
+        "--api-tokens-file",
+        tokens_file,
+        "--webhook-secret-file",
+        secret_file,
         "--default-calendar",
         "primary",
         "--sync-poll-secs",

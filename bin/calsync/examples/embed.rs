@@ -104,6 +104,8 @@ async fn main() -> Result<(), Failure> {
         api_tokens: ApiTokens::parse("example-api-token-0123456789")?,
         default_calendar: Some(calendar),
         webhook_limiter: RateLimiter::new(RateLimitConfig::default())?,
+        // Behind a proxy, list it so its X-Forwarded-For names the client.
+        trusted_proxies: calsync_http::TrustedProxies::default(),
         channel_stops: stops,
         sync_wakeup: Arc::new(Notify::new()),
         outbox_wakeup: outbox_wakeup.clone(),

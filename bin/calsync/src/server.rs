@@ -193,11 +193,16 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         api_tokens: settings.api_tokens.clone(),
         default_calendar: settings.default_calendar.clone(),
         webhook_limiter,
+        trusted_proxies: settings.trusted_proxies.clone(),
         channel_stops: stops,
         sync_wakeup: wakeup.clone(),
         logger: logger.clone(),
     });
 
+    if !settings.production && !address.ip().is_loopback() {
+        warn!(logger, "DEVELOPMENT MODE ON A NON-LOOPBACK ADDRESS: generated secrets, the emulator and relaxed checks are reachable from the network; set CALSYNC_ENV=production for a real deployment";
+            "action" => "startup", "status" => "insecure", "bind" => address.to_string());
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let workers = vec![
         workers::spawn_sync_worker(
@@ -218,6 +223,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
             logger.clone(),
             shutdown_rx.clone(),
         ),
+        workers::spawn_idle_key_pruner(state.clone(), Duration::from_secs(60), shutdown_rx.clone()),
         workers::spawn_channel_stopper(
             provider.clone(),
             stop_queue,
@@ -250,14 +256,14 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     let server = tokio::spawn(server);
     if let Some(emulator) = &emulator {
         // Where a newcomer plays "Google": printed, as the log line is easy to miss.
-        println!(
+        eprintln!(
             "calsync development: Google Calendar emulator at {} (any bearer token)",
             emulator.calendar_api_url()
         );
     }
     if let Some(token) = &settings.generated_api_token {
-        // Printed once, on the terminal, never logged.
-        println!(
+        // Printed once, on stderr (stdout carries the JSON log), never logged.
+        eprintln!(
             "calsync development API token (set CALSYNC_API_TOKENS to choose your own): {token}"
         );
     }

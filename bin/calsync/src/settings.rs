@@ -2,6 +2,7 @@
 //! (the original backend's names kept), validated into [`Settings`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use calsync_domain::ids::CalendarId;
@@ -22,9 +23,13 @@ pub struct ServeArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// A service account key: the JSON itself or a path to it. Unset (and
-    /// not production): the built-in emulator is used.
-    #[arg(long, env = "GOOGLE_SERVICE_ACCOUNT_JSON", hide_env_values = true)]
+    /// not production): the built-in emulator is used. Secrets are never
+    /// flags (a command line shows in `ps`): the environment, or a path.
+    #[arg(skip = secret_from_env("GOOGLE_SERVICE_ACCOUNT_JSON"))]
     pub google_service_account_json: Option<String>,
+    /// A file holding the service account key (the container convention).
+    #[arg(long, env = "GOOGLE_SERVICE_ACCOUNT_JSON_FILE")]
+    pub google_service_account_json_file: Option<PathBuf>,
     /// A user to impersonate through domain-wide delegation.
     #[arg(long, env = "CALSYNC_GOOGLE_SUBJECT")]
     pub google_subject: Option<String>,
@@ -40,11 +45,21 @@ pub struct ServeArgs {
     /// The public base URL Google posts notifications to (https in production).
     #[arg(long, env = "WEBHOOK_BASE_URL")]
     pub webhook_base_url: Option<String>,
-    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(skip = secret_from_env("WEBHOOK_SECRET"))]
     pub webhook_secret: Option<String>,
+    /// A file holding `WEBHOOK_SECRET`.
+    #[arg(long, env = "WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
     /// Comma-separated bearer tokens for the management API.
-    #[arg(long, env = "CALSYNC_API_TOKENS", hide_env_values = true)]
+    #[arg(skip = secret_from_env("CALSYNC_API_TOKENS"))]
     pub api_tokens: Option<String>,
+    /// A file holding `CALSYNC_API_TOKENS` (comma- or line-separated).
+    #[arg(long, env = "CALSYNC_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<PathBuf>,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` names the client; nobody else's is believed.
+    #[arg(long, env = "CALSYNC_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// The calendar used when a request names none.
     #[arg(long, env = "CALSYNC_DEFAULT_CALENDAR")]
     pub default_calendar: Option<String>,
@@ -144,6 +159,28 @@ pub struct Settings {
     pub outbox_poll: Duration,
     pub write_wait: Duration,
     pub lease_ttl: Duration,
+    pub trusted_proxies: calsync_http::TrustedProxies,
+}
+
+fn secret_from_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// A secret from its variable or its `_FILE` (not both): file contents lose
+/// their trailing newline.
+fn secret(
+    name: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|e| format!("{name}_FILE {}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
 }
 
 fn random_secret() -> String {
@@ -190,7 +227,23 @@ fn emulator_api_url(url: &str) -> Result<String, String> {
 
 impl ServeArgs {
     /// Validates everything at once; the error names the setting.
-    pub fn settings(self) -> Result<Settings, String> {
+    pub fn settings(mut self) -> Result<Settings, String> {
+        self.google_service_account_json = secret(
+            "GOOGLE_SERVICE_ACCOUNT_JSON",
+            self.google_service_account_json.take(),
+            self.google_service_account_json_file.take(),
+        )?;
+        self.webhook_secret = secret(
+            "WEBHOOK_SECRET",
+            self.webhook_secret.take(),
+            self.webhook_secret_file.take(),
+        )?;
+        self.api_tokens = secret(
+            "CALSYNC_API_TOKENS",
+            self.api_tokens.take(),
+            self.api_tokens_file.take(),
+        )?
+        .map(|list| list.replace(['\r', '\n'], ","));
         let production = match self.env.as_str() {
             "production" => true,
             "development" => false,
@@ -334,7 +387,13 @@ impl ServeArgs {
                 },
             },
             outbox_poll: positive_ms("CALSYNC_OUTBOX_POLL_MS", self.outbox_poll_ms)?,
-            write_wait: positive("CALSYNC_WRITE_WAIT_SECS", self.write_wait_secs)?,
+            // Bounded: a wait ties up a request, and huge values overflow deadlines.
+            write_wait: match self.write_wait_secs {
+                secs @ 1..=300 => Duration::from_secs(secs),
+                _ => return Err("CALSYNC_WRITE_WAIT_SECS must be 1 to 300".into()),
+            },
+            trusted_proxies: calsync_http::TrustedProxies::parse(&self.trusted_proxies)
+                .map_err(|e| format!("CALSYNC_TRUSTED_PROXIES: {e}"))?,
             lease_ttl: match self.lease_ttl_secs {
                 secs @ 3..=3600 => Duration::from_secs(secs),
                 _ => return Err("CALSYNC_LEASE_TTL_SECS must be 3 to 3600".into()),
@@ -352,6 +411,16 @@ mod tests {
     struct Args {
         #[command(flatten)]
         serve: ServeArgs,
+    }
+
+    /// A file holding `content`, for the `*_FILE` settings.
+    fn file(content: &str) -> String {
+        let path = std::env::temp_dir().join(format!(
+            "calsync-settings-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
     }
 
     fn settings(args: &[&str]) -> Result<Settings, String> {
@@ -377,17 +446,25 @@ mod tests {
 
     #[test]
     fn production_names_each_missing_setting() {
-        let key = r#"{"type":"service_account"}"#;
+        let key = file(r#"{"type":"service_account"}"#);
+        let key = key.as_str();
+        let secret = file("0123456789abcdef0\n");
+        let tokens = file("token-0123456789abcdef\n");
         let error = settings(&["--env", "production"]).err().unwrap();
         assert!(error.contains("GOOGLE_SERVICE_ACCOUNT_JSON"), "{error}");
-        let error = settings(&["--env", "production", "--google-service-account-json", key])
-            .err()
-            .unwrap();
+        let error = settings(&[
+            "--env",
+            "production",
+            "--google-service-account-json-file",
+            key,
+        ])
+        .err()
+        .unwrap();
         assert!(error.contains("WEBHOOK_BASE_URL"), "{error}");
         let base = [
             "--env",
             "production",
-            "--google-service-account-json",
+            "--google-service-account-json-file",
             key,
             "--webhook-base-url",
         ];
@@ -403,20 +480,32 @@ mod tests {
             &base[..],
             &[
                 "https://calsync.example.com",
-                "--webhook-secret",
-                "0123456789abcdef0",
+                "--webhook-secret-file",
+                &secret,
             ],
         ]
         .concat();
         let error = settings(&with_secret).err().unwrap();
         assert!(error.contains("CALSYNC_API_TOKENS"), "{error}");
-        let complete = [
-            &with_secret[..],
-            &["--api-tokens", "token-0123456789abcdef"],
-        ]
-        .concat();
+        let complete = [&with_secret[..], &["--api-tokens-file", &tokens]].concat();
         let s = settings(&complete).unwrap();
         assert!(s.production && s.generated_api_token.is_none() && s.default_calendar.is_none());
+    }
+
+    #[test]
+    fn secrets_are_never_flags() {
+        for flag in [
+            "--webhook-secret",
+            "--api-tokens",
+            "--google-service-account-json",
+        ] {
+            let error = settings(&[flag, "0123456789abcdef0123"]).err().unwrap();
+            assert!(error.contains("unexpected argument"), "{flag}: {error}");
+        }
+        let tokens = file("first-token-0123456789\nsecond-token-0123456789\n");
+        let s = settings(&["--api-tokens-file", &tokens]).unwrap();
+        assert!(s.api_tokens.accepts("second-token-0123456789"));
+        assert!(s.generated_api_token.is_none());
     }
 
     #[test]
@@ -427,12 +516,12 @@ mod tests {
                 if api_base_url == "http://127.0.0.1:8085/calendar/v3/")
         );
         // A service-account key for the emulator does not demand https webhooks.
-        let key = r#"{"type":"service_account"}"#;
+        let key = file(r#"{"type":"service_account"}"#);
         let s = settings(&[
             "--emulator-url",
             "http://localhost:9000",
-            "--google-service-account-json",
-            key,
+            "--google-service-account-json-file",
+            &key,
             "--webhook-base-url",
             "http://127.0.0.1:8080",
         ])
@@ -479,6 +568,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
+        let short = file("short");
         for (args, name) in [
             (vec!["--env", "staging"], "CALSYNC_ENV"),
             (vec!["--bind", "localhost"], "CALSYNC_BIND"),
@@ -487,7 +577,19 @@ mod tests {
             (vec!["--channel-ttl-secs", "0"], "CALSYNC_CHANNEL_TTL_SECS"),
             (vec!["--send-updates", "loud"], "CALSYNC_SEND_UPDATES"),
             (vec!["--log-level", "loud"], "CALSYNC_LOG_LEVEL"),
-            (vec!["--webhook-secret", "short"], "WEBHOOK_SECRET"),
+            (vec!["--webhook-secret-file", &short], "WEBHOOK_SECRET"),
+            (
+                vec!["--webhook-secret-file", "/no/such/file"],
+                "WEBHOOK_SECRET_FILE",
+            ),
+            (
+                vec!["--write-wait-secs", "100000000000"],
+                "CALSYNC_WRITE_WAIT_SECS",
+            ),
+            (
+                vec!["--trusted-proxies", "10.0.0.0/99"],
+                "CALSYNC_TRUSTED_PROXIES",
+            ),
             (
                 vec!["--outbox-max-attempts", "0"],
                 "CALSYNC_OUTBOX_MAX_ATTEMPTS",

@@ -28,7 +28,7 @@ pub use context::{REQUEST_ID_HEADER, RequestContext};
 pub use error::{ErrorBody, HttpError};
 pub use events::{EventResource, MAX_EVENT_BODY_BYTES};
 pub use openapi::ApiDoc;
-pub use webhooks::{LoggingDriveSink, MAX_BODY_BYTES};
+pub use webhooks::{LoggingDriveSink, MAX_BODY_BYTES, TrustedProxies};
 
 /// What the routes need, built once by the composition root.
 pub struct AppState {
@@ -43,6 +43,8 @@ pub struct AppState {
     pub default_calendar: Option<CalendarId>,
     /// Keyed by request source, so a flood from one sender cannot starve the rest.
     pub webhook_limiter: RateLimiter,
+    /// Whose `X-Forwarded-For` names the request source.
+    pub trusted_proxies: TrustedProxies,
     /// Channels to stop at Google (validly signed notifications for
     /// channels calsync no longer wants); a background task drains it.
     pub channel_stops: UnboundedSender<(ChannelId, ResourceId)>,

@@ -172,6 +172,23 @@ pub fn spawn_outbox_worker(
     })
 }
 
+/// Forgets the webhook limiter's idle keys now and then, so a flood of
+/// distinct sources cannot grow memory for good.
+pub fn spawn_idle_key_pruner(
+    state: actix_web::web::Data<crate::AppState>,
+    every: Duration,
+    mut shutdown: Shutdown,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => state.webhook_limiter.forget_idle_keys(),
+                () = stopped(&mut shutdown) => return,
+            }
+        }
+    })
+}
+
 /// Stops, at Google, channels that notified calsync but are no longer wanted.
 pub fn spawn_channel_stopper(
     provider: Arc<dyn CalendarProvider>,

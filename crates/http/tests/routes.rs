@@ -86,6 +86,7 @@ fn world_logging(webhook_burst: u32, logger: slog::Logger) -> World {
             per_key_burst: webhook_burst,
         })
         .unwrap(),
+        trusted_proxies: calsync_http::TrustedProxies::default(),
         channel_stops: sender,
         sync_wakeup: Arc::new(tokio::sync::Notify::new()),
         logger,
@@ -289,6 +290,26 @@ async fn a_flooding_source_is_throttled() {
         statuses,
         vec![403, 403, 503],
         "throttled with a status Google retries"
+    );
+}
+
+#[actix_web::test]
+async fn a_forged_forwarded_for_does_not_escape_the_throttle() {
+    let w = world(2);
+    let peer: std::net::SocketAddr = "198.51.100.7:40000".parse().unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let forged = format!("10.0.0.{i}, {}", "x".repeat(4096));
+        let request = push("chan", None, "res", "exists")
+            .peer_addr(peer)
+            .insert_header(("X-Forwarded-For", forged.as_str()))
+            .insert_header(("Forwarded", format!("for={i}").as_str()));
+        statuses.push(call(&w, request).await.0);
+    }
+    assert_eq!(
+        statuses,
+        vec![403, 403, 503],
+        "one peer is one source, whatever it claims"
     );
 }
 

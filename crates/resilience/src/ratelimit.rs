@@ -39,6 +39,9 @@ fn non_zero(value: u32, setting: &'static str) -> Result<NonZeroU32, Error> {
     })
 }
 
+/// The longest rate-limit key kept; longer keys are cut.
+pub const MAX_KEY_CHARS: usize = 64;
+
 /// A cheap-to-clone handle to the limiters.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -81,18 +84,31 @@ impl RateLimiter {
     }
 
     /// Takes `cost` units now if both limiters have them; never waits.
+    /// Keys are cut to [`MAX_KEY_CHARS`] so no caller can make the key map
+    /// hold large strings.
     pub fn try_acquire(&self, key: &str, cost: u32) -> bool {
         let Some(cost) = NonZeroU32::new(cost) else {
             return true;
+        };
+        let key = match key.char_indices().nth(MAX_KEY_CHARS) {
+            Some((end, _)) => &key[..end],
+            None => key,
         };
         // Check the key first: a refused key must not spend project quota.
         matches!(self.per_key.check_key_n(&key.to_owned(), cost), Ok(Ok(())))
             && matches!(self.project.check_n(cost), Ok(Ok(())))
     }
 
-    /// Drops idle keys' state; call now and then so the key map stays small.
+    /// Drops the state of keys whose quota is back to full, and gives the
+    /// memory back; call now and then so the key map stays small.
     pub fn forget_idle_keys(&self) {
         self.per_key.retain_recent();
+        self.per_key.shrink_to_fit();
+    }
+
+    /// How many keys the per-key limiter tracks.
+    pub fn tracked_keys(&self) -> usize {
+        self.per_key.len()
     }
 }
 
@@ -143,6 +159,23 @@ mod tests {
             limits.acquire("k", 3).await,
             Err(Error::CostExceedsBurst { cost: 3, burst: 1 })
         );
+    }
+
+    #[test]
+    fn keys_are_bounded_and_idle_ones_are_forgotten() {
+        let limits = limiter(6_000_000, 6_000_000, 1000);
+        let long = "x".repeat(4096);
+        assert!(limits.try_acquire(&long, 1));
+        assert!(limits.try_acquire(&format!("{long}y"), 1));
+        assert_eq!(limits.tracked_keys(), 1, "both cut to the same key");
+        for i in 0..100 {
+            assert!(limits.try_acquire(&format!("k{i}"), 1));
+        }
+        assert_eq!(limits.tracked_keys(), 101);
+        // 100,000 units a second refill a single unit at once.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        limits.forget_idle_keys();
+        assert_eq!(limits.tracked_keys(), 0);
     }
 
     #[test]
