@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
 mod events_api;
+mod fuzz;
+mod hardening;
 mod helpers;
 mod mirror_truth;
 mod replicas;

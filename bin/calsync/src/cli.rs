@@ -40,6 +40,12 @@ pub enum Command {
         /// postgres://..., sqlite://PATH, or unset for ./calsync.db.
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// `production` verifies the Postgres server's certificate by default.
+        #[arg(long, env = "CALSYNC_ENV", default_value = "development")]
+        env: String,
+        /// Postgres: a PEM file of CA certificates to verify the server with.
+        #[arg(long, env = "CALSYNC_DATABASE_CA_FILE")]
+        database_ca_file: Option<std::path::PathBuf>,
     },
     /// Print the X-Goog-Channel-Token a watch channel must present, derived
     /// from its id and WEBHOOK_SECRET (for testing webhooks by hand).
@@ -62,6 +68,9 @@ pub enum Command {
     /// Benchmarks; see each subcommand.
     #[command(subcommand)]
     Bench(crate::bench::Bench),
+    /// The chaos battery: remote edits, API writes, Google faults and
+    /// SIGKILLs of a `calsync serve` child, then checks the mirror converges.
+    Chaos(Box<crate::chaos::ChaosArgs>),
 }
 
 /// Errors a command reports on its one line of stderr.
@@ -106,9 +115,14 @@ impl From<String> for CommandError {
 
 pub async fn run(command: Command) -> Result<(), CommandError> {
     match command {
-        Command::Migrate { database_url } => {
+        Command::Migrate {
+            database_url,
+            env,
+            database_ca_file,
+        } => {
             let url = DatabaseUrl::parse(database_url.as_deref())?;
-            let applied = calsync_store::migrate(&url).await?;
+            let options = calsync::settings::store_options(env == "production", database_ca_file);
+            let applied = calsync_store::migrate_with_options(&url, &options).await?;
             if applied.is_empty() {
                 println!("{}: schema is up to date", url.redacted());
             }
@@ -137,6 +151,7 @@ pub async fn run(command: Command) -> Result<(), CommandError> {
             service_account_public_key,
         } => run_emulator(&bind, service_account_public_key.as_deref()).await,
         Command::Bench(bench) => bench.run().await,
+        Command::Chaos(chaos) => chaos.run().await,
     }
 }
 
@@ -211,8 +226,7 @@ async fn sync(
     use std::sync::Arc;
     let calendar = calsync_domain::ids::CalendarId::new(calendar)?;
     let settings = args.settings()?;
-    let store =
-        calsync_store::connect(&settings.database, &calsync_store::StoreOptions::default()).await?;
+    let store = calsync_store::connect(&settings.database, &settings.store_options).await?;
     let (google, emulator) =
         calsync::server::connect_google(&settings, None, &quiet_logger()).await?;
     let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
@@ -258,10 +272,10 @@ async fn cleanup(args: calsync::settings::ServeArgs) -> Result<(), CommandError>
     use calsync_domain::services::CleanupService;
     use std::sync::Arc;
     let settings = args.settings()?;
-    let store =
-        calsync_store::connect(&settings.database, &calsync_store::StoreOptions::default()).await?;
+    let store = calsync_store::connect(&settings.database, &settings.store_options).await?;
     let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
-    let report = CleanupService::new(store, clock, settings.retention_days)
+    let report = CleanupService::new(store.clone(), clock, settings.retention_days)
+        .with_drive_notifications(store)
         .run()
         .await?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());

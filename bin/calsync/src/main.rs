@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_http;
+mod chaos;
 mod cli;
 
 use std::process::ExitCode;

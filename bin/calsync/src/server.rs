@@ -15,7 +15,6 @@ use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
 use calsync_http::{AppState, LoggingDriveSink, workers};
 use calsync_resilience::{Metrics, RateLimitConfig, RateLimiter};
-use calsync_store::StoreOptions;
 use slog::{info, warn};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -123,7 +122,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     info!(logger, "starting calsync";
         "action" => "startup", "status" => "starting", "mode" => if settings.production { "production" } else { "development" },
         "bind" => address.to_string(), "database" => settings.database.redacted());
-    let store = calsync_store::connect(&settings.database, &StoreOptions::default())
+    let store = calsync_store::connect(&settings.database, &settings.store_options)
         .await
         .map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
@@ -233,7 +232,8 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         workers::Jobs {
             channels,
             sync,
-            cleanup: CleanupService::new(store.clone(), clock.clone(), settings.retention_days),
+            cleanup: CleanupService::new(store.clone(), clock.clone(), settings.retention_days)
+                .with_drive_notifications(store.clone()),
             ticks: store.clone(),
             clock,
             sync_wakeup: wakeup,

@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// postgres://..., sqlite://PATH, or unset for ./calsync.db.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Postgres: a PEM file of CA certificates to verify the server with
+    /// (the URL's `sslrootcert` wins). Without it, built-in public roots.
+    #[arg(long, env = "CALSYNC_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
     /// A service account key: the JSON itself or a path to it. Unset (and
     /// not production): the built-in emulator is used. Secrets are never
     /// flags (a command line shows in `ps`): the environment, or a path.
@@ -139,6 +143,8 @@ pub struct Settings {
     pub production: bool,
     pub bind: SocketAddr,
     pub database: DatabaseUrl,
+    /// Pool and TLS settings: `verify-full` by default in production.
+    pub store_options: calsync_store::StoreOptions,
     pub google: GoogleTarget,
     pub send_updates: SendUpdates,
     /// `None` in development: the server's own address.
@@ -160,6 +166,20 @@ pub struct Settings {
     pub write_wait: Duration,
     pub lease_ttl: Duration,
     pub trusted_proxies: calsync_http::TrustedProxies,
+}
+
+/// Postgres connections verify the server in production unless the URL
+/// says otherwise; development keeps libpq's `prefer`.
+pub fn store_options(production: bool, ca_file: Option<PathBuf>) -> calsync_store::StoreOptions {
+    calsync_store::StoreOptions {
+        default_sslmode: if production {
+            calsync_store::SslMode::VerifyFull
+        } else {
+            calsync_store::SslMode::Prefer
+        },
+        tls_ca_file: ca_file,
+        ..calsync_store::StoreOptions::default()
+    }
 }
 
 fn secret_from_env(name: &str) -> Option<String> {
@@ -349,6 +369,7 @@ impl ServeArgs {
             production,
             bind,
             database,
+            store_options: store_options(production, self.database_ca_file),
             google,
             send_updates: SendUpdates::parse(&self.send_updates)
                 .map_err(|e| format!("CALSYNC_SEND_UPDATES: {e}"))?,

@@ -15,6 +15,7 @@ pub mod limits {
     pub const ATTENDEES: usize = 500;
     pub const EMAIL_CHARS: usize = 254;
     pub const TIME_ZONE_CHARS: usize = 64;
+    pub const DISPLAY_NAME_CHARS: usize = 256;
 }
 
 /// An IANA time zone name such as `Europe/Berlin` (shape-checked; the
@@ -102,9 +103,30 @@ impl EventTime {
     }
 }
 
+/// Instants calsync stores: years 1 to 9999 in UTC. RFC 3339 has four-digit
+/// years, and both databases order and store exactly this range.
+pub fn in_supported_range(at: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&at.year())
+}
+
+/// The error for an instant outside [`in_supported_range`].
+pub fn out_of_range(field: &'static str) -> Error {
+    Error::invalid(field, "must fall in the years 0001 to 9999 (UTC)")
+}
+
 /// Checks that start and end are of one kind and in order. Timed events may
 /// last zero minutes; all-day events last at least one day (exclusive end).
 pub fn check_span(start: &EventTime, end: &EventTime) -> Result<()> {
+    for (field, time) in [("start", start), ("end", end)] {
+        let at = match time {
+            EventTime::At { at, .. } => *at,
+            EventTime::AllDay { .. } => time.sort_key(),
+        };
+        if !in_supported_range(at) {
+            return Err(out_of_range(field));
+        }
+    }
     match (start, end) {
         (EventTime::AllDay { date: s }, EventTime::AllDay { date: e }) => {
             if e <= s {
@@ -411,6 +433,11 @@ fn check_attendees(attendees: &[Attendee]) -> Result<()> {
     }
     for attendee in attendees {
         check_email("attendees.email", &attendee.email)?;
+        check_optional_text(
+            "attendees.displayName",
+            attendee.display_name.as_deref(),
+            limits::DISPLAY_NAME_CHARS,
+        )?;
     }
     Ok(())
 }
@@ -623,6 +650,28 @@ mod tests {
             new_event(
                 EventTime::date(day(2026, 3, 1)),
                 EventTime::date(day(2026, 3, 2))
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn times_outside_years_1_to_9999_are_refused() {
+        let far = "+10000-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
+        let err = new_event(EventTime::at(t, None), EventTime::at(far, None)).unwrap_err();
+        assert!(matches!(err, Error::Invalid { field: "end", .. }), "{err}");
+        // 9999-12-31T23:30-01:00 is in the year 10000 in UTC.
+        let late = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:30:00-01:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(!in_supported_range(late));
+        let early = Utc.with_ymd_and_hms(0, 12, 31, 0, 0, 0).unwrap();
+        assert!(!in_supported_range(early));
+        assert!(
+            new_event(
+                EventTime::date(day(9999, 12, 30)),
+                EventTime::date(day(9999, 12, 31))
             )
             .is_ok()
         );

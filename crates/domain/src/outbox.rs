@@ -31,7 +31,7 @@ pub enum OutboxOp {
     /// for rows queued before intents were recorded (the content is sent).
     Patch {
         if_match: Option<Etag>,
-        intent: Option<PatchIntent>,
+        intent: Option<Box<PatchIntent>>,
     },
     Delete,
 }
@@ -53,7 +53,10 @@ impl OutboxOp {
     ) -> Result<Self> {
         match kind {
             "insert" => Ok(Self::Insert),
-            "patch" => Ok(Self::Patch { if_match, intent }),
+            "patch" => Ok(Self::Patch {
+                if_match,
+                intent: intent.map(Box::new),
+            }),
             "delete" => Ok(Self::Delete),
             _ => Err(Error::invalid("op", "must be insert, patch or delete")),
         }
@@ -68,7 +71,7 @@ impl OutboxOp {
 
     pub fn intent(&self) -> Option<&PatchIntent> {
         match self {
-            Self::Patch { intent, .. } => intent.as_ref(),
+            Self::Patch { intent, .. } => intent.as_deref(),
             _ => None,
         }
     }
@@ -250,7 +253,7 @@ mod tests {
             OutboxOp::Insert,
             OutboxOp::Patch {
                 if_match: Some(Etag::new("\"1\"").unwrap()),
-                intent: Some(PatchIntent {
+                intent: Some(Box::new(PatchIntent {
                     changes: EventChanges {
                         summary: Some(None),
                         ..EventChanges::default()
@@ -259,7 +262,7 @@ mod tests {
                         summary: Some(Some("old".into())),
                         ..EventChanges::default()
                     },
-                }),
+                })),
             },
             OutboxOp::Delete,
         ] {

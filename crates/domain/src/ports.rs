@@ -72,6 +72,11 @@ pub struct PushReceipt {
     /// When the push was answered (spares the row from a full sync's
     /// deletion sweep that began before it).
     pub pushed_at: DateTime<Utc>,
+    /// Google's whole event after the write, when it answered with one. A
+    /// patch sends only the changed fields, so Google's copy may carry
+    /// changes made there meanwhile: the mirror takes it (once no later
+    /// write is queued), or its etag would vouch for content it lacks.
+    pub remote: Option<Box<RemoteEvent>>,
 }
 
 /// The mirrored events, including the writes that queue outbox rows.
@@ -290,11 +295,16 @@ pub trait HealthStore: Send + Sync {
 /// Accepted Google Drive push notifications, kept for the record.
 #[async_trait]
 pub trait DriveNotificationStore: Send + Sync {
+    /// Records a notification; `false` when its (channel, message number)
+    /// was already recorded (a retry or a replay), and nothing is written.
     async fn record_drive_notification(
         &self,
         notification: &DriveNotification,
         received_at: DateTime<Utc>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
+
+    /// Forgets notifications received before `before`; returns how many.
+    async fn purge_drive_notifications(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// The newest notifications first, at most `limit`.
     async fn recent_drive_notifications(

@@ -612,6 +612,14 @@ impl OutboxStore for MemoryStore {
         row.lease_until = None;
         let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
         if let Some(event) = state.events.get_mut(&entry.event_id) {
+            if !more_pending
+                && let Some(taken) = receipt
+                    .remote
+                    .as_ref()
+                    .and_then(|remote| remote.onto(event, event.updated_at))
+            {
+                *event = taken;
+            }
             if receipt.etag.is_some() {
                 event.etag.clone_from(&receipt.etag);
             }
@@ -727,11 +735,25 @@ impl DriveNotificationStore for MemoryStore {
         &self,
         notification: &DriveNotification,
         received_at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut recorded = notification.clone();
         recorded.envelope.token = None; // never stored
-        lock(&self.state).drive.push((recorded, received_at));
-        Ok(())
+        let mut state = lock(&self.state);
+        let seen = state.drive.iter().any(|(n, _)| {
+            n.envelope.channel_id == recorded.envelope.channel_id
+                && n.envelope.message_number == recorded.envelope.message_number
+        });
+        if !seen {
+            state.drive.push((recorded, received_at));
+        }
+        Ok(!seen)
+    }
+
+    async fn purge_drive_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let kept_before = state.drive.len();
+        state.drive.retain(|(_, at)| *at >= before);
+        Ok((kept_before - state.drive.len()) as u64)
     }
 
     async fn recent_drive_notifications(

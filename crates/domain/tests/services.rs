@@ -404,6 +404,9 @@ fn a_failed_sync_backs_off_and_a_revoked_grant_needs_reconnecting() {
     );
 }
 
+/// Message numbers grow, as Google's do (a repeated one is a replay).
+static MESSAGE_NUMBER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2);
+
 fn notification(
     channel: &ChannelId,
     token: Option<String>,
@@ -414,7 +417,7 @@ fn notification(
         envelope: PushEnvelope {
             channel_id: channel.clone(),
             token,
-            message_number: 2,
+            message_number: MESSAGE_NUMBER.fetch_add(2, std::sync::atomic::Ordering::SeqCst),
             resource_id: resource.clone(),
             resource_uri:
                 "https://www.googleapis.com/calendar/v3/calendars/team%40example.com/events".into(),
@@ -481,6 +484,8 @@ fn notifications_are_authenticated_and_mark_the_calendar_dirty() {
     ));
     assert!(!dirty(), "a sync message carries no change");
 
+    // The last number is written at most once a second in a burst.
+    w.clock.advance(Duration::from_secs(2));
     let good = notification(
         &channel.id,
         Some(token),
@@ -493,8 +498,70 @@ fn notifications_are_authenticated_and_mark_the_calendar_dirty() {
     ));
     assert!(dirty());
     let stored = block_on(w.store.get_channel(&channel.id)).unwrap().unwrap();
-    assert_eq!(stored.last_message_number, Some(2));
+    assert_eq!(
+        stored.last_message_number,
+        Some(good.envelope.message_number)
+    );
     assert_eq!(stored.last_notification_at, Some(w.now()));
+
+    // The same message again (a retry or a replay) marks nothing.
+    block_on(w.sync().sync_next_dirty("w")).unwrap();
+    assert!(!dirty());
+    assert!(matches!(
+        block_on(service.handle_calendar(&good)),
+        Ok(NotificationOutcome::Replayed { .. })
+    ));
+    let mut older = good.clone();
+    older.envelope.message_number -= 1;
+    assert!(matches!(
+        block_on(service.handle_calendar(&older)),
+        Ok(NotificationOutcome::Replayed { .. })
+    ));
+    assert!(!dirty(), "a replay is not a change");
+}
+
+#[test]
+fn a_drive_notification_is_recorded_once_and_purged_with_retention() {
+    use calsync_domain::ports::DriveNotificationStore;
+    use calsync_domain::webhook::{DriveNotification, DriveResourceState};
+    let w = World::new();
+    let channel = ChannelId::new("drive-channel").unwrap();
+    let drive = DriveNotification {
+        envelope: PushEnvelope {
+            channel_id: channel.clone(),
+            token: Some(w.secret().channel_token(&channel)),
+            message_number: 7,
+            resource_id: ResourceId::new("file-1").unwrap(),
+            resource_uri: "https://www.googleapis.com/drive/v3/files/1".into(),
+            channel_expiration: None,
+        },
+        state: DriveResourceState::Update,
+        changed: vec!["content".into()],
+    };
+    let service = w.notifications();
+    assert_eq!(block_on(service.handle_drive(&drive)), Ok(true));
+    for _ in 0..49 {
+        assert_eq!(block_on(service.handle_drive(&drive)), Ok(false));
+    }
+    assert_eq!(
+        block_on(w.store.recent_drive_notifications(100))
+            .unwrap()
+            .len(),
+        1
+    );
+    w.clock.advance(Duration::from_secs(181 * 86_400));
+    let report = block_on(
+        CleanupService::new(w.store.clone(), w.clock.clone(), 180)
+            .with_drive_notifications(w.store.clone())
+            .run(),
+    )
+    .unwrap();
+    assert_eq!(report.drive_notifications_purged, 1);
+    assert!(
+        block_on(w.store.recent_drive_notifications(100))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -1246,5 +1313,35 @@ fn the_full_sync_sweep_cancels_failed_rows_and_spares_rows_pushed_after_it_began
             .status,
         EventStatus::Cancelled,
         "a failed row Google does not have is not kept alive"
+    );
+}
+
+#[test]
+fn after_a_partial_patch_the_mirror_holds_googles_whole_event() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    // Queued while Google is briefly down; meanwhile someone edits another
+    // field in Google.
+    w.google.fail_next(Some("patch"), transient());
+    block_on(w.events().update(event.id, &rename("Renamed here"), None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().retrying,
+        1
+    );
+    let mut edited = google_copy(&w, &event);
+    edited.location = Some("Room 9".into());
+    w.google.put(&w.cal, edited);
+    w.clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    let at_google = google_copy(&w, &event);
+    let mirrored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(mirrored.etag, at_google.etag);
+    assert_eq!(
+        (mirrored.summary.as_deref(), mirrored.location.as_deref()),
+        (Some("Renamed here"), Some("Room 9")),
+        "the etag vouches for exactly this content"
     );
 }

@@ -2,7 +2,7 @@
 //! new one), a logger carrying it for every record of the request, one
 //! access-log record, and the HTTP metrics.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -40,6 +40,24 @@ pub fn logger(request: &HttpRequest, state: &AppState) -> slog::Logger {
         .map_or_else(|| state.logger.clone(), |context| context.logger.clone())
 }
 
+/// Metric and log labels come from a closed set: any other method a client
+/// invents is `other`, so clients cannot grow `/metrics` without bound.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 pub async fn middleware(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -51,7 +69,7 @@ pub async fn middleware(
         .and_then(|value| value.to_str().ok())
         .filter(|id| acceptable(id))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     // The route template, not the path: ids stay out of labels and this field.
     let route = request
         .match_pattern()
@@ -68,7 +86,14 @@ pub async fn middleware(
         });
     }
     let started = Instant::now();
-    let mut response = json_errors(next.call(request).await?);
+    let mut request = request;
+    let mut response = match buffer_body(&mut request).await {
+        Ok(()) => json_errors(next.call(request).await?),
+        Err(refusal) => {
+            let (http_request, _) = request.into_parts();
+            ServiceResponse::new(http_request, refusal).map_into_right_body()
+        }
+    };
     let elapsed = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
@@ -114,6 +139,59 @@ pub async fn middleware(
         }
     }
     Ok(response)
+}
+
+/// How long a client may take to send a request body: a slow sender must
+/// not hold a connection (and a worker's attention) for as long as it likes.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest body any route takes; each scope's own limit applies after.
+const BUFFERED_BODY_LIMIT: usize = crate::MAX_EVENT_BODY_BYTES;
+
+fn refusal(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(("Connection", "close"))
+        .json(serde_json::json!({"error": {"code": code, "message": message}}))
+}
+
+/// Reads the whole body within [`BODY_READ_TIMEOUT`] and hands it on: 408
+/// for a body that does not arrive in time, 413 for one over every limit.
+async fn buffer_body(request: &mut ServiceRequest) -> Result<(), HttpResponse> {
+    use futures_util::StreamExt;
+    let mut payload = request.take_payload();
+    let mut body = web::BytesMut::new();
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| {
+                refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    &format!("unreadable body: {error}"),
+                )
+            })?;
+            if body.len() + chunk.len() > BUFFERED_BODY_LIMIT {
+                return Err(refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Err(_) => {
+            return Err(refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            ));
+        }
+        Ok(result) => result?,
+    }
+    request.set_payload(actix_web::dev::Payload::from(body.freeze()));
+    Ok(())
 }
 
 /// Every error answer has a JSON body: actix's own (an oversized body, an

@@ -34,12 +34,29 @@ pub enum HttpError {
     },
     /// Readiness failed: the database is unreachable or behind.
     NotReady(String),
+    /// A known path asked with a method it does not serve; `allow` lists the
+    /// ones it does (sent as the `Allow` header).
+    MethodNotAllowed {
+        allow: Vec<String>,
+    },
 }
 
 /// The JSON body of every error answer.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+}
+
+/// An error answer to a write that also carries the event as it now stands
+/// (`?wait=true` refusals: `google_refused`, `precondition_failed` after a
+/// conflict, `deleted_at_google`). Other errors of the same status have no
+/// `event`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the body is built in `error_response`
+pub struct WriteErrorBody {
+    pub error: ErrorDetail,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<crate::events::EventResource>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -73,6 +90,9 @@ impl std::fmt::Display for HttpError {
                 "the event was deleted in Google: the change was not applied and the event is cancelled here too",
             ),
             Self::NotReady(_) => f.write_str("not ready"),
+            Self::MethodNotAllowed { allow } => {
+                write!(f, "method not allowed; this path serves {}", allow.join(", "))
+            }
         }
     }
 }
@@ -92,6 +112,7 @@ impl HttpError {
             Self::PushFailed { .. } => (StatusCode::BAD_GATEWAY, "google_refused"),
             Self::DeletedAtGoogle { .. } => (StatusCode::CONFLICT, "deleted_at_google"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
                 DomainError::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
@@ -166,6 +187,9 @@ impl ResponseError for HttpError {
         let mut response = HttpResponse::build(status);
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::MethodNotAllowed { allow } = self {
+            response.insert_header((actix_web::http::header::ALLOW, allow.join(", ")));
         }
         if matches!(self, Self::TooManyRequests) {
             response.insert_header(("Retry-After", "1"));

@@ -32,25 +32,42 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 
 /// A start or end, as Google writes it: `dateTime` (RFC 3339, with an
 /// optional IANA `timeZone`) or `date` (all-day; an end date is exclusive).
+/// Exactly one of `dateTime` and `date`; `null` counts as absent.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"dateTime": "2026-12-01T10:00:00+01:00", "timeZone": "Europe/Berlin"}))]
 pub struct EventTimeBody {
+    /// RFC 3339 with an offset, e.g. `2026-12-01T10:00:00+01:00`; the
+    /// years 0001 to 9999 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "2026-12-01T10:00:00+01:00")]
+    #[schema(format = DateTime)]
     pub date_time: Option<String>,
+    /// `YYYY-MM-DD`, e.g. `2026-12-01`; the years 0001 to 9999.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "2026-12-01")]
+    #[schema(format = Date)]
     pub date: Option<String>,
+    /// An IANA zone name such as `Europe/Berlin` (ignored with `date`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "Europe/Berlin")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
+    )]
     pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttendeeBody {
+    /// At most 254 bytes, one `@`, no spaces.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$",
+        example = "guest@example.com"
+    )]
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
@@ -62,19 +79,40 @@ pub struct AttendeeBody {
 /// `POST /calendar/events`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "entityType": "deal", "entityId": "42", "summary": "Kick-off",
+    "start": {"dateTime": "2030-01-15T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+    "end": {"dateTime": "2030-01-15T11:00:00+01:00", "timeZone": "Europe/Berlin"},
+    "attendees": [{"email": "guest@example.com"}]
+}))]
 pub struct CreateEventBody {
     /// Defaults to the configured calendar.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
+    )]
     pub calendar_id: Option<String>,
-    #[schema(example = "deal")]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
     pub entity_type: String,
-    #[schema(example = "42")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub entity_id: String,
+    #[schema(max_length = 1024)]
     pub summary: Option<String>,
+    #[schema(max_length = 8192)]
     pub description: Option<String>,
+    #[schema(max_length = 1024)]
     pub location: Option<String>,
+    /// Both `dateTime` or both `date`; the end not before the start (an
+    /// all-day end, exclusive, after it).
     pub start: EventTimeBody,
     pub end: EventTimeBody,
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub attendees: Vec<AttendeeBody>,
 }
 
@@ -87,23 +125,29 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// `PATCH /calendar/events/{id}`: absent fields stay, `null` clears.
+/// `PATCH /calendar/events/{id}`: absent fields stay; `null` clears
+/// `summary`, `description` and `location`, and is the same as absent for
+/// the others. At least one field must change something.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"summary": "Moved", "location": null}))]
 pub struct PatchEventBody {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     pub summary: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 8192)]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     pub location: Option<Option<String>>,
     pub start: Option<EventTimeBody>,
     pub end: Option<EventTimeBody>,
+    /// Replaces the whole list.
+    #[schema(max_items = 500)]
     pub attendees: Option<Vec<AttendeeBody>>,
-    /// confirmed | tentative (cancel with DELETE).
+    /// Cancel with DELETE, not with `cancelled`.
+    #[schema(value_type = Option<crate::openapi::PatchStatusDoc>)]
     pub status: Option<String>,
 }
 
@@ -129,9 +173,9 @@ pub struct EventResource {
     pub start: EventTimeBody,
     pub end: EventTimeBody,
     pub attendees: Vec<AttendeeBody>,
-    /// confirmed | tentative | cancelled
+    #[schema(value_type = crate::openapi::EventStatusDoc)]
     pub status: String,
-    /// pending (queued for Google) | synced | failed
+    #[schema(value_type = crate::openapi::PushStateDoc)]
     pub push_state: String,
     /// The last push error, while pending after a failure or once failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,8 +187,10 @@ pub struct EventResource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recurring_event_id: Option<String>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created: String,
     /// RFC 3339: when the local row last changed.
+    #[schema(format = DateTime)]
     pub updated: String,
 }
 
@@ -260,6 +306,12 @@ fn event_time(field: &str, body: &EventTimeBody) -> Result<EventTime, HttpError>
                     )
                 })?
                 .with_timezone(&Utc);
+            if !calsync_domain::event::in_supported_range(at) {
+                return Err(invalid_at(
+                    &format!("{field}.dateTime"),
+                    "must fall in the years 0001 to 9999 (UTC)",
+                ));
+            }
             let time_zone = body
                 .time_zone
                 .as_deref()
@@ -275,6 +327,12 @@ fn event_time(field: &str, body: &EventTimeBody) -> Result<EventTime, HttpError>
                     "must be a date such as 2026-12-01",
                 )
             })?;
+            if !(1..=9999).contains(&chrono::Datelike::year(&date)) {
+                return Err(invalid_at(
+                    &format!("{field}.date"),
+                    "must fall in the years 0001 to 9999",
+                ));
+            }
             Ok(EventTime::date(date))
         }
         _ => Err(invalid_at(
@@ -290,11 +348,85 @@ fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpError> {
         .map(|(i, body)| {
             let mut attendee = Attendee::new(body.email.clone())
                 .map_err(|error| invalid_at(&format!("attendees[{i}].email"), error.to_string()))?;
+            if body.display_name.as_ref().is_some_and(|name| {
+                name.chars().count() > calsync_domain::event::limits::DISPLAY_NAME_CHARS
+            }) {
+                return Err(invalid_at(
+                    &format!("attendees[{i}].displayName"),
+                    format!(
+                        "must be at most {} characters",
+                        calsync_domain::event::limits::DISPLAY_NAME_CHARS
+                    ),
+                ));
+            }
             attendee.display_name = body.display_name.clone();
             attendee.optional = body.optional.unwrap_or(false);
             Ok(attendee)
         })
         .collect()
+}
+
+/// The create handler's decoding of its body into the domain's `NewEvent`
+/// (`default_calendar` standing in for the configured one): for the fuzz
+/// targets in `fuzz/`.
+pub fn decode_create_body(
+    body: &[u8],
+    default_calendar: Option<&CalendarId>,
+) -> Result<NewEvent, HttpError> {
+    let input: CreateEventBody = parse_body(body)?;
+    let calendar_id = match (input.calendar_id.as_deref(), default_calendar) {
+        (Some(id), _) => CalendarId::new(id)?,
+        (None, Some(default)) => default.clone(),
+        (None, None) => return Err(DomainError::invalid("calendarId", "is required").into()),
+    };
+    let entity = EntityRef::new(input.entity_type, input.entity_id)?;
+    let start = event_time("start", &input.start)?;
+    let end = event_time("end", &input.end)?;
+    let fields = NewEventFields {
+        summary: input.summary,
+        description: input.description,
+        location: input.location,
+        attendees: attendees(&input.attendees)?,
+    };
+    Ok(NewEvent::new(calendar_id, entity, start, end, fields)?)
+}
+
+/// The patch handler's decoding of its body into the domain's
+/// `EventChanges`: for the fuzz targets in `fuzz/`.
+pub fn decode_patch_body(body: &[u8]) -> Result<EventChanges, HttpError> {
+    let input: PatchEventBody = parse_body(body)?;
+    let status = match input
+        .status
+        .as_deref()
+        .map(EventStatus::parse)
+        .transpose()?
+    {
+        Some(EventStatus::Cancelled) => {
+            return Err(DomainError::invalid("status", "cancel an event with DELETE").into());
+        }
+        other => other,
+    };
+    let changes = EventChanges {
+        summary: input.summary,
+        description: input.description,
+        location: input.location,
+        start: input
+            .start
+            .as_ref()
+            .map(|t| event_time("start", t))
+            .transpose()?,
+        end: input
+            .end
+            .as_ref()
+            .map(|t| event_time("end", t))
+            .transpose()?,
+        attendees: input.attendees.as_deref().map(attendees).transpose()?,
+        status,
+    };
+    if changes.is_empty() {
+        return Err(DomainError::invalid("body", "names no field to change").into());
+    }
+    Ok(changes)
 }
 
 pub(crate) fn calendar_or_default(
@@ -342,7 +474,8 @@ fn event_id(path: &str) -> Result<LocalEventId, HttpError> {
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Wait (bounded) for Google's answer: 201/200 once pushed, the error if
-    /// Google refused, 202 if still pending when the wait ends.
+    /// Google refused, 202 if still pending when the wait ends. `true` or
+    /// `false`; other query parameters are refused.
     #[serde(default)]
     pub wait: bool,
 }
@@ -457,16 +590,19 @@ fn idempotency_key(
 
 /// Creates an event for an entity and queues it for Google.
 #[utoipa::path(
-    post, path = "/calendar/events", tag = "events",
-    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST return the first result")),
+    post, path = "/calendar/events", tag = "events", operation_id = "createEvent",
+    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST (same body, same credential) return the first result, with `Idempotent-Replayed: true`; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
     request_body = CreateEventBody,
     responses(
-        (status = 202, description = "Stored and queued for Google", body = EventResource),
+        (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
         (status = 201, description = "With wait=true: Google has it", body = EventResource),
-        (status = 400, description = "Invalid input; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, query parameter or `Idempotency-Key`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with a different body", body = crate::error::ErrorBody),
-        (status = 502, description = "With wait=true: Google refused the event", body = crate::error::ErrorBody),
+        (status = 409, description = "With wait=true: the event was deleted in Google (`deleted_at_google`); it is cancelled here too", body = crate::error::WriteErrorBody),
+        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different body or credential", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the event (`google_refused`)", body = crate::error::WriteErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -525,18 +661,34 @@ pub async fn create(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
+    )]
     pub calendar_id: Option<String>,
     /// With `entityId`: only this entity's events.
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
     pub entity_type: Option<String>,
+    /// With `entityType`.
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub entity_id: Option<String>,
-    /// confirmed | tentative | cancelled
+    #[param(value_type = Option<crate::openapi::EventStatusDoc>)]
     pub status: Option<String>,
-    /// RFC 3339: events ending after this instant.
+    /// RFC 3339 with an offset: events ending after this instant.
+    #[param(format = DateTime)]
     pub time_min: Option<String>,
-    /// RFC 3339: events starting before this instant.
+    /// RFC 3339 with an offset: events starting before this instant.
+    #[param(format = DateTime)]
     pub time_max: Option<String>,
-    /// 1 to 500, default 100.
+    /// Page size, 1 to 500; default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The previous page's `nextPageToken` (opaque).
     pub page_token: Option<String>,
 }
 
@@ -549,6 +701,13 @@ fn instant(field: &'static str, value: Option<&str>) -> Result<Option<DateTime<U
                     DomainError::invalid(field, "must be an RFC 3339 date-time with an offset")
                         .into()
                 })
+                .and_then(|at| {
+                    if calsync_domain::event::in_supported_range(at) {
+                        Ok(at)
+                    } else {
+                        Err(calsync_domain::event::out_of_range(field).into())
+                    }
+                })
         })
         .transpose()
 }
@@ -557,22 +716,32 @@ fn page_token(event: &Event) -> String {
     format!("{}.{}", event.start.sort_key().timestamp_micros(), event.id)
 }
 
-fn parse_page_token(token: &str) -> Result<(DateTime<Utc>, LocalEventId), HttpError> {
+/// Decodes a `pageToken`. Only what [`page_token`] writes is accepted (it
+/// must read back as the same text) and only a start an event can have: a
+/// cursor beyond the stored range would reach the database as a timestamp
+/// Postgres cannot hold (a 503 instead of this 400).
+pub fn parse_page_token(token: &str) -> Result<(DateTime<Utc>, LocalEventId), HttpError> {
     let invalid = || DomainError::invalid("pageToken", "is not a token this API returned");
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    let start = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
     let id = LocalEventId::parse(id).map_err(|_| invalid())?;
+    if format!("{micros}.{id}") != token {
+        return Err(invalid().into());
+    }
+    let start = DateTime::from_timestamp_micros(micros)
+        .filter(|start| calsync_domain::event::in_supported_range(*start))
+        .ok_or_else(invalid)?;
     Ok((start, id))
 }
 
 /// Lists mirrored events, ordered by start, with cursor pagination.
 #[utoipa::path(
-    get, path = "/calendar/events", tag = "events", params(ListQuery),
+    get, path = "/calendar/events", tag = "events", operation_id = "listEvents", params(ListQuery),
     responses(
-        (status = 200, body = EventPage),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
+        (status = 200, description = "One page, ordered by start", body = EventPage),
+        (status = 400, description = "An invalid or unknown query parameter; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -632,12 +801,13 @@ pub async fn list(
 
 /// One event, with its last push error if it is not synced.
 #[utoipa::path(
-    get, path = "/calendar/events/{id}", tag = "events",
-    params(("id" = String, Path, description = "calsync's event id")),
+    get, path = "/calendar/events/{id}", tag = "events", operation_id = "getEvent",
+    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404")),
     responses(
-        (status = 200, body = EventResource, headers(("ETag" = String, description = "Google's etag, for If-Match"))),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 200, description = "The event", body = EventResource, headers(("ETag" = String, description = "Google's etag, for If-Match (absent until Google has the event)"))),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such event", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -662,16 +832,20 @@ pub async fn get(
 
 /// Changes an event; with `If-Match`, only if its etag is still that one.
 #[utoipa::path(
-    patch, path = "/calendar/events/{id}", tag = "events",
-    params(("id" = String, Path), WaitQuery, ("If-Match" = Option<String>, Header, description = "The etag the change is based on")),
+    patch, path = "/calendar/events/{id}", tag = "events", operation_id = "updateEvent",
+    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
     request_body = PatchEventBody,
     responses(
-        (status = 202, description = "Stored and queued for Google", body = EventResource),
+        (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
         (status = 200, description = "With wait=true: Google has it", body = EventResource),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 412, description = "The etag no longer matches", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, query parameter or `If-Match`, or a body that changes nothing; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such event", body = crate::error::ErrorBody),
+        (status = 409, description = "The event is cancelled (`conflict`); with wait=true, it was found deleted in Google (`deleted_at_google`, with `event`) and is cancelled here too", body = crate::error::WriteErrorBody),
+        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`); with wait=true, also when the same fields changed in Google meanwhile (the event, `pushState: conflict`, keeps Google's version)", body = crate::error::WriteErrorBody),
+        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the change (`google_refused`)", body = crate::error::WriteErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -725,14 +899,17 @@ pub async fn patch(
 
 /// Cancels an event here and deletes it at Google.
 #[utoipa::path(
-    delete, path = "/calendar/events/{id}", tag = "events",
-    params(("id" = String, Path), WaitQuery, ("If-Match" = Option<String>, Header)),
+    delete, path = "/calendar/events/{id}", tag = "events", operation_id = "deleteEvent",
+    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
     responses(
-        (status = 202, description = "Cancelled and queued for deletion at Google", body = EventResource),
-        (status = 200, description = "With wait=true: deleted at Google", body = EventResource),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 412, body = crate::error::ErrorBody),
+        (status = 202, description = "Cancelled and queued for deletion at Google (with wait=true: still pending when the wait ended)", body = EventResource),
+        (status = 200, description = "Already cancelled, or with wait=true: deleted at Google", body = EventResource),
+        (status = 400, description = "An invalid query parameter or `If-Match`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such event", body = crate::error::ErrorBody),
+        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`)", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the deletion (`google_refused`)", body = crate::error::WriteErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -765,6 +942,12 @@ pub async fn delete(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncRequestBody {
     /// Defaults to the configured calendar.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$",
+        example = "primary"
+    )]
     pub calendar_id: Option<String>,
     /// A full sync (re-reads everything, catches deletions) instead of an incremental one.
     #[serde(default)]
@@ -782,12 +965,14 @@ pub struct SyncQueued {
 
 /// Queues a sync of a calendar; the sync worker starts it at once.
 #[utoipa::path(
-    post, path = "/calendar/sync", tag = "sync",
-    request_body(content = Option<SyncRequestBody>, description = "Empty means the default calendar, incremental"),
+    post, path = "/calendar/sync", tag = "sync", operation_id = "requestSync",
+    request_body(content = SyncRequestBody, description = "Optional: an empty body means the default calendar, incremental. `null` is refused."),
     responses(
-        (status = 202, body = SyncQueued),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
+        (status = 202, description = "Queued", body = SyncQueued),
+        (status = 400, description = "Invalid body or calendarId; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -28,6 +28,15 @@ pub use context::{REQUEST_ID_HEADER, RequestContext};
 pub use error::{ErrorBody, HttpError};
 pub use events::{EventResource, MAX_EVENT_BODY_BYTES};
 pub use openapi::ApiDoc;
+
+/// The decoders the events routes use, for the `cargo fuzz` targets in
+/// `fuzz/` (bodies to domain values, `pageToken` to a cursor).
+pub mod decode {
+    pub use crate::events::{
+        decode_create_body as event_create_body, decode_patch_body as event_patch_body,
+        parse_page_token as page_token,
+    };
+}
 pub use webhooks::{LoggingDriveSink, MAX_BODY_BYTES, TrustedProxies};
 
 /// What the routes need, built once by the composition root.
@@ -69,15 +78,53 @@ macro_rules! routes {
 
         fn mount(config: &mut web::ServiceConfig) {
             $(
-                config.service(
-                    web::scope($scope)
-                        .wrap(actix_web::middleware::from_fn(context::middleware))
-                        .app_data(web::PayloadConfig::new($limit))
-                        $( .route($path, web::$method().to($handler)) )*
-                );
+                config.service(scope(
+                    $scope,
+                    $limit,
+                    vec![ $( ($path, web::$method().to($handler)), )* ],
+                ));
             )*
         }
     };
+}
+
+/// The methods [`ROUTES`] serves at `path` (a template such as
+/// `/calendar/events/{id}`), upper-case, in declaration order: what a 405's
+/// `Allow` header lists.
+pub fn allowed_methods(path: &str) -> Vec<String> {
+    ROUTES
+        .iter()
+        .filter(|(_, p)| *p == path)
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect()
+}
+
+/// One prefix's scope. Each path is one resource holding all its methods,
+/// so a known path asked with another method is a 405 naming the methods
+/// it serves, not the 404 that one resource per route would give.
+fn scope(
+    prefix: &'static str,
+    limit: usize,
+    routes: Vec<(&'static str, actix_web::Route)>,
+) -> impl actix_web::dev::HttpServiceFactory {
+    let mut scope = web::scope(prefix)
+        .wrap(actix_web::middleware::from_fn(context::middleware))
+        .app_data(web::PayloadConfig::new(limit));
+    let mut pending = routes;
+    while let Some(&(path, _)) = pending.first() {
+        let (same, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(p, _)| *p == path);
+        pending = rest;
+        let allow = allowed_methods(&format!("{prefix}{path}"));
+        let mut resource = web::resource(path).default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<actix_web::HttpResponse, _>(HttpError::MethodNotAllowed { allow }) }
+        }));
+        for (_, route) in same {
+            resource = resource.route(route);
+        }
+        scope = scope.service(resource);
+    }
+    scope
 }
 
 routes! {
@@ -107,12 +154,16 @@ routes! {
     "/openapi.json" (limit MAX_BODY_BYTES) {
         get "" => openapi::spec;
     }
+    "/docs" (limit MAX_BODY_BYTES) {
+        get "" => openapi::docs;
+        get "/{file}" => openapi::docs_file;
+    }
 }
 
 /// Registers calsync's routes ([`ROUTES`]). `state` is shared by every
 /// worker. The routes claim only their own prefixes (`/calendar`,
-/// `/webhooks`, `/health`, `/metrics`, `/openapi.json`), so the host app's
-/// other routes are untouched.
+/// `/webhooks`, `/health`, `/metrics`, `/openapi.json`, `/docs`), so the
+/// host app's other routes are untouched.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         let query = web::QueryConfig::default().error_handler(|error, _| {

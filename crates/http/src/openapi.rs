@@ -1,17 +1,27 @@
-//! `GET /openapi.json`: the OpenAPI 3 document, generated from the handlers'
-//! annotations and the request and response types.
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the
+//! handlers' annotations and the request and response types; and `/docs`,
+//! a browsable page for it (Swagger UI, bundled in the binary: no CDN).
 
-use actix_web::HttpResponse;
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use calsync_domain::Error as DomainError;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{
+    AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{channels, error, events, health, webhooks};
+use crate::{HttpError, channels, error, events, health, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "calsync",
-        description = "A local, queryable mirror of Google Calendar events linked to business entities, with writes pushed to Google through a durable outbox."
+        description = "A local, queryable mirror of Google Calendar events linked to business entities, with writes pushed to Google through a durable outbox.\n\nEvery error answer is JSON: `{\"error\": {\"code\", \"message\", \"field\"?, \"header\"?}}`. A known path asked with a method it does not serve answers 405 with an `Allow` header; an unknown path under calsync's prefixes answers 404 (`no_route`)."
     ),
     paths(
         events::create, events::list, events::get, events::patch, events::delete,
@@ -19,19 +29,52 @@ use crate::{channels, error, events, health, webhooks};
         channels::create, channels::list, channels::stop,
         webhooks::calendar, webhooks::drive,
         health::calendar, health::live, health::ready, health::metrics,
-        spec,
+        spec, docs, docs_file,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorDetail, error::WriteErrorBody)),
+    modifiers(&BearerAuth, &Corrections),
     tags(
         (name = "events", description = "Events for business entities"),
         (name = "sync", description = "Sync requests"),
         (name = "channels", description = "Google push channels"),
         (name = "webhooks", description = "Google's push notifications (authenticated by channel token)"),
         (name = "health", description = "Health, probes and metrics"),
+        (name = "docs", description = "This document and its browsable page"),
     )
 )]
 pub struct ApiDoc;
+
+/// An event's push state: pending (queued for Google) | synced | failed
+/// (Google refused for good; see `pushError`) | conflict (the same fields
+/// changed in Google after the write was made; Google's version is kept).
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum PushStateDoc {
+    Pending,
+    Synced,
+    Failed,
+    Conflict,
+}
+
+/// confirmed | tentative | cancelled
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum EventStatusDoc {
+    Confirmed,
+    Tentative,
+    Cancelled,
+}
+
+/// confirmed | tentative (cancel with DELETE)
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum PatchStatusDoc {
+    Confirmed,
+    Tentative,
+}
 
 struct BearerAuth;
 
@@ -45,8 +88,356 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What the annotations cannot say: bodies that may be left empty, header
+/// parameters that are never `null`, the "exactly one of `dateTime` and
+/// `date`" rule, the middleware's answers on every route, and the webhook
+/// operations' gaps (their annotations live in `webhooks.rs`; each fix here
+/// is a no-op once the annotation has it).
+struct Corrections;
+
+/// Operations whose body may be empty (meaning "defaults"); a `null` body
+/// is refused, so the schema stays the object.
+const OPTIONAL_BODIES: [&str; 2] = ["createChannel", "requestSync"];
+
+impl Modify for Corrections {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                not_null_parameters(operation);
+                let id = operation.operation_id.clone().unwrap_or_default();
+                if OPTIONAL_BODIES.contains(&id.as_str())
+                    && let Some(body) = operation.request_body.as_mut()
+                {
+                    optional(body);
+                }
+            }
+        }
+        if let Some(item) = openapi.paths.paths.get_mut("/webhooks/calendar")
+            && let Some(operation) = item.post.as_mut()
+        {
+            webhook(
+                operation,
+                "receiveCalendarNotification",
+                &["sync", "exists", "not_exists"],
+            );
+        }
+        if let Some(item) = openapi.paths.paths.get_mut("/webhooks/drive")
+            && let Some(operation) = item.post.as_mut()
+        {
+            webhook(
+                operation,
+                "receiveDriveNotification",
+                &[
+                    "sync", "add", "remove", "update", "trash", "untrash", "change",
+                ],
+            );
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            one_time_form(components);
+        }
+        transport_answers(openapi);
+    }
+}
+
+/// An optional header or query parameter is absent or a string, never
+/// JSON `null` (which `Option<String>` in a tuple parameter documents).
+fn not_null_parameters(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+            && let SchemaType::Array(types) = &object.schema_type
+        {
+            let mut kept: Vec<Type> = types
+                .iter()
+                .filter(|t| **t != Type::Null)
+                .cloned()
+                .collect();
+            object.schema_type = match kept.len() {
+                1 => SchemaType::Type(kept.remove(0)),
+                _ => SchemaType::Array(kept),
+            };
+        }
+    }
+}
+
+fn optional(body: &mut RequestBody) {
+    body.required = Some(Required::False);
+}
+
+fn string_schema(pattern: Option<&str>, max_length: Option<usize>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(pattern)
+        .min_length(Some(1))
+        .max_length(max_length)
+}
+
+fn header(name: &str, required: bool, description: &str, schema: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// The push-notification headers as `calsync_domain::webhook` parses them.
+fn webhook(operation: &mut Operation, operation_id: &str, states: &[&str]) {
+    // The bare handler name collides with `/health/calendar`'s.
+    if matches!(
+        operation.operation_id.as_deref(),
+        None | Some("calendar" | "drive")
+    ) {
+        operation.operation_id = Some(operation_id.to_owned());
+    }
+    let documented = [
+        header(
+            "X-Goog-Channel-ID",
+            true,
+            "The channel's id",
+            string_schema(Some("^[A-Za-z0-9_+/=-]{1,64}$"), Some(64)),
+        ),
+        header(
+            "X-Goog-Channel-Token",
+            true,
+            "The token registered with the channel; missing or wrong is a 403",
+            string_schema(None, Some(256)),
+        ),
+        header(
+            "X-Goog-Resource-ID",
+            true,
+            "Google's id of the watched resource",
+            string_schema(None, Some(256)),
+        ),
+        header(
+            "X-Goog-Resource-URI",
+            true,
+            "The watched resource's API URL (http or https)",
+            string_schema(Some("^https?://[^\\s]+$"), Some(2048)),
+        ),
+        header(
+            "X-Goog-Resource-State",
+            true,
+            "What happened to the resource",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(states.iter().copied())),
+        ),
+        header(
+            "X-Goog-Message-Number",
+            true,
+            "A positive 64-bit integer, increasing per channel (with gaps)",
+            string_schema(Some("^0*[1-9][0-9]{0,19}$"), None),
+        ),
+        header(
+            "X-Goog-Channel-Expiration",
+            false,
+            "The channel's expiry, as an HTTP date (`Tue, 19 Nov 2013 01:13:52 GMT`)",
+            string_schema(None, None),
+        ),
+    ];
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    for parameter in documented {
+        match parameters
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(&parameter.name))
+        {
+            // The annotation's own description wins; the constraints are added.
+            Some(existing) => {
+                existing.required = parameter.required;
+                if existing.description.as_deref().is_none_or(str::is_empty) {
+                    existing.description = parameter.description;
+                }
+                existing.schema = parameter.schema;
+            }
+            None => parameters.push(parameter),
+        }
+    }
+    let descriptions = [
+        ("200", "Accepted"),
+        (
+            "400",
+            "A missing or malformed `X-Goog-*` header (`missing_header`, `invalid_header`; `error.header` names it)",
+        ),
+        ("403", "A wrong or missing channel token (`forbidden`)"),
+        (
+            "503",
+            "Throttled (`rate_limited`, with `Retry-After`) or the database is unavailable: Google retries",
+        ),
+    ];
+    for (status, description) in descriptions {
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status)
+            && response.description.is_empty()
+        {
+            response.description = description.to_owned();
+        }
+    }
+}
+
+/// Answers the request-context middleware gives on any route, before the
+/// handler: shared components, referenced wherever the operation does not
+/// document that status itself.
+fn transport_answers(openapi: &mut utoipa::openapi::OpenApi) {
+    let answers = [
+        (
+            "400",
+            "UnreadableBody",
+            "The request body could not be read (a malformed transfer)".to_owned(),
+        ),
+        (
+            "408",
+            "BodyTimeout",
+            format!(
+                "The request body did not arrive within {} s (`request_timeout`)",
+                crate::context::BODY_READ_TIMEOUT.as_secs()
+            ),
+        ),
+        (
+            "413",
+            "BodyTooLarge",
+            format!(
+                "The request body exceeds {} KiB, or the route's own smaller limit (`payload_too_large`)",
+                crate::MAX_EVENT_BODY_BYTES / 1024
+            ),
+        ),
+    ];
+    let components = openapi.components.get_or_insert_with(Default::default);
+    for (_, name, description) in &answers {
+        components.responses.insert(
+            (*name).to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        );
+    }
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (status, name, _) in &answers {
+                operation
+                    .responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| {
+                        RefOr::Ref(Ref::new(format!("#/components/responses/{name}")))
+                    });
+            }
+        }
+    }
+}
+
+/// `EventTimeBody` holds exactly one of `dateTime` and `date` (as strings;
+/// `null` counts as absent), which a derived schema cannot say.
+fn one_time_form(components: &mut Components) {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get("EventTimeBody") else {
+        return;
+    };
+    let mut object = object.clone();
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .title(Some("timed"))
+                .property("dateTime", ObjectBuilder::new().schema_type(Type::String))
+                .required("dateTime"),
+        )
+        .item(
+            ObjectBuilder::new()
+                .title(Some("all-day"))
+                .property("date", ObjectBuilder::new().schema_type(Type::String))
+                .required("date"),
+        );
+    // The description and example describe the whole: they move up.
+    let description = object.description.take();
+    let example = object.example.take();
+    #[allow(deprecated)] // `example` is what the annotations set too
+    let wrapped = AllOfBuilder::new()
+        .description(description)
+        .example(example)
+        .item(object)
+        .item(one_of)
+        .build();
+    components
+        .schemas
+        .insert("EventTimeBody".into(), RefOr::T(Schema::AllOf(wrapped)));
+}
+
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "docs", operation_id = "getOpenApiDocument",
+    responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
 pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+fn ui_config() -> Arc<utoipa_swagger_ui::Config<'static>> {
+    Arc::new(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+}
+
+fn ui_file(file: &str) -> Result<(String, Vec<u8>), HttpError> {
+    // `serve` fails only if the bundle's initializer is not UTF-8 or the
+    // config does not serialize: neither is the caller's doing, and neither
+    // is worth a 500; the page is simply not available.
+    match utoipa_swagger_ui::serve(file, ui_config()) {
+        Ok(Some(found)) => Ok((found.content_type, found.bytes.into_owned())),
+        Ok(None) | Err(_) => Err(DomainError::NotFound { what: "file" }.into()),
+    }
+}
+
+/// A browsable page for this document (Swagger UI).
+#[utoipa::path(
+    get, path = "/docs", tag = "docs", operation_id = "getApiDocsPage",
+    responses((status = 200, description = "The HTML page", content_type = "text/html", body = String))
+)]
+pub async fn docs() -> Result<HttpResponse, HttpError> {
+    let (content_type, page) = ui_file("index.html")?;
+    // The bundle's links are relative (`./swagger-ui.css`); the page is
+    // served at `/docs` (no trailing slash), so they resolve under `/docs/`.
+    let page =
+        String::from_utf8_lossy(&page).replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1);
+    Ok(HttpResponse::Ok().content_type(content_type).body(page))
+}
+
+/// The page's scripts, styles and icons.
+#[utoipa::path(
+    get, path = "/docs/{file}", tag = "docs", operation_id = "getApiDocsAsset",
+    params(("file" = String, Path, description = "e.g. swagger-ui-bundle.js")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "No such file", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn docs_file(file: web::Path<String>) -> Result<HttpResponse, HttpError> {
+    let (content_type, bytes) = ui_file(&file)?;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(bytes))
 }

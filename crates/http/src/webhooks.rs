@@ -175,6 +175,12 @@ pub async fn calendar(
                 "channel_id" => envelope.channel_id.to_string(), "message_number" => envelope.message_number);
             state.sync_wakeup.notify_one();
         }
+        Ok(NotificationOutcome::Replayed { calendar_id }) => {
+            count(&state, "calendar", "replayed");
+            info!(log, "notification already handled (a retry or a replay); nothing marked";
+                "action" => "webhook_calendar", "status" => "replayed", "calendar_id" => calendar_id.to_string(),
+                "channel_id" => envelope.channel_id.to_string(), "message_number" => envelope.message_number);
+        }
         Ok(NotificationOutcome::ChannelConfirmed { calendar_id }) => {
             count(&state, "calendar", "sync_confirmation");
             info!(log, "watch channel confirmed";
@@ -231,7 +237,12 @@ pub async fn drive(
         count_error(&state, "drive", error);
     })?;
     match state.notifications.handle_drive(&notification).await {
-        Ok(()) => count(&state, "drive", "accepted"),
+        Ok(true) => count(&state, "drive", "accepted"),
+        // Already recorded and handed on: answered 200 so Google stops.
+        Ok(false) => {
+            count(&state, "drive", "replayed");
+            return Ok(HttpResponse::Ok().finish());
+        }
         Err(DomainError::Forbidden) => {
             count(&state, "drive", "forbidden");
             log_rejection(&log, "webhook_drive", &notification.envelope, &source);

@@ -465,3 +465,25 @@ async fn requests_and_rejections_are_logged_without_tokens() {
     assert!(request["duration_ms"].is_u64());
     assert!(!text.contains("a-forged-token"), "tokens are never logged");
 }
+
+#[actix_web::test]
+async fn invented_methods_do_not_become_metric_labels() {
+    let w = world(100);
+    for i in 0..40 {
+        let method = actix_web::http::Method::from_bytes(
+            format!("INVENTED{i}{}", "M".repeat(200)).as_bytes(),
+        )
+        .unwrap();
+        call(
+            &w,
+            test::TestRequest::default()
+                .method(method)
+                .uri("/health/live"),
+        )
+        .await;
+    }
+    let rendered = w.state.metrics.render();
+    assert!(!rendered.contains("INVENTED"), "{rendered}");
+    assert!(rendered.contains(r#"method="other""#), "{rendered}");
+    assert!(rendered.len() < 20_000, "{} bytes", rendered.len());
+}

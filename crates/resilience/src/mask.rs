@@ -3,40 +3,44 @@
 use std::borrow::Cow;
 
 /// Replaces the local part of every email address with its first character
-/// and `***`: `john.doe@example.com` -> `j***@example.com`. Addresses that
-/// are URL-encoded (`user%40example.com`, common in Google resource URIs
-/// since calendar ids are often emails) are masked the same way.
+/// and `***`: `john.doe@example.com` -> `j***@example.com`. "Email" means
+/// anything the API accepts as one (something, `@`, something): Unicode
+/// local parts and domains (`rené@bücher.example`), dotless hosts
+/// (`carol@localhost`) and address literals (`dave@[192.0.2.1]`) included.
+/// Addresses that are URL-encoded (`user%40example.com`, common in Google
+/// resource URIs since calendar ids are often emails) are masked the same way.
 pub fn mask_emails(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     // `copied` is how much of `text` is already in `out`.
     let mut copied = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        let separator_len = if bytes[i] == b'@' {
+    while let Some(offset) = text[i..].find(['@', '%']) {
+        let at = i + offset;
+        let rest = &text[at..];
+        let separator_len = if rest.starts_with('@') {
             1
-        } else if bytes[i] == b'%'
-            && bytes.get(i + 1) == Some(&b'4')
-            && bytes.get(i + 2) == Some(&b'0')
-        {
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("%40") {
             3
         } else {
-            i += 1;
+            i = at + 1;
             continue;
         };
-        let local_start = local_part_start(bytes, i);
-        let domain_end = domain_end(bytes, i + separator_len);
-        if local_start < i && is_domain(&bytes[i + separator_len..domain_end]) {
+        let local_start = local_part_start(text, at);
+        let domain_end = domain_end(text, at + separator_len);
+        let local = &text[local_start..at];
+        let already_masked = local.chars().count() == 4 && local.ends_with("***");
+        if local_start < at && domain_end > at + separator_len && !already_masked {
             let buffer = out.get_or_insert_with(|| String::with_capacity(text.len()));
             buffer.push_str(&text[copied..local_start]);
-            // The first local character is ASCII (see `is_local_char`).
-            buffer.push(char::from(bytes[local_start]));
+            if let Some(first) = text[local_start..].chars().next() {
+                buffer.push(first);
+            }
             buffer.push_str("***");
-            buffer.push_str(&text[i..domain_end]);
+            buffer.push_str(&text[at..domain_end]);
             copied = domain_end;
             i = domain_end;
         } else {
-            i += separator_len;
+            i = at + separator_len;
         }
     }
     match out {
@@ -48,40 +52,42 @@ pub fn mask_emails(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn is_local_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"._+-!#$&'=^`{|}~".contains(&b)
+/// Characters that end an address in running text, JSON, URLs and headers.
+fn is_delimiter(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || "<>()[],;:\"'/\\?#&=%@*".contains(c)
 }
 
-fn local_part_start(bytes: &[u8], separator: usize) -> usize {
-    let mut start = separator;
-    while start > 0 && is_local_char(bytes[start - 1]) {
-        start -= 1;
-    }
-    start
+fn local_part_start(text: &str, separator: usize) -> usize {
+    text[..separator]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| !is_delimiter(*c) || *c == '*')
+        .last()
+        .map_or(separator, |(start, _)| start)
 }
 
-fn domain_end(bytes: &[u8], from: usize) -> usize {
-    let mut end = from;
-    while end < bytes.len()
-        && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'.' || bytes[end] == b'-')
+fn domain_end(text: &str, from: usize) -> usize {
+    let rest = &text[from..];
+    // An address literal: `[192.0.2.1]`, `[IPv6:2001:db8::1]`.
+    if rest.starts_with('[')
+        && let Some(close) = rest.find(']')
     {
-        end += 1;
+        return from + close + 1;
     }
+    let len = rest
+        .char_indices()
+        .find(|(_, c)| is_delimiter(*c))
+        .map_or(rest.len(), |(end, _)| end);
     // A trailing dot ends a sentence, not a domain.
-    while end > from && bytes[end - 1] == b'.' {
-        end -= 1;
-    }
-    end
+    from + rest[..len].trim_end_matches('.').len()
 }
 
-fn is_domain(domain: &[u8]) -> bool {
-    domain.contains(&b'.') && domain.first().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-/// Whether a field of this name holds a secret that must never be logged.
+/// Whether a field of this name holds a secret that must never be logged:
+/// one of the known names, or a name ending in one (`sync_token`,
+/// `webhook_secret`). Whole words only: `token_present` is not a secret.
 pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    const NAMES: [&str; 11] = [
         "token",
         "secret",
         "password",
@@ -91,10 +97,12 @@ pub fn is_secret_key(key: &str) -> bool {
         "private_key",
         "assertion",
         "credential",
+        "credentials",
         "cookie",
-    ]
-    .iter()
-    .any(|needle| key.contains(needle))
+    ];
+    NAMES
+        .iter()
+        .any(|name| key == *name || key.ends_with(&format!("_{name}")))
 }
 
 pub const REDACTED: &str = "[redacted]";
@@ -156,11 +164,11 @@ mod tests {
         for text in [
             "no email here",
             "@handle",
-            "a@b",
             "50% off",
             "x%40",
             "j***@example.com",
-            "weird@.com",
+            "a @ b",
+            "@@",
         ] {
             assert_eq!(mask_emails(text), text, "{text}");
             assert!(matches!(mask_emails(text), Cow::Borrowed(_)));
@@ -169,6 +177,49 @@ mod tests {
             mask_emails("ünïcode bob@example.com ok"),
             "ünïcode b***@example.com ok"
         );
+    }
+
+    #[test]
+    fn masks_everything_the_api_accepts_as_an_email() {
+        for (raw, masked) in [
+            ("rené@bücher.example", "r***@bücher.example"),
+            ("用户@例子.广告", "用***@例子.广告"),
+            ("carol@localhost", "c***@localhost"),
+            ("dave@[192.0.2.1]", "d***@[192.0.2.1]"),
+            ("a@b", "a***@b"),
+            ("weird@.com", "w***@.com"),
+            ("\"émile@exämple.org\"", "\"é***@exämple.org\""),
+            (
+                "calendars/ünï%40host/events",
+                "calendars/ü***%40host/events",
+            ),
+        ] {
+            assert_eq!(mask_emails(raw), masked, "{raw}");
+        }
+    }
+
+    #[test]
+    fn secret_names_match_whole_words() {
+        for key in [
+            "token",
+            "sync_token",
+            "X-Goog-Channel-Token",
+            "webhook_secret",
+            "Authorization",
+            "api_key",
+            "password",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "token_present",
+            "tokens_issued",
+            "secretary",
+            "passwordless_login",
+            "calendar_id",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
     }
 
     #[test]

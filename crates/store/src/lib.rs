@@ -5,9 +5,13 @@
 
 mod error;
 mod pg;
+mod pg_tls;
 mod sqlite;
 mod url;
 
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +30,14 @@ pub struct StoreOptions {
     pub connection_timeout: Duration,
     /// SQLite: how long a statement waits for a lock held by another process.
     pub busy_timeout: Duration,
+    /// Postgres: the `sslmode` when `DATABASE_URL` names none. Production
+    /// should pass [`SslMode::VerifyFull`]; the default, `Prefer`, suits
+    /// development and tests.
+    pub default_sslmode: SslMode,
+    /// Postgres: a PEM file of CA certificates to trust instead of the
+    /// bundled webpki roots. The URL's `sslrootcert` takes precedence. With a
+    /// CA, `prefer` and `require` verify the chain too (as libpq does).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -34,7 +46,69 @@ impl Default for StoreOptions {
             max_connections: 10,
             connection_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
+            default_sslmode: SslMode::Prefer,
+            tls_ca_file: None,
         }
+    }
+}
+
+/// How a Postgres connection uses TLS: libpq's `sslmode` values, set by
+/// `sslmode=` in the URL or [`StoreOptions::default_sslmode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain TCP: the login and the data travel in clear.
+    Disable,
+    /// TLS when the server offers it; plain only when the server answers the
+    /// TLS request with "no". A failed handshake is an error, never a
+    /// silent downgrade. `allow` in a URL means this too.
+    #[default]
+    Prefer,
+    /// TLS or no connection. The certificate is not verified (encrypted but
+    /// not authenticated) unless a CA is given: then as `VerifyCa`.
+    Require,
+    /// TLS, the certificate chain verified; the host name not checked.
+    VerifyCa,
+    /// TLS, the chain and the host name verified.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self, Error> {
+        Ok(match value {
+            "disable" => Self::Disable,
+            // libpq's allow tries plain first; preferring TLS only removes a leak.
+            "allow" | "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            other => {
+                return Err(Error::InvalidUrl(format!(
+                    "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, \
+                     verify-full"
+                )));
+            }
+        })
     }
 }
 
@@ -42,19 +116,30 @@ impl Default for StoreOptions {
 /// applies pending migrations, and returns the store behind the domain's
 /// ports. Call from within a Tokio runtime.
 pub async fn connect(url: &DatabaseUrl, options: &StoreOptions) -> Result<Arc<dyn Store>, Error> {
-    migrate(url).await?;
+    migrate_with_options(url, options).await?;
     Ok(match url {
         DatabaseUrl::Postgres(url) => Arc::new(pg::PgStore::connect(url, options).await?),
         DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::connect(path, options).await?),
     })
 }
 
-/// Applies the embedded migrations that have not run yet; returns their
-/// versions. Runs on a blocking thread, so any Tokio runtime flavour works.
+/// [`migrate_with_options`] with the default options (Postgres: `sslmode`
+/// from the URL, else `prefer`).
 pub async fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, Error> {
+    migrate_with_options(url, &StoreOptions::default()).await
+}
+
+/// Applies the embedded migrations that have not run yet; returns their
+/// versions. Postgres connects with the same TLS settings as [`connect`].
+/// Runs on a blocking thread, so any Tokio runtime flavour works.
+pub async fn migrate_with_options(
+    url: &DatabaseUrl,
+    options: &StoreOptions,
+) -> Result<Vec<String>, Error> {
     let url = url.clone();
+    let options = options.clone();
     tokio::task::spawn_blocking(move || match &url {
-        DatabaseUrl::Postgres(url) => pg::run_migrations(url),
+        DatabaseUrl::Postgres(url) => pg::run_migrations(url, &options),
         DatabaseUrl::Sqlite(path) => sqlite::run_migrations(path),
     })
     .await

@@ -6,6 +6,7 @@ use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::pg_tls::PgConnector;
 use crate::{Error, StoreOptions};
 
 pub(crate) type Ts = diesel::sql_types::Timestamptz;
@@ -129,7 +130,12 @@ async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
 
 impl DieselStore {
     pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
-        let manager = AsyncDieselConnectionManager::<Conn>::new(url);
+        let connector = PgConnector::new(url, options)?;
+        // The URL is unused: `custom_setup` connects with the parsed settings.
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(
+            String::new(),
+            connector.manager_config(),
+        );
         let pool = Pool::builder()
             .max_size(options.max_connections.max(1))
             .connection_timeout(options.connection_timeout)
@@ -141,13 +147,17 @@ impl DieselStore {
 }
 
 /// Runs pending migrations on a blocking thread (the wrapper blocks on the
-/// surrounding runtime's handle).
-pub(crate) fn run_migrations(url: &str) -> Result<Vec<String>, Error> {
-    use diesel::Connection;
+/// surrounding runtime's handle), connected with the pool's TLS settings.
+pub(crate) fn run_migrations(url: &str, options: &StoreOptions) -> Result<Vec<String>, Error> {
     use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 
-    let mut conn = <AsyncConnectionWrapper<Conn> as Connection>::establish(url)
+    let connector = PgConnector::new(url, options)?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|error| Error::Migration(format!("no Tokio runtime to connect on: {error}")))?;
+    let conn = runtime
+        .block_on(connector.establish())
         .map_err(|error| Error::Connect(error.to_string()))?;
+    let mut conn = AsyncConnectionWrapper::<Conn>::from(conn);
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map_err(|error| Error::Migration(error.to_string()))?;

@@ -1258,6 +1258,17 @@ impl OutboxStore for DieselStore {
             let Some(mut row) = load_event(conn, &entry.event_id.to_string()).await? else {
                 return Ok(());
             };
+            // The mirror takes Google's whole copy (see `PushReceipt::remote`).
+            if more_pending == 0
+                && let Some(remote) = &receipt.remote
+            {
+                let current = row.clone().into_event()?;
+                // `updated_at` stays: a local writer racing this push is
+                // not told the event changed under it.
+                if let Some(taken) = remote.onto(&current, current.updated_at) {
+                    row = EventRow::new(&taken, row.sync_run_id.clone());
+                }
+            }
             if let Some(etag) = &receipt.etag {
                 row.etag = Some(etag.to_string());
             }
@@ -1476,10 +1487,10 @@ impl DriveNotificationStore for DieselStore {
         &self,
         notification: &DriveNotification,
         received_at: DateTime<Utc>,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<bool> {
         let envelope = &notification.envelope;
         write_tx!(self, |conn| {
-            diesel::insert_into(dn::table)
+            let inserted = diesel::insert_into(dn::table)
                 .values((
                     dn::channel_id.eq(envelope.channel_id.as_str()),
                     dn::resource_id.eq(envelope.resource_id.as_str()),
@@ -1490,10 +1501,22 @@ impl DriveNotificationStore for DieselStore {
                     dn::changed.eq(notification.changed.join(",")),
                     dn::received_at.eq(micros(received_at)),
                 ))
+                .on_conflict((dn::channel_id, dn::message_number))
+                .do_nothing()
                 .execute(conn)
                 .await
                 .map_err(db)?;
-            Ok(())
+            Ok(inserted == 1)
+        })
+    }
+
+    async fn purge_drive_notifications(&self, before: DateTime<Utc>) -> DomainResult<u64> {
+        write_tx!(self, |conn| {
+            let purged = diesel::delete(dn::table.filter(dn::received_at.lt(micros(before))))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(purged as u64)
         })
     }
 

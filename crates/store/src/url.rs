@@ -1,9 +1,11 @@
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::Error;
 
-/// Where the data lives, parsed from `DATABASE_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the data lives, parsed from `DATABASE_URL`. `Debug` shows the
+/// redacted form.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// `postgres://` or `postgresql://`: production.
     Postgres(String),
@@ -51,18 +53,91 @@ impl DatabaseUrl {
         }
     }
 
-    /// A description safe to log: no password.
+    /// A description safe to log: no password, neither in the user info nor
+    /// as a `password=` parameter.
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme_end), Some(at)) if at > scheme_end => {
-                    format!("{}://***{}", &url[..scheme_end], &url[at..])
-                }
-                _ => url.clone(),
-            },
+            Self::Postgres(url) => redact_postgres(url),
         }
     }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(_) => f.debug_tuple("Postgres").field(&self.redacted()).finish(),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+        }
+    }
+}
+
+/// Hides the union of two readings, so an unencoded `@`, `?` or `&` in a
+/// password cannot shift what is hidden: everything between `://` and the
+/// last `@` (user and password), and the value of every parameter whose
+/// name decodes to `password` (any case).
+fn redact_postgres(url: &str) -> String {
+    let bytes = url.as_bytes();
+    let mut hidden = vec![false; bytes.len()];
+    let start = url.find("://").map_or(0, |at| at + 3);
+    if let Some(at) = url.rfind('@').filter(|&at| at >= start) {
+        hidden[start..at].fill(true);
+    }
+    for (at, _) in url.match_indices(['?', '&']) {
+        let pair_end = url[at + 1..]
+            .find('&')
+            .map_or(url.len(), |end| at + 1 + end);
+        let pair = &url[at + 1..pair_end];
+        if let Some(eq) = pair.find('=')
+            && percent_decode(&pair[..eq]).eq_ignore_ascii_case(b"password")
+        {
+            hidden[at + 1 + eq + 1..pair_end].fill(true);
+        }
+    }
+    // Every run starts and ends next to an ASCII delimiter, so slicing by
+    // these byte offsets stays on character boundaries.
+    let mut out = String::with_capacity(url.len());
+    let mut run_start = 0;
+    let mut index = 0;
+    while index < bytes.len() {
+        if hidden[index] {
+            out.push_str(&url[run_start..index]);
+            out.push_str("***");
+            while index < bytes.len() && hidden[index] {
+                index += 1;
+            }
+            run_start = index;
+        } else {
+            index += 1;
+        }
+    }
+    out.push_str(&url[run_start..]);
+    out
+}
+
+/// `%XX` decoding, lenient about a stray `%` as tokio-postgres is: both the
+/// redaction and the TLS parameters must read names as it does.
+pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -109,5 +184,51 @@ mod tests {
         let url = DatabaseUrl::parse(Some("postgres://user:hunter2@db:5432/calsync")).unwrap();
         assert_eq!(url.redacted(), "postgres://***@db:5432/calsync");
         assert!(!url.redacted().contains("hunter2"));
+    }
+
+    #[test]
+    fn redaction_hides_a_password_parameter() {
+        let redact = |url: &str| DatabaseUrl::parse(Some(url)).unwrap().redacted();
+        assert_eq!(
+            redact("postgres://db/calsync?user=calsync&password=hunter2&sslmode=verify-full"),
+            "postgres://db/calsync?user=calsync&password=***&sslmode=verify-full"
+        );
+        assert_eq!(
+            redact("postgres://u:pw@db/calsync?password=hunter2"),
+            "postgres://***@db/calsync?password=***"
+        );
+        // Encoded or capitalised names still name the password.
+        assert_eq!(
+            redact("postgres://db/c?%70assword=hunter2"),
+            "postgres://db/c?%70assword=***"
+        );
+        assert_eq!(
+            redact("postgres://db/c?PASSWORD=hunter2"),
+            "postgres://db/c?PASSWORD=***"
+        );
+        // An unencoded '@' inside the parameter must not leave a tail showing.
+        for url in [
+            "postgres://db/c?password=hun@ter2",
+            "postgres://u:hun?ter2@db/c",
+            "postgres://u:hun&password=x@db/c?password=ter2&a=b",
+        ] {
+            let redacted = redact(url);
+            for part in ["hun", "ter2"] {
+                assert!(!redacted.contains(part), "{url} -> {redacted}");
+            }
+        }
+        // Nothing hidden without a password.
+        assert_eq!(
+            redact("postgres://db/c?sslmode=require&passwordless=1"),
+            "postgres://db/c?sslmode=require&passwordless=1"
+        );
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let url = DatabaseUrl::parse(Some("postgres://u:hunter2@db/c?password=hunter2")).unwrap();
+        let debug = format!("{url:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("db/c"), "{debug}");
     }
 }

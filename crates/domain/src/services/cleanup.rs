@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::ports::{Clock, EventStore};
+use crate::ports::{Clock, DriveNotificationStore, EventStore};
 
 /// The instant before which ended events are past retention.
 pub fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
@@ -20,6 +20,8 @@ pub struct CleanupReport {
     pub batches: u32,
     /// Idempotency keys past [`IDEMPOTENCY_KEY_TTL`], forgotten.
     pub idempotency_keys_purged: u64,
+    /// Drive notifications received before the cutoff, deleted.
+    pub drive_notifications_purged: u64,
 }
 
 /// How long an `Idempotency-Key` is remembered: long enough for any client
@@ -34,6 +36,7 @@ pub struct CleanupService {
     clock: Arc<dyn Clock>,
     retention_days: u32,
     batch_size: u32,
+    drive: Option<Arc<dyn DriveNotificationStore>>,
 }
 
 impl CleanupService {
@@ -45,7 +48,14 @@ impl CleanupService {
             clock,
             retention_days,
             batch_size: Self::DEFAULT_BATCH,
+            drive: None,
         }
+    }
+
+    /// Also deletes Drive notifications past retention.
+    pub fn with_drive_notifications(mut self, drive: Arc<dyn DriveNotificationStore>) -> Self {
+        self.drive = Some(drive);
+        self
     }
 
     pub fn with_batch_size(mut self, batch_size: u32) -> Self {
@@ -64,7 +74,11 @@ impl CleanupService {
             cancelled: 0,
             batches: 0,
             idempotency_keys_purged: 0,
+            drive_notifications_purged: 0,
         };
+        if let Some(drive) = &self.drive {
+            report.drive_notifications_purged = drive.purge_drive_notifications(cutoff).await?;
+        }
         let forget_before = self.clock.now()
             - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or(chrono::Duration::zero());
         report.idempotency_keys_purged = self.events.purge_idempotency_keys(forget_before).await?;

@@ -16,6 +16,9 @@ pub enum NotificationOutcome {
     CalendarMarked { calendar_id: CalendarId },
     /// The channel's opening `sync` message; nothing changed.
     ChannelConfirmed { calendar_id: CalendarId },
+    /// A message number not above the channel's last: Google retried or
+    /// someone replayed a message already handled. Nothing is marked.
+    Replayed { calendar_id: CalendarId },
     /// A validly signed message for a channel calsync no longer wants (stopped,
     /// replaced, or unknown): the caller should stop it at Google.
     UnwantedChannel {
@@ -63,9 +66,11 @@ impl NotificationService {
         }
     }
 
-    /// Authenticates and records a Drive notification; the caller hands it
-    /// to its [`crate::ports::DriveNotificationSink`].
-    pub async fn handle_drive(&self, notification: &DriveNotification) -> Result<()> {
+    /// Authenticates and records a Drive notification; `true` if it is new
+    /// and the caller should hand it to its
+    /// [`crate::ports::DriveNotificationSink`], `false` for a retry or replay
+    /// of one already recorded (same channel and message number).
+    pub async fn handle_drive(&self, notification: &DriveNotification) -> Result<bool> {
         let envelope = &notification.envelope;
         self.authenticate(&envelope.channel_id, envelope.token.as_deref())?;
         self.drive
@@ -98,6 +103,14 @@ impl NotificationService {
             ChannelStatus::Stopped => return Ok(unwanted()),
             ChannelStatus::Pending | ChannelStatus::Active => {}
         }
+        // Message numbers only grow (not sequentially): one not above the
+        // last recorded is a retry or a replay of a handled message.
+        if channel
+            .last_message_number
+            .is_some_and(|last| envelope.message_number <= last)
+        {
+            return Ok(NotificationOutcome::Replayed { calendar_id });
+        }
         let now = self.clock.now();
         // The channel's last notification is for reporting: during a burst,
         // once a second is enough and spares a write per notification.
@@ -107,15 +120,8 @@ impl NotificationService {
                     .last_message_number
                     .is_some_and(|n| n < envelope.message_number)
         });
-        if !recorded_lately {
-            self.channels
-                .record_notification(&channel.id, envelope.message_number, now)
-                .await?;
-        }
-        match notification.state {
-            CalendarResourceState::Sync => {
-                Ok(NotificationOutcome::ChannelConfirmed { calendar_id })
-            }
+        let outcome = match notification.state {
+            CalendarResourceState::Sync => NotificationOutcome::ChannelConfirmed { calendar_id },
             CalendarResourceState::Exists | CalendarResourceState::NotExists => {
                 // A read is cheap; the mark is a contended write on one row.
                 let covered = self
@@ -126,8 +132,16 @@ impl NotificationService {
                 if !covered {
                     self.states.mark_dirty(&calendar_id, false).await?;
                 }
-                Ok(NotificationOutcome::CalendarMarked { calendar_id })
+                NotificationOutcome::CalendarMarked { calendar_id }
             }
+        };
+        // Recorded only once marked: if the mark fails, Google's retry of
+        // this message number must not look like a replay.
+        if !recorded_lately {
+            self.channels
+                .record_notification(&channel.id, envelope.message_number, now)
+                .await?;
         }
+        Ok(outcome)
     }
 }

@@ -64,7 +64,9 @@ impl SyncService {
             clock,
             page_size: MAX_PAGE_SIZE,
             retention: None,
-            lease_ttl: Duration::from_secs(15),
+            // Long without a heartbeat, so a slow page cannot outlive it;
+            // the server sets a short one and renews it.
+            lease_ttl: Duration::from_secs(120),
             timer: None,
             progress: None,
         }

@@ -54,19 +54,25 @@ impl DrainReport {
 /// How Google answered a push.
 enum Verdict {
     /// Applied; Google's copy when the call returned one.
-    Applied(Option<RemoteEvent>),
+    Applied(Option<Box<RemoteEvent>>),
     /// Not applied; the mirror takes this row instead, with this note.
     Settled(Box<Event>, &'static str),
 }
 
-fn receipt(remote: Option<RemoteEvent>, pushed_at: chrono::DateTime<chrono::Utc>) -> PushReceipt {
-    let remote = remote.map(|r| (r.etag, r.updated, r.html_link));
-    let (etag, updated, html_link) = remote.unwrap_or((None, None, None));
+fn receipt(
+    remote: Option<Box<RemoteEvent>>,
+    pushed_at: chrono::DateTime<chrono::Utc>,
+) -> PushReceipt {
+    let fields = remote
+        .as_ref()
+        .map(|r| (r.etag.clone(), r.updated, r.html_link.clone()));
+    let (etag, updated, html_link) = fields.unwrap_or((None, None, None));
     PushReceipt {
         etag,
         updated,
         html_link,
         pushed_at,
+        remote,
     }
 }
 
@@ -105,7 +111,8 @@ impl EventService {
             outbox,
             clock,
             retry: OutboxRetryPolicy::default(),
-            lease: std::time::Duration::from_secs(15),
+            // Long without a heartbeat (see `with_lease`).
+            lease: std::time::Duration::from_secs(60),
             timer: None,
         }
     }
@@ -216,7 +223,7 @@ impl EventService {
         };
         let op = OutboxOp::Patch {
             if_match,
-            intent: Some(intent),
+            intent: Some(Box::new(intent)),
         };
         let entry = self
             .events
@@ -345,7 +352,7 @@ impl EventService {
     async fn call_provider(&self, entry: &OutboxEntry, event: &Event) -> Result<Verdict> {
         match &entry.op {
             OutboxOp::Insert => match self.provider.insert_event(event).await {
-                Ok(remote) => Ok(Verdict::Applied(Some(remote))),
+                Ok(remote) => Ok(Verdict::Applied(Some(Box::new(remote)))),
                 Err(error) if error.provider_kind() == Some(ProviderErrorKind::Duplicate) => {
                     // An earlier try may have reached Google before failing
                     // here. Deleted ids stay reserved too, so only an event
@@ -359,7 +366,7 @@ impl EventService {
                             // Ours, and deleted in Google since.
                             return Ok(self.gone(event));
                         }
-                        Ok(Verdict::Applied(Some(remote)))
+                        Ok(Verdict::Applied(Some(Box::new(remote))))
                     } else {
                         Err(Error::provider(
                             ProviderErrorKind::Permanent,
@@ -371,7 +378,7 @@ impl EventService {
             },
             OutboxOp::Patch { if_match, intent } => {
                 // Rows queued before intents were recorded send the content.
-                let intent = intent.clone().unwrap_or_else(|| PatchIntent {
+                let intent = intent.as_deref().cloned().unwrap_or_else(|| PatchIntent {
                     changes: EventChanges::content_of(event),
                     base: EventChanges::default(),
                 });
@@ -395,7 +402,7 @@ impl EventService {
             if_match: event.etag.clone(),
         };
         let refused = match self.provider.patch_event(&call).await {
-            Ok(remote) => return Ok(Verdict::Applied(Some(remote))),
+            Ok(remote) => return Ok(Verdict::Applied(Some(Box::new(remote)))),
             Err(error) => error,
         };
         match refused.provider_kind() {
@@ -422,7 +429,7 @@ impl EventService {
         }
         let current = remote.fields();
         if intent.changes.holds_in(&current) {
-            return Ok(Verdict::Applied(Some(remote)));
+            return Ok(Verdict::Applied(Some(Box::new(remote))));
         }
         if demanded || !intent.base.holds_in(&current) {
             let now = self.clock.now();
@@ -444,7 +451,7 @@ impl EventService {
             ..call
         };
         match self.provider.patch_event(&again).await {
-            Ok(remote) => Ok(Verdict::Applied(Some(remote))),
+            Ok(remote) => Ok(Verdict::Applied(Some(Box::new(remote)))),
             Err(error) if error.provider_kind() == Some(ProviderErrorKind::Gone) => {
                 Ok(self.gone(event))
             }

@@ -592,6 +592,7 @@ pub async fn outbox_rows_go_in_order_one_worker_at_a_time(db: &TestDb) {
             mine,
             &PushReceipt {
                 pushed_at: now(),
+                remote: None,
                 etag: Some(Etag::new("\"g1\"").unwrap()),
                 updated: Some(now()),
                 html_link: None,
@@ -620,6 +621,7 @@ pub async fn outbox_rows_go_in_order_one_worker_at_a_time(db: &TestDb) {
             &next[0],
             &PushReceipt {
                 pushed_at: now(),
+                remote: None,
                 etag: Some(Etag::new("\"g2\"").unwrap()),
                 updated: None,
                 html_link: None,
@@ -1135,6 +1137,26 @@ pub async fn drive_notifications_are_kept_newest_first(db: &TestDb) {
     assert_eq!(latest.envelope.token, None);
     assert_eq!(*at, now() + Duration::seconds(2));
     assert!(recent[1].0.changed.is_empty());
+    // A replay of message 2 is not recorded again.
+    let replay = recent[0].0.clone();
+    assert!(
+        !store
+            .record_drive_notification(&replay, now() + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.recent_drive_notifications(10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .purge_drive_notifications(now() + Duration::milliseconds(1500))
+            .await
+            .unwrap(),
+        1,
+        "the older one"
+    );
+    let left = store.recent_drive_notifications(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0.envelope.message_number, 2);
 }
 
 pub async fn idempotency_keys_admit_one_insert_even_when_racing(db: &TestDb) {
@@ -1318,6 +1340,7 @@ pub async fn the_full_sweep_spares_only_pending_rows_and_rows_pushed_after_it_be
     let rows = claim("w").await;
     let receipt = |at| PushReceipt {
         pushed_at: at,
+        remote: None,
         etag: Some(Etag::new("\"p\"").unwrap()),
         updated: None,
         html_link: None,
@@ -1458,10 +1481,10 @@ pub async fn settled_writes_and_heartbeats_and_patch_intents_are_kept(db: &TestD
     };
     let op = OutboxOp::Patch {
         if_match: None,
-        intent: Some(PatchIntent {
+        intent: Some(Box::new(PatchIntent {
             base: changes.base_in(&stored),
             changes,
-        }),
+        })),
     };
     store
         .update_with_outbox(&stored, stored.updated_at, op.clone())
@@ -1469,4 +1492,43 @@ pub async fn settled_writes_and_heartbeats_and_patch_intents_are_kept(db: &TestD
         .unwrap();
     let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
     assert_eq!(rows[0].op, op);
+}
+
+pub async fn a_completed_push_takes_googles_whole_event(db: &TestDb) {
+    let store = &db.store;
+    let event = local_event("5", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let rows = store
+        .claim_outbox("w", now(), now() + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    let mut at_google = remote(event.google_event_id.as_str(), "\"g9\"", 5);
+    at_google.location = Some("Room 9".into());
+    at_google.entity = event.entity.clone();
+    store
+        .complete_outbox(
+            &rows[0],
+            &PushReceipt {
+                pushed_at: now(),
+                remote: Some(Box::new(at_google.clone())),
+                etag: at_google.etag.clone(),
+                updated: at_google.updated,
+                html_link: None,
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(stored.location.as_deref(), Some("Room 9"));
+    assert_eq!(stored.summary, at_google.summary);
+    assert_eq!(stored.etag, at_google.etag);
+    assert_eq!(stored.push_state, PushState::Synced);
+    assert_eq!(stored.entity, event.entity);
+    assert_eq!(
+        stored.updated_at, event.updated_at,
+        "local writers are not disturbed"
+    );
 }

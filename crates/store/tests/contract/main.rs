@@ -39,6 +39,7 @@ contract!(
     a_full_run_cancels_what_google_no_longer_has,
     the_full_sweep_spares_only_pending_rows_and_rows_pushed_after_it_began,
     settled_writes_and_heartbeats_and_patch_intents_are_kept,
+    a_completed_push_takes_googles_whole_event,
     sync_leases_are_exclusive_and_expire,
     dirty_marks_made_during_a_sync_survive_it,
     outbox_rows_go_in_order_one_worker_at_a_time,

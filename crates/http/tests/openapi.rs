@@ -1,0 +1,931 @@
+//! The OpenAPI document as served (`GET /openapi.json`) checked on its own
+//! terms (3.1, unique operation ids, resolvable `$ref`s, valid schemas,
+//! examples that match them) and against the routes it describes (what it
+//! says is accepted is accepted; what the routes answer is documented), plus
+//! the 405s, the health report's two shapes and the bundled API page.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::{App, test, web};
+use calsync_domain::health::HealthThresholds;
+use calsync_domain::ids::CalendarId;
+use calsync_domain::ports::SyncStateStore;
+use calsync_domain::services::{ChannelService, EventService, HealthService, NotificationService};
+use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
+use calsync_domain::webhook::WebhookSecret;
+use calsync_domain::{Error as DomainError, ProviderErrorKind};
+use calsync_http::{ApiTokens, AppState, LoggingDriveSink, ROUTES, configure};
+use calsync_resilience::{RateLimitConfig, RateLimiter};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "openapi-test-token-0123456789";
+const CALENDAR: &str = "team@example.com";
+
+struct World {
+    store: Arc<MemoryStore>,
+    google: Arc<FakeCalendar>,
+    state: web::Data<AppState>,
+}
+
+fn world() -> World {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::new();
+    let google = FakeCalendar::new(clock.clone());
+    let secret = WebhookSecret::new("webhook-secret-0123456789").unwrap();
+    let (stops, _) = tokio::sync::mpsc::unbounded_channel();
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        events: EventService::new(google.clone(), store.clone(), store.clone(), clock.clone()),
+        health: HealthService::new(store.clone(), clock.clone(), HealthThresholds::default()),
+        outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
+        write_wait: Duration::from_secs(2),
+        metrics: Arc::new(calsync_resilience::Metrics::new()),
+        notifications: NotificationService::new(
+            secret.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        ),
+        channels: ChannelService::new(
+            google.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+            secret,
+            "https://calsync.example.com/webhooks/calendar".into(),
+            Duration::from_secs(7 * 86_400),
+        ),
+        drive_sink: Arc::new(LoggingDriveSink(logger.clone())),
+        api_tokens: ApiTokens::parse(TOKEN).unwrap(),
+        default_calendar: Some(CalendarId::new(CALENDAR).unwrap()),
+        trusted_proxies: calsync_http::TrustedProxies::default(),
+        webhook_limiter: RateLimiter::new(RateLimitConfig {
+            project_per_minute: 100_000,
+            per_key_per_minute: 100_000,
+            project_burst: 1000,
+            per_key_burst: 1000,
+        })
+        .unwrap(),
+        channel_stops: stops,
+        sync_wakeup: Arc::new(tokio::sync::Notify::new()),
+        logger,
+    });
+    World {
+        store,
+        google,
+        state,
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+    raw: Vec<u8>,
+}
+
+async fn send(w: &World, request: test::TestRequest) -> Answer {
+    let app = test::init_service(App::new().configure(configure(w.state.clone()))).await;
+    let response: ServiceResponse = app.call(request.to_request()).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let raw = test::read_body(response).await.to_vec();
+    Answer {
+        status,
+        headers,
+        body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        raw,
+    }
+}
+
+fn authorized(request: test::TestRequest) -> test::TestRequest {
+    request.insert_header(("Authorization", format!("Bearer {TOKEN}")))
+}
+
+async fn document(w: &World) -> Value {
+    let answer = send(w, test::TestRequest::get().uri("/openapi.json")).await;
+    assert_eq!(answer.status, 200);
+    answer.body
+}
+
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ]
+            .contains(&method.as_str())
+            {
+                found.push((method.to_uppercase(), path.clone(), operation));
+            }
+        }
+    }
+    found
+}
+
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    let found = &doc["paths"][path][method.to_lowercase()];
+    assert!(found.is_object(), "{method} {path} is not documented");
+    found
+}
+
+/// Every object schema outside a composition refuses unknown properties:
+/// answers are checked against the document this strictly, so a field the
+/// server sends but the document does not name fails.
+fn strict(schema: &Value) -> Value {
+    fn walk(value: &mut Value, in_composition: bool) {
+        match value {
+            Value::Object(map) => {
+                if !in_composition
+                    && map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                for (key, child) in map.iter_mut() {
+                    let composing = matches!(key.as_str(), "allOf" | "oneOf" | "anyOf");
+                    walk(child, composing || (in_composition && key != "properties"));
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, in_composition)),
+            _ => {}
+        }
+    }
+    let mut copy = schema.clone();
+    walk(&mut copy, false);
+    copy
+}
+
+/// A validator for `schema` (which may `$ref` the document's components),
+/// formats asserted.
+fn validator(doc: &Value, schema: &Value, strictly: bool) -> jsonschema::Validator {
+    let (components, schema) = if strictly {
+        (strict(&doc["components"]), strict(schema))
+    } else {
+        (doc["components"].clone(), schema.clone())
+    };
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": components,
+        "allOf": [schema],
+    });
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|error| panic!("{schema} does not compile: {error}"))
+}
+
+fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// `value`, or what its `$ref` points to.
+fn deref<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => doc.pointer(pointer).unwrap_or(&Value::Null),
+        None => value,
+    }
+}
+
+/// The documented answer for this status, checked strictly against the body.
+fn assert_documented(doc: &Value, method: &str, path: &str, answer: &Answer) {
+    let documented = deref(
+        doc,
+        &operation(doc, method, path)["responses"][answer.status.to_string()],
+    );
+    assert!(
+        documented.is_object(),
+        "{method} {path} answered {} but does not document it: {}",
+        answer.status,
+        answer.body
+    );
+    if let Some(schema) = documented["content"]["application/json"].get("schema") {
+        let problems = errors(&validator(doc, schema, true), &answer.body);
+        assert!(
+            problems.is_empty(),
+            "{method} {path} {}: {} does not match the document: {problems:?}",
+            answer.status,
+            answer.body
+        );
+    }
+}
+
+fn new_event(summary: &str) -> Value {
+    json!({
+        "entityType": "deal", "entityId": "1", "summary": summary,
+        "start": {"dateTime": "2030-01-15T10:00:00+01:00"},
+        "end": {"dateTime": "2030-01-15T11:00:00+01:00"},
+    })
+}
+
+#[actix_web::test]
+async fn the_document_is_openapi_3_1_with_unique_descriptive_operation_ids() {
+    let doc = document(&world()).await;
+    let version = doc["openapi"].as_str().unwrap();
+    assert!(version.starts_with("3.1."), "{version}");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let mut seen = HashMap::new();
+    for (method, path, operation) in operations(&doc) {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+        // Descriptive: a verb and a noun in camelCase, not a bare handler name.
+        assert!(
+            id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && id.chars().any(|c| c.is_ascii_uppercase())
+                && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{method} {path}: operationId {id:?} is not descriptive"
+        );
+        if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+            panic!("operationId {id:?} names both {other} and {method} {path}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_ref_resolves() {
+    let doc = document(&world()).await;
+    fn walk(doc: &Value, value: &Value, at: &str, refs: &mut usize) {
+        match value {
+            Value::Object(map) => {
+                if let Some(target) = map.get("$ref") {
+                    let target = target.as_str().unwrap();
+                    let pointer = target
+                        .strip_prefix('#')
+                        .unwrap_or_else(|| panic!("{at}: non-local $ref {target}"));
+                    assert!(
+                        doc.pointer(pointer).is_some(),
+                        "{at}: $ref {target} resolves to nothing"
+                    );
+                    *refs += 1;
+                }
+                for (key, child) in map {
+                    walk(doc, child, &format!("{at}/{key}"), refs);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(doc, child, &format!("{at}/{i}"), refs);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut refs = 0;
+    walk(&doc, &doc, "#", &mut refs);
+    assert!(refs > 20, "only {refs} refs: the walk is not reaching them");
+}
+
+/// Every `(schema, example)` pair in the document: schema objects carrying
+/// `example`/`examples`, and parameters and media types with examples.
+fn examples(value: &Value, at: &str, found: &mut Vec<(String, Value, Value)>) {
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            for (i, item) in items.iter().enumerate() {
+                examples(item, &format!("{at}/{i}"), found);
+            }
+        }
+        return;
+    };
+    let is_schema = [
+        "type",
+        "allOf",
+        "oneOf",
+        "anyOf",
+        "$ref",
+        "properties",
+        "enum",
+    ]
+    .iter()
+    .any(|k| map.contains_key(*k));
+    // A parameter or a media type: its examples are for its `schema`.
+    let (schema, own) = if map.contains_key("schema") && !is_schema {
+        (map["schema"].clone(), true)
+    } else {
+        (value.clone(), is_schema)
+    };
+    if own {
+        if let Some(example) = map.get("example") {
+            found.push((format!("{at}/example"), schema.clone(), example.clone()));
+        }
+        match map.get("examples") {
+            Some(Value::Array(list)) if is_schema => {
+                for (i, example) in list.iter().enumerate() {
+                    found.push((
+                        format!("{at}/examples/{i}"),
+                        schema.clone(),
+                        example.clone(),
+                    ));
+                }
+            }
+            Some(Value::Object(named)) if !is_schema => {
+                for (name, example) in named {
+                    if let Some(value) = example.get("value") {
+                        found.push((
+                            format!("{at}/examples/{name}"),
+                            schema.clone(),
+                            value.clone(),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (key, child) in map {
+        // Example values are data, not document structure.
+        if key != "example" && key != "examples" {
+            examples(child, &format!("{at}/{key}"), found);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_schema_is_valid_and_every_example_matches_its_schema() {
+    let doc = document(&world()).await;
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        let mut alone = schema.clone();
+        alone["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        // Refs point into the document; the meta-schema check needs none resolved.
+        if let Err(error) = jsonschema::meta::validate(&alone) {
+            panic!("components/schemas/{name} is not a valid JSON Schema: {error}");
+        }
+    }
+    let mut found = Vec::new();
+    examples(&doc, "#", &mut found);
+    assert!(
+        found.iter().any(|(at, ..)| at.contains("CreateEventBody")),
+        "the create body's example is checked: {:?}",
+        found.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for (at, schema, example) in &found {
+        let problems = errors(&validator(&doc, schema, false), example);
+        assert!(
+            problems.is_empty(),
+            "{at}: {example} does not match its schema {schema}: {problems:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_operation_is_documented_completely() {
+    let doc = document(&world()).await;
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    for (method, path, operation) in operations(&doc) {
+        let name = format!("{method} {path}");
+        let responses = operation["responses"].as_object().unwrap();
+        for (status, response) in responses {
+            let response = deref(&doc, response);
+            let description = response["description"].as_str().unwrap_or_default();
+            assert!(
+                !description.is_empty(),
+                "{name} {status} has no description"
+            );
+            if status.starts_with('4') || status.starts_with('5') {
+                assert!(
+                    response["content"]["application/json"]["schema"].is_object(),
+                    "{name} {status}: errors are JSON"
+                );
+            }
+        }
+        let mut params = BTreeSet::new();
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let key = (
+                parameter["in"].as_str().unwrap().to_owned(),
+                parameter["name"].as_str().unwrap().to_ascii_lowercase(),
+            );
+            assert!(params.insert(key.clone()), "{name}: {key:?} twice");
+            if key.0 == "header" {
+                let types = &parameter["schema"]["type"];
+                assert!(
+                    !types.as_array().is_some_and(|t| t.contains(&json!("null"))),
+                    "{name}: header {} cannot be null",
+                    key.1
+                );
+            }
+            if key.0 == "path" {
+                assert_eq!(
+                    parameter["required"], true,
+                    "{name}: path params are required"
+                );
+            }
+        }
+        for template in path.split('/').filter(|s| s.starts_with('{')) {
+            let param = template.trim_matches(|c| c == '{' || c == '}');
+            assert!(
+                params.contains(&("path".to_owned(), param.to_ascii_lowercase())),
+                "{name}: {{{param}}} is not declared"
+            );
+        }
+        let mut bearer = false;
+        for requirement in operation["security"].as_array().into_iter().flatten() {
+            for scheme in requirement.as_object().unwrap().keys() {
+                assert!(
+                    schemes.contains_key(scheme),
+                    "{name}: unknown scheme {scheme}"
+                );
+                bearer |= scheme == "bearer";
+            }
+        }
+        if bearer {
+            assert!(
+                responses.contains_key("401"),
+                "{name} takes a token: 401 is documented"
+            );
+        }
+        if operation.get("requestBody").is_some() {
+            assert!(
+                responses.contains_key("413"),
+                "{name} reads a body: 413 is documented"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_document_states_the_limits_the_server_checks() {
+    let doc = document(&world()).await;
+    let param = |method: &str, path: &str, name: &str| -> Value {
+        operation(&doc, method, path)["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .unwrap_or_else(|| panic!("{method} {path} does not document {name}"))
+            .clone()
+    };
+    for webhook in ["/webhooks/calendar", "/webhooks/drive"] {
+        let uri = param("POST", webhook, "X-Goog-Resource-URI");
+        assert_eq!(
+            (uri["in"].as_str(), &uri["required"]),
+            (Some("header"), &json!(true))
+        );
+    }
+    let limit = param("GET", "/calendar/events", "limit");
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(500))
+    );
+    assert_eq!(
+        param("GET", "/calendar/events", "calendarId")["schema"]["minLength"],
+        1
+    );
+    for body in ["CreateEventBody", "CreateChannel", "SyncRequestBody"] {
+        assert_eq!(
+            doc["components"]["schemas"][body]["properties"]["calendarId"]["minLength"], 1,
+            "{body}.calendarId"
+        );
+    }
+    for method in ["PATCH", "DELETE"] {
+        let if_match = param(method, "/calendar/events/{id}", "If-Match");
+        assert!(
+            if_match["schema"]["maxLength"].is_u64(),
+            "{method}: {if_match}"
+        );
+        assert!(
+            if_match["schema"]["pattern"].is_string(),
+            "{method}: {if_match}"
+        );
+    }
+    let push_state = &doc["components"]["schemas"]["PushStateDoc"]["enum"];
+    assert_eq!(
+        push_state,
+        &json!(["pending", "synced", "failed", "conflict"])
+    );
+    let resource = &doc["components"]["schemas"]["EventResource"]["properties"]["pushState"];
+    assert_eq!(resource["$ref"], "#/components/schemas/PushStateDoc");
+    // The issue's list: statuses these operations answer.
+    for (method, path, statuses) in [
+        ("GET", "/calendar/channels", &["400", "503"][..]),
+        ("DELETE", "/calendar/channels/{id}", &["400"]),
+        ("DELETE", "/calendar/events/{id}", &["400"]),
+        ("PATCH", "/calendar/events/{id}", &["409", "412", "502"]),
+        ("GET", "/health/calendar", &["401"]),
+    ] {
+        for status in statuses {
+            assert!(
+                operation(&doc, method, path)["responses"][*status].is_object(),
+                "{method} {path} does not document {status}"
+            );
+        }
+    }
+}
+
+/// What the document says is accepted is accepted, and the reverse.
+#[actix_web::test]
+async fn the_server_accepts_what_the_document_allows() {
+    let w = world();
+    let doc = document(&w).await;
+    // Every documented channel status filters; an undocumented one is refused.
+    let status_schema = &operation(&doc, "GET", "/calendar/channels")["parameters"][0]["schema"];
+    let status_values = validator(&doc, status_schema, false);
+    for candidate in [
+        "pending", "active", "stopped", "expired", "lapsed", "ACTIVE",
+    ] {
+        let answer = send(
+            &w,
+            authorized(
+                test::TestRequest::get().uri(&format!("/calendar/channels?status={candidate}")),
+            ),
+        )
+        .await;
+        assert_eq!(
+            answer.status == 200,
+            status_values.is_valid(&json!(candidate)),
+            "status={candidate}: server {} vs document",
+            answer.status
+        );
+        assert_documented(&doc, "GET", "/calendar/channels", &answer);
+    }
+    // The create body's own example is accepted.
+    let create = operation(&doc, "POST", "/calendar/events");
+    let body_schema = create["requestBody"]["content"]["application/json"]["schema"].clone();
+    let example = doc
+        .pointer("/components/schemas/CreateEventBody/example")
+        .cloned()
+        .unwrap();
+    let answer = send(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/events")).set_json(&example),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{example} -> {}", answer.body);
+    assert_documented(&doc, "POST", "/calendar/events", &answer);
+    // So are start and end written as EventTimeBody's example.
+    let time = doc
+        .pointer("/components/schemas/EventTimeBody/example")
+        .cloned()
+        .unwrap();
+    let body = json!({"entityType": "deal", "entityId": "2", "start": time, "end": time});
+    assert!(validator(&doc, &body_schema, false).is_valid(&body));
+    let answer = send(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/events")).set_json(&body),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{body} -> {}", answer.body);
+    // A time with both forms is refused by both.
+    let both = json!({"entityType": "deal", "entityId": "3",
+        "start": {"dateTime": "2030-01-15T10:00:00Z", "date": "2030-01-15"}, "end": time});
+    assert!(!validator(&doc, &body_schema, false).is_valid(&both));
+    let answer = send(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/events")).set_json(&both),
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    // Bodies that may be left empty: empty is accepted, and `null` is
+    // accepted exactly when the document allows it.
+    for (path, done) in [("/calendar/sync", 202), ("/calendar/channels", 201)] {
+        let operation = operation(&doc, "POST", path);
+        assert_ne!(operation["requestBody"]["required"], true, "{path}");
+        let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+        let answer = send(&w, authorized(test::TestRequest::post().uri(path))).await;
+        assert_eq!(answer.status, done, "{path} empty -> {}", answer.body);
+        let answer = send(
+            &w,
+            authorized(test::TestRequest::post().uri(path))
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload("null"),
+        )
+        .await;
+        assert_eq!(
+            answer.status == done,
+            validator(&doc, schema, false).is_valid(&Value::Null),
+            "{path}: a null body is answered {} {}",
+            answer.status,
+            answer.body
+        );
+        assert_documented(&doc, "POST", path, &answer);
+    }
+}
+
+/// Drives the outbox as the worker would, so `?wait=true` gets a verdict.
+fn run_outbox(w: &World) -> tokio::task::JoinHandle<()> {
+    let state = w.state.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = state.events.drain_outbox("test", 10).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+#[actix_web::test]
+async fn the_statuses_the_routes_answer_are_documented_with_their_bodies() {
+    let w = world();
+    let doc = document(&w).await;
+    let outbox = run_outbox(&w);
+    let create = send(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/events?wait=true"))
+            .set_json(new_event("First")),
+    )
+    .await;
+    assert_eq!(create.status, 201, "{}", create.body);
+    assert_documented(&doc, "POST", "/calendar/events", &create);
+    let id = create.body["id"].as_str().unwrap().to_owned();
+    let event = format!("/calendar/events/{id}");
+    let cases: Vec<(&str, &str, test::TestRequest, u16)> = vec![
+        (
+            "GET",
+            "/calendar/events/{id}",
+            test::TestRequest::get().uri(&event),
+            200,
+        ),
+        (
+            "GET",
+            "/calendar/events/{id}",
+            test::TestRequest::get().uri("/calendar/events/%FF"),
+            404,
+        ),
+        (
+            "GET",
+            "/calendar/events",
+            test::TestRequest::get().uri("/calendar/events?limit=501"),
+            400,
+        ),
+        (
+            "GET",
+            "/calendar/channels",
+            test::TestRequest::get().uri("/calendar/channels?colour=red"),
+            400,
+        ),
+        (
+            "DELETE",
+            "/calendar/channels/{id}",
+            test::TestRequest::delete().uri("/calendar/channels/not%20a%20channel"),
+            400,
+        ),
+        (
+            "DELETE",
+            "/calendar/events/{id}",
+            test::TestRequest::delete().uri(&format!("{event}?force=1")),
+            400,
+        ),
+        (
+            "PATCH",
+            "/calendar/events/{id}",
+            test::TestRequest::patch()
+                .uri(&event)
+                .insert_header(("If-Match", "\"stale\""))
+                .set_json(json!({"summary": "x"})),
+            412,
+        ),
+    ];
+    for (method, template, request, status) in cases {
+        let answer = send(&w, authorized(request)).await;
+        assert_eq!(
+            answer.status, status,
+            "{method} {template}: {}",
+            answer.body
+        );
+        assert_documented(&doc, method, template, &answer);
+    }
+    // Google refuses the change for good: 502 with the event.
+    w.google.fail_next(
+        Some("patch"),
+        DomainError::provider(ProviderErrorKind::Permanent, "invalid"),
+    );
+    let refused = send(
+        &w,
+        authorized(test::TestRequest::patch().uri(&format!("{event}?wait=true")))
+            .set_json(json!({"summary": "Refused"})),
+    )
+    .await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_documented(&doc, "PATCH", "/calendar/events/{id}", &refused);
+    // A cancelled event cannot be changed: 409.
+    let deleted = send(
+        &w,
+        authorized(test::TestRequest::delete().uri(&format!("{event}?wait=true"))),
+    )
+    .await;
+    assert_documented(&doc, "DELETE", "/calendar/events/{id}", &deleted);
+    let conflict = send(
+        &w,
+        authorized(test::TestRequest::patch().uri(&event)).set_json(json!({"summary": "Late"})),
+    )
+    .await;
+    assert_eq!(conflict.status, 409, "{}", conflict.body);
+    assert_documented(&doc, "PATCH", "/calendar/events/{id}", &conflict);
+    outbox.abort();
+}
+
+#[actix_web::test]
+async fn a_wrong_method_on_a_known_path_is_405_naming_the_methods_it_serves() {
+    let w = world();
+    let mut served: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for (method, path) in ROUTES {
+        served
+            .entry(path)
+            .or_default()
+            .insert(method.to_ascii_uppercase());
+    }
+    for (path, methods) in &served {
+        let concrete = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{file}", "x");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] {
+            if methods.contains(method) {
+                continue;
+            }
+            let request = test::TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(&concrete);
+            let answer = send(&w, authorized(request)).await;
+            assert_eq!(answer.status, 405, "{method} {path}: {}", answer.body);
+            let allow: BTreeSet<String> = answer
+                .headers
+                .get("allow")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(&allow, methods, "{method} {path}");
+            if method != "HEAD" {
+                assert_eq!(
+                    answer.body["error"]["code"], "method_not_allowed",
+                    "{method} {path}"
+                );
+                assert!(answer.body["error"]["message"].is_string());
+            }
+        }
+    }
+    for path in [
+        "/calendar/nowhere",
+        "/calendar/events/1/2",
+        "/health/nowhere",
+        "/docs/a/b",
+    ] {
+        let answer = send(&w, authorized(test::TestRequest::get().uri(path))).await;
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (404, Some("no_route")),
+            "{path}"
+        );
+    }
+}
+
+/// A calendar Google refused, with an error naming its owner.
+async fn refused_calendar(w: &World) {
+    let calendar = CalendarId::new("ceo@example.com").unwrap();
+    w.store
+        .mark_reconnect_required(
+            &calendar,
+            "invalid_grant: token for ceo@example.com revoked",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn anonymous_health_shows_only_the_status_and_the_issue_codes() {
+    let w = world();
+    refused_calendar(&w).await;
+    let doc = document(&w).await;
+    let answer = send(&w, test::TestRequest::get().uri("/health/calendar")).await;
+    assert_eq!(answer.status, 200);
+    let text = String::from_utf8_lossy(&answer.raw);
+    assert!(!text.contains("example.com"), "names a calendar: {text}");
+    assert!(!text.contains("invalid_grant"), "quotes Google: {text}");
+    let keys: BTreeSet<&str> = answer
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, BTreeSet::from(["issues", "status"]), "{text}");
+    assert_eq!(answer.body["status"], "degraded");
+    for issue in answer.body["issues"].as_array().unwrap() {
+        assert_eq!(
+            issue.as_object().unwrap().len(),
+            1,
+            "only the code: {issue}"
+        );
+        assert!(issue["code"].is_string());
+    }
+    assert!(
+        answer.body["issues"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"code": "reconnect_required"}))
+    );
+    assert_documented(&doc, "GET", "/health/calendar", &answer);
+}
+
+#[actix_web::test]
+async fn the_full_health_report_needs_a_valid_token() {
+    let w = world();
+    refused_calendar(&w).await;
+    let doc = document(&w).await;
+    let full = send(
+        &w,
+        authorized(test::TestRequest::get().uri("/health/calendar")),
+    )
+    .await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body["calendars"][0]["calendarId"], "ceo@example.com");
+    assert!(full.body["issues"][0]["message"].is_string());
+    assert_documented(&doc, "GET", "/health/calendar", &full);
+    for wrong in [
+        "Bearer not-the-token-0123456789",
+        "Basic Zm9vOmJhcg==",
+        "Bearer",
+    ] {
+        let answer = send(
+            &w,
+            test::TestRequest::get()
+                .uri("/health/calendar")
+                .insert_header(("Authorization", wrong)),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{wrong}"
+        );
+        assert!(!String::from_utf8_lossy(&answer.raw).contains("example.com"));
+    }
+    // The probes stay open.
+    for probe in ["/health/live", "/health/ready"] {
+        let answer = send(&w, test::TestRequest::get().uri(probe)).await;
+        assert_eq!(answer.status, 200, "{probe}");
+        assert_documented(&doc, "GET", probe, &answer);
+    }
+}
+
+#[actix_web::test]
+async fn the_api_page_is_served_from_the_binary() {
+    let w = world();
+    let page = send(&w, test::TestRequest::get().uri("/docs")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = String::from_utf8(page.raw).unwrap();
+    assert!(
+        html.contains("swagger-ui") && html.contains("<base href=\"/docs/\">"),
+        "{html}"
+    );
+    // Bundled, not fetched: no script or style from elsewhere.
+    for line in html
+        .lines()
+        .filter(|l| l.contains("src=") || l.contains("href="))
+    {
+        assert!(!line.contains("//"), "external asset: {line}");
+    }
+    for (file, kind) in [
+        ("swagger-ui-bundle.js", "javascript"),
+        ("swagger-ui.css", "css"),
+        ("swagger-initializer.js", "javascript"),
+    ] {
+        let asset = send(&w, test::TestRequest::get().uri(&format!("/docs/{file}"))).await;
+        assert_eq!(asset.status, 200, "{file}");
+        assert!(
+            asset
+                .headers
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains(kind),
+            "{file}"
+        );
+        assert!(asset.raw.len() > 100, "{file}");
+        if file == "swagger-initializer.js" {
+            let script = String::from_utf8(asset.raw).unwrap();
+            assert!(script.contains("\"/openapi.json\""), "{script}");
+        }
+    }
+    let missing = send(&w, test::TestRequest::get().uri("/docs/nope.js")).await;
+    assert_eq!(
+        (missing.status, missing.body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
