@@ -490,6 +490,7 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     );
     for (method, path, status) in [
         ("GET", "/calendar/nowhere", 404),
+        ("GET", "/nowhere/at/all", 404),
         ("PUT", "/calendar/events", 405),
         ("GET", "/health/nowhere", 404),
     ] {

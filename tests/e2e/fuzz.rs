@@ -42,6 +42,8 @@ const LANES: usize = 6;
 const BODY_LIMIT: usize = calsync_http::MAX_EVENT_BODY_BYTES;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// A header as sent: its name and raw value.
+type Header = (String, Vec<u8>);
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -326,12 +328,12 @@ impl Battery {
         rendered.query = request
             .query
             .split('&')
-            .map(|pair| match pair.split_once(LIVE_PAGE) {
-                Some((key, n)) => format!(
-                    "{key}{}",
-                    encode(pick(&live.2, n).unwrap_or_default().as_bytes())
-                ),
-                None => pair.to_owned(),
+            .filter_map(|pair| match pair.split_once(LIVE_PAGE) {
+                // No page seen yet: no token sent.
+                Some((key, n)) => {
+                    pick(&live.2, n).map(|t| format!("{key}{}", encode(t.as_bytes())))
+                }
+                None => Some(pair.to_owned()),
             })
             .collect::<Vec<_>>()
             .join("&");
@@ -384,8 +386,13 @@ impl Battery {
             Target::WrongMethod { .. } => format!("wrong method {status}"),
             Target::NoRoute => format!("no route {status}"),
         };
-        *self.statuses.lock().unwrap().entry(key).or_default() += 1;
-        if std::env::var("FUZZ_DEBUG").is_ok_and(|k| key.starts_with(&k)) {
+        *self
+            .statuses
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default() += 1;
+        if std::env::var("CALSYNC_FUZZ_TRACE").is_ok_and(|k| key.starts_with(&k)) {
             eprintln!("DEBUG {request:?} -> {}", String::from_utf8_lossy(&body));
         }
         self.check(request, status, &headers, &body)
@@ -455,6 +462,7 @@ fn instant() -> BoxedStrategy<String> {
             "2030-01-15T10:00:00", "2030-01-15 10:00:00Z", "2030-01-15T24:00:00Z",
             "+275760-09-13T00:00:00Z", "tomorrow", "",
             "2030-01-15T10:00:00.123456789+14:00", "2030-01-15t10:00:00z",
+            "2030-01-15T10:00:60Z", "2016-12-31T23:59:60Z",
         ]).prop_map(str::to_owned),
     ]
     .boxed()
@@ -1078,7 +1086,7 @@ fn operation_headers(spec: &Value, pool: &Arc<Pool>) -> BoxedStrategy<Vec<(Strin
     if names.iter().any(|n| n.starts_with("X-Goog")) {
         return webhook_headers(spec, pool);
     }
-    let mut strategies: Vec<BoxedStrategy<Option<(String, Vec<u8>)>>> = Vec::new();
+    let mut strategies: Vec<BoxedStrategy<Option<Header>>> = Vec::new();
     for name in names {
         let values: BoxedStrategy<Vec<u8>> = match name.as_str() {
             "If-Match" => prop_oneof![

@@ -245,13 +245,16 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         .spawn(shutdown_rx),
     ];
 
-    let server =
-        HttpServer::new(move || App::new().configure(calsync_http::configure(state.clone())))
-            .disable_signals()
-            .shutdown_timeout(30)
-            .listen(listener)
-            .map_err(|e| e.to_string())?
-            .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(calsync_http::configure(state.clone()))
+            .default_service(web::to(calsync_http::no_route))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .run();
     let http = server.handle();
     let server = tokio::spawn(server);
     if let Some(emulator) = &emulator {

@@ -312,6 +312,14 @@ fn event_time(field: &str, body: &EventTimeBody) -> Result<EventTime, HttpError>
                     "must fall in the years 0001 to 9999 (UTC)",
                 ));
             }
+            // chrono keeps a `:60` second as a leap second, which it then
+            // writes back as `:60`: not a time Google or RFC 3339 readers take.
+            if chrono::Timelike::nanosecond(&at) >= 1_000_000_000 {
+                return Err(invalid_at(
+                    &format!("{field}.dateTime"),
+                    "must not name a leap second (:60)",
+                ));
+            }
             let time_zone = body
                 .time_zone
                 .as_deref()
@@ -366,9 +374,9 @@ fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpError> {
         .collect()
 }
 
-/// The create handler's decoding of its body into the domain's `NewEvent`
-/// (`default_calendar` standing in for the configured one): for the fuzz
-/// targets in `fuzz/`.
+/// Decodes a create body into the domain's `NewEvent`, `default_calendar`
+/// standing in when the body names none. The handler and the fuzz targets
+/// in `fuzz/` share it.
 pub fn decode_create_body(
     body: &[u8],
     default_calendar: Option<&CalendarId>,
@@ -377,7 +385,13 @@ pub fn decode_create_body(
     let calendar_id = match (input.calendar_id.as_deref(), default_calendar) {
         (Some(id), _) => CalendarId::new(id)?,
         (None, Some(default)) => default.clone(),
-        (None, None) => return Err(DomainError::invalid("calendarId", "is required").into()),
+        (None, None) => {
+            return Err(DomainError::invalid(
+                "calendarId",
+                "is required (no default calendar is configured)",
+            )
+            .into());
+        }
     };
     let entity = EntityRef::new(input.entity_type, input.entity_id)?;
     let start = event_time("start", &input.start)?;
@@ -391,8 +405,8 @@ pub fn decode_create_body(
     Ok(NewEvent::new(calendar_id, entity, start, end, fields)?)
 }
 
-/// The patch handler's decoding of its body into the domain's
-/// `EventChanges`: for the fuzz targets in `fuzz/`.
+/// Decodes a patch body into the domain's `EventChanges`. The handler and
+/// the fuzz targets in `fuzz/` share it.
 pub fn decode_patch_body(body: &[u8]) -> Result<EventChanges, HttpError> {
     let input: PatchEventBody = parse_body(body)?;
     let status = match input
@@ -614,23 +628,7 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
     let key = idempotency_key(&request, &body)?;
-    let input: CreateEventBody = parse_body(&body)?;
-    let calendar_id = calendar_or_default(&state, input.calendar_id.as_deref())?;
-    let entity = EntityRef::new(input.entity_type, input.entity_id)?;
-    let start = event_time("start", &input.start)?;
-    let end = event_time("end", &input.end)?;
-    let new = NewEvent::new(
-        calendar_id,
-        entity,
-        start,
-        end,
-        NewEventFields {
-            summary: input.summary,
-            description: input.description,
-            location: input.location,
-            attendees: attendees(&input.attendees)?,
-        },
-    )?;
+    let new = decode_create_body(&body, state.default_calendar.as_ref())?;
     let (event, replayed) = match &key {
         Some(key) => {
             let created = state.events.create_idempotent(new, key).await?;
@@ -859,35 +857,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, HttpError> {
     let id = event_id(&path)?;
     let if_match = if_match(&request)?;
-    let input: PatchEventBody = parse_body(&body)?;
-    let status = match input
-        .status
-        .as_deref()
-        .map(EventStatus::parse)
-        .transpose()?
-    {
-        Some(EventStatus::Cancelled) => {
-            return Err(DomainError::invalid("status", "cancel an event with DELETE").into());
-        }
-        other => other,
-    };
-    let changes = EventChanges {
-        summary: input.summary,
-        description: input.description,
-        location: input.location,
-        start: input
-            .start
-            .as_ref()
-            .map(|t| event_time("start", t))
-            .transpose()?,
-        end: input
-            .end
-            .as_ref()
-            .map(|t| event_time("end", t))
-            .transpose()?,
-        attendees: input.attendees.as_deref().map(attendees).transpose()?,
-        status,
-    };
+    let changes = decode_patch_body(&body)?;
     if changes.is_empty() {
         return Err(DomainError::invalid("body", "names no field to change").into());
     }

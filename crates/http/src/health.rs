@@ -124,7 +124,7 @@ impl HealthSummary {
 #[serde(untagged)]
 #[allow(dead_code)] // documentation only
 pub enum HealthAnswer {
-    Report(HealthReportDoc),
+    Report(Box<HealthReportDoc>),
     Summary(HealthSummary),
 }
 

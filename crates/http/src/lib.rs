@@ -91,7 +91,7 @@ macro_rules! routes {
 /// The methods [`ROUTES`] serves at `path` (a template such as
 /// `/calendar/events/{id}`), upper-case, in declaration order: what a 405's
 /// `Allow` header lists.
-pub fn allowed_methods(path: &str) -> Vec<String> {
+fn allowed_methods(path: &str) -> Vec<String> {
     ROUTES
         .iter()
         .filter(|(_, p)| *p == path)
@@ -158,6 +158,14 @@ routes! {
         get "" => openapi::docs;
         get "/{file}" => openapi::docs_file;
     }
+}
+
+/// A JSON 404 in calsync's error shape, for paths outside its routes: the
+/// server installs it as the app's default service; a host app may too.
+pub async fn no_route() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::NotFound().json(serde_json::json!({
+        "error": {"code": "no_route", "message": "no such route"}
+    }))
 }
 
 /// Registers calsync's routes ([`ROUTES`]). `state` is shared by every
