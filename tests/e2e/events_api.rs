@@ -22,7 +22,8 @@ const FAST_OUTBOX: [&str; 6] = [
     "100",
 ];
 
-struct Api {
+/// The real server on SQLite or Postgres, with quick outbox retries.
+pub(crate) struct Api {
     running: Running,
     base: String,
     _dir: Option<TempDir>,
@@ -30,12 +31,12 @@ struct Api {
 }
 
 impl Api {
-    async fn sqlite() -> Self {
+    pub(crate) async fn sqlite() -> Self {
         let (running, dir) = server(None, &FAST_OUTBOX).await;
         Self::new(running, dir, None)
     }
 
-    async fn postgres() -> Option<Self> {
+    pub(crate) async fn postgres() -> Option<Self> {
         let url = postgres_schema().await?;
         let (running, dir) = server(Some(&url), &FAST_OUTBOX).await;
         Some(Self::new(running, dir, Some(url)))
@@ -51,11 +52,11 @@ impl Api {
         }
     }
 
-    fn emulator(&self) -> &calsync_emulator::Emulator {
+    pub(crate) fn emulator(&self) -> &calsync_emulator::Emulator {
         &self.running.emulator.as_ref().unwrap().emulator
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let (name, value) = bearer();
         http(
             method,
@@ -91,7 +92,7 @@ impl Api {
         }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.running.stop().await;
         if let Some(url) = &self.pg_url {
             drop_schema(url).await;

@@ -2,65 +2,13 @@
 //! edited in Google, through the real server, the emulator over HTTP and a
 //! real database.
 
-use calsync::server::Running;
 use calsync_emulator::Change;
 use serde_json::{Map, Value, json};
 
-use crate::helpers::{TempDir, bearer, drop_schema, http, postgres_schema, server};
+use crate::events_api::Api;
 
-const FAST_OUTBOX: [&str; 6] = [
-    "--outbox-retry-base-ms",
-    "100",
-    "--outbox-retry-cap-secs",
-    "1",
-    "--outbox-poll-ms",
-    "100",
-];
-
-struct World {
-    running: Running,
-    base: String,
-    _dir: Option<TempDir>,
-    pg_url: Option<String>,
-}
-
-impl World {
-    async fn sqlite() -> Self {
-        let (running, dir) = server(None, &FAST_OUTBOX).await;
-        Self::new(running, dir, None)
-    }
-
-    async fn postgres() -> Option<Self> {
-        let url = postgres_schema().await?;
-        let (running, dir) = server(Some(&url), &FAST_OUTBOX).await;
-        Some(Self::new(running, dir, Some(url)))
-    }
-
-    fn new(running: Running, dir: Option<TempDir>, pg_url: Option<String>) -> Self {
-        let base = format!("http://{}", running.address);
-        Self {
-            running,
-            base,
-            _dir: dir,
-            pg_url,
-        }
-    }
-
-    fn emulator(&self) -> &calsync_emulator::Emulator {
-        &self.running.emulator.as_ref().unwrap().emulator
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let (name, value) = bearer();
-        http(
-            method,
-            &format!("{}{path}", self.base),
-            &[(name, &value)],
-            body,
-        )
-        .await
-    }
-
+/// What these tests add to the events API's harness.
+impl Api {
     /// Creates an event and waits for Google to have it; returns (id, google id).
     async fn create(&self, entity_id: &str) -> (String, String) {
         let start = chrono::Utc::now() + chrono::Duration::days(2);
@@ -100,7 +48,7 @@ impl World {
             .unwrap();
     }
 
-    fn at_google(&self, google_id: &str) -> Map<String, Value> {
+    fn google_copy(&self, google_id: &str) -> Map<String, Value> {
         self.emulator()
             .events("primary")
             .into_iter()
@@ -108,17 +56,10 @@ impl World {
             .and_then(|e| e.as_object().cloned())
             .unwrap()
     }
-
-    async fn stop(self) {
-        self.running.stop().await;
-        if let Some(url) = &self.pg_url {
-            drop_schema(url).await;
-        }
-    }
 }
 
 /// Issue 10's "zombie": Google deletes an event, then a PATCH is queued.
-async fn a_patch_after_a_google_deletion_cancels_the_event_everywhere(world: World) {
+async fn a_patch_after_a_google_deletion_cancels_the_event_everywhere(world: Api) {
     let (id, google_id) = world.create("z1").await;
     world
         .emulator()
@@ -152,7 +93,7 @@ async fn a_patch_after_a_google_deletion_cancels_the_event_everywhere(world: Wor
         "{event}"
     );
     // The queued patch did not undelete the event in Google.
-    assert_eq!(world.at_google(&google_id)["status"], "cancelled");
+    assert_eq!(world.google_copy(&google_id)["status"], "cancelled");
     // Further changes are refused with a reason, and nothing is queued.
     let (status, refused) = world
         .call("PATCH", &path, Some(json!({"summary": "Again"})))
@@ -174,19 +115,19 @@ async fn a_patch_after_a_google_deletion_cancels_the_event_everywhere(world: Wor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_patch_after_a_google_deletion_cancels_the_event_everywhere_sqlite() {
-    a_patch_after_a_google_deletion_cancels_the_event_everywhere(World::sqlite().await).await;
+    a_patch_after_a_google_deletion_cancels_the_event_everywhere(Api::sqlite().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_patch_after_a_google_deletion_cancels_the_event_everywhere_postgres() {
-    if let Some(world) = World::postgres().await {
+    if let Some(world) = Api::postgres().await {
         a_patch_after_a_google_deletion_cancels_the_event_everywhere(world).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_google_edit_of_another_field_and_an_api_patch_both_survive() {
-    let world = World::sqlite().await;
+    let world = Api::sqlite().await;
     let (id, google_id) = world.create("c1").await;
     // The mirror has not seen this edit (no channel): its etag is stale.
     world.edit_in_google(&google_id, json!({"location": "Room 9"}));
@@ -198,7 +139,7 @@ async fn a_google_edit_of_another_field_and_an_api_patch_both_survive() {
         )
         .await;
     assert_eq!(status, 200, "{patched}");
-    let at_google = world.at_google(&google_id);
+    let at_google = world.google_copy(&google_id);
     assert_eq!(
         (&at_google["summary"], &at_google["location"]),
         (&json!("Renamed here"), &json!("Room 9")),
@@ -209,7 +150,7 @@ async fn a_google_edit_of_another_field_and_an_api_patch_both_survive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_google_edit_of_the_same_field_is_a_conflict_and_googles_value_is_kept() {
-    let world = World::sqlite().await;
+    let world = Api::sqlite().await;
     let (id, google_id) = world.create("c2").await;
     world.edit_in_google(&google_id, json!({"summary": "Renamed in Google"}));
     let (status, answer) = world
@@ -222,7 +163,7 @@ async fn a_google_edit_of_the_same_field_is_a_conflict_and_googles_value_is_kept
     assert_eq!(status, 412, "{answer}");
     assert_eq!(answer["event"]["pushState"], "conflict", "{answer}");
     assert_eq!(
-        world.at_google(&google_id)["summary"],
+        world.google_copy(&google_id)["summary"],
         "Renamed in Google",
         "not overwritten"
     );
@@ -244,7 +185,7 @@ async fn a_google_edit_of_the_same_field_is_a_conflict_and_googles_value_is_kept
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_rsvp_made_in_google_survives_a_patch() {
-    let world = World::sqlite().await;
+    let world = Api::sqlite().await;
     let (id, google_id) = world.create("r1").await;
     world.edit_in_google(
         &google_id,
@@ -258,7 +199,7 @@ async fn an_rsvp_made_in_google_survives_a_patch() {
         )
         .await;
     assert_eq!(status, 200, "{patched}");
-    let at_google = world.at_google(&google_id);
+    let at_google = world.google_copy(&google_id);
     assert_eq!(at_google["summary"], "Agenda attached");
     assert_eq!(
         at_google["attendees"][0]["responseStatus"], "accepted",

@@ -65,22 +65,7 @@ pub fn to_google(event: &Event, for_patch: bool) -> api::Event {
         start: Some(to_google_time(&event.start)),
         end: Some(to_google_time(&event.end)),
         status: Some(event.status.as_str().to_owned()),
-        attendees: Some(
-            event
-                .attendees
-                .iter()
-                .map(|a| api::EventAttendee {
-                    email: Some(a.email.clone()),
-                    display_name: a.display_name.clone(),
-                    optional: a.optional.then_some(true),
-                    response_status: a
-                        .response_status
-                        .clone()
-                        .or_else(|| Some("needsAction".into())),
-                    ..api::EventAttendee::default()
-                })
-                .collect(),
-        ),
+        attendees: Some(to_google_attendees(&event.attendees)),
         recurrence: (!event.recurrence.is_empty()).then(|| event.recurrence.clone()),
         extended_properties: private.map(|private| api::EventExtendedProperties {
             private: Some(private),

@@ -442,6 +442,37 @@ async fn enqueue(conn: &mut Conn, event: &Event, op: &OutboxOp) -> DomainResult<
         .into_entry()
 }
 
+/// Marks a pushed (or settled) outbox row done and releases its lease,
+/// keeping `note` as its last error if given; answers how many rows of the
+/// same event are still pending.
+async fn finish_outbox_row(
+    conn: &mut Conn,
+    entry: &OutboxEntry,
+    note: Option<&str>,
+) -> DomainResult<i64> {
+    let no_owner: Option<&str> = None;
+    let done = (
+        ob::state.eq(OutboxState::Done.as_str()),
+        ob::attempts.eq(ob::attempts + 1),
+        ob::lease_owner.eq(no_owner),
+        ob::lease_until.eq(None::<DateTime<Utc>>),
+        ob::updated_at.eq(micros(Utc::now())),
+    );
+    let row = diesel::update(ob::table.find(entry.id));
+    match note {
+        Some(note) => row.set((done, ob::last_error.eq(note))).execute(conn).await,
+        None => row.set(done).execute(conn).await,
+    }
+    .map_err(db)?;
+    ob::table
+        .filter(ob::event_id.eq(entry.event_id.to_string()))
+        .filter(ob::state.eq(OutboxState::Pending.as_str()))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(db)
+}
+
 /// Inserts a new event row; a Google id already mirrored is `Duplicate`.
 async fn insert_event(conn: &mut Conn, row: &EventRow) -> DomainResult<()> {
     diesel::insert_into(ev::table)
@@ -1235,26 +1266,7 @@ impl OutboxStore for DieselStore {
         receipt: &PushReceipt,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
-            let now = micros(Utc::now());
-            let no_owner: Option<&str> = None;
-            diesel::update(ob::table.find(entry.id))
-                .set((
-                    ob::state.eq(OutboxState::Done.as_str()),
-                    ob::attempts.eq(ob::attempts + 1),
-                    ob::lease_owner.eq(no_owner),
-                    ob::lease_until.eq(None::<DateTime<Utc>>),
-                    ob::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await
-                .map_err(db)?;
-            let more_pending: i64 = ob::table
-                .filter(ob::event_id.eq(entry.event_id.to_string()))
-                .filter(ob::state.eq(OutboxState::Pending.as_str()))
-                .count()
-                .get_result(conn)
-                .await
-                .map_err(db)?;
+            let more_pending = finish_outbox_row(conn, entry, None).await?;
             let Some(mut row) = load_event(conn, &entry.event_id.to_string()).await? else {
                 return Ok(());
             };
@@ -1348,27 +1360,7 @@ impl OutboxStore for DieselStore {
         note: &str,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
-            let now = micros(Utc::now());
-            let no_owner: Option<&str> = None;
-            diesel::update(ob::table.find(entry.id))
-                .set((
-                    ob::state.eq(OutboxState::Done.as_str()),
-                    ob::attempts.eq(ob::attempts + 1),
-                    ob::last_error.eq(note),
-                    ob::lease_owner.eq(no_owner),
-                    ob::lease_until.eq(None::<DateTime<Utc>>),
-                    ob::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await
-                .map_err(db)?;
-            let more_pending: i64 = ob::table
-                .filter(ob::event_id.eq(entry.event_id.to_string()))
-                .filter(ob::state.eq(OutboxState::Pending.as_str()))
-                .count()
-                .get_result(conn)
-                .await
-                .map_err(db)?;
+            let more_pending = finish_outbox_row(conn, entry, Some(note)).await?;
             let mut row = EventRow::new(event, None);
             if more_pending > 0 {
                 row.push_state = PushState::Pending.as_str().to_owned();
