@@ -143,9 +143,12 @@ impl HttpBench {
         let health_url = format!("{base}/health/calendar");
         let mut latencies = Vec::with_capacity(self.health_samples);
         let mut active_events = 0;
+        // The full report needs a token (anonymous callers get a summary).
+        let auth = format!("Bearer {API_TOKEN}");
         for _ in 0..self.health_samples {
             let started = Instant::now();
-            let (status, body) = request(&client, "GET", &health_url, &[]).await?;
+            let (status, body) =
+                request(&client, "GET", &health_url, &[("authorization", &auth)]).await?;
             latencies.push(started.elapsed());
             if status != 200 {
                 return Err(format!("/health/calendar answered {status}").into());

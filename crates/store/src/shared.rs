@@ -1686,8 +1686,10 @@ impl HealthStore for DieselStore {
             .get_result(conn)
             .await
             .map_err(db)?;
+        // The bare column, not `= $1`: only a predicate spelled as the
+        // partial index's (`WHERE push_conflict`) lets the planners use it.
         let push_conflicts: i64 = ev::table
-            .filter(ev::push_conflict.eq(true))
+            .filter(ev::push_conflict)
             .count()
             .get_result(conn)
             .await

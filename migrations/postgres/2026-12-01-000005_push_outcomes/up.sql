@@ -9,3 +9,6 @@ ALTER TABLE calendar_events ADD COLUMN pushed_at TIMESTAMPTZ;
 CREATE INDEX calendar_events_push_conflict ON calendar_events (push_conflict) WHERE push_conflict;
 -- The fields a queued patch changes and the values they were based on (JSON).
 ALTER TABLE calendar_outbox ADD COLUMN payload TEXT;
+-- Statistics for the new column now, not at autovacuum's leisure: without
+-- them the planner guesses half the rows are conflicts and scans them all.
+ANALYZE calendar_events;
