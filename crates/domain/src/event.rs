@@ -275,6 +275,10 @@ fn check_optional_text(field: &'static str, value: Option<&str>, max: usize) -> 
             field,
             format!("must be at most {max} characters"),
         )),
+        // Postgres text cannot hold NUL; refusing it keeps both backends alike.
+        Some(text) if text.contains('\0') => {
+            Err(Error::invalid(field, "must not contain NUL characters"))
+        }
         _ => Ok(()),
     }
 }
@@ -674,6 +678,32 @@ mod tests {
                 EventTime::date(day(9999, 12, 31))
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn text_with_nul_is_refused() {
+        let fields = NewEventFields {
+            description: Some("a\u{0}b".into()),
+            ..NewEventFields::default()
+        };
+        let err = NewEvent::new(
+            CalendarId::new("c@x.y").unwrap(),
+            EntityRef::new("deal", "1").unwrap(),
+            EventTime::date(day(2026, 1, 1)),
+            EventTime::date(day(2026, 1, 2)),
+            fields,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "description",
+                    ..
+                }
+            ),
+            "{err}"
         );
     }
 

@@ -118,6 +118,18 @@ fn malformed(what: &str) -> DomainError {
     )
 }
 
+/// Google's text without NUL characters, which Postgres text cannot hold:
+/// one such event must not stop a calendar's sync for good.
+fn clean(text: Option<String>) -> Option<String> {
+    text.map(|t| {
+        if t.contains('\0') {
+            t.replace('\0', "")
+        } else {
+            t
+        }
+    })
+}
+
 /// An event as Google reports it, for the domain. A cancelled stub maps to a
 /// `RemoteEvent` with only id and status (and the instance fields if present).
 pub fn from_google(event: api::Event) -> Result<RemoteEvent, DomainError> {
@@ -141,10 +153,10 @@ pub fn from_google(event: api::Event) -> Result<RemoteEvent, DomainError> {
     Ok(RemoteEvent {
         id,
         status,
-        ical_uid: event.i_cal_uid,
-        summary: event.summary,
-        description: event.description,
-        location: event.location,
+        ical_uid: clean(event.i_cal_uid),
+        summary: clean(event.summary),
+        description: clean(event.description),
+        location: clean(event.location),
         start: from_google_time(event.start.as_ref()),
         end: from_google_time(event.end.as_ref()),
         attendees: event
@@ -154,15 +166,15 @@ pub fn from_google(event: api::Event) -> Result<RemoteEvent, DomainError> {
             .filter_map(|a| {
                 Some(Attendee {
                     email: a.email?,
-                    display_name: a.display_name,
-                    response_status: a.response_status,
+                    display_name: clean(a.display_name),
+                    response_status: clean(a.response_status),
                     optional: a.optional.unwrap_or(false),
                 })
             })
             .collect(),
         organizer: event.organizer.map(|o| Organizer {
             email: o.email,
-            display_name: o.display_name,
+            display_name: clean(o.display_name),
         }),
         recurrence: event.recurrence.unwrap_or_default(),
         recurring_event_id: event
@@ -261,5 +273,18 @@ mod tests {
         let no_id: api::Event =
             serde_json::from_value(serde_json::json!({"status": "confirmed"})).unwrap();
         assert!(from_google(no_id).is_err());
+    }
+
+    #[test]
+    fn nul_characters_from_google_are_dropped() {
+        let event: api::Event = serde_json::from_value(serde_json::json!({
+            "id": "abcde", "status": "confirmed", "summary": "a\u{0}b",
+            "description": "\u{0}", "attendees": [{"email": "x@y.z", "displayName": "n\u{0}"}]
+        }))
+        .unwrap();
+        let remote = from_google(event).unwrap();
+        assert_eq!(remote.summary.as_deref(), Some("ab"));
+        assert_eq!(remote.description.as_deref(), Some(""));
+        assert_eq!(remote.attendees[0].display_name.as_deref(), Some("n"));
     }
 }
