@@ -123,6 +123,36 @@ pub async fn connect(url: &DatabaseUrl, options: &StoreOptions) -> Result<Arc<dy
     })
 }
 
+/// A new, empty Postgres schema in the database `base` names, for a run
+/// that must not share rows with any other (benchmarks, the chaos battery):
+/// answers `base` with its `search_path` set to the schema, and the schema.
+pub async fn create_scratch_schema(
+    base: &str,
+    options: &StoreOptions,
+) -> Result<(String, String), Error> {
+    let name = format!("calsync_scratch_{}", uuid::Uuid::new_v4().simple());
+    pg::execute_admin(base, options, &format!("CREATE SCHEMA {name}")).await?;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Ok((
+        format!("{base}{separator}options=-csearch_path%3D{name}"),
+        name,
+    ))
+}
+
+/// Drops a schema [`create_scratch_schema`] made, with everything in it.
+pub async fn drop_scratch_schema(
+    base: &str,
+    name: &str,
+    options: &StoreOptions,
+) -> Result<(), Error> {
+    if !name.starts_with("calsync_scratch_")
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(Error::InvalidUrl(format!("not a scratch schema: {name}")));
+    }
+    pg::execute_admin(base, options, &format!("DROP SCHEMA {name} CASCADE")).await
+}
+
 /// [`migrate_with_options`] with the default options (Postgres: `sslmode`
 /// from the URL, else `prefer`).
 pub async fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, Error> {

@@ -163,3 +163,20 @@ pub(crate) fn run_migrations(url: &str, options: &StoreOptions) -> Result<Vec<St
         .map_err(|error| Error::Migration(error.to_string()))?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
+
+/// Runs one administrative statement (schema set-up) over a connection made
+/// like the pool's.
+pub(crate) async fn execute_admin(
+    url: &str,
+    options: &StoreOptions,
+    sql: &str,
+) -> Result<(), Error> {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = PgConnector::new(url, options)?
+        .establish()
+        .await
+        .map_err(|error| Error::Connect(error.to_string()))?;
+    conn.batch_execute(sql)
+        .await
+        .map_err(|error| Error::Connect(error.to_string()))
+}
