@@ -1,7 +1,7 @@
 //! Embedding calsync in another service, without `calsync serve`:
 //!
 //! 1. the crates alone: a store, the Google adapter (pointed at the built-in
-//!    emulator here) and the domain's `EventService`, creating an event and
+//!    emulator here) and the domain's service graph, creating an event and
 //!    pushing it to Google with no HTTP server at all;
 //! 2. calsync's routes mounted in the host's own actix `App`, beside the
 //!    host's routes, with the outbox worker running in the background.
@@ -14,15 +14,14 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use calsync_domain::event::{EventTime, NewEvent, NewEventFields};
-use calsync_domain::health::HealthThresholds;
 use calsync_domain::ids::{CalendarId, EntityRef};
 use calsync_domain::ports::{Clock, SystemClock};
-use calsync_domain::services::{ChannelService, EventService, HealthService, NotificationService};
+use calsync_domain::services::{Services, ServicesConfig};
 use calsync_domain::webhook::WebhookSecret;
 use calsync_emulator::{Emulator, EmulatorConfig};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
-use calsync_http::{ApiTokens, AppState, LoggingDriveSink, workers};
-use calsync_resilience::{Metrics, RateLimitConfig, RateLimiter};
+use calsync_http::{ApiTokens, AppState};
+use calsync_resilience::Metrics;
 use calsync_store::{DatabaseUrl, StoreOptions};
 use tokio::sync::{Notify, watch};
 
@@ -47,13 +46,20 @@ async fn main() -> Result<(), Failure> {
     let store = calsync_store::connect(&url, &StoreOptions::default()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    // 1. The crates alone: write an event and push it, no server involved.
-    let events = EventService::new(
+    // The service graph: every use case over that store, Google and clock.
+    // Channels point at this host's webhook route.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let secret = WebhookSecret::new("example-webhook-secret-0123")?;
+    let services = Services::new(
+        store.clone(),
         provider.clone(),
-        store.clone(),
-        store.clone(),
-        clock.clone(),
+        clock,
+        ServicesConfig::new(secret, format!("http://{address}/webhooks/calendar")),
     );
+
+    // 1. The crates alone: write an event and push it, no server involved.
+    let events = services.events.clone();
     let calendar = CalendarId::new("primary")?;
     let start = chrono::Utc::now() + chrono::Duration::days(1);
     let new = NewEvent::new(
@@ -73,46 +79,19 @@ async fn main() -> Result<(), Failure> {
         report.pushed, event.google_event_id
     );
 
-    // 2. The routes in the host's own app.
-    let secret = WebhookSecret::new("example-webhook-secret-0123")?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let address = listener.local_addr()?;
-    let (stops, _stop_queue) = tokio::sync::mpsc::unbounded_channel();
+    // 2. The routes in the host's own app; behind a proxy, add
+    // `.trusted_proxies(..)` so its X-Forwarded-For names the client.
     let outbox_wakeup = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
-    let state = web::Data::new(AppState {
-        store: store.clone(),
-        notifications: NotificationService::new(
-            secret.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-        ),
-        channels: ChannelService::new(
-            provider.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-            secret,
-            format!("http://{address}/webhooks/calendar"),
-            Duration::from_secs(7 * 86_400),
-        ),
-        events: events.clone(),
-        health: HealthService::new(store.clone(), clock.clone(), HealthThresholds::default()),
-        drive_sink: Arc::new(LoggingDriveSink(logger.clone())),
-        api_tokens: ApiTokens::parse("example-api-token-0123456789")?,
-        default_calendar: Some(calendar),
-        webhook_limiter: RateLimiter::new(RateLimitConfig::default())?,
-        // Behind a proxy, list it so its X-Forwarded-For names the client.
-        trusted_proxies: calsync_http::TrustedProxies::default(),
-        channel_stops: stops,
-        sync_wakeup: Arc::new(Notify::new()),
-        outbox_wakeup: outbox_wakeup.clone(),
-        write_wait: Duration::from_secs(10),
-        metrics: metrics.clone(),
-        logger: logger.clone(),
-    });
+    let state = web::Data::new(
+        AppState::builder(store.clone(), &services)
+            .api_tokens(ApiTokens::parse("example-api-token-0123456789")?)
+            .default_calendar(Some(calendar))
+            .wakeups(Arc::new(Notify::new()), outbox_wakeup.clone())
+            .metrics(metrics.clone())
+            .logger(logger.clone())
+            .build(),
+    );
     let server = HttpServer::new(move || {
         App::new()
             .route(
@@ -126,7 +105,7 @@ async fn main() -> Result<(), Failure> {
     let handle = server.handle();
     let serving = tokio::spawn(server);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let outbox = workers::spawn_outbox_worker(
+    let outbox = calsync_worker::spawn_outbox_worker(
         events,
         "embedded".into(),
         outbox_wakeup,

@@ -22,7 +22,7 @@ use calsync_domain::ids::ChannelId;
 use calsync_domain::webhook::WebhookSecret;
 use serde_json::{Value, json};
 
-use crate::cli::CommandError;
+use crate::error::CommandError;
 use actors::{API_TOKEN, Shared, WEBHOOK_SECRET, lock};
 use check::{Diff, Snapshot, WriteVerdict};
 use net::Http;

@@ -5,6 +5,8 @@ use calsync_domain::webhook::WebhookSecret;
 use calsync_store::DatabaseUrl;
 use clap::{Parser, Subcommand};
 
+use crate::error::CommandError;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "calsync",
@@ -71,46 +73,6 @@ pub enum Command {
     /// The chaos battery: remote edits, API writes, Google faults and
     /// SIGKILLs of a `calsync serve` child, then checks the mirror converges.
     Chaos(Box<crate::chaos::ChaosArgs>),
-}
-
-/// Errors a command reports on its one line of stderr.
-#[derive(Debug)]
-pub struct CommandError(String);
-
-impl std::fmt::Display for CommandError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<calsync_store::Error> for CommandError {
-    fn from(error: calsync_store::Error) -> Self {
-        Self(error.to_string())
-    }
-}
-
-impl From<calsync_domain::Error> for CommandError {
-    fn from(error: calsync_domain::Error) -> Self {
-        Self(error.to_string())
-    }
-}
-
-impl From<calsync_emulator::ApiError> for CommandError {
-    fn from(error: calsync_emulator::ApiError) -> Self {
-        Self(format!("emulator: {error}"))
-    }
-}
-
-impl From<&str> for CommandError {
-    fn from(message: &str) -> Self {
-        Self(message.to_owned())
-    }
-}
-
-impl From<String> for CommandError {
-    fn from(message: String) -> Self {
-        Self(message)
-    }
 }
 
 pub async fn run(command: Command) -> Result<(), CommandError> {
@@ -216,23 +178,46 @@ fn quiet_logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
+/// The service graph over the configured store and Google, for a one-off
+/// command: the emulator, if started, is stopped by the caller.
+async fn one_off_services(
+    settings: &calsync::settings::Settings,
+) -> Result<
+    (
+        calsync_domain::services::Services,
+        Option<calsync_emulator::RunningEmulator>,
+    ),
+    CommandError,
+> {
+    use std::sync::Arc;
+    let store = calsync_store::connect(&settings.database, &settings.store_options).await?;
+    let (google, emulator) =
+        calsync::server::connect_google(settings, None, &quiet_logger()).await?;
+    let webhook_url = format!(
+        "{}/webhooks/calendar",
+        settings.webhook_base_url.as_deref().unwrap_or_default()
+    );
+    let services = calsync_domain::services::Services::new(
+        store,
+        google,
+        Arc::new(calsync_domain::ports::SystemClock),
+        settings.services_config(webhook_url, Arc::new(calsync_worker::TokioTimer)),
+    );
+    Ok((services, emulator))
+}
+
 async fn sync(
     calendar: &str,
     full: bool,
     args: calsync::settings::ServeArgs,
 ) -> Result<(), CommandError> {
-    use calsync_domain::services::{SyncMode, SyncService};
+    use calsync_domain::services::SyncMode;
     use std::io::IsTerminal;
     use std::sync::Arc;
     let calendar = calsync_domain::ids::CalendarId::new(calendar)?;
     let settings = args.settings()?;
-    let store = calsync_store::connect(&settings.database, &settings.store_options).await?;
-    let (google, emulator) =
-        calsync::server::connect_google(&settings, None, &quiet_logger()).await?;
-    let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
-    let mut service = SyncService::new(google, store.clone(), store, clock).with_retention(
-        std::time::Duration::from_secs(u64::from(settings.retention_days) * 86_400),
-    );
+    let (services, emulator) = one_off_services(&settings).await?;
+    let mut service = services.sync;
     let on_terminal = std::io::stderr().is_terminal();
     if on_terminal {
         service = service.with_progress(Arc::new(|report| {
@@ -268,6 +253,7 @@ async fn sync(
     }
 }
 
+/// Needs no Google: only the store is opened.
 async fn cleanup(args: calsync::settings::ServeArgs) -> Result<(), CommandError> {
     use calsync_domain::services::CleanupService;
     use std::sync::Arc;

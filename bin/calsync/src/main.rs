@@ -2,9 +2,9 @@
 //! module. Behaviour lives in the library crates.
 
 mod bench;
-mod bench_http;
 mod chaos;
 mod cli;
+mod error;
 
 use std::process::ExitCode;
 

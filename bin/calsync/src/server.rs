@@ -6,17 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
-use calsync_domain::health::HealthThresholds;
 use calsync_domain::ports::{CalendarProvider, Clock, Store, SystemClock};
-use calsync_domain::services::{
-    ChannelService, CleanupService, EventService, HealthService, NotificationService, SyncService,
-};
+use calsync_domain::services::{ChannelService, Services};
 use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
-use calsync_http::{AppState, LoggingDriveSink, workers};
-use calsync_resilience::{Metrics, RateLimitConfig, RateLimiter};
+use calsync_http::AppState;
+use calsync_resilience::{Metrics, RateLimiter};
+use calsync_worker::{TokioTimer, Wakeups, Workers};
 use slog::{info, warn};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::settings::{GoogleTarget, Settings};
@@ -114,7 +112,8 @@ pub async fn connect_google(
     Ok((Arc::new(adapter), emulator))
 }
 
-/// Starts the server: store (migrated), Google or the emulator, routes, workers.
+/// Starts the server: store (migrated), Google or the emulator, the
+/// service graph, routes, workers.
 pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, String> {
     let listener = TcpListener::bind(settings.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
@@ -131,119 +130,51 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         .webhook_base_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
+    let webhook_url = format!("{webhook_base}/webhooks/calendar");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let owner = format!("{}-{}", address, uuid::Uuid::new_v4().simple());
-    let retention = Duration::from_secs(u64::from(settings.retention_days) * 86_400);
-
-    let sync = SyncService::new(
+    let services = Services::new(
+        store.clone(),
         provider.clone(),
-        store.clone(),
-        store.clone(),
         clock.clone(),
-    )
-    .with_retention(retention)
-    .with_lease_ttl(settings.lease_ttl)
-    .with_heartbeat(Arc::new(workers::TokioTimer));
-    let channels = ChannelService::new(
-        provider.clone(),
-        store.clone(),
-        store.clone(),
-        clock.clone(),
-        settings.webhook_secret.clone(),
-        format!("{webhook_base}/webhooks/calendar"),
-        settings.channel_ttl,
+        settings.services_config(webhook_url.clone(), Arc::new(TokioTimer)),
     );
-    let events = EventService::new(
-        provider.clone(),
-        store.clone(),
-        store.clone(),
-        clock.clone(),
-    )
-    .with_retry_policy(settings.outbox_retry)
-    .with_lease(settings.lease_ttl, Some(Arc::new(workers::TokioTimer)));
-    let health = HealthService::new(store.clone(), clock.clone(), HealthThresholds::default());
-    let outbox_wakeup = Arc::new(Notify::new());
-    let public_channels = channels.clone();
-    let (stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
-    let wakeup = Arc::new(Notify::new());
-    let webhook_limiter = RateLimiter::new(RateLimitConfig {
-        project_per_minute: settings.webhook_rate_per_minute.saturating_mul(100),
-        per_key_per_minute: settings.webhook_rate_per_minute,
-        project_burst: settings.webhook_rate_per_minute.saturating_mul(10).max(1),
-        per_key_burst: (settings.webhook_rate_per_minute / 10).max(1),
-    })
-    .map_err(|e| e.to_string())?;
-    let state = web::Data::new(AppState {
-        store: store.clone(),
-        events: events.clone(),
-        health,
-        outbox_wakeup: outbox_wakeup.clone(),
-        write_wait: settings.write_wait,
-        metrics: metrics.clone(),
-        notifications: NotificationService::new(
-            settings.webhook_secret.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-        ),
-        channels: channels.clone(),
-        drive_sink: Arc::new(LoggingDriveSink(logger.clone())),
-        api_tokens: settings.api_tokens.clone(),
-        default_calendar: settings.default_calendar.clone(),
-        webhook_limiter,
-        trusted_proxies: settings.trusted_proxies.clone(),
-        channel_stops: stops,
-        sync_wakeup: wakeup.clone(),
-        logger: logger.clone(),
-    });
+    let wakeups = Wakeups::default();
+    let (channel_stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
+    let state = web::Data::new(
+        AppState::builder(store.clone(), &services)
+            .api_tokens(settings.api_tokens.clone())
+            .default_calendar(settings.default_calendar.clone())
+            .webhook_limiter(RateLimiter::per_source(settings.webhook_rate_per_minute))
+            .trusted_proxies(settings.trusted_proxies.clone())
+            .channel_stops(channel_stops)
+            .wakeups(wakeups.sync.clone(), wakeups.outbox.clone())
+            .write_wait(settings.write_wait)
+            .metrics(metrics.clone())
+            .logger(logger.clone())
+            .build(),
+    );
+    warn_if_exposed(&settings, address, &logger);
 
-    if !settings.production && !address.ip().is_loopback() {
-        warn!(logger, "DEVELOPMENT MODE ON A NON-LOOPBACK ADDRESS: generated secrets, the emulator and relaxed checks are reachable from the network; set CALSYNC_ENV=production for a real deployment";
-            "action" => "startup", "status" => "insecure", "bind" => address.to_string());
-    }
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let workers = vec![
-        workers::spawn_sync_worker(
-            sync.clone(),
-            owner.clone(),
-            wakeup.clone(),
-            settings.sync_poll,
-            metrics.clone(),
-            logger.clone(),
-            shutdown_rx.clone(),
-        ),
-        workers::spawn_outbox_worker(
-            events,
-            owner.clone(),
-            outbox_wakeup,
-            settings.outbox_poll,
-            metrics.clone(),
-            logger.clone(),
-            shutdown_rx.clone(),
-        ),
-        workers::spawn_idle_key_pruner(state.clone(), Duration::from_secs(60), shutdown_rx.clone()),
-        workers::spawn_channel_stopper(
-            provider.clone(),
-            stop_queue,
-            logger.clone(),
-            shutdown_rx.clone(),
-        ),
-        workers::Jobs {
-            channels,
-            sync,
-            cleanup: CleanupService::new(store.clone(), clock.clone(), settings.retention_days)
-                .with_drive_notifications(store.clone()),
-            ticks: store.clone(),
-            clock,
-            sync_wakeup: wakeup,
-            schedule: settings.schedule,
-            owner,
-            metrics,
-            logger: logger.clone(),
-        }
-        .spawn(shutdown_rx),
-    ];
+    let mut workers = Workers {
+        services: services.clone(),
+        provider,
+        ticks: store.clone(),
+        clock,
+        wakeups,
+        channel_stops: stop_queue,
+        owner: format!("{}-{}", address, uuid::Uuid::new_v4().simple()),
+        config: settings.worker_config(),
+        metrics,
+        logger: logger.clone(),
+    }
+    .spawn(shutdown_rx.clone());
+    let limiter = state.webhook_limiter.clone();
+    workers.push(calsync_worker::spawn_periodic(
+        IDLE_KEY_PRUNING,
+        move || limiter.forget_idle_keys(),
+        shutdown_rx,
+    ));
 
     let server = HttpServer::new(move || {
         App::new()
@@ -257,31 +188,53 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     .run();
     let http = server.handle();
     let server = tokio::spawn(server);
-    if let Some(emulator) = &emulator {
-        // Where a newcomer plays "Google": printed, as the log line is easy to miss.
-        eprintln!(
-            "calsync development: Google Calendar emulator at {} (any bearer token)",
-            emulator.calendar_api_url()
-        );
-    }
-    if let Some(token) = &settings.generated_api_token {
-        // Printed once, on stderr (stdout carries the JSON log), never logged.
-        eprintln!(
-            "calsync development API token (set CALSYNC_API_TOKENS to choose your own): {token}"
-        );
-    }
-    info!(logger, "calsync is listening";
-        "action" => "startup", "status" => "ready", "url" => format!("http://{address}"),
-        "webhook_url" => format!("{webhook_base}/webhooks/calendar"));
+    announce(&settings, emulator.as_ref(), address, &webhook_url, &logger);
     Ok(Running {
         address,
         store,
         emulator,
-        channels: public_channels,
+        channels: services.channels,
         http,
         server,
         shutdown,
         workers,
         logger,
     })
+}
+
+/// How often the webhook limiter forgets sources it has not seen lately,
+/// so a flood of distinct sources cannot grow memory for good.
+const IDLE_KEY_PRUNING: Duration = Duration::from_secs(60);
+
+fn warn_if_exposed(settings: &Settings, address: SocketAddr, logger: &slog::Logger) {
+    if !settings.production && !address.ip().is_loopback() {
+        warn!(logger, "DEVELOPMENT MODE ON A NON-LOOPBACK ADDRESS: generated secrets, the emulator and relaxed checks are reachable from the network; set CALSYNC_ENV=production for a real deployment";
+            "action" => "startup", "status" => "insecure", "bind" => address.to_string());
+    }
+}
+
+/// Tells a newcomer where things are: the emulator playing Google and a
+/// generated token go to stderr (stdout carries the JSON log, and the
+/// token is never logged); the log says the server is ready.
+fn announce(
+    settings: &Settings,
+    emulator: Option<&RunningEmulator>,
+    address: SocketAddr,
+    webhook_url: &str,
+    logger: &slog::Logger,
+) {
+    if let Some(emulator) = emulator {
+        eprintln!(
+            "calsync development: Google Calendar emulator at {} (any bearer token)",
+            emulator.calendar_api_url()
+        );
+    }
+    if let Some(token) = &settings.generated_api_token {
+        eprintln!(
+            "calsync development API token (set CALSYNC_API_TOKENS to choose your own): {token}"
+        );
+    }
+    info!(logger, "calsync is listening";
+        "action" => "startup", "status" => "ready", "url" => format!("http://{address}"),
+        "webhook_url" => webhook_url.to_owned());
 }

@@ -156,9 +156,9 @@ pub struct Settings {
     pub default_calendar: Option<CalendarId>,
     pub retention_days: u32,
     pub channel_ttl: Duration,
-    pub schedule: calsync_http::workers::Schedule,
+    pub schedule: calsync_worker::Schedule,
     pub sync_poll: Duration,
-    pub webhook_rate_per_minute: u32,
+    pub webhook_rate_per_minute: std::num::NonZeroU32,
     pub google_rate_limits: calsync_resilience::RateLimitConfig,
     pub log_level: slog::Level,
     pub outbox_retry: calsync_domain::outbox::OutboxRetryPolicy,
@@ -166,6 +166,35 @@ pub struct Settings {
     pub write_wait: Duration,
     pub lease_ttl: Duration,
     pub trusted_proxies: calsync_http::TrustedProxies,
+}
+
+impl Settings {
+    /// What the service graph needs: `webhook_url` is where channels
+    /// point; `timer` renews the leases.
+    pub fn services_config(
+        &self,
+        webhook_url: String,
+        timer: std::sync::Arc<dyn calsync_domain::ports::Timer>,
+    ) -> calsync_domain::services::ServicesConfig {
+        calsync_domain::services::ServicesConfig {
+            channel_ttl: self.channel_ttl,
+            retention_days: self.retention_days,
+            outbox_retry: self.outbox_retry,
+            ..calsync_domain::services::ServicesConfig::new(
+                self.webhook_secret.clone(),
+                webhook_url,
+            )
+        }
+        .with_heartbeat(self.lease_ttl, timer)
+    }
+
+    pub fn worker_config(&self) -> calsync_worker::WorkerConfig {
+        calsync_worker::WorkerConfig {
+            sync_poll: self.sync_poll,
+            outbox_poll: self.outbox_poll,
+            schedule: self.schedule,
+        }
+    }
 }
 
 /// Postgres connections verify the server in production unless the URL
@@ -362,9 +391,6 @@ impl ServeArgs {
         if self.google_rate_per_minute == 0 || self.google_calendar_rate_per_minute == 0 {
             return Err("CALSYNC_GOOGLE_RATE_PER_MINUTE and CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE must be more than zero".into());
         }
-        if self.webhook_rate_per_minute == 0 {
-            return Err("CALSYNC_WEBHOOK_RATE_PER_MINUTE must be more than zero".into());
-        }
         Ok(Settings {
             production,
             bind,
@@ -380,7 +406,7 @@ impl ServeArgs {
             default_calendar,
             retention_days: self.retention_days,
             channel_ttl: positive("CALSYNC_CHANNEL_TTL_SECS", self.channel_ttl_secs)?,
-            schedule: calsync_http::workers::Schedule {
+            schedule: calsync_worker::Schedule {
                 renewal_every: positive(
                     "CALSYNC_RENEWAL_INTERVAL_SECS",
                     self.renewal_interval_secs,
@@ -391,7 +417,8 @@ impl ServeArgs {
                 tick: positive("CALSYNC_SCHEDULER_TICK_SECS", self.scheduler_tick_secs)?,
             },
             sync_poll: positive("CALSYNC_SYNC_POLL_SECS", self.sync_poll_secs)?,
-            webhook_rate_per_minute: self.webhook_rate_per_minute,
+            webhook_rate_per_minute: std::num::NonZeroU32::new(self.webhook_rate_per_minute)
+                .ok_or("CALSYNC_WEBHOOK_RATE_PER_MINUTE must be more than zero")?,
             google_rate_limits: calsync_resilience::RateLimitConfig {
                 project_per_minute: self.google_rate_per_minute,
                 per_key_per_minute: self.google_calendar_rate_per_minute,

@@ -25,10 +25,9 @@ use calsync_resilience::{RateLimitConfig, RateLimiter, RetryPolicy};
 use google_calendar3::api::{self, Scope};
 use google_calendar3::{CalendarHub, common, hyper, hyper_rustls, hyper_util};
 
-pub use classify::{Op, kind_for};
 pub use mapping::{ENTITY_ID_KEY, ENTITY_TYPE_KEY};
 
-use classify::{Capture, Failure, classify};
+use classify::{Capture, Failure, Op, classify};
 
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 

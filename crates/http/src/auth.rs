@@ -26,6 +26,11 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 impl ApiTokens {
+    /// Accepts no token: every management request is refused.
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
     /// Parses `CALSYNC_API_TOKENS`: comma-separated, surrounding spaces
     /// ignored. Tokens shorter than 16 characters are refused.
     pub fn parse(list: &str) -> Result<Self, calsync_domain::Error> {

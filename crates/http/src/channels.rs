@@ -84,9 +84,9 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
     // An empty body means "the default calendar"; anything else must be valid JSON.
-    let requested = crate::events::parse_optional_body::<CreateChannel>(&body)?
+    let requested = crate::request::parse_optional_body::<CreateChannel>(&body)?
         .and_then(|input| input.calendar_id);
-    let calendar_id = crate::events::calendar_or_default(&state, requested.as_deref())?;
+    let calendar_id = crate::request::calendar_or_default(&state, requested.as_deref())?;
     let channel = state.channels.create(&calendar_id).await?;
     // The initial sync should not wait for the worker's next poll.
     state.sync_wakeup.notify_one();

@@ -25,12 +25,12 @@ pub enum HttpError {
         reason: String,
         /// Google refused because the event changed there (a stale `If-Match`).
         conflict: bool,
-        event: Box<crate::events::EventResource>,
+        event: Box<crate::events::body::EventResource>,
     },
     /// With `?wait=true`: the write found the event deleted at Google; it is
     /// cancelled here too.
     DeletedAtGoogle {
-        event: Box<crate::events::EventResource>,
+        event: Box<crate::events::body::EventResource>,
     },
     /// Readiness failed: the database is unreachable or behind.
     NotReady(String),
@@ -56,7 +56,7 @@ pub struct ErrorBody {
 pub struct WriteErrorBody {
     pub error: ErrorDetail,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<crate::events::EventResource>,
+    pub event: Option<crate::events::body::EventResource>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

@@ -9,25 +9,19 @@ mod error;
 mod events;
 mod health;
 mod openapi;
+mod request;
+mod state;
+mod sync;
 mod webhooks;
-pub mod workers;
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::web;
-use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
-use calsync_domain::ports::{DriveNotificationSink, Store};
-use calsync_domain::services::{ChannelService, EventService, HealthService, NotificationService};
-use calsync_resilience::{Metrics, RateLimiter};
-use tokio::sync::Notify;
-use tokio::sync::mpsc::UnboundedSender;
 
 pub use auth::{ApiTokens, Authenticated};
 pub use context::{REQUEST_ID_HEADER, RequestContext};
 pub use error::{ErrorBody, HttpError};
 pub use events::{EventResource, MAX_EVENT_BODY_BYTES};
 pub use openapi::ApiDoc;
+pub use state::{AppState, AppStateBuilder, ChannelStops, DEFAULT_WEBHOOK_RATE_PER_MINUTE};
 
 /// The decoders the events routes use, for the `cargo fuzz` targets in
 /// `fuzz/` (bodies to domain values, `pageToken` to a cursor).
@@ -38,34 +32,6 @@ pub mod decode {
     };
 }
 pub use webhooks::{LoggingDriveSink, MAX_BODY_BYTES, TrustedProxies};
-
-/// What the routes need, built once by the composition root.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub notifications: NotificationService,
-    pub channels: ChannelService,
-    pub events: EventService,
-    pub health: HealthService,
-    pub drive_sink: Arc<dyn DriveNotificationSink>,
-    pub api_tokens: ApiTokens,
-    /// Used when a request names no calendar.
-    pub default_calendar: Option<CalendarId>,
-    /// Keyed by request source, so a flood from one sender cannot starve the rest.
-    pub webhook_limiter: RateLimiter,
-    /// Whose `X-Forwarded-For` names the request source.
-    pub trusted_proxies: TrustedProxies,
-    /// Channels to stop at Google (validly signed notifications for
-    /// channels calsync no longer wants); a background task drains it.
-    pub channel_stops: UnboundedSender<(ChannelId, ResourceId)>,
-    /// Woken after a webhook marks a calendar dirty, so the sync starts at once.
-    pub sync_wakeup: Arc<Notify>,
-    /// Woken after a write, so the outbox worker pushes it at once.
-    pub outbox_wakeup: Arc<Notify>,
-    /// The longest a `?wait=true` write waits for Google's answer.
-    pub write_wait: Duration,
-    pub metrics: Arc<Metrics>,
-    pub logger: slog::Logger,
-}
 
 /// Declares the routes once: [`ROUTES`] lists them (the OpenAPI test
 /// compares the document with it) and `mount` registers exactly those, one
@@ -138,7 +104,7 @@ routes! {
         get "/events/{id}" => events::get;
         patch "/events/{id}" => events::patch;
         delete "/events/{id}" => events::delete;
-        post "/sync" => events::request_sync;
+        post "/sync" => sync::request_sync;
         post "/channels" => channels::create;
         get "/channels" => channels::list;
         delete "/channels/{id}" => channels::stop;

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{HttpError, channels, error, events, health, webhooks};
+use crate::{HttpError, channels, error, events, health, sync, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +25,7 @@ use crate::{HttpError, channels, error, events, health, webhooks};
     ),
     paths(
         events::create, events::list, events::get, events::patch, events::delete,
-        events::request_sync,
+        sync::request_sync,
         channels::create, channels::list, channels::stop,
         webhooks::calendar, webhooks::drive,
         health::calendar, health::live, health::ready, health::metrics,

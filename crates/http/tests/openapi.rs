@@ -12,14 +12,13 @@ use std::time::Duration;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::{App, test, web};
-use calsync_domain::health::HealthThresholds;
 use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::SyncStateStore;
-use calsync_domain::services::{ChannelService, EventService, HealthService, NotificationService};
+use calsync_domain::services::{Services, ServicesConfig};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::WebhookSecret;
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
-use calsync_http::{ApiTokens, AppState, LoggingDriveSink, ROUTES, configure};
+use calsync_http::{ApiTokens, AppState, ROUTES, configure};
 use calsync_resilience::{RateLimitConfig, RateLimiter};
 use serde_json::{Value, json};
 
@@ -37,46 +36,28 @@ fn world() -> World {
     let store = MemoryStore::new();
     let google = FakeCalendar::new(clock.clone());
     let secret = WebhookSecret::new("webhook-secret-0123456789").unwrap();
-    let (stops, _) = tokio::sync::mpsc::unbounded_channel();
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
-    let state = web::Data::new(AppState {
-        store: store.clone(),
-        events: EventService::new(google.clone(), store.clone(), store.clone(), clock.clone()),
-        health: HealthService::new(store.clone(), clock.clone(), HealthThresholds::default()),
-        outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
-        write_wait: Duration::from_secs(2),
-        metrics: Arc::new(calsync_resilience::Metrics::new()),
-        notifications: NotificationService::new(
-            secret.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-        ),
-        channels: ChannelService::new(
-            google.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-            secret,
-            "https://calsync.example.com/webhooks/calendar".into(),
-            Duration::from_secs(7 * 86_400),
-        ),
-        drive_sink: Arc::new(LoggingDriveSink(logger.clone())),
-        api_tokens: ApiTokens::parse(TOKEN).unwrap(),
-        default_calendar: Some(CalendarId::new(CALENDAR).unwrap()),
-        trusted_proxies: calsync_http::TrustedProxies::default(),
-        webhook_limiter: RateLimiter::new(RateLimitConfig {
-            project_per_minute: 100_000,
-            per_key_per_minute: 100_000,
-            project_burst: 1000,
-            per_key_burst: 1000,
-        })
-        .unwrap(),
-        channel_stops: stops,
-        sync_wakeup: Arc::new(tokio::sync::Notify::new()),
-        logger,
-    });
+    let services = Services::new(
+        store.clone(),
+        google.clone(),
+        clock,
+        ServicesConfig::new(secret, "https://calsync.example.com/webhooks/calendar"),
+    );
+    let state = web::Data::new(
+        AppState::builder(store.clone(), &services)
+            .write_wait(Duration::from_secs(2))
+            .api_tokens(ApiTokens::parse(TOKEN).unwrap())
+            .default_calendar(Some(CalendarId::new(CALENDAR).unwrap()))
+            .webhook_limiter(
+                RateLimiter::new(RateLimitConfig {
+                    project_per_minute: 100_000,
+                    per_key_per_minute: 100_000,
+                    project_burst: 1000,
+                    per_key_burst: 1000,
+                })
+                .unwrap(),
+            )
+            .build(),
+    );
     World {
         store,
         google,

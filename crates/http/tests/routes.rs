@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test, web};
-use calsync_domain::health::HealthThresholds;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{
     ChannelStore, DriveNotificationSink, DriveNotificationStore, SyncStateStore,
 };
-use calsync_domain::services::{ChannelService, EventService, HealthService, NotificationService};
+use calsync_domain::services::{Services, ServicesConfig};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::{DriveNotification, WebhookSecret};
 use calsync_http::{ApiTokens, AppState, configure};
@@ -52,45 +51,34 @@ fn world_logging(webhook_burst: u32, logger: slog::Logger) -> World {
     let secret = WebhookSecret::new("webhook-secret-0123456789").unwrap();
     let (sender, stops) = mpsc::unbounded_channel();
     let drive_calls = Arc::new(AtomicUsize::new(0));
-    let events = EventService::new(google.clone(), store.clone(), store.clone(), clock.clone());
-    let state = web::Data::new(AppState {
-        store: store.clone(),
-        events,
-        health: HealthService::new(store.clone(), clock.clone(), HealthThresholds::default()),
-        outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
-        write_wait: Duration::from_millis(200),
-        metrics: Arc::new(calsync_resilience::Metrics::new()),
-        notifications: NotificationService::new(
+    let services = Services::new(
+        store.clone(),
+        google.clone(),
+        clock,
+        ServicesConfig::new(
             secret.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
+            "https://calsync.example.com/webhooks/calendar",
         ),
-        channels: ChannelService::new(
-            google.clone(),
-            store.clone(),
-            store.clone(),
-            clock.clone(),
-            secret.clone(),
-            "https://calsync.example.com/webhooks/calendar".into(),
-            Duration::from_secs(7 * 86_400),
-        ),
-        drive_sink: Arc::new(CountingSink(drive_calls.clone())),
-        api_tokens: ApiTokens::parse(TOKEN).unwrap(),
-        default_calendar: Some(CalendarId::new("team@example.com").unwrap()),
-        webhook_limiter: RateLimiter::new(RateLimitConfig {
-            project_per_minute: 100_000,
-            per_key_per_minute: 1,
-            project_burst: 1000,
-            per_key_burst: webhook_burst,
-        })
-        .unwrap(),
-        trusted_proxies: calsync_http::TrustedProxies::default(),
-        channel_stops: sender,
-        sync_wakeup: Arc::new(tokio::sync::Notify::new()),
-        logger,
-    });
+    );
+    let state = web::Data::new(
+        AppState::builder(store.clone(), &services)
+            .write_wait(Duration::from_millis(200))
+            .drive_sink(Arc::new(CountingSink(drive_calls.clone())))
+            .api_tokens(ApiTokens::parse(TOKEN).unwrap())
+            .default_calendar(Some(CalendarId::new("team@example.com").unwrap()))
+            .webhook_limiter(
+                RateLimiter::new(RateLimitConfig {
+                    project_per_minute: 100_000,
+                    per_key_per_minute: 1,
+                    project_burst: 1000,
+                    per_key_burst: webhook_burst,
+                })
+                .unwrap(),
+            )
+            .channel_stops(sender)
+            .logger(logger)
+            .build(),
+    );
     World {
         store,
         google,

@@ -52,18 +52,41 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(config: RateLimitConfig) -> Result<Self, Error> {
-        let project_burst = non_zero(config.project_burst, "project rate limit burst")?;
-        let per_key_burst = non_zero(config.per_key_burst, "per-user rate limit burst")?;
-        let project = Quota::per_minute(non_zero(config.project_per_minute, "project rate limit")?)
-            .allow_burst(project_burst);
-        let per_key =
-            Quota::per_minute(non_zero(config.per_key_per_minute, "per-user rate limit")?)
-                .allow_burst(per_key_burst);
-        Ok(Self {
+        Ok(Self::from_quotas(
+            non_zero(config.project_per_minute, "project rate limit")?,
+            non_zero(config.project_burst, "project rate limit burst")?,
+            non_zero(config.per_key_per_minute, "per-user rate limit")?,
+            non_zero(config.per_key_burst, "per-user rate limit burst")?,
+        ))
+    }
+
+    /// A limiter for requests keyed by their source: `per_minute` for each
+    /// source with bursts of a tenth of it, and a hundred sources' worth in
+    /// all, so a flood from one sender cannot starve the rest.
+    pub fn per_source(per_minute: NonZeroU32) -> Self {
+        let hundred = NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN);
+        let ten = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN);
+        Self::from_quotas(
+            per_minute.saturating_mul(hundred),
+            per_minute.saturating_mul(ten),
+            per_minute,
+            NonZeroU32::new(per_minute.get() / 10).unwrap_or(NonZeroU32::MIN),
+        )
+    }
+
+    fn from_quotas(
+        project_per_minute: NonZeroU32,
+        project_burst: NonZeroU32,
+        per_key_per_minute: NonZeroU32,
+        per_key_burst: NonZeroU32,
+    ) -> Self {
+        let project = Quota::per_minute(project_per_minute).allow_burst(project_burst);
+        let per_key = Quota::per_minute(per_key_per_minute).allow_burst(per_key_burst);
+        Self {
             project: Arc::new(governor::RateLimiter::direct(project)),
             per_key: Arc::new(governor::RateLimiter::keyed(per_key)),
             burst: project_burst.min(per_key_burst),
-        })
+        }
     }
 
     /// Waits until `cost` units are available for `key` and for the project.

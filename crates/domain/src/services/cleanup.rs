@@ -9,7 +9,14 @@ use crate::ports::{Clock, DriveNotificationStore, EventStore};
 
 /// The instant before which ended events are past retention.
 pub fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
-    now - chrono::Duration::days(i64::from(retention_days))
+    // A retention reaching past chrono's range keeps everything.
+    now.checked_sub_signed(chrono::Duration::days(i64::from(retention_days)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A retention in days as a duration.
+pub fn retention(days: u32) -> Duration {
+    Duration::from_secs(u64::from(days) * 86_400)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,7 +71,7 @@ impl CleanupService {
     }
 
     pub fn retention(&self) -> Duration {
-        Duration::from_secs(u64::from(self.retention_days) * 86_400)
+        retention(self.retention_days)
     }
 
     pub async fn run(&self) -> Result<CleanupReport> {
@@ -109,5 +116,6 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap()
         );
         assert_eq!(retention_cutoff(now, 0), now);
+        assert_eq!(retention_cutoff(now, u32::MAX), DateTime::<Utc>::MIN_UTC);
     }
 }

@@ -3,13 +3,15 @@
 
 mod channels;
 mod cleanup;
+mod graph;
 mod health;
 mod notifications;
 mod sync;
 mod writes;
 
 pub use channels::{ChannelService, RenewalReport};
-pub use cleanup::{CleanupReport, CleanupService, retention_cutoff};
+pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
+pub use graph::{DEFAULT_RETENTION_DAYS, Services, ServicesConfig};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use sync::{SyncMode, SyncReport, SyncService};

@@ -91,16 +91,12 @@ impl SyncService {
         self
     }
 
-    /// How long a sync lease lasts; it is extended after every page.
-    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+    /// How long a sync lease lasts (it is extended after every page), and
+    /// a timer that renews it every third of that while a sync runs, so a
+    /// short lease (quick takeover after a crash) survives a slow page.
+    pub fn with_lease(mut self, ttl: Duration, timer: Option<Arc<dyn Timer>>) -> Self {
         self.lease_ttl = ttl;
-        self
-    }
-
-    /// Renews the lease every third of its lifetime while a sync runs, so
-    /// a short lease (quick takeover after a crash) survives a slow page.
-    pub fn with_heartbeat(mut self, timer: Arc<dyn Timer>) -> Self {
-        self.timer = Some(timer);
+        self.timer = timer;
         self
     }
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::{ChannelStore, SyncStateStore};
-use calsync_domain::services::{ChannelService, CleanupService, SyncService};
+use calsync_domain::services::{Services, ServicesConfig, SyncService};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::WebhookSecret;
-use calsync_http::workers::{Jobs, Schedule, spawn_sync_worker};
+use calsync_worker::{Jobs, Schedule, spawn_sync_worker};
 use tokio::sync::{Notify, watch};
 
 fn logger() -> slog::Logger {
@@ -22,19 +22,22 @@ fn jobs(
     clock: &Arc<ManualClock>,
     owner: &str,
 ) -> Jobs {
-    let channels = ChannelService::new(
+    let services = Services::new(
+        store.clone(),
         google.clone(),
-        store.clone(),
-        store.clone(),
         clock.clone(),
-        WebhookSecret::new("webhook-secret-0123456789").unwrap(),
-        "https://calsync.example.com/webhooks/calendar".into(),
-        Duration::from_secs(3600),
+        ServicesConfig {
+            channel_ttl: Duration::from_secs(3600),
+            ..ServicesConfig::new(
+                WebhookSecret::new("webhook-secret-0123456789").unwrap(),
+                "https://calsync.example.com/webhooks/calendar",
+            )
+        },
     );
     Jobs {
-        channels,
-        sync: SyncService::new(google.clone(), store.clone(), store.clone(), clock.clone()),
-        cleanup: CleanupService::new(store.clone(), clock.clone(), 180),
+        channels: services.channels,
+        sync: services.sync,
+        cleanup: services.cleanup,
         ticks: store.clone(),
         clock: clock.clone(),
         sync_wakeup: Arc::new(Notify::new()),
@@ -238,8 +241,7 @@ async fn a_heartbeat_keeps_a_short_lease_through_a_slow_sync_and_a_dead_holders_
     let calendar = CalendarId::new("team@example.com").unwrap();
     store.mark_dirty(&calendar, false).await.unwrap();
     let sync = SyncService::new(slow, store.clone(), store.clone(), clock.clone())
-        .with_lease_ttl(ttl)
-        .with_heartbeat(Arc::new(calsync_http::workers::TokioTimer));
+        .with_lease(ttl, Some(Arc::new(calsync_worker::TokioTimer)));
     let running = tokio::spawn({
         let sync = sync.clone();
         async move { sync.sync_next_dirty("alive").await }
@@ -276,5 +278,45 @@ async fn a_heartbeat_keeps_a_short_lease_through_a_slow_sync_and_a_dead_holders_
             .unwrap()
             .is_some(),
         "another worker resumes the calendar within the TTL"
+    );
+}
+
+#[tokio::test]
+async fn the_channel_stopper_stops_every_queued_channel_and_ends_with_its_queue() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::new();
+    let google = FakeCalendar::new(clock.clone());
+    let services = Services::new(
+        store.clone(),
+        google.clone(),
+        clock.clone(),
+        ServicesConfig::new(
+            WebhookSecret::new("webhook-secret-0123456789").unwrap(),
+            "https://calsync.example.com/webhooks/calendar",
+        ),
+    );
+    let calendar = CalendarId::new("team@example.com").unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        let channel = services.channels.create(&calendar).await.unwrap();
+        queued.push((channel.id.clone(), channel.resource_id.clone().unwrap()));
+    }
+    assert_eq!(google.active_channels().len(), 3);
+    let (sender, queue) = tokio::sync::mpsc::unbounded_channel();
+    let (_stop, shutdown) = watch::channel(false);
+    let stopper = calsync_worker::spawn_channel_stopper(google.clone(), queue, logger(), shutdown);
+    for stop in queued {
+        sender.send(stop).unwrap();
+    }
+    // Every sender gone: the stopper finishes what is queued, then ends.
+    drop(sender);
+    tokio::time::timeout(Duration::from_secs(5), stopper)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        google.active_channels().is_empty(),
+        "{:?}",
+        google.active_channels()
     );
 }

@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::bench::{percentile, synthetic_event};
-use crate::cli::CommandError;
+use super::fixtures::{percentile, synthetic_event};
+use crate::error::CommandError;
 
 const API_TOKEN: &str = "bench-api-token-0123456789";
 const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";

@@ -1,0 +1,92 @@
+//! `calsync bench ...`: throughput figures measured on real databases, each
+//! result ending in one `key=value` line. One module per benchmark;
+//! `fixtures` holds what they share.
+
+mod fixtures;
+mod http;
+mod store;
+mod sync;
+
+use clap::Subcommand;
+
+use crate::error::CommandError;
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Upsert N calendar-like events (~1 KB each) in pages of 2500 through
+    /// the sync path, on embedded SQLite and (with --postgres-url) Postgres;
+    /// prints rows/s for the first pass (inserts) and a second (updates).
+    Store {
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 2500)]
+        page_size: usize,
+        /// A Postgres database to benchmark too (its tables are created if
+        /// missing; use a scratch database).
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// Seed the emulator with N events and full-sync them through the Google
+    /// adapter into SQLite and (with --postgres-url) Postgres, printing
+    /// events/s beside the store's own rows/s; then run the server and time
+    /// change-to-mirror latency (p50/p99) over --changes changes.
+    Sync {
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// Start `calsync serve` (this binary) on a database seeded with N
+    /// events, load `/webhooks/calendar` and `/health/live` with
+    /// --concurrency clients for --duration-secs each, then time
+    /// `/health/calendar`. SQLite always; Postgres with --postgres-url (a
+    /// scratch database: the seed is kept there for re-runs).
+    Http {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 50)]
+        health_samples: usize,
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+}
+
+impl Bench {
+    pub async fn run(self) -> Result<(), CommandError> {
+        match self {
+            Self::Http {
+                events,
+                concurrency,
+                duration_secs,
+                health_samples,
+                postgres_url,
+            } => {
+                http::HttpBench {
+                    events,
+                    concurrency: concurrency.max(1),
+                    duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                    health_samples: health_samples.max(1),
+                    postgres_url,
+                }
+                .run()
+                .await
+            }
+            Self::Sync {
+                events,
+                changes,
+                postgres_url,
+            } => sync::run(events, changes, postgres_url.as_deref()).await,
+            Self::Store {
+                events,
+                page_size,
+                postgres_url,
+            } => store::run(events, page_size, postgres_url.as_deref()).await,
+        }
+    }
+}

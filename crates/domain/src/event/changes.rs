@@ -1,0 +1,178 @@
+//! A partial update of an event's content, as the API takes it and the
+//! outbox keeps it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+use super::new::check_attendees;
+use super::types::{
+    Attendee, Event, EventStatus, EventTime, PushState, check_optional_text, check_span, limits,
+};
+
+/// Reads a present JSON `null` as `Some(None)` ("clear it") and leaves an
+/// absent field `None` ("leave it"), with `#[serde(default)]`.
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A partial update of an event's content; `None` leaves a field as it is,
+/// `Some(None)` clears an optional field. Serialized with the outbox row, so
+/// a queued patch sends exactly the fields its caller changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventChanges {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub summary: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub location: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<EventTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<EventTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attendees: Option<Vec<Attendee>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<EventStatus>,
+}
+
+/// Attendees compared as who is invited, not how they answered: an RSVP
+/// made in Google is not a change of the guest list.
+fn same_guests(a: &[Attendee], b: &[Attendee]) -> bool {
+    let key = |list: &[Attendee]| {
+        let mut keys: Vec<(String, bool)> = list
+            .iter()
+            .map(|x| (x.email.to_ascii_lowercase(), x.optional))
+            .collect();
+        keys.sort();
+        keys
+    };
+    key(a) == key(b)
+}
+
+impl EventChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The current values, in `event`, of the fields these changes touch:
+    /// what the caller's edit was based on.
+    pub fn base_in(&self, event: &Event) -> Self {
+        Self {
+            summary: self.summary.as_ref().map(|_| event.summary.clone()),
+            description: self.description.as_ref().map(|_| event.description.clone()),
+            location: self.location.as_ref().map(|_| event.location.clone()),
+            start: self.start.as_ref().map(|_| event.start.clone()),
+            end: self.end.as_ref().map(|_| event.end.clone()),
+            attendees: self.attendees.as_ref().map(|_| event.attendees.clone()),
+            status: self.status.map(|_| event.status),
+        }
+    }
+
+    /// Whether every field named here has this value in `current` (fields
+    /// not named are ignored). Attendees compare by guest list.
+    pub fn holds_in(&self, current: &Self) -> bool {
+        fn same<T: PartialEq>(want: &Option<T>, have: &Option<T>) -> bool {
+            want.is_none() || want == have
+        }
+        same(&self.summary, &current.summary)
+            && same(&self.description, &current.description)
+            && same(&self.location, &current.location)
+            && same(&self.start, &current.start)
+            && same(&self.end, &current.end)
+            && same(&self.status, &current.status)
+            && match (&self.attendees, &current.attendees) {
+                (None, _) => true,
+                (Some(want), Some(have)) => same_guests(want, have),
+                (Some(_), None) => false,
+            }
+    }
+
+    /// The content fields of a whole event (no status, no attendees): what a
+    /// patch queued before changes were recorded per row sends.
+    pub fn content_of(event: &Event) -> Self {
+        Self {
+            summary: Some(event.summary.clone()),
+            description: Some(event.description.clone()),
+            location: Some(event.location.clone()),
+            start: Some(event.start.clone()),
+            end: Some(event.end.clone()),
+            attendees: None,
+            status: None,
+        }
+    }
+
+    /// Carries Google's RSVPs over to the attendees this change sends, for
+    /// guests on both lists, so a guest-list edit does not reset answers.
+    pub fn keep_responses_from(&mut self, current: &[Attendee]) {
+        if let Some(attendees) = &mut self.attendees {
+            for attendee in attendees.iter_mut() {
+                if let Some(known) = current
+                    .iter()
+                    .find(|c| c.email.eq_ignore_ascii_case(&attendee.email))
+                {
+                    attendee.response_status.clone_from(&known.response_status);
+                }
+            }
+        }
+    }
+
+    /// Applies the changes to a copy of `event`, validating the result as a whole
+    /// (a new start must still precede the old end, and so on).
+    pub fn apply_to(&self, event: &Event, now: DateTime<Utc>) -> Result<Event> {
+        let mut next = event.clone();
+        if let Some(summary) = &self.summary {
+            check_optional_text("summary", summary.as_deref(), limits::SUMMARY_CHARS)?;
+            next.summary = summary.clone();
+        }
+        if let Some(description) = &self.description {
+            check_optional_text(
+                "description",
+                description.as_deref(),
+                limits::DESCRIPTION_CHARS,
+            )?;
+            next.description = description.clone();
+        }
+        if let Some(location) = &self.location {
+            check_optional_text("location", location.as_deref(), limits::LOCATION_CHARS)?;
+            next.location = location.clone();
+        }
+        if let Some(start) = &self.start {
+            next.start = start.clone();
+        }
+        if let Some(end) = &self.end {
+            next.end = end.clone();
+        }
+        check_span(&next.start, &next.end)?;
+        if let Some(attendees) = &self.attendees {
+            check_attendees(attendees)?;
+            next.attendees = attendees.clone();
+        }
+        if let Some(status) = self.status {
+            next.status = status;
+        }
+        next.push_state = PushState::Pending;
+        next.push_note = None;
+        next.updated_at = now;
+        Ok(next)
+    }
+}

@@ -1,0 +1,342 @@
+//! The event's parts and the event as the mirror holds it, with the checks
+//! every write path shares.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{CalendarId, EntityRef, Etag, EventId, LocalEventId};
+
+/// Limits on what callers may write through calsync. Events read from Google
+/// are mirrored as Google has them, so these apply to input, not to sync.
+pub mod limits {
+    pub const SUMMARY_CHARS: usize = 1024;
+    pub const DESCRIPTION_CHARS: usize = 8192;
+    pub const LOCATION_CHARS: usize = 1024;
+    pub const ATTENDEES: usize = 500;
+    pub const EMAIL_CHARS: usize = 254;
+    pub const TIME_ZONE_CHARS: usize = 64;
+    pub const DISPLAY_NAME_CHARS: usize = 256;
+}
+
+/// An IANA time zone name such as `Europe/Berlin` (shape-checked; the
+/// provider is the authority on which names exist).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZoneName(String);
+
+impl TimeZoneName {
+    pub fn new(value: impl Into<String>) -> Result<Self> {
+        let value = value.into();
+        let well_formed = !value.is_empty()
+            && value.len() <= limits::TIME_ZONE_CHARS
+            && value.split('/').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b))
+            });
+        if !well_formed {
+            return Err(Error::invalid(
+                "timeZone",
+                "must be an IANA time zone name such as Europe/Berlin",
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TimeZoneName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Self::new(value)
+    }
+}
+
+impl From<TimeZoneName> for String {
+    fn from(value: TimeZoneName) -> String {
+        value.0
+    }
+}
+
+/// An event boundary: a whole day (Google's `date`) or an instant (`dateTime`)
+/// with the time zone it was expressed in. All-day ends are *exclusive*: a
+/// one-day event on 1 March ends on 2 March. Dates stay dates: they are never
+/// turned into UTC midnights, which would shift them for anyone not on UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", untagged)]
+pub enum EventTime {
+    AllDay {
+        date: NaiveDate,
+    },
+    At {
+        #[serde(rename = "dateTime")]
+        at: DateTime<Utc>,
+        #[serde(rename = "timeZone", default, skip_serializing_if = "Option::is_none")]
+        time_zone: Option<TimeZoneName>,
+    },
+}
+
+impl EventTime {
+    pub fn date(date: NaiveDate) -> Self {
+        Self::AllDay { date }
+    }
+
+    pub fn at(at: DateTime<Utc>, time_zone: Option<TimeZoneName>) -> Self {
+        Self::At { at, time_zone }
+    }
+
+    pub fn is_all_day(&self) -> bool {
+        matches!(self, Self::AllDay { .. })
+    }
+
+    /// An instant to sort and index by: the instant itself, or the date's
+    /// start at UTC. Only for ordering and range indexes, never for display.
+    pub fn sort_key(&self) -> DateTime<Utc> {
+        match self {
+            Self::AllDay { date } => date.and_time(NaiveTime::MIN).and_utc(),
+            Self::At { at, .. } => *at,
+        }
+    }
+}
+
+/// Instants calsync stores: years 1 to 9999 in UTC. RFC 3339 has four-digit
+/// years, and both databases order and store exactly this range.
+pub fn in_supported_range(at: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&at.year())
+}
+
+/// The error for an instant outside [`in_supported_range`].
+pub fn out_of_range(field: &'static str) -> Error {
+    Error::invalid(field, "must fall in the years 0001 to 9999 (UTC)")
+}
+
+/// Checks that start and end are of one kind and in order. Timed events may
+/// last zero minutes; all-day events last at least one day (exclusive end).
+pub fn check_span(start: &EventTime, end: &EventTime) -> Result<()> {
+    for (field, time) in [("start", start), ("end", end)] {
+        let at = match time {
+            EventTime::At { at, .. } => *at,
+            EventTime::AllDay { .. } => time.sort_key(),
+        };
+        if !in_supported_range(at) {
+            return Err(out_of_range(field));
+        }
+    }
+    match (start, end) {
+        (EventTime::AllDay { date: s }, EventTime::AllDay { date: e }) => {
+            if e <= s {
+                return Err(Error::invalid(
+                    "end",
+                    "an all-day end date is exclusive and must be after the start date",
+                ));
+            }
+        }
+        (EventTime::At { at: s, .. }, EventTime::At { at: e, .. }) => {
+            if e < s {
+                return Err(Error::invalid("end", "must not be before start"));
+            }
+        }
+        _ => {
+            return Err(Error::invalid(
+                "end",
+                "start and end must both be dates or both be dateTimes",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    Confirmed,
+    Tentative,
+    Cancelled,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Tentative => "tentative",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "confirmed" => Ok(Self::Confirmed),
+            "tentative" => Ok(Self::Tentative),
+            "cancelled" => Ok(Self::Cancelled),
+            _ => Err(Error::invalid(
+                "status",
+                "must be confirmed, tentative or cancelled",
+            )),
+        }
+    }
+}
+
+/// Where a local write stands with Google.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushState {
+    /// Written locally; an outbox row will push it.
+    Pending,
+    /// Google has it (or it came from Google).
+    Synced,
+    /// Google refused it for good; see the outbox row's last error.
+    Failed,
+    /// Google's copy changed the same fields since the write was based on
+    /// it: Google's version is kept (the mirror shows it) and the write was
+    /// not applied. See `push_note`.
+    Conflict,
+}
+
+impl PushState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Synced => "synced",
+            Self::Failed => "failed",
+            Self::Conflict => "conflict",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "pending" => Ok(Self::Pending),
+            "synced" => Ok(Self::Synced),
+            "failed" => Ok(Self::Failed),
+            "conflict" => Ok(Self::Conflict),
+            _ => Err(Error::invalid(
+                "pushState",
+                "must be pending, synced, failed or conflict",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attendee {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// needsAction | declined | tentative | accepted, as Google reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+impl Attendee {
+    pub fn new(email: impl Into<String>) -> Result<Self> {
+        let email = email.into();
+        check_email("attendees.email", &email)?;
+        Ok(Self {
+            email,
+            display_name: None,
+            response_status: None,
+            optional: false,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organizer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// A plausibility check, not RFC 5322: one `@`, something on both sides, no spaces.
+pub fn check_email(field: &'static str, email: &str) -> Result<()> {
+    let valid = email.len() <= limits::EMAIL_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be an email address"))
+    }
+}
+
+pub(crate) fn check_optional_text(
+    field: &'static str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<()> {
+    match value {
+        Some(text) if text.chars().count() > max => Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        // Postgres text cannot hold NUL; refusing it keeps both backends alike.
+        Some(text) if text.contains('\0') => {
+            Err(Error::invalid(field, "must not contain NUL characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An event in the local mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: LocalEventId,
+    pub calendar_id: CalendarId,
+    pub google_event_id: EventId,
+    pub ical_uid: Option<String>,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub location: Option<String>,
+    pub start: EventTime,
+    pub end: EventTime,
+    pub status: EventStatus,
+    pub attendees: Vec<Attendee>,
+    pub organizer: Option<Organizer>,
+    /// RRULE/EXDATE lines of a recurring series' master event.
+    pub recurrence: Vec<String>,
+    /// Set on an instance of a recurring series.
+    pub recurring_event_id: Option<EventId>,
+    pub original_start: Option<EventTime>,
+    pub etag: Option<Etag>,
+    /// Google's `updated`: when Google last changed the event.
+    pub google_updated: Option<DateTime<Utc>>,
+    pub html_link: Option<String>,
+    pub entity: Option<EntityRef>,
+    pub push_state: PushState,
+    /// Why the last local write did not apply as written: the event was
+    /// deleted at Google, or Google's copy conflicted with it.
+    pub push_note: Option<String>,
+    /// When a local write last reached Google (a full sync's deletion
+    /// sweep spares rows pushed after the sweep's run began).
+    pub pushed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// When the local row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// Whether the event ended before `cutoff`. All-day ends are exclusive, so
+    /// an all-day event ending (exclusively) on the cutoff's date has ended.
+    pub fn ended_before(&self, cutoff: DateTime<Utc>) -> bool {
+        ends_before(&self.end, cutoff)
+    }
+}
+
+pub(crate) fn ends_before(end: &EventTime, cutoff: DateTime<Utc>) -> bool {
+    match end {
+        EventTime::AllDay { date } => *date <= cutoff.date_naive(),
+        EventTime::At { at, .. } => *at < cutoff,
+    }
+}

@@ -1,0 +1,147 @@
+//! The service graph: every use case built once from one store, one
+//! provider and one clock, so the server, the CLI, embedders and tests wire
+//! the same thing the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cleanup::retention;
+use super::{
+    ChannelService, CleanupService, EventService, HealthService, NotificationService, SyncService,
+};
+use crate::health::HealthThresholds;
+use crate::outbox::OutboxRetryPolicy;
+use crate::ports::{CalendarProvider, Clock, Store, Timer};
+use crate::webhook::WebhookSecret;
+
+/// How many days after their end events are kept when nothing says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u32 = 180;
+
+/// What the services need beyond their ports. [`ServicesConfig::new`]
+/// fills in the defaults the server uses when no setting says otherwise.
+#[derive(Clone)]
+pub struct ServicesConfig {
+    /// Signs channel tokens and checks notifications.
+    pub webhook_secret: WebhookSecret,
+    /// The public URL of the Calendar webhook that channels point at.
+    pub webhook_address: String,
+    /// The lifetime requested for each watch channel.
+    pub channel_ttl: Duration,
+    /// Events that ended longer ago than this many days are neither
+    /// mirrored nor kept.
+    pub retention_days: u32,
+    /// Sync and outbox leases: how soon another replica takes over a
+    /// crashed one's work.
+    pub lease_ttl: Duration,
+    /// Renews leases while work runs. Without one, leases are long enough
+    /// to outlive a slow page (the services' own defaults) instead.
+    pub timer: Option<Arc<dyn Timer>>,
+    pub outbox_retry: OutboxRetryPolicy,
+    pub health: HealthThresholds,
+}
+
+impl std::fmt::Debug for ServicesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServicesConfig")
+            .field("webhook_address", &self.webhook_address)
+            .field("channel_ttl", &self.channel_ttl)
+            .field("retention_days", &self.retention_days)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("heartbeat", &self.timer.is_some())
+            .field("outbox_retry", &self.outbox_retry)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServicesConfig {
+    /// Channels live 7 days, events are kept 180 days after they end (the
+    /// original backend's defaults), leases last 15 s when a timer renews
+    /// them.
+    pub fn new(webhook_secret: WebhookSecret, webhook_address: impl Into<String>) -> Self {
+        Self {
+            webhook_secret,
+            webhook_address: webhook_address.into(),
+            channel_ttl: Duration::from_secs(7 * 86_400),
+            retention_days: DEFAULT_RETENTION_DAYS,
+            lease_ttl: Duration::from_secs(15),
+            timer: None,
+            outbox_retry: OutboxRetryPolicy::default(),
+            health: HealthThresholds::default(),
+        }
+    }
+
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// Short leases kept alive by `timer`'s heartbeats.
+    pub fn with_heartbeat(mut self, lease_ttl: Duration, timer: Arc<dyn Timer>) -> Self {
+        self.lease_ttl = lease_ttl;
+        self.timer = Some(timer);
+        self
+    }
+}
+
+/// Every use case, sharing one store, provider and clock. Cloning is cheap
+/// (each service holds `Arc`s).
+#[derive(Clone)]
+pub struct Services {
+    pub sync: SyncService,
+    pub events: EventService,
+    pub channels: ChannelService,
+    pub notifications: NotificationService,
+    pub health: HealthService,
+    pub cleanup: CleanupService,
+}
+
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        provider: Arc<dyn CalendarProvider>,
+        clock: Arc<dyn Clock>,
+        config: ServicesConfig,
+    ) -> Self {
+        let mut sync = SyncService::new(
+            provider.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        );
+        let mut events = EventService::new(
+            provider.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        )
+        .with_retry_policy(config.outbox_retry);
+        if config.timer.is_some() {
+            sync = sync.with_lease(config.lease_ttl, config.timer.clone());
+            events = events.with_lease(config.lease_ttl, config.timer.clone());
+        }
+        Self {
+            sync: sync.with_retention(retention(config.retention_days)),
+            events,
+            channels: ChannelService::new(
+                provider,
+                store.clone(),
+                store.clone(),
+                clock.clone(),
+                config.webhook_secret.clone(),
+                config.webhook_address,
+                config.channel_ttl,
+            ),
+            notifications: NotificationService::new(
+                config.webhook_secret,
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                clock.clone(),
+            ),
+            health: HealthService::new(store.clone(), clock.clone(), config.health),
+            cleanup: CleanupService::new(store.clone(), clock, config.retention_days)
+                .with_drive_notifications(store),
+        }
+    }
+}

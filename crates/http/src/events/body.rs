@@ -1,0 +1,282 @@
+//! The events API's body and query types: Google's event shape as the
+//! API reads and writes it, and how a mirrored event is shown.
+
+use calsync_domain::event::{Event, EventTime};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Largest accepted event body: 500 attendees and an 8 KiB description fit.
+pub const MAX_EVENT_BODY_BYTES: usize = 256 * 1024;
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// A start or end, as Google writes it: `dateTime` (RFC 3339, with an
+/// optional IANA `timeZone`) or `date` (all-day; an end date is exclusive).
+/// Exactly one of `dateTime` and `date`; `null` counts as absent.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"dateTime": "2026-12-01T10:00:00+01:00", "timeZone": "Europe/Berlin"}))]
+pub struct EventTimeBody {
+    /// RFC 3339 with an offset, e.g. `2026-12-01T10:00:00+01:00`; the
+    /// years 0001 to 9999 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub date_time: Option<String>,
+    /// `YYYY-MM-DD`, e.g. `2026-12-01`; the years 0001 to 9999.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date)]
+    pub date: Option<String>,
+    /// An IANA zone name such as `Europe/Berlin` (ignored with `date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
+    )]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttendeeBody {
+    /// At most 254 bytes, one `@`, no spaces.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$",
+        example = "guest@example.com"
+    )]
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+    /// Read-only: Google's needsAction | declined | tentative | accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<String>,
+}
+
+/// `POST /calendar/events`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "entityType": "deal", "entityId": "42", "summary": "Kick-off",
+    "start": {"dateTime": "2030-01-15T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+    "end": {"dateTime": "2030-01-15T11:00:00+01:00", "timeZone": "Europe/Berlin"},
+    "attendees": [{"email": "guest@example.com"}]
+}))]
+pub struct CreateEventBody {
+    /// Defaults to the configured calendar.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
+    )]
+    pub calendar_id: Option<String>,
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
+    pub entity_type: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
+    pub entity_id: String,
+    #[schema(max_length = 1024)]
+    pub summary: Option<String>,
+    #[schema(max_length = 8192)]
+    pub description: Option<String>,
+    #[schema(max_length = 1024)]
+    pub location: Option<String>,
+    /// Both `dateTime` or both `date`; the end not before the start (an
+    /// all-day end, exclusive, after it).
+    pub start: EventTimeBody,
+    pub end: EventTimeBody,
+    #[serde(default)]
+    #[schema(max_items = 500)]
+    pub attendees: Vec<AttendeeBody>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /calendar/events/{id}`: absent fields stay; `null` clears
+/// `summary`, `description` and `location`, and is the same as absent for
+/// the others. At least one field must change something.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"summary": "Moved", "location": null}))]
+pub struct PatchEventBody {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    pub summary: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 8192)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    pub location: Option<Option<String>>,
+    pub start: Option<EventTimeBody>,
+    pub end: Option<EventTimeBody>,
+    /// Replaces the whole list.
+    #[schema(max_items = 500)]
+    pub attendees: Option<Vec<AttendeeBody>>,
+    /// Cancel with DELETE, not with `cancelled`.
+    #[schema(value_type = Option<crate::openapi::PatchStatusDoc>)]
+    pub status: Option<String>,
+}
+
+/// An event as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResource {
+    /// calsync's id, used in this API's URLs.
+    pub id: String,
+    /// The id at Google (chosen by calsync for events created here).
+    pub google_event_id: String,
+    pub calendar_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    pub start: EventTimeBody,
+    pub end: EventTimeBody,
+    pub attendees: Vec<AttendeeBody>,
+    #[schema(value_type = crate::openapi::EventStatusDoc)]
+    pub status: String,
+    #[schema(value_type = crate::openapi::PushStateDoc)]
+    pub push_state: String,
+    /// The last push error, while pending after a failure or once failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring_event_id: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    pub created: String,
+    /// RFC 3339: when the local row last changed.
+    #[schema(format = DateTime)]
+    pub updated: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub items: Vec<EventResource>,
+    /// Pass as `pageToken` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+fn time_body(time: &EventTime) -> EventTimeBody {
+    match time {
+        EventTime::AllDay { date } => EventTimeBody {
+            date: Some(date.to_string()),
+            ..EventTimeBody::default()
+        },
+        EventTime::At { at, time_zone } => EventTimeBody {
+            date_time: Some(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            time_zone: time_zone.as_ref().map(|tz| tz.as_str().to_owned()),
+            date: None,
+        },
+    }
+}
+
+impl EventResource {
+    pub fn new(event: &Event, push_error: Option<String>) -> Self {
+        Self {
+            id: event.id.to_string(),
+            google_event_id: event.google_event_id.to_string(),
+            calendar_id: event.calendar_id.to_string(),
+            entity_type: event.entity.as_ref().map(|e| e.entity_type().to_owned()),
+            entity_id: event.entity.as_ref().map(|e| e.entity_id().to_owned()),
+            summary: event.summary.clone(),
+            description: event.description.clone(),
+            location: event.location.clone(),
+            start: time_body(&event.start),
+            end: time_body(&event.end),
+            attendees: event
+                .attendees
+                .iter()
+                .map(|a| AttendeeBody {
+                    email: a.email.clone(),
+                    display_name: a.display_name.clone(),
+                    optional: a.optional.then_some(true),
+                    response_status: a.response_status.clone(),
+                })
+                .collect(),
+            status: event.status.as_str().to_owned(),
+            push_state: event.push_state.as_str().to_owned(),
+            push_error,
+            etag: event.etag.as_ref().map(|e| e.as_str().to_owned()),
+            html_link: event.html_link.clone(),
+            recurring_event_id: event
+                .recurring_event_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
+            created: event.created_at.to_rfc3339(),
+            updated: event.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Wait (bounded) for Google's answer: 201/200 once pushed, the error if
+    /// Google refused, 202 if still pending when the wait ends. `true` or
+    /// `false`; other query parameters are refused.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    #[param(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
+    )]
+    pub calendar_id: Option<String>,
+    /// With `entityId`: only this entity's events.
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
+    pub entity_type: Option<String>,
+    /// With `entityType`.
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
+    pub entity_id: Option<String>,
+    #[param(value_type = Option<crate::openapi::EventStatusDoc>)]
+    pub status: Option<String>,
+    /// RFC 3339 with an offset: events ending after this instant.
+    #[param(format = DateTime)]
+    pub time_min: Option<String>,
+    /// RFC 3339 with an offset: events starting before this instant.
+    #[param(format = DateTime)]
+    pub time_max: Option<String>,
+    /// Page size, 1 to 500; default 100.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The previous page's `nextPageToken` (opaque).
+    pub page_token: Option<String>,
+}

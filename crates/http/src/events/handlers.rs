@@ -1,0 +1,365 @@
+//! The `/calendar/events` handlers. Writes land in the mirror and the
+//! outbox in one transaction and are answered with 202 (or, with `wait`,
+//! Google's verdict); the outbox worker pushes them to Google.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_domain::Error as DomainError;
+use calsync_domain::event::{Event, EventStatus, PushState};
+use calsync_domain::ids::{CalendarId, EntityRef, LocalEventId};
+use calsync_domain::outbox::{IdempotencyKey, OutboxState};
+use calsync_domain::ports::EventQuery;
+use sha2::{Digest, Sha256};
+use slog::info;
+
+use crate::auth::Authenticated;
+use crate::{AppState, HttpError, context};
+
+use super::body::*;
+use super::decode::*;
+use crate::request::if_match;
+
+/// How often `?wait=true` looks at the event's push state.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
+fn event_id(path: &str) -> Result<LocalEventId, HttpError> {
+    LocalEventId::parse(path).map_err(|_| DomainError::NotFound { what: "event" }.into())
+}
+
+/// The last push error recorded for the event, if any.
+async fn push_error(state: &AppState, event: &Event) -> Result<Option<String>, HttpError> {
+    // Why the last write did not apply: deleted at Google, or a conflict.
+    if let Some(note) = &event.push_note {
+        return Ok(Some(note.clone()));
+    }
+    if event.push_state == PushState::Synced {
+        return Ok(None);
+    }
+    let rows = state.store.outbox_for_event(event.id).await?;
+    Ok(rows
+        .iter()
+        .rev()
+        .filter(|row| row.state != OutboxState::Done)
+        .find_map(|row| row.last_error.clone()))
+}
+
+/// Answers a write: 202 at once, or with `wait`, Google's verdict.
+async fn answer_write(
+    state: &AppState,
+    event: Event,
+    done: StatusCode,
+    wait: bool,
+) -> Result<HttpResponse, HttpError> {
+    state.outbox_wakeup.notify_one();
+    if !wait {
+        return Ok(HttpResponse::Accepted().json(EventResource::new(&event, None)));
+    }
+    let deadline = Instant::now() + state.write_wait;
+    loop {
+        let current = state
+            .store
+            .get_event(event.id)
+            .await?
+            .ok_or(DomainError::NotFound { what: "event" })?;
+        match current.push_state {
+            PushState::Synced if current.push_note.is_some() => {
+                let note = current.push_note.clone();
+                return Err(HttpError::DeletedAtGoogle {
+                    event: Box::new(EventResource::new(&current, note)),
+                });
+            }
+            PushState::Conflict => {
+                let reason = current.push_note.clone().unwrap_or_default();
+                return Err(HttpError::PushFailed {
+                    conflict: true,
+                    event: Box::new(EventResource::new(&current, Some(reason.clone()))),
+                    reason,
+                });
+            }
+            PushState::Synced => {
+                return Ok(HttpResponse::build(done).json(EventResource::new(&current, None)));
+            }
+            PushState::Failed => {
+                let reason = push_error(state, &current)
+                    .await?
+                    .unwrap_or_else(|| "Google refused the change".into());
+                // The outbox records the domain error's text; a precondition
+                // failure reads as the domain formats that kind.
+                let conflict_prefix = DomainError::provider(
+                    calsync_domain::ProviderErrorKind::PreconditionFailed,
+                    "",
+                )
+                .to_string();
+                return Err(HttpError::PushFailed {
+                    conflict: reason.starts_with(&conflict_prefix),
+                    event: Box::new(EventResource::new(&current, Some(reason.clone()))),
+                    reason,
+                });
+            }
+            PushState::Pending if Instant::now() >= deadline => {
+                let error = push_error(state, &current).await?;
+                return Ok(HttpResponse::Accepted().json(EventResource::new(&current, error)));
+            }
+            PushState::Pending => tokio::time::sleep(WAIT_POLL).await,
+        }
+    }
+}
+
+fn idempotency_key(
+    request: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<IdempotencyKey>, HttpError> {
+    let Some(value) = request.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| DomainError::InvalidHeader {
+        header: "Idempotency-Key",
+        reason: "must be visible ASCII".into(),
+    })?;
+    // The caller's credential is part of the fingerprint: another API client
+    // reusing the key is refused, never handed this client's event.
+    let credential = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(credential));
+    hasher.update(body);
+    let fingerprint = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok(Some(IdempotencyKey::new(key, fingerprint)?))
+}
+
+/// Creates an event for an entity and queues it for Google.
+#[utoipa::path(
+    post, path = "/calendar/events", tag = "events", operation_id = "createEvent",
+    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST (same body, same credential) return the first result, with `Idempotent-Replayed: true`; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
+    request_body = CreateEventBody,
+    responses(
+        (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
+        (status = 201, description = "With wait=true: Google has it", body = EventResource),
+        (status = 400, description = "Invalid body, query parameter or `Idempotency-Key`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 409, description = "With wait=true: the event was deleted in Google (`deleted_at_google`); it is cancelled here too", body = crate::error::WriteErrorBody),
+        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different body or credential", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the event (`google_refused`)", body = crate::error::WriteErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<WaitQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let key = idempotency_key(&request, &body)?;
+    let new = decode_create_body(&body, state.default_calendar.as_ref())?;
+    let (event, replayed) = match &key {
+        Some(key) => {
+            let created = state.events.create_idempotent(new, key).await?;
+            (created.event, created.replayed)
+        }
+        None => (state.events.create(new).await?.0, false),
+    };
+    let log = context::logger(&request, &state);
+    if replayed {
+        info!(log, "event create replayed for its idempotency key";
+            "action" => "event_create", "status" => "replayed", "event_id" => event.id.to_string());
+    } else {
+        info!(log, "event created";
+            "action" => "event_create", "status" => "queued", "event_id" => event.id.to_string(),
+            "calendar_id" => event.calendar_id.to_string(), "google_event_id" => event.google_event_id.to_string());
+    }
+    let mut response = answer_write(&state, event, StatusCode::CREATED, query.wait).await?;
+    if replayed {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Lists mirrored events, ordered by start, with cursor pagination.
+#[utoipa::path(
+    get, path = "/calendar/events", tag = "events", operation_id = "listEvents", params(ListQuery),
+    responses(
+        (status = 200, description = "One page, ordered by start", body = EventPage),
+        (status = 400, description = "An invalid or unknown query parameter; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let entity = match (&query.entity_type, &query.entity_id) {
+        (Some(kind), Some(id)) => Some(EntityRef::new(kind.clone(), id.clone())?),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(DomainError::invalid("entityId", "is required with entityType").into());
+        }
+        (None, Some(_)) => {
+            return Err(DomainError::invalid("entityType", "is required with entityId").into());
+        }
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(DomainError::invalid("limit", format!("must be 1 to {MAX_PAGE_SIZE}")).into());
+    }
+    let filter = EventQuery {
+        calendar_id: query
+            .calendar_id
+            .as_deref()
+            .map(CalendarId::new)
+            .transpose()?,
+        entity,
+        status: query
+            .status
+            .as_deref()
+            .map(EventStatus::parse)
+            .transpose()?,
+        ends_after: instant("timeMin", query.time_min.as_deref())?,
+        starts_before: instant("timeMax", query.time_max.as_deref())?,
+        after: query
+            .page_token
+            .as_deref()
+            .map(parse_page_token)
+            .transpose()?,
+        // One more than asked tells whether another page exists.
+        limit: limit + 1,
+    };
+    let mut events = state.store.list_events(&filter).await?;
+    let next_page_token = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(page_token)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(EventPage {
+        items: events.iter().map(|e| EventResource::new(e, None)).collect(),
+        next_page_token,
+    }))
+}
+
+/// One event, with its last push error if it is not synced.
+#[utoipa::path(
+    get, path = "/calendar/events/{id}", tag = "events", operation_id = "getEvent",
+    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404")),
+    responses(
+        (status = 200, description = "The event", body = EventResource, headers(("ETag" = String, description = "Google's etag, for If-Match (absent until Google has the event)"))),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such event", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let id = event_id(&path)?;
+    let event = state
+        .store
+        .get_event(id)
+        .await?
+        .ok_or(DomainError::NotFound { what: "event" })?;
+    let error = push_error(&state, &event).await?;
+    let mut response = HttpResponse::Ok();
+    if let Some(etag) = &event.etag {
+        response.insert_header((actix_web::http::header::ETAG, etag.as_str()));
+    }
+    Ok(response.json(EventResource::new(&event, error)))
+}
+
+/// Changes an event; with `If-Match`, only if its etag is still that one.
+#[utoipa::path(
+    patch, path = "/calendar/events/{id}", tag = "events", operation_id = "updateEvent",
+    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
+    request_body = PatchEventBody,
+    responses(
+        (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
+        (status = 200, description = "With wait=true: Google has it", body = EventResource),
+        (status = 400, description = "Invalid body, query parameter or `If-Match`, or a body that changes nothing; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such event", body = crate::error::ErrorBody),
+        (status = 409, description = "The event is cancelled (`conflict`); with wait=true, it was found deleted in Google (`deleted_at_google`, with `event`) and is cancelled here too", body = crate::error::WriteErrorBody),
+        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`); with wait=true, also when the same fields changed in Google meanwhile (the event, `pushState: conflict`, keeps Google's version)", body = crate::error::WriteErrorBody),
+        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the change (`google_refused`)", body = crate::error::WriteErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let id = event_id(&path)?;
+    let if_match = if_match(&request)?;
+    let changes = decode_patch_body(&body)?;
+    if changes.is_empty() {
+        return Err(DomainError::invalid("body", "names no field to change").into());
+    }
+    let (event, _) = state.events.update(id, &changes, if_match).await?;
+    info!(context::logger(&request, &state), "event changed";
+        "action" => "event_update", "status" => "queued", "event_id" => event.id.to_string());
+    answer_write(&state, event, StatusCode::OK, query.wait).await
+}
+
+/// Cancels an event here and deletes it at Google.
+#[utoipa::path(
+    delete, path = "/calendar/events/{id}", tag = "events", operation_id = "deleteEvent",
+    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
+    responses(
+        (status = 202, description = "Cancelled and queued for deletion at Google (with wait=true: still pending when the wait ended)", body = EventResource),
+        (status = 200, description = "Already cancelled, or with wait=true: deleted at Google", body = EventResource),
+        (status = 400, description = "An invalid query parameter or `If-Match`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such event", body = crate::error::ErrorBody),
+        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`)", body = crate::error::ErrorBody),
+        (status = 502, description = "With wait=true: Google refused the deletion (`google_refused`)", body = crate::error::WriteErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let id = event_id(&path)?;
+    let if_match = if_match(&request)?;
+    let current = state
+        .store
+        .get_event(id)
+        .await?
+        .ok_or(DomainError::NotFound { what: "event" })?;
+    if current.status == EventStatus::Cancelled {
+        // Already cancelled: deleting again changes nothing.
+        return Ok(HttpResponse::Ok().json(EventResource::new(&current, None)));
+    }
+    let (event, _) = state.events.cancel(id, if_match).await?;
+    info!(context::logger(&request, &state), "event cancelled";
+        "action" => "event_delete", "status" => "queued", "event_id" => event.id.to_string());
+    answer_write(&state, event, StatusCode::OK, query.wait).await
+}

@@ -1,0 +1,98 @@
+//! The sync worker: syncs dirty calendars until none is left, then waits for
+//! a wake-up (a webhook) or the poll interval. A burst of notifications
+//! therefore costs one or two syncs, not one each.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calsync_domain::services::SyncService;
+use calsync_resilience::Metrics;
+use slog::{info, warn};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::millis;
+use crate::run_loop::{Backlog, Shutdown, Worker, spawn, woken_or_polled};
+
+pub struct SyncWorker {
+    pub sync: SyncService,
+    /// This replica's name on sync leases.
+    pub owner: String,
+    pub wakeup: Arc<Notify>,
+    pub poll: Duration,
+    pub metrics: Arc<Metrics>,
+    pub logger: slog::Logger,
+}
+
+#[async_trait::async_trait]
+impl Worker for SyncWorker {
+    async fn round(&mut self) -> Backlog {
+        let started = Instant::now();
+        let logger = &self.logger;
+        match self.sync.sync_next_dirty(&self.owner).await {
+            Ok(Some(Ok(report))) => {
+                let mode = if report.full { "full" } else { "incremental" };
+                self.metrics.increment(
+                    "calsync_syncs_total",
+                    &[("mode", mode), ("outcome", "success")],
+                );
+                self.metrics.observe(
+                    "calsync_sync_duration_seconds",
+                    &[("mode", mode)],
+                    started.elapsed(),
+                );
+                info!(logger, "calendar synced";
+                    "action" => "sync", "status" => "success", "calendar_id" => report.calendar_id.to_string(),
+                    "full" => report.full, "resync_after_410" => report.token_expired, "pages" => report.pages,
+                    "inserted" => report.outcome.inserted, "updated" => report.outcome.updated,
+                    "cancelled" => report.outcome.cancelled + report.outcome.swept,
+                    "duration_ms" => millis(started.elapsed()));
+                Backlog::More
+            }
+            Ok(Some(Err(error))) => {
+                self.metrics.increment(
+                    "calsync_syncs_total",
+                    &[("mode", "any"), ("outcome", error.error_type())],
+                );
+                warn!(logger, "calendar sync failed";
+                    "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
+                    "error_message" => error.to_string(), "duration_ms" => millis(started.elapsed()));
+                Backlog::More
+            }
+            Ok(None) => Backlog::Empty,
+            Err(error) => {
+                warn!(logger, "sync worker cannot read its queue";
+                    "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
+                    "error_message" => error.to_string());
+                Backlog::Empty
+            }
+        }
+    }
+
+    async fn wait(&mut self) {
+        woken_or_polled(&self.wakeup, self.poll).await;
+    }
+}
+
+/// Starts a [`SyncWorker`].
+pub fn spawn_sync_worker(
+    sync: SyncService,
+    owner: String,
+    wakeup: Arc<Notify>,
+    poll: Duration,
+    metrics: Arc<Metrics>,
+    logger: slog::Logger,
+    shutdown: Shutdown,
+) -> JoinHandle<()> {
+    spawn(
+        SyncWorker {
+            sync,
+            owner,
+            wakeup,
+            poll,
+            metrics,
+            logger,
+        },
+        shutdown,
+    )
+}
