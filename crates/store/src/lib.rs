@@ -3,6 +3,7 @@
 //! file. [`connect`] picks the backend from `DATABASE_URL` and runs the
 //! embedded migrations; nothing above this crate names a Diesel type.
 
+mod dialect;
 mod error;
 mod pg;
 mod pg_tls;

@@ -1,33 +1,57 @@
 //! The Postgres backend: diesel-async's `AsyncPgConnection` in a bb8 pool.
+//! What it provides the shared query code is its [`Dialect`] impl.
 
+use diesel::ExpressionMethods;
 use diesel::QueryResult;
+use diesel::upsert::excluded;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::dialect::Dialect;
 use crate::pg_tls::PgConnector;
 use crate::{Error, StoreOptions};
 
-pub(crate) type Ts = diesel::sql_types::Timestamptz;
-type Conn = AsyncPgConnection;
-type Backend = diesel::pg::Pg;
+/// The shared query code, compiled for Postgres.
+#[path = "queries/mod.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per dialect on purpose; see crate::dialect"
+)]
+mod queries;
 
-/// Postgres runs concurrent writers itself.
-const SERIALIZE_WRITES: bool = false;
+use queries::schema::calendar_events as ev;
+use queries::{Conn, DieselStore, DomainResult, EventRow, db};
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+/// The Postgres dialect.
+pub(crate) struct PgDialect;
 
-mod schema {
-    pub(crate) use super::Ts;
-    include!("schema.rs");
+/// The timestamp SQL type, plainly named for the schema (see `queries`).
+type Ts = diesel::sql_types::Timestamptz;
+
+/// The dialect `queries` is compiled for.
+type ThisDialect = PgDialect;
+
+impl Dialect for PgDialect {
+    type Conn = AsyncPgConnection;
+    type Backend = diesel::pg::Pg;
+    type Ts = Ts;
+    type EventRow = EventRow;
+
+    /// Postgres runs concurrent writers itself.
+    const SERIALIZE_WRITES: bool = false;
+
+    const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+    async fn begin_write(conn: &mut Conn) -> QueryResult<()> {
+        <Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await
+    }
+
+    async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+        upsert_events(conn, rows).await
+    }
 }
-
-async fn begin_write(conn: &mut Conn) -> QueryResult<()> {
-    <Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await
-}
-
-include!("shared.rs");
 
 pub(crate) type PgStore = DieselStore;
 
@@ -159,7 +183,7 @@ pub(crate) fn run_migrations(url: &str, options: &StoreOptions) -> Result<Vec<St
         .map_err(|error| Error::Connect(error.to_string()))?;
     let mut conn = AsyncConnectionWrapper::<Conn>::from(conn);
     let applied = conn
-        .run_pending_migrations(MIGRATIONS)
+        .run_pending_migrations(PgDialect::MIGRATIONS)
         .map_err(|error| Error::Migration(error.to_string()))?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }

@@ -14,32 +14,54 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::dialect::Dialect;
 use crate::{Error, StoreOptions};
 
-pub(crate) type Ts = diesel::sql_types::TimestamptzSqlite;
-type Conn = SyncConnectionWrapper<SqliteConnection>;
-type Backend = diesel::sqlite::Sqlite;
+/// The shared query code, compiled for SQLite.
+#[path = "queries/mod.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per dialect on purpose; see crate::dialect"
+)]
+mod queries;
 
-/// SQLite has one writer at a time; queueing writers here is fairer and
-/// cheaper than letting them spin on the busy handler.
-const SERIALIZE_WRITES: bool = true;
+use queries::{Conn, DieselStore, DomainResult, EventRow, db};
+
+/// The SQLite dialect.
+pub(crate) struct SqliteDialect;
+
+/// The timestamp SQL type, plainly named for the schema (see `queries`).
+type Ts = diesel::sql_types::TimestamptzSqlite;
+
+/// The dialect `queries` is compiled for.
+type ThisDialect = SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    type Conn = SyncConnectionWrapper<SqliteConnection>;
+    type Backend = diesel::sqlite::Sqlite;
+    type Ts = Ts;
+    type EventRow = EventRow;
+
+    /// SQLite has one writer at a time; queueing writers here is fairer and
+    /// cheaper than letting them spin on the busy handler.
+    const SERIALIZE_WRITES: bool = true;
+
+    const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+    async fn begin_write(conn: &mut Conn) -> QueryResult<()> {
+        conn.spawn_blocking(|inner| {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+        })
+        .await
+    }
+
+    async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+        upsert_events(conn, rows).await
+    }
+}
 
 /// Readers are cheap, and there is only ever one writer.
 const MAX_CONNECTIONS: u32 = 4;
-
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
-
-mod schema {
-    pub(crate) use super::Ts;
-    include!("schema.rs");
-}
-
-async fn begin_write(conn: &mut Conn) -> QueryResult<()> {
-    conn.spawn_blocking(|inner| {
-        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
-    })
-    .await
-}
 
 /// Set on every connection: the busy timeout first (the WAL switch itself
 /// may need to wait for a lock), then WAL, foreign keys, and the
@@ -50,8 +72,6 @@ fn pragmas(busy_timeout_ms: u128) -> String {
          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
     )
 }
-
-include!("shared.rs");
 
 pub(crate) type SqliteStore = DieselStore;
 
@@ -156,7 +176,7 @@ pub(crate) fn run_migrations(path: &Path) -> Result<Vec<String>, Error> {
         .map_err(|error| Error::Connect(error.to_string()))?;
     conn.batch_execute(&pragmas(5000))?;
     let applied = conn
-        .run_pending_migrations(MIGRATIONS)
+        .run_pending_migrations(SqliteDialect::MIGRATIONS)
         .map_err(|error| Error::Migration(error.to_string()))?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }

@@ -1,5 +1,8 @@
-// Diesel table definitions shared by both backends. Included into `pg` and
-// `sqlite`, each of which defines `Ts` as its timestamp SQL type.
+//! Diesel table definitions, one text for both dialects: compiled in each
+//! dialect's copy of the query tree, where `Ts` is that dialect's timestamp
+//! SQL type ([`crate::dialect::Dialect::Ts`]).
+
+use super::Ts;
 
 diesel::table! {
     use diesel::sql_types::*;

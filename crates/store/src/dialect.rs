@@ -1,0 +1,57 @@
+//! What a SQL dialect must provide for the shared query code to run on it.
+//!
+//! The storage ports are written once, in `queries/`, and that module tree
+//! is declared once per dialect (`#[path = "queries/mod.rs"] mod queries;`
+//! in `pg` and in `sqlite`), so each copy compiles against concrete types:
+//! `queries` names its dialect only as `super::ThisDialect` and reaches its
+//! specifics only through this trait. The compiler, not a comment, checks
+//! that each dialect provides all of it, with these types.
+//!
+//! Why not shared code generic over `D: Dialect`: every Diesel query would
+//! then need where-clauses spelling out, for `D::Backend`, each query
+//! fragment, bind and load it uses (dozens per query, hundreds in all), and
+//! the pool, the transaction manager and the `Send` futures `async_trait`
+//! requires would each add more. Compiled per dialect, the same code needs
+//! none: `<PgDialect as Dialect>::Conn` is simply `AsyncPgConnection`. The
+//! price is that the query code is compiled twice, as it was when both
+//! dialects pasted in one file's text; unlike then, it is an ordinary module
+//! tree that rustfmt, the compiler's privacy rules and this contract reach.
+//!
+//! One specific is named beside the trait rather than through it: the
+//! schema's `Ts` (see `queries`), checked equal to [`Dialect::Ts`].
+
+use std::future::Future;
+
+use diesel::QueryResult;
+use diesel_async::AsyncConnection;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_migrations::EmbeddedMigrations;
+
+/// One SQL dialect: a marker type per backend implements it once.
+pub(crate) trait Dialect {
+    /// The connection the pool hands out.
+    type Conn: AsyncConnection<Backend = Self::Backend> + PoolableConnection + Send + 'static;
+    /// Diesel's backend: what queries are built for and the migrations name.
+    type Backend: diesel::backend::Backend;
+    /// The SQL type timestamps are stored as (`Ts` in the schema).
+    type Ts: diesel::sql_types::SqlType + diesel::sql_types::SingleValue;
+    /// The mirror row of this dialect's copy of the query tree (each copy
+    /// has its own, typed by its own schema), for [`Dialect::upsert_events`].
+    type EventRow: Send + Sync + 'static;
+
+    /// Whether write transactions queue in-process, one at a time.
+    const SERIALIZE_WRITES: bool;
+    /// The dialect's migrations, embedded in the binary.
+    const MIGRATIONS: EmbeddedMigrations;
+
+    /// Begins a write transaction (committed or rolled back by the caller
+    /// through the connection's transaction manager).
+    fn begin_write(conn: &mut Self::Conn) -> impl Future<Output = QueryResult<()>> + Send;
+
+    /// Inserts or fully replaces mirror rows, in as few statements as the
+    /// dialect allows.
+    fn upsert_events(
+        conn: &mut Self::Conn,
+        rows: &[Self::EventRow],
+    ) -> impl Future<Output = Result<(), calsync_domain::Error>> + Send;
+}

@@ -1,0 +1,373 @@
+//! The mirror of Google's events: reads, local writes with their outbox
+//! rows, sync pages, and the retention sweep.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use calsync_domain::Error as DomainError;
+use calsync_domain::event::{Event, EventStatus, PushState};
+use calsync_domain::ids::{CalendarId, EventId, LocalEventId};
+use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
+use calsync_domain::ports::{EventQuery, EventStore};
+use calsync_domain::sync::{ApplyDecision, PageOutcome, SyncPage, SyncRun, decide};
+use chrono::{DateTime, Utc};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
+use diesel_async::RunQueryDsl;
+
+use super::outbox::enqueue;
+use super::rows::EventRow;
+use super::schema::{
+    calendar_events as ev, calendar_idempotency_keys as ik, calendar_sync_states as ss,
+};
+use super::sync_states::ensure_sync_state;
+use super::{Conn, D, DieselStore, DomainResult, db, micros};
+use crate::dialect::Dialect;
+
+/// Inserts a new event row; a Google id already mirrored is `Duplicate`.
+pub(super) async fn insert_event(conn: &mut Conn, row: &EventRow) -> DomainResult<()> {
+    diesel::insert_into(ev::table)
+        .values(row)
+        .execute(conn)
+        .await
+        .map_err(|error| match db(error) {
+            DomainError::Duplicate { .. } => DomainError::Duplicate { what: "event" },
+            other => other,
+        })?;
+    Ok(())
+}
+
+pub(super) async fn load_event(conn: &mut Conn, id: &str) -> DomainResult<Option<EventRow>> {
+    ev::table
+        .find(id)
+        .select(EventRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db)
+}
+
+#[async_trait]
+impl EventStore for DieselStore {
+    async fn get_event(&self, id: LocalEventId) -> DomainResult<Option<Event>> {
+        let mut conn = self.conn().await?;
+        load_event(&mut conn, &id.to_string())
+            .await?
+            .map(EventRow::into_event)
+            .transpose()
+    }
+
+    async fn find_by_google_id(
+        &self,
+        calendar_id: &CalendarId,
+        google_event_id: &EventId,
+    ) -> DomainResult<Option<Event>> {
+        let mut conn = self.conn().await?;
+        ev::table
+            .filter(ev::calendar_id.eq(calendar_id.as_str()))
+            .filter(ev::google_event_id.eq(google_event_id.as_str()))
+            .select(EventRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?
+            .map(EventRow::into_event)
+            .transpose()
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> DomainResult<Vec<Event>> {
+        let mut conn = self.conn().await?;
+        let mut select = ev::table.select(EventRow::as_select()).into_boxed();
+        if let Some(calendar_id) = &query.calendar_id {
+            select = select.filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()));
+        }
+        if let Some(entity) = &query.entity {
+            select = select
+                .filter(ev::entity_type.eq(entity.entity_type().to_owned()))
+                .filter(ev::entity_id.eq(entity.entity_id().to_owned()));
+        }
+        if let Some(status) = query.status {
+            select = select.filter(ev::status.eq(status.as_str()));
+        }
+        if let Some(after) = query.ends_after {
+            select = select.filter(ev::end_at.gt(micros(after)));
+        }
+        if let Some(before) = query.starts_before {
+            select = select.filter(ev::start_at.lt(micros(before)));
+        }
+        if let Some((start, id)) = query.after {
+            let start = micros(start);
+            select = select.filter(
+                ev::start_at
+                    .gt(start)
+                    .or(ev::start_at.eq(start).and(ev::id.gt(id.to_string()))),
+            );
+        }
+        select
+            .order((ev::start_at.asc(), ev::id.asc()))
+            .limit(i64::from(query.limit))
+            .load::<EventRow>(&mut conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(EventRow::into_event)
+            .collect()
+    }
+
+    async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> DomainResult<OutboxEntry> {
+        let row = EventRow::new(event, None);
+        write_tx!(self, |conn| {
+            insert_event(conn, &row).await?;
+            enqueue(conn, event, &op).await
+        })
+    }
+
+    async fn insert_idempotent(
+        &self,
+        event: &Event,
+        op: OutboxOp,
+        key: &IdempotencyKey,
+    ) -> DomainResult<OutboxEntry> {
+        let row = EventRow::new(event, None);
+        write_tx!(self, |conn| {
+            // The key goes first: a concurrent request with the same key
+            // waits on it and then fails, writing nothing.
+            diesel::insert_into(ik::table)
+                .values((
+                    ik::key.eq(key.key()),
+                    ik::fingerprint.eq(key.fingerprint()),
+                    ik::event_id.eq(&row.id),
+                    ik::created_at.eq(micros(event.created_at)),
+                ))
+                .execute(conn)
+                .await
+                .map_err(|error| match db(error) {
+                    DomainError::Duplicate { .. } => DomainError::Duplicate {
+                        what: "idempotency key",
+                    },
+                    other => other,
+                })?;
+            insert_event(conn, &row).await?;
+            enqueue(conn, event, &op).await
+        })
+    }
+
+    async fn find_idempotency_key(&self, key: &str) -> DomainResult<Option<IdempotencyRecord>> {
+        let mut conn = self.conn().await?;
+        let found: Option<(String, String, DateTime<Utc>)> = ik::table
+            .find(key)
+            .select((ik::fingerprint, ik::event_id, ik::created_at))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?;
+        found
+            .map(|(fingerprint, event_id, created_at)| {
+                Ok(IdempotencyRecord {
+                    fingerprint,
+                    event_id: LocalEventId::parse(&event_id)?,
+                    created_at,
+                })
+            })
+            .transpose()
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> DomainResult<u64> {
+        let purged = write_tx!(self, |conn| {
+            diesel::delete(ik::table.filter(ik::created_at.lt(micros(before))))
+                .execute(conn)
+                .await
+                .map_err(db)
+        })?;
+        Ok(purged as u64)
+    }
+
+    async fn update_with_outbox(
+        &self,
+        event: &Event,
+        expected_updated_at: DateTime<Utc>,
+        op: OutboxOp,
+    ) -> DomainResult<OutboxEntry> {
+        let row = EventRow::new(event, None);
+        write_tx!(self, |conn| {
+            let updated = diesel::update(ev::table.find(&row.id))
+                .filter(ev::updated_at.eq(micros(expected_updated_at)))
+                .set(&row)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            if updated == 0 {
+                return Err(match load_event(conn, &row.id).await? {
+                    None => DomainError::NotFound { what: "event" },
+                    Some(_) => DomainError::PreconditionFailed {
+                        reason: "the event was changed concurrently".into(),
+                    },
+                });
+            }
+            enqueue(conn, event, &op).await
+        })
+    }
+
+    async fn apply_sync_page(&self, page: &SyncPage) -> DomainResult<PageOutcome> {
+        let calendar = page.calendar_id.as_str();
+        let (run_id, run_started) = match &page.run {
+            SyncRun::Full { run_id, started_at } => {
+                (Some(run_id.clone()), Some(micros(*started_at)))
+            }
+            SyncRun::Incremental => (None, None),
+        };
+        let ids: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
+        write_tx!(self, |conn| {
+            let mut known: HashMap<String, Event> = HashMap::new();
+            if !ids.is_empty() {
+                let rows = ev::table
+                    .filter(ev::calendar_id.eq(calendar))
+                    .filter(ev::google_event_id.eq_any(&ids))
+                    .select(EventRow::as_select())
+                    .load::<EventRow>(conn)
+                    .await
+                    .map_err(db)?;
+                for row in rows {
+                    let event = row.into_event()?;
+                    known.insert(event.google_event_id.to_string(), event);
+                }
+            }
+            let mut outcome = PageOutcome::default();
+            // Google id -> position in `changed`, so a page naming an event
+            // twice writes its final state once.
+            let mut changed: Vec<Event> = Vec::new();
+            let mut position: HashMap<String, usize> = HashMap::new();
+            for incoming in &page.events {
+                let decision = decide(
+                    known.get(incoming.id.as_str()),
+                    incoming,
+                    &page.calendar_id,
+                    page.retention_cutoff,
+                    page.now,
+                );
+                outcome.count(&decision);
+                if let ApplyDecision::Insert(event)
+                | ApplyDecision::Update(event)
+                | ApplyDecision::Cancel(event) = decision
+                {
+                    let key = event.google_event_id.to_string();
+                    match position.get(&key) {
+                        Some(&at) => changed[at] = (*event).clone(),
+                        None => {
+                            position.insert(key.clone(), changed.len());
+                            changed.push((*event).clone());
+                        }
+                    }
+                    known.insert(key, *event);
+                }
+            }
+            let rows: Vec<EventRow> = changed
+                .iter()
+                .map(|e| EventRow::new(e, run_id.clone()))
+                .collect();
+            <D as Dialect>::upsert_events(conn, &rows).await?;
+            // Rows rewritten above already carry the run id; stamp the rest.
+            let unstamped: Vec<&str> = ids
+                .iter()
+                .copied()
+                .filter(|id| !position.contains_key(*id))
+                .collect();
+            if let Some(run_id) = &run_id
+                && !unstamped.is_empty()
+            {
+                diesel::update(ev::table)
+                    .filter(ev::calendar_id.eq(calendar))
+                    .filter(ev::google_event_id.eq_any(&unstamped))
+                    .set(ev::sync_run_id.eq(run_id))
+                    .execute(conn)
+                    .await
+                    .map_err(db)?;
+            }
+            if let Some(completion) = &page.completion {
+                let now = micros(page.now);
+                if let (Some(run_id), Some(started)) = (&run_id, run_started) {
+                    // Every row the run did not see, except writes still
+                    // pending and rows created or pushed after the run began
+                    // (its listing may have passed them before Google had them).
+                    let swept = diesel::update(ev::table)
+                        .filter(ev::calendar_id.eq(calendar))
+                        .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+                        .filter(ev::push_state.ne(PushState::Pending.as_str()))
+                        .filter(ev::created_at.le(started))
+                        .filter(ev::pushed_at.is_null().or(ev::pushed_at.le(started)))
+                        .filter(ev::sync_run_id.is_null().or(ev::sync_run_id.ne(run_id)))
+                        .set((
+                            ev::status.eq(EventStatus::Cancelled.as_str()),
+                            ev::updated_at.eq(now),
+                        ))
+                        .execute(conn)
+                        .await
+                        .map_err(db)?;
+                    outcome.swept = swept as u64;
+                }
+                ensure_sync_state(conn, &page.calendar_id).await?;
+                let token = ss::sync_token.eq(Some(completion.next_sync_token.as_str()));
+                let query = diesel::update(ss::table.find(calendar));
+                match run_id {
+                    Some(_) => {
+                        query
+                            .set((token, ss::last_full_sync_at.eq(now)))
+                            .execute(conn)
+                            .await
+                    }
+                    None => {
+                        query
+                            .set((token, ss::last_incremental_sync_at.eq(now)))
+                            .execute(conn)
+                            .await
+                    }
+                }
+                .map_err(db)?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    async fn cancel_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> DomainResult<u64> {
+        let cutoff = micros(cutoff);
+        let cutoff_date = cutoff.date_naive();
+        write_tx!(self, |conn| {
+            // All-day ends are exclusive dates; instants compare as instants.
+            let ended = ev::end_date
+                .is_null()
+                .and(ev::end_at.lt(cutoff))
+                .or(ev::end_date.is_not_null().and(ev::end_date.le(cutoff_date)));
+            let ids: Vec<String> = ev::table
+                .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+                .filter(ev::push_state.ne(PushState::Pending.as_str()))
+                .filter(ended)
+                .order(ev::end_at.asc())
+                .limit(i64::from(limit))
+                .select(ev::id)
+                .load(conn)
+                .await
+                .map_err(db)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let cancelled = diesel::update(ev::table)
+                .filter(ev::id.eq_any(&ids))
+                .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+                .filter(ev::push_state.ne(PushState::Pending.as_str()))
+                .set((
+                    ev::status.eq(EventStatus::Cancelled.as_str()),
+                    ev::updated_at.eq(micros(now)),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(cancelled as u64)
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! The outbox: local writes waiting to be pushed to Google, claimed by one
+//! worker at a time and finished, retried, dead-lettered or settled.
+
+use async_trait::async_trait;
+use calsync_domain::event::{Event, PushState};
+use calsync_domain::ids::LocalEventId;
+use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState};
+use calsync_domain::ports::{OutboxStore, PushReceipt};
+use chrono::{DateTime, Utc};
+use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use super::events::load_event;
+use super::rows::{EventRow, NewOutboxRow, OutboxRow, to_json};
+use super::schema::{self, calendar_events as ev, calendar_outbox as ob};
+use super::{Conn, DieselStore, DomainResult, db, micros};
+
+pub(super) async fn enqueue(
+    conn: &mut Conn,
+    event: &Event,
+    op: &OutboxOp,
+) -> DomainResult<OutboxEntry> {
+    let now = micros(event.updated_at);
+    let row = NewOutboxRow {
+        event_id: event.id.to_string(),
+        calendar_id: event.calendar_id.to_string(),
+        google_event_id: event.google_event_id.to_string(),
+        op: op.kind().to_owned(),
+        if_match: op.if_match().map(ToString::to_string),
+        state: OutboxState::Pending.as_str().to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+        payload: op.intent().map(to_json),
+    };
+    diesel::insert_into(ob::table)
+        .values(&row)
+        .returning(OutboxRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(db)?
+        .into_entry()
+}
+
+/// Marks a pushed (or settled) outbox row done and releases its lease,
+/// keeping `note` as its last error if given; answers how many rows of the
+/// same event are still pending.
+async fn finish_outbox_row(
+    conn: &mut Conn,
+    entry: &OutboxEntry,
+    note: Option<&str>,
+) -> DomainResult<i64> {
+    let no_owner: Option<&str> = None;
+    let done = (
+        ob::state.eq(OutboxState::Done.as_str()),
+        ob::attempts.eq(ob::attempts + 1),
+        ob::lease_owner.eq(no_owner),
+        ob::lease_until.eq(None::<DateTime<Utc>>),
+        ob::updated_at.eq(micros(Utc::now())),
+    );
+    let row = diesel::update(ob::table.find(entry.id));
+    match note {
+        Some(note) => row.set((done, ob::last_error.eq(note))).execute(conn).await,
+        None => row.set(done).execute(conn).await,
+    }
+    .map_err(db)?;
+    ob::table
+        .filter(ob::event_id.eq(entry.event_id.to_string()))
+        .filter(ob::state.eq(OutboxState::Pending.as_str()))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(db)
+}
+
+#[async_trait]
+impl OutboxStore for DieselStore {
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> DomainResult<Vec<OutboxEntry>> {
+        let now = micros(now);
+        let lease_until = micros(lease_until);
+        write_tx!(self, |conn| {
+            let earlier = diesel::alias!(schema::calendar_outbox as earlier);
+            let pending = OutboxState::Pending.as_str();
+            // Only the oldest pending row of each event is eligible, so the
+            // writes to one event go out in order.
+            let candidates: Vec<i64> = ob::table
+                .filter(ob::state.eq(pending))
+                .filter(ob::next_attempt_at.le(now))
+                .filter(ob::lease_until.is_null().or(ob::lease_until.le(now)))
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    earlier
+                        .filter(earlier.field(ob::event_id).eq(ob::event_id))
+                        .filter(earlier.field(ob::state).eq(pending))
+                        .filter(earlier.field(ob::id).lt(ob::id)),
+                )))
+                .order(ob::id.asc())
+                .limit(i64::from(limit))
+                .select(ob::id)
+                .load(conn)
+                .await
+                .map_err(db)?;
+            let mut claimed = Vec::with_capacity(candidates.len());
+            for id in candidates {
+                let rows = diesel::update(ob::table.find(id))
+                    .filter(ob::state.eq(pending))
+                    .filter(ob::lease_until.is_null().or(ob::lease_until.le(now)))
+                    .set((ob::lease_owner.eq(owner), ob::lease_until.eq(lease_until)))
+                    .returning(OutboxRow::as_returning())
+                    .get_results::<OutboxRow>(conn)
+                    .await
+                    .map_err(db)?;
+                for row in rows {
+                    claimed.push(row.into_entry()?);
+                }
+            }
+            Ok(claimed)
+        })
+    }
+
+    async fn complete_outbox(
+        &self,
+        entry: &OutboxEntry,
+        receipt: &PushReceipt,
+    ) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            let more_pending = finish_outbox_row(conn, entry, None).await?;
+            let Some(mut row) = load_event(conn, &entry.event_id.to_string()).await? else {
+                return Ok(());
+            };
+            // The mirror takes Google's whole copy (see `PushReceipt::remote`).
+            if more_pending == 0
+                && let Some(remote) = &receipt.remote
+            {
+                let current = row.clone().into_event()?;
+                // `updated_at` stays: a local writer racing this push is
+                // not told the event changed under it.
+                if let Some(taken) = remote.onto(&current, current.updated_at) {
+                    row = EventRow::new(&taken, row.sync_run_id.clone());
+                }
+            }
+            if let Some(etag) = &receipt.etag {
+                row.etag = Some(etag.to_string());
+            }
+            if let Some(updated) = receipt.updated {
+                row.google_updated = Some(micros(updated));
+            }
+            if let Some(link) = &receipt.html_link {
+                row.html_link = Some(link.clone());
+            }
+            row.pushed_at = Some(micros(receipt.pushed_at));
+            row.push_note = None;
+            row.push_conflict = false;
+            if more_pending == 0 {
+                row.push_state = PushState::Synced.as_str().to_owned();
+            }
+            diesel::update(ev::table.find(&row.id))
+                .set(&row)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn retry_outbox(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            let no_owner: Option<&str> = None;
+            diesel::update(ob::table.find(entry.id))
+                .set((
+                    ob::attempts.eq(ob::attempts + 1),
+                    ob::last_error.eq(error),
+                    ob::next_attempt_at.eq(micros(next_attempt_at)),
+                    ob::lease_owner.eq(no_owner),
+                    ob::lease_until.eq(None::<DateTime<Utc>>),
+                    ob::updated_at.eq(micros(Utc::now())),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            let no_owner: Option<&str> = None;
+            diesel::update(ob::table.find(entry.id))
+                .set((
+                    ob::state.eq(OutboxState::DeadLetter.as_str()),
+                    ob::attempts.eq(ob::attempts + 1),
+                    ob::last_error.eq(error),
+                    ob::lease_owner.eq(no_owner),
+                    ob::lease_until.eq(None::<DateTime<Utc>>),
+                    ob::updated_at.eq(micros(Utc::now())),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            diesel::update(ev::table.find(entry.event_id.to_string()))
+                .set(ev::push_state.eq(PushState::Failed.as_str()))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn settle_outbox(
+        &self,
+        entry: &OutboxEntry,
+        event: &Event,
+        note: &str,
+    ) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            let more_pending = finish_outbox_row(conn, entry, Some(note)).await?;
+            let mut row = EventRow::new(event, None);
+            if more_pending > 0 {
+                row.push_state = PushState::Pending.as_str().to_owned();
+                row.push_conflict = false;
+            }
+            diesel::update(ev::table.find(&row.id))
+                .set(&row)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn extend_outbox_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> DomainResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        write_tx!(self, |conn| {
+            let held = diesel::update(ob::table)
+                .filter(ob::id.eq_any(ids))
+                .filter(ob::state.eq(OutboxState::Pending.as_str()))
+                .filter(ob::lease_owner.eq(owner))
+                .set(ob::lease_until.eq(micros(until)))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(held as u64)
+        })
+    }
+
+    async fn outbox_for_event(&self, event_id: LocalEventId) -> DomainResult<Vec<OutboxEntry>> {
+        let mut conn = self.conn().await?;
+        ob::table
+            .filter(ob::event_id.eq(event_id.to_string()))
+            .order(ob::id.asc())
+            .select(OutboxRow::as_select())
+            .load::<OutboxRow>(&mut conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(OutboxRow::into_entry)
+            .collect()
+    }
+}
