@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::MemoryStore;
+use super::{MemoryStore, micros};
 use crate::channel::{ChannelStatus, WatchChannel, WatchGrant};
 use crate::error::{Error, Result};
 use crate::ids::ChannelId;
@@ -17,7 +17,13 @@ impl ChannelStore for MemoryStore {
         if state.channels.contains_key(&channel.id) {
             return Err(Error::Duplicate { what: "channel" });
         }
-        state.channels.insert(channel.id.clone(), channel.clone());
+        let stored = WatchChannel {
+            expiration: micros(channel.expiration),
+            created_at: micros(channel.created_at),
+            last_notification_at: channel.last_notification_at.map(micros),
+            ..channel.clone()
+        };
+        state.channels.insert(channel.id.clone(), stored);
         Ok(())
     }
 
@@ -47,7 +53,7 @@ impl ChannelStore for MemoryStore {
             .get_mut(id)
             .ok_or(Error::NotFound { what: "channel" })?;
         channel.resource_id = Some(grant.resource_id.clone());
-        channel.expiration = grant.expiration;
+        channel.expiration = micros(grant.expiration);
         channel.status = ChannelStatus::Active;
         Ok(())
     }
@@ -73,7 +79,7 @@ impl ChannelStore for MemoryStore {
             .channels
             .get_mut(id)
             .ok_or(Error::NotFound { what: "channel" })?;
-        channel.last_notification_at = Some(at);
+        channel.last_notification_at = Some(micros(at));
         channel.last_message_number = Some(
             channel
                 .last_message_number

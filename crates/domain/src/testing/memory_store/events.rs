@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::MemoryStore;
+use super::{MemoryStore, micros, stored};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventStatus, PushState};
 use crate::ids::{CalendarId, EventId, LocalEventId};
@@ -49,12 +49,20 @@ impl EventStore for MemoryStore {
                     .is_none_or(|x| e.entity.as_ref() == Some(x))
             })
             .filter(|e| query.status.is_none_or(|s| s == e.status))
-            .filter(|e| query.ends_after.is_none_or(|t| e.end.sort_key() > t))
-            .filter(|e| query.starts_before.is_none_or(|t| e.start.sort_key() < t))
+            .filter(|e| {
+                query
+                    .ends_after
+                    .is_none_or(|t| e.end.sort_key() > micros(t))
+            })
+            .filter(|e| {
+                query
+                    .starts_before
+                    .is_none_or(|t| e.start.sort_key() < micros(t))
+            })
             .filter(|e| {
                 query
                     .after
-                    .is_none_or(|after| (e.start.sort_key(), e.id) > after)
+                    .is_none_or(|(start, id)| (e.start.sort_key(), e.id) > (micros(start), id))
             })
             .collect();
         events.sort_by_key(|e| (e.start.sort_key(), e.id));
@@ -87,7 +95,7 @@ impl EventStore for MemoryStore {
             IdempotencyRecord {
                 fingerprint: key.fingerprint().to_owned(),
                 event_id: event.id,
-                created_at: event.created_at,
+                created_at: micros(event.created_at),
             },
         );
         Ok(entry)
@@ -102,7 +110,7 @@ impl EventStore for MemoryStore {
         let count = state.idempotency.len();
         state
             .idempotency
-            .retain(|_, record| record.created_at >= before);
+            .retain(|_, record| record.created_at >= micros(before));
         Ok((count - state.idempotency.len()) as u64)
     }
 
@@ -117,12 +125,12 @@ impl EventStore for MemoryStore {
             .events
             .get(&event.id)
             .ok_or(Error::NotFound { what: "event" })?;
-        if current.updated_at != expected_updated_at {
+        if current.updated_at != micros(expected_updated_at) {
             return Err(Error::PreconditionFailed {
                 reason: "the event was changed concurrently".into(),
             });
         }
-        state.events.insert(event.id, event.clone());
+        state.events.insert(event.id, stored(event));
         Ok(state.push_outbox(event, op))
     }
 
@@ -149,7 +157,7 @@ impl EventStore for MemoryStore {
                 | ApplyDecision::Cancel(event) => {
                     let id = event.id;
                     state.by_google_id.insert(key, id);
-                    state.events.insert(id, *event);
+                    state.events.insert(id, stored(&event));
                     Some(id)
                 }
                 ApplyDecision::Unchanged | ApplyDecision::Skip(_) => existing.map(|e| e.id),
@@ -167,8 +175,8 @@ impl EventStore for MemoryStore {
                         e.calendar_id == page.calendar_id
                             && e.status != EventStatus::Cancelled
                             && e.push_state != PushState::Pending
-                            && e.created_at <= *started_at
-                            && e.pushed_at.is_none_or(|at| at <= *started_at)
+                            && e.created_at <= micros(*started_at)
+                            && e.pushed_at.is_none_or(|at| at <= micros(*started_at))
                             && state.seen_in_run.get(&e.id) != Some(run_id)
                     })
                     .map(|e| e.id)
@@ -176,7 +184,7 @@ impl EventStore for MemoryStore {
                 for id in unseen {
                     if let Some(event) = state.events.get_mut(&id) {
                         event.status = EventStatus::Cancelled;
-                        event.updated_at = page.now;
+                        event.updated_at = micros(page.now);
                         outcome.swept += 1;
                     }
                 }
@@ -184,8 +192,10 @@ impl EventStore for MemoryStore {
             let sync_state = state.state_mut(&page.calendar_id);
             sync_state.sync_token = Some(completion.next_sync_token.clone());
             match page.run {
-                SyncRun::Full { .. } => sync_state.last_full_sync_at = Some(page.now),
-                SyncRun::Incremental => sync_state.last_incremental_sync_at = Some(page.now),
+                SyncRun::Full { .. } => sync_state.last_full_sync_at = Some(micros(page.now)),
+                SyncRun::Incremental => {
+                    sync_state.last_incremental_sync_at = Some(micros(page.now));
+                }
             }
         }
         Ok(outcome)
@@ -204,14 +214,14 @@ impl EventStore for MemoryStore {
             .filter(|e| {
                 e.status != EventStatus::Cancelled
                     && e.push_state != PushState::Pending
-                    && e.ended_before(cutoff)
+                    && e.ended_before(micros(cutoff))
             })
             .collect();
         due.sort_by_key(|e| e.end.sort_key());
         let mut count = 0;
         for event in due.into_iter().take(limit as usize) {
             event.status = EventStatus::Cancelled;
-            event.updated_at = now;
+            event.updated_at = micros(now);
             count += 1;
         }
         Ok(count)

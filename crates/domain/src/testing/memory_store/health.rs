@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{MemoryStore, StoredOutbox};
+use super::{MemoryStore, StoredOutbox, micros};
 use crate::channel::{ChannelStatus, WatchChannel};
 use crate::error::Result;
 use crate::event::{Event, EventStatus, PushState};
@@ -24,6 +24,7 @@ impl HealthStore for MemoryStore {
         now: DateTime<Utc>,
         expiring_before: DateTime<Utc>,
     ) -> Result<HealthStats> {
+        let (now, expiring_before) = (micros(now), micros(expiring_before));
         let state = lock(&self.state);
         let lapsed = state
             .channels

@@ -10,16 +10,47 @@ mod sync_state;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::lock;
 use crate::channel::WatchChannel;
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, EventTime};
 use crate::ids::{CalendarId, ChannelId, EventId, LocalEventId};
 use crate::outbox::{IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState};
 use crate::sync::SyncState;
 use crate::webhook::DriveNotification;
+
+/// Both SQL stores keep microseconds, and so does this one: what is read
+/// back is what was written rounded down to them, and times given to
+/// compare with are rounded alike (optimistic locking relies on it).
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+fn stored_time(time: &EventTime) -> EventTime {
+    match time {
+        EventTime::At { at, time_zone } => EventTime::At {
+            at: micros(*at),
+            time_zone: time_zone.clone(),
+        },
+        all_day @ EventTime::AllDay { .. } => all_day.clone(),
+    }
+}
+
+/// The event as a SQL row holds it. (`original_start` is kept whole: the
+/// SQL stores keep it as JSON.)
+fn stored(event: &Event) -> Event {
+    Event {
+        start: stored_time(&event.start),
+        end: stored_time(&event.end),
+        google_updated: event.google_updated.map(micros),
+        pushed_at: event.pushed_at.map(micros),
+        created_at: micros(event.created_at),
+        updated_at: micros(event.updated_at),
+        ..event.clone()
+    }
+}
 
 #[derive(Debug, Clone)]
 struct StoredOutbox {
@@ -55,7 +86,7 @@ impl StoreState {
             return Err(Error::Duplicate { what: "event" });
         }
         self.by_google_id.insert(key, event.id);
-        self.events.insert(event.id, event.clone());
+        self.events.insert(event.id, stored(event));
         Ok(self.push_outbox(event, op))
     }
 
@@ -69,9 +100,9 @@ impl StoreState {
             op,
             state: OutboxState::Pending,
             attempts: 0,
-            next_attempt_at: event.updated_at,
+            next_attempt_at: micros(event.updated_at),
             last_error: None,
-            created_at: event.updated_at,
+            created_at: micros(event.updated_at),
         };
         self.outbox.insert(
             entry.id,

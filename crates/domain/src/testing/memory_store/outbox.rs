@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::MemoryStore;
+use super::{MemoryStore, micros, stored};
 use crate::error::Result;
 use crate::event::{Event, PushState};
 use crate::ids::LocalEventId;
@@ -22,6 +22,7 @@ impl OutboxStore for MemoryStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>> {
+        let (now, lease_until) = (micros(now), micros(lease_until));
         let mut state = lock(&self.state);
         let mut blocked: HashSet<LocalEventId> = HashSet::new();
         let mut claimed = Vec::new();
@@ -58,18 +59,18 @@ impl OutboxStore for MemoryStore {
                     .as_ref()
                     .and_then(|remote| remote.onto(event, event.updated_at))
             {
-                *event = taken;
+                *event = stored(&taken);
             }
             if receipt.etag.is_some() {
                 event.etag.clone_from(&receipt.etag);
             }
             if receipt.updated.is_some() {
-                event.google_updated = receipt.updated;
+                event.google_updated = receipt.updated.map(micros);
             }
             if receipt.html_link.is_some() {
                 event.html_link.clone_from(&receipt.html_link);
             }
-            event.pushed_at = Some(receipt.pushed_at);
+            event.pushed_at = Some(micros(receipt.pushed_at));
             event.push_note = None;
             if !more_pending {
                 event.push_state = PushState::Synced;
@@ -87,7 +88,7 @@ impl OutboxStore for MemoryStore {
         row.lease_owner = None;
         row.lease_until = None;
         let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
-        let mut settled = event.clone();
+        let mut settled = stored(event);
         if more_pending {
             settled.push_state = PushState::Pending;
         }
@@ -108,7 +109,7 @@ impl OutboxStore for MemoryStore {
                 && row.entry.state == OutboxState::Pending
                 && row.lease_owner.as_deref() == Some(owner)
             {
-                row.lease_until = Some(until);
+                row.lease_until = Some(micros(until));
                 held += 1;
             }
         }
@@ -125,7 +126,7 @@ impl OutboxStore for MemoryStore {
         let row = state.leased_outbox(entry)?;
         row.entry.attempts += 1;
         row.entry.last_error = Some(error.to_owned());
-        row.entry.next_attempt_at = next_attempt_at;
+        row.entry.next_attempt_at = micros(next_attempt_at);
         row.lease_owner = None;
         row.lease_until = None;
         Ok(())

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::MemoryStore;
+use super::{MemoryStore, micros};
 use crate::error::Result;
 use crate::ports::{DriveNotificationStore, JobTickStore};
 use crate::testing::lock;
@@ -19,7 +19,7 @@ impl JobTickStore for MemoryStore {
     ) -> Result<bool> {
         Ok(lock(&self.state)
             .ticks
-            .insert((job.to_owned(), scheduled_for)))
+            .insert((job.to_owned(), micros(scheduled_for))))
     }
 }
 
@@ -31,14 +31,17 @@ impl DriveNotificationStore for MemoryStore {
         received_at: DateTime<Utc>,
     ) -> Result<bool> {
         let mut recorded = notification.clone();
-        recorded.envelope.token = None; // never stored
+        // Kept as the SQL stores keep it: never the token, and not the
+        // channel's expiry (the channel row has it).
+        recorded.envelope.token = None;
+        recorded.envelope.channel_expiration = None;
         let mut state = lock(&self.state);
         let seen = state.drive.iter().any(|(n, _)| {
             n.envelope.channel_id == recorded.envelope.channel_id
                 && n.envelope.message_number == recorded.envelope.message_number
         });
         if !seen {
-            state.drive.push((recorded, received_at));
+            state.drive.push((recorded, micros(received_at)));
         }
         Ok(!seen)
     }
@@ -46,7 +49,7 @@ impl DriveNotificationStore for MemoryStore {
     async fn purge_drive_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut state = lock(&self.state);
         let kept_before = state.drive.len();
-        state.drive.retain(|(_, at)| *at >= before);
+        state.drive.retain(|(_, at)| *at >= micros(before));
         Ok((kept_before - state.drive.len()) as u64)
     }
 

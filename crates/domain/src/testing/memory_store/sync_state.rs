@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::MemoryStore;
+use super::{MemoryStore, micros};
 use crate::error::Result;
 use crate::ids::CalendarId;
 use crate::ports::SyncStateStore;
@@ -38,7 +38,7 @@ impl SyncStateStore for MemoryStore {
         let candidate = state
             .sync_states
             .values_mut()
-            .find(|s| s.is_dirty() && !s.reconnect_required && s.lease_available(now));
+            .find(|s| s.is_dirty() && !s.reconnect_required && s.lease_available(micros(now)));
         Ok(candidate.map(|s| take_lease(s, owner, until)))
     }
 
@@ -52,7 +52,7 @@ impl SyncStateStore for MemoryStore {
         let mut state = lock(&self.state);
         let sync_state = state.state_mut(calendar_id);
         Ok(sync_state
-            .lease_available(now)
+            .lease_available(micros(now))
             .then(|| take_lease(sync_state, owner, until)))
     }
 
@@ -62,7 +62,7 @@ impl SyncStateStore for MemoryStore {
         if sync_state.lease_owner.as_deref() != Some(lease.owner.as_str()) {
             return Ok(false);
         }
-        sync_state.lease_until = Some(until);
+        sync_state.lease_until = Some(micros(until));
         Ok(true)
     }
 
@@ -72,6 +72,7 @@ impl SyncStateStore for MemoryStore {
         outcome: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let now = micros(now);
         let mut state = lock(&self.state);
         let s = state.state_mut(&lease.calendar_id);
         if s.lease_owner.as_deref() != Some(lease.owner.as_str()) {
@@ -98,7 +99,10 @@ impl SyncStateStore for MemoryStore {
                 s.last_error_at = Some(now);
                 s.error_count += 1;
                 s.reconnect_required |= reconnect_required;
-                s.lease_until = Some(crate::later(now, SyncState::retry_delay(s.error_count)));
+                s.lease_until = Some(micros(crate::later(
+                    now,
+                    SyncState::retry_delay(s.error_count),
+                )));
             }
             SyncOutcome::Abandoned => {}
         }
@@ -116,7 +120,7 @@ impl SyncStateStore for MemoryStore {
         s.reconnect_required = true;
         s.last_status = Some("error".into());
         s.last_error = Some(error.to_owned());
-        s.last_error_at = Some(now);
+        s.last_error_at = Some(micros(now));
         s.error_count += 1;
         Ok(())
     }
@@ -132,6 +136,7 @@ impl SyncStateStore for MemoryStore {
 }
 
 fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>) -> SyncLease {
+    let until = micros(until);
     state.lease_owner = Some(owner.to_owned());
     state.lease_until = Some(until);
     state.lease_seen_seq = Some(state.dirty_seq);
