@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::lock;
 use crate::channel::{WatchGrant, WatchRequest};
 use crate::error::{Error, ProviderErrorKind, Result};
-use crate::event::{Event, EventStatus};
+use crate::event::{Attendee, Event, EventStatus, Organizer};
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
 use crate::ports::{CalendarProvider, Clock, PatchCall};
 use crate::sync::{ChangePage, ListRequest, RemoteEvent};
@@ -33,6 +33,8 @@ struct FakeState {
     seq: u64,
     token_generation: u64,
     channels: HashMap<ChannelId, (CalendarId, ResourceId, WatchRequest)>,
+    /// Resource ids handed out so far (each channel gets its own).
+    resources: u64,
     faults: VecDeque<Fault>,
     calls: HashMap<&'static str, u32>,
     max_ttl: Option<std::time::Duration>,
@@ -41,7 +43,11 @@ struct FakeState {
 }
 
 /// Google Calendar in memory: sync tokens, paging, cancelled stubs, reserved
-/// ids of deleted events, etags, `If-Match`, and injectable failures.
+/// ids of deleted events, etags, `If-Match`, and injectable failures. It
+/// answers as the Google adapter does against the emulator (the provider
+/// contract in [`super::provider_contract`] runs on both): a 404 for every
+/// call on an unreachable calendar, classified per call; Google's own
+/// fields on an insert; HTTPS-only, single-use channel ids on a watch.
 pub struct FakeCalendar {
     state: Mutex<FakeState>,
     clock: Arc<dyn Clock>,
@@ -188,6 +194,56 @@ fn not_found() -> Error {
     Error::provider(ProviderErrorKind::NotFound, "Not Found")
 }
 
+/// A 404 on a list or watch: the calendar itself is gone for this principal.
+fn calendar_gone() -> Error {
+    Error::provider(ProviderErrorKind::ReconnectRequired, "Not Found")
+}
+
+fn refused(reason: &str) -> Error {
+    Error::provider(ProviderErrorKind::Permanent, format!("400 {reason}"))
+}
+
+/// `If-Match`: `*` matches any etag.
+fn etag_matches(if_match: Option<&Etag>, held: Option<&Etag>) -> bool {
+    if_match.is_none_or(|etag| etag.as_str() == "*" || Some(etag) == held)
+}
+
+/// Google answers attendees it was sent without a response as `needsAction`
+/// (the adapter sends them so).
+fn invited(attendees: &[Attendee]) -> Vec<Attendee> {
+    attendees
+        .iter()
+        .map(|a| Attendee {
+            response_status: a
+                .response_status
+                .clone()
+                .or_else(|| Some("needsAction".into())),
+            ..a.clone()
+        })
+        .collect()
+}
+
+/// Google accepts push addresses over HTTPS only; the emulator, and so this
+/// fake, also plain HTTP to a loopback host.
+fn webhook_address_allowed(address: &str) -> bool {
+    if address.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = address.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn stub(event: &RemoteEvent) -> RemoteEvent {
     RemoteEvent {
         recurring_event_id: event.recurring_event_id.clone(),
@@ -197,25 +253,30 @@ fn stub(event: &RemoteEvent) -> RemoteEvent {
     }
 }
 
+/// What Google holds after inserting `event`: what the adapter sends (no
+/// iCalUID, organizer or instance fields) plus what Google assigns.
 fn content_from(event: &Event, id: EventId) -> RemoteEvent {
     RemoteEvent {
-        id,
+        ical_uid: Some(format!("{id}@google.com")),
+        html_link: Some(format!("https://www.google.com/calendar/event?eid={id}")),
         status: event.status,
-        ical_uid: event.ical_uid.clone(),
         summary: event.summary.clone(),
         description: event.description.clone(),
         location: event.location.clone(),
         start: Some(event.start.clone()),
         end: Some(event.end.clone()),
-        attendees: event.attendees.clone(),
-        organizer: event.organizer.clone(),
+        attendees: invited(&event.attendees),
+        organizer: Some(Organizer {
+            email: Some(event.calendar_id.to_string()),
+            display_name: None,
+        }),
         recurrence: event.recurrence.clone(),
-        recurring_event_id: event.recurring_event_id.clone(),
-        original_start: event.original_start.clone(),
+        recurring_event_id: None,
+        original_start: None,
         etag: None,
         updated: None,
-        html_link: None,
         entity: event.entity.clone(),
+        id,
     }
 }
 
@@ -227,6 +288,9 @@ impl CalendarProvider for FakeCalendar {
         request: &ListRequest,
     ) -> Result<ChangePage> {
         let state = self.enter("list")?;
+        if state.unreachable.contains(calendar_id) {
+            return Err(calendar_gone());
+        }
         // Page tokens carry the listing's upper bound and offset; sync tokens
         // the generation and the sequence number they cover.
         let (high, offset) = match &request.page_token {
@@ -308,6 +372,12 @@ impl CalendarProvider for FakeCalendar {
     async fn insert_event(&self, event: &Event) -> Result<RemoteEvent> {
         let taken = {
             let state = self.enter("insert")?;
+            if state.unreachable.contains(&event.calendar_id) {
+                return Err(not_found());
+            }
+            if !event.google_event_id.is_client_assignable() {
+                return Err(refused("invalid: Invalid resource id value."));
+            }
             state
                 .calendars
                 .get(&event.calendar_id)
@@ -346,11 +416,7 @@ impl CalendarProvider for FakeCalendar {
             if current.event.status == EventStatus::Cancelled && !restores {
                 return Err(Error::provider(ProviderErrorKind::Gone, "deleted"));
             }
-            if call
-                .if_match
-                .as_ref()
-                .is_some_and(|etag| current.event.etag.as_ref() != Some(etag))
-            {
+            if !etag_matches(call.if_match.as_ref(), current.event.etag.as_ref()) {
                 return Err(Error::provider(
                     ProviderErrorKind::PreconditionFailed,
                     "conditionNotMet",
@@ -375,7 +441,7 @@ impl CalendarProvider for FakeCalendar {
             next.end = Some(end.clone());
         }
         if let Some(attendees) = &changes.attendees {
-            next.attendees.clone_from(attendees);
+            next.attendees = invited(attendees);
         }
         if let Some(status) = changes.status {
             next.status = status;
@@ -402,7 +468,7 @@ impl CalendarProvider for FakeCalendar {
             if current.event.status == EventStatus::Cancelled {
                 return Err(Error::provider(ProviderErrorKind::Gone, "deleted"));
             }
-            if if_match.is_some_and(|etag| current.event.etag.as_ref() != Some(etag)) {
+            if !etag_matches(if_match, current.event.etag.as_ref()) {
                 return Err(Error::provider(
                     ProviderErrorKind::PreconditionFailed,
                     "conditionNotMet",
@@ -420,13 +486,27 @@ impl CalendarProvider for FakeCalendar {
 
     async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant> {
         let mut state = self.enter("watch")?;
+        if state.unreachable.contains(calendar_id) {
+            return Err(calendar_gone());
+        }
+        if !webhook_address_allowed(&request.address) {
+            return Err(refused(
+                "push.webhookUrlNotHttps: WebHook callback must be HTTPS",
+            ));
+        }
+        if request.token.len() > 256 {
+            return Err(refused(
+                "invalid: Channel token is longer than 256 characters.",
+            ));
+        }
+        if state.channels.contains_key(&request.channel_id) {
+            return Err(refused("channelIdNotUnique: Channel id not unique."));
+        }
         let ttl = state
             .max_ttl
             .map_or(request.ttl, |max| request.ttl.min(max));
-        let resource_id = ResourceId::new(format!(
-            "res-{}",
-            calendar_id.as_str().len() + state.channels.len()
-        ))?;
+        state.resources += 1;
+        let resource_id = ResourceId::new(format!("res-{}", state.resources))?;
         state.channels.insert(
             request.channel_id.clone(),
             (calendar_id.clone(), resource_id.clone(), request.clone()),
