@@ -1,4 +1,5 @@
-//! Test databases: a fresh SQLite file or a fresh Postgres schema per test.
+//! Test databases: a fresh SQLite file or a fresh Postgres schema per test,
+//! or a fresh `MemoryStore`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,11 @@ pub fn pg_base_url() -> String {
 fn with_search_path(base: &str, schema: &str) -> String {
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// A fresh in-memory store (the domain's fake), seen through the port.
+pub fn memory_store() -> Arc<dyn Store> {
+    calsync_domain::testing::MemoryStore::new()
 }
 
 impl TestDb {

@@ -1,0 +1,530 @@
+//! [`FakeCalendar`]: Google Calendar in memory.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::lock;
+use crate::channel::{WatchGrant, WatchRequest};
+use crate::error::{Error, ProviderErrorKind, Result};
+use crate::event::{Attendee, Event, EventStatus, Organizer};
+use crate::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
+use crate::ports::{CalendarProvider, Clock, PatchCall};
+use crate::sync::{ChangePage, ListRequest, RemoteEvent};
+
+#[derive(Debug, Clone)]
+struct FakeEvent {
+    event: RemoteEvent,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Fault {
+    op: Option<&'static str>,
+    /// Matching calls to let through before failing.
+    skip: u32,
+    error: Error,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    calendars: HashMap<CalendarId, BTreeMap<EventId, FakeEvent>>,
+    seq: u64,
+    token_generation: u64,
+    channels: HashMap<ChannelId, (CalendarId, ResourceId, WatchRequest)>,
+    /// Resource ids handed out so far (each channel gets its own).
+    resources: u64,
+    faults: VecDeque<Fault>,
+    calls: HashMap<&'static str, u32>,
+    max_ttl: Option<std::time::Duration>,
+    /// Calendars this principal cannot reach: every call on them is a 404.
+    unreachable: HashSet<CalendarId>,
+}
+
+/// Google Calendar in memory: sync tokens, paging, cancelled stubs, reserved
+/// ids of deleted events, etags, `If-Match`, and injectable failures. It
+/// answers as the Google adapter does against the emulator (the provider
+/// contract in [`super::provider_contract`] runs on both): a 404 for every
+/// call on an unreachable calendar, classified per call; Google's own
+/// fields on an insert; HTTPS-only, single-use channel ids on a watch.
+pub struct FakeCalendar {
+    state: Mutex<FakeState>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for FakeCalendar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeCalendar").finish_non_exhaustive()
+    }
+}
+
+impl FakeCalendar {
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(FakeState::default()),
+            clock,
+        })
+    }
+
+    /// Makes the next call (of operation `op`, or any if `None`) fail with `error`.
+    /// Operations: list, get, insert, patch, delete, watch, stop.
+    pub fn fail_next(&self, op: Option<&'static str>, error: Error) {
+        self.fail_after(op, 0, error);
+    }
+
+    /// Lets `successes` matching calls through, then fails the next one.
+    pub fn fail_after(&self, op: Option<&'static str>, successes: u32, error: Error) {
+        lock(&self.state).faults.push_back(Fault {
+            op,
+            skip: successes,
+            error,
+        });
+    }
+
+    /// How many times `op` was called (failed calls included).
+    pub fn calls(&self, op: &str) -> u32 {
+        lock(&self.state).calls.get(op).copied().unwrap_or(0)
+    }
+
+    /// Caps granted channel lifetimes, as Google may.
+    pub fn set_max_ttl(&self, ttl: std::time::Duration) {
+        lock(&self.state).max_ttl = Some(ttl);
+    }
+
+    /// Makes the calendar unreachable for this principal (or reachable
+    /// again): Google then answers 404 to every call on it.
+    pub fn set_unreachable(&self, calendar_id: &CalendarId, unreachable: bool) {
+        let mut state = lock(&self.state);
+        if unreachable {
+            state.unreachable.insert(calendar_id.clone());
+        } else {
+            state.unreachable.remove(calendar_id);
+        }
+    }
+
+    /// Makes every outstanding sync token expire (the next use gets 410).
+    pub fn invalidate_sync_tokens(&self) {
+        lock(&self.state).token_generation += 1;
+    }
+
+    /// Creates or replaces an event as another Google user would.
+    pub fn put(&self, calendar_id: &CalendarId, mut event: RemoteEvent) -> RemoteEvent {
+        let mut state = lock(&self.state);
+        state.seq += 1;
+        let seq = state.seq;
+        event.etag = Etag::new(format!("\"{seq}\"")).ok();
+        event.updated = Some(self.clock.now());
+        state
+            .calendars
+            .entry(calendar_id.clone())
+            .or_default()
+            .insert(
+                event.id.clone(),
+                FakeEvent {
+                    event: event.clone(),
+                    seq,
+                },
+            );
+        event
+    }
+
+    /// Deletes an event as another Google user would.
+    pub fn remove(&self, calendar_id: &CalendarId, id: &EventId) {
+        let mut state = lock(&self.state);
+        state.seq += 1;
+        let seq = state.seq;
+        let now = self.clock.now();
+        if let Some(stored) = state
+            .calendars
+            .get_mut(calendar_id)
+            .and_then(|c| c.get_mut(id))
+        {
+            stored.event.status = EventStatus::Cancelled;
+            stored.event.updated = Some(now);
+            stored.event.etag = Etag::new(format!("\"{seq}\"")).ok();
+            stored.seq = seq;
+        }
+    }
+
+    /// Deletes an event without leaving a cancelled stub behind (as if it
+    /// fell out of Google's retention of deletions): only a full resync notices.
+    pub fn purge(&self, calendar_id: &CalendarId, id: &EventId) {
+        if let Some(calendar) = lock(&self.state).calendars.get_mut(calendar_id) {
+            calendar.remove(id);
+        }
+    }
+
+    /// The events Google holds, cancelled ones included.
+    pub fn events(&self, calendar_id: &CalendarId) -> Vec<RemoteEvent> {
+        lock(&self.state)
+            .calendars
+            .get(calendar_id)
+            .map(|c| c.values().map(|f| f.event.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn active_channels(&self) -> Vec<ChannelId> {
+        lock(&self.state).channels.keys().cloned().collect()
+    }
+
+    fn enter(&self, op: &'static str) -> Result<MutexGuard<'_, FakeState>> {
+        let mut state = lock(&self.state);
+        *state.calls.entry(op).or_default() += 1;
+        let position = state
+            .faults
+            .iter()
+            .position(|f| f.op.is_none_or(|t| t == op));
+        if let Some(index) = position {
+            if let Some(fault) = state.faults.get_mut(index)
+                && fault.skip > 0
+            {
+                fault.skip -= 1;
+                return Ok(state);
+            }
+            if let Some(fault) = state.faults.remove(index) {
+                return Err(fault.error);
+            }
+        }
+        Ok(state)
+    }
+}
+
+fn not_found() -> Error {
+    Error::provider(ProviderErrorKind::NotFound, "Not Found")
+}
+
+/// A 404 on a list or watch: the calendar itself is gone for this principal.
+fn calendar_gone() -> Error {
+    Error::provider(ProviderErrorKind::ReconnectRequired, "Not Found")
+}
+
+fn refused(reason: &str) -> Error {
+    Error::provider(ProviderErrorKind::Permanent, format!("400 {reason}"))
+}
+
+/// `If-Match`: `*` matches any etag.
+fn etag_matches(if_match: Option<&Etag>, held: Option<&Etag>) -> bool {
+    if_match.is_none_or(|etag| etag.as_str() == "*" || Some(etag) == held)
+}
+
+/// Google answers attendees it was sent without a response as `needsAction`
+/// (the adapter sends them so).
+fn invited(attendees: &[Attendee]) -> Vec<Attendee> {
+    attendees
+        .iter()
+        .map(|a| Attendee {
+            response_status: a
+                .response_status
+                .clone()
+                .or_else(|| Some("needsAction".into())),
+            ..a.clone()
+        })
+        .collect()
+}
+
+/// Google accepts push addresses over HTTPS only; the emulator, and so this
+/// fake, also plain HTTP to a loopback host.
+fn webhook_address_allowed(address: &str) -> bool {
+    if address.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = address.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn stub(event: &RemoteEvent) -> RemoteEvent {
+    RemoteEvent {
+        recurring_event_id: event.recurring_event_id.clone(),
+        original_start: event.original_start.clone(),
+        etag: event.etag.clone(),
+        ..RemoteEvent::cancelled_stub(event.id.clone())
+    }
+}
+
+/// What Google holds after inserting `event`: what the adapter sends (no
+/// iCalUID, organizer or instance fields) plus what Google assigns.
+fn content_from(event: &Event, id: EventId) -> RemoteEvent {
+    RemoteEvent {
+        ical_uid: Some(format!("{id}@google.com")),
+        html_link: Some(format!("https://www.google.com/calendar/event?eid={id}")),
+        status: event.status,
+        summary: event.summary.clone(),
+        description: event.description.clone(),
+        location: event.location.clone(),
+        start: Some(event.start.clone()),
+        end: Some(event.end.clone()),
+        attendees: invited(&event.attendees),
+        organizer: Some(Organizer {
+            email: Some(event.calendar_id.to_string()),
+            display_name: None,
+        }),
+        recurrence: event.recurrence.clone(),
+        recurring_event_id: None,
+        original_start: None,
+        etag: None,
+        updated: None,
+        entity: event.entity.clone(),
+        id,
+    }
+}
+
+#[async_trait]
+impl CalendarProvider for FakeCalendar {
+    async fn list_events(
+        &self,
+        calendar_id: &CalendarId,
+        request: &ListRequest,
+    ) -> Result<ChangePage> {
+        let state = self.enter("list")?;
+        if state.unreachable.contains(calendar_id) {
+            return Err(calendar_gone());
+        }
+        // Page tokens carry the listing's upper bound and offset; sync tokens
+        // the generation and the sequence number they cover.
+        let (high, offset) = match &request.page_token {
+            Some(token) => {
+                let (high, offset) = token
+                    .split_once(':')
+                    .and_then(|(h, o)| Some((h.parse::<u64>().ok()?, o.parse::<usize>().ok()?)))
+                    .ok_or_else(|| {
+                        Error::provider(ProviderErrorKind::Permanent, "invalid page token")
+                    })?;
+                (high, offset)
+            }
+            None => (state.seq, 0),
+        };
+        let since = match &request.sync_token {
+            Some(token) => {
+                let (generation, seq) = token
+                    .split_once('-')
+                    .and_then(|(g, s)| Some((g.parse::<u64>().ok()?, s.parse::<u64>().ok()?)))
+                    .ok_or_else(|| {
+                        Error::provider(ProviderErrorKind::SyncTokenExpired, "invalid sync token")
+                    })?;
+                if generation != state.token_generation {
+                    return Err(Error::provider(
+                        ProviderErrorKind::SyncTokenExpired,
+                        "fullSyncRequired",
+                    ));
+                }
+                Some(seq)
+            }
+            None => None,
+        };
+        let mut matching: Vec<&FakeEvent> = state
+            .calendars
+            .get(calendar_id)
+            .into_iter()
+            .flat_map(|c| c.values())
+            .filter(|f| f.seq <= high)
+            .filter(|f| match since {
+                Some(since) => f.seq > since,
+                None => f.event.status != EventStatus::Cancelled,
+            })
+            .collect();
+        matching.sort_by_key(|f| f.seq);
+        let page_size = request.max_results.clamp(1, 2500) as usize;
+        let events: Vec<RemoteEvent> = matching
+            .iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|f| {
+                if f.event.status == EventStatus::Cancelled {
+                    stub(&f.event)
+                } else {
+                    f.event.clone()
+                }
+            })
+            .collect();
+        let more = matching.len() > offset + page_size;
+        Ok(ChangePage {
+            events,
+            next_page_token: more.then(|| format!("{high}:{}", offset + page_size)),
+            next_sync_token: (!more).then(|| format!("{}-{high}", state.token_generation)),
+        })
+    }
+
+    async fn get_event(&self, calendar_id: &CalendarId, id: &EventId) -> Result<RemoteEvent> {
+        let state = self.enter("get")?;
+        if state.unreachable.contains(calendar_id) {
+            return Err(not_found());
+        }
+        state
+            .calendars
+            .get(calendar_id)
+            .and_then(|c| c.get(id))
+            .map(|f| f.event.clone())
+            .ok_or_else(not_found)
+    }
+
+    async fn insert_event(&self, event: &Event) -> Result<RemoteEvent> {
+        let taken = {
+            let state = self.enter("insert")?;
+            if state.unreachable.contains(&event.calendar_id) {
+                return Err(not_found());
+            }
+            if !event.google_event_id.is_client_assignable() {
+                return Err(refused("invalid: Invalid resource id value."));
+            }
+            state
+                .calendars
+                .get(&event.calendar_id)
+                .is_some_and(|c| c.contains_key(&event.google_event_id))
+        };
+        if taken {
+            // Deleted ids stay reserved, as at Google.
+            return Err(Error::provider(
+                ProviderErrorKind::Duplicate,
+                "The requested identifier already exists.",
+            ));
+        }
+        Ok(self.put(
+            &event.calendar_id,
+            content_from(event, event.google_event_id.clone()),
+        ))
+    }
+
+    async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent> {
+        let mut next = {
+            let state = self.enter("patch")?;
+            if state.unreachable.contains(&call.calendar_id) {
+                return Err(not_found());
+            }
+            let current = state
+                .calendars
+                .get(&call.calendar_id)
+                .and_then(|c| c.get(&call.event_id))
+                .ok_or_else(not_found)?;
+            // As Google: a patch that sets a live status restores a deleted
+            // event; any other patch of one is refused with 410.
+            let restores = call
+                .changes
+                .status
+                .is_some_and(|s| s != EventStatus::Cancelled);
+            if current.event.status == EventStatus::Cancelled && !restores {
+                return Err(Error::provider(ProviderErrorKind::Gone, "deleted"));
+            }
+            if !etag_matches(call.if_match.as_ref(), current.event.etag.as_ref()) {
+                return Err(Error::provider(
+                    ProviderErrorKind::PreconditionFailed,
+                    "conditionNotMet",
+                ));
+            }
+            current.event.clone()
+        };
+        let changes = &call.changes;
+        if let Some(summary) = &changes.summary {
+            next.summary.clone_from(summary);
+        }
+        if let Some(description) = &changes.description {
+            next.description.clone_from(description);
+        }
+        if let Some(location) = &changes.location {
+            next.location.clone_from(location);
+        }
+        if let Some(start) = &changes.start {
+            next.start = Some(start.clone());
+        }
+        if let Some(end) = &changes.end {
+            next.end = Some(end.clone());
+        }
+        if let Some(attendees) = &changes.attendees {
+            next.attendees = invited(attendees);
+        }
+        if let Some(status) = changes.status {
+            next.status = status;
+        }
+        Ok(self.put(&call.calendar_id, next))
+    }
+
+    async fn delete_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+        if_match: Option<&Etag>,
+    ) -> Result<()> {
+        {
+            let state = self.enter("delete")?;
+            if state.unreachable.contains(calendar_id) {
+                return Err(not_found());
+            }
+            let current = state
+                .calendars
+                .get(calendar_id)
+                .and_then(|c| c.get(id))
+                .ok_or_else(not_found)?;
+            if current.event.status == EventStatus::Cancelled {
+                return Err(Error::provider(ProviderErrorKind::Gone, "deleted"));
+            }
+            if !etag_matches(if_match, current.event.etag.as_ref()) {
+                return Err(Error::provider(
+                    ProviderErrorKind::PreconditionFailed,
+                    "conditionNotMet",
+                ));
+            }
+        }
+        self.remove(calendar_id, id);
+        Ok(())
+    }
+
+    async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool> {
+        let state = self.enter("calendar_get")?;
+        Ok(!state.unreachable.contains(calendar_id))
+    }
+
+    async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant> {
+        let mut state = self.enter("watch")?;
+        if state.unreachable.contains(calendar_id) {
+            return Err(calendar_gone());
+        }
+        if !webhook_address_allowed(&request.address) {
+            return Err(refused(
+                "push.webhookUrlNotHttps: WebHook callback must be HTTPS",
+            ));
+        }
+        if request.token.len() > 256 {
+            return Err(refused(
+                "invalid: Channel token is longer than 256 characters.",
+            ));
+        }
+        if state.channels.contains_key(&request.channel_id) {
+            return Err(refused("channelIdNotUnique: Channel id not unique."));
+        }
+        let ttl = state
+            .max_ttl
+            .map_or(request.ttl, |max| request.ttl.min(max));
+        state.resources += 1;
+        let resource_id = ResourceId::new(format!("res-{}", state.resources))?;
+        state.channels.insert(
+            request.channel_id.clone(),
+            (calendar_id.clone(), resource_id.clone(), request.clone()),
+        );
+        Ok(WatchGrant {
+            resource_id,
+            expiration: crate::later(self.clock.now(), ttl),
+        })
+    }
+
+    async fn stop_channel(&self, id: &ChannelId, resource_id: &ResourceId) -> Result<()> {
+        let mut state = self.enter("stop")?;
+        match state.channels.get(id) {
+            Some((_, known, _)) if known == resource_id => {
+                state.channels.remove(id);
+                Ok(())
+            }
+            _ => Err(not_found()),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! [`MemoryStore`]: every storage port in memory, one module per port.
+
+mod channels;
+mod events;
+mod health;
+mod outbox;
+mod records;
+mod sync_state;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use super::lock;
+use crate::channel::WatchChannel;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventTime};
+use crate::ids::{CalendarId, ChannelId, EventId, LocalEventId};
+use crate::outbox::{IdempotencyRecord, OutboxEntry, OutboxOp, OutboxState};
+use crate::sync::SyncState;
+use crate::webhook::DriveNotification;
+
+/// Both SQL stores keep microseconds, and so does this one: what is read
+/// back is what was written rounded down to them, and times given to
+/// compare with are rounded alike (optimistic locking relies on it).
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+fn stored_time(time: &EventTime) -> EventTime {
+    match time {
+        EventTime::At { at, time_zone } => EventTime::At {
+            at: micros(*at),
+            time_zone: time_zone.clone(),
+        },
+        all_day @ EventTime::AllDay { .. } => all_day.clone(),
+    }
+}
+
+/// The event as a SQL row holds it. (`original_start` is kept whole: the
+/// SQL stores keep it as JSON.)
+fn stored(event: &Event) -> Event {
+    Event {
+        start: stored_time(&event.start),
+        end: stored_time(&event.end),
+        google_updated: event.google_updated.map(micros),
+        pushed_at: event.pushed_at.map(micros),
+        created_at: micros(event.created_at),
+        updated_at: micros(event.updated_at),
+        ..event.clone()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StoredOutbox {
+    entry: OutboxEntry,
+    lease_owner: Option<String>,
+    lease_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct StoreState {
+    events: HashMap<LocalEventId, Event>,
+    seen_in_run: HashMap<LocalEventId, String>,
+    by_google_id: HashMap<(CalendarId, EventId), LocalEventId>,
+    sync_states: BTreeMap<CalendarId, SyncState>,
+    channels: HashMap<ChannelId, WatchChannel>,
+    outbox: BTreeMap<i64, StoredOutbox>,
+    next_outbox_id: i64,
+    ticks: HashSet<(String, DateTime<Utc>)>,
+    drive: Vec<(DriveNotification, DateTime<Utc>)>,
+    idempotency: HashMap<String, IdempotencyRecord>,
+}
+
+impl StoreState {
+    fn state_mut(&mut self, calendar_id: &CalendarId) -> &mut SyncState {
+        self.sync_states
+            .entry(calendar_id.clone())
+            .or_insert_with(|| SyncState::new(calendar_id.clone()))
+    }
+
+    fn insert_with_outbox(&mut self, event: &Event, op: OutboxOp) -> Result<OutboxEntry> {
+        let key = (event.calendar_id.clone(), event.google_event_id.clone());
+        if self.by_google_id.contains_key(&key) || self.events.contains_key(&event.id) {
+            return Err(Error::Duplicate { what: "event" });
+        }
+        self.by_google_id.insert(key, event.id);
+        self.events.insert(event.id, stored(event));
+        Ok(self.push_outbox(event, op))
+    }
+
+    fn push_outbox(&mut self, event: &Event, op: OutboxOp) -> OutboxEntry {
+        self.next_outbox_id += 1;
+        let entry = OutboxEntry {
+            id: self.next_outbox_id,
+            event_id: event.id,
+            calendar_id: event.calendar_id.clone(),
+            google_event_id: event.google_event_id.clone(),
+            op,
+            state: OutboxState::Pending,
+            attempts: 0,
+            next_attempt_at: micros(event.updated_at),
+            last_error: None,
+            created_at: micros(event.updated_at),
+        };
+        self.outbox.insert(
+            entry.id,
+            StoredOutbox {
+                entry: entry.clone(),
+                lease_owner: None,
+                lease_until: None,
+            },
+        );
+        entry
+    }
+
+    fn has_pending_outbox(&self, event_id: LocalEventId, except: i64) -> bool {
+        self.outbox.values().any(|row| {
+            row.entry.event_id == event_id
+                && row.entry.id != except
+                && row.entry.state == OutboxState::Pending
+        })
+    }
+
+    fn leased_outbox(&mut self, entry: &OutboxEntry) -> Result<&mut StoredOutbox> {
+        self.outbox.get_mut(&entry.id).ok_or(Error::NotFound {
+            what: "outbox entry",
+        })
+    }
+}
+
+/// Every storage port in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<StoreState>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// All events, for assertions.
+    pub fn all_events(&self) -> Vec<Event> {
+        let mut events: Vec<Event> = lock(&self.state).events.values().cloned().collect();
+        events.sort_by_key(|e| (e.start.sort_key(), e.id));
+        events
+    }
+}

@@ -1,0 +1,157 @@
+//! [`OutboxStore`] for [`MemoryStore`].
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{MemoryStore, micros, stored};
+use crate::error::Result;
+use crate::event::{Event, PushState};
+use crate::ids::LocalEventId;
+use crate::outbox::{OutboxEntry, OutboxState};
+use crate::ports::{OutboxStore, PushReceipt};
+use crate::testing::lock;
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        let (now, lease_until) = (micros(now), micros(lease_until));
+        let mut state = lock(&self.state);
+        let mut blocked: HashSet<LocalEventId> = HashSet::new();
+        let mut claimed = Vec::new();
+        for row in state.outbox.values_mut() {
+            if row.entry.state != OutboxState::Pending {
+                continue;
+            }
+            // Only the oldest pending row of an event may go.
+            if !blocked.insert(row.entry.event_id) {
+                continue;
+            }
+            let lease_free = row.lease_until.is_none_or(|until| until <= now);
+            if claimed.len() < limit as usize && row.entry.next_attempt_at <= now && lease_free {
+                row.lease_owner = Some(owner.to_owned());
+                row.lease_until = Some(lease_until);
+                claimed.push(row.entry.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn complete_outbox(&self, entry: &OutboxEntry, receipt: &PushReceipt) -> Result<()> {
+        let mut state = lock(&self.state);
+        let row = state.leased_outbox(entry)?;
+        row.entry.state = OutboxState::Done;
+        row.entry.attempts += 1;
+        row.lease_owner = None;
+        row.lease_until = None;
+        let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
+        if let Some(event) = state.events.get_mut(&entry.event_id) {
+            if !more_pending
+                && let Some(taken) = receipt
+                    .remote
+                    .as_ref()
+                    .and_then(|remote| remote.onto(event, event.updated_at))
+            {
+                *event = stored(&taken);
+            }
+            if receipt.etag.is_some() {
+                event.etag.clone_from(&receipt.etag);
+            }
+            if receipt.updated.is_some() {
+                event.google_updated = receipt.updated.map(micros);
+            }
+            if receipt.html_link.is_some() {
+                event.html_link.clone_from(&receipt.html_link);
+            }
+            event.pushed_at = Some(micros(receipt.pushed_at));
+            event.push_note = None;
+            if !more_pending {
+                event.push_state = PushState::Synced;
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle_outbox(&self, entry: &OutboxEntry, event: &Event, note: &str) -> Result<()> {
+        let mut state = lock(&self.state);
+        let row = state.leased_outbox(entry)?;
+        row.entry.state = OutboxState::Done;
+        row.entry.attempts += 1;
+        row.entry.last_error = Some(note.to_owned());
+        row.lease_owner = None;
+        row.lease_until = None;
+        let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
+        let mut settled = stored(event);
+        if more_pending {
+            settled.push_state = PushState::Pending;
+        }
+        state.events.insert(settled.id, settled);
+        Ok(())
+    }
+
+    async fn extend_outbox_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let mut held = 0;
+        for id in ids {
+            if let Some(row) = state.outbox.get_mut(id)
+                && row.entry.state == OutboxState::Pending
+                && row.lease_owner.as_deref() == Some(owner)
+            {
+                row.lease_until = Some(micros(until));
+                held += 1;
+            }
+        }
+        Ok(held)
+    }
+
+    async fn retry_outbox(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut state = lock(&self.state);
+        let row = state.leased_outbox(entry)?;
+        row.entry.attempts += 1;
+        row.entry.last_error = Some(error.to_owned());
+        row.entry.next_attempt_at = micros(next_attempt_at);
+        row.lease_owner = None;
+        row.lease_until = None;
+        Ok(())
+    }
+
+    async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> Result<()> {
+        let mut state = lock(&self.state);
+        let row = state.leased_outbox(entry)?;
+        row.entry.attempts += 1;
+        row.entry.state = OutboxState::DeadLetter;
+        row.entry.last_error = Some(error.to_owned());
+        row.lease_owner = None;
+        row.lease_until = None;
+        if let Some(event) = state.events.get_mut(&entry.event_id) {
+            event.push_state = PushState::Failed;
+        }
+        Ok(())
+    }
+
+    async fn outbox_for_event(&self, event_id: LocalEventId) -> Result<Vec<OutboxEntry>> {
+        Ok(lock(&self.state)
+            .outbox
+            .values()
+            .filter(|row| row.entry.event_id == event_id)
+            .map(|row| row.entry.clone())
+            .collect())
+    }
+}

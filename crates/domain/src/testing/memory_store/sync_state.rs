@@ -1,0 +1,150 @@
+//! [`SyncStateStore`] for [`MemoryStore`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{MemoryStore, micros};
+use crate::error::Result;
+use crate::ids::CalendarId;
+use crate::ports::SyncStateStore;
+use crate::sync::{SyncLease, SyncOutcome, SyncState};
+use crate::testing::lock;
+
+#[async_trait]
+impl SyncStateStore for MemoryStore {
+    async fn sync_state(&self, calendar_id: &CalendarId) -> Result<Option<SyncState>> {
+        Ok(lock(&self.state).sync_states.get(calendar_id).cloned())
+    }
+
+    async fn list_sync_states(&self) -> Result<Vec<SyncState>> {
+        Ok(lock(&self.state).sync_states.values().cloned().collect())
+    }
+
+    async fn mark_dirty(&self, calendar_id: &CalendarId, full: bool) -> Result<()> {
+        let mut state = lock(&self.state);
+        let sync_state = state.state_mut(calendar_id);
+        sync_state.dirty_seq += 1;
+        sync_state.full_sync_requested |= full;
+        Ok(())
+    }
+
+    async fn lease_dirty(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SyncLease>> {
+        let mut state = lock(&self.state);
+        let candidate = state
+            .sync_states
+            .values_mut()
+            .find(|s| s.is_dirty() && !s.reconnect_required && s.lease_available(micros(now)));
+        Ok(candidate.map(|s| take_lease(s, owner, until)))
+    }
+
+    async fn lease_calendar(
+        &self,
+        calendar_id: &CalendarId,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SyncLease>> {
+        let mut state = lock(&self.state);
+        let sync_state = state.state_mut(calendar_id);
+        Ok(sync_state
+            .lease_available(micros(now))
+            .then(|| take_lease(sync_state, owner, until)))
+    }
+
+    async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool> {
+        let mut state = lock(&self.state);
+        let sync_state = state.state_mut(&lease.calendar_id);
+        if sync_state.lease_owner.as_deref() != Some(lease.owner.as_str()) {
+            return Ok(false);
+        }
+        sync_state.lease_until = Some(micros(until));
+        Ok(true)
+    }
+
+    async fn release_lease(
+        &self,
+        lease: &SyncLease,
+        outcome: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now = micros(now);
+        let mut state = lock(&self.state);
+        let s = state.state_mut(&lease.calendar_id);
+        if s.lease_owner.as_deref() != Some(lease.owner.as_str()) {
+            return Ok(());
+        }
+        s.lease_owner = None;
+        s.lease_until = None;
+        s.lease_seen_seq = None;
+        match outcome {
+            SyncOutcome::Succeeded { full } => {
+                s.clean_seq = s.clean_seq.max(lease.seen_seq);
+                if *full {
+                    s.full_sync_requested = false;
+                }
+                s.last_status = Some("ok".into());
+                s.error_count = 0;
+            }
+            SyncOutcome::Failed {
+                error,
+                reconnect_required,
+            } => {
+                s.last_status = Some("error".into());
+                s.last_error = Some(error.clone());
+                s.last_error_at = Some(now);
+                s.error_count += 1;
+                s.reconnect_required |= reconnect_required;
+                s.lease_until = Some(micros(crate::later(
+                    now,
+                    SyncState::retry_delay(s.error_count),
+                )));
+            }
+            SyncOutcome::Abandoned => {}
+        }
+        Ok(())
+    }
+
+    async fn mark_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut state = lock(&self.state);
+        let s = state.state_mut(calendar_id);
+        s.reconnect_required = true;
+        s.last_status = Some("error".into());
+        s.last_error = Some(error.to_owned());
+        s.last_error_at = Some(micros(now));
+        s.error_count += 1;
+        Ok(())
+    }
+
+    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
+        let mut state = lock(&self.state);
+        let s = state.state_mut(calendar_id);
+        s.reconnect_required = false;
+        s.error_count = 0;
+        s.full_sync_requested = true;
+        Ok(())
+    }
+}
+
+fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>) -> SyncLease {
+    let until = micros(until);
+    state.lease_owner = Some(owner.to_owned());
+    state.lease_until = Some(until);
+    state.lease_seen_seq = Some(state.dirty_seq);
+    SyncLease {
+        calendar_id: state.calendar_id.clone(),
+        owner: owner.to_owned(),
+        until,
+        seen_seq: state.dirty_seq,
+        full_sync_requested: state.full_sync_requested,
+    }
+}

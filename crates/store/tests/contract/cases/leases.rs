@@ -1,0 +1,168 @@
+//! Sync leases, dirty marks and job ticks.
+
+use super::*;
+
+pub async fn sync_leases_are_exclusive_and_expire(store: &Arc<dyn Store>) {
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let until = now() + Duration::seconds(60);
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .lease_dirty(&format!("w{worker}"), now(), until)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap().is_some());
+    }
+    assert_eq!(winners, 1, "one worker at a time");
+    assert!(
+        store
+            .lease_calendar(&cal(), "x", now(), until)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = until + Duration::seconds(1);
+    let taken = store
+        .lease_dirty("late", later, later + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.owner, "late", "an expired lease can be taken over");
+    assert!(
+        store
+            .extend_lease(&taken, later + Duration::seconds(120))
+            .await
+            .unwrap()
+    );
+    let mut stolen = taken.clone();
+    stolen.owner = "someone-else".into();
+    assert!(
+        !store
+            .extend_lease(&stolen, later + Duration::seconds(120))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn dirty_marks_made_during_a_sync_survive_it(store: &Arc<dyn Store>) {
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let lease = store
+        .lease_dirty("w", now(), now() + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.mark_dirty(&cal(), false).await.unwrap();
+    store
+        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(state.is_dirty(), "the mid-sync mark needs a follow-up");
+    assert_eq!(state.lease_owner, None);
+    let lease = store
+        .lease_dirty("w", now(), now() + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .await
+        .unwrap();
+    assert!(!store.sync_state(&cal()).await.unwrap().unwrap().is_dirty());
+
+    // A failure keeps it dirty, rests it, and can flag reconnecting.
+    store.mark_dirty(&cal(), true).await.unwrap();
+    let lease = store
+        .lease_dirty("w", now(), now() + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lease.full_sync_requested);
+    let failed = SyncOutcome::Failed {
+        error: "invalid_grant".into(),
+        reconnect_required: true,
+    };
+    store.release_lease(&lease, &failed, now()).await.unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(state.is_dirty() && state.reconnect_required);
+    assert_eq!(
+        (state.error_count, state.last_error.as_deref()),
+        (1, Some("invalid_grant"))
+    );
+    let far = now() + Duration::days(1);
+    assert!(
+        store
+            .lease_dirty("w", far, far + Duration::seconds(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "skipped until reconnected"
+    );
+    store.clear_reconnect_required(&cal()).await.unwrap();
+    assert!(
+        store
+            .lease_dirty("w", far, far + Duration::seconds(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn leases_record_the_seq_they_saw_until_released(store: &Arc<dyn Store>) {
+    store.mark_dirty(&cal(), false).await.unwrap();
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let until = now() + Duration::seconds(60);
+    let lease = store.lease_dirty("w", now(), until).await.unwrap().unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert_eq!(state.lease_seen_seq, Some(lease.seen_seq));
+    assert_eq!(lease.seen_seq, 2);
+    assert!(
+        !state.covers_new_change(now()),
+        "nothing marked since the lease"
+    );
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(state.covers_new_change(now()));
+    store
+        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert_eq!(
+        (state.lease_seen_seq, state.lease_owner.as_deref()),
+        (None, None)
+    );
+    assert!(state.is_dirty() && state.covers_new_change(now()));
+}
+
+pub async fn job_ticks_are_claimed_exactly_once_under_contention(store: &Arc<dyn Store>) {
+    let tick = now();
+    let mut tasks = Vec::new();
+    for replica in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_tick("cleanup", tick, &format!("r{replica}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert!(
+        store
+            .claim_tick("cleanup", tick + Duration::days(1), "r0")
+            .await
+            .unwrap()
+    );
+    assert!(store.claim_tick("renewal", tick, "r0").await.unwrap());
+}

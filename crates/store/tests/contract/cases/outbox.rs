@@ -1,0 +1,310 @@
+//! The push queue: order, leases, retries, dead letters, settling and completion.
+
+use super::*;
+
+pub async fn outbox_rows_go_in_order_one_worker_at_a_time(store: &Arc<dyn Store>) {
+    let event = local_event("1", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let mut edited = event.clone();
+    edited.summary = Some("v2".into());
+    edited.updated_at = now() + Duration::seconds(1);
+    store
+        .update_with_outbox(
+            &edited,
+            now(),
+            OutboxOp::Patch {
+                if_match: Some(Etag::new("\"e\"").unwrap()),
+                intent: None,
+            },
+        )
+        .await
+        .unwrap();
+    let other = local_event("2", now());
+    store
+        .insert_with_outbox(&other, OutboxOp::Insert)
+        .await
+        .unwrap();
+
+    let due = now() + Duration::seconds(5);
+    let lease = due + Duration::seconds(30);
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_outbox(&format!("w{worker}"), due, lease, 10)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.unwrap());
+    }
+    assert_eq!(claimed.len(), 2, "each eligible row once: {claimed:?}");
+    let mine = claimed.iter().find(|e| e.event_id == event.id).unwrap();
+    assert_eq!(mine.op, OutboxOp::Insert, "the patch waits for the insert");
+
+    store
+        .complete_outbox(
+            mine,
+            &PushReceipt {
+                pushed_at: now(),
+                remote: None,
+                etag: Some(Etag::new("\"g1\"").unwrap()),
+                updated: Some(now()),
+                html_link: None,
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(stored.etag.unwrap().as_str(), "\"g1\"");
+    assert_eq!(
+        stored.push_state,
+        PushState::Pending,
+        "the patch is still queued"
+    );
+    let next = store.claim_outbox("w", due, lease, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        next[0].op,
+        OutboxOp::Patch {
+            if_match: Some(Etag::new("\"e\"").unwrap()),
+            intent: None,
+        }
+    );
+    store
+        .complete_outbox(
+            &next[0],
+            &PushReceipt {
+                pushed_at: now(),
+                remote: None,
+                etag: Some(Etag::new("\"g2\"").unwrap()),
+                updated: None,
+                html_link: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_event(event.id).await.unwrap().unwrap().push_state,
+        PushState::Synced
+    );
+
+    // An expired outbox lease can be taken over.
+    let taken_over = store
+        .claim_outbox(
+            "late",
+            lease + Duration::seconds(1),
+            lease + Duration::seconds(60),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken_over.len(), 1);
+    assert_eq!(taken_over[0].event_id, other.id);
+}
+
+pub async fn outbox_records_attempts_retries_and_dead_letters(store: &Arc<dyn Store>) {
+    let event = local_event("1", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_outbox("w", now(), now() + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let retry_at = now() + Duration::minutes(5);
+    store
+        .retry_outbox(&claimed, "503 backendError", retry_at)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_outbox(
+                "w",
+                now() + Duration::minutes(1),
+                now() + Duration::minutes(2),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due"
+    );
+    let again = store
+        .claim_outbox("w", retry_at, retry_at + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (again.attempts, again.last_error.as_deref()),
+        (1, Some("503 backendError"))
+    );
+    assert_eq!(again.next_attempt_at, retry_at);
+    store
+        .dead_letter_outbox(&again, "403 forbidden")
+        .await
+        .unwrap();
+    let rows = store.outbox_for_event(event.id).await.unwrap();
+    assert_eq!(
+        (rows[0].state, rows[0].attempts),
+        (OutboxState::DeadLetter, 2)
+    );
+    assert_eq!(
+        store.get_event(event.id).await.unwrap().unwrap().push_state,
+        PushState::Failed
+    );
+    assert!(
+        store
+            .claim_outbox(
+                "w",
+                retry_at + Duration::days(1),
+                retry_at + Duration::days(2),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn settled_writes_and_heartbeats_and_patch_intents_are_kept(store: &Arc<dyn Store>) {
+    let event = local_event("3", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let lease_end = now() + Duration::seconds(10);
+    let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    // The heartbeat keeps the lease: another worker cannot take the row.
+    let later = now() + Duration::seconds(60);
+    assert_eq!(
+        store
+            .extend_outbox_leases("w", &[rows[0].id], later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .extend_outbox_leases("other", &[rows[0].id], later)
+            .await
+            .unwrap(),
+        0,
+        "only the holder extends"
+    );
+    assert!(
+        store
+            .claim_outbox("v", lease_end + Duration::seconds(1), later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Google had deleted it: the row is done, the event cancelled with a note.
+    let mut gone = event.clone();
+    gone.status = EventStatus::Cancelled;
+    gone.push_state = PushState::Synced;
+    gone.push_note = Some("deleted at Google".into());
+    store
+        .settle_outbox(&rows[0], &gone, "deleted at Google")
+        .await
+        .unwrap();
+    let stored = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.status,
+            stored.push_state,
+            stored.push_note.as_deref()
+        ),
+        (
+            EventStatus::Cancelled,
+            PushState::Synced,
+            Some("deleted at Google")
+        )
+    );
+    let history = store.outbox_for_event(event.id).await.unwrap();
+    assert_eq!(history[0].state, OutboxState::Done);
+    assert_eq!(history[0].last_error.as_deref(), Some("deleted at Google"));
+
+    // A conflict round-trips as its own push state; a patch's intent too.
+    let other = local_event("4", now());
+    store
+        .insert_with_outbox(&other, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    let mut kept = other.clone();
+    kept.push_state = PushState::Conflict;
+    kept.summary = Some("Google's".into());
+    store
+        .settle_outbox(&rows[0], &kept, "conflict")
+        .await
+        .unwrap();
+    let stored = store.get_event(other.id).await.unwrap().unwrap();
+    assert_eq!(stored.push_state, PushState::Conflict);
+    let stats = store.health_stats(now(), now()).await.unwrap();
+    assert_eq!(stats.events_push_conflicts, 1);
+    let changes = EventChanges {
+        summary: Some(None),
+        attendees: Some(vec![]),
+        ..EventChanges::default()
+    };
+    let op = OutboxOp::Patch {
+        if_match: None,
+        intent: Some(Box::new(PatchIntent {
+            base: changes.base_in(&stored),
+            changes,
+        })),
+    };
+    store
+        .update_with_outbox(&stored, stored.updated_at, op.clone())
+        .await
+        .unwrap();
+    let rows = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    assert_eq!(rows[0].op, op);
+}
+
+pub async fn a_completed_push_takes_googles_whole_event(store: &Arc<dyn Store>) {
+    let event = local_event("5", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let rows = store
+        .claim_outbox("w", now(), now() + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    let mut at_google = remote(event.google_event_id.as_str(), "\"g9\"", 5);
+    at_google.location = Some("Room 9".into());
+    at_google.entity = event.entity.clone();
+    store
+        .complete_outbox(
+            &rows[0],
+            &PushReceipt {
+                pushed_at: now(),
+                remote: Some(Box::new(at_google.clone())),
+                etag: at_google.etag.clone(),
+                updated: at_google.updated,
+                html_link: None,
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(stored.location.as_deref(), Some("Room 9"));
+    assert_eq!(stored.summary, at_google.summary);
+    assert_eq!(stored.etag, at_google.etag);
+    assert_eq!(stored.push_state, PushState::Synced);
+    assert_eq!(stored.entity, event.entity);
+    assert_eq!(
+        stored.updated_at, event.updated_at,
+        "local writers are not disturbed"
+    );
+}
