@@ -118,8 +118,10 @@ fn malformed(what: &str) -> DomainError {
     )
 }
 
-/// Google's text without NUL characters, which Postgres text cannot hold:
-/// one such event must not stop a calendar's sync for good.
+/// Google's text without NUL characters, which Postgres text cannot hold
+/// (one such event must not stop a calendar's sync for good), and empty
+/// text as absent: calsync clears a field by sending `""` (Google takes no
+/// `null`), so what reads back empty was cleared.
 fn clean(text: Option<String>) -> Option<String> {
     text.map(|t| {
         if t.contains('\0') {
@@ -128,6 +130,7 @@ fn clean(text: Option<String>) -> Option<String> {
             t
         }
     })
+    .filter(|t| !t.is_empty())
 }
 
 /// An event as Google reports it, for the domain. A cancelled stub maps to a
@@ -284,7 +287,7 @@ mod tests {
         .unwrap();
         let remote = from_google(event).unwrap();
         assert_eq!(remote.summary.as_deref(), Some("ab"));
-        assert_eq!(remote.description.as_deref(), Some(""));
+        assert_eq!(remote.description, None, "nothing but NUL is empty: absent");
         assert_eq!(remote.attendees[0].display_name.as_deref(), Some("n"));
     }
 }

@@ -22,14 +22,8 @@ calsync_domain::provider_contract!(
         writes_to_an_event_deleted_at_google_are_gone,
         watch_then_stop_a_channel,
         an_unreachable_calendar_is_not_accessible,
+        clearing_a_text_field_reads_back_as_absent,
     ],
     skip: [
-        // The adapter sends a cleared text field as "" (Google's patch
-        // leaves absent fields alone) but maps the "" it reads back to
-        // `Some("")`, not the domain's `None`: the mirror then holds "" where
-        // the fake (and a fresh insert without the field) hold `None`.
-        // Reported; calsync_google::mapping::from_google is not ours to change.
-        clearing_a_text_field_reads_back_as_absent =>
-            "adapter divergence: a cleared description/location reads back as Some(\"\"), not None",
     ],
 );

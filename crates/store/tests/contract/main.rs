@@ -16,7 +16,7 @@ mod schema_parity;
 /// for `MemoryStore` as ignored, each with why. `sql_fails` cases hold the
 /// port's documented contract that the SQL stores do not yet keep: they run
 /// on `MemoryStore` and are listed for SQLite and Postgres as ignored, with
-/// the divergence (reported; `crates/store/src` is not this suite's to change).
+/// the divergence, until the store is fixed (none today).
 macro_rules! contract {
     (
         ports: [$($case:ident),* $(,)?],
@@ -115,15 +115,12 @@ contract!(
         leases_record_the_seq_they_saw_until_released,
         the_active_event_count_follows_every_write_path,
         timestamps_are_kept_to_the_microsecond,
+        a_full_run_keeps_what_it_saw_when_a_push_settles_meanwhile,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>
             "needs SQL: raw-SQL fault injection (a trigger poisons one row mid-page); \
              MemoryStore applies a page under one lock and has no failure to inject",
     ],
-    sql_fails: [
-        a_full_run_keeps_what_it_saw_when_a_push_settles_meanwhile =>
-            "SQL store divergence: settle_outbox (and update_with_outbox) rewrite the row with \
-             sync_run_id NULL, so a full run's sweep cancels an event the run saw",
-    ],
+    sql_fails: [],
 );
