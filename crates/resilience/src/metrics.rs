@@ -146,9 +146,14 @@ pub struct JobLabels {
     pub outcome: &'static str,
 }
 
+/// A gauge family's only label set: none. Unlike a bare gauge, the family
+/// is rendered only once set, so a depth never read is absent, not 0.
+type Unlabelled = [(&'static str, &'static str); 0];
+
 /// Every metric calsync exports. Share it as `Arc<Metrics>`; record with
-/// `metrics.<family>.get_or_create(&labels).inc()` (or `.observe(seconds)`,
-/// `.set(value)`), and read a value back the same way with `.get()`.
+/// `metrics.<family>.get_or_create(&labels).inc()` (`.inc_by(n)`,
+/// `.observe(seconds)` for histograms), read a counter back the same way with
+/// `.get()`, and set the outbox gauges with [`Metrics::set_outbox_depth`].
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -160,8 +165,9 @@ pub struct Metrics {
     pub google_calls: Family<GoogleCallLabels, Counter>,
     pub google_retries: Family<GoogleOpLabels, Counter>,
     pub outbox_pushes: Family<OutboxPushLabels, Counter>,
-    pub outbox_pending: Gauge,
-    pub outbox_dead_letters: Gauge,
+    /// Set with [`Metrics::set_outbox_depth`].
+    outbox_pending: Family<Unlabelled, Gauge>,
+    outbox_dead_letters: Family<Unlabelled, Gauge>,
     pub job_runs: Family<JobLabels, Counter>,
 }
 
@@ -183,8 +189,8 @@ impl Metrics {
             google_calls: Family::default(),
             google_retries: Family::default(),
             outbox_pushes: Family::default(),
-            outbox_pending: Gauge::default(),
-            outbox_dead_letters: Gauge::default(),
+            outbox_pending: Family::default(),
+            outbox_dead_letters: Family::default(),
             job_runs: Family::default(),
         };
         // The registry holds clones: each shares its values with the field.
@@ -251,8 +257,10 @@ impl Metrics {
     /// Sets the outbox depth gauges (saturating at `i64::MAX`).
     pub fn set_outbox_depth(&self, pending: u64, dead_letters: u64) {
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.outbox_pending.set(count(pending));
-        self.outbox_dead_letters.set(count(dead_letters));
+        self.outbox_pending.get_or_create(&[]).set(count(pending));
+        self.outbox_dead_letters
+            .get_or_create(&[])
+            .set(count(dead_letters));
     }
 
     /// Everything, in the Prometheus text exposition format (version 0.0.4,
@@ -345,6 +353,10 @@ mod tests {
         assert!(!text.contains("# EOF"), "Prometheus text, not OpenMetrics");
         // A family nothing was recorded in is left out, as before.
         assert!(!text.contains("calsync_job_runs"), "{text}");
+        assert!(
+            !Metrics::new().render().contains("calsync_outbox_pending"),
+            "a depth never read is absent, not 0"
+        );
     }
 
     /// The scraped names, types and label names: dashboards and alerts
@@ -410,6 +422,7 @@ mod tests {
                 outcome: "success",
             })
             .inc();
+        metrics.set_outbox_depth(0, 2);
         let text = metrics.render();
 
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
@@ -441,6 +454,7 @@ mod tests {
             "calsync_outbox_pushes_total{outcome=\"dead_lettered\"} 1\n",
             "calsync_outbox_pushes_total{outcome=\"deleted_at_google\"} 1\n",
             "calsync_outbox_pending 0\n",
+            "calsync_outbox_dead_letters 2\n",
             "calsync_job_runs_total{job=\"renew_channels\",outcome=\"success\"} 1\n",
         ] {
             assert!(text.contains(sample), "missing {sample:?} in\n{text}");
