@@ -21,6 +21,7 @@ use calsync_domain::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
 use calsync_domain::ports::{CalendarProvider, PatchCall};
 use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
+use calsync_resilience::metrics::{GoogleCallLabels, GoogleOpLabels};
 use calsync_resilience::{RateLimitConfig, RateLimiter, RetryPolicy};
 use google_calendar3::api::{self, Scope};
 use google_calendar3::{CalendarHub, common, hyper, hyper_rustls, hyper_util};
@@ -309,7 +310,10 @@ impl GoogleCalendar {
             },
             |retry| {
                 if let Some(metrics) = &self.metrics {
-                    metrics.increment("calsync_google_retries_total", &[("op", op.name())]);
+                    metrics
+                        .google_retries
+                        .get_or_create(&GoogleOpLabels { op: op.name() })
+                        .inc();
                 }
                 slog::warn!(self.logger, "retrying a Google call";
                     "action" => op.name(), "status" => "retrying", "calendar_id" => calendar,
@@ -323,10 +327,13 @@ impl GoogleCalendar {
                 Ok(_) => "success",
                 Err(Failure(error, _)) => error.error_type(),
             };
-            metrics.increment(
-                "calsync_google_calls_total",
-                &[("op", op.name()), ("outcome", outcome)],
-            );
+            metrics
+                .google_calls
+                .get_or_create(&GoogleCallLabels {
+                    op: op.name(),
+                    outcome,
+                })
+                .inc();
         }
         result.map_err(|Failure(error, _)| error)
     }

@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use calsync_resilience::metrics::{HttpRequestLabels, RouteLabels};
 
 use crate::AppState;
 
@@ -69,7 +70,7 @@ pub async fn middleware(
         .and_then(|value| value.to_str().ok())
         .filter(|id| acceptable(id))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let method = method_label(request.method()).to_owned();
+    let method = method_label(request.method());
     // The route template, not the path: ids stay out of labels and this field.
     let route = request
         .match_pattern()
@@ -102,20 +103,22 @@ pub async fn middleware(
     }
     if let (Some(state), Some(logger)) = (state, logger) {
         let status = response.status().as_u16();
-        let status_label = status.to_string();
-        state.metrics.increment(
-            "calsync_http_requests_total",
-            &[
-                ("route", &route),
-                ("method", &method),
-                ("status", &status_label),
-            ],
-        );
-        state.metrics.observe(
-            "calsync_http_request_duration_seconds",
-            &[("route", &route)],
-            elapsed,
-        );
+        state
+            .metrics
+            .http_requests
+            .get_or_create(&HttpRequestLabels {
+                route: route.clone(),
+                method,
+                status,
+            })
+            .inc();
+        state
+            .metrics
+            .http_request_duration
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let quiet = route.starts_with("/health") || route == "/metrics";
         let record = slog::o!("action" => "http_request", "status" => status, "method" => method,

@@ -130,15 +130,10 @@ pub enum HealthAnswer {
 
 /// The outbox depth gauges, from a report just computed.
 fn record_outbox_gauges(state: &AppState, report: &HealthReport) {
-    for (name, value) in [
-        ("calsync_outbox_pending", report.stats.outbox_pending),
-        (
-            "calsync_outbox_dead_letters",
-            report.stats.outbox_dead_letters,
-        ),
-    ] {
-        state.metrics.set_gauge(name, &[], value as f64);
-    }
+    state.metrics.set_outbox_depth(
+        report.stats.outbox_pending,
+        report.stats.outbox_dead_letters,
+    );
 }
 
 #[derive(Serialize, ToSchema)]
@@ -230,6 +225,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         record_outbox_gauges(&state, &report);
     }
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(calsync_resilience::metrics::CONTENT_TYPE)
         .body(state.metrics.render())
 }

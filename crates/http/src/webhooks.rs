@@ -10,6 +10,7 @@ use calsync_domain::services::NotificationOutcome;
 use calsync_domain::webhook::{
     PushEnvelope, parse_calendar_notification, parse_drive_notification,
 };
+use calsync_resilience::metrics::WebhookLabels;
 use slog::{info, warn};
 
 use crate::{AppState, HttpError, context};
@@ -109,7 +110,7 @@ fn source(state: &AppState, request: &HttpRequest) -> String {
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-fn admit(state: &AppState, kind: &str, source: &str) -> Result<(), HttpError> {
+fn admit(state: &AppState, kind: &'static str, source: &str) -> Result<(), HttpError> {
     if state.webhook_limiter.try_acquire(source, 1) {
         Ok(())
     } else {
@@ -118,15 +119,19 @@ fn admit(state: &AppState, kind: &str, source: &str) -> Result<(), HttpError> {
     }
 }
 
-fn count(state: &AppState, kind: &str, outcome: &str) {
-    state.metrics.increment(
-        "calsync_webhook_notifications_total",
-        &[("source", kind), ("outcome", outcome)],
-    );
+fn count(state: &AppState, kind: &'static str, outcome: &'static str) {
+    state
+        .metrics
+        .webhook_notifications
+        .get_or_create(&WebhookLabels {
+            source: kind,
+            outcome,
+        })
+        .inc();
 }
 
 /// Counts the outcome of a handled notification by its error kind.
-fn count_error(state: &AppState, kind: &str, error: &DomainError) {
+fn count_error(state: &AppState, kind: &'static str, error: &DomainError) {
     count(state, kind, error.error_type());
 }
 

@@ -1,7 +1,8 @@
-//! Resilience for calls to Google: retry with exponential backoff and full
-//! jitter ([`retry`]), quota-aware rate limiting ([`ratelimit`]), and
-//! structured JSON logs that never carry raw emails or secrets ([`logging`]),
-//! and Prometheus-format metrics ([`metrics`]).
+//! Resilience for calls to Google: retry with exponential backoff and jitter
+//! on `backon` ([`retry`]), quota-aware rate limiting on `governor`
+//! ([`ratelimit`]), structured JSON logs on `slog` that never carry raw
+//! emails or secrets ([`logging`], [`mask`]), and typed Prometheus metrics on
+//! `prometheus-client` ([`metrics`]).
 
 pub mod logging;
 pub mod mask;

@@ -1,290 +1,492 @@
-//! In-process metrics rendered in the Prometheus text format. Small on
-//! purpose: counters, gauges and fixed-bucket histograms keyed by a static
-//! name and a few label pairs, behind one mutex (updates are a map lookup
-//! and an add; contention is negligible beside the I/O each one measures).
+//! The process's metrics, on `prometheus-client`: one [`Registry`] holding
+//! typed families (each label set is a struct, each closed set of values an
+//! enum or a `&'static str` from a closed set), rendered in the Prometheus
+//! text format 0.0.4 by the crate's own encoder.
+//!
+//! Counters are registered without `_total`: the encoder appends it, so the
+//! scraped names are the ones below (`calsync_http_requests_total`, ...).
+//! Families no label set has touched yet are not rendered.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-/// Every metric calsync exports: its name, type and help line. Recording a
-/// name not listed here still works; it is rendered without a HELP line.
-pub const CATALOG: &[(&str, Kind, &str)] = &[
-    (
-        "calsync_http_requests_total",
-        Kind::Counter,
-        "HTTP requests served, by route template, method and status.",
-    ),
-    (
-        "calsync_http_request_duration_seconds",
-        Kind::Histogram,
-        "HTTP request latency, by route template.",
-    ),
-    (
-        "calsync_webhook_notifications_total",
-        Kind::Counter,
-        "Push notifications received, by source (calendar, drive) and outcome.",
-    ),
-    (
-        "calsync_syncs_total",
-        Kind::Counter,
-        "Calendar syncs run, by mode (full, incremental) and outcome.",
-    ),
-    (
-        "calsync_sync_duration_seconds",
-        Kind::Histogram,
-        "Calendar sync duration, by mode.",
-    ),
-    (
-        "calsync_google_calls_total",
-        Kind::Counter,
-        "Calls to the Google Calendar API, by operation and outcome.",
-    ),
-    (
-        "calsync_google_retries_total",
-        Kind::Counter,
-        "Retries of Google Calendar API calls after a transient error, by operation.",
-    ),
-    (
-        "calsync_outbox_pushes_total",
-        Kind::Counter,
-        "Outbox rows pushed to Google, by outcome (pushed, retrying, dead_lettered).",
-    ),
-    (
-        "calsync_outbox_pending",
-        Kind::Gauge,
-        "Outbox rows waiting to be pushed (read from the database at scrape time).",
-    ),
-    (
-        "calsync_outbox_dead_letters",
-        Kind::Gauge,
-        "Outbox rows given up on (read from the database at scrape time).",
-    ),
-    (
-        "calsync_job_runs_total",
-        Kind::Counter,
-        "Scheduled job runs, by job and outcome.",
-    ),
-];
+/// `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the latency histograms, in seconds.
-const BUCKETS: [f64; 12] = [
+pub const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-impl Kind {
-    fn as_str(self) -> &'static str {
+/// `calsync_http_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRequestLabels {
+    /// The route template (never a path with ids), or `unmatched`.
+    pub route: String,
+    /// A standard method, or `other`.
+    pub method: &'static str,
+    pub status: u16,
+}
+
+/// `calsync_http_request_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+/// `calsync_webhook_notifications_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `calendar` or `drive`.
+    pub source: &'static str,
+    pub outcome: &'static str,
+}
+
+/// Which kind of sync ran.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Incremental,
+    /// A sync that failed before its kind was known.
+    Any,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Counter => "counter",
-            Self::Gauge => "gauge",
-            Self::Histogram => "histogram",
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+            Self::Any => "any",
         }
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    /// Cumulative counts per bucket of [`BUCKETS`].
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+impl EncodeLabelValue for SyncMode {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
-#[derive(Debug, Default)]
-struct Registry {
-    counters: BTreeMap<(&'static str, Labels), u64>,
-    gauges: BTreeMap<(&'static str, Labels), f64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+/// `calsync_syncs_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    pub mode: SyncMode,
+    /// `success` or the error's type.
+    pub outcome: &'static str,
 }
 
-/// The process's metrics. Share it as `Arc<Metrics>`.
-#[derive(Debug, Default)]
+/// `calsync_sync_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncModeLabels {
+    pub mode: SyncMode,
+}
+
+/// `calsync_google_calls_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GoogleCallLabels {
+    pub op: &'static str,
+    /// `success` or the error's type.
+    pub outcome: &'static str,
+}
+
+/// `calsync_google_retries_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GoogleOpLabels {
+    pub op: &'static str,
+}
+
+/// What became of an outbox row the worker pushed.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum OutboxOutcome {
+    Pushed,
+    Retrying,
+    DeadLettered,
+    DeletedAtGoogle,
+    Conflict,
+}
+
+impl OutboxOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pushed => "pushed",
+            Self::Retrying => "retrying",
+            Self::DeadLettered => "dead_lettered",
+            Self::DeletedAtGoogle => "deleted_at_google",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+impl EncodeLabelValue for OutboxOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// `calsync_outbox_pushes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboxPushLabels {
+    pub outcome: OutboxOutcome,
+}
+
+/// `calsync_job_runs_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub job: &'static str,
+    /// `success` or the error's type.
+    pub outcome: &'static str,
+}
+
+/// A gauge family's only label set: none. Unlike a bare gauge, the family
+/// is rendered only once set, so a depth never read is absent, not 0.
+type Unlabelled = [(&'static str, &'static str); 0];
+
+/// Every metric calsync exports. Share it as `Arc<Metrics>`; record with
+/// `metrics.<family>.get_or_create(&labels).inc()` (`.inc_by(n)`,
+/// `.observe(seconds)` for histograms), read a counter back the same way with
+/// `.get()`, and set the outbox gauges with [`Metrics::set_outbox_depth`].
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
+    pub http_requests: Family<HttpRequestLabels, Counter>,
+    pub http_request_duration: Family<RouteLabels, Histogram>,
+    pub webhook_notifications: Family<WebhookLabels, Counter>,
+    pub syncs: Family<SyncLabels, Counter>,
+    pub sync_duration: Family<SyncModeLabels, Histogram>,
+    pub google_calls: Family<GoogleCallLabels, Counter>,
+    pub google_retries: Family<GoogleOpLabels, Counter>,
+    pub outbox_pushes: Family<OutboxPushLabels, Counter>,
+    /// Set with [`Metrics::set_outbox_depth`].
+    outbox_pending: Family<Unlabelled, Gauge>,
+    outbox_dead_letters: Family<Unlabelled, Gauge>,
+    pub job_runs: Family<JobLabels, Counter>,
 }
 
-fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        let mut metrics = Self {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_request_duration: Family::new_with_constructor(latency_histogram),
+            webhook_notifications: Family::default(),
+            syncs: Family::default(),
+            sync_duration: Family::new_with_constructor(latency_histogram),
+            google_calls: Family::default(),
+            google_retries: Family::default(),
+            outbox_pushes: Family::default(),
+            outbox_pending: Family::default(),
+            outbox_dead_letters: Family::default(),
+            job_runs: Family::default(),
+        };
+        // The registry holds clones: each shares its values with the field.
+        // Help texts end without a period: the encoder adds one.
+        let registry = &mut metrics.registry;
+        registry.register(
+            "calsync_http_requests",
+            "HTTP requests served, by route template, method and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "calsync_http_request_duration_seconds",
+            "HTTP request latency, by route template",
+            metrics.http_request_duration.clone(),
+        );
+        registry.register(
+            "calsync_webhook_notifications",
+            "Push notifications received, by source (calendar, drive) and outcome",
+            metrics.webhook_notifications.clone(),
+        );
+        registry.register(
+            "calsync_syncs",
+            "Calendar syncs run, by mode (full, incremental) and outcome",
+            metrics.syncs.clone(),
+        );
+        registry.register(
+            "calsync_sync_duration_seconds",
+            "Calendar sync duration, by mode",
+            metrics.sync_duration.clone(),
+        );
+        registry.register(
+            "calsync_google_calls",
+            "Calls to the Google Calendar API, by operation and outcome",
+            metrics.google_calls.clone(),
+        );
+        registry.register(
+            "calsync_google_retries",
+            "Retries of Google Calendar API calls after a transient error, by operation",
+            metrics.google_retries.clone(),
+        );
+        registry.register(
+            "calsync_outbox_pushes",
+            "Outbox rows pushed to Google, by outcome (pushed, retrying, dead_lettered)",
+            metrics.outbox_pushes.clone(),
+        );
+        registry.register(
+            "calsync_outbox_pending",
+            "Outbox rows waiting to be pushed (read from the database at scrape time)",
+            metrics.outbox_pending.clone(),
+        );
+        registry.register(
+            "calsync_outbox_dead_letters",
+            "Outbox rows given up on (read from the database at scrape time)",
+            metrics.outbox_dead_letters.clone(),
+        );
+        registry.register(
+            "calsync_job_runs",
+            "Scheduled job runs, by job and outcome",
+            metrics.job_runs.clone(),
+        );
+        metrics
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        // A panic while holding the lock leaves counts, not invariants: keep going.
-        self.registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Sets the outbox depth gauges (saturating at `i64::MAX`).
+    pub fn set_outbox_depth(&self, pending: u64, dead_letters: u64) {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.outbox_pending.get_or_create(&[]).set(count(pending));
+        self.outbox_dead_letters
+            .get_or_create(&[])
+            .set(count(dead_letters));
     }
 
-    pub fn increment(&self, name: &'static str, pairs: &[(&'static str, &str)]) {
-        self.add(name, pairs, 1);
-    }
-
-    pub fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], by: u64) {
-        *self
-            .registry()
-            .counters
-            .entry((name, labels(pairs)))
-            .or_default() += by;
-    }
-
-    pub fn set_gauge(&self, name: &'static str, pairs: &[(&'static str, &str)], value: f64) {
-        self.registry().gauges.insert((name, labels(pairs)), value);
-    }
-
-    pub fn observe(&self, name: &'static str, pairs: &[(&'static str, &str)], elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let mut registry = self.registry();
-        let histogram = registry
-            .histograms
-            .entry((name, labels(pairs)))
-            .or_default();
-        for (count, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *count += 1;
-            }
-        }
-        histogram.count += 1;
-        histogram.sum += seconds;
-    }
-
-    /// A counter's current value (0 if never incremented), for tests.
-    pub fn counter(&self, name: &'static str, pairs: &[(&'static str, &str)]) -> u64 {
-        self.registry()
-            .counters
-            .get(&(name, labels(pairs)))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Everything, in the Prometheus text exposition format (version 0.0.4).
+    /// Everything, in the Prometheus text exposition format (version 0.0.4,
+    /// served as [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let registry = self.registry();
-        let mut families: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        for ((name, pairs), value) in &registry.counters {
-            families
-                .entry(name)
-                .or_default()
-                .push(format!("{name}{} {value}", render_labels(pairs, None)));
+        let mut text = String::new();
+        // Writing to a String cannot fail, nor can encoding these label sets.
+        if prometheus_text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
         }
-        for ((name, pairs), value) in &registry.gauges {
-            families
-                .entry(name)
-                .or_default()
-                .push(format!("{name}{} {value}", render_labels(pairs, None)));
-        }
-        for ((name, pairs), histogram) in &registry.histograms {
-            let lines = families.entry(name).or_default();
-            for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
-                let le = bound.to_string();
-                lines.push(format!(
-                    "{name}_bucket{} {count}",
-                    render_labels(pairs, Some(&le))
-                ));
-            }
-            lines.push(format!(
-                "{name}_bucket{} {}",
-                render_labels(pairs, Some("+Inf")),
-                histogram.count
-            ));
-            lines.push(format!(
-                "{name}_sum{} {}",
-                render_labels(pairs, None),
-                histogram.sum
-            ));
-            lines.push(format!(
-                "{name}_count{} {}",
-                render_labels(pairs, None),
-                histogram.count
-            ));
-        }
-        let mut out = String::new();
-        for (name, lines) in families {
-            if let Some((_, kind, help)) = CATALOG.iter().find(|(n, _, _)| *n == name) {
-                let _ = writeln!(out, "# HELP {name} {help}");
-                let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
-            }
-            for line in lines {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn render_labels(pairs: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
+        text
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn request(route: &str, status: u16) -> HttpRequestLabels {
+        HttpRequestLabels {
+            route: route.to_owned(),
+            method: "GET",
+            status,
+        }
+    }
 
     #[test]
     fn counters_gauges_and_histograms_render_as_prometheus_text() {
         let metrics = Metrics::new();
-        let ok = [("route", "/health/live"), ("status", "200")];
-        metrics.increment("calsync_http_requests_total", &ok);
-        metrics.increment("calsync_http_requests_total", &ok);
-        metrics.increment("calsync_http_requests_total", &[("route", "a\"b")]);
-        metrics.set_gauge("calsync_outbox_pending", &[], 7.0);
-        metrics.observe(
-            "calsync_sync_duration_seconds",
-            &[("mode", "full")],
-            Duration::from_millis(30),
-        );
-        assert_eq!(metrics.counter("calsync_http_requests_total", &ok), 2);
+        let ok = request("/health/live", 200);
+        metrics.http_requests.get_or_create(&ok).inc();
+        metrics.http_requests.get_or_create(&ok).inc();
+        metrics
+            .http_requests
+            .get_or_create(&request("a\"b\\c\nd", 404))
+            .inc();
+        metrics.set_outbox_depth(7, u64::MAX);
+        metrics
+            .sync_duration
+            .get_or_create(&SyncModeLabels {
+                mode: SyncMode::Full,
+            })
+            .observe(Duration::from_millis(30).as_secs_f64());
+        assert_eq!(metrics.http_requests.get_or_create(&ok).get(), 2);
 
         let text = metrics.render();
-        assert!(text.contains("# TYPE calsync_http_requests_total counter\n"));
         assert!(
-            text.contains("calsync_http_requests_total{route=\"/health/live\",status=\"200\"} 2\n"),
+            text.contains(
+                "# HELP calsync_http_requests_total HTTP requests served, by route template, method and status.\n\
+                 # TYPE calsync_http_requests_total counter\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("calsync_http_requests_total{route=\"a\\\"b\"} 1\n"));
+        assert!(
+            text.contains(
+                "calsync_http_requests_total{route=\"/health/live\",method=\"GET\",status=\"200\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "calsync_http_requests_total{route=\"a\\\"b\\\\c\\nd\",method=\"GET\",status=\"404\"} 1\n"
+            ),
+            "label values are escaped: {text}"
+        );
         assert!(text.contains("# TYPE calsync_outbox_pending gauge\ncalsync_outbox_pending 7\n"));
+        assert!(text.contains(&format!("calsync_outbox_dead_letters {}\n", i64::MAX)));
         // 30 ms: above the 25 ms bucket, inside the 50 ms one, and cumulative after.
-        assert!(
-            text.contains("calsync_sync_duration_seconds_bucket{mode=\"full\",le=\"0.025\"} 0\n")
+        for (le, count) in [
+            ("0.001", 0),
+            ("0.025", 0),
+            ("0.05", 1),
+            ("1", 1),
+            ("10", 1),
+            ("+Inf", 1),
+        ] {
+            let line = format!(
+                "calsync_sync_duration_seconds_bucket{{mode=\"full\",le=\"{le}\"}} {count}\n"
+            );
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(
+            text.matches("calsync_sync_duration_seconds_bucket{")
+                .count(),
+            BUCKETS.len() + 1
         );
-        assert!(
-            text.contains("calsync_sync_duration_seconds_bucket{mode=\"full\",le=\"0.05\"} 1\n")
-        );
-        assert!(
-            text.contains("calsync_sync_duration_seconds_bucket{mode=\"full\",le=\"+Inf\"} 1\n")
-        );
+        assert!(text.contains("calsync_sync_duration_seconds_sum{mode=\"full\"} 0.03\n"));
         assert!(text.contains("calsync_sync_duration_seconds_count{mode=\"full\"} 1\n"));
+        assert!(!text.contains("# EOF"), "Prometheus text, not OpenMetrics");
+        // A family nothing was recorded in is left out, as before.
+        assert!(!text.contains("calsync_job_runs"), "{text}");
+        assert!(
+            !Metrics::new().render().contains("calsync_outbox_pending"),
+            "a depth never read is absent, not 0"
+        );
+    }
+
+    /// The scraped names, types and label names: dashboards and alerts
+    /// depend on exactly these.
+    #[test]
+    fn every_family_keeps_its_scraped_name_type_and_labels() {
+        let metrics = Metrics::new();
+        metrics
+            .http_requests
+            .get_or_create(&request("/x", 200))
+            .inc();
+        metrics
+            .http_request_duration
+            .get_or_create(&RouteLabels { route: "/x".into() })
+            .observe(0.2);
+        metrics
+            .webhook_notifications
+            .get_or_create(&WebhookLabels {
+                source: "drive",
+                outcome: "accepted",
+            })
+            .inc();
+        metrics
+            .syncs
+            .get_or_create(&SyncLabels {
+                mode: SyncMode::Incremental,
+                outcome: "success",
+            })
+            .inc();
+        metrics
+            .sync_duration
+            .get_or_create(&SyncModeLabels {
+                mode: SyncMode::Incremental,
+            })
+            .observe(2.0);
+        metrics
+            .google_calls
+            .get_or_create(&GoogleCallLabels {
+                op: "insert",
+                outcome: "success",
+            })
+            .inc();
+        metrics
+            .google_retries
+            .get_or_create(&GoogleOpLabels { op: "list" })
+            .inc_by(3);
+        for outcome in [
+            OutboxOutcome::Pushed,
+            OutboxOutcome::Retrying,
+            OutboxOutcome::DeadLettered,
+            OutboxOutcome::DeletedAtGoogle,
+            OutboxOutcome::Conflict,
+        ] {
+            metrics
+                .outbox_pushes
+                .get_or_create(&OutboxPushLabels { outcome })
+                .inc();
+        }
+        metrics
+            .job_runs
+            .get_or_create(&JobLabels {
+                job: "renew_channels",
+                outcome: "success",
+            })
+            .inc();
+        metrics.set_outbox_depth(0, 2);
+        let text = metrics.render();
+
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE calsync_http_requests_total counter",
+                "# TYPE calsync_http_request_duration_seconds histogram",
+                "# TYPE calsync_webhook_notifications_total counter",
+                "# TYPE calsync_syncs_total counter",
+                "# TYPE calsync_sync_duration_seconds histogram",
+                "# TYPE calsync_google_calls_total counter",
+                "# TYPE calsync_google_retries_total counter",
+                "# TYPE calsync_outbox_pushes_total counter",
+                "# TYPE calsync_outbox_pending gauge",
+                "# TYPE calsync_outbox_dead_letters gauge",
+                "# TYPE calsync_job_runs_total counter",
+            ]
+        );
+        for sample in [
+            "calsync_http_request_duration_seconds_bucket{route=\"/x\",le=\"0.25\"} 1\n",
+            "calsync_webhook_notifications_total{source=\"drive\",outcome=\"accepted\"} 1\n",
+            "calsync_syncs_total{mode=\"incremental\",outcome=\"success\"} 1\n",
+            "calsync_sync_duration_seconds_bucket{mode=\"incremental\",le=\"2.5\"} 1\n",
+            "calsync_sync_duration_seconds_sum{mode=\"incremental\"} 2.0\n",
+            "calsync_google_calls_total{op=\"insert\",outcome=\"success\"} 1\n",
+            "calsync_google_retries_total{op=\"list\"} 3\n",
+            "calsync_outbox_pushes_total{outcome=\"pushed\"} 1\n",
+            "calsync_outbox_pushes_total{outcome=\"dead_lettered\"} 1\n",
+            "calsync_outbox_pushes_total{outcome=\"deleted_at_google\"} 1\n",
+            "calsync_outbox_pending 0\n",
+            "calsync_outbox_dead_letters 2\n",
+            "calsync_job_runs_total{job=\"renew_channels\",outcome=\"success\"} 1\n",
+        ] {
+            assert!(text.contains(sample), "missing {sample:?} in\n{text}");
+        }
+        for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(line.ends_with('.') && !line.ends_with(".."), "{line}");
+        }
+    }
+
+    #[test]
+    fn updates_from_many_threads_all_count() {
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let metrics = metrics.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        metrics
+                            .google_retries
+                            .get_or_create(&GoogleOpLabels { op: "get" })
+                            .inc();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(
+            metrics
+                .render()
+                .contains("calsync_google_retries_total{op=\"get\"} 4000\n")
+        );
     }
 }

@@ -1,9 +1,11 @@
-//! Retry with exponential backoff, full jitter and `Retry-After`.
+//! Retry with exponential backoff, jitter and `Retry-After`. The schedule
+//! and the loop are `backon`'s; which errors are worth retrying (Google's
+//! rules, [`http_decision`]), `Retry-After` and the elapsed budget are ours.
 
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng;
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable as _};
 use tokio::time::Instant;
 
 use crate::Error;
@@ -62,15 +64,16 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
 pub struct RetryPolicy {
     pub base: Duration,
     pub factor: f64,
-    /// No single wait is longer than this (a `Retry-After` hint above it is
-    /// honoured only if the elapsed budget allows).
+    /// No single backoff wait is longer than this (a `Retry-After` hint above
+    /// it is honoured only if the elapsed budget allows).
     pub cap: Duration,
     /// Retries after the first attempt.
     pub max_retries: u32,
     /// Give up rather than start a wait that would end past this budget.
     pub max_elapsed: Option<Duration>,
-    /// Full jitter: each wait is uniform in `[0, backoff]`. Off only in tests
-    /// that check the exact schedule.
+    /// Jitter: each wait is uniform in `[backoff / 2, backoff)` rather than
+    /// `backoff` itself, so clients failing together do not retry together.
+    /// Off only in tests that check the exact schedule.
     pub jitter: bool,
 }
 
@@ -104,28 +107,29 @@ impl RetryPolicy {
         Ok(())
     }
 
-    /// The backoff ceiling before retry number `retry` (0-based): base ×
-    /// factor^retry, capped.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
-        let seconds = self.base.as_secs_f64() * self.factor.powi(exponent);
-        if !seconds.is_finite() || seconds >= self.cap.as_secs_f64() {
-            self.cap
+    /// The backoff schedule, as `backon` builds it: `max_retries` waits of
+    /// base × factor^n, capped at `cap`. backon's jitter adds up to 100 % of
+    /// each wait, so with jitter the schedule runs on half the base and half
+    /// the cap: every wait then stays within `[backoff / 2, backoff)`.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        let halve = |d: Duration| if self.jitter { d / 2 } else { d };
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(halve(self.base.min(self.cap)))
+            .with_max_delay(halve(self.cap))
+            // validate() keeps the factor in [1, f64::MAX]; f32 saturates to
+            // infinity, which backon caps at the max delay.
+            .with_factor(self.factor as f32)
+            .with_max_times(usize::try_from(self.max_retries).unwrap_or(usize::MAX));
+        if self.jitter {
+            builder.with_jitter()
         } else {
-            Duration::from_secs_f64(seconds)
+            builder
         }
     }
 
-    /// The wait before retry number `retry`: jittered backoff, but never less
-    /// than the server's `Retry-After`.
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self.backoff(retry);
-        let backoff = if self.jitter && !ceiling.is_zero() {
-            Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling.as_secs_f64()))
-        } else {
-            ceiling
-        };
-        retry_after.map_or(backoff, |hint| backoff.max(hint))
+    /// The waits before each retry, ignoring `Retry-After` and the budget.
+    pub fn schedule(&self) -> impl Iterator<Item = Duration> + use<> {
+        self.backoff().build()
     }
 }
 
@@ -140,11 +144,13 @@ pub struct RetryAttempt<'a, E> {
 
 /// Runs `op` until it succeeds, fails with an error classified as not
 /// retryable, or the policy's retries or time budget run out; the last error
-/// is returned. `observe` sees each retry before its wait (for logs and metrics).
-/// Waits use tokio's clock, so tests run them instantly with paused time.
+/// is returned. Each wait is the policy's backoff, but never less than the
+/// server's `Retry-After`. `observe` sees each retry before its wait (for
+/// logs and metrics). Waits use tokio's clock, so tests run them instantly
+/// with paused time.
 pub async fn retry<T, E, F, Fut>(
     policy: &RetryPolicy,
-    mut op: F,
+    op: F,
     mut observe: impl FnMut(&RetryAttempt<'_, E>),
 ) -> Result<T, E>
 where
@@ -153,32 +159,32 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let started = Instant::now();
+    let budget = policy.max_elapsed;
     let mut retries = 0;
-    loop {
-        let error = match op().await {
-            Ok(value) => return Ok(value),
-            Err(error) => error,
-        };
-        let RetryDecision::Retry { after } = error.retry_decision() else {
-            return Err(error);
-        };
-        if retries >= policy.max_retries {
-            return Err(error);
-        }
-        let delay = policy.delay(retries, after);
-        if let Some(budget) = policy.max_elapsed
-            && started.elapsed() + delay > budget
-        {
-            return Err(error);
-        }
-        retries += 1;
-        observe(&RetryAttempt {
-            retry: retries,
-            delay,
-            error: &error,
-        });
-        tokio::time::sleep(delay).await;
-    }
+    op.retry(policy.backoff())
+        .sleep(tokio::time::sleep)
+        .when(|error: &E| matches!(error.retry_decision(), RetryDecision::Retry { .. }))
+        .adjust(move |error: &E, backoff: Option<Duration>| {
+            // `None`: backon's retries are used up.
+            let backoff = backoff?;
+            let delay = match error.retry_decision() {
+                RetryDecision::Retry { after: Some(hint) } => backoff.max(hint),
+                _ => backoff,
+            };
+            match budget {
+                Some(budget) if started.elapsed() + delay > budget => None,
+                _ => Some(delay),
+            }
+        })
+        .notify(|error: &E, delay: Duration| {
+            retries += 1;
+            observe(&RetryAttempt {
+                retry: retries,
+                delay,
+                error,
+            });
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -215,13 +221,15 @@ mod tests {
         }
     }
 
-    /// Fails with `errors` in turn, then succeeds; counts calls.
+    /// Fails with `errors` in turn, then succeeds; counts calls and checks
+    /// that the observer numbers the retries 1, 2, ...
     async fn run(
         policy: &RetryPolicy,
         errors: Vec<HttpError>,
     ) -> (Result<u32, HttpError>, u32, Vec<Duration>) {
         let calls = Arc::new(AtomicU32::new(0));
         let mut delays = Vec::new();
+        let mut numbers = Vec::new();
         let result = retry(
             policy,
             || {
@@ -234,10 +242,25 @@ mod tests {
                     }
                 }
             },
-            |attempt| delays.push(attempt.delay),
+            |attempt| {
+                numbers.push(attempt.retry);
+                delays.push(attempt.delay);
+            },
         )
         .await;
-        (result, calls.load(Ordering::SeqCst), delays)
+        let calls = calls.load(Ordering::SeqCst);
+        assert_eq!(
+            numbers,
+            (1..calls).collect::<Vec<_>>(),
+            "one retry per call after the first"
+        );
+        (result, calls, delays)
+    }
+
+    /// The unjittered wait before retry `n` (0-based): base × factor^n, capped.
+    fn ceiling(policy: &RetryPolicy, n: usize) -> Duration {
+        let seconds = policy.base.as_secs_f64() * policy.factor.powi(n as i32);
+        Duration::from_secs_f64(seconds.min(policy.cap.as_secs_f64()))
     }
 
     #[test]
@@ -325,16 +348,32 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_is_honoured() {
-        let limited = HttpError {
+        let limited = |seconds| HttpError {
             status: 429,
             reason: None,
-            retry_after: Some(Duration::from_secs(10)),
+            retry_after: Some(Duration::from_secs(seconds)),
         };
         let start = Instant::now();
-        let (result, _, delays) = run(&exact(), vec![limited]).await;
+        let (result, _, delays) = run(&exact(), vec![limited(10)]).await;
         assert!(result.is_ok());
         assert_eq!(delays, vec![Duration::from_secs(10)]);
         assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // A hint shorter than the backoff does not shorten it (1 s, 2 s, 4 s).
+        let (_, _, delays) = run(&exact(), vec![status(503), status(503), limited(1)]).await;
+        assert_eq!(delays, [1, 2, 4].map(Duration::from_secs));
+        // A hint above the cap is waited for when the budget allows it...
+        let capped = RetryPolicy {
+            cap: Duration::from_secs(2),
+            ..exact()
+        };
+        assert_eq!(
+            run(&capped, vec![limited(60)]).await.2,
+            vec![Duration::from_secs(60)]
+        );
+        // ...and with jitter on, too: the hint is a floor.
+        let (result, _, delays) = run(&RetryPolicy::default(), vec![limited(30)]).await;
+        assert!(result.is_ok());
+        assert_eq!(delays, vec![Duration::from_secs(30)]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -361,33 +400,94 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn full_jitter_stays_within_the_backoff() {
+    async fn jittered_waits_stay_between_half_the_backoff_and_the_backoff() {
         let policy = RetryPolicy {
             max_retries: 6,
             cap: Duration::from_secs(8),
             ..RetryPolicy::default()
         };
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..50 {
-            let (_, _, delays) = run(&policy, vec![status(500); 6]).await;
+            let (result, calls, delays) = run(&policy, vec![status(500); 6]).await;
+            assert!(result.is_ok());
+            assert_eq!(calls, 7);
             for (i, delay) in delays.iter().enumerate() {
-                assert!(*delay <= policy.backoff(i as u32), "retry {i}: {delay:?}");
+                let ceiling = ceiling(&policy, i);
+                assert!(
+                    ceiling / 2 <= *delay && *delay < ceiling,
+                    "retry {i}: {delay:?} outside [{:?}, {ceiling:?})",
+                    ceiling / 2
+                );
+            }
+            seen.insert(delays[3]);
+        }
+        assert!(seen.len() > 1, "jitter varies the waits");
+    }
+
+    /// Over many shapes of policy: as many waits as retries, each within
+    /// `[0, cap]`, the exact ones following base × factor^n.
+    #[test]
+    fn every_schedule_is_bounded_by_the_cap_and_the_retry_count() {
+        for jitter in [false, true] {
+            for base_ms in [1, 7, 250, 1000, 40_000] {
+                for cap_ms in [0, 5, 1000, 32_000] {
+                    for factor in [1.0, 1.5, 2.0, 10.0, 1e300] {
+                        for max_retries in [0, 1, 3, 12] {
+                            let policy = RetryPolicy {
+                                base: Duration::from_millis(base_ms),
+                                cap: Duration::from_millis(cap_ms),
+                                factor,
+                                max_retries,
+                                max_elapsed: None,
+                                jitter,
+                            };
+                            let waits: Vec<Duration> = policy.schedule().collect();
+                            assert_eq!(waits.len(), max_retries as usize, "{policy:?}");
+                            for (n, wait) in waits.iter().enumerate() {
+                                assert!(*wait <= policy.cap, "{policy:?}: wait {n} is {wait:?}");
+                                if !jitter {
+                                    let expected = ceiling(&policy, n);
+                                    let off = wait.abs_diff(expected);
+                                    // backon computes in f32.
+                                    assert!(
+                                        off <= expected / 10_000 + Duration::from_micros(1),
+                                        "{policy:?}: wait {n} is {wait:?}, not {expected:?}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
-        // Jitter actually varies the waits.
-        let samples: std::collections::HashSet<Duration> =
-            (0..20).map(|_| policy.delay(3, None)).collect();
-        assert!(samples.len() > 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retries_means_one_attempt() {
+        let policy = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        let (result, calls, delays) = run(&policy, vec![status(503); 3]).await;
+        assert_eq!(result, Err(status(503)));
+        assert_eq!((calls, delays.len()), (1, 0));
     }
 
     #[test]
     fn backoff_is_capped_and_policies_are_validated() {
         let policy = RetryPolicy {
             cap: Duration::from_secs(5),
+            max_retries: 40,
             ..exact()
         };
-        assert_eq!(policy.backoff(0), Duration::from_secs(1));
-        assert_eq!(policy.backoff(10), Duration::from_secs(5));
-        assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(5));
+        let waits: Vec<u64> = policy.schedule().map(|d| d.as_secs()).collect();
+        assert_eq!(waits[..5], [1, 2, 4, 5, 5]);
+        assert!(waits.iter().all(|&s| s <= 5));
+        let huge = RetryPolicy {
+            factor: f64::MAX,
+            ..policy
+        };
+        assert!(huge.schedule().skip(1).all(|d| d == Duration::from_secs(5)));
         assert!(
             RetryPolicy {
                 factor: 0.5,
@@ -399,6 +499,14 @@ mod tests {
         assert!(
             RetryPolicy {
                 factor: f64::NAN,
+                ..exact()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            RetryPolicy {
+                base: Duration::ZERO,
                 ..exact()
             }
             .validate()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use calsync_domain::services::EventService;
 use calsync_resilience::Metrics;
+use calsync_resilience::metrics::{OutboxOutcome, OutboxPushLabels};
 use slog::{info, warn};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -42,17 +43,16 @@ impl Worker for OutboxWorker {
             }
         };
         for (outcome, n) in [
-            ("pushed", report.pushed),
-            ("retrying", report.retrying),
-            ("dead_lettered", report.dead_lettered),
-            ("deleted_at_google", report.gone),
-            ("conflict", report.conflicts),
+            (OutboxOutcome::Pushed, report.pushed),
+            (OutboxOutcome::Retrying, report.retrying),
+            (OutboxOutcome::DeadLettered, report.dead_lettered),
+            (OutboxOutcome::DeletedAtGoogle, report.gone),
+            (OutboxOutcome::Conflict, report.conflicts),
         ] {
-            self.metrics.add(
-                "calsync_outbox_pushes_total",
-                &[("outcome", outcome)],
-                u64::from(n),
-            );
+            self.metrics
+                .outbox_pushes
+                .get_or_create(&OutboxPushLabels { outcome })
+                .inc_by(u64::from(n));
         }
         if report.retrying + report.dead_lettered + report.conflicts + report.gone > 0 {
             warn!(logger, "outbox pushes not applied as written";

@@ -9,6 +9,7 @@ use calsync_domain::Error as DomainError;
 use calsync_domain::ports::{Clock, JobTickStore};
 use calsync_domain::services::{ChannelService, CleanupService, SyncService};
 use calsync_resilience::Metrics;
+use calsync_resilience::metrics::JobLabels;
 use chrono::{DateTime, Timelike, Utc};
 use slog::{info, warn};
 use tokio::sync::Notify;
@@ -106,10 +107,10 @@ impl Jobs {
             Ok(_) => "success",
             Err(error) => error.error_type(),
         };
-        self.metrics.increment(
-            "calsync_job_runs_total",
-            &[("job", job), ("outcome", outcome)],
-        );
+        self.metrics
+            .job_runs
+            .get_or_create(&JobLabels { job, outcome })
+            .inc();
         match result {
             Ok(report) => info!(self.logger, "job finished";
                 "action" => job, "status" => "success", "scheduled_for" => slot.to_rfc3339(),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use calsync_domain::services::SyncService;
 use calsync_resilience::Metrics;
+use calsync_resilience::metrics::{SyncLabels, SyncMode, SyncModeLabels};
 use slog::{info, warn};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -31,16 +32,22 @@ impl Worker for SyncWorker {
         let logger = &self.logger;
         match self.sync.sync_next_dirty(&self.owner).await {
             Ok(Some(Ok(report))) => {
-                let mode = if report.full { "full" } else { "incremental" };
-                self.metrics.increment(
-                    "calsync_syncs_total",
-                    &[("mode", mode), ("outcome", "success")],
-                );
-                self.metrics.observe(
-                    "calsync_sync_duration_seconds",
-                    &[("mode", mode)],
-                    started.elapsed(),
-                );
+                let mode = if report.full {
+                    SyncMode::Full
+                } else {
+                    SyncMode::Incremental
+                };
+                self.metrics
+                    .syncs
+                    .get_or_create(&SyncLabels {
+                        mode,
+                        outcome: "success",
+                    })
+                    .inc();
+                self.metrics
+                    .sync_duration
+                    .get_or_create(&SyncModeLabels { mode })
+                    .observe(started.elapsed().as_secs_f64());
                 info!(logger, "calendar synced";
                     "action" => "sync", "status" => "success", "calendar_id" => report.calendar_id.to_string(),
                     "full" => report.full, "resync_after_410" => report.token_expired, "pages" => report.pages,
@@ -50,10 +57,13 @@ impl Worker for SyncWorker {
                 Backlog::More
             }
             Ok(Some(Err(error))) => {
-                self.metrics.increment(
-                    "calsync_syncs_total",
-                    &[("mode", "any"), ("outcome", error.error_type())],
-                );
+                self.metrics
+                    .syncs
+                    .get_or_create(&SyncLabels {
+                        mode: SyncMode::Any,
+                        outcome: error.error_type(),
+                    })
+                    .inc();
                 warn!(logger, "calendar sync failed";
                     "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
                     "error_message" => error.to_string(), "duration_ms" => millis(started.elapsed()));
