@@ -268,7 +268,10 @@ async fn patches_and_deletes_send_a_real_if_match_and_only_the_changed_fields() 
         .await
         .unwrap();
     assert_eq!(patched.summary.as_deref(), Some("Renamed"));
-    assert_eq!(patched.location.as_deref(), Some(""), "cleared");
+    assert_eq!(
+        patched.location, None,
+        "cleared: sent as \"\", read back as absent"
+    );
     // Fields the patch does not name are left as Google has them.
     assert_eq!(patched.entity, event.entity);
     assert!(patched.start.is_some() && patched.end.is_some());

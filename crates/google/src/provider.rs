@@ -1,0 +1,256 @@
+//! The domain's `CalendarProvider` port on the adapter: each call built
+//! with the generated client (or by hand where it cannot set a header),
+//! run through `GoogleCalendar::run` and mapped to domain values.
+
+use async_trait::async_trait;
+use calsync_domain::channel::{WatchGrant, WatchRequest};
+use calsync_domain::event::Event;
+use calsync_domain::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
+use calsync_domain::ports::{CalendarProvider, PatchCall};
+use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
+use calsync_domain::{Error as DomainError, ProviderErrorKind};
+use google_calendar3::api::{self, Scope};
+use google_calendar3::{common, hyper};
+
+use crate::classify::{Capture, Failure, Op};
+
+use crate::config::segment;
+use crate::{GoogleCalendar, Lent};
+
+fn remote(event: api::Event) -> Result<RemoteEvent, Failure> {
+    crate::mapping::from_google(event).map_err(Failure::new)
+}
+
+#[async_trait]
+impl CalendarProvider for GoogleCalendar {
+    async fn list_events(
+        &self,
+        calendar_id: &CalendarId,
+        request: &ListRequest,
+    ) -> Result<ChangePage, DomainError> {
+        let calendar = segment(calendar_id.as_str());
+        let page_size = i32::try_from(request.max_results.clamp(1, 2500)).unwrap_or(2500);
+        self.run(Op::List, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let mut call = self
+                .hub
+                .events()
+                .list(&calendar)
+                .max_results(page_size)
+                .add_scope(Scope::Full);
+            if let Some(token) = &request.sync_token {
+                call = call.sync_token(token);
+            }
+            if let Some(token) = &request.page_token {
+                call = call.page_token(token);
+            }
+            let (_, page) = self
+                .settle(Op::List, call.delegate(&mut delegate).doit(), &capture)
+                .await?;
+            Ok(ChangePage {
+                events: page
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(remote)
+                    .collect::<Result<_, _>>()?,
+                next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
+                next_sync_token: page.next_sync_token.filter(|t| !t.is_empty()),
+            })
+        })
+        .await
+    }
+
+    async fn get_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+    ) -> Result<RemoteEvent, DomainError> {
+        let (calendar, event) = (segment(calendar_id.as_str()), segment(id.as_str()));
+        self.run(Op::Get, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .get(&calendar, &event)
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, found) = self.settle(Op::Get, call.doit(), &capture).await?;
+            remote(found)
+        })
+        .await
+    }
+
+    async fn insert_event(&self, event: &Event) -> Result<RemoteEvent, DomainError> {
+        let calendar = segment(event.calendar_id.as_str());
+        let body = crate::mapping::to_google(event, false);
+        self.run(Op::Insert, event.calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .insert(body.clone(), &calendar)
+                .send_updates(self.send_updates.as_str())
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, created) = self.settle(Op::Insert, call.doit(), &capture).await?;
+            remote(created)
+        })
+        .await
+    }
+
+    /// A patch of the changed fields, conditional on `If-Match` when an
+    /// etag is given: sent with the hub's own client and authenticator,
+    /// since the generated builders cannot set request headers.
+    async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent, DomainError> {
+        let url = self.event_url(&call.calendar_id, &call.event_id, true);
+        // As the generated client does: absent fields are left out, never
+        // sent as `null` (Google's patch would clear them).
+        let body = serde_json::to_value(crate::mapping::patch_body(&call.changes))
+            .map(|mut value| {
+                common::remove_json_null_values(&mut value);
+                value.to_string().into_bytes()
+            })
+            .map_err(|error| {
+                DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))
+            })?;
+        self.run(Op::Patch, call.calendar_id.as_str(), || async {
+            let answer = self
+                .conditional(
+                    Op::Patch,
+                    hyper::Method::PATCH,
+                    &url,
+                    Some(body.clone()),
+                    call.if_match.as_ref(),
+                )
+                .await?;
+            let event: api::Event = serde_json::from_slice(&answer).map_err(|error| {
+                Failure::new(DomainError::provider(
+                    ProviderErrorKind::Permanent,
+                    format!("patch: unreadable response: {error}"),
+                ))
+            })?;
+            remote(event)
+        })
+        .await
+    }
+
+    async fn delete_event(
+        &self,
+        calendar_id: &CalendarId,
+        id: &EventId,
+        if_match: Option<&Etag>,
+    ) -> Result<(), DomainError> {
+        let url = self.event_url(calendar_id, id, true);
+        self.run(Op::Delete, calendar_id.as_str(), || async {
+            self.conditional(Op::Delete, hyper::Method::DELETE, &url, None, if_match)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool, DomainError> {
+        let calendar = segment(calendar_id.as_str());
+        let result = self
+            .run(Op::CalendarGet, calendar_id.as_str(), || async {
+                let capture = std::sync::Mutex::new(Capture::default());
+                let mut delegate = Lent(&capture);
+                let call = self
+                    .hub
+                    .calendars()
+                    .get(&calendar)
+                    .add_scope(Scope::Full)
+                    .delegate(&mut delegate);
+                self.settle(Op::CalendarGet, call.doit(), &capture)
+                    .await
+                    .map(|_| ())
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(true),
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn watch(
+        &self,
+        calendar_id: &CalendarId,
+        request: &WatchRequest,
+    ) -> Result<WatchGrant, DomainError> {
+        let calendar = segment(calendar_id.as_str());
+        let channel = api::Channel {
+            id: Some(request.channel_id.to_string()),
+            token: Some(request.token.clone()),
+            type_: Some("web_hook".into()),
+            address: Some(request.address.clone()),
+            params: Some(
+                [("ttl".to_owned(), request.ttl.as_secs().to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..api::Channel::default()
+        };
+        self.run(Op::Watch, calendar_id.as_str(), || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .events()
+                .watch(channel.clone(), &calendar)
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            let (_, granted) = self.settle(Op::Watch, call.doit(), &capture).await?;
+            let invalid = |what: &str| {
+                Failure::new(DomainError::provider(
+                    ProviderErrorKind::Permanent,
+                    format!("watch: {what}"),
+                ))
+            };
+            let resource_id = granted
+                .resource_id
+                .and_then(|id| ResourceId::new(id).ok())
+                .ok_or_else(|| invalid("no resourceId in Google's answer"))?;
+            // `expiration` is Unix milliseconds, sent as a JSON string.
+            let expiration = granted
+                .expiration
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .ok_or_else(|| invalid("no expiration in Google's answer"))?;
+            Ok(WatchGrant {
+                resource_id,
+                expiration,
+            })
+        })
+        .await
+    }
+
+    async fn stop_channel(
+        &self,
+        id: &ChannelId,
+        resource_id: &ResourceId,
+    ) -> Result<(), DomainError> {
+        let channel = api::Channel {
+            id: Some(id.to_string()),
+            resource_id: Some(resource_id.to_string()),
+            ..api::Channel::default()
+        };
+        self.run(Op::Stop, "channels", || async {
+            let capture = std::sync::Mutex::new(Capture::default());
+            let mut delegate = Lent(&capture);
+            let call = self
+                .hub
+                .channels()
+                .stop(channel.clone())
+                .add_scope(Scope::Full)
+                .delegate(&mut delegate);
+            self.settle(Op::Stop, call.doit(), &capture)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+}
