@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::{HttpError, channels, error, events, health, sync, webhooks};
 
@@ -43,38 +43,6 @@ use crate::{HttpError, channels, error, events, health, sync, webhooks};
     )
 )]
 pub struct ApiDoc;
-
-/// An event's push state: pending (queued for Google) | synced | failed
-/// (Google refused for good; see `pushError`) | conflict (the same fields
-/// changed in Google after the write was made; Google's version is kept).
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // documentation only
-pub(crate) enum PushStateDoc {
-    Pending,
-    Synced,
-    Failed,
-    Conflict,
-}
-
-/// confirmed | tentative | cancelled
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // documentation only
-pub(crate) enum EventStatusDoc {
-    Confirmed,
-    Tentative,
-    Cancelled,
-}
-
-/// confirmed | tentative (cancel with DELETE)
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // documentation only
-pub(crate) enum PatchStatusDoc {
-    Confirmed,
-    Tentative,
-}
 
 struct BearerAuth;
 

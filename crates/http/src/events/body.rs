@@ -127,7 +127,7 @@ pub struct PatchEventBody {
     #[schema(max_items = 500)]
     pub attendees: Option<Vec<AttendeeBody>>,
     /// Cancel with DELETE, not with `cancelled`.
-    #[schema(value_type = Option<crate::openapi::PatchStatusDoc>)]
+    #[schema(value_type = Option<PatchStatusDoc>)]
     pub status: Option<String>,
 }
 
@@ -153,9 +153,9 @@ pub struct EventResource {
     pub start: EventTimeBody,
     pub end: EventTimeBody,
     pub attendees: Vec<AttendeeBody>,
-    #[schema(value_type = crate::openapi::EventStatusDoc)]
+    #[schema(value_type = EventStatusDoc)]
     pub status: String,
-    #[schema(value_type = crate::openapi::PushStateDoc)]
+    #[schema(value_type = PushStateDoc)]
     pub push_state: String,
     /// The last push error, while pending after a failure or once failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,7 +266,7 @@ pub struct ListQuery {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
     )]
     pub entity_id: Option<String>,
-    #[param(value_type = Option<crate::openapi::EventStatusDoc>)]
+    #[param(value_type = Option<EventStatusDoc>)]
     pub status: Option<String>,
     /// RFC 3339 with an offset: events ending after this instant.
     #[param(format = DateTime)]
@@ -279,4 +279,39 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The previous page's `nextPageToken` (opaque).
     pub page_token: Option<String>,
+}
+
+// The API spells these enums in lower case; documented here, where the
+// bodies that use them are.
+
+/// An event's push state: pending (queued for Google) | synced | failed
+/// (Google refused for good; see `pushError`) | conflict (the same fields
+/// changed in Google after the write was made; Google's version is kept).
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum PushStateDoc {
+    Pending,
+    Synced,
+    Failed,
+    Conflict,
+}
+
+/// confirmed | tentative | cancelled
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum EventStatusDoc {
+    Confirmed,
+    Tentative,
+    Cancelled,
+}
+
+/// confirmed | tentative (cancel with DELETE)
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum PatchStatusDoc {
+    Confirmed,
+    Tentative,
 }

@@ -17,7 +17,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::outbox::enqueue;
-use super::rows::EventRow;
+use super::rows::{EventRow, load_event, seen_by_run};
 use super::schema::{
     calendar_events as ev, calendar_idempotency_keys as ik, calendar_sync_states as ss,
 };
@@ -36,16 +36,6 @@ pub(super) async fn insert_event(conn: &mut Conn, row: &EventRow) -> DomainResul
             other => other,
         })?;
     Ok(())
-}
-
-pub(super) async fn load_event(conn: &mut Conn, id: &str) -> DomainResult<Option<EventRow>> {
-    ev::table
-        .find(id)
-        .select(EventRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-        .map_err(db)
 }
 
 #[async_trait]
@@ -189,8 +179,9 @@ impl EventStore for DieselStore {
         expected_updated_at: DateTime<Utc>,
         op: OutboxOp,
     ) -> DomainResult<OutboxEntry> {
-        let row = EventRow::new(event, None);
+        let mut row = EventRow::new(event, None);
         write_tx!(self, |conn| {
+            row.sync_run_id = seen_by_run(conn, &row.id).await?;
             let updated = diesel::update(ev::table.find(&row.id))
                 .filter(ev::updated_at.eq(micros(expected_updated_at)))
                 .set(&row)

@@ -17,7 +17,7 @@ use super::schema::{
     calendar_events as ev, calendar_outbox as ob, calendar_sync_states as ss,
     calendar_watch_channels as wc, drive_notifications as dn,
 };
-use super::{DomainResult, corrupt, micros};
+use super::{Conn, DomainResult, corrupt, db, micros};
 
 #[derive(
     Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable, diesel::AsChangeset,
@@ -350,4 +350,33 @@ impl DriveRow {
         };
         Ok((notification, self.received_at))
     }
+}
+
+/// One event's row, if it is there.
+pub(super) async fn load_event(conn: &mut Conn, id: &str) -> DomainResult<Option<EventRow>> {
+    use diesel::{OptionalExtension, QueryDsl, SelectableHelper};
+    use diesel_async::RunQueryDsl;
+    ev::table
+        .find(id)
+        .select(EventRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db)
+}
+
+/// The full run that last saw the event, kept when a local write or a
+/// settled push rewrites its row: the run did see the event at Google, so
+/// its sweep must not cancel it.
+pub(super) async fn seen_by_run(conn: &mut Conn, id: &str) -> DomainResult<Option<String>> {
+    use diesel::{OptionalExtension, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    Ok(ev::table
+        .find(id)
+        .select(ev::sync_run_id)
+        .first::<Option<String>>(conn)
+        .await
+        .optional()
+        .map_err(db)?
+        .flatten())
 }
