@@ -107,11 +107,13 @@ async fn main() -> Result<(), Failure> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let outbox = calsync_worker::spawn_outbox_worker(
         events,
-        "embedded".into(),
-        outbox_wakeup,
-        Duration::from_secs(1),
-        metrics,
-        logger,
+        calsync_worker::Queue {
+            owner: "embedded".into(),
+            wakeup: outbox_wakeup,
+            poll: Duration::from_secs(1),
+            metrics,
+            logger,
+        },
         shutdown_rx,
     );
 

@@ -22,7 +22,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 pub use outbox::{OUTBOX_BATCH, OutboxWorker, spawn_outbox_worker};
-pub use run_loop::{Backlog, Shutdown, Worker, spawn, spawn_periodic};
+pub use run_loop::{Backlog, Queue, Shutdown, Worker, spawn, spawn_periodic};
 pub use schedule::{Jobs, Schedule, cleanup_slot, period_start};
 pub use stopper::{ChannelStopper, spawn_channel_stopper};
 pub use sync::{SyncWorker, spawn_sync_worker};
@@ -101,20 +101,24 @@ impl Workers {
         vec![
             spawn_sync_worker(
                 services.sync.clone(),
-                owner.clone(),
-                wakeups.sync.clone(),
-                config.sync_poll,
-                metrics.clone(),
-                logger.clone(),
+                Queue {
+                    owner: owner.clone(),
+                    wakeup: wakeups.sync.clone(),
+                    poll: config.sync_poll,
+                    metrics: metrics.clone(),
+                    logger: logger.clone(),
+                },
                 shutdown.clone(),
             ),
             spawn_outbox_worker(
                 services.events,
-                owner.clone(),
-                wakeups.outbox,
-                config.outbox_poll,
-                metrics.clone(),
-                logger.clone(),
+                Queue {
+                    owner: owner.clone(),
+                    wakeup: wakeups.outbox,
+                    poll: config.outbox_poll,
+                    metrics: metrics.clone(),
+                    logger: logger.clone(),
+                },
                 shutdown.clone(),
             ),
             spawn_channel_stopper(provider, channel_stops, logger.clone(), shutdown.clone()),

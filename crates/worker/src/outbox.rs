@@ -4,36 +4,30 @@
 //! empty, then waits for a write's wake-up or the poll interval (retries
 //! fall due on their own schedule).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use calsync_domain::services::EventService;
-use calsync_resilience::Metrics;
 use calsync_resilience::metrics::{OutboxOutcome, OutboxPushLabels};
 use slog::{info, warn};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::run_loop::{Backlog, Shutdown, Worker, spawn, woken_or_polled};
+use crate::run_loop::{Backlog, Queue, Shutdown, Worker, spawn};
 
 /// Rows the outbox worker claims per round; they are pushed concurrently.
 pub const OUTBOX_BATCH: u32 = 32;
 
 pub struct OutboxWorker {
     pub events: EventService,
-    /// This replica's name on outbox leases.
-    pub owner: String,
-    pub wakeup: Arc<Notify>,
-    pub poll: Duration,
-    pub metrics: Arc<Metrics>,
-    pub logger: slog::Logger,
+    pub queue: Queue,
 }
 
 #[async_trait::async_trait]
 impl Worker for OutboxWorker {
     async fn round(&mut self) -> Backlog {
-        let logger = &self.logger;
-        let report = match self.events.drain_outbox(&self.owner, OUTBOX_BATCH).await {
+        let logger = &self.queue.logger;
+        let report = match self
+            .events
+            .drain_outbox(&self.queue.owner, OUTBOX_BATCH)
+            .await
+        {
             Ok(report) => report,
             Err(error) => {
                 warn!(logger, "outbox worker cannot read its queue";
@@ -49,7 +43,8 @@ impl Worker for OutboxWorker {
             (OutboxOutcome::DeletedAtGoogle, report.gone),
             (OutboxOutcome::Conflict, report.conflicts),
         ] {
-            self.metrics
+            self.queue
+                .metrics
                 .outbox_pushes
                 .get_or_create(&OutboxPushLabels { outcome })
                 .inc_by(u64::from(n));
@@ -72,29 +67,15 @@ impl Worker for OutboxWorker {
     }
 
     async fn wait(&mut self) {
-        woken_or_polled(&self.wakeup, self.poll).await;
+        self.queue.wait().await;
     }
 }
 
 /// Starts an [`OutboxWorker`].
 pub fn spawn_outbox_worker(
     events: EventService,
-    owner: String,
-    wakeup: Arc<Notify>,
-    poll: Duration,
-    metrics: Arc<Metrics>,
-    logger: slog::Logger,
+    queue: Queue,
     shutdown: Shutdown,
 ) -> JoinHandle<()> {
-    spawn(
-        OutboxWorker {
-            events,
-            owner,
-            wakeup,
-            poll,
-            metrics,
-            logger,
-        },
-        shutdown,
-    )
+    spawn(OutboxWorker { events, queue }, shutdown)
 }

@@ -1,7 +1,10 @@
 //! The loop every worker runs: rounds of work while work is left, then a
 //! wait (a wake-up, a poll interval, a queued item), until shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use calsync_resilience::Metrics;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -76,10 +79,25 @@ pub(crate) async fn stopped(shutdown: &mut Shutdown) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// A queue worker's wait: a wake-up or the poll interval, whichever is first.
-pub(crate) async fn woken_or_polled(wakeup: &Notify, poll: Duration) {
-    tokio::select! {
-        () = wakeup.notified() => {}
-        () = tokio::time::sleep(poll) => {}
+/// What a queue worker (sync, outbox) runs with besides its service: its
+/// name on leases, when it looks for work, where it reports.
+pub struct Queue {
+    /// This replica's name on the queue's leases.
+    pub owner: String,
+    /// Woken when work is queued (a webhook, a write).
+    pub wakeup: Arc<Notify>,
+    /// How often it looks for work nobody woke it for.
+    pub poll: Duration,
+    pub metrics: Arc<Metrics>,
+    pub logger: slog::Logger,
+}
+
+impl Queue {
+    /// A wake-up or the poll interval, whichever is first.
+    pub(crate) async fn wait(&self) {
+        tokio::select! {
+            () = self.wakeup.notified() => {}
+            () = tokio::time::sleep(self.poll) => {}
+        }
     }
 }

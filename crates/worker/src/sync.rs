@@ -2,49 +2,43 @@
 //! a wake-up (a webhook) or the poll interval. A burst of notifications
 //! therefore costs one or two syncs, not one each.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use calsync_domain::services::SyncService;
-use calsync_resilience::Metrics;
 use calsync_resilience::metrics::{SyncLabels, SyncMode, SyncModeLabels};
 use slog::{info, warn};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::millis;
-use crate::run_loop::{Backlog, Shutdown, Worker, spawn, woken_or_polled};
+use crate::run_loop::{Backlog, Queue, Shutdown, Worker, spawn};
 
 pub struct SyncWorker {
     pub sync: SyncService,
-    /// This replica's name on sync leases.
-    pub owner: String,
-    pub wakeup: Arc<Notify>,
-    pub poll: Duration,
-    pub metrics: Arc<Metrics>,
-    pub logger: slog::Logger,
+    pub queue: Queue,
 }
 
 #[async_trait::async_trait]
 impl Worker for SyncWorker {
     async fn round(&mut self) -> Backlog {
         let started = Instant::now();
-        let logger = &self.logger;
-        match self.sync.sync_next_dirty(&self.owner).await {
+        let logger = &self.queue.logger;
+        match self.sync.sync_next_dirty(&self.queue.owner).await {
             Ok(Some(Ok(report))) => {
                 let mode = if report.full {
                     SyncMode::Full
                 } else {
                     SyncMode::Incremental
                 };
-                self.metrics
+                self.queue
+                    .metrics
                     .syncs
                     .get_or_create(&SyncLabels {
                         mode,
                         outcome: "success",
                     })
                     .inc();
-                self.metrics
+                self.queue
+                    .metrics
                     .sync_duration
                     .get_or_create(&SyncModeLabels { mode })
                     .observe(started.elapsed().as_secs_f64());
@@ -57,7 +51,8 @@ impl Worker for SyncWorker {
                 Backlog::More
             }
             Ok(Some(Err(error))) => {
-                self.metrics
+                self.queue
+                    .metrics
                     .syncs
                     .get_or_create(&SyncLabels {
                         mode: SyncMode::Any,
@@ -80,29 +75,11 @@ impl Worker for SyncWorker {
     }
 
     async fn wait(&mut self) {
-        woken_or_polled(&self.wakeup, self.poll).await;
+        self.queue.wait().await;
     }
 }
 
 /// Starts a [`SyncWorker`].
-pub fn spawn_sync_worker(
-    sync: SyncService,
-    owner: String,
-    wakeup: Arc<Notify>,
-    poll: Duration,
-    metrics: Arc<Metrics>,
-    logger: slog::Logger,
-    shutdown: Shutdown,
-) -> JoinHandle<()> {
-    spawn(
-        SyncWorker {
-            sync,
-            owner,
-            wakeup,
-            poll,
-            metrics,
-            logger,
-        },
-        shutdown,
-    )
+pub fn spawn_sync_worker(sync: SyncService, queue: Queue, shutdown: Shutdown) -> JoinHandle<()> {
+    spawn(SyncWorker { sync, queue }, shutdown)
 }

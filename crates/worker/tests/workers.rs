@@ -9,7 +9,7 @@ use calsync_domain::ports::{ChannelStore, SyncStateStore};
 use calsync_domain::services::{Services, ServicesConfig, SyncService};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::WebhookSecret;
-use calsync_worker::{Jobs, Schedule, spawn_sync_worker};
+use calsync_worker::{Jobs, Queue, Schedule, spawn_sync_worker};
 use tokio::sync::{Notify, watch};
 
 fn logger() -> slog::Logger {
@@ -117,11 +117,13 @@ async fn the_sync_worker_drains_dirty_calendars_and_stops_on_shutdown() {
     let sync = SyncService::new(google.clone(), store.clone(), store.clone(), clock.clone());
     let worker = spawn_sync_worker(
         sync,
-        "w".into(),
-        wakeup.clone(),
-        Duration::from_secs(3600),
-        Arc::new(calsync_resilience::Metrics::new()),
-        logger(),
+        Queue {
+            owner: "w".into(),
+            wakeup: wakeup.clone(),
+            poll: Duration::from_secs(3600),
+            metrics: Arc::new(calsync_resilience::Metrics::new()),
+            logger: logger(),
+        },
         shutdown,
     );
     for _ in 0..100 {
