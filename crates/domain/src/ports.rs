@@ -306,7 +306,9 @@ pub trait DriveNotificationStore: Send + Sync {
     /// Forgets notifications received before `before`; returns how many.
     async fn purge_drive_notifications(&self, before: DateTime<Utc>) -> Result<u64>;
 
-    /// The newest notifications first, at most `limit`.
+    /// The newest notifications first, at most `limit`: the read side of
+    /// the Drive log, for embedders and the store contract suite (calsync's
+    /// own routes only write it and hand each notification to the sink).
     async fn recent_drive_notifications(
         &self,
         limit: u32,
