@@ -67,7 +67,7 @@ pub struct ServeArgs {
     /// The calendar used when a request names none.
     #[arg(long, env = "CALSYNC_DEFAULT_CALENDAR")]
     pub default_calendar: Option<String>,
-    #[arg(long, env = "CALENDAR_EVENT_RETENTION_DAYS", default_value_t = 180)]
+    #[arg(long, env = "CALENDAR_EVENT_RETENTION_DAYS", default_value_t = calsync_domain::services::DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
     #[arg(long, env = "CALSYNC_CHANNEL_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub channel_ttl_secs: u64,
@@ -97,7 +97,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CALSYNC_SYNC_POLL_SECS", default_value_t = 5)]
     pub sync_poll_secs: u64,
     /// Webhook requests per minute from one source.
-    #[arg(long, env = "CALSYNC_WEBHOOK_RATE_PER_MINUTE", default_value_t = 6000)]
+    #[arg(long, env = "CALSYNC_WEBHOOK_RATE_PER_MINUTE", default_value_t = calsync_http::DEFAULT_WEBHOOK_RATE_PER_MINUTE.get())]
     pub webhook_rate_per_minute: u32,
     #[arg(long, env = "CALSYNC_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -608,6 +608,16 @@ mod tests {
                     doc.contains(&format!("| `{name}` |")),
                     "{name} is missing from docs/CALENDAR_ENV_VARS.md"
                 );
+                // A default the code has must be the one the table shows.
+                if let [default] = arg.get_default_values()
+                    && !default.is_empty()
+                {
+                    let default = default.to_string_lossy();
+                    assert!(
+                        doc.contains(&format!("| `{name}` | `{default}`")),
+                        "docs/CALENDAR_ENV_VARS.md does not give {name}'s default `{default}`"
+                    );
+                }
                 checked += 1;
             }
         }

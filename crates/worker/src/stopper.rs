@@ -14,9 +14,9 @@ use tokio::task::JoinHandle;
 use crate::run_loop::{Backlog, Shutdown, Worker, spawn};
 
 pub struct ChannelStopper {
-    pub provider: Arc<dyn CalendarProvider>,
-    pub queue: mpsc::UnboundedReceiver<(ChannelId, ResourceId)>,
-    pub logger: slog::Logger,
+    provider: Arc<dyn CalendarProvider>,
+    queue: mpsc::UnboundedReceiver<(ChannelId, ResourceId)>,
+    logger: slog::Logger,
     /// What `wait` received, for the next round.
     next: Option<(ChannelId, ResourceId)>,
 }

@@ -31,7 +31,8 @@ pub struct ServicesConfig {
     /// mirrored nor kept.
     pub retention_days: u32,
     /// Sync and outbox leases: how soon another replica takes over a
-    /// crashed one's work.
+    /// crashed one's work. Used only with a `timer` (see `with_heartbeat`):
+    /// an unrenewed lease keeps the services' own, longer defaults.
     pub lease_ttl: Duration,
     /// Renews leases while work runs. Without one, leases are long enough
     /// to outlive a slow page (the services' own defaults) instead.
@@ -69,11 +70,6 @@ impl ServicesConfig {
             outbox_retry: OutboxRetryPolicy::default(),
             health: HealthThresholds::default(),
         }
-    }
-
-    pub fn with_retention_days(mut self, days: u32) -> Self {
-        self.retention_days = days;
-        self
     }
 
     /// Short leases kept alive by `timer`'s heartbeats.
