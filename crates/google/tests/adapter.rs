@@ -3,6 +3,8 @@
 //! yup-oauth2, checked by the emulator's token endpoint).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,75 +18,15 @@ use calsync_domain::services::{SyncMode, SyncService};
 use calsync_domain::sync::ListRequest;
 use calsync_domain::testing::{ManualClock, MemoryStore};
 use calsync_domain::{Error, ports::Clock};
-use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig, Fault, RunningEmulator};
+use calsync_emulator::{Change, Fault};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
-use calsync_resilience::RetryPolicy;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::json;
+use support::{adapter, fast_retries, setup, stranger_key_json};
 
 const CAL: &str = "team@example.com";
 
 fn cal() -> CalendarId {
     CalendarId::new(CAL).unwrap()
-}
-
-fn fast_retries(max_retries: u32) -> RetryPolicy {
-    RetryPolicy {
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(5),
-        max_retries,
-        max_elapsed: Some(Duration::from_secs(10)),
-        jitter: false,
-        ..RetryPolicy::default()
-    }
-}
-
-struct Setup {
-    emulator: RunningEmulator,
-    key_json: String,
-}
-
-/// An emulator that only accepts tokens for a freshly generated service account.
-async fn setup() -> Setup {
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-    let public_key_pem = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap();
-    let config = EmulatorConfig {
-        auth: EmulatorAuth::ServiceAccount { public_key_pem },
-        ..EmulatorConfig::default()
-    };
-    let emulator = Emulator::new(config)
-        .unwrap()
-        .start("127.0.0.1:0")
-        .await
-        .unwrap();
-    let key_json = json!({
-        "type": "service_account",
-        "project_id": "calsync-test",
-        "private_key_id": "test-key",
-        "private_key": key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
-        "client_email": "calsync@calsync-test.iam.gserviceaccount.com",
-        "client_id": "1",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": emulator.token_url(),
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/calsync"
-    })
-    .to_string();
-    Setup { emulator, key_json }
-}
-
-async fn adapter(setup: &Setup, retry: RetryPolicy) -> GoogleCalendar {
-    let mut config = GoogleConfig::new(Credentials::ServiceAccount {
-        key_json: setup.key_json.clone(),
-        subject: None,
-    });
-    config.api_base_url = setup.emulator.calendar_api_url();
-    config.retry = retry;
-    config.request_timeout = Duration::from_secs(5);
-    GoogleCalendar::new(config).await.unwrap()
 }
 
 fn new_event() -> calsync_domain::event::Event {
@@ -432,7 +374,7 @@ async fn injected_faults_are_retried_or_failed_fast_as_classified() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_service_account_key_is_refused_by_the_token_endpoint() {
     let setup = setup().await;
-    let other = setup_key_for(&setup.emulator.token_url());
+    let other = stranger_key_json(&setup.emulator.token_url());
     let mut config = GoogleConfig::new(Credentials::ServiceAccount {
         key_json: other,
         subject: None,
@@ -452,19 +394,6 @@ async fn a_bad_service_account_key_is_refused_by_the_token_endpoint() {
         "no API call without a token"
     );
     setup.emulator.stop().await;
-}
-
-fn setup_key_for(token_uri: &str) -> String {
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-    json!({
-        "type": "service_account", "project_id": "p", "private_key_id": "k",
-        "private_key": key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
-        "client_email": "stranger@p.iam.gserviceaccount.com", "client_id": "2",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": token_uri,
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/x"
-    })
-    .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

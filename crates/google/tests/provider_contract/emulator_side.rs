@@ -1,39 +1,14 @@
 //! The adapter's side of the contract: an emulator per test, the adapter
 //! pointed at it, and a [`RemoteControl`] over the emulator's admin handle.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use calsync_domain::event::{Attendee, EventStatus, EventTime, TimeZoneName};
 use calsync_domain::ids::{CalendarId, EntityRef, Etag, EventId};
 use calsync_domain::sync::RemoteEvent;
 use calsync_domain::testing::provider_contract::{Contract, RemoteControl};
-use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig, RunningEmulator};
-use calsync_google::{Credentials, ENTITY_ID_KEY, ENTITY_TYPE_KEY, GoogleCalendar, GoogleConfig};
-use calsync_resilience::RetryPolicy;
+use calsync_emulator::{Change, Emulator, RunningEmulator};
+use calsync_google::{ENTITY_ID_KEY, ENTITY_TYPE_KEY, GoogleCalendar};
 use chrono::{DateTime, NaiveDate, Utc};
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Map, Value, json};
-
-/// One service-account key for the whole run: RSA key generation is slow.
-struct Keys {
-    private_pem: String,
-    public_pem: String,
-}
-
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-        Keys {
-            private_pem: key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
-            public_pem: key
-                .to_public_key()
-                .to_public_key_pem(LineEnding::LF)
-                .unwrap(),
-        }
-    })
-}
 
 pub struct EmulatorSide {
     running: RunningEmulator,
@@ -57,49 +32,11 @@ impl EmulatorSide {
 }
 
 pub async fn setup() -> EmulatorSide {
-    let keys = keys();
-    let config = EmulatorConfig {
-        auth: EmulatorAuth::ServiceAccount {
-            public_key_pem: keys.public_pem.clone(),
-        },
-        ..EmulatorConfig::default()
-    };
-    let running = Emulator::new(config)
-        .unwrap()
-        .start("127.0.0.1:0")
-        .await
-        .unwrap();
-    let key_json = json!({
-        "type": "service_account",
-        "project_id": "calsync-test",
-        "private_key_id": "test-key",
-        "private_key": keys.private_pem,
-        "client_email": "calsync@calsync-test.iam.gserviceaccount.com",
-        "client_id": "1",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": running.token_url(),
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/calsync"
-    })
-    .to_string();
-    let mut config = GoogleConfig::new(Credentials::ServiceAccount {
-        key_json,
-        subject: None,
-    });
-    config.api_base_url = running.calendar_api_url();
-    config.retry = RetryPolicy {
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(5),
-        max_retries: 2,
-        max_elapsed: Some(Duration::from_secs(10)),
-        jitter: false,
-        ..RetryPolicy::default()
-    };
-    config.request_timeout = Duration::from_secs(5);
-    let google = GoogleCalendar::new(config).await.unwrap();
+    let setup = crate::support::setup().await;
+    let google = crate::support::adapter(&setup, crate::support::fast_retries(2)).await;
     EmulatorSide {
-        remote: EmulatorRemote(running.emulator.clone()),
-        running,
+        remote: EmulatorRemote(setup.emulator.emulator.clone()),
+        running: setup.emulator,
         google,
         now: Utc::now(),
     }

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
 mod emulator_side;
+#[path = "../support/mod.rs"]
+mod support;
 
 use emulator_side::setup;
 
