@@ -17,7 +17,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::outbox::enqueue;
-use super::rows::{EventRow, load_event, seen_by_run};
+use super::rows::{EventRow, load_event};
 use super::schema::{
     calendar_events as ev, calendar_idempotency_keys as ik, calendar_sync_states as ss,
 };
@@ -179,9 +179,8 @@ impl EventStore for DieselStore {
         expected_updated_at: DateTime<Utc>,
         op: OutboxOp,
     ) -> DomainResult<OutboxEntry> {
-        let mut row = EventRow::new(event, None);
+        let row = EventRow::new(event, None);
         write_tx!(self, |conn| {
-            row.sync_run_id = seen_by_run(conn, &row.id).await?;
             let updated = diesel::update(ev::table.find(&row.id))
                 .filter(ev::updated_at.eq(micros(expected_updated_at)))
                 .set(&row)

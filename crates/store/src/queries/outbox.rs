@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
-use super::rows::{EventRow, NewOutboxRow, OutboxRow, load_event, seen_by_run, to_json};
+use super::rows::{EventRow, NewOutboxRow, OutboxRow, load_event, to_json};
 use super::schema::{self, calendar_events as ev, calendar_outbox as ob};
 use super::{Conn, DieselStore, DomainResult, db, micros};
 
@@ -224,7 +224,7 @@ impl OutboxStore for DieselStore {
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
             let more_pending = finish_outbox_row(conn, entry, Some(note)).await?;
-            let mut row = EventRow::new(event, seen_by_run(conn, &event.id.to_string()).await?);
+            let mut row = EventRow::new(event, None);
             if more_pending > 0 {
                 row.push_state = PushState::Pending.as_str().to_owned();
                 row.push_conflict = false;

@@ -50,6 +50,11 @@ pub(crate) struct EventRow {
     pub(crate) entity_type: Option<String>,
     pub(crate) entity_id: Option<String>,
     pub(crate) push_state: String,
+    /// The full run that last saw the event at Google. Only a sync page
+    /// writes it (its upsert names the column); a row rewritten as a
+    /// changeset (a local write, a finished push) keeps it, so the run's
+    /// sweep does not cancel an event it saw.
+    #[diesel(skip_update)]
     pub(crate) sync_run_id: Option<String>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
@@ -363,20 +368,4 @@ pub(super) async fn load_event(conn: &mut Conn, id: &str) -> DomainResult<Option
         .await
         .optional()
         .map_err(db)
-}
-
-/// The full run that last saw the event, kept when a local write or a
-/// settled push rewrites its row: the run did see the event at Google, so
-/// its sweep must not cancel it.
-pub(super) async fn seen_by_run(conn: &mut Conn, id: &str) -> DomainResult<Option<String>> {
-    use diesel::{OptionalExtension, QueryDsl};
-    use diesel_async::RunQueryDsl;
-    Ok(ev::table
-        .find(id)
-        .select(ev::sync_run_id)
-        .first::<Option<String>>(conn)
-        .await
-        .optional()
-        .map_err(db)?
-        .flatten())
 }
