@@ -13,15 +13,11 @@ mod schema_parity;
 /// Declares each case once per backend. `ports` cases take the store as
 /// `&Arc<dyn Store>` and run everywhere; `sql` cases take the `TestDb` to
 /// reach the SQL behind the port, run on SQLite and Postgres, and are listed
-/// for `MemoryStore` as ignored, each with why. `sql_fails` cases hold the
-/// port's documented contract that the SQL stores do not yet keep: they run
-/// on `MemoryStore` and are listed for SQLite and Postgres as ignored, with
-/// the divergence, until the store is fixed (none today).
+/// for `MemoryStore` as ignored, each with why.
 macro_rules! contract {
     (
         ports: [$($case:ident),* $(,)?],
-        sql: [$($sql_case:ident => $why:literal),* $(,)?],
-        sql_fails: [$($failing:ident => $divergence:literal),* $(,)?] $(,)?
+        sql: [$($sql_case:ident => $why:literal),* $(,)?] $(,)?
     ) => {
         mod sqlite {
             $(
@@ -37,11 +33,6 @@ macro_rules! contract {
                     let db = crate::helpers::TestDb::sqlite().await;
                     crate::cases::$sql_case(&db).await;
                 }
-            )*
-            $(
-                #[test]
-                #[ignore = $divergence]
-                fn $failing() {}
             )*
         }
         mod postgres {
@@ -61,11 +52,6 @@ macro_rules! contract {
                     db.drop_schema().await;
                 }
             )*
-            $(
-                #[test]
-                #[ignore = $divergence]
-                fn $failing() {}
-            )*
         }
         mod memory {
             $(
@@ -78,12 +64,6 @@ macro_rules! contract {
                 #[test]
                 #[ignore = $why]
                 fn $sql_case() {}
-            )*
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $failing() {
-                    crate::cases::$failing(&crate::helpers::memory_store()).await;
-                }
             )*
         }
     };
@@ -122,5 +102,4 @@ contract!(
             "needs SQL: raw-SQL fault injection (a trigger poisons one row mid-page); \
              MemoryStore applies a page under one lock and has no failure to inject",
     ],
-    sql_fails: [],
 );
