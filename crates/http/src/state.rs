@@ -155,38 +155,27 @@ impl AppStateBuilder {
     }
 
     pub fn build(self) -> AppState {
-        let Self {
-            store,
-            services,
-            drive_sink,
-            api_tokens,
-            default_calendar,
-            webhook_limiter,
-            trusted_proxies,
-            channel_stops,
-            sync_wakeup,
-            outbox_wakeup,
-            write_wait,
-            metrics,
-            logger,
-        } = self;
+        let services = self.services;
+        let drive_sink = self
+            .drive_sink
+            .unwrap_or_else(|| Arc::new(LoggingDriveSink(self.logger.clone())));
         AppState {
-            store,
+            store: self.store,
             notifications: services.notifications,
             channels: services.channels,
             events: services.events,
             health: services.health,
-            drive_sink: drive_sink.unwrap_or_else(|| Arc::new(LoggingDriveSink(logger.clone()))),
-            api_tokens,
-            default_calendar,
-            webhook_limiter,
-            trusted_proxies,
-            channel_stops,
-            sync_wakeup,
-            outbox_wakeup,
-            write_wait,
-            metrics,
-            logger,
+            drive_sink,
+            api_tokens: self.api_tokens,
+            default_calendar: self.default_calendar,
+            webhook_limiter: self.webhook_limiter,
+            trusted_proxies: self.trusted_proxies,
+            channel_stops: self.channel_stops,
+            sync_wakeup: self.sync_wakeup,
+            outbox_wakeup: self.outbox_wakeup,
+            write_wait: self.write_wait,
+            metrics: self.metrics,
+            logger: self.logger,
         }
     }
 }
