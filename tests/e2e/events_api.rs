@@ -24,7 +24,7 @@ const FAST_OUTBOX: [&str; 6] = [
 
 /// The real server on SQLite or Postgres, with quick outbox retries.
 pub(crate) struct Api {
-    running: Running,
+    pub(crate) running: Running,
     base: String,
     _dir: Option<TempDir>,
     pg_url: Option<String>,
@@ -76,7 +76,7 @@ impl Api {
             .collect()
     }
 
-    async fn pushed(&self, id: &str) -> Value {
+    pub(crate) async fn pushed(&self, id: &str) -> Value {
         let path = format!("/calendar/events/{id}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {

@@ -7,5 +7,6 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod mirror_truth;
+mod recurrence;
 mod replicas;
 mod sync_flow;

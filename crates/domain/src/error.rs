@@ -62,6 +62,11 @@ pub enum Error {
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
 
+    /// Well-formed but not acceptable: a recurrence rule that does not
+    /// parse, a write to an event type calsync does not write.
+    #[error("unprocessable {field}: {reason}")]
+    Unprocessable { field: &'static str, reason: String },
+
     /// A required push-notification header is absent.
     #[error("missing header {header}")]
     MissingHeader { header: &'static str },
@@ -119,6 +124,13 @@ impl Error {
         }
     }
 
+    pub fn unprocessable(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            field,
+            reason: reason.into(),
+        }
+    }
+
     pub fn provider(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
         Self::Provider {
             kind,
@@ -139,6 +151,7 @@ impl Error {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Invalid { .. } => "invalid",
+            Self::Unprocessable { .. } => "unprocessable",
             Self::MissingHeader { .. } => "missing_header",
             Self::InvalidHeader { .. } => "invalid_header",
             Self::Forbidden => "forbidden",

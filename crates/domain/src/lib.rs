@@ -9,6 +9,7 @@ pub mod health;
 pub mod ids;
 pub mod outbox;
 pub mod ports;
+pub mod recurrence;
 pub mod services;
 pub mod sync;
 pub mod webhook;

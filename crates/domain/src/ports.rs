@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::channel::{ChannelStatus, WatchChannel, WatchGrant, WatchRequest};
 use crate::error::Result;
-use crate::event::{Event, EventChanges, EventStatus};
+use crate::event::{Event, EventChanges, EventKind, EventStatus, EventType};
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
@@ -39,13 +39,21 @@ impl Clock for SystemClock {
 }
 
 /// Filters for listing mirrored events. Times compare against each event's
-/// [`crate::event::EventTime::sort_key`].
+/// [`crate::event::EventTime::sort_key`]; a series master spans from its
+/// first occurrence's start to its last occurrence's end
+/// ([`crate::event::Event::last_end`]; endless when that is `None`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
     pub calendar_id: Option<CalendarId>,
     pub entity: Option<EntityRef>,
     pub status: Option<EventStatus>,
-    /// Events ending after this instant.
+    pub event_type: Option<EventType>,
+    /// Only rows of this kind.
+    pub kind: Option<EventKind>,
+    /// Only exceptions whose `recurring_event_id` is one of these (any
+    /// calendar: callers match them to their masters' calendars).
+    pub of_series: Vec<EventId>,
+    /// Events (or series) ending after this instant.
     pub ends_after: Option<DateTime<Utc>>,
     /// Events starting before this instant.
     pub starts_before: Option<DateTime<Utc>>,

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Attendee, Event, EventStatus, EventTime, Organizer, PushState, check_span};
+use crate::event::{
+    Attendee, Event, EventDetails, EventStatus, EventTime, EventType, Organizer, PushState,
+    check_span,
+};
 use crate::ids::{CalendarId, EntityRef, Etag, EventId, LocalEventId};
 
 /// An event as the provider reports it in a list or get. A cancelled event in
@@ -29,6 +32,10 @@ pub struct RemoteEvent {
     pub etag: Option<Etag>,
     pub updated: Option<DateTime<Utc>>,
     pub html_link: Option<String>,
+    pub event_type: EventType,
+    pub details: EventDetails,
+    /// Google's event resource verbatim, when the adapter has it.
+    pub google: Option<serde_json::Value>,
     /// The entity link read back from `extendedProperties.private`.
     pub entity: Option<EntityRef>,
 }
@@ -45,6 +52,7 @@ impl RemoteEvent {
             end: self.end.clone(),
             attendees: Some(self.attendees.clone()),
             status: Some(self.status),
+            recurrence: Some(self.recurrence.clone()),
         }
     }
 
@@ -90,6 +98,9 @@ impl RemoteEvent {
             etag: None,
             updated: None,
             html_link: None,
+            event_type: EventType::Default,
+            details: EventDetails::default(),
+            google: None,
             entity: None,
         }
     }
@@ -235,7 +246,13 @@ pub fn decide(
     if incoming.status == EventStatus::Cancelled {
         // Never filtered by date: stubs carry none.
         return match existing {
-            None => ApplyDecision::Skip(SkipReason::UnknownCancelled),
+            // A cancelled occurrence of a series: Google says to keep it for
+            // the series' lifetime (it hides that occurrence), so it is
+            // mirrored even though the mirror never held it.
+            None => match cancelled_occurrence(incoming, calendar_id, retention_cutoff, now) {
+                Some(decision) => decision,
+                None => ApplyDecision::Skip(SkipReason::UnknownCancelled),
+            },
             Some(have) if have.status == EventStatus::Cancelled => ApplyDecision::Unchanged,
             Some(have) => {
                 let mut next = have.clone();
@@ -265,9 +282,6 @@ pub fn decide(
             None => ApplyDecision::Skip(SkipReason::Malformed),
         },
         None => {
-            if retention_cutoff.is_some_and(|cutoff| crate::event::ends_before(end, cutoff)) {
-                return ApplyDecision::Skip(SkipReason::BeyondRetention);
-            }
             let next = from_remote(
                 incoming,
                 (start, end),
@@ -276,9 +290,53 @@ pub fn decide(
                 now,
                 now,
             );
+            if retention_cutoff.is_some_and(|cutoff| beyond_retention(&next, cutoff)) {
+                return ApplyDecision::Skip(SkipReason::BeyondRetention);
+            }
             ApplyDecision::Insert(Box::new(next))
         }
     }
+}
+
+/// Whether a row ended before the retention cutoff: a series only once its
+/// last occurrence has (an endless one never); an exception by its own end.
+pub fn beyond_retention(event: &Event, cutoff: DateTime<Utc>) -> bool {
+    if event.is_master() {
+        return event.last_end().is_some_and(|last| last < cutoff);
+    }
+    crate::event::ends_before(&event.end, cutoff)
+}
+
+/// The row for a cancelled occurrence the mirror does not hold yet (a stub
+/// with `recurringEventId` and `originalStartTime`): cancelled, spanning its
+/// original start, so expansion leaves that occurrence out.
+fn cancelled_occurrence(
+    incoming: &RemoteEvent,
+    calendar_id: &CalendarId,
+    retention_cutoff: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<ApplyDecision> {
+    incoming.recurring_event_id.as_ref()?;
+    let original = incoming.original_start.as_ref()?;
+    let start = incoming.start.clone().unwrap_or_else(|| original.clone());
+    let end = match (&incoming.end, &start) {
+        (Some(end), _) => end.clone(),
+        (None, EventTime::AllDay { date }) => EventTime::date(date.succ_opt()?),
+        (None, at) => at.clone(),
+    };
+    check_span(&start, &end).ok()?;
+    let row = from_remote(
+        incoming,
+        (&start, &end),
+        LocalEventId::new(),
+        calendar_id,
+        now,
+        now,
+    );
+    if retention_cutoff.is_some_and(|cutoff| beyond_retention(&row, cutoff)) {
+        return Some(ApplyDecision::Skip(SkipReason::BeyondRetention));
+    }
+    Some(ApplyDecision::Insert(Box::new(row)))
 }
 
 /// Builds a mirror row from a complete remote event and its checked span.
@@ -309,6 +367,9 @@ fn from_remote(
         etag: incoming.etag.clone(),
         google_updated: incoming.updated,
         html_link: incoming.html_link.clone(),
+        event_type: incoming.event_type.clone(),
+        details: incoming.details.clone(),
+        google: incoming.google.clone(),
         entity: incoming.entity.clone(),
         push_state: PushState::Synced,
         push_note: None,

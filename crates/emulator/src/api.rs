@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::state::ListParams;
+use crate::event_types;
+use crate::listing::{InstancesParams, ListParams};
+use crate::state::WriteOptions;
 use crate::{Change, Emulator, FaultPlan, Inner, lock, oauth};
 
 type Data = web::Data<Inner>;
@@ -26,6 +28,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route("/calendars/{calendar}/events/watch", web::post().to(watch))
                 .route("/calendars/{calendar}/events", web::get().to(list))
                 .route("/calendars/{calendar}/events", web::post().to(insert))
+                .route(
+                    "/calendars/{calendar}/events/{event}/instances",
+                    web::get().to(instances),
+                )
                 .route("/calendars/{calendar}/events/{event}", web::get().to(get))
                 .route(
                     "/calendars/{calendar}/events/{event}",
@@ -132,14 +138,19 @@ async fn enter(
             entry?
         }
     };
-    if let Some(calendar) = calendar
-        && let Err(error) = lock(&data.calendars).reachable(calendar)
-    {
-        return match entry {
-            Entry::Answer => Err(error),
-            // A refused write whose answer is lost is just a lost answer.
-            Entry::Drop | Entry::ApplyThenDrop => Ok(Entry::Drop),
-        };
+    if let Some(calendar) = calendar {
+        let mut calendars = lock(&data.calendars);
+        if let Err(error) = calendars.reachable(calendar) {
+            return match entry {
+                Entry::Answer => Err(error),
+                // A refused write whose answer is lost is just a lost answer.
+                Entry::Drop | Entry::ApplyThenDrop => Ok(Entry::Drop),
+            };
+        }
+        // Conferences requested by earlier calls are ready by now.
+        let settled = calendars.settle_conferences(calendar, chrono::Utc::now());
+        drop(calendars);
+        data.notify(settled);
     }
     Ok(entry)
 }
@@ -242,6 +253,51 @@ fn refused_with_sync_token(query: &HashMap<String, String>) -> Vec<&'static str>
     .collect()
 }
 
+/// The values of a repeated query parameter (`eventTypes=a&eventTypes=b`).
+fn repeated(request: &HttpRequest, name: &str) -> Vec<String> {
+    web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+        .map(|q| {
+            q.into_inner()
+                .into_iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn max_results(query: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
+    match query.get("maxResults") {
+        None => Ok(None),
+        Some(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("invalid", "Invalid value for maxResults")),
+    }
+}
+
+/// `timeMin`/`timeMax`: "an RFC3339 timestamp with mandatory time zone
+/// offset" (events.list reference).
+fn time_param(
+    query: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    query
+        .get(name)
+        .map(|value| {
+            chrono::DateTime::parse_from_rfc3339(value)
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .map_err(|_| ApiError::bad_request("invalid", format!("Invalid value for {name}")))
+        })
+        .transpose()
+}
+
+fn bool_param(query: &HashMap<String, String>, name: &str) -> Option<bool> {
+    query.get(name).map(|v| v == "true")
+}
+
 async fn list(
     data: Data,
     request: HttpRequest,
@@ -250,22 +306,51 @@ async fn list(
 ) -> Reply {
     let entry = enter(&data, &request, "list", Some(&path)).await?;
     entry.run(|| {
-        let bool_param = |name: &str| query.get(name).map(|v| v == "true");
-        let max_results =
-            match query.get("maxResults") {
-                None => None,
-                Some(value) => Some(value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
-                    || ApiError::bad_request("invalid", "Invalid value for maxResults"),
-                )?),
-            };
         let params = ListParams {
             sync_token: query.get("syncToken").cloned(),
             page_token: query.get("pageToken").cloned(),
-            max_results,
-            show_deleted: bool_param("showDeleted"),
+            max_results: max_results(&query)?,
+            show_deleted: bool_param(&query, "showDeleted"),
+            single_events: bool_param(&query, "singleEvents").unwrap_or(false),
+            order_by: query.get("orderBy").cloned(),
+            time_min: time_param(&query, "timeMin")?,
+            time_max: time_param(&query, "timeMax")?,
+            event_types: event_types::filter(repeated(&request, "eventTypes"))?,
             refused_with_sync_token: refused_with_sync_token(&query),
         };
         let body = lock(&data.calendars).list(&path, &params)?;
+        Ok(HttpResponse::Ok().json(body))
+    })
+}
+
+/// `events.instances`.
+async fn instances(
+    data: Data,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> Reply {
+    let entry = enter(&data, &request, "instances", Some(&path.0)).await?;
+    entry.run(|| {
+        let original_start = match query.get("originalStart") {
+            None => None,
+            Some(value) => Some(
+                crate::recurrence::parse_when(&json!({"dateTime": value}), "originalStart")
+                    .or_else(|_| {
+                        crate::recurrence::parse_when(&json!({"date": value}), "originalStart")
+                    })?
+                    .instant(),
+            ),
+        };
+        let params = InstancesParams {
+            page_token: query.get("pageToken").cloned(),
+            max_results: max_results(&query)?,
+            show_deleted: bool_param(&query, "showDeleted").unwrap_or(false),
+            time_min: time_param(&query, "timeMin")?,
+            time_max: time_param(&query, "timeMax")?,
+            original_start,
+        };
+        let body = lock(&data.calendars).instances(&path.0, &path.1, &params)?;
         Ok(HttpResponse::Ok().json(body))
     })
 }
@@ -287,11 +372,38 @@ async fn calendar_get(data: Data, request: HttpRequest, path: web::Path<String>)
     })
 }
 
+/// The options of an API write: `conferenceDataVersion` is 0 (the
+/// default) or 1 (events.insert reference: "valid values are integers
+/// from 0 to 1, inclusive").
+fn write_options(request: &HttpRequest) -> Result<WriteOptions, ApiError> {
+    let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let conference_data_version = match query.get("conferenceDataVersion").map(String::as_str) {
+        None | Some("0") => 0,
+        Some("1") => 1,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid",
+                "Invalid value for conferenceDataVersion",
+            ));
+        }
+    };
+    Ok(WriteOptions {
+        conference_data_version,
+        admin: false,
+    })
+}
+
 async fn insert(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
     let entry = enter(&data, &request, "insert", Some(&path)).await?;
     entry.run(|| {
-        let (event, notifications) =
-            lock(&data.calendars).insert(&path, object(&body)?, chrono::Utc::now())?;
+        let (event, notifications) = lock(&data.calendars).insert(
+            &path,
+            object(&body)?,
+            chrono::Utc::now(),
+            write_options(&request)?,
+        )?;
         data.notify(notifications);
         Ok(HttpResponse::Ok().json(event))
     })
@@ -323,6 +435,7 @@ async fn modify(
             replace,
             if_match(&request).as_deref(),
             chrono::Utc::now(),
+            write_options(&request)?,
         )?;
         data.notify(notifications);
         Ok(HttpResponse::Ok().json(event))
@@ -355,6 +468,7 @@ async fn delete(data: Data, request: HttpRequest, path: web::Path<(String, Strin
             &path.1,
             if_match(&request).as_deref(),
             chrono::Utc::now(),
+            WriteOptions::default(),
         )?;
         data.notify(notifications);
         Ok(HttpResponse::NoContent().finish())
@@ -366,11 +480,13 @@ async fn watch(data: Data, request: HttpRequest, path: web::Path<String>, body: 
     entry.run(|| {
         let request_body: Value = serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
+        let types = event_types::filter(repeated(&request, "eventTypes"))?;
         let (channel, sync) = lock(&data.calendars).watch(
             &path,
             &request_body,
             chrono::Utc::now(),
             data.config.max_channel_ttl,
+            types,
         )?;
         // The `sync` message may reach the receiver before this answer does, as with Google.
         data.notify(vec![sync]);
@@ -476,7 +592,13 @@ async fn admin_invalidate(data: Data) -> Reply {
 async fn admin_stats(data: Data) -> Reply {
     let (delivered, failed) = emulator(&data).deliveries();
     let calls = lock(&data.calls).clone();
-    let channels = lock(&data.calendars).channels.len();
+    let (channels, conferences) = {
+        let calendars = lock(&data.calendars);
+        (
+            calendars.channels.len(),
+            calendars.conferences.created_total(),
+        )
+    };
     let (fired, latency_applied, invalidations) = {
         let stats = lock(&data.fault_stats);
         (
@@ -493,5 +615,6 @@ async fn admin_stats(data: Data) -> Reply {
         "faultsFired": fired,
         "latencyApplied": latency_applied,
         "syncTokenInvalidations": invalidations,
+        "conferencesCreated": conferences,
     })))
 }

@@ -35,6 +35,8 @@ impl ApiError {
     fn domain(&self) -> &'static str {
         match self.reason.as_str() {
             "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" => "usageLimits",
+            // As Google answers it (see `event_types::restricted`).
+            "eventTypeRestriction" => "calendar",
             _ => "global",
         }
     }

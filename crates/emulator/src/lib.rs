@@ -1,6 +1,6 @@
 //! An emulator of the parts of Google's APIs calsync uses: Calendar API v3
-//! events (list with sync and page tokens, get, insert, patch, update,
-//! delete, watch), calendars.get, channels.stop, push notifications to
+//! events (list with sync and page tokens, instances, get, insert, patch,
+//! update, delete, watch), calendars.get, channels.stop, push notifications to
 //! channel addresses, and the OAuth2 token endpoint for service accounts.
 //! State is in memory.
 //!
@@ -28,12 +28,42 @@
 //! - Faults: error answers, dropped connections, and `applyThenDrop` (a
 //!   write carried out in full whose answer is then lost), from a schedule
 //!   or at random, plus added latency; `/emulator/stats` counts what fired.
+//! - Recurring events: `recurrence` lines are validated with the `rrule`
+//!   crate (400 `invalid`) and recur in `start.timeZone` (UTC without one;
+//!   all-day series as dates). Occurrences have ids
+//!   `{master}_{YYYYMMDDTHHMMSSZ}` (`{master}_{YYYYMMDD}` all-day) that
+//!   get, patch, update and delete accept; a write to one stores an
+//!   exception. Deleting a series cancels its exceptions too. Lists
+//!   without `singleEvents` return masters and exceptions (cancelled ones
+//!   as stubs, even without `showDeleted`); with `singleEvents=true`
+//!   series are expanded (`timeMin`, `timeMax`, `orderBy=startTime`), and
+//!   without `timeMax` up to about two years ahead (see
+//!   `recurrence::HORIZON_DAYS`). `events.instances` lists one series.
+//!   Generated times are rendered in UTC (the calendars' zone) with the
+//!   series' `timeZone` alongside; a stored exception keeps the master's
+//!   fields as they were when it was made.
+//! - Event types: every event has an `eventType` ("default" unless set);
+//!   it cannot change; birthday and fromGmail events take only a few
+//!   changes (400 `eventTypeRestriction`); the API cannot create
+//!   `fromGmail` events ([`Emulator::change`] can). `eventTypes` filters
+//!   lists and watches.
+//! - Conferences: with `conferenceDataVersion=1`, a
+//!   `conferenceData.createRequest` makes a Meet conference, `pending` in
+//!   the write's answer and ready (`success`, `entryPoints`,
+//!   `hangoutLink`, a new etag) by the next call on the calendar; a
+//!   repeated `requestId` reuses the conference. Without it conference
+//!   data in a body is ignored.
 
 mod api;
+mod conference;
 mod error;
+mod event_types;
 mod faults;
+mod listing;
 mod notify;
 mod oauth;
+mod recurrence;
+mod series;
 mod state;
 
 use std::collections::{BTreeMap, HashSet};
@@ -48,7 +78,13 @@ pub use error::ApiError;
 use faults::FaultStats;
 pub use faults::{Fault, FaultPlan, ScheduledFault};
 use notify::DeliveryStats;
-use state::{Calendars, Notification};
+use state::{Calendars, Notification, WriteOptions};
+
+/// Writes made "in Google" by the admin handle: no API restrictions.
+const ADMIN: WriteOptions = WriteOptions {
+    conference_data_version: 0,
+    admin: true,
+};
 
 /// How API callers must authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,9 +252,9 @@ impl Emulator {
         });
     }
 
-    /// How many calls of `op` (list, get, insert, patch, update, delete,
-    /// watch, stop, calendars.get, token) the emulator saw, failed ones
-    /// included.
+    /// How many calls of `op` (list, instances, get, insert, patch, update,
+    /// delete, watch, stop, calendars.get, token) the emulator saw, failed
+    /// ones included.
     pub fn calls(&self, op: &str) -> u64 {
         lock(&self.inner.calls).get(op).copied().unwrap_or(0)
     }
@@ -293,31 +329,42 @@ impl Emulator {
                 "end": {"dateTime": (start + chrono::Duration::minutes(30)).to_rfc3339()},
             });
             let Value::Object(body) = body else { continue };
-            last = calendars.insert(calendar_id, body, now)?.1;
+            last = calendars.insert(calendar_id, body, now, ADMIN)?.1;
         }
         drop(calendars);
         self.inner.notify(last);
         Ok(count)
     }
 
-    /// Applies a change as another Google user would (insert, patch or
-    /// delete) and notifies watchers. Returns the event after the change.
+    /// Applies a change as another Google user (or Google itself) would:
+    /// insert, patch or delete, and notifies watchers. Returns the event
+    /// after the change. Event-type restrictions do not apply, so this is
+    /// how tests seed what the API refuses to create (a `fromGmail` event,
+    /// a birthday synced from Contacts); `conferenceData` and `hangoutLink`
+    /// are stored verbatim. Ids may name occurrences of a series, as in the
+    /// API.
     pub fn change(&self, calendar_id: &str, change: Change) -> Result<Value, ApiError> {
         let now = chrono::Utc::now();
         let mut calendars = lock(&self.inner.calendars);
         let (value, notifications) = match change {
-            Change::Insert(body) => calendars.insert(calendar_id, body, now)?,
+            Change::Insert(body) => calendars.insert(calendar_id, body, now, ADMIN)?,
             Change::Patch { id, fields } => {
-                calendars.modify(calendar_id, &id, fields, false, None, now)?
+                calendars.modify(calendar_id, &id, fields, false, None, now, ADMIN)?
             }
             Change::Delete { id } => {
-                let notifications = calendars.delete(calendar_id, &id, None, now)?;
+                let notifications = calendars.delete(calendar_id, &id, None, now, ADMIN)?;
                 (calendars.get(calendar_id, &id)?, notifications)
             }
         };
         drop(calendars);
         self.inner.notify(notifications);
         Ok(value)
+    }
+
+    /// How many Meet conferences `conferenceData.createRequest` made on a
+    /// calendar (a repeated `requestId` makes none).
+    pub fn conferences_created(&self, calendar_id: &str) -> u64 {
+        lock(&self.inner.calendars).conferences.created(calendar_id)
     }
 
     /// Notifications delivered and failed so far.

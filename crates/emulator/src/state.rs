@@ -9,10 +9,10 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 
+use crate::conference::Conferences;
 use crate::error::ApiError;
-
-const MAX_PAGE: usize = 2500;
-const DEFAULT_PAGE: usize = 250;
+use crate::event_types;
+use crate::recurrence::{Series, normalize_times};
 
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -24,24 +24,25 @@ impl StoredEvent {
     pub fn cancelled(&self) -> bool {
         self.body.get("status").and_then(Value::as_str) == Some("cancelled")
     }
+}
 
-    /// What incremental sync returns for a deleted event.
-    fn stub(&self) -> Value {
-        let mut stub = Map::new();
-        for key in [
-            "kind",
-            "etag",
-            "id",
-            "status",
-            "recurringEventId",
-            "originalStartTime",
-        ] {
-            if let Some(value) = self.body.get(key) {
-                stub.insert(key.to_owned(), value.clone());
-            }
+/// A deleted event as listings return it: ids, status and, for an
+/// occurrence, `recurringEventId` + `originalStartTime`.
+pub fn stub(body: &Map<String, Value>) -> Value {
+    let mut stub = Map::new();
+    for key in [
+        "kind",
+        "etag",
+        "id",
+        "status",
+        "recurringEventId",
+        "originalStartTime",
+    ] {
+        if let Some(value) = body.get(key) {
+            stub.insert(key.to_owned(), value.clone());
         }
-        Value::Object(stub)
     }
+    Value::Object(stub)
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +55,9 @@ pub struct Channel {
     pub address: String,
     pub expiration: DateTime<Utc>,
     pub next_message: u64,
+    /// The watch's `eventTypes`: only changes to these types notify
+    /// (all types when empty).
+    pub event_types: Vec<String>,
 }
 
 /// A notification to deliver, in order, for one channel.
@@ -78,15 +82,17 @@ pub struct Calendars {
     pub base_url: String,
     /// Calendars our principal has lost access to (shared no more, deleted).
     pub revoked: HashSet<String>,
+    pub conferences: Conferences,
 }
 
-pub struct ListParams {
-    pub sync_token: Option<String>,
-    pub page_token: Option<String>,
-    pub max_results: Option<usize>,
-    pub show_deleted: Option<bool>,
-    /// Parameters Google refuses together with a sync token, if present.
-    pub refused_with_sync_token: Vec<&'static str>,
+/// How a write is made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// The request's `conferenceDataVersion` (0 or 1).
+    pub conference_data_version: u8,
+    /// Made "in Google" through the admin handle ([`crate::Emulator::change`]):
+    /// event-type restrictions do not apply and bodies are taken verbatim.
+    pub admin: bool,
 }
 
 /// A body's `status` that restores a deleted event. Google keeps a deleted
@@ -123,7 +129,7 @@ fn webhook_address_allowed(address: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -141,18 +147,28 @@ impl Calendars {
         self.seq
     }
 
-    fn stamp(&mut self, body: &mut Map<String, Value>, now: DateTime<Utc>) -> u64 {
+    pub(crate) fn stamp(&mut self, body: &mut Map<String, Value>, now: DateTime<Utc>) -> u64 {
         let seq = self.next_seq();
         body.insert("etag".into(), json!(format!("\"{seq}\"")));
         body.insert("updated".into(), json!(timestamp(now)));
         seq
     }
 
-    /// Queues an `exists` notification on every live channel of the calendar.
-    fn announce(&mut self, calendar_id: &str, now: DateTime<Utc>) -> Vec<Notification> {
+    /// Queues an `exists` notification on every live channel of the
+    /// calendar that watches events of this type.
+    pub(crate) fn announce(
+        &mut self,
+        calendar_id: &str,
+        event_type: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
         for channel in self.channels.values_mut() {
-            if channel.calendar_id == calendar_id && channel.expiration > now {
+            if channel.calendar_id == calendar_id
+                && channel.expiration > now
+                && (channel.event_types.is_empty()
+                    || channel.event_types.iter().any(|t| t == event_type))
+            {
                 out.push(notification(channel, "exists"));
             }
         }
@@ -184,99 +200,31 @@ impl Calendars {
         }))
     }
 
-    pub fn list(&self, calendar_id: &str, params: &ListParams) -> Result<Value, ApiError> {
-        if params.sync_token.is_some() {
-            if let Some(name) = params.refused_with_sync_token.first() {
-                return Err(ApiError::bad_request(
-                    "invalid",
-                    format!("The parameter {name} cannot be used together with syncToken."),
-                ));
-            }
-            if params.show_deleted == Some(false) {
-                return Err(ApiError::bad_request(
-                    "invalid",
-                    "showDeleted=false cannot be used together with syncToken.",
-                ));
-            }
-        }
-        let since = match &params.sync_token {
-            None => None,
-            Some(token) => {
-                let parsed = token
-                    .strip_prefix('s')
-                    .and_then(|rest| rest.split_once('_'))
-                    .and_then(|(g, s)| Some((g.parse::<u64>().ok()?, s.parse::<u64>().ok()?)));
-                match parsed {
-                    Some((generation, seq)) if generation == self.token_generation => Some(seq),
-                    _ => {
-                        return Err(ApiError::new(
-                            410,
-                            "fullSyncRequired",
-                            "Sync token is no longer valid, a full sync is required.",
-                        ));
-                    }
-                }
-            }
-        };
-        let (high, offset) = match &params.page_token {
-            None => (self.seq, 0),
-            Some(token) => token
-                .strip_prefix('p')
-                .and_then(|rest| rest.split_once('_'))
-                .and_then(|(h, o)| Some((h.parse::<u64>().ok()?, o.parse::<usize>().ok()?)))
-                .ok_or_else(|| ApiError::bad_request("invalid", "Invalid page token value."))?,
-        };
-        let show_deleted = since.is_some() || params.show_deleted.unwrap_or(false);
-        let mut matching: Vec<&StoredEvent> = self
-            .events
-            .get(calendar_id)
-            .into_iter()
-            .flat_map(BTreeMap::values)
-            .filter(|e| e.seq <= high && since.is_none_or(|since| e.seq > since))
-            .filter(|e| show_deleted || !e.cancelled())
-            .collect();
-        matching.sort_by_key(|e| e.seq);
-        let page_size = params
-            .max_results
-            .unwrap_or(DEFAULT_PAGE)
-            .clamp(1, MAX_PAGE);
-        let items: Vec<Value> = matching
-            .iter()
-            .skip(offset)
-            .take(page_size)
-            .map(|e| {
-                if e.cancelled() {
-                    e.stub()
-                } else {
-                    Value::Object(e.body.clone())
-                }
-            })
-            .collect();
-        let more = matching.len() > offset + page_size;
-        let mut body = json!({
-            "kind": "calendar#events",
-            "etag": format!("\"{high}\""),
-            "summary": calendar_id,
-            "updated": timestamp(Utc::now()),
-            "timeZone": "UTC",
-            "accessRole": "owner",
-            "defaultReminders": [],
-            "items": items,
-        });
-        if more {
-            body["nextPageToken"] = json!(format!("p{high}_{}", offset + page_size));
-        } else {
-            body["nextSyncToken"] = json!(format!("s{}_{high}", self.token_generation));
-        }
-        Ok(body)
+    pub(crate) fn stored(&self, calendar_id: &str, event_id: &str) -> Option<&StoredEvent> {
+        self.events.get(calendar_id).and_then(|c| c.get(event_id))
     }
 
+    /// `events.get`: a stored event, or an occurrence of a stored series.
     pub fn get(&self, calendar_id: &str, event_id: &str) -> Result<Value, ApiError> {
+        match self.stored(calendar_id, event_id) {
+            Some(event) => Ok(Value::Object(event.body.clone())),
+            None => self
+                .occurrence(calendar_id, event_id)
+                .map(Value::Object)
+                .ok_or_else(ApiError::not_found),
+        }
+    }
+
+    pub(crate) fn store(&mut self, calendar_id: &str, body: Map<String, Value>, seq: u64) {
+        let id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         self.events
-            .get(calendar_id)
-            .and_then(|c| c.get(event_id))
-            .map(|e| Value::Object(e.body.clone()))
-            .ok_or_else(ApiError::not_found)
+            .entry(calendar_id.to_owned())
+            .or_default()
+            .insert(id, StoredEvent { body, seq });
     }
 
     pub fn insert(
@@ -284,15 +232,9 @@ impl Calendars {
         calendar_id: &str,
         mut body: Map<String, Value>,
         now: DateTime<Utc>,
+        options: WriteOptions,
     ) -> Result<(Value, Vec<Notification>), ApiError> {
-        for field in ["start", "end"] {
-            if !body.get(field).is_some_and(Value::is_object) {
-                return Err(ApiError::bad_request(
-                    "required",
-                    format!("Missing {field} time."),
-                ));
-            }
-        }
+        normalize_times(&mut body)?;
         let id = match body.get("id").and_then(Value::as_str) {
             Some(id) if !valid_client_id(id) => {
                 return Err(ApiError::bad_request(
@@ -304,16 +246,23 @@ impl Calendars {
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
         // Deleted events keep their ids reserved.
-        if self
-            .events
-            .get(calendar_id)
-            .is_some_and(|c| c.contains_key(&id))
-        {
+        if self.stored(calendar_id, &id).is_some() {
             return Err(ApiError::new(
                 409,
                 "duplicate",
                 "The requested identifier already exists.",
             ));
+        }
+        event_types::check_insert(&mut body, options.admin)?;
+        Series::of(&body)?;
+        if !options.admin {
+            self.conferences.apply(
+                calendar_id,
+                &id,
+                &mut body,
+                None,
+                options.conference_data_version,
+            )?;
         }
         body.insert("id".into(), json!(id));
         body.insert("kind".into(), json!("calendar#event"));
@@ -328,41 +277,48 @@ impl Calendars {
             .or_insert(json!({"email": calendar_id, "self": true}));
         let seq = self.stamp(&mut body, now);
         let value = Value::Object(body.clone());
-        self.events
-            .entry(calendar_id.to_owned())
-            .or_default()
-            .insert(id, StoredEvent { body, seq });
-        Ok((value, self.announce(calendar_id, now)))
+        let event_type = event_types::of(&body).to_owned();
+        self.store(calendar_id, body, seq);
+        Ok((value, self.announce(calendar_id, &event_type, now)))
     }
 
-    /// The event a write applies to. A deleted event answers 410 `deleted`
-    /// unless the write `restores` it.
+    /// The event a write applies to: stored, or an occurrence of a stored
+    /// series (the write then makes it an exception). A deleted event
+    /// answers 410 `deleted` unless the write `restores` it; an occurrence
+    /// of a deleted series always does. Returns the body and whether it is
+    /// stored.
     fn writable(
-        &mut self,
+        &self,
         calendar_id: &str,
         event_id: &str,
         if_match: Option<&str>,
         restores: bool,
-    ) -> Result<&mut StoredEvent, ApiError> {
-        let event = self
-            .events
-            .get_mut(calendar_id)
-            .and_then(|c| c.get_mut(event_id))
-            .ok_or_else(ApiError::not_found)?;
-        if event.cancelled() && !restores {
+    ) -> Result<(Map<String, Value>, bool), ApiError> {
+        let (body, stored) = match self.stored(calendar_id, event_id) {
+            Some(event) => (event.body.clone(), true),
+            None => (
+                self.occurrence(calendar_id, event_id)
+                    .ok_or_else(ApiError::not_found)?,
+                false,
+            ),
+        };
+        let cancelled = body.get("status").and_then(Value::as_str) == Some("cancelled");
+        if cancelled && !(restores && stored) {
             return Err(ApiError::new(410, "deleted", "Resource has been deleted"));
         }
         if let Some(expected) = if_match
             && expected != "*"
-            && event.body.get("etag").and_then(Value::as_str) != Some(expected)
+            && body.get("etag").and_then(Value::as_str) != Some(expected)
         {
             return Err(ApiError::new(412, "conditionNotMet", "Precondition Failed"));
         }
-        Ok(event)
+        Ok((body, stored))
     }
 
     /// `events.patch` (merge) or `events.update` (replace). A body setting
-    /// `status` to `confirmed` or `tentative` restores a deleted event.
+    /// `status` to `confirmed` or `tentative` restores a deleted event. On
+    /// an occurrence id, the write makes (or changes) an exception.
+    #[allow(clippy::too_many_arguments)]
     pub fn modify(
         &mut self,
         calendar_id: &str,
@@ -371,83 +327,116 @@ impl Calendars {
         replace: bool,
         if_match: Option<&str>,
         now: DateTime<Utc>,
+        options: WriteOptions,
     ) -> Result<(Value, Vec<Notification>), ApiError> {
         let restoring = restores(&changes);
-        let mut body = self
-            .writable(calendar_id, event_id, if_match, restoring)?
-            .body
-            .clone();
+        let (old, _) = self.writable(calendar_id, event_id, if_match, restoring)?;
+        if !options.admin {
+            event_types::check_change(&old, &changes, replace)?;
+        }
+        let instance = old.contains_key("recurringEventId");
+        if instance
+            && changes
+                .get("recurrence")
+                .and_then(Value::as_array)
+                .is_some_and(|lines| !lines.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "invalid",
+                "An instance of a recurring event cannot have a recurrence.",
+            ));
+        }
+        let mut body = old.clone();
         if replace {
-            let keep: Vec<(String, Value)> =
-                ["id", "kind", "created", "iCalUID", "htmlLink", "organizer"]
-                    .iter()
-                    .filter_map(|k| body.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-                    .collect();
+            let keep: Vec<(String, Value)> = [
+                "id",
+                "kind",
+                "created",
+                "iCalUID",
+                "htmlLink",
+                "organizer",
+                "recurringEventId",
+                "originalStartTime",
+                "birthdayProperties",
+            ]
+            .iter()
+            .filter_map(|k| body.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
             body = changes;
             body.extend(keep);
             body.entry("status").or_insert(json!("confirmed"));
         } else {
-            for (key, value) in changes {
-                match (key.as_str(), body.get_mut("extendedProperties"), &value) {
-                    // Patching extended properties merges their keys, as Google does.
-                    (
-                        "extendedProperties",
-                        Some(Value::Object(existing)),
-                        Value::Object(incoming),
-                    ) => {
-                        for (scope, props) in incoming {
-                            match (existing.get_mut(scope), props) {
-                                (Some(Value::Object(have)), Value::Object(new)) => {
-                                    have.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-                                }
-                                _ => {
-                                    existing.insert(scope.clone(), props.clone());
-                                }
-                            }
-                        }
-                    }
-                    _ => {
-                        body.insert(key, value);
-                    }
-                }
-            }
+            merge(&mut body, changes);
+        }
+        if instance {
+            body.remove("recurrence");
         }
         body.insert("id".into(), json!(event_id));
+        body.insert("eventType".into(), json!(event_types::of(&old)));
+        normalize_times(&mut body)?;
+        Series::of(&body)?;
+        if !options.admin {
+            self.conferences.apply(
+                calendar_id,
+                event_id,
+                &mut body,
+                Some(&old),
+                options.conference_data_version,
+            )?;
+        }
         let seq = self.stamp(&mut body, now);
         let value = Value::Object(body.clone());
-        if let Some(stored) = self
-            .events
-            .get_mut(calendar_id)
-            .and_then(|c| c.get_mut(event_id))
-        {
-            *stored = StoredEvent { body, seq };
-        }
-        Ok((value, self.announce(calendar_id, now)))
+        let event_type = event_types::of(&body).to_owned();
+        self.store(calendar_id, body, seq);
+        Ok((value, self.announce(calendar_id, &event_type, now)))
     }
 
     /// `events.delete`: the event stays, as `cancelled`. `If-Match` is
-    /// checked as for patch.
+    /// checked as for patch. Deleting an occurrence makes a cancelled
+    /// exception; deleting a series cancels its exceptions with it.
     pub fn delete(
         &mut self,
         calendar_id: &str,
         event_id: &str,
         if_match: Option<&str>,
         now: DateTime<Utc>,
+        options: WriteOptions,
     ) -> Result<Vec<Notification>, ApiError> {
-        let mut body = self
-            .writable(calendar_id, event_id, if_match, false)?
-            .body
-            .clone();
+        let (mut body, stored) = self.writable(calendar_id, event_id, if_match, false)?;
+        if !options.admin {
+            event_types::check_delete(&body)?;
+        }
         body.insert("status".into(), json!("cancelled"));
         let seq = self.stamp(&mut body, now);
-        if let Some(stored) = self
-            .events
-            .get_mut(calendar_id)
-            .and_then(|c| c.get_mut(event_id))
-        {
-            *stored = StoredEvent { body, seq };
+        let series = stored && body.contains_key("recurrence");
+        let event_type = event_types::of(&body).to_owned();
+        self.store(calendar_id, body, seq);
+        if series {
+            self.cancel_exceptions(calendar_id, event_id, now);
         }
-        Ok(self.announce(calendar_id, now))
+        Ok(self.announce(calendar_id, &event_type, now))
+    }
+
+    /// Conferences created by earlier writes are ready now: their events
+    /// change (new etag) and watchers hear of it.
+    pub fn settle_conferences(
+        &mut self,
+        calendar_id: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for id in self.conferences.settle(calendar_id) {
+            let Some(mut body) = self.stored(calendar_id, &id).map(|e| e.body.clone()) else {
+                continue;
+            };
+            if self.conferences.ready_form(calendar_id, &mut body) {
+                let seq = self.stamp(&mut body, now);
+                let event_type = event_types::of(&body).to_owned();
+                self.store(calendar_id, body, seq);
+                out.extend(self.announce(calendar_id, &event_type, now));
+            }
+        }
+        out
     }
 
     pub fn watch(
@@ -456,6 +445,7 @@ impl Calendars {
         request: &Value,
         now: DateTime<Utc>,
         max_ttl: chrono::Duration,
+        event_types: Vec<String>,
     ) -> Result<(Value, Notification), ApiError> {
         let text = |key: &str| request.get(key).and_then(Value::as_str).map(str::to_owned);
         let id = text("id")
@@ -516,6 +506,7 @@ impl Calendars {
             address: address.clone(),
             expiration,
             next_message: 1,
+            event_types,
         };
         let sync = notification(&mut channel, "sync");
         self.channels.insert(id.clone(), channel);
@@ -552,6 +543,30 @@ impl Calendars {
                 "notFound",
                 format!("Channel '{id}' not found for project."),
             )),
+        }
+    }
+}
+
+/// Patch semantics: the fields given replace the stored ones, except that
+/// extended properties merge their keys, as Google does.
+fn merge(body: &mut Map<String, Value>, changes: Map<String, Value>) {
+    for (key, value) in changes {
+        match (key.as_str(), body.get_mut("extendedProperties"), &value) {
+            ("extendedProperties", Some(Value::Object(existing)), Value::Object(incoming)) => {
+                for (scope, props) in incoming {
+                    match (existing.get_mut(scope), props) {
+                        (Some(Value::Object(have)), Value::Object(new)) => {
+                            have.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        }
+                        _ => {
+                            existing.insert(scope.clone(), props.clone());
+                        }
+                    }
+                }
+            }
+            _ => {
+                body.insert(key, value);
+            }
         }
     }
 }

@@ -171,6 +171,12 @@ mod tests {
             "en.german%23holiday@group.v.calendar.google.com"
         );
         assert_eq!(segment("a/b?c d%"), "a%2Fb%3Fc%20d%25");
+        // Occurrence ids of a series pass unchanged.
+        assert_eq!(
+            segment("5eri3s0000_20260304T080000Z"),
+            "5eri3s0000_20260304T080000Z"
+        );
+        assert_eq!(segment("a11day0000_20260309"), "a11day0000_20260309");
     }
 
     #[test]

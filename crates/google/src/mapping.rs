@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use calsync_domain::event::{
-    Attendee, Event, EventChanges, EventStatus, EventTime, Organizer, TimeZoneName,
+    Attendee, Conference, ConferenceStatus, EntryPoint, Event, EventChanges, EventDetails,
+    EventStatus, EventTime, EventType, Organizer, ReminderOverride, Reminders, TimeZoneName,
 };
 use calsync_domain::ids::{EntityRef, Etag, EventId};
 use calsync_domain::sync::RemoteEvent;
@@ -42,9 +43,23 @@ fn from_google_time(time: Option<&api::EventDateTime>) -> Option<EventTime> {
     time.date_time.map(|at| EventTime::at(at, zone))
 }
 
-/// The body for `events.insert` / `events.patch`. For a patch, cleared text
-/// fields are sent as empty strings: the client drops `None`s, so sending
-/// nothing would leave Google's old value in place.
+/// The conference solution calsync asks Google for.
+pub const MEET: &str = "hangoutsMeet";
+
+/// The body for `events.insert` (or a whole-event patch). For a patch,
+/// cleared text fields are sent as empty strings and an empty recurrence as
+/// `[]`: the client drops `None`s, so sending nothing would leave Google's
+/// old value in place.
+///
+/// Besides the core fields it carries the event's reminders, visibility,
+/// transparency and colour, and, on an insert whose conference still needs
+/// creating, `conferenceData.createRequest` (taken only with
+/// `conferenceDataVersion=1`, which the insert call always passes).
+/// `hangoutLink` and the conference's entry points are Google's to set and
+/// are never sent. `eventType` is sent on an insert only when it is not
+/// `default` (absent means default), so Google judges any other type rather
+/// than calsync silently making a default event of it; never on a patch,
+/// since Google refuses a change of type.
 pub fn to_google(event: &Event, for_patch: bool) -> api::Event {
     let text = |value: &Option<String>| match value {
         Some(text) => Some(text.clone()),
@@ -66,13 +81,71 @@ pub fn to_google(event: &Event, for_patch: bool) -> api::Event {
         end: Some(to_google_time(&event.end)),
         status: Some(event.status.as_str().to_owned()),
         attendees: Some(to_google_attendees(&event.attendees)),
-        recurrence: (!event.recurrence.is_empty()).then(|| event.recurrence.clone()),
+        recurrence: (for_patch || !event.recurrence.is_empty()).then(|| event.recurrence.clone()),
         extended_properties: private.map(|private| api::EventExtendedProperties {
             private: Some(private),
             shared: None,
         }),
+        event_type: (!for_patch && event.event_type != EventType::Default)
+            .then(|| event.event_type.as_str().to_owned()),
+        reminders: event.details.reminders.as_ref().map(to_google_reminders),
+        visibility: event.details.visibility.clone(),
+        transparency: event.details.transparency.clone(),
+        color_id: event.details.color_id.clone(),
+        conference_data: if for_patch {
+            None
+        } else {
+            event
+                .details
+                .conference
+                .as_ref()
+                .and_then(conference_request)
+        },
         ..api::Event::default()
     }
+}
+
+fn to_google_reminders(reminders: &Reminders) -> api::EventReminders {
+    api::EventReminders {
+        use_default: Some(reminders.use_default),
+        // An empty list says no more than none, so it is left out (and
+        // `useDefault: true` goes alone, as Google expects it).
+        overrides: (!reminders.overrides.is_empty()).then(|| {
+            reminders
+                .overrides
+                .iter()
+                .map(|o| api::EventReminder {
+                    method: Some(o.method.clone()),
+                    minutes: Some(i32::try_from(o.minutes).unwrap_or(i32::MAX)),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// `conferenceData.createRequest` for a conference Google has yet to make
+/// (events guide, "Add video and phone conferences"): the request id, which
+/// makes a retried insert ask for the same conference, and the solution.
+fn conference_request(conference: &Conference) -> Option<api::ConferenceData> {
+    if !conference.needs_creating() {
+        return None;
+    }
+    let request_id = conference.request_id.clone()?;
+    Some(api::ConferenceData {
+        create_request: Some(api::CreateConferenceRequest {
+            request_id: Some(request_id),
+            conference_solution_key: Some(api::ConferenceSolutionKey {
+                type_: Some(
+                    conference
+                        .solution
+                        .clone()
+                        .unwrap_or_else(|| MEET.to_owned()),
+                ),
+            }),
+            status: None,
+        }),
+        ..api::ConferenceData::default()
+    })
 }
 
 fn to_google_attendees(attendees: &[Attendee]) -> Vec<api::EventAttendee> {
@@ -107,8 +180,22 @@ pub fn patch_body(changes: &EventChanges) -> api::Event {
         end: changes.end.as_ref().map(to_google_time),
         status: changes.status.map(|s| s.as_str().to_owned()),
         attendees: changes.attendees.as_deref().map(to_google_attendees),
+        // `Some(vec![])` serializes as `[]` and survives the null stripping
+        // (it removes only nulls), so an empty list ends the series at Google.
+        recurrence: changes.recurrence.clone(),
+        // Never `eventType` (Google refuses a change of type) and never
+        // conference data: a patch carries only what `EventChanges` names.
         ..api::Event::default()
     }
+}
+
+/// The JSON of [`patch_body`] as the request carries it: nulls stripped as
+/// the generated client strips them, so absent fields stay absent (a
+/// `null` would clear them at Google) while `""` and `[]` clear.
+pub fn patch_json(changes: &EventChanges) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value = serde_json::to_value(patch_body(changes))?;
+    google_calendar3::common::remove_json_null_values(&mut value);
+    Ok(value)
 }
 
 fn malformed(what: &str) -> DomainError {
@@ -134,8 +221,18 @@ fn clean(text: Option<String>) -> Option<String> {
 }
 
 /// An event as Google reports it, for the domain. A cancelled stub maps to a
-/// `RemoteEvent` with only id and status (and the instance fields if present).
+/// `RemoteEvent` with only id and status (and the instance fields and the
+/// verbatim copy if present).
+///
+/// `google` keeps the whole resource as JSON, nulls stripped. It is
+/// re-encoded from the `api::Event` the generated client decoded, so a field
+/// the client's schema does not know (one Google added after the client was
+/// generated) cannot survive that decoding and is missing from it.
 pub fn from_google(event: api::Event) -> Result<RemoteEvent, DomainError> {
+    let google = serde_json::to_value(&event).ok().map(|mut value| {
+        google_calendar3::common::remove_json_null_values(&mut value);
+        value
+    });
     let id = event.id.ok_or_else(|| malformed("without an id"))?;
     let id = EventId::new(id).map_err(|_| malformed("with an unusable id"))?;
     let status = match event.status.as_deref() {
@@ -187,9 +284,96 @@ pub fn from_google(event: api::Event) -> Result<RemoteEvent, DomainError> {
         etag: event.etag.and_then(|etag| Etag::new(etag).ok()),
         updated: event.updated,
         html_link: event.html_link,
+        event_type: event
+            .event_type
+            .as_deref()
+            .map(EventType::parse)
+            .unwrap_or_default(),
+        details: EventDetails {
+            reminders: event.reminders.map(from_google_reminders),
+            visibility: clean(event.visibility),
+            transparency: clean(event.transparency),
+            color_id: clean(event.color_id),
+            hangout_link: clean(event.hangout_link),
+            conference: event.conference_data.and_then(from_google_conference),
+        },
+        google,
         entity,
     })
 }
+
+fn from_google_reminders(reminders: api::EventReminders) -> Reminders {
+    Reminders {
+        use_default: reminders.use_default.unwrap_or(false),
+        overrides: reminders
+            .overrides
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| {
+                Some(ReminderOverride {
+                    method: clean(o.method)?,
+                    minutes: u32::try_from(o.minutes?).ok()?,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Google's `conferenceData`. The status is `createRequest.status.statusCode`;
+/// conference data without a request (added in Google's UI or by another
+/// client as a finished conference) is a conference that exists: `Success`
+/// when it names one, else `Pending`. Never `Requested`: that is calsync's
+/// own "not yet asked", and what Google sends back has been asked.
+fn from_google_conference(data: api::ConferenceData) -> Option<Conference> {
+    let request = data.create_request;
+    let conference_id = clean(data.conference_id);
+    let entry_points: Vec<EntryPoint> = data
+        .entry_points
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            Some(EntryPoint {
+                entry_point_type: clean(p.entry_point_type)?,
+                uri: clean(p.uri)?,
+                label: clean(p.label),
+            })
+        })
+        .collect();
+    let solution = data
+        .conference_solution
+        .and_then(|s| s.key)
+        .and_then(|k| clean(k.type_))
+        .or_else(|| {
+            request
+                .as_ref()
+                .and_then(|r| r.conference_solution_key.as_ref())
+                .and_then(|k| clean(k.type_.clone()))
+        });
+    let request_id = request.as_ref().and_then(|r| clean(r.request_id.clone()));
+    let code = request.and_then(|r| r.status).and_then(|s| s.status_code);
+    let exists = conference_id.is_some() || !entry_points.is_empty();
+    let status = match code.as_deref() {
+        Some("success") => ConferenceStatus::Success,
+        Some("failure") => ConferenceStatus::Failure,
+        Some("pending") => ConferenceStatus::Pending,
+        _ if exists => ConferenceStatus::Success,
+        _ => ConferenceStatus::Pending,
+    };
+    if request_id.is_none() && !exists && solution.is_none() {
+        // `conferenceData: {}`: nothing to show.
+        return None;
+    }
+    Some(Conference {
+        request_id,
+        status,
+        conference_id,
+        solution,
+        entry_points,
+    })
+}
+
+#[cfg(test)]
+mod decoding_tests;
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use calsync_domain::ports::{CalendarProvider, PatchCall};
 use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
 use google_calendar3::api::{self, Scope};
-use google_calendar3::{common, hyper};
+use google_calendar3::hyper;
 
 use crate::classify::{Capture, Failure, Op};
 
@@ -93,6 +93,11 @@ impl CalendarProvider for GoogleCalendar {
                 .hub
                 .events()
                 .insert(body.clone(), &calendar)
+                // Always 1, not only when a conference is asked for: Google
+                // ignores `conferenceData` under version 0 (the default), so
+                // a Meet request would be dropped without a word, and a body
+                // without conference data is unaffected by the version.
+                .conference_data_version(1)
                 .send_updates(self.send_updates.as_str())
                 .add_scope(Scope::Full)
                 .delegate(&mut delegate);
@@ -104,16 +109,20 @@ impl CalendarProvider for GoogleCalendar {
 
     /// A patch of the changed fields, conditional on `If-Match` when an
     /// etag is given: sent with the hub's own client and authenticator,
-    /// since the generated builders cannot set request headers.
+    /// since the generated builders cannot set request headers. No
+    /// `conferenceDataVersion` (so 0): the body never carries conference
+    /// data (`EventChanges` has none), and a patch leaves what it does not
+    /// name, so the stored conference stays as it is. Should a patch ever
+    /// send `conferenceData`, it must pass `conferenceDataVersion=1` as the
+    /// insert does, or Google ignores it without a word. The id
+    /// may name one occurrence of a series (`{masterId}_{YYYYMMDDTHHMMSSZ}`),
+    /// which Google turns into an exception.
     async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent, DomainError> {
         let url = self.event_url(&call.calendar_id, &call.event_id, true);
         // As the generated client does: absent fields are left out, never
         // sent as `null` (Google's patch would clear them).
-        let body = serde_json::to_value(crate::mapping::patch_body(&call.changes))
-            .map(|mut value| {
-                common::remove_json_null_values(&mut value);
-                value.to_string().into_bytes()
-            })
+        let body = crate::mapping::patch_json(&call.changes)
+            .map(|value| value.to_string().into_bytes())
             .map_err(|error| {
                 DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))
             })?;

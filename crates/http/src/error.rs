@@ -115,6 +115,9 @@ impl HttpError {
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+                DomainError::Unprocessable { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable")
+                }
                 DomainError::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
                 DomainError::InvalidHeader { .. } => (StatusCode::BAD_REQUEST, "invalid_header"),
                 DomainError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
@@ -170,9 +173,9 @@ impl ResponseError for HttpError {
         };
         let mut body = json!({"error": {"code": code, "message": message}});
         match self {
-            Self::Domain(DomainError::Invalid { field, .. }) => {
-                body["error"]["field"] = json!(field)
-            }
+            Self::Domain(
+                DomainError::Invalid { field, .. } | DomainError::Unprocessable { field, .. },
+            ) => body["error"]["field"] = json!(field),
             Self::InvalidBody { field, .. } => body["error"]["field"] = json!(field),
             Self::PushFailed { event, .. } | Self::DeletedAtGoogle { event } => {
                 body["event"] = json!(event)

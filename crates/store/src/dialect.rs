@@ -17,8 +17,9 @@
 //! dialects pasted in one file's text; unlike then, it is an ordinary module
 //! tree that rustfmt, the compiler's privacy rules and this contract reach.
 //!
-//! One specific is named beside the trait rather than through it: the
-//! schema's `Ts` (see `queries`), checked equal to [`Dialect::Ts`].
+//! Two specifics are named beside the trait rather than through it: the
+//! schema's `Ts` and `Json` (see `queries`), checked equal to
+//! [`Dialect::Ts`] and [`Dialect::Json`].
 
 use std::future::Future;
 
@@ -35,6 +36,9 @@ pub(crate) trait Dialect {
     type Backend: diesel::backend::Backend;
     /// The SQL type timestamps are stored as (`Ts` in the schema).
     type Ts: diesel::sql_types::SqlType + diesel::sql_types::SingleValue;
+    /// The SQL type JSON columns are stored as (`Json` in the schema),
+    /// read and written as `serde_json::Value`.
+    type Json: diesel::sql_types::SqlType + diesel::sql_types::SingleValue;
     /// The mirror row of this dialect's copy of the query tree (each copy
     /// has its own, typed by its own schema), for [`Dialect::upsert_events`].
     type EventRow: Send + Sync + 'static;

@@ -30,6 +30,10 @@ pub(crate) struct PgDialect;
 /// The timestamp SQL type, plainly named for the schema (see `queries`).
 type Ts = diesel::sql_types::Timestamptz;
 
+/// The JSON SQL type: `jsonb` (stores the value, normalising key order and
+/// whitespace; see the migration).
+type Json = diesel::sql_types::Jsonb;
+
 /// The dialect `queries` is compiled for.
 type ThisDialect = PgDialect;
 
@@ -37,6 +41,7 @@ impl Dialect for PgDialect {
     type Conn = AsyncPgConnection;
     type Backend = diesel::pg::Pg;
     type Ts = Ts;
+    type Json = Json;
     type EventRow = EventRow;
 
     /// Postgres runs concurrent writers itself.
@@ -87,6 +92,11 @@ macro_rules! event_upsert_set {
             ev::push_note.eq(excluded(ev::push_note)),
             ev::push_conflict.eq(excluded(ev::push_conflict)),
             ev::pushed_at.eq(excluded(ev::pushed_at)),
+            ev::event_type.eq(excluded(ev::event_type)),
+            ev::kind.eq(excluded(ev::kind)),
+            ev::details.eq(excluded(ev::details)),
+            ev::google.eq(excluded(ev::google)),
+            ev::last_end_at.eq(excluded(ev::last_end_at)),
         )
     };
 }
@@ -128,13 +138,19 @@ macro_rules! event_values {
             ev::push_note.eq(&$row.push_note),
             ev::push_conflict.eq($row.push_conflict),
             ev::pushed_at.eq($row.pushed_at),
+            ev::event_type.eq(&$row.event_type),
+            ev::kind.eq(&$row.kind),
+            ev::details.eq(&$row.details),
+            ev::google.eq(&$row.google),
+            ev::last_end_at.eq($row.last_end_at),
         )
     };
 }
 
-/// Rows per multi-row upsert: 31 parameters each stays under Postgres's
+/// Rows per multi-row upsert: 36 parameters each stays under Postgres's
 /// 65535 bind parameters.
-const INSERT_CHUNK: usize = 2000;
+const INSERT_CHUNK: usize = 1500;
+const _: () = assert!(INSERT_CHUNK * 36 <= 65535);
 
 /// Inserts or fully replaces mirror rows, a chunk per statement.
 async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {

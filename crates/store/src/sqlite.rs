@@ -33,6 +33,9 @@ pub(crate) struct SqliteDialect;
 /// The timestamp SQL type, plainly named for the schema (see `queries`).
 type Ts = diesel::sql_types::TimestamptzSqlite;
 
+/// The JSON SQL type: JSON text (diesel's `Json`, not SQLite's binary `jsonb`).
+type Json = diesel::sql_types::Json;
+
 /// The dialect `queries` is compiled for.
 type ThisDialect = SqliteDialect;
 
@@ -40,6 +43,7 @@ impl Dialect for SqliteDialect {
     type Conn = SyncConnectionWrapper<SqliteConnection>;
     type Backend = diesel::sqlite::Sqlite;
     type Ts = Ts;
+    type Json = Json;
     type EventRow = EventRow;
 
     /// SQLite has one writer at a time; queueing writers here is fairer and
@@ -75,12 +79,28 @@ fn pragmas(busy_timeout_ms: u128) -> String {
 
 pub(crate) type SqliteStore = DieselStore;
 
-/// Rows per multi-row upsert: 31 parameters each stays under SQLite's
+/// Columns a mirror row binds, one parameter each.
+const EVENT_COLUMN_COUNT: usize = 36;
+/// Rows per multi-row upsert: 36 parameters each stays under SQLite's
 /// 32766 bind parameters.
 const UPSERT_CHUNK: usize = 500;
+const _: () = assert!(UPSERT_CHUNK * EVENT_COLUMN_COUNT <= 32766);
 
-const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at, push_note, push_conflict, pushed_at";
-const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at, push_note = excluded.push_note, push_conflict = excluded.push_conflict, pushed_at = excluded.pushed_at";
+const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at, push_note, push_conflict, pushed_at, event_type, kind, details, google, last_end_at";
+/// Names in a comma-separated column list.
+const fn column_count(list: &str) -> usize {
+    let bytes = list.as_bytes();
+    let (mut at, mut count) = (0, 1);
+    while at < bytes.len() {
+        if bytes[at] == b',' {
+            count += 1;
+        }
+        at += 1;
+    }
+    count
+}
+const _: () = assert!(column_count(EVENT_COLUMNS) == EVENT_COLUMN_COUNT);
+const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at, push_note = excluded.push_note, push_conflict = excluded.push_conflict, pushed_at = excluded.pushed_at, event_type = excluded.event_type, kind = excluded.kind, details = excluded.details, google = excluded.google, last_end_at = excluded.last_end_at";
 
 /// Inserts or fully replaces mirror rows. Diesel's query builder cannot
 /// batch upserts on SQLite (nor cache them), so this sends one multi-row
@@ -90,7 +110,7 @@ async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
     let rows = rows.to_vec();
     conn.spawn_blocking(move |inner| {
         for chunk in rows.chunks(UPSERT_CHUNK) {
-            let row_placeholders = format!("({})", vec!["?"; 31].join(", "));
+            let row_placeholders = format!("({})", vec!["?"; EVENT_COLUMN_COUNT].join(", "));
             let placeholders = vec![row_placeholders; chunk.len()].join(", ");
             let sql = format!("INSERT INTO calendar_events ({EVENT_COLUMNS}) VALUES {placeholders}{EVENT_UPSERT_TAIL}");
             let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
@@ -126,7 +146,12 @@ async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
                     .bind::<Ts, _>(row.updated_at)
                     .bind::<Nullable<Text>, _>(row.push_note.clone())
                     .bind::<diesel::sql_types::Bool, _>(row.push_conflict)
-                    .bind::<Nullable<Ts>, _>(row.pushed_at);
+                    .bind::<Nullable<Ts>, _>(row.pushed_at)
+                    .bind::<Text, _>(row.event_type.clone())
+                    .bind::<Text, _>(row.kind.clone())
+                    .bind::<Json, _>(row.details.clone())
+                    .bind::<Nullable<Json>, _>(row.google.clone())
+                    .bind::<Nullable<Ts>, _>(row.last_end_at);
             }
             diesel::RunQueryDsl::execute(query, inner)?;
         }

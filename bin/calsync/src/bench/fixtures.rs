@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use calsync_domain::event::{Attendee, EventStatus, EventTime};
+use calsync_domain::event::{Attendee, EventDetails, EventStatus, EventTime, EventType, Reminders};
 use calsync_domain::ids::{CalendarId, EntityRef, Etag, EventId};
 use calsync_domain::ports::Store;
 use calsync_domain::sync::{RemoteEvent, SyncCompletion, SyncPage, SyncRun};
@@ -37,6 +37,26 @@ pub(super) fn synthetic_event(calendar: &str, index: usize, generation: u32) -> 
         html_link: Some(format!(
             "https://calendar.google.com/calendar/event?eid=bench{index}"
         )),
+        event_type: EventType::Default,
+        details: EventDetails {
+            reminders: Some(Reminders {
+                use_default: true,
+                overrides: Vec::new(),
+            }),
+            ..EventDetails::default()
+        },
+        // What a real row carries beside its columns: Google's resource.
+        google: Some(serde_json::json!({
+            "kind": "calendar#event",
+            "id": format!("bench{index}"),
+            "status": "confirmed",
+            "summary": format!("Customer meeting #{index} (revision {generation})"),
+            "start": {"dateTime": start.to_rfc3339()},
+            "end": {"dateTime": (start + Duration::minutes(30)).to_rfc3339()},
+            "eventType": "default",
+            "reminders": {"useDefault": true},
+            "extendedProperties": {"private": {"entity_type": "deal", "entity_id": index.to_string()}},
+        })),
         entity: EntityRef::new("deal", index.to_string()).ok(),
     }
 }

@@ -4,6 +4,7 @@
 
 mod fixtures;
 mod http;
+mod series;
 mod store;
 mod sync;
 
@@ -23,6 +24,18 @@ pub enum Bench {
         page_size: usize,
         /// A Postgres database to benchmark too (its tables are created if
         /// missing; use a scratch database).
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// Mirror N recurring series (weekly, every other day, monthly;
+    /// started over the past year) and expand a week's window over them
+    /// --requests times, as `singleEvents=true` does; prints ms per request
+    /// (p50/p99), on SQLite and (with --postgres-url) Postgres.
+    Series {
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
@@ -87,6 +100,11 @@ impl Bench {
                 page_size,
                 postgres_url,
             } => store::run(events, page_size, postgres_url.as_deref()).await,
+            Self::Series {
+                series,
+                requests,
+                postgres_url,
+            } => series::run(series, requests, postgres_url.as_deref()).await,
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct EventChanges {
     pub attendees: Option<Vec<Attendee>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<EventStatus>,
+    /// A series' rule lines (a master's whole series changes); empty ends
+    /// the recurrence, making the master a single event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Vec<String>>,
 }
 
 /// Attendees compared as who is invited, not how they answered: an RSVP
@@ -85,6 +89,7 @@ impl EventChanges {
             end: self.end.as_ref().map(|_| event.end.clone()),
             attendees: self.attendees.as_ref().map(|_| event.attendees.clone()),
             status: self.status.map(|_| event.status),
+            recurrence: self.recurrence.as_ref().map(|_| event.recurrence.clone()),
         }
     }
 
@@ -100,6 +105,7 @@ impl EventChanges {
             && same(&self.start, &current.start)
             && same(&self.end, &current.end)
             && same(&self.status, &current.status)
+            && same(&self.recurrence, &current.recurrence)
             && match (&self.attendees, &current.attendees) {
                 (None, _) => true,
                 (Some(want), Some(have)) => same_guests(want, have),
@@ -118,6 +124,7 @@ impl EventChanges {
             end: Some(event.end.clone()),
             attendees: None,
             status: None,
+            recurrence: None,
         }
     }
 
@@ -163,6 +170,19 @@ impl EventChanges {
             next.end = end.clone();
         }
         check_span(&next.start, &next.end)?;
+        if let Some(recurrence) = &self.recurrence {
+            if event.is_exception() {
+                return Err(crate::error::Error::unprocessable(
+                    "recurrence",
+                    "an occurrence of a series has no recurrence of its own; change the series",
+                ));
+            }
+            next.recurrence = recurrence.clone();
+        }
+        if next.is_master() && (self.recurrence.is_some() || self.start.is_some()) {
+            // The rule is anchored at the start: both must still agree.
+            crate::recurrence::Series::new(&next.recurrence, &next.start, &next.end)?;
+        }
         if let Some(attendees) = &self.attendees {
             check_attendees(attendees)?;
             next.attendees = attendees.clone();

@@ -2,10 +2,14 @@
 //! ([`types`]), a new event ([`new`]), a change to one ([`changes`]).
 
 mod changes;
+mod details;
 mod new;
 mod types;
 
 pub use changes::EventChanges;
+pub use details::{
+    Conference, ConferenceStatus, EntryPoint, EventDetails, EventType, ReminderOverride, Reminders,
+};
 pub use new::{NewEvent, NewEventFields};
 pub(crate) use types::ends_before;
 pub use types::*;

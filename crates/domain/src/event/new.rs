@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::ids::{CalendarId, EntityRef, EventId, LocalEventId};
 
+use super::details::{Conference, EventDetails, EventType};
 use super::types::{
     Attendee, Event, EventStatus, EventTime, PushState, check_email, check_optional_text,
     check_span, limits,
@@ -21,6 +22,9 @@ pub struct NewEvent {
     start: EventTime,
     end: EventTime,
     attendees: Vec<Attendee>,
+    recurrence: Vec<String>,
+    details: EventDetails,
+    meet: bool,
 }
 
 /// The unvalidated fields of a [`NewEvent`].
@@ -30,6 +34,14 @@ pub struct NewEventFields {
     pub description: Option<String>,
     pub location: Option<String>,
     pub attendees: Vec<Attendee>,
+    /// RRULE/EXDATE/RDATE lines: the event becomes a recurring series
+    /// whose first occurrence is `start`..`end`.
+    pub recurrence: Vec<String>,
+    /// Reminders, visibility, transparency and colour. Its `hangout_link`
+    /// and `conference` are Google's to set and are ignored here.
+    pub details: EventDetails,
+    /// Ask Google for a Meet link with the insert.
+    pub meet: bool,
 }
 
 impl NewEvent {
@@ -53,6 +65,15 @@ impl NewEvent {
             limits::LOCATION_CHARS,
         )?;
         check_attendees(&fields.attendees)?;
+        if !fields.recurrence.is_empty() {
+            crate::recurrence::Series::new(&fields.recurrence, &start, &end)?;
+        }
+        fields.details.check()?;
+        let details = EventDetails {
+            hangout_link: None,
+            conference: None,
+            ..fields.details
+        };
         Ok(Self {
             calendar_id,
             entity,
@@ -62,6 +83,9 @@ impl NewEvent {
             start,
             end,
             attendees: fields.attendees,
+            recurrence: fields.recurrence,
+            details,
+            meet: fields.meet,
         })
     }
 
@@ -73,6 +97,12 @@ impl NewEvent {
     /// derived from the fresh local id.
     pub fn into_event(self, now: DateTime<Utc>) -> Event {
         let id = LocalEventId::new();
+        let mut details = self.details;
+        if self.meet {
+            // One request id per event: a retried insert asks again for the
+            // same conference, which Google creates once.
+            details.conference = Some(Conference::meet_request(format!("calsync-{id}")));
+        }
         Event {
             id,
             calendar_id: self.calendar_id,
@@ -86,12 +116,15 @@ impl NewEvent {
             status: EventStatus::Confirmed,
             attendees: self.attendees,
             organizer: None,
-            recurrence: Vec::new(),
+            recurrence: self.recurrence,
             recurring_event_id: None,
             original_start: None,
             etag: None,
             google_updated: None,
             html_link: None,
+            event_type: EventType::Default,
+            details,
+            google: None,
             entity: Some(self.entity),
             push_state: PushState::Pending,
             push_note: None,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::ids::{CalendarId, EntityRef, Etag, EventId, LocalEventId};
 
+use super::details::{EventDetails, EventType};
+
 /// Limits on what callers may write through calsync. Events read from Google
 /// are mirrored as Google has them, so these apply to input, not to sync.
 pub mod limits {
@@ -19,8 +21,8 @@ pub mod limits {
     pub const DISPLAY_NAME_CHARS: usize = 256;
 }
 
-/// An IANA time zone name such as `Europe/Berlin` (shape-checked; the
-/// provider is the authority on which names exist).
+/// An IANA time zone name such as `Europe/Berlin`, one the IANA database
+/// (chrono-tz) knows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TimeZoneName(String);
@@ -36,7 +38,9 @@ impl TimeZoneName {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b))
             });
-        if !well_formed {
+        // Google refuses a zone it does not know ("Invalid time zone
+        // definition"), so an unknown name is refused here, not dead-lettered.
+        if !well_formed || value.parse::<chrono_tz::Tz>().is_err() {
             return Err(Error::invalid(
                 "timeZone",
                 "must be an IANA time zone name such as Europe/Berlin",
@@ -313,6 +317,13 @@ pub struct Event {
     /// Google's `updated`: when Google last changed the event.
     pub google_updated: Option<DateTime<Utc>>,
     pub html_link: Option<String>,
+    /// Google's `eventType`; calsync writes only `default` events.
+    pub event_type: EventType,
+    /// Reminders, visibility, transparency, colour, conference.
+    pub details: EventDetails,
+    /// Google's event resource as last read, verbatim, so nothing Google
+    /// sends is lost; `None` until Google has answered for the event.
+    pub google: Option<serde_json::Value>,
     pub entity: Option<EntityRef>,
     pub push_state: PushState,
     /// Why the last local write did not apply as written: the event was
@@ -326,7 +337,76 @@ pub struct Event {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a row is to recurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Not recurring.
+    Single,
+    /// A recurring series (its `recurrence` lines and first occurrence).
+    Master,
+    /// One changed or cancelled occurrence of a series.
+    Exception,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Master => "master",
+            Self::Exception => "exception",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "single" => Ok(Self::Single),
+            "master" => Ok(Self::Master),
+            "exception" => Ok(Self::Exception),
+            _ => Err(Error::invalid("kind", "must be single, master or exception")),
+        }
+    }
+}
+
 impl Event {
+    pub fn kind(&self) -> EventKind {
+        if self.is_exception() {
+            EventKind::Exception
+        } else if self.is_master() {
+            EventKind::Master
+        } else {
+            EventKind::Single
+        }
+    }
+
+    /// Whether this row is a recurring series' master.
+    pub fn is_master(&self) -> bool {
+        !self.recurrence.is_empty() && self.recurring_event_id.is_none()
+    }
+
+    /// Whether this row is one changed (or cancelled) occurrence of a series.
+    pub fn is_exception(&self) -> bool {
+        self.recurring_event_id.is_some()
+    }
+
+    /// The series a master defines; `None` for other rows. A rule Google
+    /// holds but calsync cannot read is an error here, and callers treat
+    /// the series as endless, so nothing is retired on a misreading.
+    pub fn series(&self) -> Option<Result<crate::recurrence::Series>> {
+        self.is_master()
+            .then(|| crate::recurrence::Series::new(&self.recurrence, &self.start, &self.end))
+    }
+
+    /// When the row's last occurrence ends: its own end, a bounded series'
+    /// last occurrence's, or `None` for an endless (or unreadable) series.
+    pub fn last_end(&self) -> Option<DateTime<Utc>> {
+        match self.series() {
+            None => Some(self.end.sort_key()),
+            Some(Ok(series)) => series.last_end(),
+            Some(Err(_)) => None,
+        }
+    }
+
     /// Whether the event ended before `cutoff`. All-day ends are exclusive, so
     /// an all-day event ending (exclusively) on the cutoff's date has ended.
     pub fn ended_before(&self, cutoff: DateTime<Utc>) -> bool {

@@ -6,6 +6,7 @@ mod cleanup;
 mod graph;
 mod health;
 mod notifications;
+mod series;
 mod sync;
 mod writes;
 
@@ -14,5 +15,6 @@ pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
 pub use graph::{DEFAULT_RETENTION_DAYS, Services, ServicesConfig};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
+pub use series::{Listed, OccurrenceQuery, OccurrenceRef, list_occurrences};
 pub use sync::{SyncMode, SyncReport, SyncService};
 pub use writes::{Created, DrainReport, EventService, PushOutcome};

@@ -131,6 +131,14 @@ impl EventService {
         self
     }
 
+    pub(super) fn events(&self) -> &dyn EventStore {
+        self.events.as_ref()
+    }
+
+    pub(super) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Creates the event locally (push pending) and queues its insert.
     pub async fn create(&self, new: NewEvent) -> Result<(Event, OutboxEntry)> {
         let event = new.into_event(self.clock.now());
@@ -215,6 +223,7 @@ impl EventService {
                 reason: format!("the event is cancelled ({why}); it cannot be changed"),
             });
         }
+        current.event_type.check_writable()?;
         Self::check_etag(&current, if_match.as_ref())?;
         let next = changes.apply_to(&current, self.clock.now())?;
         let intent = PatchIntent {
@@ -239,6 +248,7 @@ impl EventService {
         if_match: Option<Etag>,
     ) -> Result<(Event, OutboxEntry)> {
         let current = self.load(id).await?;
+        current.event_type.check_writable()?;
         Self::check_etag(&current, if_match.as_ref())?;
         let mut next = current.clone();
         next.status = EventStatus::Cancelled;

@@ -275,9 +275,36 @@ fn content_from(event: &Event, id: EventId) -> RemoteEvent {
         original_start: None,
         etag: None,
         updated: None,
+        event_type: event.event_type.clone(),
+        details: granted(&event.details),
+        google: None,
         entity: event.entity.clone(),
         id,
     }
+}
+
+/// The details as Google keeps them: a requested Meet conference is
+/// created (one per request id, named after it).
+fn granted(details: &crate::event::EventDetails) -> crate::event::EventDetails {
+    use crate::event::{Conference, ConferenceStatus, EntryPoint};
+    let mut details = details.clone();
+    if let Some(request) = details.conference.as_ref().filter(|c| c.needs_creating()) {
+        let code = request.request_id.clone().unwrap_or_default();
+        let link = format!("https://meet.google.com/{code}");
+        details.hangout_link = Some(link.clone());
+        details.conference = Some(Conference {
+            request_id: request.request_id.clone(),
+            status: ConferenceStatus::Success,
+            conference_id: Some(code),
+            solution: Some("hangoutsMeet".into()),
+            entry_points: vec![EntryPoint {
+                entry_point_type: "video".into(),
+                uri: link,
+                label: None,
+            }],
+        });
+    }
+    details
 }
 
 #[async_trait]

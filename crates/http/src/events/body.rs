@@ -1,7 +1,8 @@
 //! The events API's body and query types: Google's event shape as the
 //! API reads and writes it, and how a mirrored event is shown.
 
-use calsync_domain::event::{Event, EventTime};
+use calsync_domain::event::{Conference, ConferenceStatus, Event, EventTime};
+use calsync_domain::services::Listed;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -94,6 +95,76 @@ pub struct CreateEventBody {
     #[serde(default)]
     #[schema(max_items = 500)]
     pub attendees: Vec<AttendeeBody>,
+    /// RFC 5545 lines making the event a recurring series whose first
+    /// occurrence is `start`..`end`: `RRULE:`, `EXDATE` and `RDATE` lines
+    /// as Google takes them (`TZID=` and `VALUE=DATE` allowed). A line
+    /// that does not parse is a 422 naming it.
+    #[serde(default)]
+    #[schema(max_items = 50, example = json!(["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=10"]))]
+    pub recurrence: Vec<String>,
+    pub reminders: Option<RemindersBody>,
+    /// default | public | private | confidential
+    pub visibility: Option<String>,
+    /// opaque (busy) | transparent (free)
+    pub transparency: Option<String>,
+    /// One of Google's event colours, "1" to "11".
+    pub color_id: Option<String>,
+    /// `{"create": "meet"}` asks Google for a Meet link with the insert;
+    /// it appears as `hangoutLink` and `conference` once Google has it.
+    pub conference: Option<ConferenceRequestBody>,
+}
+
+/// Google's `reminders`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemindersBody {
+    /// The calendar's default reminders.
+    #[serde(default)]
+    pub use_default: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 5)]
+    pub overrides: Vec<ReminderBody>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReminderBody {
+    /// email | popup
+    pub method: String,
+    #[schema(maximum = 40320)]
+    pub minutes: u32,
+}
+
+/// A conference to create with the event.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConferenceRequestBody {
+    /// Only `meet` (Google Meet).
+    pub create: String,
+}
+
+/// The event's conference, as Google reports it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConferenceResource {
+    /// requested (not yet at Google) | pending | success | failure
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conference_id: Option<String>,
+    /// e.g. hangoutsMeet
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solution: Option<String>,
+    pub entry_points: Vec<EntryPointResource>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryPointResource {
+    /// video | phone | sip | more
+    pub entry_point_type: String,
+    pub uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
@@ -129,6 +200,10 @@ pub struct PatchEventBody {
     /// Cancel with DELETE, not with `cancelled`.
     #[schema(value_type = Option<PatchStatusDoc>)]
     pub status: Option<String>,
+    /// A series' new rule lines (the whole series changes); `[]` ends the
+    /// recurrence. Not on an occurrence.
+    #[schema(max_items = 50)]
+    pub recurrence: Option<Vec<String>>,
 }
 
 /// An event as the API returns it.
@@ -164,8 +239,35 @@ pub struct EventResource {
     pub etag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub html_link: Option<String>,
+    /// On an occurrence: the series' Google id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recurring_event_id: Option<String>,
+    /// On an occurrence: when it was scheduled to start (which names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_start_time: Option<EventTimeBody>,
+    /// On a series' master: its RRULE/EXDATE/RDATE lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recurrence: Vec<String>,
+    /// default | birthday | focusTime | fromGmail | outOfOffice |
+    /// workingLocation (calsync changes only `default` events).
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reminders: Option<RemindersBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color_id: Option<String>,
+    /// The Meet link, once Google has created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hangout_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conference: Option<ConferenceResource>,
+    /// Google's event resource verbatim (only with `include=google`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub google: Option<serde_json::Value>,
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub created: String,
@@ -229,10 +331,77 @@ impl EventResource {
                 .recurring_event_id
                 .as_ref()
                 .map(|id| id.as_str().to_owned()),
+            original_start_time: event.original_start.as_ref().map(time_body),
+            recurrence: event.recurrence.clone(),
+            event_type: event.event_type.as_str().to_owned(),
+            reminders: event.details.reminders.as_ref().map(|r| RemindersBody {
+                use_default: r.use_default,
+                overrides: r
+                    .overrides
+                    .iter()
+                    .map(|o| ReminderBody {
+                        method: o.method.clone(),
+                        minutes: o.minutes,
+                    })
+                    .collect(),
+            }),
+            visibility: event.details.visibility.clone(),
+            transparency: event.details.transparency.clone(),
+            color_id: event.details.color_id.clone(),
+            hangout_link: event.details.hangout_link.clone(),
+            conference: event.details.conference.as_ref().map(conference),
+            google: None,
             created: event.created_at.to_rfc3339(),
             updated: event.updated_at.to_rfc3339(),
         }
     }
+
+    /// An entry of a window listing: an occurrence has the id
+    /// `{masterId}_{suffix}`, which the event endpoints accept.
+    pub fn listed(listed: &Listed) -> Self {
+        let mut resource = Self::new(listed.event(), None);
+        resource.id = listed.id();
+        resource
+    }
+
+    /// Adds Google's verbatim resource (`include=google`).
+    pub fn with_google(mut self, event: &Event) -> Self {
+        self.google = event.google.clone();
+        self
+    }
+}
+
+fn conference(conference: &Conference) -> ConferenceResource {
+    ConferenceResource {
+        status: match conference.status {
+            ConferenceStatus::Requested => "requested",
+            ConferenceStatus::Pending => "pending",
+            ConferenceStatus::Success => "success",
+            ConferenceStatus::Failure => "failure",
+        }
+        .to_owned(),
+        conference_id: conference.conference_id.clone(),
+        solution: conference.solution.clone(),
+        entry_points: conference
+            .entry_points
+            .iter()
+            .map(|e| EntryPointResource {
+                entry_point_type: e.entry_point_type.clone(),
+                uri: e.uri.clone(),
+                label: e.label.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// `GET /calendar/events/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    /// `google` adds Google's event resource verbatim as `google`.
+    #[param(value_type = Option<IncludeDoc>)]
+    pub include: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -279,6 +448,19 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The previous page's `nextPageToken` (opaque).
     pub page_token: Option<String>,
+    /// `true` expands recurring series into their occurrences in the
+    /// window, as Google's `singleEvents=true` does: exceptions replace
+    /// their occurrence, cancelled occurrences are left out, occurrences
+    /// have ids `{masterId}_{YYYYMMDDTHHMMSSZ}` (all-day: `_{YYYYMMDD}`).
+    /// Needs `timeMax`. Without it, series are listed as their masters
+    /// (with `recurrence`) and exceptions.
+    pub single_events: Option<bool>,
+    /// Only events of this `eventType` (e.g. `default`, `outOfOffice`).
+    #[param(min_length = 1, max_length = 64)]
+    pub event_type: Option<String>,
+    /// `google` adds each event's Google resource verbatim as `google`.
+    #[param(value_type = Option<IncludeDoc>)]
+    pub include: Option<String>,
 }
 
 // The API spells these enums in lower case; documented here, where the
@@ -314,4 +496,12 @@ pub(crate) enum EventStatusDoc {
 pub(crate) enum PatchStatusDoc {
     Confirmed,
     Tentative,
+}
+
+/// google
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum IncludeDoc {
+    Google,
 }

@@ -4,9 +4,11 @@
 
 use calsync_domain::Error as DomainError;
 use calsync_domain::event::{
-    Attendee, Event, EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, TimeZoneName,
+    Attendee, Event, EventChanges, EventDetails, EventStatus, EventTime, NewEvent, NewEventFields,
+    ReminderOverride, Reminders, TimeZoneName,
 };
 use calsync_domain::ids::{CalendarId, EntityRef, LocalEventId};
+use calsync_domain::services::{Listed, OccurrenceRef};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::HttpError;
@@ -122,11 +124,40 @@ pub fn decode_create_body(
     let entity = EntityRef::new(input.entity_type, input.entity_id)?;
     let start = event_time("start", &input.start)?;
     let end = event_time("end", &input.end)?;
+    let meet = match input.conference.as_ref().map(|c| c.create.as_str()) {
+        None => false,
+        Some("meet") => true,
+        Some(_) => {
+            return Err(invalid_at(
+                "conference.create",
+                "must be \"meet\" (Google Meet)",
+            ));
+        }
+    };
     let fields = NewEventFields {
         summary: input.summary,
         description: input.description,
         location: input.location,
         attendees: attendees(&input.attendees)?,
+        recurrence: input.recurrence,
+        details: EventDetails {
+            reminders: input.reminders.map(|r| Reminders {
+                use_default: r.use_default,
+                overrides: r
+                    .overrides
+                    .into_iter()
+                    .map(|o| ReminderOverride {
+                        method: o.method,
+                        minutes: o.minutes,
+                    })
+                    .collect(),
+            }),
+            visibility: input.visibility,
+            transparency: input.transparency,
+            color_id: input.color_id,
+            ..EventDetails::default()
+        },
+        meet,
     };
     Ok(NewEvent::new(calendar_id, entity, start, end, fields)?)
 }
@@ -162,6 +193,7 @@ pub fn decode_patch_body(body: &[u8]) -> Result<EventChanges, HttpError> {
             .transpose()?,
         attendees: input.attendees.as_deref().map(attendees).transpose()?,
         status,
+        recurrence: input.recurrence,
     };
     if changes.is_empty() {
         return Err(DomainError::invalid("body", "names no field to change").into());
@@ -212,6 +244,32 @@ pub fn parse_page_token(token: &str) -> Result<(DateTime<Utc>, LocalEventId), Ht
         .filter(|start| calsync_domain::event::in_supported_range(*start))
         .ok_or_else(invalid)?;
     Ok((start, id))
+}
+
+/// A window listing's `pageToken`: `{start micros}.{id}`, where the id is
+/// a row's or an occurrence's (`{masterId}_{suffix}`).
+pub(crate) fn listed_page_token(listed: &Listed) -> String {
+    format!(
+        "{}.{}",
+        listed.event().start.sort_key().timestamp_micros(),
+        listed.id()
+    )
+}
+
+/// Decodes what [`listed_page_token`] writes.
+pub(crate) fn parse_listed_page_token(token: &str) -> Result<(DateTime<Utc>, String), HttpError> {
+    let invalid = || DomainError::invalid("pageToken", "is not a token this API returned");
+    let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
+    let well_formed =
+        LocalEventId::parse(id).is_ok() || OccurrenceRef::parse(id).is_some();
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    if !well_formed || format!("{micros}.{id}") != token {
+        return Err(invalid().into());
+    }
+    let start = DateTime::from_timestamp_micros(micros)
+        .filter(|start| calsync_domain::event::in_supported_range(*start))
+        .ok_or_else(invalid)?;
+    Ok((start, id.to_owned()))
 }
 
 #[cfg(test)]

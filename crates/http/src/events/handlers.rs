@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_domain::Error as DomainError;
-use calsync_domain::event::{Event, EventStatus, PushState};
+use calsync_domain::event::{Event, EventStatus, EventType, PushState};
+use calsync_domain::services::{OccurrenceQuery, OccurrenceRef};
 use calsync_domain::ids::{CalendarId, EntityRef, LocalEventId};
 use calsync_domain::outbox::{IdempotencyKey, OutboxState};
 use calsync_domain::ports::EventQuery;
@@ -148,7 +149,7 @@ fn idempotency_key(
         (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
         (status = 409, description = "With wait=true: the event was deleted in Google (`deleted_at_google`); it is cancelled here too", body = crate::error::WriteErrorBody),
         (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with a different body or credential", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different body or credential (`idempotency_key_reused`), or a `recurrence` line that does not parse (`unprocessable`, the message names the line)", body = crate::error::ErrorBody),
         (status = 502, description = "With wait=true: Google refused the event (`google_refused`)", body = crate::error::WriteErrorBody),
         (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
@@ -219,6 +220,7 @@ pub async fn list(
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(DomainError::invalid("limit", format!("must be 1 to {MAX_PAGE_SIZE}")).into());
     }
+    let with_google = include_google(query.include.as_deref())?;
     let filter = EventQuery {
         calendar_id: query
             .calendar_id
@@ -231,15 +233,60 @@ pub async fn list(
             .as_deref()
             .map(EventStatus::parse)
             .transpose()?,
+        event_type: query.event_type.as_deref().map(EventType::parse),
         ends_after: instant("timeMin", query.time_min.as_deref())?,
         starts_before: instant("timeMax", query.time_max.as_deref())?,
+        // One more than asked tells whether another page exists.
+        limit: limit + 1,
+        ..EventQuery::default()
+    };
+    let show = |event: &Event, resource: EventResource| {
+        if with_google {
+            resource.with_google(event)
+        } else {
+            resource
+        }
+    };
+    if query.single_events == Some(true) {
+        let until = filter.starts_before.ok_or_else(|| {
+            DomainError::invalid(
+                "timeMax",
+                "is required with singleEvents=true (a series may have no end)",
+            )
+        })?;
+        let occurrences = OccurrenceQuery {
+            from: filter.ends_after,
+            until,
+            after: query
+                .page_token
+                .as_deref()
+                .map(parse_listed_page_token)
+                .transpose()?,
+            limit: limit + 1,
+            filter,
+        };
+        let mut listed = state.events.list_occurrences(&occurrences).await?;
+        let next_page_token = if listed.len() > limit as usize {
+            listed.truncate(limit as usize);
+            listed.last().map(listed_page_token)
+        } else {
+            None
+        };
+        return Ok(HttpResponse::Ok().json(EventPage {
+            items: listed
+                .iter()
+                .map(|l| show(l.event(), EventResource::listed(l)))
+                .collect(),
+            next_page_token,
+        }));
+    }
+    let filter = EventQuery {
         after: query
             .page_token
             .as_deref()
             .map(parse_page_token)
             .transpose()?,
-        // One more than asked tells whether another page exists.
-        limit: limit + 1,
+        ..filter
     };
     let mut events = state.store.list_events(&filter).await?;
     let next_page_token = if events.len() > limit as usize {
@@ -249,15 +296,39 @@ pub async fn list(
         None
     };
     Ok(HttpResponse::Ok().json(EventPage {
-        items: events.iter().map(|e| EventResource::new(e, None)).collect(),
+        items: events
+            .iter()
+            .map(|e| show(e, EventResource::new(e, None)))
+            .collect(),
         next_page_token,
     }))
+}
+
+fn include_google(include: Option<&str>) -> Result<bool, HttpError> {
+    match include {
+        None => Ok(false),
+        Some("google") => Ok(true),
+        Some(_) => Err(DomainError::invalid("include", "must be google").into()),
+    }
+}
+
+/// What an event path names: a row, or one occurrence of a series.
+enum Target {
+    Row(LocalEventId),
+    Occurrence(OccurrenceRef),
+}
+
+fn target(path: &str) -> Result<Target, HttpError> {
+    if let Some(reference) = OccurrenceRef::parse(path) {
+        return Ok(Target::Occurrence(reference));
+    }
+    event_id(path).map(Target::Row)
 }
 
 /// One event, with its last push error if it is not synced.
 #[utoipa::path(
     get, path = "/calendar/events/{id}", tag = "events", operation_id = "getEvent",
-    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404")),
+    params(("id" = String, Path, description = "calsync's event id (a UUID), or an occurrence's as listed with singleEvents=true (`{id}_{YYYYMMDDTHHMMSSZ}`, all-day `{id}_{YYYYMMDD}`); anything else is a 404"), GetQuery),
     responses(
         (status = 200, description = "The event", body = EventResource, headers(("ETag" = String, description = "Google's etag, for If-Match (absent until Google has the event)"))),
         (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
@@ -270,25 +341,41 @@ pub async fn get(
     _: Authenticated,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, HttpError> {
-    let id = event_id(&path)?;
-    let event = state
-        .store
-        .get_event(id)
-        .await?
-        .ok_or(DomainError::NotFound { what: "event" })?;
-    let error = push_error(&state, &event).await?;
+    let with_google = include_google(query.include.as_deref())?;
+    let (event, mut resource) = match target(&path)? {
+        Target::Row(id) => {
+            let event = state
+                .store
+                .get_event(id)
+                .await?
+                .ok_or(DomainError::NotFound { what: "event" })?;
+            let resource = EventResource::new(&event, push_error(&state, &event).await?);
+            (event, resource)
+        }
+        Target::Occurrence(reference) => {
+            let listed = state.events.occurrence(&reference).await?;
+            let event = listed.event().clone();
+            let mut resource = EventResource::listed(&listed);
+            resource.push_error = push_error(&state, &event).await?;
+            (event, resource)
+        }
+    };
+    if with_google {
+        resource = resource.with_google(&event);
+    }
     let mut response = HttpResponse::Ok();
     if let Some(etag) = &event.etag {
         response.insert_header((actix_web::http::header::ETAG, etag.as_str()));
     }
-    Ok(response.json(EventResource::new(&event, error)))
+    Ok(response.json(resource))
 }
 
 /// Changes an event; with `If-Match`, only if its etag is still that one.
 #[utoipa::path(
     patch, path = "/calendar/events/{id}", tag = "events", operation_id = "updateEvent",
-    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
+    params(("id" = String, Path, description = "calsync's event id (a UUID), or an occurrence's as listed with singleEvents=true: a change to one occurrence makes it an exception at Google; anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
     request_body = PatchEventBody,
     responses(
         (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
@@ -299,6 +386,7 @@ pub async fn get(
         (status = 409, description = "The event is cancelled (`conflict`); with wait=true, it was found deleted in Google (`deleted_at_google`, with `event`) and is cancelled here too", body = crate::error::WriteErrorBody),
         (status = 412, description = "`If-Match` no longer matches (`precondition_failed`); with wait=true, also when the same fields changed in Google meanwhile (the event, `pushState: conflict`, keeps Google's version)", body = crate::error::WriteErrorBody),
         (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 422, description = "The event is of a type calsync does not change (birthday, fromGmail, focusTime, outOfOffice, workingLocation), or a `recurrence` line does not parse; `error.field` names it", body = crate::error::ErrorBody),
         (status = 502, description = "With wait=true: Google refused the change (`google_refused`)", body = crate::error::WriteErrorBody),
         (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
@@ -312,13 +400,21 @@ pub async fn patch(
     query: web::Query<WaitQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
-    let id = event_id(&path)?;
+    let target = target(&path)?;
     let if_match = if_match(&request)?;
     let changes = decode_patch_body(&body)?;
     if changes.is_empty() {
         return Err(DomainError::invalid("body", "names no field to change").into());
     }
-    let (event, _) = state.events.update(id, &changes, if_match).await?;
+    let (event, _) = match target {
+        Target::Row(id) => state.events.update(id, &changes, if_match).await?,
+        Target::Occurrence(reference) => {
+            state
+                .events
+                .update_occurrence(&reference, &changes, if_match)
+                .await?
+        }
+    };
     info!(context::logger(&request, &state), "event changed";
         "action" => "event_update", "status" => "queued", "event_id" => event.id.to_string());
     answer_write(&state, event, StatusCode::OK, query.wait).await
@@ -327,7 +423,7 @@ pub async fn patch(
 /// Cancels an event here and deletes it at Google.
 #[utoipa::path(
     delete, path = "/calendar/events/{id}", tag = "events", operation_id = "deleteEvent",
-    params(("id" = String, Path, description = "calsync's event id (a UUID); anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
+    params(("id" = String, Path, description = "calsync's event id (a UUID), or an occurrence's as listed with singleEvents=true: a change to one occurrence makes it an exception at Google; anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
     responses(
         (status = 202, description = "Cancelled and queued for deletion at Google (with wait=true: still pending when the wait ended)", body = EventResource),
         (status = 200, description = "Already cancelled, or with wait=true: deleted at Google", body = EventResource),
@@ -335,6 +431,7 @@ pub async fn patch(
         (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
         (status = 404, description = "No such event", body = crate::error::ErrorBody),
         (status = 412, description = "`If-Match` no longer matches (`precondition_failed`)", body = crate::error::ErrorBody),
+        (status = 422, description = "The event is of a type calsync does not change (birthday, fromGmail, focusTime, outOfOffice, workingLocation); `error.field` is `eventType`", body = crate::error::ErrorBody),
         (status = 502, description = "With wait=true: Google refused the deletion (`google_refused`)", body = crate::error::WriteErrorBody),
         (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
     ),
@@ -347,8 +444,21 @@ pub async fn delete(
     path: web::Path<String>,
     query: web::Query<WaitQuery>,
 ) -> Result<HttpResponse, HttpError> {
-    let id = event_id(&path)?;
     let if_match = if_match(&request)?;
+    let id = match target(&path)? {
+        Target::Row(id) => id,
+        Target::Occurrence(reference) => {
+            return match state.events.cancel_occurrence(&reference, if_match).await? {
+                // Already cancelled: deleting again changes nothing.
+                (event, None) => Ok(HttpResponse::Ok().json(EventResource::new(&event, None))),
+                (event, Some(_)) => {
+                    info!(context::logger(&request, &state), "occurrence cancelled";
+                        "action" => "event_delete", "status" => "queued", "event_id" => event.id.to_string());
+                    answer_write(&state, event, StatusCode::OK, query.wait).await
+                }
+            };
+        }
+    };
     let current = state
         .store
         .get_event(id)

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use calsync_domain::Error as DomainError;
-use calsync_domain::event::{Event, EventStatus, PushState};
+use calsync_domain::event::{Event, EventKind, EventStatus, PushState};
 use calsync_domain::ids::{CalendarId, EventId, LocalEventId};
 use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use calsync_domain::ports::{EventQuery, EventStore};
 use calsync_domain::sync::{ApplyDecision, PageOutcome, SyncPage, SyncRun, decide};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
@@ -68,41 +68,27 @@ impl EventStore for DieselStore {
 
     async fn list_events(&self, query: &EventQuery) -> DomainResult<Vec<Event>> {
         let mut conn = self.conn().await?;
-        let mut select = ev::table.select(EventRow::as_select()).into_boxed();
-        if let Some(calendar_id) = &query.calendar_id {
-            select = select.filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()));
-        }
-        if let Some(entity) = &query.entity {
-            select = select
-                .filter(ev::entity_type.eq(entity.entity_type().to_owned()))
-                .filter(ev::entity_id.eq(entity.entity_id().to_owned()));
-        }
-        if let Some(status) = query.status {
-            select = select.filter(ev::status.eq(status.as_str()));
-        }
-        if let Some(after) = query.ends_after {
-            select = select.filter(ev::end_at.gt(micros(after)));
-        }
-        if let Some(before) = query.starts_before {
-            select = select.filter(ev::start_at.lt(micros(before)));
-        }
-        if let Some((start, id)) = query.after {
-            let start = micros(start);
-            select = select.filter(
-                ev::start_at
-                    .gt(start)
-                    .or(ev::start_at.eq(start).and(ev::id.gt(id.to_string()))),
+        let series: Vec<String> = query.of_series.iter().map(ToString::to_string).collect();
+        let chunks: Vec<&[String]> = if series.is_empty() {
+            vec![&[]]
+        } else {
+            series.chunks(SERIES_CHUNK).collect()
+        };
+        let mut rows = Vec::new();
+        for chunk in &chunks {
+            rows.extend(
+                listing(query, chunk)
+                    .load::<EventRow>(&mut conn)
+                    .await
+                    .map_err(db)?,
             );
         }
-        select
-            .order((ev::start_at.asc(), ev::id.asc()))
-            .limit(i64::from(query.limit))
-            .load::<EventRow>(&mut conn)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(EventRow::into_event)
-            .collect()
+        if chunks.len() > 1 {
+            // Each chunk is ordered and limited; so is their merge.
+            rows.sort_by(|a, b| (a.start_at, &a.id).cmp(&(b.start_at, &b.id)));
+            rows.truncate(query.limit as usize);
+        }
+        rows.into_iter().map(EventRow::into_event).collect()
     }
 
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> DomainResult<OutboxEntry> {
@@ -327,17 +313,44 @@ impl EventStore for DieselStore {
     ) -> DomainResult<u64> {
         let cutoff = micros(cutoff);
         let cutoff_date = cutoff.date_naive();
+        // Every row due has its last end before the end of the cutoff's day
+        // (an all-day end is that date's midnight): a range on the index of
+        // active rows by last end, refined by the exact rules below.
+        let scan_before = cutoff_date
+            .succ_opt()
+            .map(|day| day.and_time(NaiveTime::MIN).and_utc());
         write_tx!(self, |conn| {
             // All-day ends are exclusive dates; instants compare as instants.
-            let ended = ev::end_date
-                .is_null()
-                .and(ev::end_at.lt(cutoff))
-                .or(ev::end_date.is_not_null().and(ev::end_date.le(cutoff_date)));
-            let ids: Vec<String> = ev::table
+            let ended = || {
+                ev::end_date
+                    .is_null()
+                    .and(ev::end_at.lt(cutoff))
+                    .or(ev::end_date.is_not_null().and(ev::end_date.le(cutoff_date)))
+            };
+            // A single row by its end; a series once its last occurrence
+            // has ended (an endless one, NULL, never); an exception by its
+            // own end, but only with its master: while the series' master
+            // row is active, the exception is part of it and stays.
+            let due = ev::kind
+                .eq(EventKind::Single.as_str())
+                .and(ended())
+                .or(ev::kind
+                    .eq(EventKind::Master.as_str())
+                    .and(ev::last_end_at.is_not_null())
+                    .and(ev::last_end_at.lt(cutoff)))
+                .or(ev::kind.eq(EventKind::Exception.as_str()).and(ended()).and(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(NO_ACTIVE_MASTER),
+                ));
+            let mut select = ev::table
                 .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
                 .filter(ev::push_state.ne(PushState::Pending.as_str()))
-                .filter(ended)
-                .order(ev::end_at.asc())
+                .filter(due)
+                .into_boxed();
+            if let Some(before) = scan_before {
+                select = select.filter(ev::last_end_at.lt(before));
+            }
+            let ids: Vec<String> = select
+                .order((ev::last_end_at.asc(), ev::id.asc()))
                 .limit(i64::from(limit))
                 .select(ev::id)
                 .load(conn)
@@ -360,4 +373,70 @@ impl EventStore for DieselStore {
             Ok(cancelled as u64)
         })
     }
+}
+
+/// An exception's series has no active master row in its calendar. (Diesel
+/// has no correlated subqueries; the outer row is `calendar_events`.)
+const NO_ACTIVE_MASTER: &str = "NOT EXISTS (SELECT 1 FROM calendar_events AS series_master \
+     WHERE series_master.calendar_id = calendar_events.calendar_id \
+     AND series_master.google_event_id = calendar_events.recurring_event_id \
+     AND series_master.status <> 'cancelled')";
+
+/// Most `of_series` ids bound in one statement (SQLite binds each one;
+/// larger lists are queried in chunks and merged).
+const SERIES_CHUNK: usize = 1000;
+
+type Backend = <D as Dialect>::Backend;
+type Listing<'a> = diesel::dsl::IntoBoxed<
+    'a,
+    diesel::dsl::Select<ev::table, diesel::dsl::AsSelect<EventRow, Backend>>,
+    Backend,
+>;
+
+/// The listing query for `query`, limited to exceptions of `series` when
+/// that is not empty. A master spans from its start to its last end
+/// (endless when NULL); every other row's last end is its end.
+fn listing<'a>(query: &EventQuery, series: &'a [String]) -> Listing<'a> {
+    let mut select = ev::table.select(EventRow::as_select()).into_boxed();
+    if let Some(calendar_id) = &query.calendar_id {
+        select = select.filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()));
+    }
+    if let Some(entity) = &query.entity {
+        select = select
+            .filter(ev::entity_type.eq(entity.entity_type().to_owned()))
+            .filter(ev::entity_id.eq(entity.entity_id().to_owned()));
+    }
+    if let Some(status) = query.status {
+        select = select.filter(ev::status.eq(status.as_str()));
+    }
+    if let Some(event_type) = &query.event_type {
+        select = select.filter(ev::event_type.eq(event_type.as_str().to_owned()));
+    }
+    if let Some(kind) = query.kind {
+        select = select.filter(ev::kind.eq(kind.as_str()));
+    }
+    if !series.is_empty() {
+        select = select.filter(ev::recurring_event_id.eq_any(series));
+    }
+    if let Some(after) = query.ends_after {
+        select = select.filter(
+            ev::last_end_at
+                .is_null()
+                .or(ev::last_end_at.gt(micros(after))),
+        );
+    }
+    if let Some(before) = query.starts_before {
+        select = select.filter(ev::start_at.lt(micros(before)));
+    }
+    if let Some((start, id)) = query.after {
+        let start = micros(start);
+        select = select.filter(
+            ev::start_at
+                .gt(start)
+                .or(ev::start_at.eq(start).and(ev::id.gt(id.to_string()))),
+        );
+    }
+    select
+        .order((ev::start_at.asc(), ev::id.asc()))
+        .limit(i64::from(query.limit))
 }

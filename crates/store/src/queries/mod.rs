@@ -5,8 +5,8 @@
 //! `#[path = "queries/mod.rs"] mod queries;`, so it is compiled once per
 //! dialect against that dialect's concrete types. It names the dialect only
 //! as `super::ThisDialect` and uses it only through [`Dialect`], but for the
-//! schema's timestamp type, `super::Ts` (checked below). See
-//! `crate::dialect` for why this shape rather than generics.
+//! schema's timestamp and JSON types, `super::Ts` and `super::Json` (checked
+//! below). See `crate::dialect` for why this shape rather than generics.
 
 use calsync_domain::Error as DomainError;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -28,6 +28,9 @@ pub(crate) type Conn = <D as Dialect>::Conn;
 /// two name the same type.
 type Ts = super::Ts;
 const _: fn(<D as Dialect>::Ts) -> Ts = std::convert::identity;
+/// The dialect's JSON SQL type, for the schema (named like `Ts`, checked alike).
+type Json = super::Json;
+const _: fn(<D as Dialect>::Json) -> Json = std::convert::identity;
 
 pub(crate) type DomainResult<T> = Result<T, DomainError>;
 type Pooled<'a> = bb8::PooledConnection<'a, AsyncDieselConnectionManager<Conn>>;

@@ -3,7 +3,8 @@
 
 use calsync_domain::channel::{ChannelStatus, WatchChannel};
 use calsync_domain::event::{
-    Attendee, Event, EventStatus, EventTime, Organizer, PushState, TimeZoneName,
+    Attendee, Event, EventDetails, EventStatus, EventTime, EventType, Organizer, PushState,
+    TimeZoneName,
 };
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
@@ -61,6 +62,19 @@ pub(crate) struct EventRow {
     pub(crate) push_note: Option<String>,
     pub(crate) push_conflict: bool,
     pub(crate) pushed_at: Option<DateTime<Utc>>,
+    pub(crate) event_type: String,
+    /// `single`, `master` or `exception`: computed from the event on every
+    /// write ([`Event::kind`]), for filters and retention; not read back.
+    pub(crate) kind: String,
+    pub(crate) details: serde_json::Value,
+    /// Google's resource verbatim. On Postgres a `jsonb`: the value is kept,
+    /// not its text (key order and whitespace normalise; `serde_json::Value`
+    /// compares maps by key, so nothing a reader sees changes).
+    pub(crate) google: Option<serde_json::Value>,
+    /// When the row's last occurrence ends ([`Event::last_end`]): the end
+    /// for singles and exceptions, the last occurrence's for a bounded
+    /// series, `None` for an endless one. Computed on write; not read back.
+    pub(crate) last_end_at: Option<DateTime<Utc>>,
 }
 
 fn time_columns(time: &EventTime) -> (DateTime<Utc>, Option<NaiveDate>, Option<String>) {
@@ -88,6 +102,11 @@ fn time_from_columns(
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serializing plain data structs to JSON cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn to_json_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // As above: plain data with string keys always serializes.
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 impl EventRow {
@@ -132,6 +151,11 @@ impl EventRow {
             push_note: event.push_note.clone(),
             push_conflict: event.push_state == PushState::Conflict,
             pushed_at: event.pushed_at.map(micros),
+            event_type: event.event_type.as_str().to_owned(),
+            kind: event.kind().as_str().to_owned(),
+            details: to_json_value(&event.details),
+            google: event.google.clone(),
+            last_end_at: event.last_end().map(micros),
         }
     }
 
@@ -169,6 +193,10 @@ impl EventRow {
             etag: self.etag.map(Etag::new).transpose()?,
             google_updated: self.google_updated,
             html_link: self.html_link,
+            event_type: EventType::parse(&self.event_type),
+            details: serde_json::from_value::<EventDetails>(self.details)
+                .map_err(|e| corrupt("details", e))?,
+            google: self.google,
             entity,
             push_state: match PushState::parse(&self.push_state)? {
                 PushState::Synced if self.push_conflict => PushState::Conflict,

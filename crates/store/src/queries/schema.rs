@@ -1,12 +1,13 @@
 //! Diesel table definitions, one text for both dialects: compiled in each
 //! dialect's copy of the query tree, where `Ts` is that dialect's timestamp
-//! SQL type ([`crate::dialect::Dialect::Ts`]).
+//! SQL type ([`crate::dialect::Dialect::Ts`]) and `Json` its JSON type
+//! ([`crate::dialect::Dialect::Json`]).
 
-use super::Ts;
+use super::{Json, Ts};
 
 diesel::table! {
     use diesel::sql_types::*;
-    use super::Ts;
+    use super::{Json, Ts};
 
     calendar_events (id) {
         id -> Text,
@@ -40,6 +41,11 @@ diesel::table! {
         push_note -> Nullable<Text>,
         push_conflict -> Bool,
         pushed_at -> Nullable<Ts>,
+        event_type -> Text,
+        kind -> Text,
+        details -> Json,
+        google -> Nullable<Json>,
+        last_end_at -> Nullable<Ts>,
     }
 }
 

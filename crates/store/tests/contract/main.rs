@@ -96,10 +96,20 @@ contract!(
         the_active_event_count_follows_every_write_path,
         timestamps_are_kept_to_the_microsecond,
         a_full_run_keeps_what_it_saw_when_a_push_settles_meanwhile,
+        event_type_details_and_google_json_round_trip,
+        a_series_spans_to_its_last_occurrence,
+        listing_filters_by_kind_type_and_series,
+        retention_keeps_series_while_they_run,
+        an_exception_whose_master_is_retired_follows_it,
+        a_cancelled_occurrence_is_stored_from_a_page,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>
             "needs SQL: raw-SQL fault injection (a trigger poisons one row mid-page); \
              MemoryStore applies a page under one lock and has no failure to inject",
+        unreadable_json_is_a_storage_error =>
+            "needs SQL: corrupts a stored row's JSON behind the port; MemoryStore keeps typed values",
+        the_recurrence_migration_backfills_existing_rows =>
+            "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
     ],
 );

@@ -1,11 +1,13 @@
 //! [`EventStore`] for [`MemoryStore`].
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{MemoryStore, micros, stored};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventStatus, PushState};
+use crate::event::{Event, EventKind, EventStatus, PushState};
 use crate::ids::{CalendarId, EventId, LocalEventId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use crate::ports::{EventQuery, EventStore};
@@ -49,10 +51,19 @@ impl EventStore for MemoryStore {
                     .is_none_or(|x| e.entity.as_ref() == Some(x))
             })
             .filter(|e| query.status.is_none_or(|s| s == e.status))
+            .filter(|e| query.event_type.as_ref().is_none_or(|t| *t == e.event_type))
+            .filter(|e| query.kind.is_none_or(|k| k == e.kind()))
+            .filter(|e| {
+                query.of_series.is_empty()
+                    || e.recurring_event_id
+                        .as_ref()
+                        .is_some_and(|series| query.of_series.contains(series))
+            })
+            // A master spans to its last occurrence's end (endless: always).
             .filter(|e| {
                 query
                     .ends_after
-                    .is_none_or(|t| e.end.sort_key() > micros(t))
+                    .is_none_or(|t| last_end(e).is_none_or(|last| last > micros(t)))
             })
             .filter(|e| {
                 query
@@ -207,23 +218,51 @@ impl EventStore for MemoryStore {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        let cutoff = micros(cutoff);
         let mut state = lock(&self.state);
-        let mut due: Vec<&mut Event> = state
+        // Decided on the rows as they stand before any is cancelled, as one
+        // SQL statement sees them: an exception whose master goes in this
+        // call waits for a later one.
+        let active_masters: HashSet<(CalendarId, EventId)> = state
             .events
-            .values_mut()
-            .filter(|e| {
-                e.status != EventStatus::Cancelled
-                    && e.push_state != PushState::Pending
-                    && e.ended_before(micros(cutoff))
+            .values()
+            .filter(|e| e.status != EventStatus::Cancelled)
+            .map(|e| (e.calendar_id.clone(), e.google_event_id.clone()))
+            .collect();
+        let mut due: Vec<(DateTime<Utc>, LocalEventId)> = state
+            .events
+            .values()
+            .filter(|e| e.status != EventStatus::Cancelled && e.push_state != PushState::Pending)
+            .filter_map(|e| {
+                let last = last_end(e)?;
+                let retired = match e.kind() {
+                    EventKind::Single => e.ended_before(cutoff),
+                    EventKind::Master => last < cutoff,
+                    EventKind::Exception => {
+                        e.ended_before(cutoff)
+                            && e.recurring_event_id.as_ref().is_none_or(|series| {
+                                !active_masters.contains(&(e.calendar_id.clone(), series.clone()))
+                            })
+                    }
+                };
+                retired.then_some((last, e.id))
             })
             .collect();
-        due.sort_by_key(|e| e.end.sort_key());
+        due.sort();
         let mut count = 0;
-        for event in due.into_iter().take(limit as usize) {
-            event.status = EventStatus::Cancelled;
-            event.updated_at = micros(now);
-            count += 1;
+        for (_, id) in due.into_iter().take(limit as usize) {
+            if let Some(event) = state.events.get_mut(&id) {
+                event.status = EventStatus::Cancelled;
+                event.updated_at = micros(now);
+                count += 1;
+            }
         }
         Ok(count)
     }
+}
+
+/// When the row's last occurrence ends, as the SQL stores keep it
+/// (`last_end_at`, to the microsecond): `None` for an endless series.
+fn last_end(event: &Event) -> Option<DateTime<Utc>> {
+    event.last_end().map(micros)
 }

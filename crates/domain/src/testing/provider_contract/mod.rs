@@ -224,6 +224,7 @@ impl Contract<'_> {
                 description: Some("Agenda".into()),
                 location: Some("Room 1".into()),
                 attendees: vec![Attendee::new("ann@example.com").unwrap()],
+                ..NewEventFields::default()
             },
         )
         .unwrap()

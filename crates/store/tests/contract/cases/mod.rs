@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod leases;
 mod outbox;
+mod series;
 mod sql;
 mod sync_pages;
 
@@ -14,6 +15,7 @@ pub use events::*;
 pub use health::*;
 pub use leases::*;
 pub use outbox::*;
+pub use series::*;
 pub use sql::*;
 pub use sync_pages::*;
 
@@ -23,8 +25,9 @@ use std::sync::Arc;
 use calsync_domain::Error;
 use calsync_domain::channel::{ChannelStatus, WatchChannel, WatchGrant};
 use calsync_domain::event::{
-    Attendee, Event, EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, Organizer,
-    PushState, TimeZoneName,
+    Attendee, Conference, ConferenceStatus, EntryPoint, Event, EventChanges, EventDetails,
+    EventKind, EventStatus, EventTime, EventType, NewEvent, NewEventFields, Organizer, PushState,
+    ReminderOverride, Reminders, TimeZoneName,
 };
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,

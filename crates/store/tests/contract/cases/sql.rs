@@ -54,3 +54,170 @@ pub async fn a_failure_mid_page_leaves_the_previous_state_intact(db: &TestDb) {
         .unwrap();
     assert_eq!(token(store).await.as_deref(), Some("tok-3"));
 }
+
+pub async fn unreadable_json_is_a_storage_error(db: &TestDb) {
+    let store = &db.store;
+    store
+        .apply_sync_page(&page(
+            vec![
+                remote("json0001", "\"1\"", 1),
+                remote("json0002", "\"1\"", 2),
+            ],
+            full("r1"),
+            Some("t1"),
+        ))
+        .await
+        .unwrap();
+    // Valid JSON of the wrong shape (both dialects), and on SQLite, whose
+    // JSON is text, no JSON at all.
+    db.exec(
+        "UPDATE calendar_events SET details = '{\"reminders\": 5}' WHERE google_event_id = 'json0001'; \
+         UPDATE calendar_events SET google = 'not json' WHERE google_event_id = 'json0002';",
+        "UPDATE calendar_events SET details = '{\"reminders\": 5}' WHERE google_event_id = 'json0001';",
+    )
+    .await;
+    let id = |google_id: &'static str| EventId::new(google_id).unwrap();
+    let read = store.find_by_google_id(&cal(), &id("json0001")).await;
+    assert!(matches!(read, Err(Error::Storage(_))), "{read:?}");
+    if matches!(db.backend, crate::helpers::Backend::Sqlite { .. }) {
+        let read = store.find_by_google_id(&cal(), &id("json0002")).await;
+        assert!(matches!(read, Err(Error::Storage(_))), "{read:?}");
+    }
+}
+
+/// Migration 7's version, as diesel records it.
+const RECURRENCE_MIGRATION: &str = "20261201000007";
+
+pub async fn the_recurrence_migration_backfills_existing_rows(db: &TestDb) {
+    use crate::helpers::Backend;
+    let cutoff = now() - Duration::days(180);
+    let mut ended = remote("ended001", "\"1\"", 0);
+    ended.start = Some(EventTime::at(cutoff - Duration::days(2), None));
+    ended.end = Some(EventTime::at(cutoff - Duration::days(1), None));
+    let mut all_day = remote("allday01", "\"1\"", 0);
+    all_day.start = Some(EventTime::date(cutoff.date_naive() - Duration::days(1)));
+    all_day.end = Some(EventTime::date(cutoff.date_naive()));
+    // Over long ago, as its rule says; SQL cannot tell.
+    let master = series("bounded1", -400, "RRULE:FREQ=WEEKLY;COUNT=2");
+    let moved = exception("bounded1", now() - Duration::days(393));
+    db.store
+        .apply_sync_page(&page(
+            vec![ended, all_day, master, moved.clone()],
+            full("r1"),
+            Some("t1"),
+        ))
+        .await
+        .unwrap();
+    // Back to the schema before migration 7, rows kept, and forward again.
+    let (sqlite_down, pg_down) = (
+        include_str!(
+            "../../../../../migrations/sqlite/2026-12-01-000007_recurrence_and_google_event/down.sql"
+        ),
+        include_str!(
+            "../../../../../migrations/postgres/2026-12-01-000007_recurrence_and_google_event/down.sql"
+        ),
+    );
+    let forget =
+        format!("DELETE FROM __diesel_schema_migrations WHERE version = '{RECURRENCE_MIGRATION}';");
+    db.exec(
+        &format!("{sqlite_down}\n{forget}"),
+        &format!("{pg_down}\n{forget}"),
+    )
+    .await;
+    let url = match &db.backend {
+        Backend::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+        Backend::Postgres { url, .. } => url.clone(),
+    };
+    let url = calsync_store::DatabaseUrl::parse(Some(&url)).unwrap();
+    assert_eq!(
+        calsync_store::migrate(&url).await.unwrap(),
+        [RECURRENCE_MIGRATION]
+    );
+    // A fresh pool: the old one's prepared statements name dropped columns.
+    let store = calsync_store::connect(&url, &calsync_store::StoreOptions::default())
+        .await
+        .unwrap();
+    let kind = |kind| EventQuery {
+        kind: Some(kind),
+        limit: 10,
+        ..EventQuery::default()
+    };
+    let ids = |events: Vec<Event>| -> Vec<String> {
+        events
+            .into_iter()
+            .map(|e| e.google_event_id.to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(store.list_events(&kind(EventKind::Master)).await.unwrap()),
+        ["bounded1"]
+    );
+    assert_eq!(
+        ids(store
+            .list_events(&kind(EventKind::Exception))
+            .await
+            .unwrap()),
+        [moved.id.to_string()]
+    );
+    let mut singles = ids(store.list_events(&kind(EventKind::Single)).await.unwrap());
+    singles.sort();
+    assert_eq!(singles, ["allday01", "ended001"]);
+    let got = store
+        .find_by_google_id(&cal(), &EventId::new("ended001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.event_type, got.details, got.google),
+        (EventType::Default, EventDetails::default(), None)
+    );
+    // The backfilled master counts as endless until it is written again: in
+    // every window from its start on, and not retired; its exception stays
+    // with it. The singles keep their end rule.
+    let far = now() + Duration::days(3650);
+    assert_eq!(
+        ids(store
+            .list_events(&EventQuery {
+                ends_after: Some(far),
+                limit: 10,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap()),
+        ["bounded1"]
+    );
+    assert_eq!(
+        store.cancel_ended_before(cutoff, 10, now()).await.unwrap(),
+        2
+    );
+    let status = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .find_by_google_id(&cal(), &EventId::new(id).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(status("ended001").await, EventStatus::Cancelled);
+    assert_eq!(status("allday01").await, EventStatus::Cancelled);
+    assert_eq!(status("bounded1").await, EventStatus::Confirmed);
+    // Its next write computes its last end: then it retires, and its
+    // exception after it.
+    let mut again = series("bounded1", -400, "RRULE:FREQ=WEEKLY;COUNT=2");
+    again.etag = Some(Etag::new("\"2\"").unwrap());
+    again.updated = Some(now());
+    store
+        .apply_sync_page(&page(vec![again], SyncRun::Incremental, None))
+        .await
+        .unwrap();
+    let mut total = 0;
+    for _ in 0..3 {
+        total += store.cancel_ended_before(cutoff, 10, now()).await.unwrap();
+    }
+    assert_eq!(total, 2);
+    assert_eq!(status("bounded1").await, EventStatus::Cancelled);
+    drop(store);
+}

@@ -1,0 +1,122 @@
+//! `calsync bench series`: a week's window expanded over N mirrored
+//! recurring series (what `GET /calendar/events?singleEvents=true` does),
+//! in milliseconds per request, on SQLite and optionally Postgres.
+
+use std::time::Instant;
+
+use calsync_domain::event::EventTime;
+use calsync_domain::ids::{CalendarId, EventId, LocalEventId};
+use calsync_domain::ports::{EventQuery, Store};
+use calsync_domain::services::{OccurrenceQuery, list_occurrences};
+use calsync_domain::sync::{SyncCompletion, SyncPage, SyncRun};
+use calsync_store::{DatabaseUrl, StoreOptions};
+use chrono::{Duration, Utc};
+
+use super::fixtures::{percentile, synthetic_event};
+use crate::error::CommandError;
+
+pub(super) async fn run(
+    series: usize,
+    requests: usize,
+    postgres_url: Option<&str>,
+) -> Result<(), CommandError> {
+    let dir = std::env::temp_dir().join(format!("calsync-bench-{}", uuid::Uuid::new_v4().simple()));
+    let sqlite = DatabaseUrl::Sqlite(dir.join("bench.db"));
+    let result = series_bench(&sqlite, series, requests).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    if let Some(url) = postgres_url {
+        series_bench(&DatabaseUrl::parse(Some(url))?, series, requests).await?;
+    }
+    Ok(())
+}
+
+/// Mirrors `count` series through the sync path: weekly, daily and
+/// monthly rules, started over the past year, a third of them bounded.
+async fn mirror_series(
+    store: &dyn Store,
+    calendar: &CalendarId,
+    count: usize,
+) -> Result<(), CommandError> {
+    let run = SyncRun::Full {
+        run_id: "bench-series".into(),
+        started_at: Utc::now(),
+    };
+    let now = Utc::now();
+    let mut done = 0;
+    while done < count {
+        let end = (done + 2500).min(count);
+        let events = (done..end)
+            .map(|i| {
+                let mut event = synthetic_event(calendar.as_str(), i, 1);
+                let start = now - Duration::hours(i64::try_from(i % 8760).unwrap_or(0));
+                event.id = EventId::for_local(LocalEventId::from_uuid(uuid::Uuid::from_u128(
+                    (1 << 64) + i as u128,
+                )));
+                event.start = Some(EventTime::at(start, None));
+                event.end = Some(EventTime::at(start + Duration::minutes(30), None));
+                event.recurrence = vec![match i % 3 {
+                    0 => "RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR".into(),
+                    1 => "RRULE:FREQ=DAILY;INTERVAL=2".into(),
+                    _ => "RRULE:FREQ=MONTHLY;COUNT=24".into(),
+                }];
+                event
+            })
+            .collect();
+        store
+            .apply_sync_page(&SyncPage {
+                calendar_id: calendar.clone(),
+                run: run.clone(),
+                events,
+                completion: (end == count).then(|| SyncCompletion {
+                    next_sync_token: "bench".into(),
+                }),
+                retention_cutoff: None,
+                now: Utc::now(),
+            })
+            .await?;
+        done = end;
+    }
+    Ok(())
+}
+
+async fn series_bench(
+    url: &DatabaseUrl,
+    series: usize,
+    requests: usize,
+) -> Result<(), CommandError> {
+    let store = calsync_store::connect(url, &StoreOptions::default()).await?;
+    let calendar = CalendarId::new(format!(
+        "bench-series-{}@example.com",
+        uuid::Uuid::new_v4().simple()
+    ))?;
+    mirror_series(store.as_ref(), &calendar, series).await?;
+    let from = Utc::now() + Duration::days(7);
+    let query = OccurrenceQuery {
+        filter: EventQuery {
+            calendar_id: Some(calendar.clone()),
+            ..EventQuery::default()
+        },
+        from: Some(from),
+        until: from + Duration::days(7),
+        after: None,
+        limit: 101,
+    };
+    let mut samples = Vec::with_capacity(requests);
+    let mut listed = 0;
+    for _ in 0..requests.max(1) {
+        let started = Instant::now();
+        listed = list_occurrences(store.as_ref(), &query).await?.len();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "series bench: backend={} series={series} window_days=7 page={listed} requests={} p50_ms={:.1} p99_ms={:.1}",
+        url.backend(),
+        samples.len(),
+        ms(percentile(&samples, 0.50)),
+        ms(percentile(&samples, 0.99)),
+    );
+    Ok(())
+}

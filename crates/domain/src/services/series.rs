@@ -1,0 +1,490 @@
+//! Recurring series as a calendar shows them: a window's occurrences, the
+//! way Google's `singleEvents=true` expands them, and writes to one
+//! occurrence, which become exceptions at Google.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::event::{Event, EventChanges, EventKind, EventStatus, PushState};
+use crate::ids::{CalendarId, Etag, EventId, LocalEventId};
+use crate::outbox::{OutboxEntry, OutboxOp, PatchIntent};
+use crate::ports::{EventQuery, EventStore};
+use crate::recurrence::{Occurrence, Series, split_instance_id};
+
+use super::writes::EventService;
+
+/// Masters and exceptions are read in batches of this many rows.
+const BATCH: u32 = 1000;
+
+/// An event as a window lists it: a stored row, or one occurrence of a
+/// stored series that has no row of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    Row(Event),
+    Occurrence {
+        /// The master's local id.
+        master: LocalEventId,
+        /// `YYYYMMDDTHHMMSSZ` or `YYYYMMDD`: the occurrence's original start.
+        suffix: String,
+        /// The occurrence as an event: the master's content at the
+        /// occurrence's times, `recurring_event_id` and `original_start`
+        /// set, and Google's instance id `{masterId}_{suffix}`.
+        event: Event,
+    },
+}
+
+impl Listed {
+    /// The id this API uses: a row's local id, or `{masterLocalId}_{suffix}`.
+    pub fn id(&self) -> String {
+        match self {
+            Self::Row(event) => event.id.to_string(),
+            Self::Occurrence { master, suffix, .. } => format!("{master}_{suffix}"),
+        }
+    }
+
+    pub fn event(&self) -> &Event {
+        match self {
+            Self::Row(event) | Self::Occurrence { event, .. } => event,
+        }
+    }
+
+    fn position(&self) -> (DateTime<Utc>, String) {
+        (self.event().start.sort_key(), self.id())
+    }
+}
+
+/// An API id naming one occurrence: `{masterLocalId}_{suffix}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceRef {
+    pub master: LocalEventId,
+    pub suffix: String,
+}
+
+impl OccurrenceRef {
+    /// Reads `{uuid}_{suffix}`; `None` for anything else.
+    pub fn parse(id: &str) -> Option<Self> {
+        let (master, suffix) = split_instance_id(id)?;
+        let master = master.parse::<uuid::Uuid>().ok()?;
+        Some(Self {
+            master: LocalEventId::from_uuid(master),
+            suffix: suffix.to_owned(),
+        })
+    }
+}
+
+/// A window of occurrences. `until` is required: an endless series has
+/// no last occurrence to stop at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceQuery {
+    /// Calendar, entity, status (not `cancelled`) and event type filters;
+    /// its window and paging fields are ignored.
+    pub filter: EventQuery,
+    pub from: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    /// Resume after this `(start, id)` position.
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: u32,
+}
+
+/// The occurrence of `master` named by `occurrence`, as an event (`None`
+/// if its instance id would be longer than Google allows).
+fn occurrence_event(master: &Event, occurrence: Occurrence) -> Option<Event> {
+    let suffix = occurrence.suffix();
+    let mut event = master.clone();
+    event.google_event_id = instance_id(&master.google_event_id, &suffix)?;
+    event.recurrence = Vec::new();
+    event.recurring_event_id = Some(master.google_event_id.clone());
+    event.original_start = Some(occurrence.original_start);
+    event.start = occurrence.start;
+    event.end = occurrence.end;
+    // Google gives each occurrence its own etag; the master's does not vouch for it.
+    event.etag = None;
+    event.google = None;
+    Some(event)
+}
+
+fn instance_id(master: &EventId, suffix: &str) -> Option<EventId> {
+    EventId::new(format!("{master}_{suffix}")).ok()
+}
+
+/// A series' occurrences, lazily, with those its exceptions replace left out.
+struct Stream<'a> {
+    master: &'a Event,
+    occurrences: Box<dyn Iterator<Item = Occurrence> + 'a>,
+    replaced: &'a HashMap<String, ()>,
+}
+
+impl Stream<'_> {
+    fn next_listed(&mut self) -> Option<Listed> {
+        for occurrence in self.occurrences.by_ref() {
+            let suffix = occurrence.suffix();
+            if self.replaced.contains_key(&suffix) {
+                continue;
+            }
+            let Some(event) = occurrence_event(self.master, occurrence) else {
+                continue;
+            };
+            return Some(Listed::Occurrence {
+                master: self.master.id,
+                suffix,
+                event,
+            });
+        }
+        None
+    }
+}
+
+impl EventService {
+    /// [`list_occurrences`] on this service's store.
+    pub async fn list_occurrences(&self, query: &OccurrenceQuery) -> Result<Vec<Listed>> {
+        list_occurrences(self.events(), query).await
+    }
+}
+
+/// A page of the window's events with series expanded: rows that are
+/// not series, live exceptions, and occurrences without an exception,
+/// ordered by `(start, id)`. Cancelled occurrences and EXDATEs are left
+/// out. Reads every live series overlapping the window but expands only
+/// as far as the page needs, so a request costs one pass over the
+/// window's series plus `limit` occurrences.
+pub async fn list_occurrences(
+    events: &dyn EventStore,
+    query: &OccurrenceQuery,
+) -> Result<Vec<Listed>> {
+    if query.filter.status == Some(EventStatus::Cancelled) {
+        return Err(Error::invalid(
+            "status",
+            "a window of occurrences lists live events only",
+        ));
+    }
+    let window = EventQuery {
+        ends_after: query.from,
+        starts_before: Some(query.until),
+        after: None,
+        of_series: Vec::new(),
+        ..query.filter.clone()
+    };
+    let (masters, exceptions) = window_series(events, &window).await?;
+    let singles = window_singles(events, &window, query).await?;
+
+    // Exceptions replace their occurrence (cancelled ones hide it);
+    // live ones in the window are listed as rows.
+    let mut replaced: HashMap<(CalendarId, EventId), HashMap<String, ()>> = HashMap::new();
+    let mut rows: Vec<Listed> = singles.into_iter().map(Listed::Row).collect();
+    for exception in exceptions {
+        let (Some(series), Some(original)) =
+            (&exception.recurring_event_id, &exception.original_start)
+        else {
+            continue;
+        };
+        replaced
+            .entry((exception.calendar_id.clone(), series.clone()))
+            .or_default()
+            .insert(crate::recurrence::instance_suffix(original), ());
+        let in_window = query
+            .from
+            .is_none_or(|from| exception.end.sort_key() > from)
+            && exception.start.sort_key() < query.until;
+        if exception.status != EventStatus::Cancelled
+            && in_window
+            && query.filter.status.is_none_or(|s| s == exception.status)
+        {
+            rows.push(Listed::Row(exception));
+        }
+    }
+
+    let none = HashMap::new();
+    let parsed: Vec<(&Event, Series)> = masters
+        .iter()
+        .filter_map(|m| m.series().and_then(Result::ok).map(|s| (m, s)))
+        .collect();
+    let mut streams: Vec<Stream<'_>> = parsed
+        .iter()
+        .map(|(master, series)| Stream {
+            master,
+            occurrences: Box::new(series.between(query.from, Some(query.until))),
+            replaced: replaced
+                .get(&(master.calendar_id.clone(), master.google_event_id.clone()))
+                .unwrap_or(&none),
+        })
+        .collect();
+
+    let past = |item: &Listed| {
+        query
+            .after
+            .as_ref()
+            .is_none_or(|cursor| item.position() > *cursor)
+    };
+    // A k-way merge: the heap holds each source's next item.
+    let mut heap = BinaryHeap::new();
+    let mut pending: Vec<Option<Listed>> = Vec::with_capacity(streams.len() + 1);
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let mut next = stream.next_listed();
+        while next.as_ref().is_some_and(|item| !past(item)) {
+            next = stream.next_listed();
+        }
+        if let Some(item) = &next {
+            heap.push(Reverse((item.position(), index)));
+        }
+        pending.push(next);
+    }
+    rows.retain(past);
+    rows.sort_by_key(Listed::position);
+    let mut rows = rows.into_iter().peekable();
+    let mut out = Vec::with_capacity(query.limit as usize);
+    while out.len() < query.limit as usize {
+        let from_rows = match (rows.peek(), heap.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(row), Some(Reverse((position, _)))) => row.position() <= *position,
+        };
+        if from_rows {
+            if let Some(row) = rows.next() {
+                out.push(row);
+            }
+            continue;
+        }
+        let Some(Reverse((_, index))) = heap.pop() else {
+            break;
+        };
+        if let Some(item) = pending[index].take() {
+            out.push(item);
+        }
+        let next = streams[index].next_listed();
+        if let Some(item) = &next {
+            heap.push(Reverse((item.position(), index)));
+        }
+        pending[index] = next;
+    }
+    Ok(out)
+}
+
+/// Live masters overlapping the window, and all their exceptions.
+async fn window_series(
+    events: &dyn EventStore,
+    window: &EventQuery,
+) -> Result<(Vec<Event>, Vec<Event>)> {
+    let mut masters = Vec::new();
+    let mut query = EventQuery {
+        kind: Some(EventKind::Master),
+        status: None,
+        limit: BATCH,
+        ..window.clone()
+    };
+    loop {
+        let batch = events.list_events(&query).await?;
+        let last = batch.last().map(|e| (e.start.sort_key(), e.id));
+        let full = batch.len() == BATCH as usize;
+        masters.extend(batch.into_iter().filter(|m| {
+            m.status != EventStatus::Cancelled
+                && window.status.is_none_or(|status| status == m.status)
+        }));
+        match last {
+            Some(position) if full => query.after = Some(position),
+            _ => break,
+        }
+    }
+    let mut exceptions = Vec::new();
+    let known: HashMap<(&CalendarId, &EventId), ()> = masters
+        .iter()
+        .map(|m| ((&m.calendar_id, &m.google_event_id), ()))
+        .collect();
+    for chunk in masters.chunks(BATCH as usize) {
+        let mut query = EventQuery {
+            kind: Some(EventKind::Exception),
+            of_series: chunk.iter().map(|m| m.google_event_id.clone()).collect(),
+            limit: BATCH,
+            ..EventQuery::default()
+        };
+        loop {
+            let batch = events.list_events(&query).await?;
+            let last = batch.last().map(|e| (e.start.sort_key(), e.id));
+            let full = batch.len() == BATCH as usize;
+            exceptions.extend(batch.into_iter().filter(|e| {
+                e.recurring_event_id
+                    .as_ref()
+                    .is_some_and(|series| known.contains_key(&(&e.calendar_id, series)))
+            }));
+            match last {
+                Some(position) if full => query.after = Some(position),
+                _ => break,
+            }
+        }
+    }
+    Ok((masters, exceptions))
+}
+
+/// At least a page of the window's live rows that are not part of a
+/// series (or all there are), from the cursor on.
+async fn window_singles(
+    events: &dyn EventStore,
+    window: &EventQuery,
+    query: &OccurrenceQuery,
+) -> Result<Vec<Event>> {
+    let mut singles = EventQuery {
+        kind: Some(EventKind::Single),
+        limit: query.limit.max(1),
+        ..window.clone()
+    };
+    // Ids sort as text, and a row id is a prefix of its occurrences'.
+    singles.after = query.after.as_ref().and_then(|(at, id)| {
+        let row = id.split('_').next()?.parse::<uuid::Uuid>().ok()?;
+        Some((*at, LocalEventId::from_uuid(row)))
+    });
+    let mut live = Vec::new();
+    loop {
+        let batch = events.list_events(&singles).await?;
+        let full = batch.len() == singles.limit as usize;
+        singles.after = batch.last().map(|e| (e.start.sort_key(), e.id));
+        live.extend(
+            batch
+                .into_iter()
+                .filter(|e| e.status != EventStatus::Cancelled),
+        );
+        if !full || live.len() >= query.limit as usize {
+            return Ok(live);
+        }
+    }
+}
+
+impl EventService {
+    /// The series `reference` names and its master.
+    async fn master_of(&self, reference: &OccurrenceRef) -> Result<(Event, Series)> {
+        let master = self
+            .events()
+            .get_event(reference.master)
+            .await?
+            .filter(Event::is_master)
+            .ok_or(Error::NotFound { what: "event" })?;
+        let series = master
+            .series()
+            .and_then(Result::ok)
+            .ok_or(Error::NotFound { what: "event" })?;
+        Ok((master, series))
+    }
+
+    /// One occurrence: its exception row if it has one, else the
+    /// occurrence computed from the master. An id naming no occurrence of
+    /// the series is `NotFound`.
+    pub async fn occurrence(&self, reference: &OccurrenceRef) -> Result<Listed> {
+        let (master, series) = self.master_of(reference).await?;
+        let google_id = instance_id(&master.google_event_id, &reference.suffix)
+            .ok_or(Error::NotFound { what: "event" })?;
+        if let Some(row) = self
+            .events()
+            .find_by_google_id(&master.calendar_id, &google_id)
+            .await?
+        {
+            return Ok(Listed::Row(row));
+        }
+        if master.status == EventStatus::Cancelled {
+            return Err(Error::NotFound { what: "event" });
+        }
+        let event = series
+            .find(&reference.suffix)
+            .and_then(|occurrence| occurrence_event(&master, occurrence))
+            .ok_or(Error::NotFound { what: "event" })?;
+        Ok(Listed::Occurrence {
+            master: master.id,
+            suffix: reference.suffix.clone(),
+            event,
+        })
+    }
+
+    /// Changes one occurrence. The first change makes it an exception: a
+    /// row of its own, pushed as a patch of Google's instance id, which
+    /// Google turns into an exception of the series.
+    pub async fn update_occurrence(
+        &self,
+        reference: &OccurrenceRef,
+        changes: &EventChanges,
+        if_match: Option<Etag>,
+    ) -> Result<(Event, OutboxEntry)> {
+        let virtual_event = match self.occurrence(reference).await? {
+            Listed::Row(row) => return self.update(row.id, changes, if_match).await,
+            Listed::Occurrence { event, .. } => event,
+        };
+        virtual_event.event_type.check_writable()?;
+        if if_match.is_some() {
+            return Err(Error::PreconditionFailed {
+                reason: "the occurrence has no etag of its own until it is changed".into(),
+            });
+        }
+        let now = self.now();
+        let mut fresh = virtual_event.clone();
+        fresh.id = LocalEventId::new();
+        fresh.created_at = now;
+        let next = changes.apply_to(&fresh, now)?;
+        let op = OutboxOp::Patch {
+            if_match: None,
+            intent: Some(Box::new(PatchIntent {
+                changes: changes.clone(),
+                base: changes.base_in(&virtual_event),
+            })),
+        };
+        match self.events().insert_with_outbox(&next, op).await {
+            Ok(entry) => Ok((next, entry)),
+            // Another request made the exception first: change that row.
+            Err(Error::Duplicate { .. }) => match self.occurrence(reference).await? {
+                Listed::Row(row) => self.update(row.id, changes, None).await,
+                Listed::Occurrence { .. } => Err(Error::Conflict {
+                    reason: "the occurrence changed concurrently; try again".into(),
+                }),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Cancels one occurrence: a cancelled exception here, and a delete of
+    /// Google's instance id, which Google keeps as a cancelled exception.
+    pub async fn cancel_occurrence(
+        &self,
+        reference: &OccurrenceRef,
+        if_match: Option<Etag>,
+    ) -> Result<(Event, Option<OutboxEntry>)> {
+        let virtual_event = match self.occurrence(reference).await? {
+            Listed::Row(row) if row.status == EventStatus::Cancelled => return Ok((row, None)),
+            Listed::Row(row) => {
+                let (event, entry) = self.cancel(row.id, if_match).await?;
+                return Ok((event, Some(entry)));
+            }
+            Listed::Occurrence { event, .. } => event,
+        };
+        virtual_event.event_type.check_writable()?;
+        if if_match.is_some() {
+            return Err(Error::PreconditionFailed {
+                reason: "the occurrence has no etag of its own until it is changed".into(),
+            });
+        }
+        let now = self.now();
+        let mut cancelled = virtual_event;
+        cancelled.id = LocalEventId::new();
+        cancelled.status = EventStatus::Cancelled;
+        cancelled.push_state = PushState::Pending;
+        cancelled.push_note = None;
+        cancelled.created_at = now;
+        cancelled.updated_at = now;
+        match self
+            .events()
+            .insert_with_outbox(&cancelled, OutboxOp::Delete)
+            .await
+        {
+            Ok(entry) => Ok((cancelled, Some(entry))),
+            Err(Error::Duplicate { .. }) => match self.occurrence(reference).await? {
+                Listed::Row(row) if row.status == EventStatus::Cancelled => Ok((row, None)),
+                Listed::Row(row) => {
+                    let (event, entry) = self.cancel(row.id, None).await?;
+                    Ok((event, Some(entry)))
+                }
+                Listed::Occurrence { .. } => Err(Error::Conflict {
+                    reason: "the occurrence changed concurrently; try again".into(),
+                }),
+            },
+            Err(error) => Err(error),
+        }
+    }
+}
