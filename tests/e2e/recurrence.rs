@@ -41,7 +41,10 @@ impl Api {
     async fn synced(&self) {
         let (status, body) = self.call("POST", "/calendar/sync", Some(json!({}))).await;
         assert_eq!(status, 202, "{body}");
-        assert!(settled(&self.running.store, &primary()).await, "sync never settled");
+        assert!(
+            settled(&self.running.store, &primary()).await,
+            "sync never settled"
+        );
     }
 
     async fn window(&self, entity: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Value> {
@@ -59,7 +62,12 @@ impl Api {
 fn starts(items: &[Value]) -> Vec<String> {
     items
         .iter()
-        .map(|e| e["start"]["dateTime"].as_str().unwrap_or_default().to_owned())
+        .map(|e| {
+            e["start"]["dateTime"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -107,9 +115,15 @@ async fn a_weekly_series_answers_what_the_calendar_shows(api: Api) {
     let five_weeks = api.window("series-1", first, nth(5) + week / 7).await;
     assert_eq!(
         starts(&five_weeks),
-        [nth(1), moved_to, nth(3), nth(4), nth(5) - chrono::Duration::hours(1)]
-            .map(utc)
-            .to_vec(),
+        [
+            nth(1),
+            moved_to,
+            nth(3),
+            nth(4),
+            nth(5) - chrono::Duration::hours(1)
+        ]
+        .map(utc)
+        .to_vec(),
         "the fifth Monday is after DST: still 09:00 in Berlin, an hour earlier in UTC"
     );
     let third_id = five_weeks[2]["id"].as_str().unwrap().to_owned();
@@ -136,12 +150,13 @@ async fn a_weekly_series_answers_what_the_calendar_shows(api: Api) {
 
     // A window in the fifth week alone.
     let fifth = api
-        .window("series-1", nth(5) - chrono::Duration::hours(12), nth(5) + week / 2)
+        .window(
+            "series-1",
+            nth(5) - chrono::Duration::hours(12),
+            nth(5) + week / 2,
+        )
         .await;
-    assert_eq!(
-        starts(&fifth),
-        [utc(nth(5) - chrono::Duration::hours(1))]
-    );
+    assert_eq!(starts(&fifth), [utc(nth(5) - chrono::Duration::hours(1))]);
 
     // A change to the fourth occurrence through the API becomes an
     // exception at Google.
@@ -163,7 +178,13 @@ async fn a_weekly_series_answers_what_the_calendar_shows(api: Api) {
     assert_eq!(at_google.len(), 1, "one exception at Google");
     assert_eq!(at_google[0]["summary"], "Standup (demo day)");
     assert_eq!(at_google[0]["recurringEventId"], google_id.as_str());
-    let (status, one) = api.call("GET", &format!("/calendar/events/{}", changed["id"].as_str().unwrap()), None).await;
+    let (status, one) = api
+        .call(
+            "GET",
+            &format!("/calendar/events/{}", changed["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["originalStartTime"]["dateTime"], utc(nth(4)));
     api.stop().await;
@@ -192,10 +213,17 @@ async fn an_all_day_yearly_series_lists_as_dates(api: Api) {
             Utc.with_ymd_and_hms(year + 3, 1, 1, 0, 0, 0).unwrap(),
         )
         .await;
-    let dates: Vec<&str> = items.iter().map(|e| e["start"]["date"].as_str().unwrap()).collect();
+    let dates: Vec<&str> = items
+        .iter()
+        .map(|e| e["start"]["date"].as_str().unwrap())
+        .collect();
     assert_eq!(
         dates,
-        [0, 1, 2].map(|n| format!("{}-05-12", year + n)).iter().map(String::as_str).collect::<Vec<_>>()
+        [0, 1, 2]
+            .map(|n| format!("{}-05-12", year + n))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
     );
     assert_eq!(items[1]["id"], format!("{id}_{}0512", year + 1));
     assert_eq!(items[1]["end"]["date"], format!("{}-05-13", year + 1));
@@ -206,7 +234,10 @@ async fn an_endless_series_from_300_days_ago_survives_retention(api: Api) {
     let start = Utc::now() - chrono::Duration::days(300);
     let old_single = Utc::now() - chrono::Duration::days(300);
     let emulator = api.emulator();
-    for (summary, recurrence) in [("Weekly review", Some("RRULE:FREQ=WEEKLY")), ("Old one-off", None)] {
+    for (summary, recurrence) in [
+        ("Weekly review", Some("RRULE:FREQ=WEEKLY")),
+        ("Old one-off", None),
+    ] {
         let mut body = json!({
             "summary": summary,
             "start": {"dateTime": start.to_rfc3339(), "timeZone": "UTC"},
@@ -216,7 +247,9 @@ async fn an_endless_series_from_300_days_ago_survives_retention(api: Api) {
         if let Some(rule) = recurrence {
             body["recurrence"] = json!([rule]);
         }
-        emulator.change("primary", Change::Insert(object(body))).unwrap();
+        emulator
+            .change("primary", Change::Insert(object(body)))
+            .unwrap();
     }
     api.synced().await;
     let store = &api.running.store;
@@ -228,8 +261,15 @@ async fn an_endless_series_from_300_days_ago_survives_retention(api: Api) {
         })
         .await
         .unwrap();
-    let summaries: Vec<_> = listed.iter().map(|e| e.summary.clone().unwrap_or_default()).collect();
-    assert_eq!(summaries, ["Weekly review"], "the ended one-off is beyond retention");
+    let summaries: Vec<_> = listed
+        .iter()
+        .map(|e| e.summary.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        summaries,
+        ["Weekly review"],
+        "the ended one-off is beyond retention"
+    );
     let now = Utc::now();
     let retired = store
         .cancel_ended_before(now - chrono::Duration::days(180), 1000, now)
@@ -247,11 +287,7 @@ async fn a_meet_link_is_created_once_across_a_retried_insert(api: Api) {
     let emulator = api.emulator();
     // The first insert reaches Google but its answer is lost: the outbox
     // tries again, meets its own event (409) and adopts it.
-    emulator.schedule_fault(
-        Some("insert"),
-        1,
-        Fault::apply_then_drop(),
-    );
+    emulator.schedule_fault(Some("insert"), 1, Fault::apply_then_drop());
     let start = Utc::now() + chrono::Duration::days(5);
     let (status, created) = api
         .call(
@@ -272,17 +308,37 @@ async fn a_meet_link_is_created_once_across_a_retried_insert(api: Api) {
     api.synced().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let event = loop {
-        let (_, event) = api.call("GET", &format!("/calendar/events/{id}?include=google"), None).await;
+        let (_, event) = api
+            .call(
+                "GET",
+                &format!("/calendar/events/{id}?include=google"),
+                None,
+            )
+            .await;
         if event["hangoutLink"].is_string() {
             break event;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no Meet link: {event}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Meet link: {event}"
+        );
         api.synced().await;
     };
     assert_eq!(emulator.conferences_created("primary"), 1);
-    assert!(event["hangoutLink"].as_str().unwrap().starts_with("https://meet.google.com/"));
-    assert_eq!(event["conference"]["entryPoints"][0]["entryPointType"], "video");
-    assert_eq!(event["google"]["conferenceData"]["conferenceSolution"]["key"]["type"], "hangoutsMeet");
+    assert!(
+        event["hangoutLink"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://meet.google.com/")
+    );
+    assert_eq!(
+        event["conference"]["entryPoints"][0]["entryPointType"],
+        "video"
+    );
+    assert_eq!(
+        event["google"]["conferenceData"]["conferenceSolution"]["key"]["type"],
+        "hangoutsMeet"
+    );
     api.stop().await;
 }
 
@@ -307,7 +363,11 @@ async fn a_patch_to_a_birthday_is_refused(api: Api) {
         .unwrap();
     api.synced().await;
     let (status, page) = api
-        .call("GET", "/calendar/events?eventType=birthday&include=google", None)
+        .call(
+            "GET",
+            "/calendar/events?eventType=birthday&include=google",
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{page}");
     let items = page["items"].as_array().unwrap();
@@ -317,12 +377,23 @@ async fn a_patch_to_a_birthday_is_refused(api: Api) {
     assert_eq!(items[0]["google"]["birthdayProperties"]["type"], "birthday");
     let id = items[0]["id"].as_str().unwrap();
     let (status, refused) = api
-        .call("PATCH", &format!("/calendar/events/{id}"), Some(json!({"summary": "Party"})))
+        .call(
+            "PATCH",
+            &format!("/calendar/events/{id}"),
+            Some(json!({"summary": "Party"})),
+        )
         .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "eventType");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("birthday"));
-    let (status, _) = api.call("DELETE", &format!("/calendar/events/{id}"), None).await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("birthday")
+    );
+    let (status, _) = api
+        .call("DELETE", &format!("/calendar/events/{id}"), None)
+        .await;
     assert_eq!(status, 422);
     api.stop().await;
 }
@@ -343,7 +414,13 @@ async fn a_bad_rule_is_a_422_naming_the_line(api: Api) {
         .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "recurrence");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("line 2"), "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
+        "{refused}"
+    );
     let (status, refused) = api
         .call("GET", "/calendar/events?singleEvents=true", None)
         .await;

@@ -51,7 +51,8 @@ pub struct EventQuery {
     /// Only rows of this kind.
     pub kind: Option<EventKind>,
     /// Only exceptions whose `recurring_event_id` is one of these (any
-    /// calendar: callers match them to their masters' calendars).
+    /// calendar: callers match them to their masters' calendars). Long
+    /// lists are fine: stores query them in chunks.
     pub of_series: Vec<EventId>,
     /// Events (or series) ending after this instant.
     pub ends_after: Option<DateTime<Utc>>,
@@ -138,8 +139,13 @@ pub trait EventStore: Send + Sync {
     async fn apply_sync_page(&self, page: &SyncPage) -> Result<PageOutcome>;
 
     /// Marks at most `limit` events that ended before `cutoff` as cancelled,
-    /// skipping cancelled ones and ones with a push still pending. Returns how
-    /// many it marked.
+    /// skipping cancelled ones and ones with a push still pending. A single
+    /// event by its end (all-day ends exclusive); a series master once its
+    /// last occurrence has ended ([`Event::last_end`]; an endless series
+    /// never); an exception by its own end, and only when its series has no
+    /// active master row in its calendar (an exception whose master is
+    /// cancelled in the same call goes in a later one). Returns how many it
+    /// marked.
     async fn cancel_ended_before(
         &self,
         cutoff: DateTime<Utc>,

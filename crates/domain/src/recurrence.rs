@@ -340,10 +340,7 @@ mod tests {
         .unwrap();
         let suffixes: Vec<String> = series.occurrences().map(|o| o.suffix()).collect();
         assert_eq!(suffixes, ["20260302T080000Z", "20260316T080000Z"]);
-        assert_eq!(
-            series.last_end(),
-            Some(berlin_nine(2026, 3, 16).sort_key())
-        );
+        assert_eq!(series.last_end(), Some(berlin_nine(2026, 3, 16).sort_key()));
         assert!(series.find("20260316T080000Z").is_some());
         assert!(series.find("20260309T080000Z").is_none(), "excluded");
     }
@@ -382,7 +379,10 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("line 2") && text.contains("SOMETIMES"), "{text}");
+        assert!(
+            text.contains("line 2") && text.contains("SOMETIMES"),
+            "{text}"
+        );
         assert!(Series::new(&lines(&["FOO:BAR"]), &start, &start).is_err());
         assert!(Series::new(&lines(&["EXDATE:20260309T080000Z"]), &start, &start).is_err());
     }

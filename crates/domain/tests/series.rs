@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use calsync_domain::Error;
 use calsync_domain::event::{
     Event, EventChanges, EventStatus, EventTime, EventType, NewEvent, NewEventFields, PushState,
     TimeZoneName,
@@ -13,7 +14,6 @@ use calsync_domain::ids::{CalendarId, EntityRef};
 use calsync_domain::ports::{EventQuery, EventStore};
 use calsync_domain::services::{EventService, Listed, OccurrenceQuery, OccurrenceRef};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
-use calsync_domain::Error;
 use chrono::{DateTime, TimeZone, Utc};
 use futures_executor::block_on;
 
@@ -93,7 +93,12 @@ fn a_window_in_the_fifth_week_lists_that_weeks_occurrence_across_dst() {
         Utc.with_ymd_and_hms(2026, 4, 5, 0, 0, 0).unwrap(),
     );
     assert_eq!(starts(&listed), [chrono_tz_berlin(2026, 3, 30, 9)]);
-    let Listed::Occurrence { master: id, suffix, event } = &listed[0] else {
+    let Listed::Occurrence {
+        master: id,
+        suffix,
+        event,
+    } = &listed[0]
+    else {
         panic!("an occurrence, not a row: {listed:?}");
     };
     assert_eq!(*id, master.id);
@@ -103,8 +108,14 @@ fn a_window_in_the_fifth_week_lists_that_weeks_occurrence_across_dst() {
         event.google_event_id.as_str(),
         format!("{}_{suffix}", master.google_event_id)
     );
-    assert_eq!(event.recurring_event_id.as_ref(), Some(&master.google_event_id));
-    assert_eq!(event.entity, master.entity, "occurrences keep the entity link");
+    assert_eq!(
+        event.recurring_event_id.as_ref(),
+        Some(&master.google_event_id)
+    );
+    assert_eq!(
+        event.entity, master.entity,
+        "occurrences keep the entity link"
+    );
     assert!(event.recurrence.is_empty());
 }
 

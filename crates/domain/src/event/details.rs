@@ -194,7 +194,11 @@ impl EventDetails {
     /// Google accepts (at most 5 overrides, up to four weeks ahead).
     pub fn check(&self) -> Result<()> {
         one_of("visibility", self.visibility.as_deref(), &VISIBILITIES)?;
-        one_of("transparency", self.transparency.as_deref(), &TRANSPARENCIES)?;
+        one_of(
+            "transparency",
+            self.transparency.as_deref(),
+            &TRANSPARENCIES,
+        )?;
         if let Some(color) = &self.color_id
             && !(color.len() <= 2 && !color.is_empty() && color.bytes().all(|b| b.is_ascii_digit()))
         {

@@ -363,7 +363,10 @@ impl EventKind {
             "single" => Ok(Self::Single),
             "master" => Ok(Self::Master),
             "exception" => Ok(Self::Exception),
-            _ => Err(Error::invalid("kind", "must be single, master or exception")),
+            _ => Err(Error::invalid(
+                "kind",
+                "must be single, master or exception",
+            )),
         }
     }
 }

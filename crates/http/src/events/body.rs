@@ -400,7 +400,7 @@ fn conference(conference: &Conference) -> ConferenceResource {
 #[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// `google` adds Google's event resource verbatim as `google`.
-    #[param(value_type = Option<IncludeDoc>)]
+    #[param(pattern = "^google$", example = "google")]
     pub include: Option<String>,
 }
 
@@ -459,7 +459,7 @@ pub struct ListQuery {
     #[param(min_length = 1, max_length = 64)]
     pub event_type: Option<String>,
     /// `google` adds each event's Google resource verbatim as `google`.
-    #[param(value_type = Option<IncludeDoc>)]
+    #[param(pattern = "^google$", example = "google")]
     pub include: Option<String>,
 }
 
@@ -496,12 +496,4 @@ pub(crate) enum EventStatusDoc {
 pub(crate) enum PatchStatusDoc {
     Confirmed,
     Tentative,
-}
-
-/// google
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // documentation only
-pub(crate) enum IncludeDoc {
-    Google,
 }

@@ -260,8 +260,7 @@ pub(crate) fn listed_page_token(listed: &Listed) -> String {
 pub(crate) fn parse_listed_page_token(token: &str) -> Result<(DateTime<Utc>, String), HttpError> {
     let invalid = || DomainError::invalid("pageToken", "is not a token this API returned");
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
-    let well_formed =
-        LocalEventId::parse(id).is_ok() || OccurrenceRef::parse(id).is_some();
+    let well_formed = LocalEventId::parse(id).is_ok() || OccurrenceRef::parse(id).is_some();
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     if !well_formed || format!("{micros}.{id}") != token {
         return Err(invalid().into());

@@ -8,10 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_domain::Error as DomainError;
 use calsync_domain::event::{Event, EventStatus, EventType, PushState};
-use calsync_domain::services::{OccurrenceQuery, OccurrenceRef};
 use calsync_domain::ids::{CalendarId, EntityRef, LocalEventId};
 use calsync_domain::outbox::{IdempotencyKey, OutboxState};
 use calsync_domain::ports::EventQuery;
+use calsync_domain::services::{OccurrenceQuery, OccurrenceRef};
 use sha2::{Digest, Sha256};
 use slog::info;
 
