@@ -395,7 +395,7 @@ fn server_env(database_url: &str, port: u16, emulator_port: u16) -> Vec<(String,
         // Quotas are the emulator's faults' business here, not the limiter's.
         ("CALSYNC_GOOGLE_RATE_PER_MINUTE", "1000000".to_owned()),
         (
-            "CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE",
+            "CALSYNC_GOOGLE_PRINCIPAL_RATE_PER_MINUTE",
             "1000000".to_owned(),
         ),
         ("CALSYNC_WEBHOOK_RATE_PER_MINUTE", "1000000".to_owned()),

@@ -192,7 +192,7 @@ async fn one_off_services(
     use std::sync::Arc;
     let store = calsync_store::connect(&settings.database, &settings.store_options).await?;
     let (google, emulator) =
-        calsync::server::connect_google(settings, None, &quiet_logger()).await?;
+        calsync::server::connect_google(settings, store.clone(), None, &quiet_logger()).await?;
     let webhook_url = format!(
         "{}/webhooks/calendar",
         settings.webhook_base_url.as_deref().unwrap_or_default()

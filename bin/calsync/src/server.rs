@@ -62,6 +62,7 @@ impl Running {
 /// when there are no credentials.
 pub async fn connect_google(
     settings: &Settings,
+    calendars: Arc<dyn calsync_domain::ports::CalendarStore>,
     metrics: Option<Arc<Metrics>>,
     logger: &slog::Logger,
 ) -> Result<(Arc<dyn CalendarProvider>, Option<RunningEmulator>), String> {
@@ -104,6 +105,7 @@ pub async fn connect_google(
         rate_limits: settings.google_rate_limits,
         logger: logger.clone(),
         metrics,
+        calendars: Some(calendars),
         ..config
     };
     let adapter = GoogleCalendar::new(config)
@@ -125,7 +127,8 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         .await
         .map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
-    let (provider, emulator) = connect_google(&settings, Some(metrics.clone()), &logger).await?;
+    let (provider, emulator) =
+        connect_google(&settings, store.clone(), Some(metrics.clone()), &logger).await?;
     let webhook_base = settings
         .webhook_base_url
         .clone()

@@ -77,19 +77,23 @@ pub struct ServeArgs {
     pub renewal_window_secs: u64,
     #[arg(long, env = "CALSYNC_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60)]
     pub sweep_interval_secs: u64,
+    /// The sweep is spread over its interval in this many slices.
+    #[arg(long, env = "CALSYNC_SWEEP_SLICES", default_value_t = 15)]
+    pub sweep_slices: u32,
     /// UTC hour of the daily retention cleanup.
     #[arg(long, env = "CALSYNC_CLEANUP_HOUR", default_value_t = 3)]
     pub cleanup_hour: u32,
     /// Google quota units per minute for the whole project (a patch costs 3).
     #[arg(long, env = "CALSYNC_GOOGLE_RATE_PER_MINUTE", default_value_t = 10_000)]
     pub google_rate_per_minute: u32,
-    /// Google quota units per minute per calendar.
+    /// Google quota units per minute per principal (the user a call acts
+    /// as, or the service account itself): Google's per-user default.
     #[arg(
         long,
-        env = "CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE",
+        env = "CALSYNC_GOOGLE_PRINCIPAL_RATE_PER_MINUTE",
         default_value_t = 600
     )]
-    pub google_calendar_rate_per_minute: u32,
+    pub google_principal_rate_per_minute: u32,
     /// How often the scheduler checks whether a job is due.
     #[arg(long, env = "CALSYNC_SCHEDULER_TICK_SECS", default_value_t = 30)]
     pub scheduler_tick_secs: u64,
@@ -180,6 +184,12 @@ impl Settings {
             channel_ttl: self.channel_ttl,
             retention_days: self.retention_days,
             outbox_retry: self.outbox_retry,
+            // A service account acting as itself cannot invite attendees;
+            // calendars with their own subject can (checked per calendar).
+            attendees_need_delegation: matches!(
+                self.google,
+                GoogleTarget::ServiceAccount { subject: None, .. }
+            ),
             ..calsync_domain::services::ServicesConfig::new(
                 self.webhook_secret.clone(),
                 webhook_url,
@@ -388,8 +398,8 @@ impl ServeArgs {
         if self.cleanup_hour > 23 {
             return Err("CALSYNC_CLEANUP_HOUR must be 0 to 23".into());
         }
-        if self.google_rate_per_minute == 0 || self.google_calendar_rate_per_minute == 0 {
-            return Err("CALSYNC_GOOGLE_RATE_PER_MINUTE and CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE must be more than zero".into());
+        if self.google_rate_per_minute == 0 || self.google_principal_rate_per_minute == 0 {
+            return Err("CALSYNC_GOOGLE_RATE_PER_MINUTE and CALSYNC_GOOGLE_PRINCIPAL_RATE_PER_MINUTE must be more than zero".into());
         }
         Ok(Settings {
             production,
@@ -413,6 +423,10 @@ impl ServeArgs {
                 )?,
                 renewal_window: positive("CALSYNC_RENEWAL_WINDOW_SECS", self.renewal_window_secs)?,
                 sweep_every: positive("CALSYNC_SWEEP_INTERVAL_SECS", self.sweep_interval_secs)?,
+                sweep_slices: match self.sweep_slices {
+                    0 => return Err("CALSYNC_SWEEP_SLICES must be more than zero".into()),
+                    n => n,
+                },
                 cleanup_hour: self.cleanup_hour,
                 tick: positive("CALSYNC_SCHEDULER_TICK_SECS", self.scheduler_tick_secs)?,
             },
@@ -421,7 +435,7 @@ impl ServeArgs {
                 .ok_or("CALSYNC_WEBHOOK_RATE_PER_MINUTE must be more than zero")?,
             google_rate_limits: calsync_resilience::RateLimitConfig {
                 project_per_minute: self.google_rate_per_minute,
-                per_key_per_minute: self.google_calendar_rate_per_minute,
+                per_key_per_minute: self.google_principal_rate_per_minute,
                 ..calsync_resilience::RateLimitConfig::default()
             },
             log_level: calsync_resilience::logging::parse_level(&self.log_level)

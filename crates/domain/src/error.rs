@@ -11,6 +11,10 @@ pub enum ProviderErrorKind {
     Transient,
     /// 429 or 403 rate-limit reasons: retry after backing off.
     RateLimited,
+    /// 403 `quotaExceeded`: Google's usage limits for the calendar are
+    /// spent, for hours. Retrying soon cannot help; a write waits with a
+    /// long backoff instead of being given up.
+    QuotaExhausted,
     /// 410 on a sync token: the next sync must be a full one.
     SyncTokenExpired,
     /// 409: the id is taken (on an insert retry, usually by our own earlier try).
@@ -29,15 +33,23 @@ pub enum ProviderErrorKind {
 }
 
 impl ProviderErrorKind {
-    /// Whether waiting and trying again can succeed.
+    /// Whether waiting (seconds to minutes) and trying again can succeed.
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Transient | Self::RateLimited)
+    }
+
+    /// Whether a queued write waits for this instead of being given up,
+    /// however long it takes: spent quota comes back, and a calendar that
+    /// needs reconnecting gets its writes once a person reconnects it.
+    pub fn waits(self) -> bool {
+        matches!(self, Self::QuotaExhausted | Self::ReconnectRequired)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transient => "transient",
             Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
             Self::SyncTokenExpired => "sync_token_expired",
             Self::Duplicate => "duplicate",
             Self::PreconditionFailed => "precondition_failed",

@@ -54,6 +54,8 @@ pub struct HealthStats {
     pub outbox_pending: u64,
     pub oldest_pending_outbox_at: Option<DateTime<Utc>>,
     pub outbox_dead_letters: u64,
+    /// Pending writes whose last try found Google's quota spent.
+    pub outbox_quota_waiting: u64,
     pub events_push_failed: u64,
     /// Events whose last write lost a conflict with a change made in Google.
     pub events_push_conflicts: u64,
@@ -164,6 +166,23 @@ pub fn evaluate(
                 format!("last successful sync was at {}", at.to_rfc3339()),
             ),
             _ => {}
+        }
+        let quota_marker = format!("({})", crate::ProviderErrorKind::QuotaExhausted);
+        let quota_spent = stats.calendars.iter().filter(|c| {
+            c.error_count > 0
+                && c.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(&quota_marker))
+        });
+        let quota_calendars = quota_spent.count() as u64;
+        if quota_calendars + stats.outbox_quota_waiting > 0 {
+            issue(
+                "google_quota_exhausted",
+                format!(
+                    "Google's usage limits are spent (403 quotaExceeded): {quota_calendars} calendar(s) cannot sync and {} write(s) wait; they resume on their own once quota is back",
+                    stats.outbox_quota_waiting
+                ),
+            );
         }
         for calendar in stats.calendars.iter().filter(|c| c.reconnect_required) {
             issue(

@@ -2,6 +2,7 @@
 //! Calendar mirror. No I/O and no async runtime: adapters implement the
 //! ports in [`ports`], and [`services`] run on whatever executor drives them.
 
+pub mod calendar;
 pub mod channel;
 pub mod error;
 pub mod event;

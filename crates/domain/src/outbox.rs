@@ -180,6 +180,11 @@ pub struct OutboxRetryPolicy {
     pub max_attempts: u32,
 }
 
+/// How long a write waits after Google said its quota is spent, or that
+/// the calendar is unreachable (before jitter): quota comes back over
+/// hours, so trying every few seconds only spends what is left.
+pub const LONG_WAIT: Duration = Duration::from_secs(30 * 60);
+
 impl Default for OutboxRetryPolicy {
     fn default() -> Self {
         Self {
@@ -192,11 +197,27 @@ impl Default for OutboxRetryPolicy {
 
 impl OutboxRetryPolicy {
     /// Delay before the next try after `attempts` failed ones (1-based), never
-    /// shorter than the provider's `Retry-After` hint.
+    /// shorter than the provider's `Retry-After` hint. The upper bound of
+    /// [`OutboxRetryPolicy::jittered`].
     pub fn delay(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
         let exponent = attempts.saturating_sub(1).min(30);
         let backoff = self.base.saturating_mul(1u32 << exponent).min(self.cap);
         retry_after.map_or(backoff, |hint| backoff.max(hint))
+    }
+
+    /// [`OutboxRetryPolicy::delay`] spread over its upper half, so rows that
+    /// failed together (an outage) do not all come back at one instant.
+    /// `seed` (the row id) picks the point: pure and repeatable, no RNG.
+    /// A `Retry-After` hint stays the floor.
+    pub fn jittered(&self, attempts: u32, retry_after: Option<Duration>, seed: u64) -> Duration {
+        spread(self.delay(attempts, None), seed, attempts)
+            .max(retry_after.unwrap_or(Duration::ZERO))
+    }
+
+    /// The wait after quota ran out or the calendar became unreachable:
+    /// [`LONG_WAIT`], jittered the same way.
+    pub fn long_wait(&self, attempts: u32, retry_after: Option<Duration>, seed: u64) -> Duration {
+        spread(LONG_WAIT, seed, attempts).max(retry_after.unwrap_or(Duration::ZERO))
     }
 
     pub fn exhausted(&self, attempts: u32) -> bool {
@@ -204,9 +225,46 @@ impl OutboxRetryPolicy {
     }
 }
 
+/// A point in `[full / 2, full]` picked by hashing `seed` and `salt`.
+fn spread(full: Duration, seed: u64, salt: u32) -> Duration {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(salt.to_le_bytes())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    let fraction = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+    full.mul_f64(0.5 + fraction / 2.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jittered_delays_spread_over_the_upper_half_and_keep_retry_after() {
+        let policy = OutboxRetryPolicy {
+            base: Duration::from_secs(10),
+            cap: Duration::from_secs(100),
+            max_attempts: 5,
+        };
+        let delays: Vec<Duration> = (0..200).map(|row| policy.jittered(3, None, row)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(20) && *d <= Duration::from_secs(40))
+        );
+        let distinct: std::collections::HashSet<_> = delays.iter().collect();
+        assert!(
+            distinct.len() > 150,
+            "rows failing together come back apart"
+        );
+        assert_eq!(policy.jittered(3, None, 7), policy.jittered(3, None, 7));
+        assert!(policy.jittered(1, Some(Duration::from_secs(90)), 1) >= Duration::from_secs(90));
+        let long = policy.long_wait(1, None, 3);
+        assert!(long >= LONG_WAIT / 2 && long <= LONG_WAIT);
+    }
 
     #[test]
     fn retry_delays_double_up_to_the_cap_and_honour_retry_after() {

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::calendar::ManagedCalendar;
 use crate::channel::{ChannelStatus, WatchChannel, WatchGrant, WatchRequest};
 use crate::error::Result;
 use crate::event::{Event, EventChanges, EventKind, EventStatus, EventType};
@@ -337,8 +338,26 @@ pub trait DriveNotificationSink: Send + Sync {
 }
 
 /// Everything a storage adapter provides, as one object.
+/// The managed calendars and whom calsync acts as for each.
+#[async_trait]
+pub trait CalendarStore: Send + Sync {
+    /// Adds the calendar, or replaces its subject if it is known (keeping
+    /// `created_at`). Returns the stored record.
+    async fn upsert_calendar(&self, calendar: &ManagedCalendar) -> Result<ManagedCalendar>;
+
+    async fn get_calendar(&self, calendar_id: &CalendarId) -> Result<Option<ManagedCalendar>>;
+
+    /// Ordered by calendar id.
+    async fn list_calendars(&self) -> Result<Vec<ManagedCalendar>>;
+
+    /// Forgets the calendar (its mirrored events and sync state stay);
+    /// false if it was not managed.
+    async fn delete_calendar(&self, calendar_id: &CalendarId) -> Result<bool>;
+}
+
 pub trait Store:
     EventStore
+    + CalendarStore
     + SyncStateStore
     + ChannelStore
     + OutboxStore
@@ -350,6 +369,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: EventStore
+        + CalendarStore
         + SyncStateStore
         + ChannelStore
         + OutboxStore

@@ -1202,13 +1202,18 @@ fn a_404_is_a_deletion_only_while_the_calendar_is_reachable() {
     w.google.set_unreachable(&w.cal, true);
     block_on(w.events().update(event.id, &rename("x"), None)).unwrap();
     let report = block_on(w.events().drain_outbox("w", 10)).unwrap();
-    assert_eq!((report.gone, report.dead_lettered), (0, 1));
+    // Neither gone nor given up: the write waits for the calendar.
+    assert_eq!(
+        (report.gone, report.dead_lettered, report.retrying),
+        (0, 0, 1)
+    );
     let mirrored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
     assert_eq!(
         mirrored.status,
         EventStatus::Confirmed,
         "not called deleted"
     );
+    assert_eq!(mirrored.push_state, PushState::Pending);
 }
 
 #[test]

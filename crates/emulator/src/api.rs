@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ApiError;
 use crate::event_types;
 use crate::listing::{InstancesParams, ListParams};
+use crate::quota::Principal;
 use crate::state::WriteOptions;
 use crate::{Change, Emulator, FaultPlan, Inner, lock, oauth};
 
@@ -57,6 +58,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route("/calendars/{calendar}/events", web::get().to(admin_events))
                 .route("/calendars/{calendar}/access", web::post().to(admin_access))
                 .route("/faults", web::put().to(admin_set_faults))
+                .route("/quotas", web::put().to(admin_set_quotas))
                 .route("/faults", web::delete().to(admin_clear_faults))
                 .route("/sync-tokens/invalidate", web::post().to(admin_invalidate))
                 .route("/stats", web::get().to(admin_stats)),
@@ -87,12 +89,18 @@ enum Entry {
     ApplyThenDrop,
 }
 
-impl Entry {
-    fn run(self, call: impl FnOnce() -> Reply) -> Reply {
-        match self {
-            Self::Answer => call(),
-            Self::Drop => Ok(dropped_connection()),
-            Self::ApplyThenDrop => {
+/// A call admitted by [`enter`]: how to answer it, and who makes it.
+struct Call {
+    entry: Entry,
+    principal: Principal,
+}
+
+impl Call {
+    fn run(&self, call: impl FnOnce() -> Reply) -> Reply {
+        match self.entry {
+            Entry::Answer => call(),
+            Entry::Drop => Ok(dropped_connection()),
+            Entry::ApplyThenDrop => {
                 // The answer is lost whatever it was, a refusal included:
                 // the client cannot tell what happened, which is the point.
                 let _lost = call();
@@ -100,19 +108,42 @@ impl Entry {
             }
         }
     }
+
+    /// Refuses a write whose body invites attendees when the principal is
+    /// a service account acting as itself and the emulator is configured
+    /// to refuse it, as Google does without domain-wide delegation.
+    fn check_attendees(&self, data: &Data, body: &Map<String, Value>) -> Result<(), ApiError> {
+        let invites = body
+            .get("attendees")
+            .and_then(Value::as_array)
+            .is_some_and(|attendees| !attendees.is_empty());
+        if invites && self.principal.service_account && data.config.forbid_service_account_attendees
+        {
+            Err(ApiError::forbidden_for_service_accounts())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records the principal as the calendar's latest writer.
+    fn wrote(&self, data: &Data, calendar: &str) {
+        lock(&data.usage)
+            .last_writer
+            .insert(calendar.to_owned(), self.principal.name.clone());
+    }
 }
 
 /// The operations `applyThenDrop` applies before dropping the answer.
 const WRITES: [&str; 4] = ["insert", "patch", "update", "delete"];
 
-/// What every API call goes through: counting, latency, auth, faults, and
-/// access to the calendar it names.
+/// What every API call goes through: counting, latency, auth, quotas,
+/// faults, and access to the calendar it names.
 async fn enter(
     data: &Data,
     request: &HttpRequest,
     op: &str,
     calendar: Option<&str>,
-) -> Result<Entry, ApiError> {
+) -> Result<Call, ApiError> {
     *lock(&data.calls).entry(op.to_owned()).or_default() += 1;
     record_send_updates(data, request, op);
     let (fault, latency) = {
@@ -123,7 +154,9 @@ async fn enter(
         lock(&data.fault_stats).latency_applied += 1;
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    authorize(data, request)?;
+    let principal = authorize(data, request)?;
+    // As with authentication, a fault taken by a call refused here never fired.
+    lock(&data.usage).admit(&principal.name, op, calendar, std::time::Instant::now())?;
     let entry = match fault {
         None => Entry::Answer,
         Some(fault) => {
@@ -144,7 +177,10 @@ async fn enter(
             return match entry {
                 Entry::Answer => Err(error),
                 // A refused write whose answer is lost is just a lost answer.
-                Entry::Drop | Entry::ApplyThenDrop => Ok(Entry::Drop),
+                Entry::Drop | Entry::ApplyThenDrop => Ok(Call {
+                    entry: Entry::Drop,
+                    principal,
+                }),
             };
         }
         // Conferences requested by earlier calls are ready by now.
@@ -152,7 +188,7 @@ async fn enter(
         drop(calendars);
         data.notify(settled);
     }
-    Ok(entry)
+    Ok(Call { entry, principal })
 }
 
 /// A response whose body fails at once: the server aborts the connection,
@@ -167,25 +203,26 @@ fn dropped_connection() -> HttpResponse {
     HttpResponse::Ok().streaming(failing)
 }
 
-fn authorize(data: &Data, request: &HttpRequest) -> Result<(), ApiError> {
+/// The principal of a call with a valid bearer token: the one recorded
+/// when the token was issued, or with open auth the token itself.
+fn authorize(data: &Data, request: &HttpRequest) -> Result<Principal, ApiError> {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|token| !token.is_empty());
-    let valid = match (&data.config.auth, bearer) {
-        (_, None) => false,
-        (crate::EmulatorAuth::Open, Some(_)) => true,
-        (crate::EmulatorAuth::ServiceAccount { .. }, Some(token)) => {
-            lock(&data.tokens).contains(token)
+    let principal = bearer.and_then(|token| {
+        let issued = lock(&data.tokens).get(token).cloned();
+        match &data.config.auth {
+            crate::EmulatorAuth::Open => Some(issued.unwrap_or_else(|| Principal {
+                name: token.to_owned(),
+                service_account: false,
+            })),
+            crate::EmulatorAuth::ServiceAccount { .. } => issued,
         }
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::new(401, "authError", "Invalid Credentials"))
-    }
+    });
+    principal.ok_or_else(|| ApiError::new(401, "authError", "Invalid Credentials"))
 }
 
 #[derive(Deserialize)]
@@ -214,15 +251,26 @@ fn issue_token(data: &Data, request: &HttpRequest, form: &TokenForm) -> Reply {
         ));
     }
     let assertion = form.assertion.as_deref().unwrap_or_default();
-    if let Some(key) = &data.verifying_key {
+    let token: String = format!("emu-{}", uuid::Uuid::new_v4().simple());
+    let principal = if let Some(key) = &data.verifying_key {
         let info = request.connection_info();
         let audience = format!("{}://{}/token", info.scheme(), info.host());
-        oauth::verify_assertion(assertion, key, &audience, chrono::Utc::now().timestamp())?;
+        oauth::verify_assertion(assertion, key, &audience, chrono::Utc::now().timestamp())?
+            .principal()
     } else if assertion.is_empty() {
         return Err(ApiError::new(400, "invalid_grant", "missing assertion"));
-    }
-    let token: String = format!("emu-{}", uuid::Uuid::new_v4().simple());
-    lock(&data.tokens).insert(token.clone());
+    } else {
+        // Open auth verifies nothing, but a readable assertion still names
+        // its principal; an unreadable one makes the token its own.
+        oauth::peek_claims(assertion).map_or_else(
+            || Principal {
+                name: token.clone(),
+                service_account: false,
+            },
+            |claims| claims.principal(),
+        )
+    };
+    lock(&data.tokens).insert(token.clone(), principal);
     Ok(HttpResponse::Ok()
         .json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})))
 }
@@ -304,8 +352,8 @@ async fn list(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Reply {
-    let entry = enter(&data, &request, "list", Some(&path)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "list", Some(&path)).await?;
+    call.run(|| {
         let params = ListParams {
             sync_token: query.get("syncToken").cloned(),
             page_token: query.get("pageToken").cloned(),
@@ -330,8 +378,8 @@ async fn instances(
     path: web::Path<(String, String)>,
     query: web::Query<HashMap<String, String>>,
 ) -> Reply {
-    let entry = enter(&data, &request, "instances", Some(&path.0)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "instances", Some(&path.0)).await?;
+    call.run(|| {
         let original_start = match query.get("originalStart") {
             None => None,
             Some(value) => Some(
@@ -356,8 +404,8 @@ async fn instances(
 }
 
 async fn get(data: Data, request: HttpRequest, path: web::Path<(String, String)>) -> Reply {
-    let entry = enter(&data, &request, "get", Some(&path.0)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "get", Some(&path.0)).await?;
+    call.run(|| {
         let body = lock(&data.calendars).get(&path.0, &path.1)?;
         Ok(HttpResponse::Ok().json(body))
     })
@@ -365,8 +413,8 @@ async fn get(data: Data, request: HttpRequest, path: web::Path<(String, String)>
 
 /// `calendars.get`.
 async fn calendar_get(data: Data, request: HttpRequest, path: web::Path<String>) -> Reply {
-    let entry = enter(&data, &request, "calendars.get", Some(&path)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "calendars.get", Some(&path)).await?;
+    call.run(|| {
         let body = lock(&data.calendars).calendar(&path)?;
         Ok(HttpResponse::Ok().json(body))
     })
@@ -396,14 +444,17 @@ fn write_options(request: &HttpRequest) -> Result<WriteOptions, ApiError> {
 }
 
 async fn insert(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
-    let entry = enter(&data, &request, "insert", Some(&path)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "insert", Some(&path)).await?;
+    call.run(|| {
+        let body = object(&body)?;
+        call.check_attendees(&data, &body)?;
         let (event, notifications) = lock(&data.calendars).insert(
             &path,
-            object(&body)?,
+            body,
             chrono::Utc::now(),
             write_options(&request)?,
         )?;
+        call.wrote(&data, &path);
         data.notify(notifications);
         Ok(HttpResponse::Ok().json(event))
     })
@@ -425,9 +476,10 @@ async fn modify(
     replace: bool,
 ) -> Reply {
     let op = if replace { "update" } else { "patch" };
-    let entry = enter(&data, &request, op, Some(&path.0)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, op, Some(&path.0)).await?;
+    call.run(|| {
         let changes = object(&body)?;
+        call.check_attendees(&data, &changes)?;
         let (event, notifications) = lock(&data.calendars).modify(
             &path.0,
             &path.1,
@@ -437,6 +489,7 @@ async fn modify(
             chrono::Utc::now(),
             write_options(&request)?,
         )?;
+        call.wrote(&data, &path.0);
         data.notify(notifications);
         Ok(HttpResponse::Ok().json(event))
     })
@@ -461,8 +514,8 @@ async fn update(
 }
 
 async fn delete(data: Data, request: HttpRequest, path: web::Path<(String, String)>) -> Reply {
-    let entry = enter(&data, &request, "delete", Some(&path.0)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "delete", Some(&path.0)).await?;
+    call.run(|| {
         let notifications = lock(&data.calendars).delete(
             &path.0,
             &path.1,
@@ -470,14 +523,15 @@ async fn delete(data: Data, request: HttpRequest, path: web::Path<(String, Strin
             chrono::Utc::now(),
             WriteOptions::default(),
         )?;
+        call.wrote(&data, &path.0);
         data.notify(notifications);
         Ok(HttpResponse::NoContent().finish())
     })
 }
 
 async fn watch(data: Data, request: HttpRequest, path: web::Path<String>, body: Bytes) -> Reply {
-    let entry = enter(&data, &request, "watch", Some(&path)).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "watch", Some(&path)).await?;
+    call.run(|| {
         let request_body: Value = serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
         let types = event_types::filter(repeated(&request, "eventTypes"))?;
@@ -496,8 +550,8 @@ async fn watch(data: Data, request: HttpRequest, path: web::Path<String>, body: 
 
 async fn stop(data: Data, request: HttpRequest, body: Bytes) -> Reply {
     // channels.stop names no calendar: a revoked calendar's channel can still be stopped.
-    let entry = enter(&data, &request, "stop", None).await?;
-    entry.run(|| {
+    let call = enter(&data, &request, "stop", None).await?;
+    call.run(|| {
         let request_body: Value = serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
         lock(&data.calendars).stop(&request_body)?;
@@ -579,6 +633,22 @@ async fn admin_set_faults(data: Data, plan: web::Json<FaultPlan>) -> Reply {
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotasRequest {
+    #[serde(default)]
+    per_principal_per_minute: Option<u32>,
+    #[serde(default)]
+    per_project_per_minute: Option<u32>,
+}
+
+/// `PUT /emulator/quotas {"perPrincipalPerMinute": 600, "perProjectPerMinute": 10000}`;
+/// an absent or null limit is unlimited.
+async fn admin_set_quotas(data: Data, body: web::Json<QuotasRequest>) -> Reply {
+    emulator(&data).set_quotas(body.per_principal_per_minute, body.per_project_per_minute);
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn admin_clear_faults(data: Data) -> Reply {
     emulator(&data).set_faults(FaultPlan::default());
     Ok(HttpResponse::NoContent().finish())
@@ -592,6 +662,10 @@ async fn admin_invalidate(data: Data) -> Reply {
 async fn admin_stats(data: Data) -> Reply {
     let (delivered, failed) = emulator(&data).deliveries();
     let calls = lock(&data.calls).clone();
+    let (calls_by_principal, quota_refusals) = {
+        let usage = lock(&data.usage);
+        (usage.calls.clone(), usage.refusals)
+    };
     let (channels, conferences) = {
         let calendars = lock(&data.calendars);
         (
@@ -616,5 +690,7 @@ async fn admin_stats(data: Data) -> Reply {
         "latencyApplied": latency_applied,
         "syncTokenInvalidations": invalidations,
         "conferencesCreated": conferences,
+        "callsByPrincipal": calls_by_principal,
+        "quotaRefusals": quota_refusals,
     })))
 }

@@ -35,10 +35,22 @@ impl ApiError {
     fn domain(&self) -> &'static str {
         match self.reason.as_str() {
             "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" => "usageLimits",
-            // As Google answers it (see `event_types::restricted`).
-            "eventTypeRestriction" => "calendar",
+            // As Google answers them (see `event_types::restricted`; the
+            // service-account refusal as quoted in
+            // https://github.com/spatie/laravel-google-calendar/discussions/294).
+            "eventTypeRestriction" | "forbiddenForServiceAccounts" => "calendar",
             _ => "global",
         }
+    }
+
+    /// The refusal of a write that adds attendees, made by a service
+    /// account without domain-wide delegation.
+    pub fn forbidden_for_service_accounts() -> Self {
+        Self::new(
+            403,
+            "forbiddenForServiceAccounts",
+            google_message("forbiddenForServiceAccounts").unwrap_or_default(),
+        )
     }
 
     pub fn body(&self) -> serde_json::Value {
@@ -64,4 +76,22 @@ impl ResponseError for ApiError {
         }
         response.json(self.body())
     }
+}
+
+/// Google's message for a reason, where the errors guide
+/// (<https://developers.google.com/workspace/calendar/api/guides/errors>)
+/// or Google's observed answers give one.
+pub fn google_message(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "rateLimitExceeded" => "Rate Limit Exceeded",
+        "userRateLimitExceeded" => "User Rate Limit Exceeded",
+        "quotaExceeded" => "Calendar usage limits exceeded.",
+        "forbiddenForServiceAccounts" => {
+            "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority."
+        }
+        "backendError" => "Backend Error",
+        "authError" => "Invalid Credentials",
+        "notFound" => "Not Found",
+        _ => return None,
+    })
 }

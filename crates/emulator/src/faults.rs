@@ -86,9 +86,14 @@ impl Fault {
         format!("{}:{}", self.status, self.reason())
     }
 
+    /// The error answered: Google's message for the reason where known
+    /// (`quotaExceeded`, `forbiddenForServiceAccounts`, the rate limits, ...),
+    /// else `injected fault: <reason>`.
     pub fn to_error(&self) -> ApiError {
         let reason = self.reason();
-        let mut error = ApiError::new(self.status, &reason, format!("injected fault: {reason}"));
+        let message = crate::error::google_message(&reason)
+            .map_or_else(|| format!("injected fault: {reason}"), str::to_owned);
+        let mut error = ApiError::new(self.status, &reason, message);
         error.retry_after = self.retry_after;
         error
     }
@@ -206,6 +211,40 @@ mod tests {
             serde_json::from_str(r#"{"schedule":[{"op":"list","status":429,"retryAfter":3}]}"#)
                 .unwrap();
         assert_eq!(plan.schedule[0].fault.retry_after, Some(3));
+    }
+
+    #[test]
+    fn usage_and_service_account_faults_answer_googles_bodies() {
+        assert_eq!(
+            Fault::status(403)
+                .with_reason("quotaExceeded")
+                .to_error()
+                .body(),
+            serde_json::json!({"error": {
+                "errors": [{"domain": "usageLimits", "reason": "quotaExceeded",
+                    "message": "Calendar usage limits exceeded."}],
+                "code": 403, "message": "Calendar usage limits exceeded."}})
+        );
+        let message =
+            "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority.";
+        assert_eq!(
+            Fault::status(403)
+                .with_reason("forbiddenForServiceAccounts")
+                .to_error()
+                .body(),
+            serde_json::json!({"error": {
+                "errors": [{"domain": "calendar", "reason": "forbiddenForServiceAccounts",
+                    "message": message}],
+                "code": 403, "message": message}})
+        );
+        assert_eq!(Fault::status(429).to_error().message, "Rate Limit Exceeded");
+        assert_eq!(
+            Fault::status(409)
+                .with_reason("duplicate")
+                .to_error()
+                .message,
+            "injected fault: duplicate"
+        );
     }
 
     #[test]

@@ -53,6 +53,21 @@
 //!   `hangoutLink`, a new etag) by the next call on the calendar; a
 //!   repeated `requestId` reuses the conference. Without it conference
 //!   data in a body is ignored.
+//! - Quotas (off unless configured, see [`EmulatorConfig`]): calls are
+//!   counted per principal and per project over a sliding window
+//!   (`events.patch` costs 3 units, every other Calendar API call 1; the
+//!   token endpoint and admin routes nothing). Over the principal's budget
+//!   a call is answered 403 `userRateLimitExceeded`, over the project's 403
+//!   `rateLimitExceeded` (domain `usageLimits`), and nothing is done.
+//! - Principals: with service-account auth, a token's principal is its
+//!   assertion's `sub` (the user impersonated under domain-wide
+//!   delegation), else its `iss` (the service account itself). With open
+//!   auth, a token the token endpoint issued has its assertion's principal
+//!   (read without verification); any other bearer token is its own
+//!   principal, so tests can act as several users by sending different
+//!   tokens. With [`EmulatorConfig::forbid_service_account_attendees`], a
+//!   service account acting as itself cannot write `attendees` (403
+//!   `forbiddenForServiceAccounts`).
 
 mod api;
 mod conference;
@@ -62,11 +77,12 @@ mod faults;
 mod listing;
 mod notify;
 mod oauth;
+mod quota;
 mod recurrence;
 mod series;
 mod state;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -78,6 +94,7 @@ pub use error::ApiError;
 use faults::FaultStats;
 pub use faults::{Fault, FaultPlan, ScheduledFault};
 use notify::DeliveryStats;
+use quota::{Principal, Usage};
 use state::{Calendars, Notification, WriteOptions};
 
 /// Writes made "in Google" by the admin handle: no API restrictions.
@@ -96,11 +113,36 @@ pub enum EmulatorAuth {
     ServiceAccount { public_key_pem: String },
 }
 
+/// Google's default "per minute per user per project" quota
+/// (<https://developers.google.com/workspace/calendar/api/guides/quota>).
+pub const GOOGLE_PER_PRINCIPAL_PER_MINUTE: u32 = 600;
+/// Google's default "per minute per project" quota (same page).
+pub const GOOGLE_PER_PROJECT_PER_MINUTE: u32 = 10_000;
+
+/// How the emulator behaves. Build it with struct-update syntax
+/// (`EmulatorConfig { per_principal_per_minute: Some(5), ..EmulatorConfig::default() }`)
+/// or [`EmulatorConfig::with_google_quotas`].
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     pub auth: EmulatorAuth,
     /// The longest channel lifetime granted (requests above it get this).
     pub max_channel_ttl: chrono::Duration,
+    /// Quota units one principal may spend per window; `None` (the
+    /// default) is unlimited. Google's default is
+    /// [`GOOGLE_PER_PRINCIPAL_PER_MINUTE`].
+    pub per_principal_per_minute: Option<u32>,
+    /// Quota units all principals together may spend per window; `None`
+    /// (the default) is unlimited. Google's default is
+    /// [`GOOGLE_PER_PROJECT_PER_MINUTE`].
+    pub per_project_per_minute: Option<u32>,
+    /// The sliding window both quotas count over: a minute, as Google's,
+    /// unless a test wants to see a budget come back sooner.
+    pub quota_window: std::time::Duration,
+    /// Answer 403 `forbiddenForServiceAccounts` to an insert, patch or
+    /// update whose body has non-empty `attendees` when the principal is a
+    /// service account acting as itself (an assertion without `sub`), as
+    /// Google does without domain-wide delegation. Off by default.
+    pub forbid_service_account_attendees: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -108,6 +150,21 @@ impl Default for EmulatorConfig {
         Self {
             auth: EmulatorAuth::Open,
             max_channel_ttl: chrono::Duration::days(30),
+            per_principal_per_minute: None,
+            per_project_per_minute: None,
+            quota_window: std::time::Duration::from_secs(60),
+            forbid_service_account_attendees: false,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Google's default quotas: 600 per principal and 10,000 per project a minute.
+    pub fn with_google_quotas(self) -> Self {
+        Self {
+            per_principal_per_minute: Some(GOOGLE_PER_PRINCIPAL_PER_MINUTE),
+            per_project_per_minute: Some(GOOGLE_PER_PROJECT_PER_MINUTE),
+            ..self
         }
     }
 }
@@ -121,7 +178,9 @@ pub(crate) struct Inner {
     calls: Mutex<BTreeMap<String, u64>>,
     /// The `sendUpdates` parameter of the latest write, per operation.
     send_updates: Mutex<BTreeMap<String, String>>,
-    tokens: Mutex<HashSet<String>>,
+    /// Issued access tokens and their principals.
+    tokens: Mutex<HashMap<String, Principal>>,
+    usage: Mutex<Usage>,
     notifier: Mutex<Option<UnboundedSender<Notification>>>,
     delivery: Arc<DeliveryStats>,
 }
@@ -200,6 +259,11 @@ impl Emulator {
                 Some(oauth::parse_public_key(public_key_pem)?)
             }
         };
+        let usage = Usage::new(
+            config.per_principal_per_minute,
+            config.per_project_per_minute,
+            config.quota_window,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -209,7 +273,8 @@ impl Emulator {
                 fault_stats: Mutex::new(FaultStats::default()),
                 calls: Mutex::new(BTreeMap::new()),
                 send_updates: Mutex::new(BTreeMap::new()),
-                tokens: Mutex::new(HashSet::new()),
+                tokens: Mutex::new(HashMap::new()),
+                usage: Mutex::new(usage),
                 notifier: Mutex::new(None),
                 delivery: Arc::new(DeliveryStats::default()),
             }),
@@ -265,6 +330,44 @@ impl Emulator {
         lock(&self.inner.send_updates).get(op).cloned()
     }
 
+    /// Changes the quotas (`None`: unlimited) from now on; units already
+    /// spent in the current window still count.
+    pub fn set_quotas(&self, per_principal: Option<u32>, per_project: Option<u32>) {
+        let mut usage = lock(&self.inner.usage);
+        usage.per_principal = per_principal;
+        usage.per_project = per_project;
+    }
+
+    /// Authenticated Calendar API calls per principal (see the crate docs
+    /// for what a principal is), quota refusals included.
+    pub fn calls_by_principal(&self) -> BTreeMap<String, u64> {
+        lock(&self.inner.usage).calls.clone()
+    }
+
+    /// Calls refused for either quota.
+    pub fn quota_refusals(&self) -> u64 {
+        lock(&self.inner.usage).refusals
+    }
+
+    /// The principals whose calls on a calendar got past authentication and
+    /// quotas (whatever the call's outcome after that).
+    pub fn principals_for(&self, calendar_id: &str) -> BTreeSet<String> {
+        lock(&self.inner.usage)
+            .callers
+            .get(calendar_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The principal of the latest API write (insert, patch, update,
+    /// delete) carried out on a calendar, `applyThenDrop` ones included.
+    pub fn last_writer(&self, calendar_id: &str) -> Option<String> {
+        lock(&self.inner.usage)
+            .last_writer
+            .get(calendar_id)
+            .cloned()
+    }
+
     pub fn invalidate_sync_tokens(&self) {
         lock(&self.inner.calendars).token_generation += 1;
         lock(&self.inner.fault_stats).sync_token_invalidations += 1;
@@ -273,7 +376,8 @@ impl Emulator {
     /// Faults that fired so far, by kind: `drop`, `applyThenDrop` (writes
     /// only; on other operations it counts as `drop`), or
     /// `"<status>:<reason>"` such as `"503:backendError"`. A fault picked for
-    /// a call that then failed authentication did not fire.
+    /// a call that then failed authentication or was refused for quota did
+    /// not fire (and is used up).
     pub fn faults_fired(&self) -> BTreeMap<String, u64> {
         lock(&self.inner.fault_stats).fired.clone()
     }

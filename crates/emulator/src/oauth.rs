@@ -11,6 +11,7 @@ use rsa::signature::Verifier;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::quota::Principal;
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
@@ -22,11 +23,40 @@ struct Header {
 #[derive(Debug, Deserialize)]
 pub struct Claims {
     pub iss: String,
+    /// The user impersonated under domain-wide delegation, if any.
+    #[serde(default)]
+    pub sub: Option<String>,
     #[serde(default)]
     pub scope: String,
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+}
+
+impl Claims {
+    /// The principal of calls made with a token for these claims: the
+    /// impersonated user (`sub`), else the service account itself (`iss`).
+    pub fn principal(&self) -> Principal {
+        match self.sub.as_deref().filter(|sub| !sub.is_empty()) {
+            Some(sub) => Principal {
+                name: sub.to_owned(),
+                service_account: false,
+            },
+            None => Principal {
+                name: self.iss.clone(),
+                service_account: true,
+            },
+        }
+    }
+}
+
+/// The claims of an assertion, unverified (open auth checks no signature).
+pub fn peek_claims(assertion: &str) -> Option<Claims> {
+    let claims = assertion.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Claims>(&bytes)
+        .ok()
+        .filter(|claims| !claims.iss.is_empty())
 }
 
 fn invalid_grant(message: &str) -> ApiError {

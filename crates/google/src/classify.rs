@@ -109,8 +109,9 @@ pub fn kind_for(op: Op, status: u16, reason: Option<&str>) -> ProviderErrorKind 
     match (status, reason) {
         (429, _) => K::RateLimited,
         (403, Some("rateLimitExceeded" | "userRateLimitExceeded")) => K::RateLimited,
-        // A daily limit: retrying within minutes cannot help.
-        (403, Some("quotaExceeded" | "dailyLimitExceeded")) => K::Permanent,
+        // Usage limits spent ("Calendar usage limits exceeded", errors
+        // guide): retrying within minutes cannot help, but it comes back.
+        (403, Some("quotaExceeded" | "dailyLimitExceeded")) => K::QuotaExhausted,
         (500..=599, _) => K::Transient,
         (409, _) => K::Duplicate,
         (412, _) => K::PreconditionFailed,
@@ -232,7 +233,14 @@ mod tests {
             kind_for(Op::List, 403, Some("userRateLimitExceeded")),
             K::RateLimited
         );
-        assert_eq!(kind_for(Op::List, 403, Some("quotaExceeded")), K::Permanent);
+        assert_eq!(
+            kind_for(Op::Insert, 403, Some("quotaExceeded")),
+            K::QuotaExhausted
+        );
+        assert_eq!(
+            kind_for(Op::Insert, 403, Some("forbiddenForServiceAccounts")),
+            K::Permanent
+        );
         assert_eq!(kind_for(Op::List, 403, Some("forbidden")), K::Permanent);
         assert_eq!(kind_for(Op::List, 429, None), K::RateLimited);
         assert_eq!(kind_for(Op::List, 503, Some("backendError")), K::Transient);

@@ -83,7 +83,7 @@ impl SendUpdates {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GoogleConfig {
     /// The Calendar API root, ending in `/`. Plain `http://` is accepted only
     /// for loopback hosts (the emulator).
@@ -97,6 +97,22 @@ pub struct GoogleConfig {
     pub logger: slog::Logger,
     /// Counts calls by operation and outcome, and retries.
     pub metrics: Option<Arc<calsync_resilience::Metrics>>,
+    /// The managed calendars: each is read and written as its subject
+    /// (service-account credentials only). Without it, every call acts as
+    /// the credentials' subject.
+    pub calendars: Option<Arc<dyn calsync_domain::ports::CalendarStore>>,
+}
+
+impl std::fmt::Debug for GoogleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleConfig")
+            .field("api_base_url", &self.api_base_url)
+            .field("credentials", &self.credentials)
+            .field("rate_limits", &self.rate_limits)
+            .field("send_updates", &self.send_updates)
+            .field("calendars", &self.calendars.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GoogleConfig {
@@ -110,6 +126,7 @@ impl GoogleConfig {
             send_updates: SendUpdates::default(),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             metrics: None,
+            calendars: None,
         }
     }
 }

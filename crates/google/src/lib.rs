@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod provider;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,11 +39,9 @@ type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connec
 
 /// The Google Calendar adapter.
 pub struct GoogleCalendar {
-    hub: CalendarHub<Connector>,
+    principals: Principals,
     /// The Calendar API root, ending in `/` (for requests made by hand).
     base_url: String,
-    /// Set after a 401 so the next token request bypasses the cache.
-    force_refresh: Arc<AtomicBool>,
     limiter: RateLimiter,
     retry: RetryPolicy,
     timeout: Duration,
@@ -50,6 +49,42 @@ pub struct GoogleCalendar {
     logger: slog::Logger,
     metrics: Option<Arc<calsync_resilience::Metrics>>,
 }
+
+/// One principal's client: a hub with its own authenticator (and so its
+/// own token cache), and the key its calls are rate limited under, since
+/// Google counts the per-user quota per principal, not per calendar.
+pub(crate) struct Principal {
+    pub(crate) hub: CalendarHub<Connector>,
+    /// Set after a 401 so the next token request bypasses the cache.
+    force_refresh: Arc<AtomicBool>,
+    key: String,
+}
+
+/// Whom each call acts as.
+enum Principals {
+    /// One fixed token (development, tests): one principal.
+    Token(Arc<Principal>),
+    /// A service account, acting as each calendar's subject (domain-wide
+    /// delegation) or, without one, as the default subject or itself.
+    ServiceAccount(Box<ServiceAccount>),
+}
+
+struct ServiceAccount {
+    key: yup_oauth2::ServiceAccountKey,
+    default_subject: Option<String>,
+    client: common::Client<Connector>,
+    connector: Connector,
+    base_url: String,
+    /// Who each managed calendar is read as; absent: everything as the default.
+    calendars: Option<Arc<dyn calsync_domain::ports::CalendarStore>>,
+    /// Calendar -> subject, re-read after [`SUBJECT_TTL`] so a subject
+    /// changed on another replica takes effect here soon.
+    subjects: std::sync::Mutex<HashMap<String, (Option<String>, std::time::Instant)>>,
+    hubs: tokio::sync::Mutex<HashMap<Option<String>, Arc<Principal>>>,
+}
+
+/// How long a calendar's subject is cached.
+const SUBJECT_TTL: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for GoogleCalendar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,40 +118,43 @@ impl GoogleCalendar {
         let executor = hyper_util::rt::TokioExecutor::new();
         let client =
             hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
-        let force_refresh = Arc::new(AtomicBool::new(false));
-        let mut hub = match config.credentials {
-            Credentials::AccessToken(token) => CalendarHub::new(client, token),
+        let principals = match config.credentials {
+            Credentials::AccessToken(token) => {
+                let mut hub = CalendarHub::new(client, token);
+                hub.base_url(base.clone());
+                Principals::Token(Arc::new(Principal {
+                    hub,
+                    force_refresh: Arc::new(AtomicBool::new(false)),
+                    key: "access-token".into(),
+                }))
+            }
             Credentials::ServiceAccount { key_json, subject } => {
                 let key = yup_oauth2::parse_service_account_key(&key_json)
                     .map_err(|error| Error::Credentials(error.to_string()))?;
                 check_url("service account token_uri", &key.token_uri)?;
-                let token_client = hyper_util::client::legacy::Client::builder(executor)
-                    .build::<_, String>(connector);
-                let mut builder = yup_oauth2::ServiceAccountAuthenticator::with_client(
+                let account = ServiceAccount {
                     key,
-                    yup_oauth2::CustomHyperClientBuilder::from(token_client),
-                );
-                if let Some(subject) = subject {
-                    builder = builder.subject(subject);
-                }
-                let authenticator = builder
-                    .build()
+                    default_subject: subject,
+                    client,
+                    connector,
+                    base_url: base.clone(),
+                    calendars: config.calendars,
+                    subjects: std::sync::Mutex::new(HashMap::new()),
+                    hubs: tokio::sync::Mutex::new(HashMap::new()),
+                };
+                // Build the default principal now: bad credentials fail at
+                // start, not on the first call.
+                let default = account.default_subject.clone();
+                account
+                    .hub_for(default)
                     .await
                     .map_err(|error| Error::Credentials(error.to_string()))?;
-                CalendarHub::new(
-                    client,
-                    Refreshing {
-                        inner: authenticator,
-                        force: force_refresh.clone(),
-                    },
-                )
+                Principals::ServiceAccount(Box::new(account))
             }
         };
-        hub.base_url(base.clone());
         Ok(Self {
-            hub,
+            principals,
             base_url: base,
-            force_refresh,
             limiter: RateLimiter::new(config.rate_limits)?,
             retry: config.retry,
             timeout: config.request_timeout,
@@ -124,6 +162,17 @@ impl GoogleCalendar {
             logger: config.logger,
             metrics: config.metrics,
         })
+    }
+
+    /// The principal calls about `calendar` act as.
+    pub(crate) async fn principal(&self, calendar: &str) -> Result<Arc<Principal>, DomainError> {
+        match &self.principals {
+            Principals::Token(principal) => Ok(principal.clone()),
+            Principals::ServiceAccount(account) => {
+                let subject = account.subject_of(calendar).await?;
+                account.hub_for(subject).await
+            }
+        }
     }
 
     /// Rate limits, retries and classifies one logical call. `attempt` makes
@@ -135,18 +184,20 @@ impl GoogleCalendar {
         mut attempt: F,
     ) -> Result<T, DomainError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Arc<Principal>) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
+        let principal = self.principal(calendar).await?;
         let rejected_once = AtomicBool::new(false);
         let result = calsync_resilience::retry(
             &self.retry,
             || {
-                let attempt = attempt();
+                let attempt = attempt(principal.clone());
                 let rejected_once = &rejected_once;
+                let principal = &principal;
                 async move {
                     self.limiter
-                        .acquire(calendar, op.cost())
+                        .acquire(&principal.key, op.cost())
                         .await
                         .map_err(|error| Failure::new(DomainError::provider(ProviderErrorKind::Permanent, error.to_string())))?;
                     match attempt.await {
@@ -159,7 +210,7 @@ impl GoogleCalendar {
                             )))
                         }
                         Err(Failure(error, true)) => {
-                            self.force_refresh.store(true, Ordering::SeqCst);
+                            principal.force_refresh.store(true, Ordering::SeqCst);
                             Err(Failure::new(error))
                         }
                         other => other,
@@ -216,6 +267,7 @@ impl GoogleCalendar {
     /// classified from the status and Google's error reason, as `settle` does.
     pub(crate) async fn conditional(
         &self,
+        principal: &Principal,
         op: Op,
         method: hyper::Method,
         url: &str,
@@ -225,10 +277,15 @@ impl GoogleCalendar {
         use hyper::header;
         let failed = |kind, message: String| Failure::new(DomainError::provider(kind, message));
         let scopes = [Scope::Full.as_ref()];
-        let token = self.hub.auth.get_token(&scopes).await.map_err(|error| {
-            let capture = Capture::default();
-            classify(op, common::Error::MissingToken(error), &capture)
-        })?;
+        let token = principal
+            .hub
+            .auth
+            .get_token(&scopes)
+            .await
+            .map_err(|error| {
+                let capture = Capture::default();
+                classify(op, common::Error::MissingToken(error), &capture)
+            })?;
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(url)
@@ -249,12 +306,17 @@ impl GoogleCalendar {
             )
         })?;
         let exchange = async {
-            let response = self.hub.client.request(request).await.map_err(|error| {
-                failed(
-                    ProviderErrorKind::Transient,
-                    format!("{}: connection failed: {error}", op.name()),
-                )
-            })?;
+            let response = principal
+                .hub
+                .client
+                .request(request)
+                .await
+                .map_err(|error| {
+                    failed(
+                        ProviderErrorKind::Transient,
+                        format!("{}: connection failed: {error}", op.name()),
+                    )
+                })?;
             let (parts, body) = response.into_parts();
             let bytes = common::to_bytes(body).await.ok_or_else(|| {
                 failed(
@@ -311,6 +373,85 @@ impl GoogleCalendar {
                 Err(classify(op, error, &capture))
             }
         }
+    }
+}
+
+impl ServiceAccount {
+    /// The subject for `calendar`: its managed record's, else the default.
+    async fn subject_of(&self, calendar: &str) -> Result<Option<String>, DomainError> {
+        let Some(calendars) = &self.calendars else {
+            return Ok(self.default_subject.clone());
+        };
+        if let Some((subject, at)) = self
+            .subjects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(calendar)
+            && at.elapsed() < SUBJECT_TTL
+        {
+            return Ok(subject.clone());
+        }
+        let record = match CalendarId::new(calendar) {
+            Ok(id) => calendars.get_calendar(&id).await?,
+            // Not a calendar id (channels.stop names none): the default.
+            Err(_) => None,
+        };
+        let subject = record
+            .and_then(|c| c.subject.map(|s| s.as_str().to_owned()))
+            .or_else(|| self.default_subject.clone());
+        self.subjects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                calendar.to_owned(),
+                (subject.clone(), std::time::Instant::now()),
+            );
+        Ok(subject)
+    }
+
+    /// The hub acting as `subject`, built on first use: one authenticator
+    /// (and token cache) per principal.
+    async fn hub_for(&self, subject: Option<String>) -> Result<Arc<Principal>, DomainError> {
+        let mut hubs = self.hubs.lock().await;
+        if let Some(principal) = hubs.get(&subject) {
+            return Ok(principal.clone());
+        }
+        let executor = hyper_util::rt::TokioExecutor::new();
+        let token_client = hyper_util::client::legacy::Client::builder(executor)
+            .build::<_, String>(self.connector.clone());
+        let mut builder = yup_oauth2::ServiceAccountAuthenticator::with_client(
+            self.key.clone(),
+            yup_oauth2::CustomHyperClientBuilder::from(token_client),
+        );
+        if let Some(subject) = &subject {
+            builder = builder.subject(subject.clone());
+        }
+        let authenticator = builder.build().await.map_err(|error| {
+            DomainError::provider(
+                ProviderErrorKind::ReconnectRequired,
+                format!("service account credentials: {error}"),
+            )
+        })?;
+        let force_refresh = Arc::new(AtomicBool::new(false));
+        let mut hub = CalendarHub::new(
+            self.client.clone(),
+            Refreshing {
+                inner: authenticator,
+                force: force_refresh.clone(),
+            },
+        );
+        hub.base_url(self.base_url.clone());
+        let key = match &subject {
+            Some(subject) => subject.clone(),
+            None => self.key.client_email.clone(),
+        };
+        let principal = Arc::new(Principal {
+            hub,
+            force_refresh,
+            key,
+        });
+        hubs.insert(subject, principal.clone());
+        Ok(principal)
     }
 }
 

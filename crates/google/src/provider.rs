@@ -28,15 +28,15 @@ impl CalendarProvider for GoogleCalendar {
         calendar_id: &CalendarId,
         request: &ListRequest,
     ) -> Result<ChangePage, DomainError> {
-        let calendar = segment(calendar_id.as_str());
+        let calendar = &segment(calendar_id.as_str());
         let page_size = i32::try_from(request.max_results.clamp(1, 2500)).unwrap_or(2500);
-        self.run(Op::List, calendar_id.as_str(), || async {
+        self.run(Op::List, calendar_id.as_str(), |principal| async move {
             let capture = std::sync::Mutex::new(Capture::default());
             let mut delegate = Lent(&capture);
-            let mut call = self
+            let mut call = principal
                 .hub
                 .events()
-                .list(&calendar)
+                .list(calendar)
                 .max_results(page_size)
                 .add_scope(Scope::Full);
             if let Some(token) = &request.sync_token {
@@ -67,14 +67,14 @@ impl CalendarProvider for GoogleCalendar {
         calendar_id: &CalendarId,
         id: &EventId,
     ) -> Result<RemoteEvent, DomainError> {
-        let (calendar, event) = (segment(calendar_id.as_str()), segment(id.as_str()));
-        self.run(Op::Get, calendar_id.as_str(), || async {
+        let (calendar, event) = (&segment(calendar_id.as_str()), &segment(id.as_str()));
+        self.run(Op::Get, calendar_id.as_str(), |principal| async move {
             let capture = std::sync::Mutex::new(Capture::default());
             let mut delegate = Lent(&capture);
-            let call = self
+            let call = principal
                 .hub
                 .events()
-                .get(&calendar, &event)
+                .get(calendar, event)
                 .add_scope(Scope::Full)
                 .delegate(&mut delegate);
             let (_, found) = self.settle(Op::Get, call.doit(), &capture).await?;
@@ -84,26 +84,30 @@ impl CalendarProvider for GoogleCalendar {
     }
 
     async fn insert_event(&self, event: &Event) -> Result<RemoteEvent, DomainError> {
-        let calendar = segment(event.calendar_id.as_str());
-        let body = crate::mapping::to_google(event, false);
-        self.run(Op::Insert, event.calendar_id.as_str(), || async {
-            let capture = std::sync::Mutex::new(Capture::default());
-            let mut delegate = Lent(&capture);
-            let call = self
-                .hub
-                .events()
-                .insert(body.clone(), &calendar)
-                // Always 1, not only when a conference is asked for: Google
-                // ignores `conferenceData` under version 0 (the default), so
-                // a Meet request would be dropped without a word, and a body
-                // without conference data is unaffected by the version.
-                .conference_data_version(1)
-                .send_updates(self.send_updates.as_str())
-                .add_scope(Scope::Full)
-                .delegate(&mut delegate);
-            let (_, created) = self.settle(Op::Insert, call.doit(), &capture).await?;
-            remote(created)
-        })
+        let calendar = &segment(event.calendar_id.as_str());
+        let body = &crate::mapping::to_google(event, false);
+        self.run(
+            Op::Insert,
+            event.calendar_id.as_str(),
+            |principal| async move {
+                let capture = std::sync::Mutex::new(Capture::default());
+                let mut delegate = Lent(&capture);
+                let call = principal
+                    .hub
+                    .events()
+                    .insert(body.clone(), calendar)
+                    // Always 1, not only when a conference is asked for: Google
+                    // ignores `conferenceData` under version 0 (the default), so
+                    // a Meet request would be dropped without a word, and a body
+                    // without conference data is unaffected by the version.
+                    .conference_data_version(1)
+                    .send_updates(self.send_updates.as_str())
+                    .add_scope(Scope::Full)
+                    .delegate(&mut delegate);
+                let (_, created) = self.settle(Op::Insert, call.doit(), &capture).await?;
+                remote(created)
+            },
+        )
         .await
     }
 
@@ -118,32 +122,37 @@ impl CalendarProvider for GoogleCalendar {
     /// may name one occurrence of a series (`{masterId}_{YYYYMMDDTHHMMSSZ}`),
     /// which Google turns into an exception.
     async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent, DomainError> {
-        let url = self.event_url(&call.calendar_id, &call.event_id, true);
+        let url = &self.event_url(&call.calendar_id, &call.event_id, true);
         // As the generated client does: absent fields are left out, never
         // sent as `null` (Google's patch would clear them).
-        let body = crate::mapping::patch_json(&call.changes)
+        let body = &crate::mapping::patch_json(&call.changes)
             .map(|value| value.to_string().into_bytes())
             .map_err(|error| {
                 DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))
             })?;
-        self.run(Op::Patch, call.calendar_id.as_str(), || async {
-            let answer = self
-                .conditional(
-                    Op::Patch,
-                    hyper::Method::PATCH,
-                    &url,
-                    Some(body.clone()),
-                    call.if_match.as_ref(),
-                )
-                .await?;
-            let event: api::Event = serde_json::from_slice(&answer).map_err(|error| {
-                Failure::new(DomainError::provider(
-                    ProviderErrorKind::Permanent,
-                    format!("patch: unreadable response: {error}"),
-                ))
-            })?;
-            remote(event)
-        })
+        self.run(
+            Op::Patch,
+            call.calendar_id.as_str(),
+            |principal| async move {
+                let answer = self
+                    .conditional(
+                        &principal,
+                        Op::Patch,
+                        hyper::Method::PATCH,
+                        url,
+                        Some(body.clone()),
+                        call.if_match.as_ref(),
+                    )
+                    .await?;
+                let event: api::Event = serde_json::from_slice(&answer).map_err(|error| {
+                    Failure::new(DomainError::provider(
+                        ProviderErrorKind::Permanent,
+                        format!("patch: unreadable response: {error}"),
+                    ))
+                })?;
+                remote(event)
+            },
+        )
         .await
     }
 
@@ -153,31 +162,42 @@ impl CalendarProvider for GoogleCalendar {
         id: &EventId,
         if_match: Option<&Etag>,
     ) -> Result<(), DomainError> {
-        let url = self.event_url(calendar_id, id, true);
-        self.run(Op::Delete, calendar_id.as_str(), || async {
-            self.conditional(Op::Delete, hyper::Method::DELETE, &url, None, if_match)
-                .await
-                .map(|_| ())
+        let url = &self.event_url(calendar_id, id, true);
+        self.run(Op::Delete, calendar_id.as_str(), |principal| async move {
+            self.conditional(
+                &principal,
+                Op::Delete,
+                hyper::Method::DELETE,
+                url,
+                None,
+                if_match,
+            )
+            .await
+            .map(|_| ())
         })
         .await
     }
 
     async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool, DomainError> {
-        let calendar = segment(calendar_id.as_str());
+        let calendar = &segment(calendar_id.as_str());
         let result = self
-            .run(Op::CalendarGet, calendar_id.as_str(), || async {
-                let capture = std::sync::Mutex::new(Capture::default());
-                let mut delegate = Lent(&capture);
-                let call = self
-                    .hub
-                    .calendars()
-                    .get(&calendar)
-                    .add_scope(Scope::Full)
-                    .delegate(&mut delegate);
-                self.settle(Op::CalendarGet, call.doit(), &capture)
-                    .await
-                    .map(|_| ())
-            })
+            .run(
+                Op::CalendarGet,
+                calendar_id.as_str(),
+                |principal| async move {
+                    let capture = std::sync::Mutex::new(Capture::default());
+                    let mut delegate = Lent(&capture);
+                    let call = principal
+                        .hub
+                        .calendars()
+                        .get(calendar)
+                        .add_scope(Scope::Full)
+                        .delegate(&mut delegate);
+                    self.settle(Op::CalendarGet, call.doit(), &capture)
+                        .await
+                        .map(|_| ())
+                },
+            )
             .await;
         match result {
             Ok(()) => Ok(true),
@@ -191,8 +211,8 @@ impl CalendarProvider for GoogleCalendar {
         calendar_id: &CalendarId,
         request: &WatchRequest,
     ) -> Result<WatchGrant, DomainError> {
-        let calendar = segment(calendar_id.as_str());
-        let channel = api::Channel {
+        let calendar = &segment(calendar_id.as_str());
+        let channel = &api::Channel {
             id: Some(request.channel_id.to_string()),
             token: Some(request.token.clone()),
             type_: Some("web_hook".into()),
@@ -204,13 +224,13 @@ impl CalendarProvider for GoogleCalendar {
             ),
             ..api::Channel::default()
         };
-        self.run(Op::Watch, calendar_id.as_str(), || async {
+        self.run(Op::Watch, calendar_id.as_str(), |principal| async move {
             let capture = std::sync::Mutex::new(Capture::default());
             let mut delegate = Lent(&capture);
-            let call = self
+            let call = principal
                 .hub
                 .events()
-                .watch(channel.clone(), &calendar)
+                .watch(channel.clone(), calendar)
                 .add_scope(Scope::Full)
                 .delegate(&mut delegate);
             let (_, granted) = self.settle(Op::Watch, call.doit(), &capture).await?;
@@ -242,15 +262,15 @@ impl CalendarProvider for GoogleCalendar {
         id: &ChannelId,
         resource_id: &ResourceId,
     ) -> Result<(), DomainError> {
-        let channel = api::Channel {
+        let channel = &api::Channel {
             id: Some(id.to_string()),
             resource_id: Some(resource_id.to_string()),
             ..api::Channel::default()
         };
-        self.run(Op::Stop, "channels", || async {
+        self.run(Op::Stop, "channels", |principal| async move {
             let capture = std::sync::Mutex::new(Capture::default());
             let mut delegate = Lent(&capture);
-            let call = self
+            let call = principal
                 .hub
                 .channels()
                 .stop(channel.clone())

@@ -87,6 +87,8 @@ pub async fn create(
     let requested = crate::request::parse_optional_body::<CreateChannel>(&body)?
         .and_then(|input| input.calendar_id);
     let calendar_id = crate::request::calendar_or_default(&state, requested.as_deref())?;
+    // A watched calendar is a managed one (swept, and listed).
+    state.calendars.ensure(&calendar_id).await?;
     let channel = state.channels.create(&calendar_id).await?;
     // The initial sync should not wait for the worker's next poll.
     state.sync_wakeup.notify_one();

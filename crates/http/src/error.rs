@@ -136,6 +136,9 @@ impl HttpError {
                     K::Transient | K::RateLimited => {
                         (StatusCode::SERVICE_UNAVAILABLE, "google_unavailable")
                     }
+                    K::QuotaExhausted => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "google_quota_exhausted")
+                    }
                     K::NotFound | K::Gone => (StatusCode::NOT_FOUND, "not_found_in_google"),
                     K::PreconditionFailed => {
                         (StatusCode::PRECONDITION_FAILED, "precondition_failed")

@@ -3,6 +3,7 @@
 //! the binary builds the [`AppState`] from real adapters.
 
 mod auth;
+mod calendars;
 mod channels;
 mod context;
 mod error;
@@ -105,6 +106,11 @@ routes! {
         patch "/events/{id}" => events::patch;
         delete "/events/{id}" => events::delete;
         post "/sync" => sync::request_sync;
+        post "/calendars" => calendars::add;
+        get "/calendars" => calendars::list;
+        get "/calendars/{id}" => calendars::get;
+        patch "/calendars/{id}" => calendars::change;
+        delete "/calendars/{id}" => calendars::remove;
         post "/channels" => channels::create;
         get "/channels" => channels::list;
         delete "/channels/{id}" => channels::stop;

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{HttpError, channels, error, events, health, sync, webhooks};
+use crate::{HttpError, calendars, channels, error, events, health, sync, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::{HttpError, channels, error, events, health, sync, webhooks};
     paths(
         events::create, events::list, events::get, events::patch, events::delete,
         sync::request_sync,
+        calendars::add, calendars::list, calendars::get, calendars::change, calendars::remove,
         channels::create, channels::list, channels::stop,
         webhooks::calendar, webhooks::drive,
         health::calendar, health::live, health::ready, health::metrics,
@@ -36,7 +37,8 @@ use crate::{HttpError, channels, error, events, health, sync, webhooks};
     tags(
         (name = "events", description = "Events for business entities"),
         (name = "sync", description = "Sync requests"),
-        (name = "channels", description = "Google push channels"),
+        (name = "calendars", description = "Managed calendars and the principal each is accessed as"),
+        (name = "channels", description = "Google push channels (`POST /calendar/channels` also makes the calendar managed, as the deployment's default principal)"),
         (name = "webhooks", description = "Google's push notifications (authenticated by channel token)"),
         (name = "health", description = "Health, probes and metrics"),
         (name = "docs", description = "This document and its browsable page"),

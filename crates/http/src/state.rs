@@ -8,7 +8,7 @@ use std::time::Duration;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{DriveNotificationSink, Store};
 use calsync_domain::services::{
-    ChannelService, EventService, HealthService, NotificationService, Services,
+    CalendarService, ChannelService, EventService, HealthService, NotificationService, Services,
 };
 use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::Notify;
@@ -33,6 +33,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub notifications: NotificationService,
     pub channels: ChannelService,
+    pub calendars: CalendarService,
     pub events: EventService,
     pub health: HealthService,
     pub drive_sink: Arc<dyn DriveNotificationSink>,
@@ -163,6 +164,7 @@ impl AppStateBuilder {
             store: self.store,
             notifications: services.notifications,
             channels: services.channels,
+            calendars: services.calendars,
             events: services.events,
             health: services.health,
             drive_sink,

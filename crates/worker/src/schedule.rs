@@ -28,6 +28,9 @@ pub struct Schedule {
     /// Safety sweep: every watched calendar is synced this often, since
     /// push delivery is not guaranteed.
     pub sweep_every: Duration,
+    /// The sweep's slices: calendars are split by a hash of their id, and
+    /// one slice is marked every `sweep_every / sweep_slices`.
+    pub sweep_slices: u32,
     /// Retention cleanup: daily at this UTC hour.
     pub cleanup_hour: u32,
     /// How often the scheduler looks at the clock.
@@ -40,6 +43,7 @@ impl Default for Schedule {
             renewal_every: Duration::from_secs(6 * 3600),
             renewal_window: Duration::from_secs(24 * 3600),
             sweep_every: Duration::from_secs(15 * 60),
+            sweep_slices: 15,
             cleanup_hour: 3,
             tick: Duration::from_secs(30),
         }
@@ -133,15 +137,26 @@ impl Jobs {
             || self.channels.renew_due(schedule.renewal_window),
         )
         .await;
-        self.run_once(
-            "safety_sweep",
-            period_start(now, schedule.sweep_every),
-            || async {
-                let marked = self.sync.mark_all_dirty().await?;
-                self.sync_wakeup.notify_one();
-                Ok(marked)
-            },
+        // The sweep runs in slices, one per `sweep_every / sweep_slices`:
+        // each calendar is still swept once per `sweep_every`, but a fleet's
+        // syncs spread over the interval instead of starting at one instant.
+        let slices = schedule.sweep_slices.max(1);
+        let slice_every = (schedule.sweep_every / slices).max(Duration::from_secs(1));
+        let slot = period_start(now, slice_every);
+        let slice_secs = i64::try_from(slice_every.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let slice = u32::try_from(
+            slot.timestamp()
+                .div_euclid(slice_secs)
+                .rem_euclid(i64::from(slices)),
         )
+        .unwrap_or(0);
+        self.run_once("safety_sweep", slot, || async {
+            let marked = self.sync.mark_slice_dirty(slice, slices).await?;
+            self.sync_wakeup.notify_one();
+            Ok(marked)
+        })
         .await;
         self.run_once(
             "retention_cleanup",

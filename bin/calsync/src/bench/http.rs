@@ -248,7 +248,7 @@ impl Server {
             // The load comes from one address: lift the per-source webhook limit.
             .env("CALSYNC_WEBHOOK_RATE_PER_MINUTE", "100000000")
             .env("CALSYNC_GOOGLE_RATE_PER_MINUTE", "100000000")
-            .env("CALSYNC_GOOGLE_CALENDAR_RATE_PER_MINUTE", "100000000")
+            .env("CALSYNC_GOOGLE_PRINCIPAL_RATE_PER_MINUTE", "100000000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::cleanup::retention;
 use super::{
-    ChannelService, CleanupService, EventService, HealthService, NotificationService, SyncService,
+    CalendarService, ChannelService, CleanupService, EventService, HealthService,
+    NotificationService, SyncService,
 };
 use crate::health::HealthThresholds;
 use crate::outbox::OutboxRetryPolicy;
@@ -39,6 +40,10 @@ pub struct ServicesConfig {
     pub timer: Option<Arc<dyn Timer>>,
     pub outbox_retry: OutboxRetryPolicy,
     pub health: HealthThresholds,
+    /// Google refuses attendees from a service account acting as itself
+    /// (403 `forbiddenForServiceAccounts`): set when calsync runs as one
+    /// without a subject, so such writes are refused up front.
+    pub attendees_need_delegation: bool,
 }
 
 impl std::fmt::Debug for ServicesConfig {
@@ -51,6 +56,7 @@ impl std::fmt::Debug for ServicesConfig {
             .field("heartbeat", &self.timer.is_some())
             .field("outbox_retry", &self.outbox_retry)
             .field("health", &self.health)
+            .field("attendees_need_delegation", &self.attendees_need_delegation)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +75,7 @@ impl ServicesConfig {
             timer: None,
             outbox_retry: OutboxRetryPolicy::default(),
             health: HealthThresholds::default(),
+            attendees_need_delegation: false,
         }
     }
 
@@ -87,6 +94,7 @@ pub struct Services {
     pub sync: SyncService,
     pub events: EventService,
     pub channels: ChannelService,
+    pub calendars: CalendarService,
     pub notifications: NotificationService,
     pub health: HealthService,
     pub cleanup: CleanupService,
@@ -111,23 +119,35 @@ impl Services {
             store.clone(),
             clock.clone(),
         )
-        .with_retry_policy(config.outbox_retry);
+        .with_retry_policy(config.outbox_retry)
+        .with_calendar_states(store.clone())
+        .with_attendees_needing_delegation(config.attendees_need_delegation, Some(store.clone()));
         if config.timer.is_some() {
             sync = sync.with_lease(config.lease_ttl, config.timer.clone());
             events = events.with_lease(config.lease_ttl, config.timer.clone());
         }
+        let channels = ChannelService::new(
+            provider,
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+            config.webhook_secret.clone(),
+            config.webhook_address,
+            config.channel_ttl,
+        );
         Self {
-            sync: sync.with_retention(retention(config.retention_days)),
+            sync: sync
+                .with_retention(retention(config.retention_days))
+                .with_calendars(store.clone()),
             events,
-            channels: ChannelService::new(
-                provider,
+            calendars: CalendarService::new(
                 store.clone(),
                 store.clone(),
+                store.clone(),
+                channels.clone(),
                 clock.clone(),
-                config.webhook_secret.clone(),
-                config.webhook_address,
-                config.channel_ttl,
             ),
+            channels,
             notifications: NotificationService::new(
                 config.webhook_secret,
                 store.clone(),

@@ -1,6 +1,7 @@
 //! Use cases, written against ports only. The binary wires real adapters in;
 //! tests wire the in-memory ones from [`crate::testing`].
 
+mod calendars;
 mod channels;
 mod cleanup;
 mod graph;
@@ -10,11 +11,12 @@ mod series;
 mod sync;
 mod writes;
 
+pub use calendars::{CalendarService, CalendarView};
 pub use channels::{ChannelService, RenewalReport};
 pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
 pub use graph::{DEFAULT_RETENTION_DAYS, Services, ServicesConfig};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use series::{Listed, OccurrenceQuery, OccurrenceRef, list_occurrences};
-pub use sync::{SyncMode, SyncReport, SyncService};
+pub use sync::{SyncMode, SyncReport, SyncService, sweep_slice};
 pub use writes::{Created, DrainReport, EventService, PushOutcome};

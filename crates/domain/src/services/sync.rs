@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, ProviderErrorKind, Result};
 use crate::ids::CalendarId;
-use crate::ports::{CalendarProvider, Clock, EventStore, SyncStateStore, Timer};
+use crate::ports::{CalendarProvider, CalendarStore, Clock, EventStore, SyncStateStore, Timer};
 use crate::sync::{
     ListRequest, PageOutcome, SyncCompletion, SyncLease, SyncOutcome, SyncPage, SyncRun,
 };
@@ -48,6 +48,8 @@ pub struct SyncService {
     lease_ttl: Duration,
     timer: Option<Arc<dyn Timer>>,
     progress: Option<ProgressFn>,
+    /// When set, the sweep covers managed calendars only.
+    calendars: Option<Arc<dyn CalendarStore>>,
 }
 
 impl SyncService {
@@ -69,6 +71,7 @@ impl SyncService {
             lease_ttl: Duration::from_secs(120),
             timer: None,
             progress: None,
+            calendars: None,
         }
     }
 
@@ -86,6 +89,13 @@ impl SyncService {
     }
 
     /// Don't mirror events that ended longer ago than this.
+    /// Sweeps only the calendars `calendars` manages (a removed calendar's
+    /// sync state stays, but it is no longer synced by the sweep).
+    pub fn with_calendars(mut self, calendars: Arc<dyn CalendarStore>) -> Self {
+        self.calendars = Some(calendars);
+        self
+    }
+
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
         self
@@ -274,12 +284,44 @@ impl SyncService {
     /// Marks every calendar with a stored state dirty: the periodic safety
     /// sweep, since push delivery is not guaranteed. Returns how many.
     pub async fn mark_all_dirty(&self) -> Result<usize> {
+        self.mark_slice_dirty(0, 1).await
+    }
+
+    /// Marks the calendars of one slice of `slices` dirty: the sweep spread
+    /// over its interval, so a fleet does not sync in lockstep. A calendar's
+    /// slice is a hash of its id, the same on every replica.
+    pub async fn mark_slice_dirty(&self, slice: u32, slices: u32) -> Result<usize> {
+        let slices = slices.max(1);
         let states = self.states.list_sync_states().await?;
+        let managed: Option<std::collections::HashSet<CalendarId>> = match &self.calendars {
+            Some(calendars) => Some(
+                calendars
+                    .list_calendars()
+                    .await?
+                    .into_iter()
+                    .map(|c| c.calendar_id)
+                    .collect(),
+            ),
+            None => None,
+        };
         let mut marked = 0;
-        for state in states.iter().filter(|s| !s.reconnect_required) {
+        for state in states.iter().filter(|s| {
+            !s.reconnect_required
+                && sweep_slice(&s.calendar_id, slices) == slice
+                && managed.as_ref().is_none_or(|m| m.contains(&s.calendar_id))
+        }) {
             self.states.mark_dirty(&state.calendar_id, false).await?;
             marked += 1;
         }
         Ok(marked)
     }
+}
+
+/// Which of `slices` sweep slices a calendar falls in.
+pub fn sweep_slice(calendar: &CalendarId, slices: u32) -> u32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(calendar.as_str().as_bytes());
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&digest[..4]);
+    u32::from_le_bytes(bytes) % slices.max(1)
 }

@@ -7,7 +7,8 @@ use crate::event::{Event, EventChanges, EventStatus, NewEvent, PushState};
 use crate::ids::{Etag, LocalEventId};
 use crate::outbox::{IdempotencyKey, OutboxEntry, OutboxOp, OutboxRetryPolicy, PatchIntent};
 use crate::ports::{
-    CalendarProvider, Clock, EventStore, OutboxStore, PatchCall, PushReceipt, Timer,
+    CalendarProvider, CalendarStore, Clock, EventStore, OutboxStore, PatchCall, PushReceipt,
+    SyncStateStore, Timer,
 };
 use crate::sync::RemoteEvent;
 
@@ -96,6 +97,11 @@ pub struct EventService {
     retry: OutboxRetryPolicy,
     lease: std::time::Duration,
     timer: Option<Arc<dyn Timer>>,
+    /// Where an unreachable calendar is marked for reconnecting.
+    states: Option<Arc<dyn SyncStateStore>>,
+    attendees_need_delegation: bool,
+    /// The managed calendars, whose own subjects may invite attendees.
+    calendars: Option<Arc<dyn CalendarStore>>,
 }
 
 impl EventService {
@@ -114,7 +120,52 @@ impl EventService {
             // Long without a heartbeat (see `with_lease`).
             lease: std::time::Duration::from_secs(60),
             timer: None,
+            states: None,
+            attendees_need_delegation: false,
+            calendars: None,
         }
+    }
+
+    /// Lets a write that finds its calendar unreachable mark it reconnect
+    /// required (the sync worker then stops on it too).
+    pub fn with_calendar_states(mut self, states: Arc<dyn SyncStateStore>) -> Self {
+        self.states = Some(states);
+        self
+    }
+
+    /// Refuses attendees up front when Google would (a service account
+    /// acting as itself cannot invite: 403 `forbiddenForServiceAccounts`),
+    /// except on calendars managed with a subject of their own (`calendars`).
+    pub fn with_attendees_needing_delegation(
+        mut self,
+        refuse: bool,
+        calendars: Option<Arc<dyn CalendarStore>>,
+    ) -> Self {
+        self.attendees_need_delegation = refuse;
+        self.calendars = calendars;
+        self
+    }
+
+    async fn check_attendees_allowed(
+        &self,
+        calendar_id: &crate::ids::CalendarId,
+        attendees: &[crate::event::Attendee],
+    ) -> Result<()> {
+        if !self.attendees_need_delegation || attendees.is_empty() {
+            return Ok(());
+        }
+        if let Some(calendars) = &self.calendars
+            && calendars
+                .get_calendar(calendar_id)
+                .await?
+                .is_some_and(|c| c.subject.is_some())
+        {
+            return Ok(());
+        }
+        Err(Error::unprocessable(
+            "attendees",
+            "Google does not let a service account invite attendees without domain-wide delegation: give the calendar a subject (PATCH /calendar/calendars/{id}) or set CALSYNC_GOOGLE_SUBJECT, or send no attendees",
+        ))
     }
 
     /// How long a claimed row's lease lasts; with a timer, a heartbeat
@@ -142,6 +193,8 @@ impl EventService {
     /// Creates the event locally (push pending) and queues its insert.
     pub async fn create(&self, new: NewEvent) -> Result<(Event, OutboxEntry)> {
         let event = new.into_event(self.clock.now());
+        self.check_attendees_allowed(&event.calendar_id, &event.attendees)
+            .await?;
         let entry = self
             .events
             .insert_with_outbox(&event, OutboxOp::Insert)
@@ -157,6 +210,8 @@ impl EventService {
             return Ok(replayed);
         }
         let event = new.into_event(self.clock.now());
+        self.check_attendees_allowed(&event.calendar_id, &event.attendees)
+            .await?;
         match self
             .events
             .insert_idempotent(&event, OutboxOp::Insert, key)
@@ -224,6 +279,10 @@ impl EventService {
             });
         }
         current.event_type.check_writable()?;
+        if let Some(attendees) = &changes.attendees {
+            self.check_attendees_allowed(&current.calendar_id, attendees)
+                .await?;
+        }
         Self::check_etag(&current, if_match.as_ref())?;
         let next = changes.apply_to(&current, self.clock.now())?;
         let intent = PatchIntent {
@@ -347,16 +406,16 @@ impl EventService {
             .calendar_accessible(&event.calendar_id)
             .await?
         {
-            Ok(self.gone(event))
-        } else {
-            Err(Error::provider(
-                ProviderErrorKind::ReconnectRequired,
-                format!(
-                    "the calendar is not reachable by this principal (404): {}",
-                    error
-                ),
-            ))
+            return Ok(self.gone(event));
         }
+        let why = format!("the calendar is not reachable by this principal (404): {error}");
+        if let Some(states) = &self.states {
+            states
+                .mark_reconnect_required(&event.calendar_id, &why, self.clock.now())
+                .await?;
+        }
+        // The write stays queued (`waits`) until the calendar is back.
+        Err(Error::provider(ProviderErrorKind::ReconnectRequired, why))
     }
 
     async fn call_provider(&self, entry: &OutboxEntry, event: &Event) -> Result<Verdict> {
@@ -494,6 +553,14 @@ impl EventService {
             .await
         {
             Ok(()) => return Ok(Verdict::Applied(None)),
+            // A 404 is "gone" only if the calendar itself is readable: an
+            // unshared calendar answers 404 while the event lives on.
+            Err(error) if error.provider_kind() == Some(ProviderErrorKind::NotFound) => {
+                return match self.gone_unless_unreachable(event, error).await? {
+                    Verdict::Settled(..) => Ok(Verdict::Applied(None)),
+                    applied => Ok(applied),
+                };
+            }
             // Already gone at Google: the deletion holds.
             Err(error) if gone(&error) => return Ok(Verdict::Applied(None)),
             Err(error) if error.provider_kind() == Some(ProviderErrorKind::PreconditionFailed) => {}
@@ -531,11 +598,18 @@ impl EventService {
             Error::Provider { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let retryable = error
-            .provider_kind()
-            .is_some_and(ProviderErrorKind::is_retryable);
-        if retryable && !self.retry.exhausted(attempts) {
-            let delay = self.retry.delay(attempts, retry_after);
+        let kind = error.provider_kind();
+        let seed = u64::try_from(entry.id).unwrap_or_default();
+        let delay = match kind {
+            // Spent quota and unreachable calendars come back, in hours or
+            // when a person reconnects: the write waits, never given up.
+            Some(kind) if kind.waits() => Some(self.retry.long_wait(attempts, retry_after, seed)),
+            Some(kind) if kind.is_retryable() && !self.retry.exhausted(attempts) => {
+                Some(self.retry.jittered(attempts, retry_after, seed))
+            }
+            _ => None,
+        };
+        if let Some(delay) = delay {
             let next = crate::later(self.clock.now(), delay);
             self.outbox.retry_outbox(entry, &message, next).await?;
             Ok(PushOutcome::Retrying { error: message })

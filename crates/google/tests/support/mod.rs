@@ -77,12 +77,17 @@ pub struct Setup {
 
 /// An emulator that only accepts tokens for the test service account.
 pub async fn setup() -> Setup {
+    setup_with(EmulatorConfig::default()).await
+}
+
+/// [`setup`] with more of the emulator's settings (quotas, rules).
+pub async fn setup_with(base: EmulatorConfig) -> Setup {
     let keys = keys();
     let config = EmulatorConfig {
         auth: EmulatorAuth::ServiceAccount {
             public_key_pem: keys.public_pem.clone(),
         },
-        ..EmulatorConfig::default()
+        ..base
     };
     let emulator = Emulator::new(config)
         .unwrap()

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use calsync_domain::ProviderErrorKind;
 use calsync_domain::channel::ChannelStatus;
 use calsync_domain::event::{EventStatus, PushState};
 use calsync_domain::health::{CalendarHealth, HealthStats};
@@ -12,7 +13,9 @@ use calsync_domain::ports::HealthStore;
 use calsync_domain::sync::SyncState;
 use chrono::{DateTime, Utc};
 use diesel::query_dsl::methods::LimitDsl;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper, TextExpressionMethods,
+};
 use diesel_async::RunQueryDsl;
 use diesel_async::methods::LoadQuery;
 
@@ -155,6 +158,16 @@ impl HealthStore for DieselStore {
                 .count(),
         )
         .await?;
+        // The domain writes a provider error as "... (quota_exhausted): ...".
+        let quota_marker = format!("%({})%", ProviderErrorKind::QuotaExhausted);
+        let quota_waiting = count_of(
+            conn,
+            ob::table
+                .filter(ob::state.eq(pending))
+                .filter(ob::last_error.like(quota_marker))
+                .count(),
+        )
+        .await?;
         let push_failed = count_of(
             conn,
             ev::table
@@ -187,6 +200,7 @@ impl HealthStore for DieselStore {
             outbox_pending,
             oldest_pending_outbox_at: oldest_pending,
             outbox_dead_letters: dead_letters,
+            outbox_quota_waiting: quota_waiting,
             events_push_failed: push_failed,
             events_push_conflicts: push_conflicts,
         })

@@ -62,6 +62,7 @@ macro_rules! write_tx {
     }};
 }
 
+mod calendars;
 mod channels;
 mod drive_notifications;
 mod events;

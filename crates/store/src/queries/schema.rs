@@ -53,6 +53,18 @@ diesel::table! {
     use diesel::sql_types::*;
     use super::Ts;
 
+    calendar_calendars (calendar_id) {
+        calendar_id -> Text,
+        subject -> Nullable<Text>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
     calendar_sync_states (calendar_id) {
         calendar_id -> Text,
         sync_token -> Nullable<Text>,
@@ -161,6 +173,7 @@ diesel::table! {
 diesel::joinable!(calendar_outbox -> calendar_events (event_id));
 diesel::allow_tables_to_appear_in_same_query!(
     calendar_events,
+    calendar_calendars,
     calendar_sync_states,
     calendar_watch_channels,
     calendar_outbox,

@@ -102,6 +102,10 @@ contract!(
         retention_keeps_series_while_they_run,
         an_exception_whose_master_is_retired_follows_it,
         a_cancelled_occurrence_is_stored_from_a_page,
+        a_managed_calendar_is_upserted_and_read_back,
+        a_managed_calendar_without_a_subject_round_trips,
+        managed_calendars_are_listed_by_id,
+        deleting_a_managed_calendar_reports_whether_it_was_there,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>
@@ -110,6 +114,8 @@ contract!(
         unreadable_json_is_a_storage_error =>
             "needs SQL: corrupts a stored row's JSON behind the port; MemoryStore keeps typed values",
         the_recurrence_migration_backfills_existing_rows =>
+            "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
+        the_calendars_migration_backfills_synced_calendars =>
             "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
     ],
 );

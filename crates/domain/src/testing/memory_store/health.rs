@@ -74,6 +74,14 @@ impl HealthStore for MemoryStore {
             oldest_event_start: live_events.iter().map(|e| e.start.sort_key()).min(),
             newest_event_start: live_events.iter().map(|e| e.start.sort_key()).max(),
             outbox_pending: pending.len() as u64,
+            outbox_quota_waiting: pending
+                .iter()
+                .filter(|r| {
+                    r.entry.last_error.as_deref().is_some_and(|e| {
+                        e.contains(&format!("({})", crate::ProviderErrorKind::QuotaExhausted))
+                    })
+                })
+                .count() as u64,
             oldest_pending_outbox_at: pending.iter().map(|r| r.entry.created_at).min(),
             outbox_dead_letters: state
                 .outbox

@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: every storage port in memory, one module per port.
 
+mod calendars;
 mod channels;
 mod events;
 mod health;
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use super::lock;
+use crate::calendar::ManagedCalendar;
 use crate::channel::WatchChannel;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventTime};
@@ -64,6 +66,7 @@ struct StoreState {
     events: HashMap<LocalEventId, Event>,
     seen_in_run: HashMap<LocalEventId, String>,
     by_google_id: HashMap<(CalendarId, EventId), LocalEventId>,
+    calendars: BTreeMap<CalendarId, ManagedCalendar>,
     sync_states: BTreeMap<CalendarId, SyncState>,
     channels: HashMap<ChannelId, WatchChannel>,
     outbox: BTreeMap<i64, StoredOutbox>,

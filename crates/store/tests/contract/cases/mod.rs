@@ -3,6 +3,7 @@
 //! run on every backend, the domain's `MemoryStore` included.
 #![allow(unused_imports)] // each case module takes what it needs from here
 
+mod calendars;
 mod events;
 mod health;
 mod leases;
@@ -11,6 +12,7 @@ mod series;
 mod sql;
 mod sync_pages;
 
+pub use calendars::*;
 pub use events::*;
 pub use health::*;
 pub use leases::*;

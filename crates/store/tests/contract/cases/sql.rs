@@ -221,3 +221,87 @@ pub async fn the_recurrence_migration_backfills_existing_rows(db: &TestDb) {
     assert_eq!(status("bounded1").await, EventStatus::Cancelled);
     drop(store);
 }
+
+/// Migration 8's version, as diesel records it.
+const CALENDARS_MIGRATION: &str = "20261201000008";
+
+pub async fn the_calendars_migration_backfills_synced_calendars(db: &TestDb) {
+    use calsync_domain::calendar::ManagedCalendar;
+    use calsync_domain::ports::CalendarStore;
+
+    use crate::helpers::Backend;
+    let second = calendar_id("second@example.com");
+    db.store.mark_dirty(&cal(), true).await.unwrap();
+    db.store.mark_dirty(&second, false).await.unwrap();
+    // Managed but never synced: the revert forgets it, and the backfill,
+    // which only knows synced calendars, does not bring it back.
+    db.store
+        .upsert_calendar(&managed(
+            "unsynced@example.com",
+            Some("erin@example.com"),
+            now(),
+        ))
+        .await
+        .unwrap();
+    // Back to the schema before migration 8, and forward again.
+    let (sqlite_down, pg_down) = (
+        include_str!(
+            "../../../../../migrations/sqlite/2026-12-01-000008_managed_calendars/down.sql"
+        ),
+        include_str!(
+            "../../../../../migrations/postgres/2026-12-01-000008_managed_calendars/down.sql"
+        ),
+    );
+    let forget =
+        format!("DELETE FROM __diesel_schema_migrations WHERE version = '{CALENDARS_MIGRATION}';");
+    db.exec(
+        &format!("{sqlite_down}\n{forget}"),
+        &format!("{pg_down}\n{forget}"),
+    )
+    .await;
+    let url = match &db.backend {
+        Backend::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+        Backend::Postgres { url, .. } => url.clone(),
+    };
+    let url = calsync_store::DatabaseUrl::parse(Some(&url)).unwrap();
+    let before = Utc::now() - Duration::seconds(1);
+    assert_eq!(
+        calsync_store::migrate(&url).await.unwrap(),
+        [CALENDARS_MIGRATION]
+    );
+    let after = Utc::now() + Duration::seconds(1);
+    // A fresh pool: the old one's prepared statements name a dropped table.
+    let store = calsync_store::connect(&url, &calsync_store::StoreOptions::default())
+        .await
+        .unwrap();
+    let calendars = store.list_calendars().await.unwrap();
+    let ids: Vec<&CalendarId> = calendars.iter().map(|c| &c.calendar_id).collect();
+    assert_eq!(ids, [&second, &cal()]);
+    for calendar in &calendars {
+        assert_eq!(calendar.subject, None, "{calendar:?}");
+        assert_eq!(calendar.created_at, calendar.updated_at, "{calendar:?}");
+        assert!(
+            (before..=after).contains(&calendar.created_at),
+            "backfilled at the migration's time: {calendar:?}"
+        );
+    }
+    // A backfilled row is an ordinary one: an upsert keeps its `created_at`.
+    let backfilled = calendars[1].clone();
+    let updated = store
+        .upsert_calendar(&managed(
+            cal().as_str(),
+            Some("frank@example.com"),
+            now() + Duration::days(365),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        updated,
+        ManagedCalendar {
+            subject: Some(calsync_domain::calendar::Subject::new("frank@example.com").unwrap()),
+            updated_at: now() + Duration::days(365),
+            ..backfilled
+        }
+    );
+    drop(store);
+}

@@ -1,0 +1,182 @@
+//! Managed calendars: adding one (it is watched and synced), listing them
+//! with their sync health, changing whom calsync acts as, removing one.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::calendar::{ManagedCalendar, Subject};
+use crate::channel::{ChannelStatus, WatchChannel};
+use crate::error::{Error, Result};
+use crate::health::CalendarHealth;
+use crate::ids::CalendarId;
+use crate::ports::{CalendarStore, ChannelStore, Clock, SyncStateStore};
+
+use super::channels::ChannelService;
+
+/// A managed calendar with how its sync and channels stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarView {
+    #[serde(flatten)]
+    pub calendar: ManagedCalendar,
+    /// `None` until its first sync was queued.
+    pub health: Option<CalendarHealth>,
+}
+
+/// The managed calendars.
+#[derive(Clone)]
+pub struct CalendarService {
+    calendars: Arc<dyn CalendarStore>,
+    states: Arc<dyn SyncStateStore>,
+    channel_store: Arc<dyn ChannelStore>,
+    channels: ChannelService,
+    clock: Arc<dyn Clock>,
+}
+
+impl CalendarService {
+    pub fn new(
+        calendars: Arc<dyn CalendarStore>,
+        states: Arc<dyn SyncStateStore>,
+        channel_store: Arc<dyn ChannelStore>,
+        channels: ChannelService,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            calendars,
+            states,
+            channel_store,
+            channels,
+            clock,
+        }
+    }
+
+    /// Manages a calendar as `subject` and watches it (which queues its
+    /// first, full sync). The record comes first, so the watch call already
+    /// acts as the subject; if Google refuses the watch, a calendar that was
+    /// not managed before is forgotten again.
+    pub async fn add(
+        &self,
+        calendar_id: &CalendarId,
+        subject: Option<Subject>,
+    ) -> Result<(ManagedCalendar, WatchChannel)> {
+        let existed = self.calendars.get_calendar(calendar_id).await?.is_some();
+        let now = self.clock.now();
+        let stored = self
+            .calendars
+            .upsert_calendar(&ManagedCalendar {
+                calendar_id: calendar_id.clone(),
+                subject,
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+        match self.channels.create(calendar_id).await {
+            Ok(channel) => Ok((stored, channel)),
+            Err(error) => {
+                if !existed {
+                    self.calendars.delete_calendar(calendar_id).await?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Manages a calendar that is watched or synced through the older
+    /// routes, as the deployment's default principal, if it is not yet.
+    pub async fn ensure(&self, calendar_id: &CalendarId) -> Result<()> {
+        if self.calendars.get_calendar(calendar_id).await?.is_none() {
+            let now = self.clock.now();
+            self.calendars
+                .upsert_calendar(&ManagedCalendar {
+                    calendar_id: calendar_id.clone(),
+                    subject: None,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, calendar_id: &CalendarId) -> Result<CalendarView> {
+        let calendar = self
+            .calendars
+            .get_calendar(calendar_id)
+            .await?
+            .ok_or(Error::NotFound { what: "calendar" })?;
+        self.view(calendar).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<CalendarView>> {
+        let mut views = Vec::new();
+        for calendar in self.calendars.list_calendars().await? {
+            views.push(self.view(calendar).await?);
+        }
+        Ok(views)
+    }
+
+    async fn view(&self, calendar: ManagedCalendar) -> Result<CalendarView> {
+        let state = self.states.sync_state(&calendar.calendar_id).await?;
+        let active = self
+            .channel_store
+            .list_channels(Some(ChannelStatus::Active))
+            .await?
+            .iter()
+            .filter(|c| c.calendar_id == calendar.calendar_id)
+            .count() as u64;
+        Ok(CalendarView {
+            health: state.map(|s| CalendarHealth::new(&s, active)),
+            calendar,
+        })
+    }
+
+    /// Acts as another principal for the calendar from now on. Access may
+    /// work again as the new one, so a reconnect mark is cleared and the
+    /// calendar synced.
+    pub async fn set_subject(
+        &self,
+        calendar_id: &CalendarId,
+        subject: Option<Subject>,
+    ) -> Result<ManagedCalendar> {
+        let mut calendar = self
+            .calendars
+            .get_calendar(calendar_id)
+            .await?
+            .ok_or(Error::NotFound { what: "calendar" })?;
+        calendar.subject = subject;
+        calendar.updated_at = self.clock.now();
+        let stored = self.calendars.upsert_calendar(&calendar).await?;
+        self.states.clear_reconnect_required(calendar_id).await?;
+        self.states.mark_dirty(calendar_id, false).await?;
+        Ok(stored)
+    }
+
+    /// Stops the calendar's channels and forgets it: no more syncs, sweeps
+    /// or renewals. Its mirrored events stay until retention removes them.
+    pub async fn remove(&self, calendar_id: &CalendarId) -> Result<ManagedCalendar> {
+        let calendar = self
+            .calendars
+            .get_calendar(calendar_id)
+            .await?
+            .ok_or(Error::NotFound { what: "calendar" })?;
+        let channels = self.channel_store.list_channels(None).await?;
+        for channel in channels
+            .iter()
+            .filter(|c| c.calendar_id == *calendar_id && c.status != ChannelStatus::Stopped)
+        {
+            match self.channels.stop(&channel.id).await {
+                // Google may no longer know it (or the calendar): stopped either way.
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(error) if error.provider_kind().is_some() => {
+                    self.channel_store
+                        .set_channel_status(&channel.id, ChannelStatus::Stopped)
+                        .await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.calendars.delete_calendar(calendar_id).await?;
+        Ok(calendar)
+    }
+}

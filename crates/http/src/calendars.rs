@@ -1,0 +1,226 @@
+//! `/calendar/calendars`: the managed calendars, each read and written as
+//! its own principal (a Workspace user the service account acts as).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_domain::calendar::Subject;
+use calsync_domain::ids::CalendarId;
+use serde::Deserialize;
+use slog::info;
+
+use crate::auth::Authenticated;
+use crate::{AppState, HttpError, context};
+
+/// `POST /calendar/calendars`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"calendarId": "room-4@example.com", "subject": "facilities@example.com"}))]
+pub struct AddCalendar {
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
+    )]
+    calendar_id: String,
+    /// The Workspace user to act as for this calendar (domain-wide
+    /// delegation); absent: `CALSYNC_GOOGLE_SUBJECT`, else the service
+    /// account itself.
+    #[schema(max_length = 254, example = "owner@example.com")]
+    subject: Option<String>,
+}
+
+/// `PATCH /calendar/calendars/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeCalendar {
+    /// The new subject; `null` goes back to the deployment's default.
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 254)]
+    subject: Option<Option<String>>,
+}
+
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A managed calendar and its sync health.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation only
+pub struct CalendarDoc {
+    calendar_id: String,
+    subject: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// Absent until its first sync is queued.
+    health: Option<CalendarHealthDoc>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation only
+pub struct CalendarHealthDoc {
+    calendar_id: String,
+    #[schema(format = DateTime)]
+    last_sync_at: Option<String>,
+    last_error: Option<String>,
+    #[schema(format = DateTime)]
+    last_error_at: Option<String>,
+    error_count: u32,
+    reconnect_required: bool,
+    active_channels: u64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct CalendarList {
+    items: Vec<CalendarDoc>,
+}
+
+fn subject(value: Option<String>) -> Result<Option<Subject>, HttpError> {
+    Ok(value.map(Subject::new).transpose()?)
+}
+
+fn calendar_id(path: &str) -> Result<CalendarId, HttpError> {
+    Ok(CalendarId::new(path)?)
+}
+
+#[utoipa::path(
+    post, path = "/calendar/calendars", tag = "calendars", operation_id = "addCalendar",
+    request_body = AddCalendar,
+    responses(
+        (status = 201, description = "Managed, watched, and its first (full) sync queued; `channel` is its watch channel", body = CalendarDoc),
+        (status = 400, description = "Invalid body, calendarId or subject; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "Google does not show the calendar to this principal (`not_found_in_google`); nothing is kept", body = crate::error::ErrorBody),
+        (status = 409, description = "Google refused access for good (`reconnect_required`)", body = crate::error::ErrorBody),
+        (status = 502, description = "Google refused the watch (`google_refused`)", body = crate::error::ErrorBody),
+        (status = 503, description = "Google or the database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn add(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let input: AddCalendar = crate::request::parse_body(&body)?;
+    let id = CalendarId::new(input.calendar_id)?;
+    let (calendar, channel) = state.calendars.add(&id, subject(input.subject)?).await?;
+    state.sync_wakeup.notify_one();
+    info!(context::logger(&request, &state), "calendar added";
+        "action" => "calendar_add", "status" => "success", "calendar_id" => id.to_string(),
+        "channel_id" => channel.id.to_string());
+    let mut answer =
+        serde_json::to_value(state.calendars.get(&calendar.calendar_id).await?).unwrap_or_default();
+    answer["channel"] = serde_json::to_value(&channel).unwrap_or_default();
+    Ok(HttpResponse::Created().json(answer))
+}
+
+#[utoipa::path(
+    get, path = "/calendar/calendars", tag = "calendars", operation_id = "listCalendars",
+    responses(
+        (status = 200, description = "The managed calendars, by id, with their sync health", body = CalendarList),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(_: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let items = state.calendars.list().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(
+    get, path = "/calendar/calendars/{id}", tag = "calendars", operation_id = "getCalendar",
+    params(("id" = String, Path, description = "The calendar id")),
+    responses(
+        (status = 200, description = "The calendar and its sync health", body = CalendarDoc),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "Not a managed calendar", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let view = state.calendars.get(&calendar_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    patch, path = "/calendar/calendars/{id}", tag = "calendars", operation_id = "changeCalendar",
+    params(("id" = String, Path, description = "The calendar id")),
+    request_body = ChangeCalendar,
+    responses(
+        (status = 200, description = "Changed; calls act as the new subject within 30 s on every replica, and a sync is queued", body = CalendarDoc),
+        (status = 400, description = "Invalid body or subject", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "Not a managed calendar", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn change(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let id = calendar_id(&path)?;
+    let input: ChangeCalendar = crate::request::parse_body(&body)?;
+    let Some(new_subject) = input.subject else {
+        return Err(calsync_domain::Error::invalid(
+            "subject",
+            "is required (null for the default)",
+        )
+        .into());
+    };
+    state
+        .calendars
+        .set_subject(&id, subject(new_subject)?)
+        .await?;
+    state.sync_wakeup.notify_one();
+    info!(context::logger(&request, &state), "calendar subject changed";
+        "action" => "calendar_change", "status" => "success", "calendar_id" => id.to_string());
+    Ok(HttpResponse::Ok().json(state.calendars.get(&id).await?))
+}
+
+#[utoipa::path(
+    delete, path = "/calendar/calendars/{id}", tag = "calendars", operation_id = "removeCalendar",
+    params(("id" = String, Path, description = "The calendar id")),
+    responses(
+        (status = 200, description = "No longer managed: its channels are stopped and it is no longer synced; its mirrored events stay until retention", body = CalendarDoc),
+        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 404, description = "Not a managed calendar", body = crate::error::ErrorBody),
+        (status = 503, description = "Google or the database is unavailable: retry", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let id = calendar_id(&path)?;
+    let removed = state.calendars.remove(&id).await?;
+    info!(context::logger(&request, &state), "calendar removed";
+        "action" => "calendar_remove", "status" => "success", "calendar_id" => id.to_string());
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "calendarId": removed.calendar_id,
+        "subject": removed.subject,
+        "createdAt": removed.created_at,
+        "updatedAt": removed.updated_at,
+    })))
+}
