@@ -1323,7 +1323,7 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
             "2",
             "--google-rate-per-minute",
             "10000000",
-            "--google-calendar-rate-per-minute",
+            "--google-principal-rate-per-minute",
             "10000000",
             "--webhook-rate-per-minute",
             "10000000",

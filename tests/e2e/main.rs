@@ -2,6 +2,7 @@
 //! and a real database, talking over loopback HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod calendars;
 mod events_api;
 mod fuzz;
 mod hardening;

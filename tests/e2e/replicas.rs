@@ -15,6 +15,8 @@ async fn two_replicas_on_one_postgres_run_each_job_tick_once() {
     let args = [
         "--sweep-interval-secs",
         "86400",
+        "--sweep-slices",
+        "1",
         "--scheduler-tick-secs",
         "1",
     ];
@@ -27,6 +29,17 @@ async fn two_replicas_on_one_postgres_run_each_job_tick_once() {
         .await
         .unwrap();
         store.mark_dirty(&calendar, false).await.unwrap();
+        // The sweep covers managed calendars.
+        let now = chrono::Utc::now();
+        store
+            .upsert_calendar(&calsync_domain::calendar::ManagedCalendar {
+                calendar_id: calendar.clone(),
+                subject: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
     }
     let (first, _) = server(Some(&url), &args).await;
     let (second, _) = server(Some(&url), &args).await;

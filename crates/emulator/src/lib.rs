@@ -471,6 +471,11 @@ impl Emulator {
         lock(&self.inner.calendars).conferences.created(calendar_id)
     }
 
+    /// How many watch channels are live (not stopped).
+    pub fn channel_count(&self) -> usize {
+        lock(&self.inner.calendars).channels.len()
+    }
+
     /// Notifications delivered and failed so far.
     pub fn deliveries(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering;

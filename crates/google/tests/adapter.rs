@@ -319,7 +319,7 @@ async fn injected_faults_are_retried_or_failed_fast_as_classified() {
         (vec![Fault::dropped()], None, 2),
         (
             vec![Fault::status(403).with_reason("quotaExceeded")],
-            Some(Kind::Permanent),
+            Some(Kind::QuotaExhausted),
             1,
         ),
         (

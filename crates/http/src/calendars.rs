@@ -61,6 +61,21 @@ pub struct CalendarDoc {
     health: Option<CalendarHealthDoc>,
 }
 
+/// A calendar just added, with the watch channel made for it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation only
+pub struct CalendarAddedDoc {
+    calendar_id: String,
+    subject: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    health: Option<CalendarHealthDoc>,
+    channel: crate::channels::ChannelDoc,
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // documentation only
@@ -94,7 +109,7 @@ fn calendar_id(path: &str) -> Result<CalendarId, HttpError> {
     post, path = "/calendar/calendars", tag = "calendars", operation_id = "addCalendar",
     request_body = AddCalendar,
     responses(
-        (status = 201, description = "Managed, watched, and its first (full) sync queued; `channel` is its watch channel", body = CalendarDoc),
+        (status = 201, description = "Managed, watched, and its first (full) sync queued; `channel` is its watch channel", body = CalendarAddedDoc),
         (status = 400, description = "Invalid body, calendarId or subject; `error.field` names it", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
         (status = 404, description = "Google does not show the calendar to this principal (`not_found_in_google`); nothing is kept", body = crate::error::ErrorBody),

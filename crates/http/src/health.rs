@@ -55,6 +55,8 @@ pub struct HealthReportDoc {
     #[schema(format = DateTime)]
     oldest_pending_outbox_at: Option<String>,
     outbox_dead_letters: u64,
+    /// Pending writes waiting for Google's spent quota to come back.
+    outbox_quota_waiting: u64,
     events_push_failed: u64,
     /// Events whose last write lost a conflict with a change made in Google.
     events_push_conflicts: u64,

@@ -57,6 +57,8 @@ pub async fn request_sync(
 ) -> Result<HttpResponse, HttpError> {
     let input: SyncRequestBody = parse_optional_body(&body)?.unwrap_or_default();
     let calendar_id = calendar_or_default(&state, input.calendar_id.as_deref())?;
+    // A calendar synced on request is a managed one (swept from now on).
+    state.calendars.ensure(&calendar_id).await?;
     state.store.mark_dirty(&calendar_id, input.full).await?;
     state.sync_wakeup.notify_one();
     info!(context::logger(&request, &state), "sync requested";

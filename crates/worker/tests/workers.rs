@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calsync_domain::ids::CalendarId;
-use calsync_domain::ports::{ChannelStore, SyncStateStore};
+use calsync_domain::ports::{CalendarStore, ChannelStore, Clock, SyncStateStore};
 use calsync_domain::services::{Services, ServicesConfig, SyncService};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::WebhookSecret;
@@ -41,7 +41,11 @@ fn jobs(
         ticks: store.clone(),
         clock: clock.clone(),
         sync_wakeup: Arc::new(Notify::new()),
-        schedule: Schedule::default(),
+        // One slice: each sweep period marks every managed calendar.
+        schedule: Schedule {
+            sweep_slices: 1,
+            ..Schedule::default()
+        },
         owner: owner.into(),
         metrics: Arc::new(calsync_resilience::Metrics::new()),
         logger: logger(),
@@ -59,6 +63,16 @@ async fn two_replicas_run_each_tick_once_and_renewal_replaces_expiring_channels(
     );
     let calendar = CalendarId::new("team@example.com").unwrap();
     let first = a.channels.create(&calendar).await.unwrap();
+    // The sweep covers managed calendars.
+    store
+        .upsert_calendar(&calsync_domain::calendar::ManagedCalendar {
+            calendar_id: calendar.clone(),
+            subject: None,
+            created_at: clock.now(),
+            updated_at: clock.now(),
+        })
+        .await
+        .unwrap();
     // The channel lives an hour; half of it has passed; both replicas tick.
     clock.advance(Duration::from_secs(31 * 60));
     a.tick().await;

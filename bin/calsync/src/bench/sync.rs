@@ -101,7 +101,7 @@ async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), Comm
         &database,
         "--sync-poll-secs",
         "60",
-        "--google-calendar-rate-per-minute",
+        "--google-principal-rate-per-minute",
         "1000000",
         "--google-rate-per-minute",
         "1000000",
