@@ -28,6 +28,8 @@ pub struct Running {
     pub emulator: Option<RunningEmulator>,
     /// Watch-channel operations, for embedders and tools.
     pub channels: ChannelService,
+    /// The managed calendars, for embedders and tools.
+    pub calendars: calsync_domain::services::CalendarService,
     http: actix_web::dev::ServerHandle,
     server: JoinHandle<std::io::Result<()>>,
     shutdown: watch::Sender<bool>,
@@ -197,6 +199,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         store,
         emulator,
         channels: services.channels,
+        calendars: services.calendars,
         http,
         server,
         shutdown,

@@ -3,6 +3,7 @@
 //! `fixtures` holds what they share.
 
 mod fixtures;
+mod fleet;
 mod http;
 mod series;
 mod store;
@@ -36,6 +37,24 @@ pub enum Bench {
         series: usize,
         #[arg(long, default_value_t = 20)]
         requests: usize,
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// N calendars across P principals (service-account JWTs, Google's
+    /// default quotas enforced by the emulator), each added through the
+    /// calendars service; times the first full sync of all, then makes
+    /// random remote changes at R per minute for --duration-secs and times
+    /// each to the mirror. Ends with one `fleet: key=value ...` line
+    /// (quota_errors must be 0). SQLite, or Postgres with --postgres-url.
+    Fleet {
+        #[arg(long, default_value_t = 300)]
+        calendars: usize,
+        #[arg(long, default_value_t = 10)]
+        principals: usize,
+        #[arg(long, default_value_t = 600)]
+        changes_per_min: u32,
+        #[arg(long, default_value_t = 60)]
+        duration_secs: u64,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
@@ -100,6 +119,23 @@ impl Bench {
                 page_size,
                 postgres_url,
             } => store::run(events, page_size, postgres_url.as_deref()).await,
+            Self::Fleet {
+                calendars,
+                principals,
+                changes_per_min,
+                duration_secs,
+                postgres_url,
+            } => {
+                fleet::FleetBench {
+                    calendars: calendars.max(1),
+                    principals: principals.max(1),
+                    changes_per_min,
+                    duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                    postgres_url,
+                }
+                .run()
+                .await
+            }
             Self::Series {
                 series,
                 requests,
