@@ -54,14 +54,13 @@ impl RateLimiter {
     /// Limits that keep under Google's quotas: a bucket refilling at `r`
     /// a minute with room for `b` can spend `r + b` in one minute, so the
     /// refill rate is the quota less the burst, and no sliding minute ever
-    /// exceeds the quota Google counts.
+    /// exceeds the quota Google counts (for a burst below the quota; a
+    /// larger one keeps a refill of one unit a minute).
     pub fn new(config: RateLimitConfig) -> Result<Self, Error> {
         let project = non_zero(config.project_per_minute, "project rate limit")?;
         let per_key = non_zero(config.per_key_per_minute, "per-user rate limit")?;
-        let project_burst = non_zero(config.project_burst, "project rate limit burst")?
-            .min(NonZeroU32::new(project.get() / 2).unwrap_or(NonZeroU32::MIN));
-        let per_key_burst = non_zero(config.per_key_burst, "per-user rate limit burst")?
-            .min(NonZeroU32::new(per_key.get() / 2).unwrap_or(NonZeroU32::MIN));
+        let project_burst = non_zero(config.project_burst, "project rate limit burst")?;
+        let per_key_burst = non_zero(config.per_key_burst, "per-user rate limit burst")?;
         let less = |quota: NonZeroU32, burst: NonZeroU32| {
             NonZeroU32::new(quota.get().saturating_sub(burst.get())).unwrap_or(NonZeroU32::MIN)
         };
