@@ -232,10 +232,5 @@ pub async fn remove(
     let removed = state.calendars.remove(&id).await?;
     info!(context::logger(&request, &state), "calendar removed";
         "action" => "calendar_remove", "status" => "success", "calendar_id" => id.to_string());
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "calendarId": removed.calendar_id,
-        "subject": removed.subject,
-        "createdAt": removed.created_at,
-        "updatedAt": removed.updated_at,
-    })))
+    Ok(HttpResponse::Ok().json(removed))
 }

@@ -1,6 +1,7 @@
 //! Managed calendars: adding one (it is watched and synced), listing them
 //! with their sync health, changing whom calsync acts as, removing one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::health::CalendarHealth;
 use crate::ids::CalendarId;
 use crate::ports::{CalendarStore, ChannelStore, Clock, SyncStateStore};
+use crate::sync::SyncState;
 
 use super::channels::ChannelService;
 
@@ -22,6 +24,21 @@ pub struct CalendarView {
     pub calendar: ManagedCalendar,
     /// `None` until its first sync was queued.
     pub health: Option<CalendarHealth>,
+}
+
+fn view(
+    calendar: ManagedCalendar,
+    state: Option<&SyncState>,
+    active: &[WatchChannel],
+) -> CalendarView {
+    let channels = active
+        .iter()
+        .filter(|c| c.calendar_id == calendar.calendar_id)
+        .count() as u64;
+    CalendarView {
+        health: state.map(|s| CalendarHealth::new(s, channels)),
+        calendar,
+    }
 }
 
 /// The managed calendars.
@@ -105,30 +122,37 @@ impl CalendarService {
             .get_calendar(calendar_id)
             .await?
             .ok_or(Error::NotFound { what: "calendar" })?;
-        self.view(calendar).await
+        let state = self.states.sync_state(calendar_id).await?;
+        let channels = self.active_channels().await?;
+        Ok(view(calendar, state.as_ref(), &channels))
     }
 
+    /// Every managed calendar: three reads in all, whatever their number.
     pub async fn list(&self) -> Result<Vec<CalendarView>> {
-        let mut views = Vec::new();
-        for calendar in self.calendars.list_calendars().await? {
-            views.push(self.view(calendar).await?);
-        }
-        Ok(views)
+        let states: HashMap<CalendarId, SyncState> = self
+            .states
+            .list_sync_states()
+            .await?
+            .into_iter()
+            .map(|s| (s.calendar_id.clone(), s))
+            .collect();
+        let channels = self.active_channels().await?;
+        Ok(self
+            .calendars
+            .list_calendars()
+            .await?
+            .into_iter()
+            .map(|c| {
+                let state = states.get(&c.calendar_id);
+                view(c, state, &channels)
+            })
+            .collect())
     }
 
-    async fn view(&self, calendar: ManagedCalendar) -> Result<CalendarView> {
-        let state = self.states.sync_state(&calendar.calendar_id).await?;
-        let active = self
-            .channel_store
+    async fn active_channels(&self) -> Result<Vec<WatchChannel>> {
+        self.channel_store
             .list_channels(Some(ChannelStatus::Active))
-            .await?
-            .iter()
-            .filter(|c| c.calendar_id == calendar.calendar_id)
-            .count() as u64;
-        Ok(CalendarView {
-            health: state.map(|s| CalendarHealth::new(&s, active)),
-            calendar,
-        })
+            .await
     }
 
     /// Acts as another principal for the calendar from now on. Access may

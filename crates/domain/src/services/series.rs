@@ -3,7 +3,7 @@
 //! occurrence, which become exceptions at Google.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -114,14 +114,14 @@ fn instance_id(master: &EventId, suffix: &str) -> Option<EventId> {
 struct Stream<'a> {
     master: &'a Event,
     occurrences: Box<dyn Iterator<Item = Occurrence> + 'a>,
-    replaced: &'a HashMap<String, ()>,
+    replaced: &'a HashSet<String>,
 }
 
 impl Stream<'_> {
     fn next_listed(&mut self) -> Option<Listed> {
         for occurrence in self.occurrences.by_ref() {
             let suffix = occurrence.suffix();
-            if self.replaced.contains_key(&suffix) {
+            if self.replaced.contains(&suffix) {
                 continue;
             }
             let Some(event) = occurrence_event(self.master, occurrence) else {
@@ -172,7 +172,7 @@ pub async fn list_occurrences(
 
     // Exceptions replace their occurrence (cancelled ones hide it);
     // live ones in the window are listed as rows.
-    let mut replaced: HashMap<(CalendarId, EventId), HashMap<String, ()>> = HashMap::new();
+    let mut replaced: HashMap<(CalendarId, EventId), HashSet<String>> = HashMap::new();
     let mut rows: Vec<Listed> = singles.into_iter().map(Listed::Row).collect();
     for exception in exceptions {
         let (Some(series), Some(original)) =
@@ -183,7 +183,7 @@ pub async fn list_occurrences(
         replaced
             .entry((exception.calendar_id.clone(), series.clone()))
             .or_default()
-            .insert(crate::recurrence::instance_suffix(original), ());
+            .insert(crate::recurrence::instance_suffix(original));
         let in_window = query
             .from
             .is_none_or(|from| exception.end.sort_key() > from)
@@ -196,7 +196,7 @@ pub async fn list_occurrences(
         }
     }
 
-    let none = HashMap::new();
+    let none = HashSet::new();
     let parsed: Vec<(&Event, Series)> = masters
         .iter()
         .filter_map(|m| m.series().and_then(Result::ok).map(|s| (m, s)))
@@ -289,9 +289,9 @@ async fn window_series(
         }
     }
     let mut exceptions = Vec::new();
-    let known: HashMap<(&CalendarId, &EventId), ()> = masters
+    let known: HashSet<(&CalendarId, &EventId)> = masters
         .iter()
-        .map(|m| ((&m.calendar_id, &m.google_event_id), ()))
+        .map(|m| (&m.calendar_id, &m.google_event_id))
         .collect();
     for chunk in masters.chunks(BATCH as usize) {
         let mut query = EventQuery {
@@ -307,7 +307,7 @@ async fn window_series(
             exceptions.extend(batch.into_iter().filter(|e| {
                 e.recurring_event_id
                     .as_ref()
-                    .is_some_and(|series| known.contains_key(&(&e.calendar_id, series)))
+                    .is_some_and(|series| known.contains(&(&e.calendar_id, series)))
             }));
             match last {
                 Some(position) if full => query.after = Some(position),
