@@ -9,9 +9,6 @@
 
 mod actors;
 mod check;
-mod net;
-mod pg;
-mod procs;
 mod rng;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +20,7 @@ use calsync_domain::webhook::WebhookSecret;
 use serde_json::{Value, json};
 
 use crate::error::CommandError;
+use crate::harness::{net, pg, procs};
 use actors::{API_TOKEN, Shared, WEBHOOK_SECRET, lock};
 use check::{Diff, Snapshot, WriteVerdict};
 use net::Http;

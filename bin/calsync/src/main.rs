@@ -5,6 +5,7 @@ mod bench;
 mod chaos;
 mod cli;
 mod error;
+mod harness;
 
 use std::process::ExitCode;
 

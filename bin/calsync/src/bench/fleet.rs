@@ -2,14 +2,24 @@
 //! emulator that checks service-account JWTs and enforces Google's default
 //! quotas (600/min per principal, 10,000/min per project), with random
 //! remote changes; what a company's deployment meets.
+//!
+//! One replica runs in this process. With `--replicas N` (Postgres), N
+//! `calsync serve` processes share one database behind a round-robin
+//! balancer, and one of them is SIGKILLed halfway through the changes:
+//! every calendar must still converge, and no job tick may run twice.
+
+mod balancer;
+mod replicas;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calsync::server::Running;
 use calsync_domain::calendar::Subject;
 use calsync_domain::ids::{CalendarId, EventId};
-use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig};
+use calsync_domain::ports::Store;
+use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig, RunningEmulator};
 use rand::Rng;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
@@ -22,12 +32,12 @@ pub(super) struct FleetBench {
     pub changes_per_min: u32,
     pub duration: Duration,
     pub postgres_url: Option<String>,
+    pub replicas: usize,
 }
 
-/// The server's resident memory, from `/proc` (Linux); the emulator runs
-/// in the same process, so this is an upper bound.
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resident memory of a process, from `/proc` (Linux).
+fn rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
@@ -38,56 +48,43 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The emulator and the service-account key the replicas sign with.
+struct Google {
+    emulator: RunningEmulator,
+    key_file: std::path::PathBuf,
+}
+
 impl FleetBench {
     pub async fn run(self) -> Result<(), CommandError> {
-        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-            .map_err(|e| format!("key: {e}"))?;
-        let private_pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| format!("key: {e}"))?
-            .to_string();
-        let public_pem = key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| format!("key: {e}"))?;
-        let emulator = Emulator::new(
-            EmulatorConfig {
-                auth: EmulatorAuth::ServiceAccount {
-                    public_key_pem: public_pem,
-                },
-                ..EmulatorConfig::default()
-            }
-            .with_google_quotas(),
-        )?
-        .start("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("emulator: {e}"))?;
+        if self.replicas > 1 && self.postgres_url.is_none() {
+            return Err("--replicas needs --postgres-url: replicas share one Postgres".into());
+        }
         let dir =
             std::env::temp_dir().join(format!("calsync-fleet-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let key_file = dir.join("service-account.json");
-        let key_json = serde_json::json!({
-            "type": "service_account",
-            "project_id": "calsync-fleet",
-            "private_key_id": "fleet",
-            "private_key": private_pem,
-            "client_email": "calsync@calsync-fleet.iam.gserviceaccount.com",
-            "client_id": "1",
-            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-            "token_uri": emulator.token_url(),
-        });
-        std::fs::write(&key_file, key_json.to_string()).map_err(|e| e.to_string())?;
-        let result = self.measure(&emulator, &dir, &key_file).await;
-        emulator.stop().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let result = match start_google(&dir).await {
+            Ok(google) => {
+                let result = if self.replicas > 1 {
+                    replicas::measure(&self, &google, &dir).await
+                } else {
+                    self.measure_in_process(&google, &dir).await
+                };
+                google.emulator.stop().await;
+                result
+            }
+            Err(error) => Err(error),
+        };
+        // A failed run keeps the replicas' logs to look at.
+        if result.is_ok() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         result
     }
 
-    async fn measure(
+    async fn measure_in_process(
         &self,
-        emulator: &calsync_emulator::RunningEmulator,
+        google: &Google,
         dir: &std::path::Path,
-        key_file: &std::path::Path,
     ) -> Result<(), CommandError> {
         use clap::Parser;
         #[derive(Parser)]
@@ -99,10 +96,10 @@ impl FleetBench {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", dir.join("fleet.db").display()),
         };
-        let key_path = key_file.display().to_string();
+        let key_path = google.key_file.display().to_string();
         // Real service-account credentials for an emulator on this machine
         // (development rules: a loopback http webhook is accepted).
-        let api = emulator.base_url.clone();
+        let api = google.emulator.base_url.clone();
         let argv = [
             "calsync",
             "--env",
@@ -128,51 +125,190 @@ impl FleetBench {
             .settings()?;
         let running =
             calsync::server::start(settings, slog::Logger::root(slog::Discard, slog::o!())).await?;
-        let result = self.drive(&running, &emulator.emulator).await;
+        let result = self.drive_in_process(&running, &google.emulator.emulator).await;
         running.stop().await;
         result
     }
 
-    async fn drive(&self, running: &Running, emulator: &Emulator) -> Result<(), CommandError> {
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let calendars: Vec<CalendarId> = (0..self.calendars)
-            .map(|i| CalendarId::new(format!("c{i}-{}@fleet.example.com", &run[..8])))
-            .collect::<Result<_, _>>()?;
+    async fn drive_in_process(
+        &self,
+        running: &Running,
+        emulator: &Emulator,
+    ) -> Result<(), CommandError> {
+        let calendars = self.calendar_ids()?;
         let started = Instant::now();
         for (i, calendar) in calendars.iter().enumerate() {
-            let subject =
-                Subject::new(format!("p{}@fleet.example.com", i % self.principals.max(1)))?;
-            running.calendars.add(calendar, Some(subject)).await?;
+            running
+                .calendars
+                .add(calendar, Some(self.subject_of(i)?))
+                .await?;
         }
-        // Every calendar has completed its first full sync.
+        let run = Run {
+            store: running.store.clone(),
+            emulator,
+            calendars: &calendars,
+        };
+        let first_full_sync = run.first_full_sync(started).await?;
+        let changes = run.changes(self, || {}).await?;
+        let totals = run.totals().await?;
+        println!(
+            "fleet: calendars={} principals={} replicas=1 changes={} first_full_sync_s={:.1} {changes} {totals} rss_mb={:.0}",
+            self.calendars,
+            self.principals,
+            changes.made,
+            first_full_sync.as_secs_f64(),
+            // The emulator shares this process: an upper bound.
+            rss_mb("self"),
+        );
+        Ok(())
+    }
+
+    fn calendar_ids(&self) -> Result<Vec<CalendarId>, CommandError> {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        Ok((0..self.calendars)
+            .map(|i| CalendarId::new(format!("c{i}-{}@fleet.example.com", &run[..8])))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Calendar `i`'s owner: the calendars are dealt round the principals.
+    fn subject_of(&self, i: usize) -> Result<Subject, CommandError> {
+        Ok(Subject::new(format!(
+            "p{}@fleet.example.com",
+            i % self.principals.max(1)
+        ))?)
+    }
+}
+
+/// An emulator with real JWT checks and Google's quotas, and a key file
+/// for it.
+async fn start_google(dir: &std::path::Path) -> Result<Google, CommandError> {
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+        .map_err(|e| format!("key: {e}"))?;
+    let private_pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| format!("key: {e}"))?
+        .to_string();
+    let public_pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| format!("key: {e}"))?;
+    let emulator = Emulator::new(
+        EmulatorConfig {
+            auth: EmulatorAuth::ServiceAccount {
+                public_key_pem: public_pem,
+            },
+            ..EmulatorConfig::default()
+        }
+        .with_google_quotas(),
+    )?
+    .start("127.0.0.1:0")
+    .await
+    .map_err(|e| format!("emulator: {e}"))?;
+    let key_file = dir.join("service-account.json");
+    let key_json = serde_json::json!({
+        "type": "service_account",
+        "project_id": "calsync-fleet",
+        "private_key_id": "fleet",
+        "private_key": private_pem,
+        "client_email": "calsync@calsync-fleet.iam.gserviceaccount.com",
+        "client_id": "1",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": emulator.token_url(),
+    });
+    std::fs::write(&key_file, key_json.to_string()).map_err(|e| e.to_string())?;
+    Ok(Google { emulator, key_file })
+}
+
+/// What one run measures on, whichever way the replicas are deployed.
+struct Run<'a> {
+    store: Arc<dyn Store>,
+    emulator: &'a Emulator,
+    calendars: &'a [CalendarId],
+}
+
+/// The remote changes and how they reached the mirror.
+struct Changes {
+    made: u64,
+    p50: Duration,
+    p99: Duration,
+    list_calls_per_change: f64,
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "change_p50_ms={:.0} change_p99_ms={:.0} list_calls_per_change={:.2}",
+            ms(self.p50),
+            ms(self.p99),
+            self.list_calls_per_change
+        )
+    }
+}
+
+/// What went wrong anywhere, from the emulator's and the store's view.
+struct Totals {
+    quota_errors: u64,
+    failed_writes: u64,
+    failed_syncs: usize,
+    /// Live events in Google the mirror does not hold at Google's etag.
+    unconverged: usize,
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "quota_errors={} failed_writes={} failed_syncs={} unconverged={}",
+            self.quota_errors, self.failed_writes, self.failed_syncs, self.unconverged
+        )
+    }
+}
+
+impl Run<'_> {
+    /// Waits until every calendar has completed its first full sync.
+    async fn first_full_sync(&self, started: Instant) -> Result<Duration, CommandError> {
         loop {
-            let states = running.store.list_sync_states().await?;
+            let states = self.store.list_sync_states().await?;
             let done = states
                 .iter()
-                .filter(|s| calendars.contains(&s.calendar_id) && s.sync_token.is_some())
+                .filter(|s| self.calendars.contains(&s.calendar_id) && s.sync_token.is_some())
                 .count();
-            if done == calendars.len() {
-                break;
+            if done == self.calendars.len() {
+                return Ok(started.elapsed());
             }
             if started.elapsed() > Duration::from_secs(1800) {
                 return Err(format!("only {done} calendars synced within 30 min").into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let first_full_sync = started.elapsed();
-        let lists_before = emulator.calls("list");
+    }
 
-        // Remote changes at the asked rate; each is timed until the mirror
-        // holds its etag.
-        let every = Duration::from_secs_f64(60.0 / f64::from(self.changes_per_min.max(1)));
-        let deadline = Instant::now() + self.duration;
+    /// Remote changes at the asked rate for the asked time; each is timed
+    /// until the mirror holds its etag. `halfway` runs once, halfway.
+    async fn changes(
+        &self,
+        bench: &FleetBench,
+        halfway: impl FnOnce(),
+    ) -> Result<Changes, CommandError> {
+        let lists_before = self.emulator.calls("list");
+        let every = Duration::from_secs_f64(60.0 / f64::from(bench.changes_per_min.max(1)));
+        let begun = Instant::now();
+        let deadline = begun + bench.duration;
+        let mut halfway = Some(halfway);
         let mut pending: HashMap<(CalendarId, EventId), (String, Instant)> = HashMap::new();
         let mut latencies = Vec::new();
         let mut made = 0u64;
         let mut next_change = Instant::now();
         while Instant::now() < deadline || !pending.is_empty() {
+            if begun.elapsed() >= bench.duration / 2
+                && let Some(halfway) = halfway.take()
+            {
+                halfway();
+            }
             if Instant::now() >= next_change && Instant::now() < deadline {
-                let calendar = &calendars[rand::rng().random_range(0..calendars.len())];
+                let calendar = &self.calendars[rand::rng().random_range(0..self.calendars.len())];
                 let start =
                     chrono::Utc::now() + chrono::Duration::hours(rand::rng().random_range(1..500));
                 let serde_json::Value::Object(body) = serde_json::json!({
@@ -182,7 +318,9 @@ impl FleetBench {
                 }) else {
                     continue;
                 };
-                let created = emulator.change(calendar.as_str(), Change::Insert(body))?;
+                let created = self
+                    .emulator
+                    .change(calendar.as_str(), Change::Insert(body))?;
                 let id = EventId::new(created["id"].as_str().unwrap_or_default())?;
                 let etag = created["etag"].as_str().unwrap_or_default().to_owned();
                 pending.insert((calendar.clone(), id), (etag, Instant::now()));
@@ -191,7 +329,7 @@ impl FleetBench {
             }
             let mut arrived = Vec::new();
             for ((calendar, id), (etag, at)) in &pending {
-                let mirrored = running.store.find_by_google_id(calendar, id).await?;
+                let mirrored = self.store.find_by_google_id(calendar, id).await?;
                 if mirrored.is_some_and(|e| e.etag.as_ref().is_some_and(|t| t.as_str() == etag)) {
                     latencies.push(at.elapsed());
                     arrived.push((calendar.clone(), id.clone()));
@@ -205,8 +343,17 @@ impl FleetBench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         latencies.sort();
-        let lists = emulator.calls("list").saturating_sub(lists_before);
-        let stats = running
+        let lists = self.emulator.calls("list").saturating_sub(lists_before);
+        Ok(Changes {
+            made,
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+            list_calls_per_change: lists as f64 / made.max(1) as f64,
+        })
+    }
+
+    async fn totals(&self) -> Result<Totals, CommandError> {
+        let stats = self
             .store
             .health_stats(chrono::Utc::now(), chrono::Utc::now())
             .await?;
@@ -215,19 +362,25 @@ impl FleetBench {
             .iter()
             .filter(|c| c.error_count > 0 || c.reconnect_required)
             .count();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "fleet: calendars={} principals={} changes={made} first_full_sync_s={:.1} change_p50_ms={:.0} change_p99_ms={:.0} list_calls_per_change={:.2} quota_errors={} failed_writes={} failed_syncs={failed_syncs} rss_mb={:.0}",
-            self.calendars,
-            self.principals,
-            first_full_sync.as_secs_f64(),
-            ms(percentile(&latencies, 0.50)),
-            ms(percentile(&latencies, 0.99)),
-            lists as f64 / made.max(1) as f64,
-            emulator.quota_refusals(),
-            stats.outbox_dead_letters + stats.events_push_failed,
-            rss_mb(),
-        );
-        Ok(())
+        let mut unconverged = 0;
+        for calendar in self.calendars {
+            for event in self.emulator.events(calendar.as_str()) {
+                if event["status"] == "cancelled" {
+                    continue;
+                }
+                let id = EventId::new(event["id"].as_str().unwrap_or_default())?;
+                let mirrored = self.store.find_by_google_id(calendar, &id).await?;
+                let etag = event["etag"].as_str().unwrap_or_default();
+                if !mirrored.is_some_and(|e| e.etag.as_ref().is_some_and(|t| t.as_str() == etag)) {
+                    unconverged += 1;
+                }
+            }
+        }
+        Ok(Totals {
+            quota_errors: self.emulator.quota_refusals(),
+            failed_writes: stats.outbox_dead_letters + stats.events_push_failed,
+            failed_syncs,
+            unconverged,
+        })
     }
 }

@@ -46,6 +46,9 @@ pub enum Bench {
     /// random remote changes at R per minute for --duration-secs and times
     /// each to the mirror. Ends with one `fleet: key=value ...` line
     /// (quota_errors must be 0). SQLite, or Postgres with --postgres-url.
+    /// With --replicas N (Postgres): N `calsync serve` processes behind a
+    /// balancer on a fresh schema, one SIGKILLed halfway through; fails
+    /// unless every event converges and every job tick ran exactly once.
     Fleet {
         #[arg(long, default_value_t = 300)]
         calendars: usize,
@@ -57,6 +60,9 @@ pub enum Bench {
         duration_secs: u64,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
+        /// Server processes sharing the Postgres database (1: in this process).
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
     },
     /// Seed the emulator with N events and full-sync them through the Google
     /// adapter into SQLite and (with --postgres-url) Postgres, printing
@@ -125,6 +131,7 @@ impl Bench {
                 changes_per_min,
                 duration_secs,
                 postgres_url,
+                replicas,
             } => {
                 fleet::FleetBench {
                     calendars: calendars.max(1),
@@ -132,6 +139,7 @@ impl Bench {
                     changes_per_min,
                     duration: std::time::Duration::from_secs(duration_secs.max(1)),
                     postgres_url,
+                    replicas: replicas.max(1),
                 }
                 .run()
                 .await

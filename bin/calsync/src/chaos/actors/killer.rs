@@ -8,8 +8,8 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::shared::*;
-use crate::chaos::net::Http;
-use crate::chaos::procs::Proc;
+use crate::harness::net::Http;
+use crate::harness::procs::Proc;
 use crate::chaos::rng::Rng;
 
 pub struct KillerOutcome {

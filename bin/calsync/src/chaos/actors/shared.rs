@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::chaos::check::Time;
-use crate::chaos::net::{Http, Reply};
+use crate::harness::net::{Http, Reply};
 use crate::chaos::rng::Rng;
 
 pub const API_TOKEN: &str = "chaos-api-token-0123456789abcdef";

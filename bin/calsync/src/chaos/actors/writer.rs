@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::shared::*;
-use crate::chaos::net::Reply;
+use crate::harness::net::Reply;
 use crate::chaos::rng::Rng;
 
 /// One API client: creates events for its entities (with an

@@ -54,7 +54,7 @@ impl Proc {
         self.starts += 1;
         let _ = writeln!(
             file,
-            "=== chaos: {} start #{} at t={at_secs:.1}s ===",
+            "=== {} start #{} at t={at_secs:.1}s ===",
             self.name, self.starts
         );
         let stdout = file.try_clone().map_err(|e| e.to_string())?;
@@ -81,6 +81,11 @@ impl Proc {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The running child's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Its exit status if it ended by itself (it is then forgotten).
