@@ -414,5 +414,14 @@ pub trait CalendarProvider: Send + Sync {
 
     async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant>;
 
-    async fn stop_channel(&self, id: &ChannelId, resource_id: &ResourceId) -> Result<()>;
+    /// Stops a channel `watch` made on `calendar_id`. Google's
+    /// `channels.stop` names no calendar; the calendar says whom to act as,
+    /// since the stop must come from the principal that made the watch (under
+    /// domain-wide delegation, the calendar's subject).
+    async fn stop_channel(
+        &self,
+        calendar_id: &CalendarId,
+        id: &ChannelId,
+        resource_id: &ResourceId,
+    ) -> Result<()>;
 }

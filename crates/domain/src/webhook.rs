@@ -6,7 +6,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::ids::{ChannelId, ResourceId};
+use crate::ids::{CalendarId, ChannelId, ResourceId};
 
 pub mod headers {
     pub const CHANNEL_ID: &str = "X-Goog-Channel-ID";
@@ -162,6 +162,42 @@ pub struct PushEnvelope {
     pub channel_expiration: Option<DateTime<Utc>>,
 }
 
+impl PushEnvelope {
+    /// The calendar an events channel watches, as its resource URI names it
+    /// (`.../calendar/v3/calendars/{calendarId}/events?...`, the id
+    /// percent-encoded); `None` for any other URI.
+    pub fn calendar_id(&self) -> Option<CalendarId> {
+        calendar_of_resource_uri(&self.resource_uri)
+    }
+}
+
+fn calendar_of_resource_uri(uri: &str) -> Option<CalendarId> {
+    let (_, rest) = uri.split_once("/calendar/v3/calendars/")?;
+    let (segment, rest) = rest.split_once('/')?;
+    if !(rest == "events" || rest.starts_with("events?")) {
+        return None;
+    }
+    CalendarId::new(percent_decode(segment)?).ok()
+}
+
+/// `%XX` escapes decoded; `None` for a malformed escape or non-UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarNotification {
     pub envelope: PushEnvelope,
@@ -299,6 +335,35 @@ pub fn parse_drive_notification<'a>(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn an_events_resource_uri_names_its_calendar() {
+        let of = |uri: &str| calendar_of_resource_uri(uri).map(|c| c.as_str().to_owned());
+        assert_eq!(
+            of("https://www.googleapis.com/calendar/v3/calendars/team%40example.com/events?alt=json")
+                .as_deref(),
+            Some("team@example.com")
+        );
+        assert_eq!(
+            of("http://127.0.0.1:1/calendar/v3/calendars/en.german%23holiday@group.v.calendar.google.com/events")
+                .as_deref(),
+            Some("en.german#holiday@group.v.calendar.google.com")
+        );
+        assert_eq!(of("https://www.googleapis.com/drive/v3/files/1"), None);
+        assert_eq!(
+            of("https://www.googleapis.com/calendar/v3/calendars/a%4/events"),
+            None,
+            "a malformed escape"
+        );
+        assert_eq!(
+            of("https://www.googleapis.com/calendar/v3/calendars/a@b.c/acl"),
+            None
+        );
+        assert_eq!(
+            of("https://www.googleapis.com/calendar/v3/calendars//events"),
+            None
+        );
+    }
 
     fn secret() -> WebhookSecret {
         WebhookSecret::new("a-secret-of-sufficient-length").unwrap()

@@ -575,10 +575,13 @@ fn validly_signed_notifications_for_unknown_or_stopped_channels_ask_for_a_stop()
         &resource,
         CalendarResourceState::Exists,
     );
-    assert!(matches!(
-        block_on(w.notifications().handle_calendar(&n)),
-        Ok(NotificationOutcome::UnwantedChannel { .. })
-    ));
+    assert!(
+        matches!(
+            block_on(w.notifications().handle_calendar(&n)),
+            Ok(NotificationOutcome::UnwantedChannel { calendar_id: Some(ref c), .. }) if *c == w.cal
+        ),
+        "an unknown channel's calendar is the one its resource URI names"
+    );
 
     let channel = block_on(w.channels().create(&w.cal)).unwrap();
     block_on(w.channels().stop(&channel.id)).unwrap();
@@ -590,7 +593,7 @@ fn validly_signed_notifications_for_unknown_or_stopped_channels_ask_for_a_stop()
     );
     assert!(matches!(
         block_on(w.notifications().handle_calendar(&n)),
-        Ok(NotificationOutcome::UnwantedChannel { .. })
+        Ok(NotificationOutcome::UnwantedChannel { calendar_id: Some(ref c), .. }) if *c == w.cal
     ));
 }
 

@@ -537,6 +537,7 @@ async fn watch(data: Data, request: HttpRequest, path: web::Path<String>, body: 
         let types = event_types::filter(repeated(&request, "eventTypes"))?;
         let (channel, sync) = lock(&data.calendars).watch(
             &path,
+            &call.principal.name,
             &request_body,
             chrono::Utc::now(),
             data.config.max_channel_ttl,
@@ -554,7 +555,7 @@ async fn stop(data: Data, request: HttpRequest, body: Bytes) -> Reply {
     call.run(|| {
         let request_body: Value = serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
-        lock(&data.calendars).stop(&request_body)?;
+        lock(&data.calendars).stop(&call.principal.name, &request_body)?;
         Ok(HttpResponse::NoContent().finish())
     })
 }

@@ -264,6 +264,7 @@ mod tests {
         calendars
             .watch(
                 "cal",
+                "someone",
                 &request,
                 now,
                 chrono::Duration::days(1),

@@ -68,6 +68,10 @@
 //!   tokens. With [`EmulatorConfig::forbid_service_account_attendees`], a
 //!   service account acting as itself cannot write `attendees` (403
 //!   `forbiddenForServiceAccounts`).
+//! - `channels.stop` must come from the principal that made the watch;
+//!   any other is answered as for an unknown channel (404 `notFound`,
+//!   "Channel '<id>' not found for project."). Google documents no such
+//!   rule either way; this is the conservative reading (see `state.rs`).
 
 mod api;
 mod conference;

@@ -58,6 +58,8 @@ pub struct Channel {
     /// The watch's `eventTypes`: only changes to these types notify
     /// (all types when empty).
     pub event_types: Vec<String>,
+    /// The principal that made the watch: only it may stop the channel.
+    pub principal: String,
 }
 
 /// A notification to deliver, in order, for one channel.
@@ -439,9 +441,11 @@ impl Calendars {
         out
     }
 
+    /// A channel on `calendar_id`'s events, made by `principal`.
     pub fn watch(
         &mut self,
         calendar_id: &str,
+        principal: &str,
         request: &Value,
         now: DateTime<Utc>,
         max_ttl: chrono::Duration,
@@ -507,6 +511,7 @@ impl Calendars {
             expiration,
             next_message: 1,
             event_types,
+            principal: principal.to_owned(),
         };
         let sync = notification(&mut channel, "sync");
         self.channels.insert(id.clone(), channel);
@@ -524,7 +529,18 @@ impl Calendars {
         Ok((body, sync))
     }
 
-    pub fn stop(&mut self, request: &Value) -> Result<(), ApiError> {
+    /// `channels.stop` by `principal`. The channel must be named by its id
+    /// and resource id, and stopped by the principal that watched: Google's
+    /// channels.stop reference
+    /// (<https://developers.google.com/calendar/api/v3/reference/channels/stop>)
+    /// says nothing of who may stop a channel, and the push guide
+    /// (<https://developers.google.com/calendar/api/guides/push>) only that a
+    /// channel "is associated both with a particular user and a particular
+    /// resource" and that its id is unique within the project. Refusing any
+    /// other principal is the conservative reading; the refusal is the
+    /// answer for an unknown channel (404 `notFound`, "Channel '<id>' not
+    /// found for project."), so a caller cannot tell the two apart.
+    pub fn stop(&mut self, principal: &str, request: &Value) -> Result<(), ApiError> {
         let id = request
             .get("id")
             .and_then(Value::as_str)
@@ -534,7 +550,9 @@ impl Calendars {
             .and_then(Value::as_str)
             .unwrap_or_default();
         match self.channels.get(id) {
-            Some(channel) if channel.resource_id == resource_id => {
+            Some(channel)
+                if channel.resource_id == resource_id && channel.principal == principal =>
+            {
                 self.channels.remove(id);
                 Ok(())
             }

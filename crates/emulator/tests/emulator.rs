@@ -454,6 +454,27 @@ async fn watch_sends_sync_then_numbered_changes_until_stopped() {
     assert!(1 < first && first < second, "{first} then {second}");
 
     let stop = json!({"id": "chan-1", "resourceId": resource_id});
+    // Only the principal that watched may stop it; another is told there is
+    // no such channel.
+    let (status, refusal, _) = Http::new(Some("someone-else"))
+        .call(
+            "POST",
+            &format!("{}/calendar/v3/channels/stop", emu.base_url),
+            Some(stop.clone()),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, refusal["error"]["errors"][0]["reason"].as_str()),
+        (404, Some("notFound")),
+        "{refusal}"
+    );
+    assert_eq!(
+        refusal["error"]["message"].as_str(),
+        Some("Channel 'chan-1' not found for project.")
+    );
+    assert_eq!(emu.emulator.channel_count(), 1, "still live");
     assert_eq!(
         http.call(
             "POST",

@@ -10,6 +10,7 @@ mod mapping;
 
 mod config;
 mod error;
+mod hub_cache;
 mod provider;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use config::{Credentials, GOOGLE_API_BASE_URL, GoogleConfig, SendUpdates};
 pub use error::Error;
 
 use config::{check_url, segment};
+use hub_cache::{HUB_CAP, HUB_IDLE, IdleCache};
 
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
@@ -80,7 +82,9 @@ struct ServiceAccount {
     /// Calendar -> subject, re-read after [`SUBJECT_TTL`] so a subject
     /// changed on another replica takes effect here soon.
     subjects: std::sync::Mutex<HashMap<String, (Option<String>, std::time::Instant)>>,
-    hubs: tokio::sync::Mutex<HashMap<Option<String>, Arc<Principal>>>,
+    /// Each subject's hub (`None`: the service account itself), dropped
+    /// after an hour unused (see [`hub_cache`]).
+    hubs: tokio::sync::Mutex<IdleCache<Option<String>, Arc<Principal>>>,
 }
 
 /// How long a calendar's subject is cached.
@@ -140,7 +144,7 @@ impl GoogleCalendar {
                     base_url: base.clone(),
                     calendars: config.calendars,
                     subjects: std::sync::Mutex::new(HashMap::new()),
-                    hubs: tokio::sync::Mutex::new(HashMap::new()),
+                    hubs: tokio::sync::Mutex::new(IdleCache::new(HUB_IDLE, HUB_CAP)),
                 };
                 // Build the default principal now: bad credentials fail at
                 // start, not on the first call.
@@ -393,7 +397,6 @@ impl ServiceAccount {
         }
         let record = match CalendarId::new(calendar) {
             Ok(id) => calendars.get_calendar(&id).await?,
-            // Not a calendar id (channels.stop names none): the default.
             Err(_) => None,
         };
         let subject = record
@@ -409,12 +412,13 @@ impl ServiceAccount {
         Ok(subject)
     }
 
-    /// The hub acting as `subject`, built on first use: one authenticator
-    /// (and token cache) per principal.
+    /// The hub acting as `subject`, built on first use (and again after an
+    /// idle hour dropped it): one authenticator (and token cache) per
+    /// principal.
     async fn hub_for(&self, subject: Option<String>) -> Result<Arc<Principal>, DomainError> {
         let mut hubs = self.hubs.lock().await;
-        if let Some(principal) = hubs.get(&subject) {
-            return Ok(principal.clone());
+        if let Some(principal) = hubs.get(&subject, std::time::Instant::now()) {
+            return Ok(principal);
         }
         let executor = hyper_util::rt::TokioExecutor::new();
         let token_client = hyper_util::client::legacy::Client::builder(executor)
@@ -450,7 +454,7 @@ impl ServiceAccount {
             force_refresh,
             key,
         });
-        hubs.insert(subject, principal.clone());
+        hubs.insert(subject, principal.clone(), std::time::Instant::now());
         Ok(principal)
     }
 }

@@ -257,8 +257,23 @@ impl CalendarProvider for GoogleCalendar {
         .await
     }
 
+    /// `channels.stop` names no calendar, but it is made as the calendar's
+    /// principal, the one `watch` acted as (same `run`: its hub, its rate
+    /// limit key). Google's reference
+    /// (<https://developers.google.com/calendar/api/v3/reference/channels/stop>)
+    /// asks only for `id` and `resourceId` and says nothing of who may stop a
+    /// channel; the push guide
+    /// (<https://developers.google.com/calendar/api/guides/push>, "Make
+    /// watch requests") says each channel "is associated both with a
+    /// particular user and a particular resource", its id unique within
+    /// the project. Neither says another principal may stop it, so calsync
+    /// stops it as the user who watched: the conservative reading, which
+    /// the emulator enforces (another principal's stop is answered as for an
+    /// unknown channel, 404 `notFound` "Channel '<id>' not found for
+    /// project.").
     async fn stop_channel(
         &self,
+        calendar_id: &CalendarId,
         id: &ChannelId,
         resource_id: &ResourceId,
     ) -> Result<(), DomainError> {
@@ -267,7 +282,7 @@ impl CalendarProvider for GoogleCalendar {
             resource_id: Some(resource_id.to_string()),
             ..api::Channel::default()
         };
-        self.run(Op::Stop, "channels", |principal| async move {
+        self.run(Op::Stop, calendar_id.as_str(), |principal| async move {
             let capture = std::sync::Mutex::new(Capture::default());
             let mut delegate = Lent(&capture);
             let call = principal

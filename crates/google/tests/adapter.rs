@@ -285,9 +285,12 @@ async fn watch_grants_an_expiry_and_stop_ends_the_channel() {
         "{} vs {expected}",
         grant.expiration
     );
-    google.stop_channel(&id, &grant.resource_id).await.unwrap();
+    google
+        .stop_channel(&cal(), &id, &grant.resource_id)
+        .await
+        .unwrap();
     assert_eq!(
-        kind(google.stop_channel(&id, &grant.resource_id).await),
+        kind(google.stop_channel(&cal(), &id, &grant.resource_id).await),
         Kind::NotFound
     );
     setup.emulator.stop().await;

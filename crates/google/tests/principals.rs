@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use calsync_domain::ProviderErrorKind;
 use calsync_domain::calendar::{ManagedCalendar, Subject};
+use calsync_domain::channel::WatchRequest;
 use calsync_domain::event::{Attendee, EventTime, NewEvent, NewEventFields};
-use calsync_domain::ids::{CalendarId, EntityRef};
+use calsync_domain::ids::{CalendarId, ChannelId, EntityRef};
 use calsync_domain::ports::{CalendarProvider, CalendarStore};
 use calsync_domain::sync::ListRequest;
 use calsync_domain::testing::MemoryStore;
@@ -108,6 +109,72 @@ async fn two_calendars_under_two_subjects_sync_and_write_as_their_own_principals
         emulator.last_writer("bob@example.com").as_deref(),
         Some("bob@example.com")
     );
+}
+
+#[tokio::test]
+async fn a_channel_watched_as_a_subject_is_stopped_as_that_subject() {
+    let setup = setup().await;
+    let store = MemoryStore::new();
+    let (ann, bob) = (
+        CalendarId::new("ann@example.com").unwrap(),
+        CalendarId::new("bob@example.com").unwrap(),
+    );
+    manage(&store, &ann, Some("ann@example.com")).await;
+    manage(&store, &bob, Some("bob@example.com")).await;
+    let google = adapter_for(&setup, Some(store.clone())).await;
+    let emulator = &setup.emulator.emulator;
+    let watch = |calendar: &str| WatchRequest {
+        channel_id: ChannelId::random(),
+        token: "t".repeat(64),
+        address: format!("http://127.0.0.1:9/webhooks/calendar/{calendar}"),
+        ttl: Duration::from_secs(3600),
+    };
+    let (ann_watch, bob_watch) = (watch("ann"), watch("bob"));
+    let ann_grant = google.watch(&ann, &ann_watch).await.unwrap();
+    let bob_grant = google.watch(&bob, &bob_watch).await.unwrap();
+    assert_eq!(
+        emulator.principals_for("ann@example.com"),
+        set(&["ann@example.com"])
+    );
+    let before = emulator.calls_by_principal();
+
+    // The emulator refuses a stop by any principal but the watch's, so this
+    // fails if the stop is made as the default principal (the service account).
+    google
+        .stop_channel(&ann, &ann_watch.channel_id, &ann_grant.resource_id)
+        .await
+        .unwrap();
+    let after = emulator.calls_by_principal();
+    let calls =
+        |by: &std::collections::BTreeMap<String, u64>, who: &str| by.get(who).copied().unwrap_or(0);
+    assert_eq!(
+        calls(&after, "ann@example.com"),
+        calls(&before, "ann@example.com") + 1,
+        "the stop was made as ann: {after:?}"
+    );
+    assert_eq!(
+        calls(&after, SERVICE_ACCOUNT),
+        calls(&before, SERVICE_ACCOUNT),
+        "not as the service account: {after:?}"
+    );
+    assert_eq!(emulator.channel_count(), 1, "bob's channel is still live");
+
+    // Naming the wrong calendar acts as its principal, whom Google does not
+    // let stop another's channel.
+    let error = google
+        .stop_channel(&ann, &bob_watch.channel_id, &bob_grant.resource_id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.provider_kind(),
+        Some(ProviderErrorKind::NotFound),
+        "{error}"
+    );
+    google
+        .stop_channel(&bob, &bob_watch.channel_id, &bob_grant.resource_id)
+        .await
+        .unwrap();
+    assert_eq!(emulator.channel_count(), 0);
 }
 
 #[tokio::test]

@@ -17,9 +17,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::auth::ApiTokens;
 use crate::webhooks::{LoggingDriveSink, TrustedProxies};
 
-/// Where the routes queue channels to stop at Google; the worker crate's
+/// Where the routes queue channels to stop at Google (with the calendar
+/// watched, whose principal must make the stop); the worker crate's
 /// channel stopper drains it.
-pub type ChannelStops = UnboundedSender<(ChannelId, ResourceId)>;
+pub type ChannelStops = UnboundedSender<(CalendarId, ChannelId, ResourceId)>;
 
 /// Webhook requests per minute from one source, when nothing says otherwise
 /// (`CALSYNC_WEBHOOK_RATE_PER_MINUTE`'s default).

@@ -193,14 +193,26 @@ pub async fn calendar(
                 "channel_id" => envelope.channel_id.to_string());
         }
         Ok(NotificationOutcome::UnwantedChannel {
+            calendar_id,
             channel_id,
             resource_id,
         }) => {
             count(&state, "calendar", "unwanted_channel");
-            info!(log, "notification for a channel no longer wanted; stopping it";
-                "action" => "webhook_calendar", "status" => "unwanted_channel", "channel_id" => channel_id.to_string());
-            // The stopper may be gone during shutdown; the channel then lapses at its expiry.
-            let _ = state.channel_stops.send((channel_id, resource_id));
+            match calendar_id {
+                Some(calendar_id) => {
+                    info!(log, "notification for a channel no longer wanted; stopping it";
+                        "action" => "webhook_calendar", "status" => "unwanted_channel", "calendar_id" => calendar_id.to_string(),
+                        "channel_id" => channel_id.to_string());
+                    // The stopper may be gone during shutdown; the channel then lapses at its expiry.
+                    let _ = state
+                        .channel_stops
+                        .send((calendar_id, channel_id, resource_id));
+                }
+                None => {
+                    info!(log, "notification for a channel no longer wanted, of no known calendar; it lapses at its expiry";
+                        "action" => "webhook_calendar", "status" => "unwanted_channel", "channel_id" => channel_id.to_string());
+                }
+            }
         }
         Err(DomainError::Forbidden) => {
             count(&state, "calendar", "forbidden");

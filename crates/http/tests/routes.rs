@@ -25,7 +25,7 @@ struct World {
     store: Arc<MemoryStore>,
     google: Arc<FakeCalendar>,
     secret: WebhookSecret,
-    stops: mpsc::UnboundedReceiver<(ChannelId, ResourceId)>,
+    stops: mpsc::UnboundedReceiver<(CalendarId, ChannelId, ResourceId)>,
     drive_calls: Arc<AtomicUsize>,
     state: web::Data<AppState>,
 }
@@ -225,10 +225,11 @@ async fn a_signed_notification_for_an_unknown_channel_is_acknowledged_and_stoppe
     let token = w.secret.channel_token(&stranger);
     let (status, _) = call(&w, push("old-channel", Some(&token), "res-old", "exists")).await;
     assert_eq!(status, 200);
-    let (channel, resource) = w.stops.try_recv().unwrap();
+    let (calendar, channel, resource) = w.stops.try_recv().unwrap();
     assert_eq!(
-        (channel.as_str(), resource.as_str()),
-        ("old-channel", "res-old")
+        (calendar.as_str(), channel.as_str(), resource.as_str()),
+        ("team@example.com", "old-channel", "res-old"),
+        "stopped as the principal of the calendar its resource URI names"
     );
 }
 

@@ -14,7 +14,7 @@ mod sync;
 use std::sync::Arc;
 use std::time::Duration;
 
-use calsync_domain::ids::{ChannelId, ResourceId};
+use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{CalendarProvider, Clock, JobTickStore};
 use calsync_domain::services::Services;
 use calsync_resilience::Metrics;
@@ -76,7 +76,7 @@ pub struct Workers {
     pub clock: Arc<dyn Clock>,
     pub wakeups: Wakeups,
     /// The routes' queue of channels to stop at Google.
-    pub channel_stops: mpsc::UnboundedReceiver<(ChannelId, ResourceId)>,
+    pub channel_stops: mpsc::UnboundedReceiver<(CalendarId, ChannelId, ResourceId)>,
     /// This replica's name on leases and job ticks.
     pub owner: String,
     pub config: WorkerConfig,

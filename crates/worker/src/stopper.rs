@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use calsync_domain::ProviderErrorKind;
-use calsync_domain::ids::{ChannelId, ResourceId};
+use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::CalendarProvider;
 use slog::{info, warn};
 use tokio::sync::mpsc;
@@ -15,22 +15,26 @@ use crate::run_loop::{Backlog, Shutdown, Worker, spawn};
 
 pub struct ChannelStopper {
     provider: Arc<dyn CalendarProvider>,
-    queue: mpsc::UnboundedReceiver<(ChannelId, ResourceId)>,
+    /// Each channel with the calendar it watches: the stop is made as that
+    /// calendar's principal, the one that made the watch.
+    queue: mpsc::UnboundedReceiver<(CalendarId, ChannelId, ResourceId)>,
     logger: slog::Logger,
     /// What `wait` received, for the next round.
-    next: Option<(ChannelId, ResourceId)>,
+    next: Option<(CalendarId, ChannelId, ResourceId)>,
 }
 
 impl ChannelStopper {
-    async fn stop(&self, id: ChannelId, resource: ResourceId) {
+    async fn stop(&self, calendar: CalendarId, id: ChannelId, resource: ResourceId) {
         let logger = &self.logger;
-        match self.provider.stop_channel(&id, &resource).await {
+        match self.provider.stop_channel(&calendar, &id, &resource).await {
             Ok(()) => info!(logger, "unwanted channel stopped";
-                "action" => "channel_stop", "status" => "success", "channel_id" => id.to_string()),
+                "action" => "channel_stop", "status" => "success", "calendar_id" => calendar.to_string(),
+                "channel_id" => id.to_string()),
             Err(error) if error.provider_kind() == Some(ProviderErrorKind::NotFound) => {}
             Err(error) => {
                 warn!(logger, "could not stop an unwanted channel; it lapses at its expiry";
-                "action" => "channel_stop", "status" => "failed", "channel_id" => id.to_string(),
+                "action" => "channel_stop", "status" => "failed", "calendar_id" => calendar.to_string(),
+                "channel_id" => id.to_string(),
                 "error_type" => error.error_type(), "error_message" => error.to_string())
             }
         }
@@ -40,8 +44,8 @@ impl ChannelStopper {
 #[async_trait::async_trait]
 impl Worker for ChannelStopper {
     async fn round(&mut self) -> Backlog {
-        if let Some((id, resource)) = self.next.take() {
-            self.stop(id, resource).await;
+        if let Some((calendar, id, resource)) = self.next.take() {
+            self.stop(calendar, id, resource).await;
         }
         match self.queue.try_recv() {
             Ok(next) => {
@@ -63,7 +67,7 @@ impl Worker for ChannelStopper {
 /// senders are all gone or at shutdown.
 pub fn spawn_channel_stopper(
     provider: Arc<dyn CalendarProvider>,
-    queue: mpsc::UnboundedReceiver<(ChannelId, ResourceId)>,
+    queue: mpsc::UnboundedReceiver<(CalendarId, ChannelId, ResourceId)>,
     logger: slog::Logger,
     shutdown: Shutdown,
 ) -> JoinHandle<()> {

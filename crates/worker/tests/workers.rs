@@ -234,10 +234,11 @@ impl calsync_domain::ports::CalendarProvider for SlowCalendar {
     }
     async fn stop_channel(
         &self,
+        calendar_id: &CalendarId,
         id: &calsync_domain::ids::ChannelId,
         resource_id: &calsync_domain::ids::ResourceId,
     ) -> calsync_domain::Result<()> {
-        self.inner.stop_channel(id, resource_id).await
+        self.inner.stop_channel(calendar_id, id, resource_id).await
     }
 }
 
@@ -315,7 +316,11 @@ async fn the_channel_stopper_stops_every_queued_channel_and_ends_with_its_queue(
     let mut queued = Vec::new();
     for _ in 0..3 {
         let channel = services.channels.create(&calendar).await.unwrap();
-        queued.push((channel.id.clone(), channel.resource_id.clone().unwrap()));
+        queued.push((
+            calendar.clone(),
+            channel.id.clone(),
+            channel.resource_id.clone().unwrap(),
+        ));
     }
     assert_eq!(google.active_channels().len(), 3);
     let (sender, queue) = tokio::sync::mpsc::unbounded_channel();

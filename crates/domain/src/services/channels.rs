@@ -110,7 +110,11 @@ impl ChannelService {
             .await?
             .ok_or(Error::NotFound { what: "channel" })?;
         if let Some(resource_id) = &channel.resource_id {
-            match self.provider.stop_channel(id, resource_id).await {
+            match self
+                .provider
+                .stop_channel(&channel.calendar_id, id, resource_id)
+                .await
+            {
                 Ok(()) => {}
                 Err(error) if error.provider_kind() == Some(ProviderErrorKind::NotFound) => {}
                 Err(error) => return Err(error),

@@ -20,8 +20,12 @@ pub enum NotificationOutcome {
     /// someone replayed a message already handled. Nothing is marked.
     Replayed { calendar_id: CalendarId },
     /// A validly signed message for a channel calsync no longer wants (stopped,
-    /// replaced, or unknown): the caller should stop it at Google.
+    /// replaced, or unknown): the caller should stop it at Google, as the
+    /// principal of `calendar_id`: the stored channel's calendar, else the
+    /// one its resource URI names (`None`: neither, so it cannot tell whom
+    /// to stop it as; the channel lapses at its expiry).
     UnwantedChannel {
+        calendar_id: Option<CalendarId>,
         channel_id: ChannelId,
         resource_id: ResourceId,
     },
@@ -84,12 +88,13 @@ impl NotificationService {
     ) -> Result<NotificationOutcome> {
         let envelope = &notification.envelope;
         self.authenticate(&envelope.channel_id, envelope.token.as_deref())?;
-        let unwanted = || NotificationOutcome::UnwantedChannel {
+        let unwanted = |calendar_id: Option<CalendarId>| NotificationOutcome::UnwantedChannel {
+            calendar_id: calendar_id.or_else(|| envelope.calendar_id()),
             channel_id: envelope.channel_id.clone(),
             resource_id: envelope.resource_id.clone(),
         };
         let Some(channel) = self.channels.get_channel(&envelope.channel_id).await? else {
-            return Ok(unwanted());
+            return Ok(unwanted(None));
         };
         // A pending channel has no resource id yet: its `sync` may beat the
         // watch call's answer.
@@ -100,7 +105,7 @@ impl NotificationService {
         }
         let calendar_id = channel.calendar_id.clone();
         match channel.status {
-            ChannelStatus::Stopped => return Ok(unwanted()),
+            ChannelStatus::Stopped => return Ok(unwanted(Some(calendar_id))),
             ChannelStatus::Pending | ChannelStatus::Active => {}
         }
         // Message numbers only grow (not sequentially): one not above the

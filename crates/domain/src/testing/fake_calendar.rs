@@ -544,10 +544,18 @@ impl CalendarProvider for FakeCalendar {
         })
     }
 
-    async fn stop_channel(&self, id: &ChannelId, resource_id: &ResourceId) -> Result<()> {
+    /// The fake acts as one principal per calendar: a stop naming another
+    /// calendar than the watch's is refused as Google refuses a stop by
+    /// another principal (404, as the emulator answers it).
+    async fn stop_channel(
+        &self,
+        calendar_id: &CalendarId,
+        id: &ChannelId,
+        resource_id: &ResourceId,
+    ) -> Result<()> {
         let mut state = self.enter("stop")?;
         match state.channels.get(id) {
-            Some((_, known, _)) if known == resource_id => {
+            Some((watched, known, _)) if known == resource_id && watched == calendar_id => {
                 state.channels.remove(id);
                 Ok(())
             }

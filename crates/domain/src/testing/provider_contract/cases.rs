@@ -422,27 +422,27 @@ pub async fn watch_then_stop_a_channel(c: &Contract<'_>) {
     assert_eq!(
         kind(
             c.google
-                .stop_channel(&first.channel_id, &other.resource_id)
+                .stop_channel(&cal(), &first.channel_id, &other.resource_id)
                 .await
         ),
         Kind::NotFound,
         "stop needs the channel's own resource id"
     );
     c.google
-        .stop_channel(&first.channel_id, &grant.resource_id)
+        .stop_channel(&cal(), &first.channel_id, &grant.resource_id)
         .await
         .unwrap();
     assert_eq!(
         kind(
             c.google
-                .stop_channel(&first.channel_id, &grant.resource_id)
+                .stop_channel(&cal(), &first.channel_id, &grant.resource_id)
                 .await
         ),
         Kind::NotFound,
         "stopped already"
     );
     c.google
-        .stop_channel(&second.channel_id, &other.resource_id)
+        .stop_channel(&cal(), &second.channel_id, &other.resource_id)
         .await
         .unwrap();
 }
