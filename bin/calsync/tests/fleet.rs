@@ -63,6 +63,9 @@ fn three_replicas_one_killed_converge_and_run_each_tick_once() {
         assert_eq!(field(zero), "0", "{zero} in {line}");
     }
     // The survivors kept the schedule going after the kill.
-    assert!(field("ticks_after_kill").parse::<u32>().unwrap() >= 1, "{line}");
+    assert!(
+        field("ticks_after_kill").parse::<u32>().unwrap() >= 1,
+        "{line}"
+    );
     assert!(field("changes").parse::<u32>().unwrap() >= 100, "{line}");
 }

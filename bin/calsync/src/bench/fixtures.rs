@@ -100,3 +100,17 @@ pub(super) fn percentile(sorted: &[std::time::Duration], fraction: f64) -> std::
     let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
 }
+
+/// Resident memory of process `pid` (`self` for this one), from `/proc`
+/// (Linux); 0 when it cannot be read.
+pub fn rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -23,7 +23,7 @@ use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig, RunningEm
 use rand::Rng;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
-use super::fixtures::percentile;
+use super::fixtures::{percentile, rss_mb};
 use crate::error::CommandError;
 
 pub(super) struct FleetBench {
@@ -33,19 +33,6 @@ pub(super) struct FleetBench {
     pub duration: Duration,
     pub postgres_url: Option<String>,
     pub replicas: usize,
-}
-
-/// Resident memory of a process, from `/proc` (Linux).
-fn rss_mb(pid: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The emulator and the service-account key the replicas sign with.
@@ -125,7 +112,9 @@ impl FleetBench {
             .settings()?;
         let running =
             calsync::server::start(settings, slog::Logger::root(slog::Discard, slog::o!())).await?;
-        let result = self.drive_in_process(&running, &google.emulator.emulator).await;
+        let result = self
+            .drive_in_process(&running, &google.emulator.emulator)
+            .await;
         running.stop().await;
         result
     }
@@ -371,7 +360,9 @@ impl Run<'_> {
                 let id = EventId::new(event["id"].as_str().unwrap_or_default())?;
                 let mirrored = self.store.find_by_google_id(calendar, &id).await?;
                 let etag = event["etag"].as_str().unwrap_or_default();
-                if !mirrored.is_some_and(|e| e.etag.as_ref().is_some_and(|t| t.as_str() == etag)) {
+                let held =
+                    mirrored.is_some_and(|e| e.etag.as_ref().is_some_and(|t| t.as_str() == etag));
+                if !held {
                     unconverged += 1;
                 }
             }

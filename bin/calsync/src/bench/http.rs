@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::fixtures::{percentile, synthetic_event};
+use super::fixtures::{percentile, rss_mb, synthetic_event};
 use crate::error::CommandError;
 
 const API_TOKEN: &str = "bench-api-token-0123456789";
@@ -90,6 +90,21 @@ impl HttpBench {
         let message_number = Arc::new(AtomicU64::new(10));
 
         let webhook_url = format!("{base}/webhooks/calendar");
+        let pid = server.child.id().to_string();
+        let idle_rss = rss_mb(&pid);
+        // Sampled through the webhook load: its peak.
+        let sampling = {
+            let pid = pid.clone();
+            let until = Instant::now() + self.duration;
+            tokio::spawn(async move {
+                let mut peak = 0.0f64;
+                while Instant::now() < until {
+                    peak = peak.max(rss_mb(&pid));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                peak
+            })
+        };
         let webhook = {
             let (channel_id, token, resource_id) =
                 (channel_id.to_string(), token.clone(), resource_id.clone());
@@ -118,6 +133,7 @@ impl HttpBench {
             })
             .await
         };
+        let load_rss = sampling.await.unwrap_or_default();
         let live_url = format!("{base}/health/live");
         let live = load(&client, self.concurrency, self.duration, move |client| {
             let url = live_url.clone();
@@ -138,6 +154,12 @@ impl HttpBench {
                 stats.failures,
             );
         }
+        println!(
+            "http bench: backend={} events={} result=rss idle_rss_mb={idle_rss:.0} webhook_load_peak_rss_mb={load_rss:.0} after_rss_mb={:.0}",
+            url.backend(),
+            self.events,
+            rss_mb(&pid),
+        );
 
         // The health report, one request at a time: its own cost, not queueing.
         let health_url = format!("{base}/health/calendar");
@@ -188,7 +210,7 @@ async fn seed(url: &DatabaseUrl, events: usize) -> Result<(), CommandError> {
     let started = Instant::now();
     seed_range(store.as_ref(), &calendar, have, events).await?;
     println!(
-        "http bench: backend={} seeded {} events in {:.0} s",
+        "http bench: backend={} result=seed seeded_events={} seed_secs={:.0}",
         url.backend(),
         events - have,
         started.elapsed().as_secs_f64()

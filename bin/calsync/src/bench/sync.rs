@@ -74,12 +74,147 @@ async fn sync_bench(
     for url in &backends {
         let (sync_rate, rows_rate) = full_sync_rate(url, google.clone(), &calendar, events).await?;
         println!(
-            "sync bench: backend={} events={events} full_sync_events_per_sec={sync_rate:.0} store_rows_per_sec={rows_rate:.0}",
-            url.backend()
+            "sync bench: result=full_sync backend={} events={events} full_sync_events_per_sec={sync_rate:.0} store_rows_per_sec={rows_rate:.0} ratio={:.2}",
+            url.backend(),
+            sync_rate / rows_rate.max(1.0)
         );
     }
     emulator.stop().await;
-    latency_bench(dir, changes).await
+    latency_bench(dir, changes).await?;
+    for url in &backends {
+        serve_rss(dir, url, events).await?;
+    }
+    Ok(())
+}
+
+/// `calsync serve` as its own process (this binary) full-syncs N events
+/// from an emulator in this process: its resident memory while the sync
+/// runs (peak, sampled every 50 ms) and once it is done. Pages are
+/// streamed, so neither should grow with N.
+async fn serve_rss(
+    dir: &std::path::Path,
+    url: &DatabaseUrl,
+    events: usize,
+) -> Result<(), CommandError> {
+    use crate::harness::{net::Http, pg, procs};
+    use calsync_emulator::{Emulator, EmulatorConfig};
+    let calendar = CalendarId::new("primary")?;
+    let emulator = Emulator::new(EmulatorConfig::default())?
+        .start("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    emulator.emulator.seed(calendar.as_str(), events)?;
+    let schema = match url {
+        DatabaseUrl::Postgres(base) => Some(pg::fresh_schema(base).await?),
+        DatabaseUrl::Sqlite(_) => None,
+    };
+    let database = match (&schema, url) {
+        (Some(schema), _) => schema.url.clone(),
+        (None, _) => format!("sqlite://{}", dir.join("serve-rss.db").display()),
+    };
+    let port = procs::free_port()?;
+    let env = [
+        ("CALSYNC_ENV", "development".to_owned()),
+        ("CALSYNC_BIND", format!("127.0.0.1:{port}")),
+        ("DATABASE_URL", database.clone()),
+        ("CALSYNC_EMULATOR_URL", emulator.base_url.clone()),
+        (
+            "CALSYNC_API_TOKENS",
+            "bench-api-token-0123456789".to_owned(),
+        ),
+        (
+            "WEBHOOK_SECRET",
+            "bench-webhook-secret-0123456789".to_owned(),
+        ),
+        ("CALSYNC_GOOGLE_RATE_PER_MINUTE", "100000000".to_owned()),
+        (
+            "CALSYNC_GOOGLE_PRINCIPAL_RATE_PER_MINUTE",
+            "100000000".to_owned(),
+        ),
+        ("CALSYNC_LOG_LEVEL", "warning".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let program = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut server = procs::Proc::new(
+        "serve",
+        &program,
+        &["serve"],
+        env,
+        dir.join("serve-rss.log"),
+    );
+    server.spawn(0.0)?;
+    let result = async {
+        let http = Http::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while !http
+            .send("GET", &format!("{base}/health/ready"), &[], None)
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            if Instant::now() > deadline {
+                return Err::<_, CommandError>("calsync serve was not ready within 60 s".into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let pid = server.pid().ok_or("calsync serve exited")?.to_string();
+        let store = calsync_store::connect(
+            &DatabaseUrl::parse(Some(&database))?,
+            &StoreOptions::default(),
+        )
+        .await?;
+        let idle = super::fixtures::rss_mb(&pid);
+        let started = Instant::now();
+        // Watching the calendar queues its first (full) sync.
+        let watched = http
+            .send(
+                "POST",
+                &format!("{base}/calendar/channels"),
+                &[("authorization", "Bearer bench-api-token-0123456789")],
+                None,
+            )
+            .await?;
+        if watched.status != 201 {
+            return Err(format!("watching the calendar: {}", watched.brief()).into());
+        }
+        let mut peak = idle;
+        loop {
+            peak = peak.max(super::fixtures::rss_mb(&pid));
+            let synced = store
+                .sync_state(&calendar)
+                .await?
+                .is_some_and(|s| s.sync_token.is_some());
+            if synced {
+                break;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(1800) {
+                return Err("the full sync did not finish within 30 min".into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let full_sync = started.elapsed();
+        let mirrored = store
+            .health_stats(Utc::now(), Utc::now())
+            .await?
+            .active_events;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        println!(
+            "sync bench: result=serve_rss backend={} events={events} mirrored={mirrored} full_sync_s={:.1} idle_rss_mb={idle:.0} peak_rss_mb={peak:.0} after_rss_mb={:.0}",
+            url.backend(),
+            full_sync.as_secs_f64(),
+            super::fixtures::rss_mb(&pid),
+        );
+        Ok(())
+    }
+    .await;
+    server.kill();
+    emulator.stop().await;
+    if let Some(schema) = &schema {
+        pg::drop_schema(schema).await?;
+    }
+    result
 }
 
 /// Runs the real server (SQLite, built-in emulator), watches a calendar,
@@ -119,7 +254,7 @@ async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), Comm
     let mut latencies = result?;
     latencies.sort();
     println!(
-        "sync bench: change_to_mirror changes={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        "sync bench: result=change_to_mirror changes={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
         latencies.len(),
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,

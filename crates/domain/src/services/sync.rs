@@ -226,16 +226,21 @@ impl SyncService {
             pages: 0,
             outcome: PageOutcome::default(),
         };
-        let mut page_token = None;
+        let request = |page_token| ListRequest {
+            sync_token: sync_token.clone(),
+            page_token,
+            max_results: self.page_size,
+        };
+        let mut page = self
+            .provider
+            .list_events(calendar_id, &request(None))
+            .await?;
         loop {
-            let request = ListRequest {
-                sync_token: sync_token.clone(),
-                page_token: page_token.take(),
-                max_results: self.page_size,
-            };
-            let page = self.provider.list_events(calendar_id, &request).await?;
-            let next_page = page.next_page_token.filter(|token| !token.is_empty());
-            let completion = match (&next_page, page.next_sync_token) {
+            let next_page = page
+                .next_page_token
+                .take()
+                .filter(|token| !token.is_empty());
+            let completion = match (&next_page, page.next_sync_token.take()) {
                 (Some(_), _) => None,
                 (None, Some(next_sync_token)) => Some(SyncCompletion { next_sync_token }),
                 (None, None) => {
@@ -246,37 +251,50 @@ impl SyncService {
                 }
             };
             let now = self.clock.now();
-            let outcome = self
-                .events
-                .apply_sync_page(&SyncPage {
-                    calendar_id: calendar_id.clone(),
-                    run: run.clone(),
-                    events: page.events,
-                    completion,
-                    retention_cutoff: self
-                        .retention
-                        .and_then(|keep| chrono::Duration::from_std(keep).ok())
-                        .map(|keep| now - keep),
-                    now,
-                })
-                .await?;
+            let applied = SyncPage {
+                calendar_id: calendar_id.clone(),
+                run: run.clone(),
+                events: std::mem::take(&mut page.events),
+                completion,
+                retention_cutoff: self
+                    .retention
+                    .and_then(|keep| chrono::Duration::from_std(keep).ok())
+                    .map(|keep| now - keep),
+                now,
+            };
+            // Page n+1 is fetched and decoded while page n is written: one
+            // page ahead, never more, so memory stays at two pages. A failed
+            // write drops the fetched page; a failed fetch after a good
+            // write fails the run like any list error (the token is stored
+            // only with the last page).
+            let outcome = match &next_page {
+                Some(token) => {
+                    let next_request = request(Some(token.clone()));
+                    let (outcome, next) = futures_util::future::join(
+                        self.events.apply_sync_page(&applied),
+                        self.provider.list_events(calendar_id, &next_request),
+                    )
+                    .await;
+                    let outcome = outcome?;
+                    page = next?;
+                    outcome
+                }
+                None => self.events.apply_sync_page(&applied).await?,
+            };
             report.pages += 1;
             report.outcome.add(&outcome);
             if let Some(progress) = &self.progress {
                 progress(&report);
             }
-            match next_page {
-                Some(token) => {
-                    page_token = Some(token);
-                    if let Some(lease) = lease
-                        && !self.states.extend_lease(lease, self.lease_until()).await?
-                    {
-                        return Err(Error::Storage(
-                            "sync lease lost to another worker mid-sync".into(),
-                        ));
-                    }
-                }
-                None => return Ok(report),
+            if next_page.is_none() {
+                return Ok(report);
+            }
+            if let Some(lease) = lease
+                && !self.states.extend_lease(lease, self.lease_until()).await?
+            {
+                return Err(Error::Storage(
+                    "sync lease lost to another worker mid-sync".into(),
+                ));
             }
         }
     }

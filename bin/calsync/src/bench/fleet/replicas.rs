@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::balancer::Balancer;
-use super::{FleetBench, Google, Run, rss_mb};
+use super::{FleetBench, Google, Run};
+use crate::bench::fixtures::rss_mb;
 use crate::error::CommandError;
 use crate::harness::net::Http;
 use crate::harness::{pg, procs};
@@ -220,7 +221,8 @@ async fn add_calendars(
         {
             done.map_err(|e| e.to_string())??;
         }
-        let body = json!({"calendarId": calendar.as_str(), "subject": bench.subject_of(i)?.as_str()});
+        let body =
+            json!({"calendarId": calendar.as_str(), "subject": bench.subject_of(i)?.as_str()});
         let (http, url, auth) = (http.clone(), url.clone(), auth.clone());
         tasks.spawn(async move {
             let reply = http
@@ -276,10 +278,7 @@ impl Ticks {
                     .or_insert(0) += 1;
             }
         }
-        let after_kill = started
-            .keys()
-            .filter(|(_, slot)| *slot > killed_at)
-            .count();
+        let after_kill = started.keys().filter(|(_, slot)| *slot > killed_at).count();
         Ok(Self {
             started,
             after_kill,
@@ -303,6 +302,8 @@ impl Ticks {
             return 0;
         };
         let expected = (last - first) / RENEWAL_EVERY_SECS + 1;
-        usize::try_from(expected).unwrap_or(0).saturating_sub(slots.len())
+        usize::try_from(expected)
+            .unwrap_or(0)
+            .saturating_sub(slots.len())
     }
 }

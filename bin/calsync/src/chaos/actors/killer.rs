@@ -8,9 +8,9 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::shared::*;
+use crate::chaos::rng::Rng;
 use crate::harness::net::Http;
 use crate::harness::procs::Proc;
-use crate::chaos::rng::Rng;
 
 pub struct KillerOutcome {
     pub server: Proc,

@@ -10,8 +10,8 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::chaos::check::Time;
-use crate::harness::net::{Http, Reply};
 use crate::chaos::rng::Rng;
+use crate::harness::net::{Http, Reply};
 
 pub const API_TOKEN: &str = "chaos-api-token-0123456789abcdef";
 pub const WEBHOOK_SECRET: &str = "chaos-webhook-secret-0123456789abcdef";

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::shared::*;
-use crate::harness::net::Reply;
 use crate::chaos::rng::Rng;
+use crate::harness::net::Reply;
 
 /// One API client: creates events for its entities (with an
 /// Idempotency-Key), patches and deletes only its own events.
