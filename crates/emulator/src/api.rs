@@ -571,16 +571,18 @@ async fn admin_seed(data: Data, path: web::Path<String>, body: web::Json<SeedReq
 }
 
 /// Makes `count` random changes: mostly edits, some deletions and inserts.
+/// The live ids are listed once and kept up to date, so `count` changes
+/// cost O(n + count), not a listing of the calendar per change.
 async fn admin_changes(data: Data, path: web::Path<String>, body: web::Json<SeedRequest>) -> Reply {
     let emulator = emulator(&data);
+    let mut live: Vec<String> = emulator
+        .events(&path)
+        .iter()
+        .filter(|e| e.get("status").and_then(Value::as_str) != Some("cancelled"))
+        .filter_map(|e| e.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect();
     let mut changed = Vec::with_capacity(body.count);
     for _ in 0..body.count {
-        let live: Vec<String> = emulator
-            .events(&path)
-            .iter()
-            .filter(|e| e.get("status").and_then(Value::as_str) != Some("cancelled"))
-            .filter_map(|e| e.get("id").and_then(Value::as_str).map(str::to_owned))
-            .collect();
         let roll: u32 = rand::rng().random_range(0..10);
         let change = if live.is_empty() || roll >= 8 {
             let start =
@@ -594,19 +596,29 @@ async fn admin_changes(data: Data, path: web::Path<String>, body: web::Json<Seed
             };
             Change::Insert(body)
         } else {
-            let id = live[rand::rng().random_range(0..live.len())].clone();
+            let at = rand::rng().random_range(0..live.len());
             if roll >= 6 {
-                Change::Delete { id }
+                Change::Delete {
+                    id: live.swap_remove(at),
+                }
             } else {
                 let mut fields = Map::new();
                 fields.insert(
                     "summary".into(),
                     json!(format!("Edited {}", uuid::Uuid::new_v4().simple())),
                 );
-                Change::Patch { id, fields }
+                Change::Patch {
+                    id: live[at].clone(),
+                    fields,
+                }
             }
         };
-        changed.push(emulator.change(&path, change)?);
+        let inserted = matches!(change, Change::Insert(_));
+        let event = emulator.change(&path, change)?;
+        if inserted && let Some(id) = event.get("id").and_then(Value::as_str) {
+            live.push(id.to_owned());
+        }
+        changed.push(event);
     }
     Ok(HttpResponse::Ok().json(json!({"changed": changed})))
 }

@@ -1211,3 +1211,45 @@ async fn message_numbers_increase_by_uneven_steps() {
     hook_server.stop(true).await;
     emu.stop().await;
 }
+
+#[tokio::test]
+async fn admin_changes_edit_delete_and_insert_only_live_events() {
+    let emu = start().await;
+    let http = Http::new(Some("t"));
+    let admin = format!("{}/emulator/calendars/{CAL_PATH}", emu.base_url);
+    let (status, _, _) = http
+        .call(
+            "POST",
+            &format!("{admin}/seed"),
+            Some(json!({"count": 20})),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    // Many more changes than events: deletions use up the seed, so a
+    // change to an id already deleted would show as a second deletion.
+    let (status, body, _) = http
+        .call(
+            "POST",
+            &format!("{admin}/changes"),
+            Some(json!({"count": 400})),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let changed = body["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 400);
+    let mut deleted = std::collections::HashSet::new();
+    for event in changed {
+        let id = event["id"].as_str().unwrap().to_owned();
+        if event["status"] == "cancelled" {
+            assert!(deleted.insert(id.clone()), "{id} deleted twice");
+        } else {
+            assert!(!deleted.contains(&id), "{id} changed after its deletion");
+        }
+    }
+    assert!(!deleted.is_empty());
+    emu.stop().await;
+}

@@ -120,7 +120,12 @@ pub async fn middleware(
             })
             .observe(elapsed.as_secs_f64());
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        let quiet = route.starts_with("/health") || route == "/metrics";
+        // Probes and scrapes come every few seconds; an accepted webhook
+        // already logs its outcome (with this request id) at info, and
+        // Google may send thousands a second: their access lines are debug.
+        let quiet = route.starts_with("/health")
+            || route == "/metrics"
+            || (route.starts_with("/webhooks/") && response.status().is_success());
         let record = slog::o!("action" => "http_request", "status" => status, "method" => method,
             "route" => route, "duration_ms" => duration_ms);
         if response.status().is_server_error() {
@@ -135,8 +140,9 @@ pub async fn middleware(
                 .unwrap_or_default();
             slog::warn!(logger.new(record), "request failed"; "error_message" => cause);
         } else if quiet {
-            // Probes and scrapes come every few seconds: keep them out of info logs.
-            slog::debug!(logger.new(record), "request served");
+            if slog::Drain::is_debug_enabled(&logger) {
+                slog::debug!(logger.new(record), "request served");
+            }
         } else {
             slog::info!(logger.new(record), "request served");
         }

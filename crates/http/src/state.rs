@@ -56,6 +56,9 @@ pub struct AppState {
     pub write_wait: Duration,
     pub metrics: Arc<Metrics>,
     pub logger: slog::Logger,
+    /// Accepted notifications log at info once a second per channel, with
+    /// how many the line stands for; each one at debug.
+    pub notification_log: calsync_resilience::LogSampler,
 }
 
 impl AppState {
@@ -179,6 +182,7 @@ impl AppStateBuilder {
             write_wait: self.write_wait,
             metrics: self.metrics,
             logger: self.logger,
+            notification_log: calsync_resilience::LogSampler::new(Duration::from_secs(1)),
         }
     }
 }

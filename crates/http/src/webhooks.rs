@@ -11,7 +11,7 @@ use calsync_domain::webhook::{
     PushEnvelope, parse_calendar_notification, parse_drive_notification,
 };
 use calsync_resilience::metrics::WebhookLabels;
-use slog::{info, warn};
+use slog::{Drain, debug, info, warn};
 
 use crate::{AppState, HttpError, context};
 
@@ -175,16 +175,40 @@ pub async fn calendar(
     match state.notifications.handle_calendar(&notification).await {
         Ok(NotificationOutcome::CalendarMarked { calendar_id }) => {
             count(&state, "calendar", "accepted");
-            info!(log, "calendar change announced";
-                "action" => "webhook_calendar", "status" => "accepted", "calendar_id" => calendar_id.to_string(),
-                "channel_id" => envelope.channel_id.to_string(), "message_number" => envelope.message_number);
             state.sync_wakeup.notify_one();
+            let record = || {
+                slog::o!("action" => "webhook_calendar", "status" => "accepted",
+                "calendar_id" => calendar_id.to_string(), "channel_id" => envelope.channel_id.to_string(),
+                "message_number" => envelope.message_number)
+            };
+            match state.notification_log.admit(envelope.channel_id.as_str()) {
+                Some(held_back) => info!(log.new(record()), "calendar change announced";
+                    "similar_since_last_line" => held_back),
+                None if log.is_debug_enabled() => {
+                    debug!(log.new(record()), "calendar change announced");
+                }
+                None => {}
+            }
         }
         Ok(NotificationOutcome::Replayed { calendar_id }) => {
             count(&state, "calendar", "replayed");
-            info!(log, "notification already handled (a retry or a replay); nothing marked";
-                "action" => "webhook_calendar", "status" => "replayed", "calendar_id" => calendar_id.to_string(),
-                "channel_id" => envelope.channel_id.to_string(), "message_number" => envelope.message_number);
+            let record = || {
+                slog::o!("action" => "webhook_calendar", "status" => "replayed",
+                "calendar_id" => calendar_id.to_string(), "channel_id" => envelope.channel_id.to_string(),
+                "message_number" => envelope.message_number)
+            };
+            match state.notification_log.admit(envelope.channel_id.as_str()) {
+                Some(held_back) => info!(log.new(record()),
+                    "notification already handled (a retry or a replay); nothing marked";
+                    "similar_since_last_line" => held_back),
+                None if log.is_debug_enabled() => {
+                    debug!(
+                        log.new(record()),
+                        "notification already handled (a retry or a replay); nothing marked"
+                    );
+                }
+                None => {}
+            }
         }
         Ok(NotificationOutcome::ChannelConfirmed { calendar_id }) => {
             count(&state, "calendar", "sync_confirmation");

@@ -24,7 +24,7 @@ pub enum Error {
     CostExceedsBurst { cost: u32, burst: u32 },
 }
 
-pub use logging::{LogConfig, LogGuard, json_logger};
+pub use logging::{LogConfig, LogGuard, LogSampler, json_logger};
 pub use mask::{mask_emails, mask_json};
 pub use metrics::Metrics;
 pub use ratelimit::{RateLimitConfig, RateLimiter};

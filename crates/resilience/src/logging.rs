@@ -76,14 +76,61 @@ where
         ))
         .build()
         .fuse();
-    let drain = json.filter_level(config.level).fuse();
-    let (drain, guard) = slog_async::Async::new(drain)
+    let (drain, guard) = slog_async::Async::new(json)
         .chan_size(4096)
         .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
         .thread_name("calsync-log".into())
         .build_with_guard();
-    let logger = Logger::root(drain.fuse(), o!(keys::SERVICE => config.service.clone()));
+    // Filtered before the async hop: a record below the level costs
+    // nothing, instead of being copied to the log thread and dropped there.
+    let drain = drain.filter_level(config.level).fuse();
+    let logger = Logger::root(drain, o!(keys::SERVICE => config.service.clone()));
     (logger, LogGuard(guard))
+}
+
+/// Lets one record per key through per interval, counting the rest: a
+/// burst (Google may send thousands of notifications a second for one
+/// channel) logs a line a second saying how many it stood for, not a line
+/// each.
+pub struct LogSampler {
+    every: std::time::Duration,
+    keys: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+}
+
+/// Keys remembered at most; past it the sampler starts over.
+const SAMPLER_KEYS: usize = 10_000;
+
+impl LogSampler {
+    pub fn new(every: std::time::Duration) -> Self {
+        Self {
+            every,
+            keys: std::sync::Mutex::default(),
+        }
+    }
+
+    /// `Some(n)` when a record for `key` may be logged now, `n` being how
+    /// many were held back since the last one; `None` to hold this one back.
+    pub fn admit(&self, key: &str) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((last, held)) = keys.get_mut(key) {
+            if now.duration_since(*last) < self.every {
+                *held += 1;
+                return None;
+            }
+            let held_back = std::mem::take(held);
+            *last = now;
+            return Some(held_back);
+        }
+        if keys.len() >= SAMPLER_KEYS {
+            keys.clear();
+        }
+        keys.insert(key.to_owned(), (now, 0));
+        Some(0)
+    }
 }
 
 /// A logger that drops everything (tests, embedders without logging).
@@ -110,7 +157,17 @@ impl<W: Write> MaskingWriter<W> {
         let line = std::mem::take(&mut self.line);
         let masked = match serde_json::from_slice::<serde_json::Value>(&line) {
             Ok(mut value) => {
-                crate::mask::mask_json(&mut value);
+                let changed = crate::mask::mask_json(&mut value);
+                // Nothing to mask (most lines): written as slog-json wrote
+                // it. Only without any `@` in the text: slog-json may write
+                // a key twice, and the parsed value holds only the last one.
+                if !changed && !may_hold_an_address(&line) {
+                    self.inner.write_all(&line)?;
+                    self.inner.write_all(b"\n")?;
+                    self.line = line;
+                    self.line.clear();
+                    return Ok(());
+                }
                 serde_json::to_vec(&value).map_err(io::Error::other)?
             }
             // Not JSON (should not happen): mask it as text rather than drop it.
@@ -124,6 +181,11 @@ impl<W: Write> MaskingWriter<W> {
         self.line.clear();
         Ok(())
     }
+}
+
+/// Whether raw text could hold an email address, plain or URL-encoded.
+fn may_hold_an_address(text: &[u8]) -> bool {
+    text.contains(&b'@') || text.windows(3).any(|w| w == b"%40")
 }
 
 impl<W: Write> Write for MaskingWriter<W> {
@@ -262,5 +324,40 @@ mod tests {
             .unwrap();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "{\"who\":\"a***@example.com\"}\n{\"n\":1}\n");
+    }
+
+    #[test]
+    fn a_key_written_twice_is_masked_in_both_and_clean_lines_pass_unchanged() {
+        let out = Shared::default();
+        let mut writer = MaskingWriter::new(out.clone());
+        writer
+            .write_all(b"{\"calendar_id\":\"ann@example.com\",\"calendar_id\":\"primary\"}\n")
+            .unwrap();
+        writer
+            .write_all(b"{\"sync_token\":\"abc123\",\"sync_token\":\"[redacted]\"}\n")
+            .unwrap();
+        writer
+            .write_all(b"{\"msg\":\"plain\",\"n\":1,\"n\":2}\n")
+            .unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("ann@"), "{text}");
+        assert!(!text.contains("abc123"), "{text}");
+        // Nothing to mask: the line as written, byte for byte.
+        assert!(
+            text.ends_with("{\"msg\":\"plain\",\"n\":1,\"n\":2}\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_sampler_admits_one_record_per_key_per_interval_and_counts_the_rest() {
+        let sampler = LogSampler::new(std::time::Duration::from_millis(50));
+        assert_eq!(sampler.admit("a"), Some(0));
+        assert_eq!(sampler.admit("a"), None);
+        assert_eq!(sampler.admit("a"), None);
+        assert_eq!(sampler.admit("b"), Some(0), "keys are counted apart");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(sampler.admit("a"), Some(2), "two were held back");
+        assert_eq!(sampler.admit("a"), None);
     }
 }

@@ -86,7 +86,6 @@ fn domain_end(text: &str, from: usize) -> usize {
 /// one of the known names, or a name ending in one (`sync_token`,
 /// `webhook_secret`). Whole words only: `token_present` is not a secret.
 pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace('-', "_");
     const NAMES: [&str; 11] = [
         "token",
         "secret",
@@ -100,35 +99,77 @@ pub fn is_secret_key(key: &str) -> bool {
         "credentials",
         "cookie",
     ];
-    NAMES
-        .iter()
-        .any(|name| key == *name || key.ends_with(&format!("_{name}")))
+    // Every log line's every key passes here: compared in place (ASCII
+    // case and `-`/`_` folded), without allocating.
+    let same = |a: u8, b: u8| {
+        let fold = |c: u8| {
+            if c == b'-' {
+                b'_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        };
+        fold(a) == fold(b)
+    };
+    let key = key.as_bytes();
+    NAMES.iter().any(|name| {
+        let name = name.as_bytes();
+        let matches_tail = |tail: &[u8]| tail.iter().zip(name).all(|(a, b)| same(*a, *b));
+        if key.len() == name.len() {
+            matches_tail(key)
+        } else if key.len() > name.len() {
+            let at = key.len() - name.len();
+            same(key[at - 1], b'_') && matches_tail(&key[at..])
+        } else {
+            false
+        }
+    })
 }
 
 pub const REDACTED: &str = "[redacted]";
 
 /// Masks a JSON value in place: emails in every string (keys included),
-/// and the whole value of any secret-named field.
-pub fn mask_json(value: &mut serde_json::Value) {
+/// and the whole value of any secret-named field. Returns whether anything
+/// changed (a caller holding the value's text can then reuse it).
+pub fn mask_json(value: &mut serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(text) => {
             if let Cow::Owned(masked) = mask_emails(text) {
                 *text = masked;
+                true
+            } else {
+                false
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_json),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| mask_json(item) | changed),
         serde_json::Value::Object(map) => {
-            let fields = std::mem::take(map);
-            for (key, mut field) in fields {
-                if is_secret_key(&key) {
-                    field = serde_json::Value::String(REDACTED.into());
+            let mut changed = false;
+            for (key, field) in map.iter_mut() {
+                if is_secret_key(key) {
+                    // Changed even if already redacted: the text may hold
+                    // the same key twice, the other one not redacted.
+                    *field = serde_json::Value::String(REDACTED.into());
+                    changed = true;
                 } else {
-                    mask_json(&mut field);
+                    changed |= mask_json(field);
                 }
-                map.insert(mask_emails(&key).into_owned(), field);
             }
+            // Keys are rebuilt only when one holds an address.
+            if map
+                .keys()
+                .any(|key| matches!(mask_emails(key), Cow::Owned(_)))
+            {
+                let fields = std::mem::take(map);
+                for (key, field) in fields {
+                    map.insert(mask_emails(&key).into_owned(), field);
+                }
+                changed = true;
+            }
+            changed
         }
-        _ => {}
+        _ => false,
     }
 }
 

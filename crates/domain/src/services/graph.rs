@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use super::cleanup::retention;
 use super::{
-    CalendarService, ChannelService, CleanupService, EventService, HealthService,
-    NotificationService, SyncService,
+    CalendarService, ChannelCache, ChannelService, CleanupService, EventService,
+    EvictingChannelStore, HealthService, NotificationService, SyncService,
 };
 use crate::health::HealthThresholds;
 use crate::outbox::OutboxRetryPolicy;
-use crate::ports::{CalendarProvider, Clock, Store, Timer};
+use crate::ports::{CalendarProvider, ChannelStore, Clock, Store, Timer};
 use crate::webhook::WebhookSecret;
 
 /// How many days after their end events are kept when nothing says otherwise.
@@ -126,9 +126,14 @@ impl Services {
             sync = sync.with_lease(config.lease_ttl, config.timer.clone());
             events = events.with_lease(config.lease_ttl, config.timer.clone());
         }
+        // Channels are read from memory on the webhook path; every channel
+        // write of this process evicts through the same cache.
+        let channel_cache = ChannelCache::new();
+        let channel_store: Arc<dyn ChannelStore> =
+            EvictingChannelStore::new(store.clone(), channel_cache.clone());
         let channels = ChannelService::new(
             provider,
-            store.clone(),
+            channel_store.clone(),
             store.clone(),
             clock.clone(),
             config.webhook_secret.clone(),
@@ -143,7 +148,7 @@ impl Services {
             calendars: CalendarService::new(
                 store.clone(),
                 store.clone(),
-                store.clone(),
+                channel_store,
                 channels.clone(),
                 clock.clone(),
             ),
@@ -154,7 +159,8 @@ impl Services {
                 store.clone(),
                 store.clone(),
                 clock.clone(),
-            ),
+            )
+            .with_channel_cache(channel_cache),
             health: HealthService::new(store.clone(), clock.clone(), config.health),
             cleanup: CleanupService::new(store.clone(), clock, config.retention_days)
                 .with_drive_notifications(store),

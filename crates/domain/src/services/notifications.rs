@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use super::marks::{ChannelCache, Mark, MarkBatch};
 use crate::channel::ChannelStatus;
 use crate::error::{Error, Result};
 use crate::ids::{CalendarId, ChannelId, ResourceId};
@@ -31,18 +32,17 @@ pub enum NotificationOutcome {
     },
 }
 
-/// How often a channel's last notification time is written during a burst.
-const NOTIFICATION_RECORD_INTERVAL: chrono::Duration = chrono::Duration::seconds(1);
-
 /// Validates push notifications and turns them into dirty marks. It never
 /// calls Google, so the webhook can answer at once.
 #[derive(Clone)]
 pub struct NotificationService {
     secret: WebhookSecret,
     channels: Arc<dyn ChannelStore>,
-    states: Arc<dyn SyncStateStore>,
     drive: Arc<dyn DriveNotificationStore>,
     clock: Arc<dyn Clock>,
+    /// Channels served from memory; `None` reads the store every time.
+    cache: Option<Arc<ChannelCache>>,
+    marks: Arc<MarkBatch>,
 }
 
 impl NotificationService {
@@ -54,12 +54,22 @@ impl NotificationService {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            marks: Arc::new(MarkBatch::new(states, channels.clone(), clock.clone())),
             secret,
             channels,
-            states,
             drive,
             clock,
+            cache: None,
         }
+    }
+
+    /// Serves channel look-ups from `cache`. Every other writer of channels
+    /// in this process must go through [`crate::services::EvictingChannelStore`] on the same
+    /// cache, so its changes are seen at once (other replicas' within
+    /// [`super::marks::CHANNEL_CACHE_TTL`]).
+    pub fn with_channel_cache(mut self, cache: Arc<ChannelCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The token check alone: `Error::Forbidden` when missing or wrong.
@@ -93,8 +103,22 @@ impl NotificationService {
             channel_id: envelope.channel_id.clone(),
             resource_id: envelope.resource_id.clone(),
         };
-        let Some(channel) = self.channels.get_channel(&envelope.channel_id).await? else {
-            return Ok(unwanted(None));
+        let now = self.clock.now();
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.get(&envelope.channel_id, now));
+        let channel = match cached {
+            Some(channel) => channel,
+            None => {
+                let Some(channel) = self.channels.get_channel(&envelope.channel_id).await? else {
+                    return Ok(unwanted(None));
+                };
+                if let Some(cache) = &self.cache {
+                    cache.put(&channel, now);
+                }
+                channel
+            }
         };
         // A pending channel has no resource id yet: its `sync` may beat the
         // watch call's answer.
@@ -116,37 +140,30 @@ impl NotificationService {
         {
             return Ok(NotificationOutcome::Replayed { calendar_id });
         }
-        let now = self.clock.now();
-        // The channel's last notification is for reporting: during a burst,
-        // once a second is enough and spares a write per notification.
-        let recorded_lately = channel.last_notification_at.is_some_and(|at| {
-            now.signed_duration_since(at) < NOTIFICATION_RECORD_INTERVAL
-                && channel
-                    .last_message_number
-                    .is_some_and(|n| n < envelope.message_number)
-        });
-        let outcome = match notification.state {
-            CalendarResourceState::Sync => NotificationOutcome::ChannelConfirmed { calendar_id },
-            CalendarResourceState::Exists | CalendarResourceState::NotExists => {
-                // A read is cheap; the mark is a contended write on one row.
-                let covered = self
-                    .states
-                    .sync_state(&calendar_id)
-                    .await?
-                    .is_some_and(|state| state.covers_new_change(now));
-                if !covered {
-                    self.states.mark_dirty(&calendar_id, false).await?;
-                }
-                NotificationOutcome::CalendarMarked { calendar_id }
-            }
+        let dirty = match notification.state {
+            CalendarResourceState::Sync => false,
+            CalendarResourceState::Exists | CalendarResourceState::NotExists => true,
         };
-        // Recorded only once marked: if the mark fails, Google's retry of
-        // this message number must not look like a replay.
-        if !recorded_lately {
-            self.channels
-                .record_notification(&channel.id, envelope.message_number, now)
-                .await?;
+        // Committed together with the other notifications waiting now;
+        // answered only once committed (or covered by a sync due anyway).
+        self.marks
+            .submit(Mark {
+                calendar_id: calendar_id.clone(),
+                channel_id: channel.id.clone(),
+                message_number: envelope.message_number,
+                dirty,
+            })
+            .await?;
+        // Acknowledged only once marked: if the mark fails, Google's retry
+        // of this message number must not look like a replay.
+        if let Some(cache) = &self.cache {
+            cache.acknowledged(&channel.id, envelope.message_number);
         }
+        let outcome = if dirty {
+            NotificationOutcome::CalendarMarked { calendar_id }
+        } else {
+            NotificationOutcome::ChannelConfirmed { calendar_id }
+        };
         Ok(outcome)
     }
 }

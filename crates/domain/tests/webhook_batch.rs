@@ -1,0 +1,340 @@
+//! The webhook's hot path: notifications waiting at one moment share one
+//! commit of their dirty marks, and channel look-ups come from memory with
+//! this process's own channel writes evicting at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use calsync_domain::Result;
+use calsync_domain::channel::{ChannelStatus, WatchChannel};
+use calsync_domain::ids::CalendarId;
+use calsync_domain::ports::{ChannelStore, Clock, SyncStateStore};
+use calsync_domain::services::{
+    ChannelCache, ChannelService, EvictingChannelStore, NotificationOutcome, NotificationService,
+};
+use calsync_domain::sync::{SyncLease, SyncOutcome, SyncState};
+use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
+use calsync_domain::webhook::{
+    CalendarNotification, CalendarResourceState, PushEnvelope, WebhookSecret,
+};
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+
+/// Sync states in memory, counting reads and marks; marks wait for a
+/// permit, so a test can hold a commit open while others arrive.
+struct GatedStates {
+    inner: Arc<MemoryStore>,
+    reads: AtomicU32,
+    marks: AtomicU32,
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl SyncStateStore for GatedStates {
+    async fn sync_state(&self, calendar_id: &CalendarId) -> Result<Option<SyncState>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.sync_state(calendar_id).await
+    }
+    async fn list_sync_states(&self) -> Result<Vec<SyncState>> {
+        self.inner.list_sync_states().await
+    }
+    async fn mark_dirty(&self, calendar_id: &CalendarId, full: bool) -> Result<()> {
+        self.marks.fetch_add(1, Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.mark_dirty(calendar_id, full).await
+    }
+    async fn lease_dirty(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SyncLease>> {
+        self.inner.lease_dirty(owner, now, until).await
+    }
+    async fn lease_calendar(
+        &self,
+        calendar_id: &CalendarId,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SyncLease>> {
+        self.inner
+            .lease_calendar(calendar_id, owner, now, until)
+            .await
+    }
+    async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool> {
+        self.inner.extend_lease(lease, until).await
+    }
+    async fn release_lease(
+        &self,
+        lease: &SyncLease,
+        outcome: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.inner.release_lease(lease, outcome, now).await
+    }
+    async fn mark_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.inner
+            .mark_reconnect_required(calendar_id, error, now)
+            .await
+    }
+    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
+        self.inner.clear_reconnect_required(calendar_id).await
+    }
+}
+
+struct World {
+    clock: Arc<ManualClock>,
+    store: Arc<MemoryStore>,
+    states: Arc<GatedStates>,
+    cache: Arc<ChannelCache>,
+    channels: Arc<dyn ChannelStore>,
+    calendar: CalendarId,
+    channel: WatchChannel,
+    numbers: AtomicU64,
+}
+
+fn secret() -> WebhookSecret {
+    WebhookSecret::new("test-secret-0123456789").unwrap()
+}
+
+impl World {
+    async fn new() -> Self {
+        let clock = ManualClock::fixed();
+        let store = MemoryStore::new();
+        let cache = ChannelCache::new();
+        let channels: Arc<dyn ChannelStore> =
+            EvictingChannelStore::new(store.clone(), cache.clone());
+        let calendar = CalendarId::new("team@example.com").unwrap();
+        let service = ChannelService::new(
+            FakeCalendar::new(clock.clone()),
+            channels.clone(),
+            store.clone(),
+            clock.clone(),
+            secret(),
+            "https://calsync.example.com/webhooks/calendar".into(),
+            Duration::from_secs(7 * 24 * 3600),
+        );
+        let channel = service.create(&calendar).await.unwrap();
+        Self {
+            states: Arc::new(GatedStates {
+                inner: store.clone(),
+                reads: AtomicU32::new(0),
+                marks: AtomicU32::new(0),
+                gate: Semaphore::new(0),
+            }),
+            clock,
+            store,
+            cache,
+            channels,
+            calendar,
+            channel,
+            numbers: AtomicU64::new(10),
+        }
+    }
+
+    fn service(&self) -> NotificationService {
+        NotificationService::new(
+            secret(),
+            self.channels.clone(),
+            self.states.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        )
+        .with_channel_cache(self.cache.clone())
+    }
+
+    fn notification(&self) -> CalendarNotification {
+        CalendarNotification {
+            envelope: PushEnvelope {
+                channel_id: self.channel.id.clone(),
+                token: Some(secret().channel_token(&self.channel.id)),
+                message_number: self.numbers.fetch_add(1, Ordering::SeqCst),
+                resource_id: self.channel.resource_id.clone().unwrap(),
+                resource_uri:
+                    "https://www.googleapis.com/calendar/v3/calendars/team%40example.com/events"
+                        .into(),
+                channel_expiration: None,
+            },
+            state: CalendarResourceState::Exists,
+        }
+    }
+
+    /// Takes the calendar's dirty marks out of the way (a sync ran).
+    async fn clean(&self) {
+        let now = self.clock.now();
+        let lease = self
+            .store
+            .lease_dirty("w", now, now + chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .release_lease(&lease, &SyncOutcome::Succeeded { full: true }, now)
+            .await
+            .unwrap();
+    }
+}
+
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_waiting_on_a_commit_share_the_next_one() {
+    let w = Arc::new(World::new().await);
+    w.clean().await;
+    let service = w.service();
+    // The first leads; its mark is held open.
+    let first = tokio::spawn({
+        let (service, n) = (service.clone(), w.notification());
+        async move { service.handle_calendar(&n).await }
+    });
+    until("the first mark", || {
+        w.states.marks.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Twenty arrive meanwhile and wait.
+    let waiting: Vec<_> = (0..20)
+        .map(|_| {
+            let (service, n) = (service.clone(), w.notification());
+            tokio::spawn(async move { service.handle_calendar(&n).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        waiting.iter().all(|t| !t.is_finished()),
+        "none answered before its commit"
+    );
+    // The first commit ends; it made the calendar dirty with no sync
+    // running, so the twenty are covered by one read and no write.
+    w.states.gate.add_permits(100);
+    assert!(matches!(
+        first.await.unwrap().unwrap(),
+        NotificationOutcome::CalendarMarked { .. }
+    ));
+    for task in waiting {
+        assert!(matches!(
+            task.await.unwrap().unwrap(),
+            NotificationOutcome::CalendarMarked { .. }
+        ));
+    }
+    assert_eq!(w.states.marks.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        w.states.reads.load(Ordering::SeqCst),
+        2,
+        "one read per commit, not per notification"
+    );
+    assert!(
+        w.store
+            .sync_state(&w.calendar)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_dirty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_goes_away_mid_commit_hands_the_lead_on() {
+    let w = Arc::new(World::new().await);
+    w.clean().await;
+    let service = w.service();
+    let leader = tokio::spawn({
+        let (service, n) = (service.clone(), w.notification());
+        async move { service.handle_calendar(&n).await }
+    });
+    until("the leader's mark", || {
+        w.states.marks.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let follower = tokio::spawn({
+        let (service, n) = (service.clone(), w.notification());
+        async move { service.handle_calendar(&n).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The leader's request is dropped (its client went away) mid-commit.
+    leader.abort();
+    w.states.gate.add_permits(100);
+    let answered = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("the follower was answered, not stranded")
+        .unwrap();
+    assert!(matches!(
+        answered.unwrap(),
+        NotificationOutcome::CalendarMarked { .. }
+    ));
+    assert!(
+        w.store
+            .sync_state(&w.calendar)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_dirty()
+    );
+}
+
+#[tokio::test]
+async fn cached_channels_see_this_processs_stop_at_once_and_replays_in_memory() {
+    let w = World::new().await;
+    w.states.gate.add_permits(100);
+    let service = w.service();
+    let n = w.notification();
+    service.handle_calendar(&n).await.unwrap();
+    // The same message again is a replay, caught from memory (the store
+    // records a channel's last number at most once a second).
+    assert!(matches!(
+        service.handle_calendar(&n).await.unwrap(),
+        NotificationOutcome::Replayed { .. }
+    ));
+    // Stopped through the evicting store: the next notification asks for
+    // a stop instead of being served from the cached, active channel.
+    w.channels
+        .set_channel_status(&w.channel.id, ChannelStatus::Stopped)
+        .await
+        .unwrap();
+    assert!(matches!(
+        service.handle_calendar(&w.notification()).await.unwrap(),
+        NotificationOutcome::UnwantedChannel { .. }
+    ));
+}
+
+#[tokio::test]
+async fn another_replicas_stop_is_seen_once_the_cache_ttl_passes() {
+    let w = World::new().await;
+    w.states.gate.add_permits(100);
+    let service = w.service();
+    service.handle_calendar(&w.notification()).await.unwrap();
+    // Another replica stops it: straight in the shared store, no eviction here.
+    w.store
+        .set_channel_status(&w.channel.id, ChannelStatus::Stopped)
+        .await
+        .unwrap();
+    assert!(matches!(
+        service.handle_calendar(&w.notification()).await.unwrap(),
+        NotificationOutcome::CalendarMarked { .. }
+    ));
+    w.clock.advance(
+        calsync_domain::services::CHANNEL_CACHE_TTL
+            .to_std()
+            .unwrap(),
+    );
+    assert!(matches!(
+        service.handle_calendar(&w.notification()).await.unwrap(),
+        NotificationOutcome::UnwantedChannel { .. }
+    ));
+}
