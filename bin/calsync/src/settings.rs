@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// replica's calendars and pushes resume elsewhere within this time.
     #[arg(long, env = "CALSYNC_LEASE_TTL_SECS", default_value_t = 15)]
     pub lease_ttl_secs: u64,
+    /// Events per `events.list` page (Google allows 1 to 2500). Two pages
+    /// are in memory at once while a sync runs, so this bounds its memory.
+    #[arg(long, env = "CALSYNC_SYNC_PAGE_SIZE", default_value_t = calsync_domain::services::DEFAULT_SYNC_PAGE_SIZE)]
+    pub sync_page_size: u32,
 }
 
 /// Where Google is.
@@ -170,6 +174,7 @@ pub struct Settings {
     pub write_wait: Duration,
     pub lease_ttl: Duration,
     pub trusted_proxies: calsync_http::TrustedProxies,
+    pub sync_page_size: u32,
 }
 
 impl Settings {
@@ -184,6 +189,7 @@ impl Settings {
             channel_ttl: self.channel_ttl,
             retention_days: self.retention_days,
             outbox_retry: self.outbox_retry,
+            sync_page_size: self.sync_page_size,
             // A service account acting as itself cannot invite attendees;
             // calendars with their own subject can (checked per calendar).
             attendees_need_delegation: matches!(
@@ -459,6 +465,10 @@ impl ServeArgs {
             lease_ttl: match self.lease_ttl_secs {
                 secs @ 3..=3600 => Duration::from_secs(secs),
                 _ => return Err("CALSYNC_LEASE_TTL_SECS must be 3 to 3600".into()),
+            },
+            sync_page_size: match self.sync_page_size {
+                size @ 1..=2500 => size,
+                _ => return Err("CALSYNC_SYNC_PAGE_SIZE must be 1 to 2500 (Google's range)".into()),
             },
         })
     }

@@ -23,8 +23,9 @@ use calsync_domain::webhook::{
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-/// Sync states in memory, counting reads and marks; marks wait for a
-/// permit, so a test can hold a commit open while others arrive.
+/// Sync states in memory, counting reads and marks; reads (the first step
+/// of every commit) wait for a permit, so a test can hold a commit open
+/// while others arrive.
 struct GatedStates {
     inner: Arc<MemoryStore>,
     reads: AtomicU32,
@@ -36,6 +37,7 @@ struct GatedStates {
 impl SyncStateStore for GatedStates {
     async fn sync_state(&self, calendar_id: &CalendarId) -> Result<Option<SyncState>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
         self.inner.sync_state(calendar_id).await
     }
     async fn list_sync_states(&self) -> Result<Vec<SyncState>> {
@@ -43,7 +45,6 @@ impl SyncStateStore for GatedStates {
     }
     async fn mark_dirty(&self, calendar_id: &CalendarId, full: bool) -> Result<()> {
         self.marks.fetch_add(1, Ordering::SeqCst);
-        self.gate.acquire().await.unwrap().forget();
         self.inner.mark_dirty(calendar_id, full).await
     }
     async fn lease_dirty(
@@ -204,8 +205,8 @@ async fn notifications_waiting_on_a_commit_share_the_next_one() {
         let (service, n) = (service.clone(), w.notification());
         async move { service.handle_calendar(&n).await }
     });
-    until("the first mark", || {
-        w.states.marks.load(Ordering::SeqCst) == 1
+    until("the first commit", || {
+        w.states.reads.load(Ordering::SeqCst) == 1
     })
     .await;
     // Twenty arrive meanwhile and wait.
@@ -250,41 +251,74 @@ async fn notifications_waiting_on_a_commit_share_the_next_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_that_goes_away_mid_commit_hands_the_lead_on() {
+async fn a_leader_that_goes_away_mid_commit_requeues_its_batch_and_hands_the_lead_on() {
     let w = Arc::new(World::new().await);
     w.clean().await;
     let service = w.service();
-    let leader = tokio::spawn({
+    let spawn = |w: &Arc<World>| {
         let (service, n) = (service.clone(), w.notification());
-        async move { service.handle_calendar(&n).await }
-    });
-    until("the leader's mark", || {
-        w.states.marks.load(Ordering::SeqCst) == 1
+        tokio::spawn(async move { service.handle_calendar(&n).await })
+    };
+    let first = spawn(&w);
+    until("the first commit", || {
+        w.states.reads.load(Ordering::SeqCst) == 1
     })
     .await;
-    let follower = tokio::spawn({
-        let (service, n) = (service.clone(), w.notification());
-        async move { service.handle_calendar(&n).await }
-    });
+    let second = spawn(&w);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // The leader's request is dropped (its client went away) mid-commit.
-    leader.abort();
+    let third = spawn(&w);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The first commit ends; the second leads a batch of the second and
+    // the third, and is held in it.
+    w.states.gate.add_permits(1);
+    first.await.unwrap().unwrap();
+    until("the second commit", || {
+        w.states.reads.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    // The second's request goes away mid-commit.
+    second.abort();
+    let _ = second.await;
     w.states.gate.add_permits(100);
-    let answered = tokio::time::timeout(Duration::from_secs(5), follower)
+    let answered = tokio::time::timeout(Duration::from_secs(5), third)
         .await
-        .expect("the follower was answered, not stranded")
+        .expect("the third was answered, not stranded")
         .unwrap();
-    assert!(matches!(
-        answered.unwrap(),
-        NotificationOutcome::CalendarMarked { .. }
-    ));
     assert!(
-        w.store
-            .sync_state(&w.calendar)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_dirty()
+        matches!(answered, Ok(NotificationOutcome::CalendarMarked { .. })),
+        "its batch was committed again, not failed: {answered:?}"
+    );
+}
+
+#[test]
+fn a_waiter_that_goes_away_after_being_handed_the_lead_passes_it_on() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let w = futures_executor::block_on(World::new());
+    futures_executor::block_on(w.clean());
+    let service = w.service();
+    let mut context = Context::from_waker(std::task::Waker::noop());
+    let (first_n, second_n, third_n) = (w.notification(), w.notification(), w.notification());
+    let mut first = Box::pin(service.handle_calendar(&first_n));
+    assert!(
+        first.as_mut().poll(&mut context).is_pending(),
+        "held in its read"
+    );
+    let mut second = Box::pin(service.handle_calendar(&second_n));
+    assert!(second.as_mut().poll(&mut context).is_pending(), "waiting");
+    // The first finishes and hands the lead to the second, which is
+    // dropped before it ever runs again.
+    w.states.gate.add_permits(100);
+    assert!(matches!(
+        first.as_mut().poll(&mut context),
+        Poll::Ready(Ok(_))
+    ));
+    drop(second);
+    // A later notification must not queue behind a leader that is gone.
+    let mut third = Box::pin(service.handle_calendar(&third_n));
+    assert!(
+        matches!(third.as_mut().poll(&mut context), Poll::Ready(Ok(_))),
+        "the third led its own batch"
     );
 }
 

@@ -59,6 +59,8 @@ pub struct AppState {
     /// Accepted notifications log at info once a second per channel, with
     /// how many the line stands for; each one at debug.
     pub notification_log: calsync_resilience::LogSampler,
+    /// The same for replayed ones, counted apart.
+    pub replay_log: calsync_resilience::LogSampler,
 }
 
 impl AppState {
@@ -183,6 +185,7 @@ impl AppStateBuilder {
             metrics: self.metrics,
             logger: self.logger,
             notification_log: calsync_resilience::LogSampler::new(Duration::from_secs(1)),
+            replay_log: calsync_resilience::LogSampler::new(Duration::from_secs(1)),
         }
     }
 }

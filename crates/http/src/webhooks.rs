@@ -197,7 +197,7 @@ pub async fn calendar(
                 "calendar_id" => calendar_id.to_string(), "channel_id" => envelope.channel_id.to_string(),
                 "message_number" => envelope.message_number)
             };
-            match state.notification_log.admit(envelope.channel_id.as_str()) {
+            match state.replay_log.admit(envelope.channel_id.as_str()) {
                 Some(held_back) => info!(log.new(record()),
                     "notification already handled (a retry or a replay); nothing marked";
                     "similar_since_last_line" => held_back),

@@ -149,6 +149,11 @@ impl FleetBench {
             // The emulator shares this process: an upper bound.
             rss_mb("self"),
         );
+        if totals.unconverged > 0 || totals.quota_errors > 0 {
+            return Err(
+                format!("the fleet did not converge within Google's quotas: {totals}").into(),
+            );
+        }
         Ok(())
     }
 

@@ -134,6 +134,7 @@ impl HttpBench {
             .await
         };
         let load_rss = sampling.await.unwrap_or_default();
+        let after_webhooks_rss = rss_mb(&pid);
         let live_url = format!("{base}/health/live");
         let live = load(&client, self.concurrency, self.duration, move |client| {
             let url = live_url.clone();
@@ -155,10 +156,9 @@ impl HttpBench {
             );
         }
         println!(
-            "http bench: backend={} events={} result=rss idle_rss_mb={idle_rss:.0} webhook_load_peak_rss_mb={load_rss:.0} after_rss_mb={:.0}",
+            "http bench: backend={} events={} result=rss idle_rss_mb={idle_rss:.0} webhook_load_peak_rss_mb={load_rss:.0} after_webhooks_rss_mb={after_webhooks_rss:.0}",
             url.backend(),
             self.events,
-            rss_mb(&pid),
         );
 
         // The health report, one request at a time: its own cost, not queueing.

@@ -199,6 +199,9 @@ async fn serve_rss(
             .health_stats(Utc::now(), Utc::now())
             .await?
             .active_events;
+        if mirrored < u64::try_from(events).unwrap_or(u64::MAX) {
+            return Err(format!("only {mirrored} of {events} events were mirrored").into());
+        }
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         println!(
             "sync bench: result=serve_rss backend={} events={events} mirrored={mirrored} full_sync_s={:.1} idle_rss_mb={idle:.0} peak_rss_mb={peak:.0} after_rss_mb={:.0}",

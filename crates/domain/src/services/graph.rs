@@ -15,6 +15,13 @@ use crate::outbox::OutboxRetryPolicy;
 use crate::ports::{CalendarProvider, ChannelStore, Clock, Store, Timer};
 use crate::webhook::WebhookSecret;
 
+/// Events per sync page unless configured: Google's largest, for the
+/// fewest calls against the per-principal quota. Each event takes tens of
+/// kilobytes in memory on its way (decoded, mapped, verbatim JSON, the rows
+/// written) and two pages are held while a sync runs, so a smaller page
+/// trades calls for memory.
+pub const DEFAULT_SYNC_PAGE_SIZE: u32 = super::sync::MAX_PAGE_SIZE;
+
 /// How many days after their end events are kept when nothing says otherwise.
 pub const DEFAULT_RETENTION_DAYS: u32 = 180;
 
@@ -44,6 +51,8 @@ pub struct ServicesConfig {
     /// (403 `forbiddenForServiceAccounts`): set when calsync runs as one
     /// without a subject, so such writes are refused up front.
     pub attendees_need_delegation: bool,
+    /// Events per `events.list` page; two pages are in memory during a sync.
+    pub sync_page_size: u32,
 }
 
 impl std::fmt::Debug for ServicesConfig {
@@ -57,6 +66,7 @@ impl std::fmt::Debug for ServicesConfig {
             .field("outbox_retry", &self.outbox_retry)
             .field("health", &self.health)
             .field("attendees_need_delegation", &self.attendees_need_delegation)
+            .field("sync_page_size", &self.sync_page_size)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +86,7 @@ impl ServicesConfig {
             outbox_retry: OutboxRetryPolicy::default(),
             health: HealthThresholds::default(),
             attendees_need_delegation: false,
+            sync_page_size: DEFAULT_SYNC_PAGE_SIZE,
         }
     }
 
@@ -142,6 +153,7 @@ impl Services {
         );
         Self {
             sync: sync
+                .with_page_size(config.sync_page_size)
                 .with_retention(retention(config.retention_days))
                 .with_calendars(store.clone()),
             events,

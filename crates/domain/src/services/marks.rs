@@ -35,6 +35,9 @@ const CHANNEL_CACHE_CAP: usize = 100_000;
 #[derive(Default)]
 pub struct ChannelCache {
     entries: Mutex<HashMap<ChannelId, Cached>>,
+    /// Bumped by every eviction: a read that began before one is not
+    /// cached, since it may predate the write that evicted.
+    evictions: std::sync::atomic::AtomicU64,
 }
 
 struct Cached {
@@ -55,13 +58,24 @@ impl ChannelCache {
             .then(|| cached.channel.clone())
     }
 
-    /// Remembers a channel just read. A pending one is not kept: its
+    /// Where evictions stand, to pass to [`Self::put`] for a read begun now.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Remembers a channel read since `evictions` was taken, unless a
+    /// channel was evicted meanwhile. A pending one is not kept: its
     /// resource id and status are about to change.
-    pub(crate) fn put(&self, channel: &WatchChannel, now: DateTime<Utc>) {
+    pub(crate) fn put(&self, channel: &WatchChannel, now: DateTime<Utc>, evictions: u64) {
         if channel.status == ChannelStatus::Pending {
             return;
         }
         let mut entries = lock(&self.entries);
+        // Checked under the lock `forget` takes, so no eviction slips in
+        // between this check and the insert.
+        if self.evictions() != evictions {
+            return;
+        }
         if entries.len() >= CHANNEL_CACHE_CAP && !entries.contains_key(&channel.id) {
             entries.clear();
         }
@@ -85,7 +99,10 @@ impl ChannelCache {
 
     /// Drops a channel this replica changed (stopped, renewed, activated).
     pub fn forget(&self, id: &ChannelId) {
-        lock(&self.entries).remove(id);
+        let mut entries = lock(&self.entries);
+        self.evictions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.remove(id);
     }
 }
 
@@ -160,13 +177,30 @@ enum Turn {
     Lead,
 }
 
+/// A queued mark and who waits for it: `None` for the leader's own mark
+/// (it reads the result directly) and for a mark whose waiter was handed
+/// the lead and went away (the next leader still commits it).
+type Queued = (Mark, Option<oneshot::Sender<Turn>>);
+
 #[derive(Default)]
 struct Queue {
-    /// Marks not yet taken into a batch; the sender is absent for the
-    /// leader's own mark (it reads the result directly) and for a mark
-    /// whose request went away (it is still committed).
-    waiting: Vec<(Mark, Option<oneshot::Sender<Turn>>)>,
+    waiting: Vec<Queued>,
     leading: bool,
+}
+
+impl Queue {
+    /// Gives the lead to the first waiter still there; with none, the next
+    /// arrival leads and takes whatever is queued.
+    fn hand_on(&mut self) {
+        for (_, sender) in &mut self.waiting {
+            if let Some(sender) = sender.take()
+                && sender.send(Turn::Lead).is_ok()
+            {
+                return;
+            }
+        }
+        self.leading = false;
+    }
 }
 
 /// Group commit of dirty marks. No background task: the first notification
@@ -181,22 +215,43 @@ pub(crate) struct MarkBatch {
     clock: Arc<dyn Clock>,
 }
 
-/// Hands the lead on when the leader is done, or dropped mid-commit.
-struct Leading<'a>(&'a MarkBatch);
+/// The leader's batch. Dropped before it is answered (the leader's request
+/// went away mid-commit), the batch goes back to the front of the queue,
+/// its waiters still waiting, and the lead passes on: one client leaving
+/// fails no one else's notification.
+struct Leading<'a> {
+    batch: &'a MarkBatch,
+    taken: Vec<Queued>,
+}
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        let mut queue = lock(&self.0.queue);
-        for (_, sender) in &mut queue.waiting {
-            if let Some(sender) = sender.take()
-                && sender.send(Turn::Lead).is_ok()
-            {
-                return;
+        let mut queue = lock(&self.batch.queue);
+        if !self.taken.is_empty() {
+            let mut back = std::mem::take(&mut self.taken);
+            back.append(&mut queue.waiting);
+            queue.waiting = back;
+        }
+        queue.hand_on();
+    }
+}
+
+/// A waiter's receiver. Dropped (its request went away) after the lead
+/// was sent to it but before it took it, it passes the lead on, so the
+/// queue never waits for a leader that is gone.
+struct Waiter<'a> {
+    batch: &'a MarkBatch,
+    receiver: Option<oneshot::Receiver<Turn>>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Some(mut receiver) = self.receiver.take() {
+            receiver.close();
+            if let Ok(Some(Turn::Lead)) = receiver.try_recv() {
+                lock(&self.batch.queue).hand_on();
             }
         }
-        // Nobody is waiting (or all went away): the next arrival leads and
-        // takes whatever is still queued.
-        queue.leading = false;
     }
 }
 
@@ -217,7 +272,7 @@ impl MarkBatch {
 
     /// Queues `mark` and returns once a batch holding it is committed.
     pub(crate) async fn submit(&self, mark: Mark) -> Result<()> {
-        let waiting = {
+        let receiver = {
             let mut queue = lock(&self.queue);
             if queue.leading {
                 let (sender, receiver) = oneshot::channel();
@@ -229,8 +284,18 @@ impl MarkBatch {
                 None
             }
         };
-        if let Some(receiver) = waiting {
-            match receiver.await {
+        if let Some(receiver) = receiver {
+            let mut waiter = Waiter {
+                batch: self,
+                receiver: Some(receiver),
+            };
+            let turn = match waiter.receiver.as_mut() {
+                Some(receiver) => receiver.await,
+                None => Err(oneshot::Canceled),
+            };
+            // Answered: nothing left for the guard to pass on.
+            waiter.receiver = None;
+            match turn {
                 Ok(Turn::Done(result)) => return result,
                 Ok(Turn::Lead) => {}
                 Err(oneshot::Canceled) => {
@@ -240,10 +305,14 @@ impl MarkBatch {
                 }
             }
         }
-        let _leading = Leading(self);
-        let batch = std::mem::take(&mut lock(&self.queue).waiting);
-        let result = self.commit(batch.iter().map(|(mark, _)| mark)).await;
-        for (_, sender) in batch {
+        let mut leading = Leading {
+            batch: self,
+            taken: std::mem::take(&mut lock(&self.queue).waiting),
+        };
+        let result = self
+            .commit(leading.taken.iter().map(|(mark, _)| mark))
+            .await;
+        for (_, sender) in std::mem::take(&mut leading.taken) {
             if let Some(sender) = sender {
                 let _ = sender.send(Turn::Done(result.clone()));
             }

@@ -15,7 +15,7 @@ mod writes;
 pub use calendars::{CalendarService, CalendarView};
 pub use channels::{ChannelService, RenewalReport};
 pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
-pub use graph::{DEFAULT_RETENTION_DAYS, Services, ServicesConfig};
+pub use graph::{DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services, ServicesConfig};
 pub use health::HealthService;
 pub use marks::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
 pub use notifications::{NotificationOutcome, NotificationService};

@@ -111,11 +111,12 @@ impl NotificationService {
         let channel = match cached {
             Some(channel) => channel,
             None => {
+                let evictions = self.cache.as_ref().map(|cache| cache.evictions());
                 let Some(channel) = self.channels.get_channel(&envelope.channel_id).await? else {
                     return Ok(unwanted(None));
                 };
-                if let Some(cache) = &self.cache {
-                    cache.put(&channel, now);
+                if let (Some(cache), Some(evictions)) = (&self.cache, evictions) {
+                    cache.put(&channel, now, evictions);
                 }
                 channel
             }

@@ -112,6 +112,7 @@ async fn run(
         .filter_map(procs::Proc::pid)
         .map(|pid| rss_mb(&pid.to_string()))
         .fold(0.0, f64::max);
+    let ended = Utc::now();
     for replica in &mut replicas {
         replica.kill();
     }
@@ -130,9 +131,28 @@ async fn run(
         ticks.missed_renewals(),
         ticks.after_kill,
     );
-    if totals.unconverged > 0 || ticks.duplicates() > 0 || ticks.missed_renewals() > 0 {
+    let mut broken = Vec::new();
+    if totals.unconverged > 0 || totals.quota_errors > 0 {
+        broken.push(format!("{totals}"));
+    }
+    if ticks.started.is_empty() {
+        broken.push("no job tick found in the replicas' logs".to_owned());
+    }
+    if ticks.duplicates() > 0 {
+        broken.push(format!("{} ticks started twice", ticks.duplicates()));
+    }
+    if ticks.missed_renewals() > 0 {
+        broken.push(format!("{} renewal ticks skipped", ticks.missed_renewals()));
+    }
+    // The survivors kept the schedule up to the end, not just until the kill.
+    let recently = ended - chrono::Duration::seconds(2 * RENEWAL_EVERY_SECS);
+    if ticks.after_kill == 0 || !ticks.renewed_since(recently) {
+        broken.push("the survivors stopped running the schedule after the kill".to_owned());
+    }
+    if !broken.is_empty() {
         return Err(format!(
-            "the fleet did not hold together (logs in {}: kept)",
+            "the fleet did not hold together: {} (logs in {}: kept)",
+            broken.join("; "),
             dir.display()
         )
         .into());
@@ -247,6 +267,7 @@ struct Ticks {
     started: BTreeMap<(String, DateTime<Utc>), usize>,
     /// Ticks scheduled after the kill: the survivors' alone.
     after_kill: usize,
+    killed_at: DateTime<Utc>,
 }
 
 impl Ticks {
@@ -282,7 +303,15 @@ impl Ticks {
         Ok(Self {
             started,
             after_kill,
+            killed_at,
         })
+    }
+
+    /// Whether a renewal tick started at or after `since`.
+    fn renewed_since(&self, since: DateTime<Utc>) -> bool {
+        self.started
+            .keys()
+            .any(|(job, slot)| job == "channel_renewal" && *slot >= since)
     }
 
     fn duplicates(&self) -> usize {
@@ -301,9 +330,13 @@ impl Ticks {
         let (Some(first), Some(last)) = (slots.first(), slots.last()) else {
             return 0;
         };
-        let expected = (last - first) / RENEWAL_EVERY_SECS + 1;
-        usize::try_from(expected)
-            .unwrap_or(0)
-            .saturating_sub(slots.len())
+        // The slot the kill fell in is not counted: the killed replica may
+        // have claimed it with its log line still unwritten.
+        let killed_slot =
+            self.killed_at.timestamp().div_euclid(RENEWAL_EVERY_SECS) * RENEWAL_EVERY_SECS;
+        (*first..=*last)
+            .step_by(usize::try_from(RENEWAL_EVERY_SECS).unwrap_or(1))
+            .filter(|slot| *slot != killed_slot && !slots.contains(slot))
+            .count()
     }
 }
