@@ -43,16 +43,35 @@ pub struct InstancesParams {
     pub original_start: Option<DateTime<Utc>>,
 }
 
-/// One listed item with what ordering needs.
-struct Item {
+/// One listed item with what ordering needs. A stored event's body is
+/// copied only if it lands on the page asked for: a listing sorts and
+/// pages over every event, and copying them all made each page cost a copy
+/// of the calendar.
+struct Item<'a> {
     start: DateTime<Utc>,
     original: Option<DateTime<Utc>>,
     id: String,
-    value: Value,
+    body: Body<'a>,
 }
 
-impl Item {
-    fn of(event: &StoredEvent) -> Self {
+enum Body<'a> {
+    Stored(&'a StoredEvent),
+    /// An occurrence made from its series.
+    Made(Value),
+}
+
+impl Item<'_> {
+    fn into_value(self) -> Value {
+        match self.body {
+            Body::Stored(event) if event.cancelled() => stub(&event.body),
+            Body::Stored(event) => Value::Object(event.body.clone()),
+            Body::Made(value) => value,
+        }
+    }
+}
+
+impl<'a> Item<'a> {
+    fn of(event: &'a StoredEvent) -> Self {
         let body = &event.body;
         let original = Series::original_start(body);
         Self {
@@ -66,11 +85,7 @@ impl Item {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            value: if event.cancelled() {
-                stub(body)
-            } else {
-                Value::Object(body.clone())
-            },
+            body: Body::Stored(event),
         }
     }
 }
@@ -131,15 +146,15 @@ impl Calendars {
     /// A series' occurrences in the window, exceptions in place of theirs,
     /// cancelled ones (EXDATEs never) only with `show_deleted`, in start
     /// order. Exceptions changed after `high` are not seen.
-    fn expand(
-        &self,
+    fn expand<'a>(
+        &'a self,
         calendar_id: &str,
-        master: &StoredEvent,
+        master: &'a StoredEvent,
         series: &Series,
         window: Window,
         show_deleted: bool,
         high: u64,
-    ) -> Vec<Item> {
+    ) -> Vec<Item<'a>> {
         let master_id = master
             .body
             .get("id")
@@ -150,7 +165,7 @@ impl Calendars {
             .filter(|e| e.seq <= high)
             .filter_map(|e| Some((Series::original_start(&e.body)?, e)))
             .collect();
-        let mut out: Vec<Item> = series
+        let mut out: Vec<Item<'a>> = series
             .window(window.0, window.1)
             .into_iter()
             .filter(|start| !exceptions.contains_key(start))
@@ -164,7 +179,7 @@ impl Calendars {
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned(),
-                    value: Value::Object(body),
+                    body: Body::Made(Value::Object(body)),
                 }
             })
             .collect();
@@ -257,7 +272,7 @@ impl Calendars {
                 .and_then(Value::as_str)
                 .and_then(|id| self.stored(calendar_id, id))
         };
-        let mut items: Vec<Item> = Vec::new();
+        let mut items: Vec<Item<'_>> = Vec::new();
         if params.single_events {
             let expanded: HashSet<&str> = changed
                 .iter()
@@ -323,7 +338,7 @@ impl Calendars {
             .into_iter()
             .skip(offset)
             .take(page_size)
-            .map(|i| i.value)
+            .map(Item::into_value)
             .collect();
         let mut body = envelope(calendar_id, high, page);
         if more {
@@ -373,7 +388,7 @@ impl Calendars {
             .into_iter()
             .skip(offset)
             .take(page_size)
-            .map(|i| i.value)
+            .map(Item::into_value)
             .collect();
         let mut body = envelope(calendar_id, high, page);
         if more {

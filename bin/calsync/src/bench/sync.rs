@@ -135,6 +135,12 @@ async fn serve_rss(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    // The page size (memory against calls) can be compared across runs.
+    .chain(
+        std::env::var("CALSYNC_SYNC_PAGE_SIZE")
+            .ok()
+            .map(|size| ("CALSYNC_SYNC_PAGE_SIZE".to_owned(), size)),
+    )
     .collect();
     let program = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut server = procs::Proc::new(
