@@ -234,11 +234,14 @@ async fn notifications_waiting_on_a_commit_share_the_next_one() {
             NotificationOutcome::CalendarMarked { .. }
         ));
     }
-    assert_eq!(w.states.marks.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        w.states.reads.load(Ordering::SeqCst),
-        2,
-        "one read per commit, not per notification"
+    // Two batches run at once: the first two arrivals lead one each (and,
+    // both reading before either marked, both mark); the other nineteen
+    // share what follows.
+    assert!(w.states.marks.load(Ordering::SeqCst) <= 2);
+    let reads = w.states.reads.load(Ordering::SeqCst);
+    assert!(
+        reads <= 4,
+        "one read per batch, not per notification: {reads} reads for 21"
     );
     assert!(
         w.store
@@ -259,35 +262,38 @@ async fn a_leader_that_goes_away_mid_commit_requeues_its_batch_and_hands_the_lea
         let (service, n) = (service.clone(), w.notification());
         tokio::spawn(async move { service.handle_calendar(&n).await })
     };
+    let reads = |n: u32| {
+        let w = w.clone();
+        move || w.states.reads.load(Ordering::SeqCst) == n
+    };
+    // Both leader slots are taken, each held in its read.
     let first = spawn(&w);
-    until("the first commit", || {
-        w.states.reads.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    until("the first commit", reads(1)).await;
     let second = spawn(&w);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    until("the second commit", reads(2)).await;
+    // Two more wait.
     let third = spawn(&w);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // The first commit ends; the second leads a batch of the second and
-    // the third, and is held in it.
+    let fourth = spawn(&w);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The first commit ends and hands the third and fourth, as one batch,
+    // to the third, which is held in it.
     w.states.gate.add_permits(1);
     first.await.unwrap().unwrap();
-    until("the second commit", || {
-        w.states.reads.load(Ordering::SeqCst) == 2
-    })
-    .await;
-    // The second's request goes away mid-commit.
-    second.abort();
-    let _ = second.await;
+    until("the third's commit", reads(3)).await;
+    // The third's request goes away mid-commit.
+    third.abort();
+    let _ = third.await;
     w.states.gate.add_permits(100);
-    let answered = tokio::time::timeout(Duration::from_secs(5), third)
+    let answered = tokio::time::timeout(Duration::from_secs(5), fourth)
         .await
-        .expect("the third was answered, not stranded")
+        .expect("the fourth was answered, not stranded")
         .unwrap();
     assert!(
         matches!(answered, Ok(NotificationOutcome::CalendarMarked { .. })),
         "its batch was committed again, not failed: {answered:?}"
     );
+    second.await.unwrap().unwrap();
 }
 
 #[test]
@@ -298,28 +304,33 @@ fn a_waiter_that_goes_away_after_being_handed_the_lead_passes_it_on() {
     futures_executor::block_on(w.clean());
     let service = w.service();
     let mut context = Context::from_waker(std::task::Waker::noop());
-    let (first_n, second_n, third_n) = (w.notification(), w.notification(), w.notification());
-    let mut first = Box::pin(service.handle_calendar(&first_n));
-    assert!(
-        first.as_mut().poll(&mut context).is_pending(),
-        "held in its read"
-    );
-    let mut second = Box::pin(service.handle_calendar(&second_n));
-    assert!(second.as_mut().poll(&mut context).is_pending(), "waiting");
-    // The first finishes and hands the lead to the second, which is
+    let n: Vec<_> = (0..4).map(|_| w.notification()).collect();
+    // Two leaders held in their reads, two waiting.
+    let mut first = Box::pin(service.handle_calendar(&n[0]));
+    assert!(first.as_mut().poll(&mut context).is_pending());
+    let mut second = Box::pin(service.handle_calendar(&n[1]));
+    assert!(second.as_mut().poll(&mut context).is_pending());
+    let mut third = Box::pin(service.handle_calendar(&n[2]));
+    assert!(third.as_mut().poll(&mut context).is_pending());
+    let mut fourth = Box::pin(service.handle_calendar(&n[3]));
+    assert!(fourth.as_mut().poll(&mut context).is_pending());
+    // The first finishes and hands the waiting two to the third, which is
     // dropped before it ever runs again.
     w.states.gate.add_permits(100);
     assert!(matches!(
         first.as_mut().poll(&mut context),
         Poll::Ready(Ok(_))
     ));
-    drop(second);
-    // A later notification must not queue behind a leader that is gone.
-    let mut third = Box::pin(service.handle_calendar(&third_n));
+    drop(third);
+    // The fourth must not wait for a leader that is gone.
     assert!(
-        matches!(third.as_mut().poll(&mut context), Poll::Ready(Ok(_))),
-        "the third led its own batch"
+        matches!(fourth.as_mut().poll(&mut context), Poll::Ready(Ok(_))),
+        "the fourth led the batch the third left"
     );
+    assert!(matches!(
+        second.as_mut().poll(&mut context),
+        Poll::Ready(Ok(_))
+    ));
 }
 
 #[tokio::test]
