@@ -5,13 +5,12 @@
 //! names the seed and keeps the logs of a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
-use std::process::Command;
+mod support;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use std::process::Command;
 
 const DEFAULT_SECS: &str = "90";
 const MIN_KILLS: &str = "5";
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 fn chaos(backend: &str, extra: &[&str]) {
     let secs = std::env::var("CALSYNC_CHAOS_SECS").unwrap_or_else(|_| DEFAULT_SECS.into());
@@ -40,22 +39,8 @@ fn chaos_sqlite() {
 
 #[test]
 fn chaos_postgres() {
-    let url =
-        std::env::var("CALSYNC_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-    let reachable = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(AsyncPgConnection::establish(&url))
-        .map(drop);
-    if let Err(error) = reachable {
-        if std::env::var_os("CI").is_some() {
-            panic!("Postgres at {url} is required in CI but unreachable: {error}");
-        }
-        eprintln!(
-            "SKIPPED: chaos battery on Postgres: no server at {url} ({error}); set CALSYNC_TEST_DATABASE_URL"
-        );
+    let Some(url) = support::postgres_url("chaos battery on Postgres") else {
         return;
-    }
+    };
     chaos("postgres", &["--postgres-url", &url]);
 }

@@ -5,29 +5,15 @@
 //! by exactly one replica.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod support;
+
 use std::process::Command;
-
-use diesel_async::{AsyncConnection, AsyncPgConnection};
-
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[test]
 fn three_replicas_one_killed_converge_and_run_each_tick_once() {
-    let url =
-        std::env::var("CALSYNC_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-    let reachable = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(AsyncPgConnection::establish(&url))
-        .map(drop);
-    if let Err(error) = reachable {
-        if std::env::var_os("CI").is_some() {
-            panic!("Postgres at {url} is required in CI but unreachable: {error}");
-        }
-        eprintln!("SKIPPED: fleet replicas: no Postgres at {url} ({error})");
+    let Some(url) = support::postgres_url("fleet replicas") else {
         return;
-    }
+    };
     let output = Command::new(env!("CARGO_BIN_EXE_calsync"))
         .args(["bench", "fleet", "--replicas", "3", "--postgres-url", &url])
         .args(["--calendars", "30", "--principals", "3"])

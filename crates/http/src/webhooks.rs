@@ -144,6 +144,29 @@ fn log_rejection(log: &slog::Logger, action: &str, envelope: &PushEnvelope, sour
         "source" => source.to_owned(), "token_present" => envelope.token.is_some());
 }
 
+/// Logs a handled notification: at info once a second per channel (with
+/// how many it stands for), each one at debug.
+fn log_sampled(
+    sampler: &calsync_resilience::LogSampler,
+    log: &slog::Logger,
+    status: &'static str,
+    calendar_id: &calsync_domain::ids::CalendarId,
+    envelope: &PushEnvelope,
+    message: &'static str,
+) {
+    let held_back = sampler.admit(envelope.channel_id.as_str());
+    if held_back.is_none() && !log.is_debug_enabled() {
+        return;
+    }
+    let log = log.new(slog::o!("action" => "webhook_calendar", "status" => status,
+        "calendar_id" => calendar_id.to_string(), "channel_id" => envelope.channel_id.to_string(),
+        "message_number" => envelope.message_number));
+    match held_back {
+        Some(held_back) => info!(log, "{}", message; "similar_since_last_line" => held_back),
+        None => debug!(log, "{}", message),
+    }
+}
+
 /// Google Calendar push notifications (`X-Goog-*` headers; the channel
 /// token authenticates them).
 #[utoipa::path(
@@ -176,39 +199,25 @@ pub async fn calendar(
         Ok(NotificationOutcome::CalendarMarked { calendar_id }) => {
             count(&state, "calendar", "accepted");
             state.sync_wakeup.notify_one();
-            let record = || {
-                slog::o!("action" => "webhook_calendar", "status" => "accepted",
-                "calendar_id" => calendar_id.to_string(), "channel_id" => envelope.channel_id.to_string(),
-                "message_number" => envelope.message_number)
-            };
-            match state.notification_log.admit(envelope.channel_id.as_str()) {
-                Some(held_back) => info!(log.new(record()), "calendar change announced";
-                    "similar_since_last_line" => held_back),
-                None if log.is_debug_enabled() => {
-                    debug!(log.new(record()), "calendar change announced");
-                }
-                None => {}
-            }
+            log_sampled(
+                &state.notification_log,
+                &log,
+                "accepted",
+                &calendar_id,
+                envelope,
+                "calendar change announced",
+            );
         }
         Ok(NotificationOutcome::Replayed { calendar_id }) => {
             count(&state, "calendar", "replayed");
-            let record = || {
-                slog::o!("action" => "webhook_calendar", "status" => "replayed",
-                "calendar_id" => calendar_id.to_string(), "channel_id" => envelope.channel_id.to_string(),
-                "message_number" => envelope.message_number)
-            };
-            match state.replay_log.admit(envelope.channel_id.as_str()) {
-                Some(held_back) => info!(log.new(record()),
-                    "notification already handled (a retry or a replay); nothing marked";
-                    "similar_since_last_line" => held_back),
-                None if log.is_debug_enabled() => {
-                    debug!(
-                        log.new(record()),
-                        "notification already handled (a retry or a replay); nothing marked"
-                    );
-                }
-                None => {}
-            }
+            log_sampled(
+                &state.replay_log,
+                &log,
+                "replayed",
+                &calendar_id,
+                envelope,
+                "notification already handled (a retry or a replay); nothing marked",
+            );
         }
         Ok(NotificationOutcome::ChannelConfirmed { calendar_id }) => {
             count(&state, "calendar", "sync_confirmation");

@@ -114,3 +114,19 @@ pub fn rss_mb(pid: &str) -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// `calsync serve` in this process, configured by `serve` flags as on its
+/// command line (the environment still applies), logs discarded.
+pub async fn start_server(flags: &[&str]) -> Result<calsync::server::Running, CommandError> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: calsync::settings::ServeArgs,
+    }
+    let settings = Args::try_parse_from(std::iter::once("calsync").chain(flags.iter().copied()))
+        .map_err(|e| e.to_string())?
+        .serve
+        .settings()?;
+    Ok(calsync::server::start(settings, slog::Logger::root(slog::Discard, slog::o!())).await?)
+}

@@ -23,7 +23,7 @@ use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig, RunningEm
 use rand::Rng;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
-use super::fixtures::{percentile, rss_mb};
+use super::fixtures::{percentile, rss_mb, start_server};
 use crate::error::CommandError;
 
 pub(super) struct FleetBench {
@@ -73,12 +73,6 @@ impl FleetBench {
         google: &Google,
         dir: &std::path::Path,
     ) -> Result<(), CommandError> {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Args {
-            #[command(flatten)]
-            serve: calsync::settings::ServeArgs,
-        }
         let database = match &self.postgres_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", dir.join("fleet.db").display()),
@@ -87,8 +81,7 @@ impl FleetBench {
         // Real service-account credentials for an emulator on this machine
         // (development rules: a loopback http webhook is accepted).
         let api = google.emulator.base_url.clone();
-        let argv = [
-            "calsync",
+        let flags = [
             "--env",
             "development",
             "--bind",
@@ -106,12 +99,7 @@ impl FleetBench {
             "--sync-poll-secs",
             "1",
         ];
-        let settings = Args::try_parse_from(argv)
-            .map_err(|e| e.to_string())?
-            .serve
-            .settings()?;
-        let running =
-            calsync::server::start(settings, slog::Logger::root(slog::Discard, slog::o!())).await?;
+        let running = start_server(&flags).await?;
         let result = self
             .drive_in_process(&running, &google.emulator.emulator)
             .await;

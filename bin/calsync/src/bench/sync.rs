@@ -229,16 +229,9 @@ async fn serve_rss(
 /// Runs the real server (SQLite, built-in emulator), watches a calendar,
 /// and times each change from the emulator until the mirror holds it.
 async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), CommandError> {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Args {
-        #[command(flatten)]
-        serve: calsync::settings::ServeArgs,
-    }
     let database = format!("sqlite://{}", dir.join("latency.db").display());
     // Quotas lifted: this measures the pipeline, not Google's 600/min per calendar.
-    let argv = [
-        "calsync",
+    let flags = [
         "--bind",
         "127.0.0.1:0",
         "--database-url",
@@ -252,12 +245,7 @@ async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), Comm
         "--webhook-rate-per-minute",
         "1000000",
     ];
-    let settings = Args::try_parse_from(argv)
-        .map_err(|e| e.to_string())?
-        .serve
-        .settings()?;
-    let running =
-        calsync::server::start(settings, slog::Logger::root(slog::Discard, slog::o!())).await?;
+    let running = super::fixtures::start_server(&flags).await?;
     let result = measure_latency(&running, changes).await;
     running.stop().await;
     let mut latencies = result?;

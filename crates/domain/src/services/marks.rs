@@ -206,11 +206,11 @@ impl Queue {
         let mut at = 0;
         while at < batch.len() {
             if let Some(sender) = batch[at].1.take() {
-                match sender.send(Turn::Lead(batch)) {
-                    Ok(()) => return,
-                    Err(Turn::Lead(back)) => batch = back,
-                    Err(Turn::Done(_)) => return, // not sent: cannot happen
-                }
+                // A failed send hands the batch back (as the `Lead` sent).
+                let Err(Turn::Lead(back)) = sender.send(Turn::Lead(batch)) else {
+                    return;
+                };
+                batch = back;
             }
             at += 1;
         }
