@@ -14,6 +14,7 @@ use clap::Parser;
 /// mimalloc instead of glibc's malloc: a full sync decodes pages on several
 /// threads, and glibc's per-thread arenas kept what they freed resident, so
 /// the server stayed at its peak memory after the sync.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -56,6 +56,6 @@ pub(crate) trait Dialect {
     /// dialect allows.
     fn upsert_events(
         conn: &mut Self::Conn,
-        rows: &[Self::EventRow],
+        rows: Vec<Self::EventRow>,
     ) -> impl Future<Output = Result<(), calsync_domain::Error>> + Send;
 }

@@ -53,7 +53,7 @@ impl Dialect for PgDialect {
         <Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await
     }
 
-    async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+    async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {
         upsert_events(conn, rows).await
     }
 }
@@ -153,7 +153,7 @@ const INSERT_CHUNK: usize = 1500;
 const _: () = assert!(INSERT_CHUNK * 36 <= 65535);
 
 /// Inserts or fully replaces mirror rows, a chunk per statement.
-async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {
     for chunk in rows.chunks(INSERT_CHUNK) {
         let values: Vec<_> = chunk.iter().map(|row| event_values!(row)).collect();
         diesel::insert_into(ev::table)

@@ -59,7 +59,7 @@ impl Dialect for SqliteDialect {
         .await
     }
 
-    async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+    async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {
         upsert_events(conn, rows).await
     }
 }
@@ -105,52 +105,54 @@ const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excl
 /// Inserts or fully replaces mirror rows. Diesel's query builder cannot
 /// batch upserts on SQLite (nor cache them), so this sends one multi-row
 /// statement per chunk, all on one blocking hop per page.
-async fn upsert_events(conn: &mut Conn, rows: &[EventRow]) -> DomainResult<()> {
+async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {
     use diesel::sql_types::{Date, Nullable, Text};
-    let rows = rows.to_vec();
     conn.spawn_blocking(move |inner| {
-        for chunk in rows.chunks(UPSERT_CHUNK) {
+        // Each row's values move into the statement's binds.
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<EventRow> = rows.by_ref().take(UPSERT_CHUNK).collect();
             let row_placeholders = format!("({})", vec!["?"; EVENT_COLUMN_COUNT].join(", "));
             let placeholders = vec![row_placeholders; chunk.len()].join(", ");
             let sql = format!("INSERT INTO calendar_events ({EVENT_COLUMNS}) VALUES {placeholders}{EVENT_UPSERT_TAIL}");
             let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
             for row in chunk {
                 query = query
-                    .bind::<Text, _>(row.id.clone())
-                    .bind::<Text, _>(row.calendar_id.clone())
-                    .bind::<Text, _>(row.google_event_id.clone())
-                    .bind::<Nullable<Text>, _>(row.ical_uid.clone())
-                    .bind::<Nullable<Text>, _>(row.summary.clone())
-                    .bind::<Nullable<Text>, _>(row.description.clone())
-                    .bind::<Nullable<Text>, _>(row.location.clone())
+                    .bind::<Text, _>(row.id)
+                    .bind::<Text, _>(row.calendar_id)
+                    .bind::<Text, _>(row.google_event_id)
+                    .bind::<Nullable<Text>, _>(row.ical_uid)
+                    .bind::<Nullable<Text>, _>(row.summary)
+                    .bind::<Nullable<Text>, _>(row.description)
+                    .bind::<Nullable<Text>, _>(row.location)
                     .bind::<Ts, _>(row.start_at)
                     .bind::<Ts, _>(row.end_at)
                     .bind::<Nullable<Date>, _>(row.start_date)
                     .bind::<Nullable<Date>, _>(row.end_date)
-                    .bind::<Nullable<Text>, _>(row.start_time_zone.clone())
-                    .bind::<Nullable<Text>, _>(row.end_time_zone.clone())
-                    .bind::<Text, _>(row.status.clone())
-                    .bind::<Text, _>(row.attendees.clone())
-                    .bind::<Nullable<Text>, _>(row.organizer.clone())
-                    .bind::<Text, _>(row.recurrence.clone())
-                    .bind::<Nullable<Text>, _>(row.recurring_event_id.clone())
-                    .bind::<Nullable<Text>, _>(row.original_start.clone())
-                    .bind::<Nullable<Text>, _>(row.etag.clone())
+                    .bind::<Nullable<Text>, _>(row.start_time_zone)
+                    .bind::<Nullable<Text>, _>(row.end_time_zone)
+                    .bind::<Text, _>(row.status)
+                    .bind::<Text, _>(row.attendees)
+                    .bind::<Nullable<Text>, _>(row.organizer)
+                    .bind::<Text, _>(row.recurrence)
+                    .bind::<Nullable<Text>, _>(row.recurring_event_id)
+                    .bind::<Nullable<Text>, _>(row.original_start)
+                    .bind::<Nullable<Text>, _>(row.etag)
                     .bind::<Nullable<Ts>, _>(row.google_updated)
-                    .bind::<Nullable<Text>, _>(row.html_link.clone())
-                    .bind::<Nullable<Text>, _>(row.entity_type.clone())
-                    .bind::<Nullable<Text>, _>(row.entity_id.clone())
-                    .bind::<Text, _>(row.push_state.clone())
-                    .bind::<Nullable<Text>, _>(row.sync_run_id.clone())
+                    .bind::<Nullable<Text>, _>(row.html_link)
+                    .bind::<Nullable<Text>, _>(row.entity_type)
+                    .bind::<Nullable<Text>, _>(row.entity_id)
+                    .bind::<Text, _>(row.push_state)
+                    .bind::<Nullable<Text>, _>(row.sync_run_id)
                     .bind::<Ts, _>(row.created_at)
                     .bind::<Ts, _>(row.updated_at)
-                    .bind::<Nullable<Text>, _>(row.push_note.clone())
+                    .bind::<Nullable<Text>, _>(row.push_note)
                     .bind::<diesel::sql_types::Bool, _>(row.push_conflict)
                     .bind::<Nullable<Ts>, _>(row.pushed_at)
-                    .bind::<Text, _>(row.event_type.clone())
-                    .bind::<Text, _>(row.kind.clone())
-                    .bind::<Json, _>(row.details.clone())
-                    .bind::<Nullable<Json>, _>(row.google.clone())
+                    .bind::<Text, _>(row.event_type)
+                    .bind::<Text, _>(row.kind)
+                    .bind::<Json, _>(row.details)
+                    .bind::<Nullable<Json>, _>(row.google)
                     .bind::<Nullable<Ts>, _>(row.last_end_at);
             }
             diesel::RunQueryDsl::execute(query, inner)?;

@@ -7,7 +7,7 @@ use calsync_domain::ids::{CalendarId, EventId};
 use calsync_store::{DatabaseUrl, StoreOptions};
 use chrono::{Duration, Utc};
 
-use super::fixtures::{pass, percentile};
+use super::fixtures::percentile;
 use crate::error::CommandError;
 
 pub(super) async fn run(
@@ -25,13 +25,12 @@ async fn full_sync_rate(
     url: &DatabaseUrl,
     google: std::sync::Arc<dyn calsync_domain::ports::CalendarProvider>,
     calendar: &CalendarId,
-    events: usize,
 ) -> Result<(f64, f64), CommandError> {
     use calsync_domain::services::{SyncMode, SyncService};
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let clock: std::sync::Arc<dyn calsync_domain::ports::Clock> =
         std::sync::Arc::new(calsync_domain::ports::SystemClock);
-    let sync = SyncService::new(google, store.clone(), store.clone(), clock);
+    let sync = SyncService::new(google.clone(), store.clone(), store.clone(), clock);
     let started = Instant::now();
     let report = sync.sync_calendar(calendar, SyncMode::Full, None).await?;
     let sync_rate = report.outcome.inserted as f64 / started.elapsed().as_secs_f64();
@@ -40,8 +39,58 @@ async fn full_sync_rate(
         "ceiling-{}@example.com",
         uuid::Uuid::new_v4().simple()
     ))?;
-    let rows_rate = pass(store.as_ref(), &ceiling_calendar, events, 2500, 1).await?;
+    let rows_rate =
+        store_ceiling(store.as_ref(), google.as_ref(), calendar, &ceiling_calendar).await?;
     Ok((sync_rate, rows_rate))
+}
+
+/// The store's ceiling for exactly what the sync wrote: the same pages,
+/// listed again (untimed) and applied as one full run to another calendar,
+/// only the applies timed. Rows per second.
+async fn store_ceiling(
+    store: &dyn calsync_domain::ports::Store,
+    google: &dyn calsync_domain::ports::CalendarProvider,
+    source: &CalendarId,
+    target: &CalendarId,
+) -> Result<f64, CommandError> {
+    use calsync_domain::sync::{ListRequest, SyncCompletion, SyncPage, SyncRun};
+    let run = SyncRun::Full {
+        run_id: "bench-ceiling".into(),
+        started_at: Utc::now(),
+    };
+    let (mut rows, mut applying) = (0usize, std::time::Duration::ZERO);
+    let mut page_token = None;
+    loop {
+        let listed = google
+            .list_events(
+                source,
+                &ListRequest {
+                    sync_token: None,
+                    page_token: page_token.take(),
+                    max_results: calsync_domain::services::DEFAULT_SYNC_PAGE_SIZE,
+                },
+            )
+            .await?;
+        rows += listed.events.len();
+        let page = SyncPage {
+            calendar_id: target.clone(),
+            run: run.clone(),
+            events: listed.events,
+            completion: listed
+                .next_sync_token
+                .map(|next_sync_token| SyncCompletion { next_sync_token }),
+            retention_cutoff: None,
+            now: Utc::now(),
+        };
+        let started = Instant::now();
+        store.apply_sync_page(&page).await?;
+        applying += started.elapsed();
+        match listed.next_page_token {
+            Some(token) => page_token = Some(token),
+            None => break,
+        }
+    }
+    Ok(rows as f64 / applying.as_secs_f64().max(1e-9))
 }
 
 async fn sync_bench(
@@ -72,7 +121,7 @@ async fn sync_bench(
         backends.push(DatabaseUrl::parse(Some(url))?);
     }
     for url in &backends {
-        let (sync_rate, rows_rate) = full_sync_rate(url, google.clone(), &calendar, events).await?;
+        let (sync_rate, rows_rate) = full_sync_rate(url, google.clone(), &calendar).await?;
         println!(
             "sync bench: result=full_sync backend={} events={events} full_sync_events_per_sec={sync_rate:.0} store_rows_per_sec={rows_rate:.0} ratio={:.2}",
             url.backend(),

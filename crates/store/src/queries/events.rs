@@ -215,8 +215,14 @@ impl EventStore for DieselStore {
             let mut changed: Vec<Event> = Vec::new();
             let mut position: HashMap<String, usize> = HashMap::new();
             for incoming in &page.events {
+                // An event named earlier in the page is decided against
+                // what the page made of it.
+                let current = match position.get(incoming.id.as_str()) {
+                    Some(&at) => changed.get(at),
+                    None => known.get(incoming.id.as_str()),
+                };
                 let decision = decide(
-                    known.get(incoming.id.as_str()),
+                    current,
                     incoming,
                     &page.calendar_id,
                     page.retention_cutoff,
@@ -227,22 +233,21 @@ impl EventStore for DieselStore {
                 | ApplyDecision::Update(event)
                 | ApplyDecision::Cancel(event) = decision
                 {
-                    let key = event.google_event_id.to_string();
-                    match position.get(&key) {
-                        Some(&at) => changed[at] = (*event).clone(),
+                    match position.get(event.google_event_id.as_str()) {
+                        Some(&at) => changed[at] = *event,
                         None => {
-                            position.insert(key.clone(), changed.len());
-                            changed.push((*event).clone());
+                            position.insert(event.google_event_id.to_string(), changed.len());
+                            changed.push(*event);
                         }
                     }
-                    known.insert(key, *event);
                 }
             }
+            drop(known);
             let rows: Vec<EventRow> = changed
-                .iter()
-                .map(|e| EventRow::new(e, run_id.clone()))
+                .into_iter()
+                .map(|e| EventRow::from_event(e, run_id.clone()))
                 .collect();
-            <D as Dialect>::upsert_events(conn, &rows).await?;
+            <D as Dialect>::upsert_events(conn, rows).await?;
             // Rows rewritten above already carry the run id; stamp the rest.
             let unstamped: Vec<&str> = ids
                 .iter()

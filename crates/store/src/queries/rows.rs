@@ -111,16 +111,25 @@ fn to_json_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 impl EventRow {
     pub(crate) fn new(event: &Event, sync_run_id: Option<String>) -> Self {
+        Self::from_event(event.clone(), sync_run_id)
+    }
+
+    /// As [`EventRow::new`], moving the event's text and Google's resource
+    /// into the row (a sync page's rows are built this way, so a page is
+    /// not held twice).
+    pub(crate) fn from_event(event: Event, sync_run_id: Option<String>) -> Self {
         let (start_at, start_date, start_time_zone) = time_columns(&event.start);
         let (end_at, end_date, end_time_zone) = time_columns(&event.end);
+        let kind = event.kind().as_str().to_owned();
+        let last_end_at = event.last_end().map(micros);
         Self {
             id: event.id.to_string(),
             calendar_id: event.calendar_id.to_string(),
             google_event_id: event.google_event_id.to_string(),
-            ical_uid: event.ical_uid.clone(),
-            summary: event.summary.clone(),
-            description: event.description.clone(),
-            location: event.location.clone(),
+            ical_uid: event.ical_uid,
+            summary: event.summary,
+            description: event.description,
+            location: event.location,
             start_at,
             end_at,
             start_date,
@@ -135,7 +144,7 @@ impl EventRow {
             original_start: event.original_start.as_ref().map(to_json),
             etag: event.etag.as_ref().map(ToString::to_string),
             google_updated: event.google_updated.map(micros),
-            html_link: event.html_link.clone(),
+            html_link: event.html_link,
             entity_type: event.entity.as_ref().map(|e| e.entity_type().to_owned()),
             entity_id: event.entity.as_ref().map(|e| e.entity_id().to_owned()),
             // A conflict is stored as `synced` + the flag (see migration 5).
@@ -148,14 +157,14 @@ impl EventRow {
             sync_run_id,
             created_at: micros(event.created_at),
             updated_at: micros(event.updated_at),
-            push_note: event.push_note.clone(),
+            push_note: event.push_note,
             push_conflict: event.push_state == PushState::Conflict,
             pushed_at: event.pushed_at.map(micros),
             event_type: event.event_type.as_str().to_owned(),
-            kind: event.kind().as_str().to_owned(),
+            kind,
             details: to_json_value(&event.details),
-            google: event.google.clone(),
-            last_end_at: event.last_end().map(micros),
+            google: event.google,
+            last_end_at,
         }
     }
 

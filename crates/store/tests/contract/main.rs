@@ -75,6 +75,7 @@ contract!(
         duplicate_google_ids_and_stale_updates_are_refused,
         pages_apply_atomically_and_store_the_token_last,
         replaying_a_page_changes_nothing,
+        a_page_naming_an_event_twice_keeps_its_last_state,
         a_full_run_cancels_what_google_no_longer_has,
         the_full_sweep_spares_only_pending_rows_and_rows_pushed_after_it_began,
         settled_writes_and_heartbeats_and_patch_intents_are_kept,

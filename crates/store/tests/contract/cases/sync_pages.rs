@@ -82,6 +82,40 @@ pub async fn replaying_a_page_changes_nothing(store: &Arc<dyn Store>) {
     assert_eq!(all_events(store).await, before);
 }
 
+pub async fn a_page_naming_an_event_twice_keeps_its_last_state(store: &Arc<dyn Store>) {
+    // Google may list an event twice within a sync (changed while being
+    // listed); the later entry is decided against the earlier one.
+    let mut renamed = remote("d0001", "\"2\"", 1);
+    renamed.summary = Some("renamed".into());
+    let cancelled = RemoteEvent::cancelled_stub(EventId::new("d0002").unwrap());
+    let outcome = store
+        .apply_sync_page(&page(
+            vec![
+                remote("d0001", "\"1\"", 1),
+                remote("d0002", "\"1\"", 2),
+                renamed,
+                cancelled,
+            ],
+            SyncRun::Incremental,
+            Some("tok"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.inserted, outcome.updated, outcome.cancelled),
+        (2, 1, 1)
+    );
+    let first = mirrored(store, "d0001").await.unwrap();
+    assert_eq!(first.etag.unwrap().as_str(), "\"2\"");
+    assert_eq!(first.summary.as_deref(), Some("renamed"));
+    assert_eq!(
+        mirrored(store, "d0002").await.unwrap().status,
+        EventStatus::Cancelled
+    );
+    let rows = all_events(store).await;
+    assert_eq!(rows.len(), 2, "one row per Google id: {rows:?}");
+}
+
 pub async fn a_full_run_cancels_what_google_no_longer_has(store: &Arc<dyn Store>) {
     let events = vec![
         remote("d0001", "\"1\"", 1),
