@@ -197,6 +197,64 @@ async fn sync_tokens_page_and_expire() {
     emu.stop().await;
 }
 
+/// An event changed while a listing pages leaves the listing (it is in the
+/// next sync instead) without shifting what the later pages hold: every
+/// other event is listed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_between_pages_skips_no_other_event() {
+    let emu = start().await;
+    let http = Http::new(Some("any"));
+    emu.emulator.seed(CAL, 6).unwrap();
+    let page_url = |token: Option<&str>| match token {
+        Some(token) => format!("{}?maxResults=2&pageToken={token}", events_url(&emu)),
+        None => format!("{}?maxResults=2", events_url(&emu)),
+    };
+    let ids = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, first, _) = http.call("GET", &page_url(None), None, &[]).await.unwrap();
+    let mut listed = ids(&first);
+    assert_eq!(listed.len(), 2);
+    // The first event listed changes: it moves past the listing's snapshot.
+    emu.emulator
+        .change(
+            CAL,
+            calsync_emulator::Change::Patch {
+                id: listed[0].clone(),
+                fields: json!({"summary": "changed meanwhile"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+        )
+        .unwrap();
+    let mut token = first["nextPageToken"].as_str().map(str::to_owned);
+    while let Some(current) = token {
+        let (status, page, _) = http
+            .call("GET", &page_url(Some(&current)), None, &[])
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{page}");
+        listed.extend(ids(&page));
+        token = page["nextPageToken"].as_str().map(str::to_owned);
+    }
+    let mut unique = listed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        6,
+        "every seeded event listed once: {listed:?}"
+    );
+    assert_eq!(listed.len(), 6, "{listed:?}");
+    emu.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn inserts_honour_client_ids_and_deleted_ids_stay_reserved() {
     let emu = start().await;

@@ -30,7 +30,8 @@ async fn full_sync_rate(
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let clock: std::sync::Arc<dyn calsync_domain::ports::Clock> =
         std::sync::Arc::new(calsync_domain::ports::SystemClock);
-    let sync = SyncService::new(google.clone(), store.clone(), store.clone(), clock);
+    let sync = SyncService::new(google.clone(), store.clone(), store.clone(), clock)
+        .with_page_size(calsync_domain::services::DEFAULT_SYNC_PAGE_SIZE);
     let started = Instant::now();
     let report = sync.sync_calendar(calendar, SyncMode::Full, None).await?;
     let sync_rate = report.outcome.inserted as f64 / started.elapsed().as_secs_f64();
@@ -121,7 +122,23 @@ async fn sync_bench(
         backends.push(DatabaseUrl::parse(Some(url))?);
     }
     for url in &backends {
-        let (sync_rate, rows_rate) = full_sync_rate(url, google.clone(), &calendar).await?;
+        // Postgres: a schema of its own, so rows of earlier runs (and the
+        // full run's sweep of them) are not measured.
+        let schema = match url {
+            DatabaseUrl::Postgres(base) => Some(crate::harness::pg::fresh_schema(base).await?),
+            DatabaseUrl::Sqlite(_) => None,
+        };
+        let measured = match &schema {
+            Some(schema) => {
+                let url = DatabaseUrl::parse(Some(&schema.url))?;
+                full_sync_rate(&url, google.clone(), &calendar).await
+            }
+            None => full_sync_rate(url, google.clone(), &calendar).await,
+        };
+        if let Some(schema) = &schema {
+            crate::harness::pg::drop_schema(schema).await?;
+        }
+        let (sync_rate, rows_rate) = measured?;
         println!(
             "sync bench: result=full_sync backend={} events={events} full_sync_events_per_sec={sync_rate:.0} store_rows_per_sec={rows_rate:.0} ratio={:.2}",
             url.backend(),
@@ -184,11 +201,11 @@ async fn serve_rss(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    // The page size (memory against calls) can be compared across runs.
+    // The page size (memory against calls) and the allocator's options
+    // can be compared across runs.
     .chain(
-        std::env::var("CALSYNC_SYNC_PAGE_SIZE")
-            .ok()
-            .map(|size| ("CALSYNC_SYNC_PAGE_SIZE".to_owned(), size)),
+        std::env::vars()
+            .filter(|(name, _)| name == "CALSYNC_SYNC_PAGE_SIZE" || name.starts_with("MIMALLOC_")),
     )
     .collect();
     let program = std::env::current_exe().map_err(|e| e.to_string())?;
