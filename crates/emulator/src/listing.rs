@@ -57,11 +57,7 @@ enum Item<'a> {
     },
 }
 
-impl<'a> Item<'a> {
-    fn of(event: &'a StoredEvent) -> Self {
-        Self::Stored(event)
-    }
-
+impl Item<'_> {
     /// Start order, ties by id: `orderBy=startTime` and a series' instances.
     fn start_order(&self) -> (DateTime<Utc>, String) {
         match self {
@@ -150,6 +146,15 @@ impl Calendars {
         }
     }
 
+    /// The series an occurrence (an exception) belongs to.
+    fn parent(&self, calendar_id: &str, event: &StoredEvent) -> Option<&StoredEvent> {
+        event
+            .body
+            .get("recurringEventId")
+            .and_then(Value::as_str)
+            .and_then(|id| self.stored(calendar_id, id))
+    }
+
     /// A series' occurrences in the window, exceptions in place of theirs,
     /// cancelled ones (EXDATEs never) only with `show_deleted`, in start
     /// order. Exceptions changed after `high` are not seen.
@@ -199,7 +204,7 @@ impl Calendars {
                 span(&exception.body).is_some_and(|s| overlaps(s, window.0, window.1))
             };
             if shown {
-                out.push(Item::of(exception));
+                out.push(Item::Stored(exception));
             }
         }
         out.sort_by_cached_key(Item::start_order);
@@ -276,12 +281,6 @@ impl Calendars {
             .filter(|e| event_types::matches(&params.event_types, &e.body))
             .collect();
         changed.sort_by_key(|e| e.seq);
-        let parent = |e: &StoredEvent| {
-            e.body
-                .get("recurringEventId")
-                .and_then(Value::as_str)
-                .and_then(|id| self.stored(calendar_id, id))
-        };
         let mut items: Vec<Item<'_>> = Vec::new();
         let expanded: HashSet<&str> = changed
             .iter()
@@ -289,7 +288,7 @@ impl Calendars {
             .filter_map(|e| e.body.get("id").and_then(Value::as_str))
             .collect();
         for event in &changed {
-            if let Some(parent) = parent(event) {
+            if let Some(parent) = self.parent(calendar_id, event) {
                 let parent_id = parent.body.get("id").and_then(Value::as_str);
                 if parent_id.is_some_and(|id| expanded.contains(id)) {
                     continue; // listed in its series' expansion
@@ -300,7 +299,7 @@ impl Calendars {
                     Self::meets(event, window)
                 };
                 if shown {
-                    items.push(Item::of(event));
+                    items.push(Item::Stored(event));
                 }
                 continue;
             }
@@ -315,12 +314,12 @@ impl Calendars {
                 )),
                 _ if event.cancelled() => {
                     if show_deleted {
-                        items.push(Item::of(event));
+                        items.push(Item::Stored(event));
                     }
                 }
                 _ => {
                     if Self::meets(event, window) {
-                        items.push(Item::of(event));
+                        items.push(Item::Stored(event));
                     }
                 }
             }
@@ -375,11 +374,8 @@ impl Calendars {
                 continue;
             }
             let shown = if event.cancelled() {
-                let live_parent = event
-                    .body
-                    .get("recurringEventId")
-                    .and_then(Value::as_str)
-                    .and_then(|id| self.stored(calendar_id, id))
+                let live_parent = self
+                    .parent(calendar_id, event)
                     .is_some_and(|p| !p.cancelled());
                 (show_deleted || live_parent) && Self::meets(event, window)
             } else {
@@ -393,7 +389,7 @@ impl Calendars {
                 break;
             }
             last = event.seq;
-            page.push(Item::of(event).into_value());
+            page.push(Item::Stored(event).into_value());
         }
         let mut body = envelope(calendar_id, high, page);
         if more {

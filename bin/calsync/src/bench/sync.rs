@@ -124,17 +124,12 @@ async fn sync_bench(
     for url in &backends {
         // Postgres: a schema of its own, so rows of earlier runs (and the
         // full run's sweep of them) are not measured.
-        let schema = match url {
-            DatabaseUrl::Postgres(base) => Some(crate::harness::pg::fresh_schema(base).await?),
-            DatabaseUrl::Sqlite(_) => None,
+        let schema = crate::harness::pg::fresh_schema_for(url).await?;
+        let target = match &schema {
+            Some(schema) => DatabaseUrl::parse(Some(&schema.url))?,
+            None => url.clone(),
         };
-        let measured = match &schema {
-            Some(schema) => {
-                let url = DatabaseUrl::parse(Some(&schema.url))?;
-                full_sync_rate(&url, google.clone(), &calendar).await
-            }
-            None => full_sync_rate(url, google.clone(), &calendar).await,
-        };
+        let measured = full_sync_rate(&target, google.clone(), &calendar).await;
         if let Some(schema) = &schema {
             crate::harness::pg::drop_schema(schema).await?;
         }
@@ -170,10 +165,7 @@ async fn serve_rss(
         .await
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
     emulator.emulator.seed(calendar.as_str(), events)?;
-    let schema = match url {
-        DatabaseUrl::Postgres(base) => Some(pg::fresh_schema(base).await?),
-        DatabaseUrl::Sqlite(_) => None,
-    };
+    let schema = pg::fresh_schema_for(url).await?;
     let database = match (&schema, url) {
         (Some(schema), _) => schema.url.clone(),
         (None, _) => format!("sqlite://{}", dir.join("serve-rss.db").display()),

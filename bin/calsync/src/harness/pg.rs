@@ -34,6 +34,15 @@ pub async fn fresh_schema(base: &str) -> Result<Schema, String> {
     })
 }
 
+/// A fresh schema for a Postgres URL ([`fresh_schema`]); none for SQLite,
+/// whose file is the run's own.
+pub async fn fresh_schema_for(url: &calsync_store::DatabaseUrl) -> Result<Option<Schema>, String> {
+    match url {
+        calsync_store::DatabaseUrl::Postgres(base) => fresh_schema(base).await.map(Some),
+        calsync_store::DatabaseUrl::Sqlite(_) => Ok(None),
+    }
+}
+
 pub async fn drop_schema(schema: &Schema) -> Result<(), String> {
     let Some((base, name)) = &schema.made else {
         return Ok(());
