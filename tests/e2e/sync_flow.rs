@@ -252,3 +252,102 @@ async fn renewal_replaces_an_expiring_channel_without_missing_a_change() {
     assert!(mirrored(&store, &primary(), &last, |_| true).await);
     running.stop().await;
 }
+
+/// Google announcing changes faster than they happen (here: a flood of
+/// valid notifications with nothing behind them) costs a sync per rest,
+/// not one after another; and a change announced during a rest reaches
+/// the mirror when the rest ends, not at the next poll (here a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_notification_storm_costs_a_sync_per_rest_and_loses_no_change() {
+    let (running, _dir) = server(
+        None,
+        &[
+            "--sync-poll-secs",
+            "60",
+            "--sync-rest-ms",
+            "300",
+            // One source sends the whole storm.
+            "--webhook-rate-per-minute",
+            "1000000",
+        ],
+    )
+    .await;
+    let base = format!("http://{}", running.address);
+    let (name, value) = bearer();
+    let (status, channel) = http(
+        "POST",
+        &format!("{base}/calendar/channels"),
+        &[(name, &value)],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{channel}");
+    let store = running.store.clone();
+    assert!(settled(&store, &primary()).await);
+    let channel_id = channel["id"].as_str().unwrap().to_owned();
+    let token = WebhookSecret::new(SECRET)
+        .unwrap()
+        .channel_token(&ChannelId::new(&channel_id).unwrap());
+    let resource_id = channel["resourceId"].as_str().unwrap().to_owned();
+    let emulator = &running.emulator.as_ref().unwrap().emulator;
+    let notify = |number: u64| {
+        let (url, channel_id, token, resource_id) = (
+            format!("{base}/webhooks/calendar"),
+            channel_id.clone(),
+            token.clone(),
+            resource_id.clone(),
+        );
+        async move {
+            let number = number.to_string();
+            let headers = [
+                ("X-Goog-Channel-ID", channel_id.as_str()),
+                ("X-Goog-Channel-Token", token.as_str()),
+                ("X-Goog-Message-Number", number.as_str()),
+                ("X-Goog-Resource-ID", resource_id.as_str()),
+                (
+                    "X-Goog-Resource-URI",
+                    "https://www.googleapis.com/calendar/v3/calendars/primary/events",
+                ),
+                ("X-Goog-Resource-State", "exists"),
+            ];
+            http("POST", &url, &headers, None).await.0
+        }
+    };
+
+    let lists_before = emulator.calls("list");
+    let storm = Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    let mut number = 1000;
+    while started.elapsed() < storm {
+        // Eight at a time, as concurrent deliveries would come.
+        let batch: Vec<_> = (0..8).map(|i| tokio::spawn(notify(number + i))).collect();
+        number += 8;
+        for status in batch {
+            assert_eq!(status.await.unwrap(), 200);
+        }
+    }
+    let lists = emulator.calls("list") - lists_before;
+    // 1.5 s of storm with a 0.3 s rest: the first sync, one per rest, and
+    // one whose rest had not begun. Without the rest it is one per few ms.
+    assert!(
+        (1..=8).contains(&lists),
+        "{lists} events.list calls during a 1.5 s storm"
+    );
+
+    // A real change announced during a rest still arrives, at its end.
+    let created = emulator
+        .change("primary", insert("During the rest"))
+        .unwrap();
+    assert_eq!(notify(number).await, 200);
+    let id = EventId::new(created["id"].as_str().unwrap()).unwrap();
+    let arrived = tokio::time::timeout(
+        Duration::from_secs(10),
+        mirrored(&store, &primary(), &id, |_| true),
+    )
+    .await;
+    assert!(
+        matches!(arrived, Ok(true)),
+        "the change never reached the mirror"
+    );
+    running.stop().await;
+}

@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// are in memory at once while a sync runs, so this bounds its memory.
     #[arg(long, env = "CALSYNC_SYNC_PAGE_SIZE", default_value_t = calsync_domain::services::DEFAULT_SYNC_PAGE_SIZE)]
     pub sync_page_size: u32,
+    /// How long a calendar rests after an incremental sync that found
+    /// nothing while notifications for it kept arriving (0: no rest).
+    #[arg(long, env = "CALSYNC_SYNC_REST_MS", default_value_t = u64::try_from(calsync_domain::services::DEFAULT_FOLLOW_UP_REST.as_millis()).unwrap_or(500))]
+    pub sync_rest_ms: u64,
 }
 
 /// Where Google is.
@@ -175,6 +179,7 @@ pub struct Settings {
     pub lease_ttl: Duration,
     pub trusted_proxies: calsync_http::TrustedProxies,
     pub sync_page_size: u32,
+    pub sync_rest: Duration,
 }
 
 impl Settings {
@@ -190,6 +195,7 @@ impl Settings {
             retention_days: self.retention_days,
             outbox_retry: self.outbox_retry,
             sync_page_size: self.sync_page_size,
+            sync_follow_up_rest: self.sync_rest,
             // A service account acting as itself cannot invite attendees;
             // calendars with their own subject can (checked per calendar).
             attendees_need_delegation: matches!(
@@ -470,6 +476,11 @@ impl ServeArgs {
                 size @ 1..=2500 => size,
                 _ => return Err("CALSYNC_SYNC_PAGE_SIZE must be 1 to 2500 (Google's range)".into()),
             },
+            // Bounded: a longer rest is a stale mirror, not a saving.
+            sync_rest: match self.sync_rest_ms {
+                ms @ 0..=60_000 => Duration::from_millis(ms),
+                _ => return Err("CALSYNC_SYNC_REST_MS must be 0 to 60000".into()),
+            },
         })
     }
 }
@@ -680,6 +691,7 @@ mod tests {
                 vec!["--outbox-retry-base-ms", "0"],
                 "CALSYNC_OUTBOX_RETRY_BASE_MS",
             ),
+            (vec!["--sync-rest-ms", "60001"], "CALSYNC_SYNC_REST_MS"),
         ] {
             let error = settings(&args)
                 .err()

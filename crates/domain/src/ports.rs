@@ -174,6 +174,11 @@ pub trait SyncStateStore: Send + Sync {
         until: DateTime<Utc>,
     ) -> Result<Option<SyncLease>>;
 
+    /// When the next dirty calendar (not needing reconnecting) whose lease
+    /// is held or resting until after `now` becomes leasable: the earliest
+    /// such `lease_until`; `None` when there is none.
+    async fn next_lease_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+
     /// Takes one calendar's lease whether dirty or not (explicit sync requests).
     async fn lease_calendar(
         &self,
@@ -187,7 +192,8 @@ pub trait SyncStateStore: Send + Sync {
     async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool>;
 
     /// Gives the lease back and records the outcome. On success the dirty mark
-    /// the lease saw is cleared; marks made since stay.
+    /// the lease saw is cleared; marks made since stay, and with them the
+    /// outcome's rest (the lease stays unowned until `rest_until`).
     async fn release_lease(
         &self,
         lease: &SyncLease,

@@ -174,6 +174,11 @@ pub struct PageOutcome {
 }
 
 impl PageOutcome {
+    /// Whether the mirror changed (skipped and unchanged events leave it).
+    pub fn changed_any(&self) -> bool {
+        self.inserted + self.updated + self.cancelled + self.swept > 0
+    }
+
     pub fn add(&mut self, other: &PageOutcome) {
         self.inserted += other.inserted;
         self.updated += other.updated;
@@ -444,6 +449,18 @@ impl SyncState {
         }
     }
 
+    /// Until when a change announced is covered whatever any worker does:
+    /// a dirty calendar resting (no lease owner, `lease_until` ahead, after
+    /// a failure or a sync that found nothing) can be leased by no one
+    /// before then, so it stays dirty and its next sync starts after.
+    /// `None` when it is not resting, or not dirty.
+    pub fn resting_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match (&self.lease_owner, self.lease_until) {
+            (None, Some(until)) if until > now && self.dirty_seq > self.clean_seq => Some(until),
+            _ => None,
+        }
+    }
+
     pub fn last_sync_at(&self) -> Option<DateTime<Utc>> {
         self.last_full_sync_at.max(self.last_incremental_sync_at)
     }
@@ -477,6 +494,10 @@ pub struct SyncLease {
 pub enum SyncOutcome {
     Succeeded {
         full: bool,
+        /// If the calendar was marked again during the sync, no worker
+        /// takes it before this instant (a rest: a notification storm costs
+        /// a sync per rest, not one after another). `None`: at once.
+        rest_until: Option<DateTime<Utc>>,
     },
     Failed {
         error: String,

@@ -274,10 +274,14 @@ fn notifications_during_a_sync_leave_the_calendar_dirty_for_a_follow_up() {
         .is_none()
     );
     block_on(w.store.mark_dirty(&w.cal, false)).unwrap();
-    block_on(
-        w.store
-            .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now),
-    )
+    block_on(w.store.release_lease(
+        &lease,
+        &SyncOutcome::Succeeded {
+            full: false,
+            rest_until: None,
+        },
+        now,
+    ))
     .unwrap();
     assert!(
         block_on(w.store.sync_state(&w.cal))
@@ -301,7 +305,9 @@ fn a_burst_of_notifications_costs_one_mark_and_still_ends_in_a_follow_up_sync() 
     block_on(w.sync().sync_next_dirty("w")).unwrap();
     let token = w.secret().channel_token(&channel.id);
     let service = w.notifications();
+    // How many of the burst's notifications asked for a worker.
     let burst = |n: usize| {
+        let mut wakes = 0;
         for _ in 0..n {
             let change = notification(
                 &channel.id,
@@ -309,8 +315,14 @@ fn a_burst_of_notifications_costs_one_mark_and_still_ends_in_a_follow_up_sync() 
                 &resource,
                 CalendarResourceState::Exists,
             );
-            block_on(service.handle_calendar(&change)).unwrap();
+            match block_on(service.handle_calendar(&change)).unwrap() {
+                NotificationOutcome::CalendarMarked { wake_worker, .. } => {
+                    wakes += usize::from(wake_worker);
+                }
+                other => panic!("{other:?}"),
+            }
         }
+        wakes
     };
     let seq = || {
         block_on(w.store.sync_state(&w.cal))
@@ -319,7 +331,11 @@ fn a_burst_of_notifications_costs_one_mark_and_still_ends_in_a_follow_up_sync() 
             .dirty_seq
     };
     let before = seq();
-    burst(5);
+    assert_eq!(
+        burst(5),
+        1,
+        "only the mark wakes a worker; the rest are covered"
+    );
     assert_eq!(seq(), before + 1, "dirty and not syncing: one mark");
 
     // A sync starts; notifications during it mark once more, then stop.
@@ -330,12 +346,16 @@ fn a_burst_of_notifications_costs_one_mark_and_still_ends_in_a_follow_up_sync() 
     )
     .unwrap()
     .unwrap();
-    burst(5);
+    assert_eq!(burst(5), 1);
     assert_eq!(seq(), before + 2);
-    block_on(
-        w.store
-            .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now),
-    )
+    block_on(w.store.release_lease(
+        &lease,
+        &SyncOutcome::Succeeded {
+            full: false,
+            rest_until: None,
+        },
+        now,
+    ))
     .unwrap();
     let state = block_on(w.store.sync_state(&w.cal)).unwrap().unwrap();
     assert!(

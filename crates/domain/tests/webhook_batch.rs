@@ -55,6 +55,9 @@ impl SyncStateStore for GatedStates {
     ) -> Result<Option<SyncLease>> {
         self.inner.lease_dirty(owner, now, until).await
     }
+    async fn next_lease_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        self.inner.next_lease_at(now).await
+    }
     async fn lease_calendar(
         &self,
         calendar_id: &CalendarId,
@@ -179,7 +182,14 @@ impl World {
             .unwrap()
             .unwrap();
         self.store
-            .release_lease(&lease, &SyncOutcome::Succeeded { full: true }, now)
+            .release_lease(
+                &lease,
+                &SyncOutcome::Succeeded {
+                    full: true,
+                    rest_until: None,
+                },
+                now,
+            )
             .await
             .unwrap();
     }
@@ -382,4 +392,56 @@ async fn another_replicas_stop_is_seen_once_the_cache_ttl_passes() {
         service.handle_calendar(&w.notification()).await.unwrap(),
         NotificationOutcome::UnwantedChannel { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_resting_calendar_is_read_once_per_rest_not_per_notification() {
+    let w = World::new().await;
+    w.states.gate.add_permits(1000);
+    let service = w.service();
+    let now = w.clock.now();
+    // A sync that found nothing while marked again: its follow-up rests.
+    w.store.mark_dirty(&w.calendar, false).await.unwrap();
+    let lease = w
+        .store
+        .lease_dirty("w", now, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
+    w.store.mark_dirty(&w.calendar, false).await.unwrap();
+    let rest = chrono::Duration::seconds(2);
+    w.store
+        .release_lease(
+            &lease,
+            &SyncOutcome::Succeeded {
+                full: false,
+                rest_until: Some(now + rest),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+
+    let mut woken = 0;
+    for _ in 0..20 {
+        match service.handle_calendar(&w.notification()).await.unwrap() {
+            NotificationOutcome::CalendarMarked { wake_worker, .. } => {
+                woken += usize::from(wake_worker);
+            }
+            other => panic!("{other:?}"),
+        }
+        w.clock.advance(Duration::from_millis(50));
+    }
+    assert_eq!(woken, 0, "a sync is due at the rest's end: nothing to wake");
+    assert_eq!(w.states.marks.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        w.states.reads.load(Ordering::SeqCst),
+        1,
+        "the rest read once covers the notifications during it"
+    );
+
+    // Near its end (another replica's clock may be ahead) it is read again.
+    w.clock.advance(Duration::from_millis(950));
+    service.handle_calendar(&w.notification()).await.unwrap();
+    assert_eq!(w.states.reads.load(Ordering::SeqCst), 2);
 }

@@ -196,9 +196,14 @@ pub async fn calendar(
     })?;
     let envelope = &notification.envelope;
     match state.notifications.handle_calendar(&notification).await {
-        Ok(NotificationOutcome::CalendarMarked { calendar_id }) => {
+        Ok(NotificationOutcome::CalendarMarked {
+            calendar_id,
+            wake_worker,
+        }) => {
             count(&state, "calendar", "accepted");
-            state.sync_wakeup.notify_one();
+            if wake_worker {
+                state.sync_wakeup.notify_one();
+            }
             log_sampled(
                 &state.notification_log,
                 &log,

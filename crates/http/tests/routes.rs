@@ -148,7 +148,10 @@ async fn a_valid_calendar_notification_marks_the_calendar() {
     w.store
         .release_lease(
             &lease,
-            &calsync_domain::sync::SyncOutcome::Succeeded { full: true },
+            &calsync_domain::sync::SyncOutcome::Succeeded {
+                full: true,
+                rest_until: None,
+            },
             now,
         )
         .await

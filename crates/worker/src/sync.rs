@@ -1,8 +1,10 @@
 //! The sync worker: syncs dirty calendars until none is left, then waits for
-//! a wake-up (a webhook) or the poll interval. A burst of notifications
-//! therefore costs one or two syncs, not one each.
+//! a wake-up (a webhook), the poll interval, or the end of the nearest rest
+//! or lease of a dirty calendar, whichever is first. A burst of
+//! notifications therefore costs one or two syncs, not one each, and a
+//! storm one per rest.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use calsync_domain::services::SyncService;
 use calsync_resilience::metrics::{SyncLabels, SyncMode, SyncModeLabels};
@@ -13,8 +15,11 @@ use crate::millis;
 use crate::run_loop::{Backlog, Queue, Shutdown, Worker, spawn};
 
 pub struct SyncWorker {
-    pub sync: SyncService,
-    pub queue: Queue,
+    sync: SyncService,
+    queue: Queue,
+    /// When the last round found nothing: how soon a dirty calendar that
+    /// was resting or leased elsewhere can be taken.
+    next_lease_in: Option<Duration>,
 }
 
 #[async_trait::async_trait]
@@ -64,7 +69,18 @@ impl Worker for SyncWorker {
                     "error_message" => error.to_string(), "duration_ms" => millis(started.elapsed()));
                 Backlog::More
             }
-            Ok(None) => Backlog::Empty,
+            Ok(None) => {
+                self.next_lease_in = match self.sync.next_lease_in().await {
+                    Ok(next) => next,
+                    Err(error) => {
+                        warn!(logger, "sync worker cannot read when its next calendar is due";
+                            "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
+                            "error_message" => error.to_string());
+                        None
+                    }
+                };
+                Backlog::Empty
+            }
             Err(error) => {
                 warn!(logger, "sync worker cannot read its queue";
                     "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
@@ -75,11 +91,26 @@ impl Worker for SyncWorker {
     }
 
     async fn wait(&mut self) {
-        self.queue.wait().await;
+        match self.next_lease_in.take() {
+            Some(next) if next < self.queue.poll => {
+                tokio::select! {
+                    () = self.queue.wait() => {}
+                    () = tokio::time::sleep(next) => {}
+                }
+            }
+            _ => self.queue.wait().await,
+        }
     }
 }
 
 /// Starts a [`SyncWorker`].
 pub fn spawn_sync_worker(sync: SyncService, queue: Queue, shutdown: Shutdown) -> JoinHandle<()> {
-    spawn(SyncWorker { sync, queue }, shutdown)
+    spawn(
+        SyncWorker {
+            sync,
+            queue,
+            next_lease_in: None,
+        },
+        shutdown,
+    )
 }

@@ -54,6 +54,8 @@ pub struct ServicesConfig {
     pub attendees_need_delegation: bool,
     /// Events per `events.list` page; two pages are in memory during a sync.
     pub sync_page_size: u32,
+    /// See [`super::sync::DEFAULT_FOLLOW_UP_REST`].
+    pub sync_follow_up_rest: Duration,
 }
 
 impl std::fmt::Debug for ServicesConfig {
@@ -68,6 +70,7 @@ impl std::fmt::Debug for ServicesConfig {
             .field("health", &self.health)
             .field("attendees_need_delegation", &self.attendees_need_delegation)
             .field("sync_page_size", &self.sync_page_size)
+            .field("sync_follow_up_rest", &self.sync_follow_up_rest)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +91,7 @@ impl ServicesConfig {
             health: HealthThresholds::default(),
             attendees_need_delegation: false,
             sync_page_size: DEFAULT_SYNC_PAGE_SIZE,
+            sync_follow_up_rest: super::sync::DEFAULT_FOLLOW_UP_REST,
         }
     }
 
@@ -155,6 +159,7 @@ impl Services {
         Self {
             sync: sync
                 .with_page_size(config.sync_page_size)
+                .with_follow_up_rest(config.sync_follow_up_rest)
                 .with_retention(retention(config.retention_days))
                 .with_calendars(store.clone()),
             events,

@@ -165,14 +165,21 @@ pub(crate) struct Mark {
     pub dirty: bool,
 }
 
+/// How far replicas' clocks may disagree (NTP keeps them within a few
+/// milliseconds): a rest read from the store is trusted until this long
+/// before it ends, since a replica whose clock runs ahead may lease the
+/// calendar that much early.
+const REPLICA_CLOCK_SKEW: chrono::Duration = chrono::Duration::milliseconds(100);
+
 /// How often a channel's last notification is written during a burst: it
 /// is for reporting, and replays are caught in memory meanwhile.
 const NOTIFICATION_RECORD_INTERVAL: chrono::Duration = chrono::Duration::seconds(1);
 
 /// What a waiting notification hears.
 enum Turn {
-    /// Its batch was committed (or failed).
-    Done(Result<()>),
+    /// Its batch was committed (or failed): `true` if it marked a calendar
+    /// dirty, `false` if syncs already due covered every mark.
+    Done(Result<bool>),
     /// It leads this batch, which holds its own mark.
     Lead(Vec<Queued>),
 }
@@ -228,6 +235,9 @@ pub(crate) struct MarkBatch {
     queue: Mutex<Queue>,
     /// When each channel's last notification was last written.
     recorded: Mutex<HashMap<ChannelId, DateTime<Utc>>>,
+    /// Calendars read resting and dirty: until when a mark is covered
+    /// without reading again (see [`crate::sync::SyncState::resting_until`]).
+    resting: Mutex<HashMap<CalendarId, DateTime<Utc>>>,
     states: Arc<dyn SyncStateStore>,
     channels: Arc<dyn ChannelStore>,
     clock: Arc<dyn Clock>,
@@ -283,14 +293,17 @@ impl MarkBatch {
         Self {
             queue: Mutex::default(),
             recorded: Mutex::default(),
+            resting: Mutex::default(),
             states,
             channels,
             clock,
         }
     }
 
-    /// Queues `mark` and returns once a batch holding it is committed.
-    pub(crate) async fn submit(&self, mark: Mark) -> Result<()> {
+    /// Queues `mark` and returns once a batch holding it is committed:
+    /// `true` if the batch marked a calendar dirty (a worker should be
+    /// woken), `false` if syncs already due covered it.
+    pub(crate) async fn submit(&self, mark: Mark) -> Result<bool> {
         let led = {
             let mut queue = lock(&self.queue);
             if queue.leaders >= LEADERS {
@@ -341,7 +354,7 @@ impl MarkBatch {
         result
     }
 
-    async fn commit(&self, marks: impl Iterator<Item = &Mark>) -> Result<()> {
+    async fn commit(&self, marks: impl Iterator<Item = &Mark>) -> Result<bool> {
         let mut calendars = BTreeSet::new();
         let mut numbers: BTreeMap<&ChannelId, u64> = BTreeMap::new();
         for mark in marks {
@@ -354,15 +367,29 @@ impl MarkBatch {
         // Every mark in the batch arrived before this instant, so a sync
         // that starts after it covers them all.
         let now = self.clock.now();
+        let mut marked = false;
         for calendar in calendars {
+            let resting = lock(&self.resting)
+                .get(calendar)
+                .is_some_and(|until| now < *until);
+            if resting {
+                continue;
+            }
             // A read is cheap; the mark is a contended write on one row.
-            let covered = self
-                .states
-                .sync_state(calendar)
-                .await?
+            let state = self.states.sync_state(calendar).await?;
+            let covered = state
+                .as_ref()
                 .is_some_and(|state| state.covers_new_change(now));
+            if let Some(until) = state.and_then(|state| state.resting_until(now)) {
+                let mut resting = lock(&self.resting);
+                if resting.len() >= CHANNEL_CACHE_CAP {
+                    resting.clear();
+                }
+                resting.insert(calendar.clone(), until - REPLICA_CLOCK_SKEW);
+            }
             if !covered {
                 self.states.mark_dirty(calendar, false).await?;
+                marked = true;
             }
         }
         for (channel, number) in numbers {
@@ -381,6 +408,6 @@ impl MarkBatch {
             }
             recorded.insert(channel.clone(), now);
         }
-        Ok(())
+        Ok(marked)
     }
 }

@@ -14,7 +14,13 @@ use crate::webhook::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotificationOutcome {
     /// A change: the calendar is marked dirty for the sync worker.
-    CalendarMarked { calendar_id: CalendarId },
+    /// `wake_worker` is `false` when a sync already due covers it (one is
+    /// running and will follow up, or the calendar is dirty and resting):
+    /// a worker woken then would find nothing to take.
+    CalendarMarked {
+        calendar_id: CalendarId,
+        wake_worker: bool,
+    },
     /// The channel's opening `sync` message; nothing changed.
     ChannelConfirmed { calendar_id: CalendarId },
     /// A message number not above the channel's last: Google retried or
@@ -147,7 +153,8 @@ impl NotificationService {
         };
         // Committed together with the other notifications waiting now;
         // answered only once committed (or covered by a sync due anyway).
-        self.marks
+        let marked = self
+            .marks
             .submit(Mark {
                 calendar_id: calendar_id.clone(),
                 channel_id: channel.id.clone(),
@@ -161,7 +168,10 @@ impl NotificationService {
             cache.acknowledged(&channel.id, envelope.message_number);
         }
         let outcome = if dirty {
-            NotificationOutcome::CalendarMarked { calendar_id }
+            NotificationOutcome::CalendarMarked {
+                calendar_id,
+                wake_worker: marked,
+            }
         } else {
             NotificationOutcome::ChannelConfirmed { calendar_id }
         };

@@ -14,6 +14,15 @@ use crate::sync::{
 /// Google's largest page.
 pub const MAX_PAGE_SIZE: u32 = 2500;
 
+/// How long a calendar rests after an incremental sync that found nothing
+/// new while more notifications for it arrived. Under a notification storm
+/// (Google announcing changes faster than they happen, a replay, a flood)
+/// each sync would otherwise be followed at once by another that finds
+/// nothing either, spending the principal's quota and the database. The
+/// first notification after a quiet spell, and every sync that found
+/// something, is followed at once.
+pub const DEFAULT_FOLLOW_UP_REST: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
     /// Incremental from the stored token; full when there is none or it expired.
@@ -46,6 +55,7 @@ pub struct SyncService {
     page_size: u32,
     retention: Option<Duration>,
     lease_ttl: Duration,
+    follow_up_rest: Duration,
     timer: Option<Arc<dyn Timer>>,
     progress: Option<ProgressFn>,
     /// When set, the sweep covers managed calendars only.
@@ -69,6 +79,7 @@ impl SyncService {
             // Long without a heartbeat, so a slow page cannot outlive it;
             // the server sets a short one and renews it.
             lease_ttl: Duration::from_secs(120),
+            follow_up_rest: DEFAULT_FOLLOW_UP_REST,
             timer: None,
             progress: None,
             calendars: None,
@@ -93,6 +104,13 @@ impl SyncService {
     /// sync state stays, but it is no longer synced by the sweep).
     pub fn with_calendars(mut self, calendars: Arc<dyn CalendarStore>) -> Self {
         self.calendars = Some(calendars);
+        self
+    }
+
+    /// The rest after a sync that found nothing while notifications kept
+    /// coming ([`DEFAULT_FOLLOW_UP_REST`]); zero follows up at once.
+    pub fn with_follow_up_rest(mut self, rest: Duration) -> Self {
+        self.follow_up_rest = rest;
         self
     }
 
@@ -128,6 +146,16 @@ impl SyncService {
         Ok(Some(self.sync_leased(&lease, SyncMode::Auto).await))
     }
 
+    /// How long until a dirty calendar that is leased elsewhere or resting
+    /// (after a failure, or a sync that found nothing) can be taken: a
+    /// worker with nothing to do waits this long at most, so a rest ends
+    /// in a sync without a wake-up. `None`: no such calendar.
+    pub async fn next_lease_in(&self) -> Result<Option<Duration>> {
+        let now = self.clock.now();
+        let next = self.states.next_lease_at(now).await?;
+        Ok(next.map(|at| (at - now).to_std().unwrap_or_default()))
+    }
+
     /// Syncs one calendar now, under its lease. `Ok(None)` if another worker
     /// holds the lease (that worker's sync covers the request).
     pub async fn sync_now(
@@ -161,7 +189,13 @@ impl SyncService {
         )
         .await;
         let outcome = match &result {
-            Ok(report) => SyncOutcome::Succeeded { full: report.full },
+            Ok(report) => SyncOutcome::Succeeded {
+                full: report.full,
+                rest_until: (!report.full
+                    && !report.outcome.changed_any()
+                    && !self.follow_up_rest.is_zero())
+                .then(|| crate::later(self.clock.now(), self.follow_up_rest)),
+            },
             Err(error) => SyncOutcome::Failed {
                 error: error.to_string(),
                 reconnect_required: error.provider_kind()
@@ -266,7 +300,8 @@ impl SyncService {
             // page ahead, never more, so memory stays at two pages. A failed
             // write drops the fetched page; a failed fetch after a good
             // write fails the run like any list error (the token is stored
-            // only with the last page).
+            // only with the last page). `join`, not `try_join`: a fetch
+            // failing first must not cancel a write mid-transaction.
             let outcome = match &next_page {
                 Some(token) => {
                     let next_request = request(Some(token.clone()));

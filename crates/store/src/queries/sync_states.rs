@@ -155,6 +155,25 @@ impl SyncStateStore for DieselStore {
         })
     }
 
+    async fn next_lease_at(&self, now: DateTime<Utc>) -> DomainResult<Option<DateTime<Utc>>> {
+        let mut conn = self.conn().await?;
+        ss::table
+            .filter(
+                ss::dirty_seq
+                    .gt(ss::clean_seq)
+                    .or(ss::full_sync_requested.eq(true)),
+            )
+            .filter(ss::reconnect_required.eq(false))
+            .filter(ss::lease_until.gt(micros(now)))
+            .order(ss::lease_until.asc())
+            .select(ss::lease_until)
+            .first::<Option<DateTime<Utc>>>(&mut conn)
+            .await
+            .optional()
+            .map(Option::flatten)
+            .map_err(db)
+    }
+
     async fn lease_calendar(
         &self,
         calendar_id: &CalendarId,
@@ -198,7 +217,12 @@ impl SyncStateStore for DieselStore {
                 .filter(ss::lease_owner.eq(&lease.owner));
             let no_owner: Option<&str> = None;
             match outcome {
-                SyncOutcome::Succeeded { full } => {
+                SyncOutcome::Succeeded { full, rest_until } => {
+                    // A mark committed after `state` was read goes unseen
+                    // here: its follow-up starts at once (a rest missed,
+                    // never a sync).
+                    let marked_since = state.dirty_seq > lease.seen_seq;
+                    let rest_until = rest_until.filter(|_| marked_since).map(micros);
                     target
                         .set((
                             ss::clean_seq.eq(state.clean_seq.max(lease.seen_seq)),
@@ -207,7 +231,7 @@ impl SyncStateStore for DieselStore {
                             ss::error_count.eq(0),
                             ss::lease_owner.eq(no_owner),
                             ss::lease_seen_seq.eq(None::<i64>),
-                            ss::lease_until.eq(None::<DateTime<Utc>>),
+                            ss::lease_until.eq(rest_until),
                         ))
                         .execute(conn)
                         .await

@@ -82,6 +82,7 @@ contract!(
         a_completed_push_takes_googles_whole_event,
         sync_leases_are_exclusive_and_expire,
         dirty_marks_made_during_a_sync_survive_it,
+        a_rest_holds_only_a_follow_up_and_says_when_it_ends,
         outbox_rows_go_in_order_one_worker_at_a_time,
         outbox_records_attempts_retries_and_dead_letters,
         job_ticks_are_claimed_exactly_once_under_contention,

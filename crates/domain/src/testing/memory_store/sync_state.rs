@@ -42,6 +42,16 @@ impl SyncStateStore for MemoryStore {
         Ok(candidate.map(|s| take_lease(s, owner, until)))
     }
 
+    async fn next_lease_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let now = micros(now);
+        Ok(lock(&self.state)
+            .sync_states
+            .values()
+            .filter(|s| s.is_dirty() && !s.reconnect_required)
+            .filter_map(|s| s.lease_until.filter(|until| *until > now))
+            .min())
+    }
+
     async fn lease_calendar(
         &self,
         calendar_id: &CalendarId,
@@ -82,7 +92,10 @@ impl SyncStateStore for MemoryStore {
         s.lease_until = None;
         s.lease_seen_seq = None;
         match outcome {
-            SyncOutcome::Succeeded { full } => {
+            SyncOutcome::Succeeded { full, rest_until } => {
+                if s.dirty_seq > lease.seen_seq {
+                    s.lease_until = rest_until.map(micros);
+                }
                 s.clean_seq = s.clean_seq.max(lease.seen_seq);
                 if *full {
                     s.full_sync_requested = false;

@@ -59,7 +59,14 @@ pub async fn dirty_marks_made_during_a_sync_survive_it(store: &Arc<dyn Store>) {
         .unwrap();
     store.mark_dirty(&cal(), false).await.unwrap();
     store
-        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .release_lease(
+            &lease,
+            &SyncOutcome::Succeeded {
+                full: false,
+                rest_until: None,
+            },
+            now(),
+        )
         .await
         .unwrap();
     let state = store.sync_state(&cal()).await.unwrap().unwrap();
@@ -71,7 +78,14 @@ pub async fn dirty_marks_made_during_a_sync_survive_it(store: &Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     store
-        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .release_lease(
+            &lease,
+            &SyncOutcome::Succeeded {
+                full: false,
+                rest_until: None,
+            },
+            now(),
+        )
         .await
         .unwrap();
     assert!(!store.sync_state(&cal()).await.unwrap().unwrap().is_dirty());
@@ -130,7 +144,14 @@ pub async fn leases_record_the_seq_they_saw_until_released(store: &Arc<dyn Store
     let state = store.sync_state(&cal()).await.unwrap().unwrap();
     assert!(state.covers_new_change(now()));
     store
-        .release_lease(&lease, &SyncOutcome::Succeeded { full: false }, now())
+        .release_lease(
+            &lease,
+            &SyncOutcome::Succeeded {
+                full: false,
+                rest_until: None,
+            },
+            now(),
+        )
         .await
         .unwrap();
     let state = store.sync_state(&cal()).await.unwrap().unwrap();
@@ -165,4 +186,98 @@ pub async fn job_ticks_are_claimed_exactly_once_under_contention(store: &Arc<dyn
             .unwrap()
     );
     assert!(store.claim_tick("renewal", tick, "r0").await.unwrap());
+}
+
+/// A rest on release holds the follow-up sync only when the calendar was
+/// marked during the sync; `next_lease_at` names when it ends, and when a
+/// held lease does.
+pub async fn a_rest_holds_only_a_follow_up_and_says_when_it_ends(store: &Arc<dyn Store>) {
+    let rest = |at: DateTime<Utc>| SyncOutcome::Succeeded {
+        full: false,
+        rest_until: Some(at + Duration::seconds(10)),
+    };
+    let lease_for = Duration::seconds(60);
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let lease = store
+        .lease_dirty("w", now(), now() + lease_for)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.next_lease_at(now()).await.unwrap(),
+        Some(now() + lease_for),
+        "a held lease of a dirty calendar ends at its expiry"
+    );
+    store
+        .release_lease(&lease, &rest(now()), now())
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert_eq!(
+        state.lease_until, None,
+        "not marked during the sync: no rest"
+    );
+    assert_eq!(store.next_lease_at(now()).await.unwrap(), None);
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let lease = store
+        .lease_dirty("w", now(), now() + lease_for)
+        .await
+        .unwrap()
+        .expect("the first mark after a quiet spell is taken at once");
+
+    // Marked while syncing: the follow-up waits out the rest.
+    store.mark_dirty(&cal(), false).await.unwrap();
+    store
+        .release_lease(&lease, &rest(now()), now())
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(state.is_dirty() && state.lease_owner.is_none());
+    assert!(
+        state.covers_new_change(now()),
+        "a notification during the rest is covered by the follow-up"
+    );
+    let ends = now() + Duration::seconds(10);
+    assert_eq!(state.resting_until(now()), Some(ends));
+    assert_eq!(state.resting_until(ends), None, "over");
+    for at in [now(), ends - Duration::microseconds(1)] {
+        assert!(
+            store
+                .lease_dirty("w", at, at + lease_for)
+                .await
+                .unwrap()
+                .is_none(),
+            "resting at {at}"
+        );
+        assert_eq!(store.next_lease_at(at).await.unwrap(), Some(ends));
+    }
+    assert_eq!(store.next_lease_at(ends).await.unwrap(), None);
+    let lease = store
+        .lease_dirty("w", ends, ends + lease_for)
+        .await
+        .unwrap()
+        .expect("taken once the rest is over");
+    store
+        .release_lease(&lease, &rest(ends), ends)
+        .await
+        .unwrap();
+    assert!(!store.sync_state(&cal()).await.unwrap().unwrap().is_dirty());
+    assert_eq!(store.next_lease_at(ends).await.unwrap(), None);
+
+    // A calendar waiting for a reconnect is never due, rest or not.
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let lease = store
+        .lease_dirty("w", ends, ends + lease_for)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .mark_reconnect_required(&cal(), "invalid_grant", ends)
+        .await
+        .unwrap();
+    assert_eq!(store.next_lease_at(ends).await.unwrap(), None);
+    store
+        .release_lease(&lease, &SyncOutcome::Abandoned, ends)
+        .await
+        .unwrap();
 }
