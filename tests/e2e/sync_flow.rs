@@ -351,3 +351,29 @@ async fn a_notification_storm_costs_a_sync_per_rest_and_loses_no_change() {
     );
     running.stop().await;
 }
+
+/// A calendar marked dirty by a caller that woke no worker (an embedder's
+/// own service call here; another replica in production) is synced when a
+/// notification for it arrives, although that notification marks nothing
+/// new: it wakes this replica's worker, not the next poll (here a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_covered_notification_still_wakes_a_worker_when_nobody_is_syncing() {
+    let (running, _dir) = server(None, &["--sync-poll-secs", "60"]).await;
+    // The worker's first round finds nothing; it then waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Through the service, not the route: the calendar is marked, no one woken.
+    running.channels.create(&primary()).await.unwrap();
+    let emulator = &running.emulator.as_ref().unwrap().emulator;
+    let created = emulator.change("primary", insert("Announced")).unwrap();
+    let id = EventId::new(created["id"].as_str().unwrap()).unwrap();
+    let arrived = tokio::time::timeout(
+        Duration::from_secs(10),
+        mirrored(&running.store, &primary(), &id, |_| true),
+    )
+    .await;
+    assert!(
+        matches!(arrived, Ok(true)),
+        "the change waited for the poll"
+    );
+    running.stop().await;
+}

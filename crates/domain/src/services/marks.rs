@@ -177,8 +177,8 @@ const NOTIFICATION_RECORD_INTERVAL: chrono::Duration = chrono::Duration::seconds
 
 /// What a waiting notification hears.
 enum Turn {
-    /// Its batch was committed (or failed): `true` if it marked a calendar
-    /// dirty, `false` if syncs already due covered every mark.
+    /// Its batch was committed (or failed): whether a worker should be
+    /// woken (`false`: the syncs already coming need none).
     Done(Result<bool>),
     /// It leads this batch, which holds its own mark.
     Lead(Vec<Queued>),
@@ -235,8 +235,9 @@ pub(crate) struct MarkBatch {
     queue: Mutex<Queue>,
     /// When each channel's last notification was last written.
     recorded: Mutex<HashMap<ChannelId, DateTime<Utc>>>,
-    /// Calendars read resting and dirty: until when a mark is covered
-    /// without reading again (see [`crate::sync::SyncState::resting_until`]).
+    /// Calendars read resting and dirty, and when their rest ends: a mark
+    /// is covered without reading again until shortly before (see
+    /// [`crate::sync::SyncState::resting_until`]).
     resting: Mutex<HashMap<CalendarId, DateTime<Utc>>>,
     states: Arc<dyn SyncStateStore>,
     channels: Arc<dyn ChannelStore>,
@@ -301,8 +302,9 @@ impl MarkBatch {
     }
 
     /// Queues `mark` and returns once a batch holding it is committed:
-    /// `true` if the batch marked a calendar dirty (a worker should be
-    /// woken), `false` if syncs already due covered it.
+    /// whether a worker should be woken (`false` when a live sync will
+    /// follow up, or this replica already woke one for the calendar's
+    /// rest).
     pub(crate) async fn submit(&self, mark: Mark) -> Result<bool> {
         let led = {
             let mut queue = lock(&self.queue);
@@ -367,12 +369,10 @@ impl MarkBatch {
         // Every mark in the batch arrived before this instant, so a sync
         // that starts after it covers them all.
         let now = self.clock.now();
-        let mut marked = false;
+        let mut wake = false;
         for calendar in calendars {
-            let resting = lock(&self.resting)
-                .get(calendar)
-                .is_some_and(|until| now < *until);
-            if resting {
+            let rest_seen = lock(&self.resting).get(calendar).copied();
+            if rest_seen.is_some_and(|ends| now < ends - REPLICA_CLOCK_SKEW) {
                 continue;
             }
             // A read is cheap; the mark is a contended write on one row.
@@ -380,17 +380,26 @@ impl MarkBatch {
             let covered = state
                 .as_ref()
                 .is_some_and(|state| state.covers_new_change(now));
-            if let Some(until) = state.and_then(|state| state.resting_until(now)) {
+            let syncing = state
+                .as_ref()
+                .is_some_and(|state| state.lease_owner.is_some());
+            let rest = state.and_then(|state| state.resting_until(now));
+            if let Some(ends) = rest {
                 let mut resting = lock(&self.resting);
                 if resting.len() >= CHANNEL_CACHE_CAP {
                     resting.clear();
                 }
-                resting.insert(calendar.clone(), until - REPLICA_CLOCK_SKEW);
+                resting.insert(calendar.clone(), ends);
             }
             if !covered {
                 self.states.mark_dirty(calendar, false).await?;
-                marked = true;
             }
+            // A worker here must know of every dirty calendar nobody is
+            // syncing: whoever marked it may not have woken one (another
+            // replica, an embedder's call), and a rest needs a worker
+            // waiting for its end. A live sync follows up by itself, and a
+            // rest this replica already woke for needs nothing more.
+            wake |= !covered || !(syncing || (rest.is_some() && rest == rest_seen));
         }
         for (channel, number) in numbers {
             let recorded_lately = lock(&self.recorded)
@@ -408,6 +417,6 @@ impl MarkBatch {
             }
             recorded.insert(channel.clone(), now);
         }
-        Ok(marked)
+        Ok(wake)
     }
 }

@@ -14,9 +14,9 @@ use crate::webhook::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotificationOutcome {
     /// A change: the calendar is marked dirty for the sync worker.
-    /// `wake_worker` is `false` when a sync already due covers it (one is
-    /// running and will follow up, or the calendar is dirty and resting):
-    /// a worker woken then would find nothing to take.
+    /// `wake_worker` is `false` when the syncs already coming need no
+    /// worker woken: one is running and will follow up, or the calendar
+    /// rests and a worker here was already woken to wait for its end.
     CalendarMarked {
         calendar_id: CalendarId,
         wake_worker: bool,
@@ -153,7 +153,7 @@ impl NotificationService {
         };
         // Committed together with the other notifications waiting now;
         // answered only once committed (or covered by a sync due anyway).
-        let marked = self
+        let wake_worker = self
             .marks
             .submit(Mark {
                 calendar_id: calendar_id.clone(),
@@ -170,7 +170,7 @@ impl NotificationService {
         let outcome = if dirty {
             NotificationOutcome::CalendarMarked {
                 calendar_id,
-                wake_worker: marked,
+                wake_worker,
             }
         } else {
             NotificationOutcome::ChannelConfirmed { calendar_id }
