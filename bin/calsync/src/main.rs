@@ -11,9 +11,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: a full sync decodes pages on several
-/// threads, and glibc's per-thread arenas kept what they freed resident, so
-/// the server stayed at its peak memory after the sync.
+/// mimalloc, when built with `--features mimalloc`. The default is glibc's
+/// malloc: measured with `calsync bench sync --events 100000`, a serve full
+/// sync peaks at 83 to 94 MB resident on it against 96 to 148 MB on
+/// mimalloc (which keeps freed pages for reuse), and `bench http` answers
+/// about 6 % fewer webhooks a second (77k to 84k against 84k to 90k).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
