@@ -24,10 +24,8 @@ fn insert(summary: &str) -> Change {
     Change::Insert(body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_change_in_google_reaches_the_mirror_through_a_real_webhook() {
-    let (running, _dir) = server(None, &[]).await;
-    let base = format!("http://{}", running.address);
+/// Watches the default calendar over HTTP: the channel as answered.
+async fn watch(base: &str) -> serde_json::Value {
     let (name, value) = bearer();
     let (status, channel) = http(
         "POST",
@@ -37,6 +35,46 @@ async fn a_change_in_google_reaches_the_mirror_through_a_real_webhook() {
     )
     .await;
     assert_eq!(status, 201, "{channel}");
+    channel
+}
+
+/// The token Google would carry for `channel` (the one calsync issued).
+fn token_of(channel: &serde_json::Value) -> String {
+    WebhookSecret::new(SECRET)
+        .unwrap()
+        .channel_token(&ChannelId::new(channel["id"].as_str().unwrap()).unwrap())
+}
+
+/// Delivers an `exists` push for `channel`, as Google sends it.
+async fn push(
+    base: &str,
+    channel: &serde_json::Value,
+    token: &str,
+    number: u64,
+) -> (u16, serde_json::Value) {
+    let number = number.to_string();
+    let headers = [
+        ("X-Goog-Channel-ID", channel["id"].as_str().unwrap()),
+        ("X-Goog-Channel-Token", token),
+        ("X-Goog-Message-Number", number.as_str()),
+        (
+            "X-Goog-Resource-ID",
+            channel["resourceId"].as_str().unwrap(),
+        ),
+        (
+            "X-Goog-Resource-URI",
+            "https://www.googleapis.com/calendar/v3/calendars/primary/events",
+        ),
+        ("X-Goog-Resource-State", "exists"),
+    ];
+    http("POST", &format!("{base}/webhooks/calendar"), &headers, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_in_google_reaches_the_mirror_through_a_real_webhook() {
+    let (running, _dir) = server(None, &[]).await;
+    let base = format!("http://{}", running.address);
+    watch(&base).await;
     let emulator = &running.emulator.as_ref().unwrap().emulator;
     let created = emulator
         .change("primary", insert("Made in Google"))
@@ -63,36 +101,12 @@ async fn a_change_in_google_reaches_the_mirror_through_a_real_webhook() {
 async fn a_wrong_token_is_refused_and_changes_nothing() {
     let (running, _dir) = server(None, &[]).await;
     let base = format!("http://{}", running.address);
-    let (name, value) = bearer();
-    let (_, channel) = http(
-        "POST",
-        &format!("{base}/calendar/channels"),
-        &[(name, &value)],
-        Some(json!({})),
-    )
-    .await;
-    let channel_id = channel["id"].as_str().unwrap().to_owned();
-    let resource_id = channel["resourceId"].as_str().unwrap().to_owned();
+    let channel = watch(&base).await;
     // Let the initial sync settle.
     let store = running.store.clone();
     assert!(settled(&store, &primary()).await);
     let before = running.store.sync_state(&primary()).await.unwrap().unwrap();
-    let headers = |token: &'static str| {
-        vec![
-            ("X-Goog-Channel-ID", channel_id.clone()),
-            ("X-Goog-Channel-Token", token.to_owned()),
-            ("X-Goog-Message-Number", "9".to_owned()),
-            ("X-Goog-Resource-ID", resource_id.clone()),
-            (
-                "X-Goog-Resource-URI",
-                "https://www.googleapis.com/calendar/v3/calendars/primary/events".to_owned(),
-            ),
-            ("X-Goog-Resource-State", "exists".to_owned()),
-        ]
-    };
-    let forged = headers("forged-token");
-    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = http("POST", &format!("{base}/webhooks/calendar"), &forged, None).await;
+    let (status, body) = push(&base, &channel, "forged-token", 9).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("forbidden"))
@@ -103,18 +117,7 @@ async fn a_wrong_token_is_refused_and_changes_nothing() {
         "a forged notification marks nothing"
     );
 
-    let good_token = WebhookSecret::new(SECRET)
-        .unwrap()
-        .channel_token(&ChannelId::new(&channel_id).unwrap());
-    let mut good = headers("");
-    good[1].1 = good_token;
-    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    assert_eq!(
-        http("POST", &format!("{base}/webhooks/calendar"), &good, None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(push(&base, &channel, &token_of(&channel), 9).await.0, 200);
     running.stop().await;
 }
 
@@ -125,18 +128,7 @@ async fn an_expired_sync_token_leads_to_a_full_resync_that_catches_deletions() {
     let emulator = &running.emulator.as_ref().unwrap().emulator;
     let doomed = emulator.change("primary", insert("to be deleted")).unwrap();
     let kept = emulator.change("primary", insert("to be kept")).unwrap();
-    let (name, value) = bearer();
-    assert_eq!(
-        http(
-            "POST",
-            &format!("{base}/calendar/channels"),
-            &[(name, &value)],
-            Some(json!({}))
-        )
-        .await
-        .0,
-        201
-    );
+    watch(&base).await;
     let store = running.store.clone();
     let doomed_id = EventId::new(doomed["id"].as_str().unwrap()).unwrap();
     assert!(mirrored(&store, &primary(), &doomed_id, |_| true).await);
@@ -192,14 +184,7 @@ async fn renewal_replaces_an_expiring_channel_without_missing_a_change() {
     ];
     let (running, _dir) = server(None, &args).await;
     let base = format!("http://{}", running.address);
-    let (name, value) = bearer();
-    let (_, first) = http(
-        "POST",
-        &format!("{base}/calendar/channels"),
-        &[(name, &value)],
-        Some(json!({})),
-    )
-    .await;
+    let first = watch(&base).await;
     let first_id = first["id"].as_str().unwrap().to_owned();
     let emulator = &running.emulator.as_ref().unwrap().emulator;
     // Changes keep coming while the channel is replaced.
@@ -273,45 +258,14 @@ async fn a_notification_storm_costs_a_sync_per_rest_and_loses_no_change() {
     )
     .await;
     let base = format!("http://{}", running.address);
-    let (name, value) = bearer();
-    let (status, channel) = http(
-        "POST",
-        &format!("{base}/calendar/channels"),
-        &[(name, &value)],
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(status, 201, "{channel}");
+    let channel = watch(&base).await;
     let store = running.store.clone();
     assert!(settled(&store, &primary()).await);
-    let channel_id = channel["id"].as_str().unwrap().to_owned();
-    let token = WebhookSecret::new(SECRET)
-        .unwrap()
-        .channel_token(&ChannelId::new(&channel_id).unwrap());
-    let resource_id = channel["resourceId"].as_str().unwrap().to_owned();
+    let token = token_of(&channel);
     let emulator = &running.emulator.as_ref().unwrap().emulator;
     let notify = |number: u64| {
-        let (url, channel_id, token, resource_id) = (
-            format!("{base}/webhooks/calendar"),
-            channel_id.clone(),
-            token.clone(),
-            resource_id.clone(),
-        );
-        async move {
-            let number = number.to_string();
-            let headers = [
-                ("X-Goog-Channel-ID", channel_id.as_str()),
-                ("X-Goog-Channel-Token", token.as_str()),
-                ("X-Goog-Message-Number", number.as_str()),
-                ("X-Goog-Resource-ID", resource_id.as_str()),
-                (
-                    "X-Goog-Resource-URI",
-                    "https://www.googleapis.com/calendar/v3/calendars/primary/events",
-                ),
-                ("X-Goog-Resource-State", "exists"),
-            ];
-            http("POST", &url, &headers, None).await.0
-        }
+        let (base, channel, token) = (base.clone(), channel.clone(), token.clone());
+        async move { push(&base, &channel, &token, number).await.0 }
     };
 
     let lists_before = emulator.calls("list");

@@ -130,7 +130,7 @@ pub struct ServeArgs {
     pub sync_page_size: u32,
     /// How long a calendar rests after an incremental sync that found
     /// nothing while notifications for it kept arriving (0: no rest).
-    #[arg(long, env = "CALSYNC_SYNC_REST_MS", default_value_t = u64::try_from(calsync_domain::services::DEFAULT_FOLLOW_UP_REST.as_millis()).unwrap_or(500))]
+    #[arg(long, env = "CALSYNC_SYNC_REST_MS", default_value_t = calsync_domain::services::DEFAULT_FOLLOW_UP_REST_MS)]
     pub sync_rest_ms: u64,
 }
 

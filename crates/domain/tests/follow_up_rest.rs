@@ -2,90 +2,27 @@
 //! coming: when it applies, and that it is over when it says.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use calsync_domain::Result;
 use calsync_domain::event::{EventStatus, EventTime};
 use calsync_domain::ids::{CalendarId, EventId};
 use calsync_domain::ports::{Clock, SyncStateStore};
 use calsync_domain::services::{DEFAULT_FOLLOW_UP_REST, SyncService};
-use calsync_domain::sync::{RemoteEvent, SyncLease, SyncOutcome, SyncState};
+use calsync_domain::sync::RemoteEvent;
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use chrono::{DateTime, Utc};
 use futures_executor::block_on;
-
-/// Sync states whose calendar gets a notification while each sync runs
-/// (just before its lease is released), when `storm` is on.
-struct Storm {
-    inner: Arc<MemoryStore>,
-    storm: AtomicBool,
-}
-
-#[async_trait]
-impl SyncStateStore for Storm {
-    async fn sync_state(&self, id: &CalendarId) -> Result<Option<SyncState>> {
-        self.inner.sync_state(id).await
-    }
-    async fn list_sync_states(&self) -> Result<Vec<SyncState>> {
-        self.inner.list_sync_states().await
-    }
-    async fn mark_dirty(&self, id: &CalendarId, full: bool) -> Result<()> {
-        self.inner.mark_dirty(id, full).await
-    }
-    async fn lease_dirty(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Option<SyncLease>> {
-        self.inner.lease_dirty(owner, now, until).await
-    }
-    async fn next_lease_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        self.inner.next_lease_at(now).await
-    }
-    async fn lease_calendar(
-        &self,
-        id: &CalendarId,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Option<SyncLease>> {
-        self.inner.lease_calendar(id, owner, now, until).await
-    }
-    async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool> {
-        self.inner.extend_lease(lease, until).await
-    }
-    async fn release_lease(
-        &self,
-        lease: &SyncLease,
-        outcome: &SyncOutcome,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        if self.storm.load(Ordering::SeqCst) {
-            self.inner.mark_dirty(&lease.calendar_id, false).await?;
-        }
-        self.inner.release_lease(lease, outcome, now).await
-    }
-    async fn mark_reconnect_required(
-        &self,
-        id: &CalendarId,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.inner.mark_reconnect_required(id, error, now).await
-    }
-    async fn clear_reconnect_required(&self, id: &CalendarId) -> Result<()> {
-        self.inner.clear_reconnect_required(id).await
-    }
-}
+use support::GatedStates;
+use tokio::sync::Semaphore;
 
 struct World {
     clock: Arc<ManualClock>,
     store: Arc<MemoryStore>,
-    states: Arc<Storm>,
+    states: Arc<GatedStates>,
     google: Arc<FakeCalendar>,
     cal: CalendarId,
 }
@@ -96,10 +33,11 @@ impl World {
         let store = MemoryStore::new();
         Self {
             google: FakeCalendar::new(clock.clone()),
-            states: Arc::new(Storm {
-                inner: store.clone(),
-                storm: AtomicBool::new(false),
-            }),
+            states: {
+                let states = GatedStates::new(store.clone());
+                states.gate.add_permits(Semaphore::MAX_PERMITS);
+                states
+            },
             store,
             clock,
             cal: CalendarId::new("team@example.com").unwrap(),
@@ -147,7 +85,7 @@ fn a_sync_that_found_nothing_while_marked_again_rests_the_follow_up() {
     let w = World::new();
     let sync = w.sync();
     w.put_remote("first");
-    w.states.storm.store(true, Ordering::SeqCst);
+    w.states.mark_during_sync.store(true, Ordering::SeqCst);
     assert!(w.notify_and_sync(&sync), "the full sync");
     assert_eq!(w.rest_until(), None, "a full sync is followed up at once");
     assert!(w.notify_and_sync(&sync), "the follow-up, incremental");
@@ -175,7 +113,7 @@ fn a_sync_that_found_nothing_while_marked_again_rests_the_follow_up() {
     assert_eq!(w.rest_until(), None, "it found something: no rest");
 
     // Quiet: nothing marked during the sync, so no rest either.
-    w.states.storm.store(false, Ordering::SeqCst);
+    w.states.mark_during_sync.store(false, Ordering::SeqCst);
     assert!(w.notify_and_sync(&sync));
     assert!(
         !block_on(w.store.sync_state(&w.cal))
@@ -195,7 +133,7 @@ fn no_rest_when_it_is_set_to_zero() {
     let w = World::new();
     let sync = w.sync().with_follow_up_rest(Duration::ZERO);
     w.put_remote("first");
-    w.states.storm.store(true, Ordering::SeqCst);
+    w.states.mark_during_sync.store(true, Ordering::SeqCst);
     assert!(w.notify_and_sync(&sync));
     assert!(w.notify_and_sync(&sync));
     assert_eq!(w.rest_until(), None);

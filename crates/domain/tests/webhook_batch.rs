@@ -3,97 +3,24 @@
 //! this process's own channel writes evicting at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use calsync_domain::Result;
 use calsync_domain::channel::{ChannelStatus, WatchChannel};
 use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::{ChannelStore, Clock, SyncStateStore};
 use calsync_domain::services::{
     ChannelCache, ChannelService, EvictingChannelStore, NotificationOutcome, NotificationService,
 };
-use calsync_domain::sync::{SyncLease, SyncOutcome, SyncState};
+use calsync_domain::sync::SyncOutcome;
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::{
     CalendarNotification, CalendarResourceState, PushEnvelope, WebhookSecret,
 };
-use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
-
-/// Sync states in memory, counting reads and marks; reads (the first step
-/// of every commit) wait for a permit, so a test can hold a commit open
-/// while others arrive.
-struct GatedStates {
-    inner: Arc<MemoryStore>,
-    reads: AtomicU32,
-    marks: AtomicU32,
-    gate: Semaphore,
-}
-
-#[async_trait]
-impl SyncStateStore for GatedStates {
-    async fn sync_state(&self, calendar_id: &CalendarId) -> Result<Option<SyncState>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.gate.acquire().await.unwrap().forget();
-        self.inner.sync_state(calendar_id).await
-    }
-    async fn list_sync_states(&self) -> Result<Vec<SyncState>> {
-        self.inner.list_sync_states().await
-    }
-    async fn mark_dirty(&self, calendar_id: &CalendarId, full: bool) -> Result<()> {
-        self.marks.fetch_add(1, Ordering::SeqCst);
-        self.inner.mark_dirty(calendar_id, full).await
-    }
-    async fn lease_dirty(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Option<SyncLease>> {
-        self.inner.lease_dirty(owner, now, until).await
-    }
-    async fn next_lease_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        self.inner.next_lease_at(now).await
-    }
-    async fn lease_calendar(
-        &self,
-        calendar_id: &CalendarId,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Option<SyncLease>> {
-        self.inner
-            .lease_calendar(calendar_id, owner, now, until)
-            .await
-    }
-    async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool> {
-        self.inner.extend_lease(lease, until).await
-    }
-    async fn release_lease(
-        &self,
-        lease: &SyncLease,
-        outcome: &SyncOutcome,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.inner.release_lease(lease, outcome, now).await
-    }
-    async fn mark_reconnect_required(
-        &self,
-        calendar_id: &CalendarId,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.inner
-            .mark_reconnect_required(calendar_id, error, now)
-            .await
-    }
-    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
-        self.inner.clear_reconnect_required(calendar_id).await
-    }
-}
+use support::GatedStates;
 
 struct World {
     clock: Arc<ManualClock>,
@@ -129,12 +56,7 @@ impl World {
         );
         let channel = service.create(&calendar).await.unwrap();
         Self {
-            states: Arc::new(GatedStates {
-                inner: store.clone(),
-                reads: AtomicU32::new(0),
-                marks: AtomicU32::new(0),
-                gate: Semaphore::new(0),
-            }),
+            states: GatedStates::new(store.clone()),
             clock,
             store,
             cache,

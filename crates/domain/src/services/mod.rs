@@ -20,5 +20,8 @@ pub use health::HealthService;
 pub use marks::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use series::{Listed, OccurrenceQuery, OccurrenceRef, list_occurrences};
-pub use sync::{DEFAULT_FOLLOW_UP_REST, SyncMode, SyncReport, SyncService, sweep_slice};
+pub use sync::{
+    DEFAULT_FOLLOW_UP_REST, DEFAULT_FOLLOW_UP_REST_MS, SyncMode, SyncReport, SyncService,
+    sweep_slice,
+};
 pub use writes::{Created, DrainReport, EventService, PushOutcome};

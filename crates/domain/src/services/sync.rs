@@ -21,7 +21,9 @@ pub const MAX_PAGE_SIZE: u32 = 2500;
 /// nothing either, spending the principal's quota and the database. The
 /// first notification after a quiet spell, and every sync that found
 /// something, is followed at once.
-pub const DEFAULT_FOLLOW_UP_REST: Duration = Duration::from_millis(500);
+pub const DEFAULT_FOLLOW_UP_REST: Duration = Duration::from_millis(DEFAULT_FOLLOW_UP_REST_MS);
+/// [`DEFAULT_FOLLOW_UP_REST`] in milliseconds, as settings take it.
+pub const DEFAULT_FOLLOW_UP_REST_MS: u64 = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
