@@ -42,6 +42,21 @@ impl Api {
         Some(Self::new(running, dir, Some(url)))
     }
 
+    /// [`Api::sqlite`] with more flags after the quick outbox ones.
+    pub(crate) async fn sqlite_with(extra: &[&str]) -> Self {
+        let args = [&FAST_OUTBOX[..], extra].concat();
+        let (running, dir) = server(None, &args).await;
+        Self::new(running, dir, None)
+    }
+
+    /// [`Api::postgres`] with more flags after the quick outbox ones.
+    pub(crate) async fn postgres_with(extra: &[&str]) -> Option<Self> {
+        let url = postgres_schema().await?;
+        let args = [&FAST_OUTBOX[..], extra].concat();
+        let (running, dir) = server(Some(&url), &args).await;
+        Some(Self::new(running, dir, Some(url)))
+    }
+
     fn new(running: Running, dir: Option<TempDir>, pg_url: Option<String>) -> Self {
         let base = format!("http://{}", running.address);
         Self {

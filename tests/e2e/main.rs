@@ -4,10 +4,12 @@
 
 mod calendars;
 mod events_api;
+mod fidelity;
 mod fuzz;
 mod hardening;
 mod helpers;
 mod mirror_truth;
 mod recurrence;
 mod replicas;
+mod series_fidelity;
 mod sync_flow;

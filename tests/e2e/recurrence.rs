@@ -38,7 +38,7 @@ fn stamp(at: DateTime<Utc>) -> String {
 }
 
 impl Api {
-    async fn synced(&self) {
+    pub(crate) async fn synced(&self) {
         let (status, body) = self.call("POST", "/calendar/sync", Some(json!({}))).await;
         assert_eq!(status, 202, "{body}");
         assert!(
@@ -47,7 +47,12 @@ impl Api {
         );
     }
 
-    async fn window(&self, entity: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Value> {
+    pub(crate) async fn window(
+        &self,
+        entity: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<Value> {
         let path = format!(
             "/calendar/events?singleEvents=true&entityType=deal&entityId={entity}&timeMin={}&timeMax={}",
             from.format("%Y-%m-%dT%H:%M:%SZ"),

@@ -226,6 +226,18 @@ impl ChaosArgs {
         if seeded.status != 200 {
             return Err(format!("seeding the emulator: {}", seeded.brief()).into());
         }
+        // Google may answer short or empty pages while more remain: the
+        // server's syncs meet them all run long (seeded, so replayable).
+        let ragged = shared
+            .admin(
+                "PUT",
+                "/pages",
+                Some(&json!({ "raggedSeed": rng.next_u64() % 1_000_000 })),
+            )
+            .await?;
+        if ragged.status >= 300 {
+            return Err(format!("turning on ragged pages: {}", ragged.brief()).into());
+        }
         let truth = shared
             .admin("GET", "/calendars/primary/events", None)
             .await?;
@@ -387,6 +399,8 @@ fn server_env(database_url: &str, port: u16, emulator_port: u16) -> Vec<(String,
         ("CALSYNC_OUTBOX_RETRY_BASE_MS", "200".to_owned()),
         ("CALSYNC_OUTBOX_RETRY_CAP_SECS", "2".to_owned()),
         ("CALSYNC_OUTBOX_POLL_MS", "200".to_owned()),
+        // Writes refused by a read-only spell probe again within the run.
+        ("CALSYNC_READ_ONLY_PROBE_SECS", "1".to_owned()),
         // The sweep catches notifications lost while the server was dead.
         ("CALSYNC_SWEEP_INTERVAL_SECS", "20".to_owned()),
         ("CALSYNC_SCHEDULER_TICK_SECS", "1".to_owned()),

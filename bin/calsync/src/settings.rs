@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// Attempts after which a still-failing outbox row is dead-lettered (about 4 h at the defaults).
     #[arg(long, env = "CALSYNC_OUTBOX_MAX_ATTEMPTS", default_value_t = 20)]
     pub outbox_max_attempts: u32,
+    /// How often a write to a calendar calsync may only read (403
+    /// `requiredAccessLevel`) is tried again; the try is the probe.
+    #[arg(long, env = "CALSYNC_READ_ONLY_PROBE_SECS", default_value_t = calsync_domain::outbox::DEFAULT_READ_ONLY_PROBE.as_secs())]
+    pub read_only_probe_secs: u64,
     /// How often the outbox worker looks for due rows when no write woke it.
     #[arg(long, env = "CALSYNC_OUTBOX_POLL_MS", default_value_t = 1000)]
     pub outbox_poll_ms: u64,
@@ -459,6 +463,10 @@ impl ServeArgs {
                     0 => return Err("CALSYNC_OUTBOX_MAX_ATTEMPTS must be more than zero".into()),
                     n => n,
                 },
+                read_only_probe: match self.read_only_probe_secs {
+                    secs @ 1..=86_400 => Duration::from_secs(secs),
+                    _ => return Err("CALSYNC_READ_ONLY_PROBE_SECS must be 1 to 86400".into()),
+                },
             },
             outbox_poll: positive_ms("CALSYNC_OUTBOX_POLL_MS", self.outbox_poll_ms)?,
             // Bounded: a wait ties up a request, and huge values overflow deadlines.
@@ -627,6 +635,17 @@ mod tests {
         .unwrap();
         assert!(error.contains("CALSYNC_EMULATOR_URL"), "{error}");
         assert_eq!(settings(&[]).unwrap().lease_ttl, Duration::from_secs(15));
+        assert_eq!(
+            settings(&[]).unwrap().outbox_retry.read_only_probe,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            settings(&["--read-only-probe-secs", "2"])
+                .unwrap()
+                .outbox_retry
+                .read_only_probe,
+            Duration::from_secs(2)
+        );
         let error = settings(&["--lease-ttl-secs", "1"]).err().unwrap();
         assert!(error.contains("CALSYNC_LEASE_TTL_SECS"), "{error}");
     }
@@ -692,6 +711,10 @@ mod tests {
                 "CALSYNC_OUTBOX_RETRY_BASE_MS",
             ),
             (vec!["--sync-rest-ms", "60001"], "CALSYNC_SYNC_REST_MS"),
+            (
+                vec!["--read-only-probe-secs", "0"],
+                "CALSYNC_READ_ONLY_PROBE_SECS",
+            ),
         ] {
             let error = settings(&args)
                 .err()

@@ -28,6 +28,14 @@ pub enum ProviderErrorKind {
     Gone,
     /// A revoked grant or a deleted calendar: a person must reconnect it.
     ReconnectRequired,
+    /// 403 `requiredAccessLevel` ("You need to have writer access to this
+    /// calendar"): this principal may read the calendar but not write it,
+    /// until someone changes its sharing. A write waits, probed now and
+    /// then, and is never given up.
+    ReadOnly,
+    /// 403 `forbiddenForNonOrganizer`: the event is an invited copy whose
+    /// shared fields only its organizer may change. Retrying cannot help.
+    NotOrganizer,
     /// Anything else: retrying will not help.
     Permanent,
 }
@@ -39,10 +47,14 @@ impl ProviderErrorKind {
     }
 
     /// Whether a queued write waits for this instead of being given up,
-    /// however long it takes: spent quota comes back, and a calendar that
-    /// needs reconnecting gets its writes once a person reconnects it.
+    /// however long it takes: spent quota comes back, a calendar that
+    /// needs reconnecting gets its writes once a person reconnects it, and
+    /// a read-only one once someone grants write access.
     pub fn waits(self) -> bool {
-        matches!(self, Self::QuotaExhausted | Self::ReconnectRequired)
+        matches!(
+            self,
+            Self::QuotaExhausted | Self::ReconnectRequired | Self::ReadOnly
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +68,8 @@ impl ProviderErrorKind {
             Self::NotFound => "not_found",
             Self::Gone => "gone",
             Self::ReconnectRequired => "reconnect_required",
+            Self::ReadOnly => "calendar_read_only",
+            Self::NotOrganizer => "forbidden_for_non_organizer",
             Self::Permanent => "permanent",
         }
     }

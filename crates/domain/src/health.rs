@@ -17,6 +17,11 @@ pub struct CalendarHealth {
     pub last_error_at: Option<DateTime<Utc>>,
     pub error_count: u32,
     pub reconnect_required: bool,
+    /// Google refuses this principal's writes to the calendar (403
+    /// `requiredAccessLevel`): they wait until write access is granted.
+    pub read_only: bool,
+    pub read_only_since: Option<DateTime<Utc>>,
+    pub read_only_reason: Option<String>,
     pub active_channels: u64,
 }
 
@@ -29,6 +34,9 @@ impl CalendarHealth {
             last_error_at: state.last_error_at,
             error_count: state.error_count,
             reconnect_required: state.reconnect_required,
+            read_only: state.is_read_only(),
+            read_only_since: state.read_only_since,
+            read_only_reason: state.read_only_reason.clone(),
             active_channels,
         }
     }
@@ -189,6 +197,19 @@ pub fn evaluate(
                 "reconnect_required",
                 format!(
                     "calendar {} needs to be reconnected: Google refused access",
+                    calendar.calendar_id
+                ),
+            );
+        }
+        for calendar in stats.calendars.iter().filter(|c| c.read_only) {
+            let since = calendar
+                .read_only_since
+                .map(|at| format!(" since {}", at.to_rfc3339()))
+                .unwrap_or_default();
+            issue(
+                "calendar_read_only",
+                format!(
+                    "calendar {} is read-only for calsync's principal{since} (Google: 403 requiredAccessLevel, writer access needed): its writes wait and are tried again until someone grants write access",
                     calendar.calendar_id
                 ),
             );
@@ -373,11 +394,37 @@ mod tests {
             last_error_at: Some(now()),
             error_count: 3,
             reconnect_required: true,
+            read_only: false,
+            read_only_since: None,
+            read_only_reason: None,
             active_channels: 0,
         });
         let report = evaluate(Some(stats), now(), &HealthThresholds::default());
         assert_eq!(codes(&report), vec!["reconnect_required"]);
         assert!(report.issues[0].message.contains("gone@x.y"));
+    }
+
+    #[test]
+    fn read_only_calendars_are_named_with_since_when() {
+        let mut state = crate::sync::SyncState::new(CalendarId::new("shared@x.y").unwrap());
+        let mut stats = good();
+        stats.calendars.push(CalendarHealth::new(&state, 1));
+        assert_eq!(
+            evaluate(Some(stats.clone()), now(), &HealthThresholds::default()).status,
+            HealthStatus::Healthy
+        );
+        state.read_only_since = Some(now() - chrono::Duration::minutes(10));
+        state.read_only_reason = Some("You need to have writer access".into());
+        stats.calendars[0] = CalendarHealth::new(&state, 1);
+        assert!(stats.calendars[0].read_only);
+        let report = evaluate(Some(stats), now(), &HealthThresholds::default());
+        assert_eq!(codes(&report), vec!["calendar_read_only"]);
+        assert!(report.issues[0].message.contains("shared@x.y"));
+        assert!(
+            report.issues[0].message.contains("11:50:00"),
+            "{}",
+            report.issues[0].message
+        );
     }
 
     #[test]

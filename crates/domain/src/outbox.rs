@@ -178,7 +178,17 @@ pub struct OutboxRetryPolicy {
     pub cap: Duration,
     /// Attempts after which a still-failing row is dead-lettered.
     pub max_attempts: u32,
+    /// How often a write to a calendar this principal may only read (403
+    /// `requiredAccessLevel`) is tried again. The retry is the probe: no
+    /// other call asks whether access came back. Such waits are not
+    /// attempts and never dead-letter the write.
+    pub read_only_probe: Duration,
 }
+
+/// The default [`OutboxRetryPolicy::read_only_probe`]: sharing changes are
+/// made by people, so minutes are soon enough, and each probe costs a
+/// write call against the per-user quota.
+pub const DEFAULT_READ_ONLY_PROBE: Duration = Duration::from_secs(5 * 60);
 
 /// How long a write waits after Google said its quota is spent, or that
 /// the calendar is unreachable (before jitter): quota comes back over
@@ -191,6 +201,7 @@ impl Default for OutboxRetryPolicy {
             base: Duration::from_secs(5),
             cap: Duration::from_secs(15 * 60),
             max_attempts: 20,
+            read_only_probe: DEFAULT_READ_ONLY_PROBE,
         }
     }
 }
@@ -248,6 +259,7 @@ mod tests {
             base: Duration::from_secs(10),
             cap: Duration::from_secs(100),
             max_attempts: 5,
+            ..OutboxRetryPolicy::default()
         };
         let delays: Vec<Duration> = (0..200).map(|row| policy.jittered(3, None, row)).collect();
         assert!(
@@ -272,6 +284,7 @@ mod tests {
             base: Duration::from_secs(1),
             cap: Duration::from_secs(10),
             max_attempts: 5,
+            ..OutboxRetryPolicy::default()
         };
         let secs: Vec<u64> = (1..=6).map(|n| policy.delay(n, None).as_secs()).collect();
         assert_eq!(secs, vec![1, 2, 4, 8, 10, 10]);

@@ -70,6 +70,12 @@ pub struct PatchCall {
     pub calendar_id: CalendarId,
     pub event_id: EventId,
     pub changes: EventChanges,
+    /// What Google holds in the fields `changes` names, as far as calsync
+    /// knows (the values the change was based on; a field absent here is
+    /// unknown). Google's patch merges into nested objects, so an adapter
+    /// may need it to clear what the new value leaves behind (a `date`
+    /// when a start becomes a `dateTime`).
+    pub base: EventChanges,
     pub if_match: Option<Etag>,
 }
 
@@ -212,6 +218,20 @@ pub trait SyncStateStore: Send + Sync {
 
     /// A person reconnected the calendar: sync and renew it again.
     async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()>;
+
+    /// Google refused a write because this principal may only read the
+    /// calendar (403 `requiredAccessLevel`): records why, and since when
+    /// (the first refusal's `now`; a later mark keeps it). Syncing goes on.
+    async fn mark_read_only(
+        &self,
+        calendar_id: &CalendarId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// A write to the calendar landed: it is writable again. Returns
+    /// whether it was marked read-only.
+    async fn clear_read_only(&self, calendar_id: &CalendarId) -> Result<bool>;
 }
 
 /// Watch channels.
@@ -257,6 +277,16 @@ pub trait OutboxStore: Send + Sync {
 
     /// Records a failed attempt and when to try again; releases the lease.
     async fn retry_outbox(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Like [`OutboxStore::retry_outbox`], but the failure is a wait, not
+    /// an attempt (the calendar is read-only for now): `attempts` stays as
+    /// it is, so however long the wait, it never counts toward the limit.
+    async fn wait_outbox(
         &self,
         entry: &OutboxEntry,
         error: &str,

@@ -1,14 +1,24 @@
-//! Recurring series (RFC 5545 RRULE, EXDATE and RDATE lines, as Google's
-//! `recurrence` holds them), expanded with the `rrule` crate in the series'
-//! time zone, so wall-clock times hold across DST as Google keeps them
-//! (recurring events guide:
+//! Recurring series (RFC 5545 RRULE, EXRULE, RDATE and EXDATE lines, as
+//! Google's `recurrence` holds them: "List of RRULE, EXRULE, RDATE and
+//! EXDATE lines for a recurring event, as specified in RFC5545", events
+//! reference: https://developers.google.com/workspace/calendar/api/v3/reference/events),
+//! expanded with the `rrule` crate in the series' time zone, so wall-clock
+//! times hold across DST as Google keeps them (recurring events guide:
 //! https://developers.google.com/workspace/calendar/api/guides/recurringevents).
+//!
+//! Values without a `Z` are read in the series' zone, as Google expands
+//! them: an `UNTIL` date is the end of that day there, a floating `UNTIL`,
+//! `RDATE` or `EXDATE` that wall-clock time there (a `TZID` names another
+//! zone). A wall-clock time a DST change skips is the hour after it; one it
+//! repeats is the earlier. `tests/recurrence_corpus.rs` checks all of this
+//! against Python's `dateutil.rrule` (docs/RECURRENCE.md).
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
-use rrule::{RRuleSet, Tz};
+use chrono::offset::LocalResult;
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use rrule::{Frequency, RRule, RRuleSet, Tz, Unvalidated};
 
 use crate::error::{Error, Result};
-use crate::event::{EventTime, TimeZoneName};
+use crate::event::{Event, EventTime, TimeZoneName};
 
 /// Most lines a `recurrence` may hold, and most occurrences walked to find
 /// a bounded series' end; past it the series counts as endless (kept).
@@ -58,6 +68,16 @@ pub fn split_instance_id(id: &str) -> Option<(&str, &str)> {
     (shaped && !master.is_empty()).then_some((master, suffix))
 }
 
+impl Event {
+    /// Why this master's `recurrence` cannot be expanded, or `None` when it
+    /// can (or the row is not a master). Such a series is listed as its
+    /// master row in `singleEvents` windows and never retired, never
+    /// dropped; this says so to whoever reports on the mirror's health.
+    pub fn series_unreadable(&self) -> Option<Error> {
+        self.series().and_then(Result::err)
+    }
+}
+
 /// A series: its rule set anchored at the master's start, and the length
 /// of each occurrence.
 #[derive(Debug, Clone)]
@@ -67,6 +87,66 @@ pub struct Series {
     zone: Option<TimeZoneName>,
     length: Duration,
     bounded: bool,
+    /// A rule finer than daily: the `rrule` crate gives up on a rule after
+    /// 100 000 steps without an occurrence, which such a rule can reach
+    /// within a series' life, so its end is not trusted for retention.
+    sub_daily: bool,
+}
+
+/// Where a series is anchored: its start in its zone (UTC when it names
+/// none; all-day series recur as dates, anchored at midnight UTC).
+struct Anchor {
+    start: DateTime<Tz>,
+    zone: chrono_tz::Tz,
+    all_day: bool,
+    name: Option<TimeZoneName>,
+}
+
+impl Anchor {
+    fn of(start: &EventTime) -> Result<Self> {
+        match start {
+            EventTime::AllDay { date } => Ok(Self {
+                start: Tz::UTC.from_utc_datetime(&date.and_time(NaiveTime::MIN)),
+                zone: chrono_tz::UTC,
+                all_day: true,
+                name: None,
+            }),
+            EventTime::At { at, time_zone } => {
+                let zone = match time_zone {
+                    None => chrono_tz::UTC,
+                    Some(name) => name.as_str().parse::<chrono_tz::Tz>().map_err(|_| {
+                        Error::unprocessable(
+                            "timeZone",
+                            format!("{} is not an IANA time zone", name.as_str()),
+                        )
+                    })?,
+                };
+                Ok(Self {
+                    start: at.with_timezone(&Tz::Tz(zone)),
+                    zone,
+                    all_day: false,
+                    name: time_zone.clone(),
+                })
+            }
+        }
+    }
+
+    /// The series' start as wall-clock time in its zone.
+    fn wall_time(&self) -> NaiveTime {
+        self.start.with_timezone(&self.zone).time()
+    }
+}
+
+/// One parsed `recurrence` line.
+enum Line {
+    Rule {
+        exclude: bool,
+        rule: Box<RRule>,
+    },
+    Dates {
+        exclude: bool,
+        at: Vec<DateTime<Utc>>,
+    },
 }
 
 impl Series {
@@ -79,60 +159,58 @@ impl Series {
                 format!("at most {MAX_LINES} lines"),
             ));
         }
-        let (anchor, all_day, zone) = anchor(start)?;
-        let mut text = String::new();
+        let anchor = Anchor::of(start)?;
+        // RFC 5545 3.8.5.3: "The "DTSTART" property defines the first
+        // instance in the recurrence set", whether or not a rule produces it
+        // (a COUNT counts the rule's own occurrences). `limit` keeps a rule
+        // that never matches from spinning a request.
+        let mut set = RRuleSet::new(anchor.start).limit().rdate(anchor.start);
         let mut bounded = true;
-        let mut rules = 0;
+        let mut sub_daily = false;
+        let mut generates = false;
         for (index, line) in lines.iter().enumerate() {
-            let named = |why: String| {
+            let parsed = read_line(line, &anchor).map_err(|why| {
                 Error::unprocessable(
                     "recurrence",
                     format!("line {} ({line:?}): {why}", index + 1),
                 )
-            };
-            let upper = line.trim_start().to_ascii_uppercase();
-            let known = ["RRULE", "EXDATE", "RDATE", "EXRULE"]
-                .iter()
-                .any(|name| upper.starts_with(name));
-            if !known {
-                return Err(named("must be an RRULE, EXDATE or RDATE line".into()));
-            }
-            if upper.starts_with("EXRULE") {
-                // Deprecated in RFC 5545 and not accepted by Google.
-                return Err(named("EXRULE is not supported; use EXDATE".into()));
-            }
-            let normalized = normalize(line);
-            if upper.starts_with("RRULE") {
-                rules += 1;
-                if !(upper.contains("COUNT=") || upper.contains("UNTIL=")) {
-                    bounded = false;
+            })?;
+            set = match parsed {
+                Line::Rule {
+                    exclude: false,
+                    rule,
+                } => {
+                    generates = true;
+                    bounded &= rule.get_count().is_some() || rule.get_until().is_some();
+                    sub_daily |= matches!(
+                        rule.get_freq(),
+                        Frequency::Hourly | Frequency::Minutely | Frequency::Secondly
+                    );
+                    set.rrule(*rule)
                 }
-            }
-            // `rrule` parses a text that generates occurrences, so an
-            // EXDATE line is checked beside a one-off rule, to name it.
-            let alone = if upper.starts_with("EXDATE") {
-                format!("RRULE:FREQ=DAILY;COUNT=1\n{normalized}")
-            } else {
-                normalized.clone()
+                Line::Rule {
+                    exclude: true,
+                    rule,
+                } => set.exrule(*rule),
+                Line::Dates { exclude, at } => {
+                    generates |= !exclude;
+                    at.into_iter().fold(set, |set, at| {
+                        let at = at.with_timezone(&anchor.start.timezone());
+                        if exclude {
+                            set.exdate(at)
+                        } else {
+                            set.rdate(at)
+                        }
+                    })
+                }
             };
-            RRuleSet::new(anchor)
-                .set_from_string(&alone)
-                .map_err(|error| named(error.to_string()))?;
-            text.push_str(&normalized);
-            text.push('\n');
         }
-        let has_rdate = lines
-            .iter()
-            .any(|l| l.trim_start().to_ascii_uppercase().starts_with("RDATE"));
-        if rules == 0 && !has_rdate {
+        if !generates {
             return Err(Error::unprocessable(
                 "recurrence",
                 "needs an RRULE or RDATE line",
             ));
         }
-        let set = RRuleSet::new(anchor)
-            .set_from_string(text.trim_end())
-            .map_err(|error| Error::unprocessable("recurrence", error.to_string()))?;
         let length = match (start, end) {
             (EventTime::AllDay { date: s }, EventTime::AllDay { date: e }) => {
                 Duration::days((*e - *s).num_days().max(1))
@@ -141,10 +219,11 @@ impl Series {
         };
         Ok(Self {
             set,
-            all_day,
-            zone,
+            all_day: anchor.all_day,
+            zone: anchor.name,
             length,
             bounded,
+            sub_daily,
         })
     }
 
@@ -153,9 +232,15 @@ impl Series {
         self.bounded
     }
 
-    /// Occurrences in order, from the first.
+    /// Occurrences in order, from the first. An instant two lines produce
+    /// (an RDATE on a rule's date, DTSTART, two rules) is one occurrence.
     pub fn occurrences(&self) -> impl Iterator<Item = Occurrence> + '_ {
-        (&self.set).into_iter().map(|at| self.occurrence(at))
+        let mut last = None;
+        (&self.set)
+            .into_iter()
+            .map(|at| at.with_timezone(&Utc))
+            .filter(move |at| last.replace(*at) != Some(*at))
+            .map(|at| self.occurrence(at))
     }
 
     /// Occurrences that end after `from` and start before `until`, in order.
@@ -174,13 +259,13 @@ impl Series {
         let target = parse_suffix(suffix)?;
         self.occurrences()
             .take_while(|o| o.original_start.sort_key() <= target)
-            .find(|o| o.original_start.sort_key() == target)
+            .find(|o| o.suffix() == suffix)
     }
 
     /// When the last occurrence ends, or `None` for an endless series (or
-    /// one too long to walk).
+    /// one too long to walk, or with a rule finer than daily).
     pub fn last_end(&self) -> Option<DateTime<Utc>> {
-        if !self.bounded {
+        if !self.bounded || self.sub_daily {
             return None;
         }
         let mut last = None;
@@ -193,8 +278,7 @@ impl Series {
         last
     }
 
-    fn occurrence(&self, at: DateTime<Tz>) -> Occurrence {
-        let utc = at.with_timezone(&Utc);
+    fn occurrence(&self, utc: DateTime<Utc>) -> Occurrence {
         if self.all_day {
             let date = utc.date_naive();
             let end = date
@@ -215,52 +299,152 @@ impl Series {
     }
 }
 
-/// The series' anchor: the start in its zone (UTC when it names none), or
-/// an all-day start as midnight UTC (dates recur as dates).
-fn anchor(start: &EventTime) -> Result<(DateTime<Tz>, bool, Option<TimeZoneName>)> {
-    match start {
-        EventTime::AllDay { date } => Ok((
-            Tz::UTC.from_utc_datetime(&date.and_time(NaiveTime::MIN)),
-            true,
-            None,
-        )),
-        EventTime::At { at, time_zone } => {
-            let zone = match time_zone {
-                None => Tz::UTC,
-                Some(name) => name
-                    .as_str()
-                    .parse::<chrono_tz::Tz>()
-                    .map(Tz::Tz)
-                    .map_err(|_| {
-                        Error::unprocessable(
-                            "timeZone",
-                            format!("{} is not an IANA time zone", name.as_str()),
-                        )
-                    })?,
-            };
-            Ok((at.with_timezone(&zone), false, time_zone.clone()))
+/// Reads one line: `RRULE:`/`EXRULE:` and a rule, or
+/// `RDATE`/`EXDATE`, optional `TZID=`/`VALUE=` parameters, `:` and values.
+fn read_line(line: &str, anchor: &Anchor) -> std::result::Result<Line, String> {
+    let line = line.trim();
+    let (head, value) = line
+        .split_once(':')
+        .ok_or_else(|| "must be an RRULE, EXRULE, RDATE or EXDATE line".to_owned())?;
+    let mut params = head.split(';');
+    let name = params
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_uppercase();
+    match name.as_str() {
+        "RRULE" | "EXRULE" => {
+            if params.next().is_some() {
+                return Err(format!("{name} takes no parameters"));
+            }
+            let text = until_in_zone(value, anchor)?.to_ascii_uppercase();
+            let rule = text
+                .parse::<RRule<Unvalidated>>()
+                .and_then(|rule| rule.validate(anchor.start))
+                .map_err(|error| error.to_string())?;
+            Ok(Line::Rule {
+                exclude: name == "EXRULE",
+                rule: Box::new(rule),
+            })
         }
+        "RDATE" | "EXDATE" => Ok(Line::Dates {
+            exclude: name == "EXDATE",
+            at: date_values(params, value, anchor)?,
+        }),
+        _ => Err("must be an RRULE, EXRULE, RDATE or EXDATE line".into()),
     }
 }
 
-/// Google writes `UNTIL` as a date for all-day series and sometimes without
-/// a `Z`; RFC 5545 wants UTC when the start has a zone, as `rrule` checks.
-/// A date-only or floating `UNTIL` is read as the end of that day in UTC.
-fn normalize(line: &str) -> String {
-    let Some(at) = line.find("UNTIL=") else {
-        return line.to_owned();
-    };
-    let value_start = at + "UNTIL=".len();
-    let value_end = line[value_start..]
-        .find(';')
-        .map_or(line.len(), |i| value_start + i);
-    let value = &line[value_start..value_end];
-    let fixed = match value.len() {
-        8 if value.bytes().all(|b| b.is_ascii_digit()) => format!("{value}T235959Z"),
-        15 if !value.ends_with('Z') => format!("{value}Z"),
-        _ => return line.to_owned(),
-    };
-    format!("{}{fixed}{}", &line[..value_start], &line[value_end..])
+/// Rewrites a rule's `UNTIL` as the UTC instant Google reads it as. RFC
+/// 5545 3.3.10 wants UTC when the start has a zone (and the `rrule` crate
+/// insists), but Google also takes a date (the end of that day in the
+/// series' zone; all-day series write it so) or a floating time (that
+/// wall-clock time in the series' zone).
+fn until_in_zone(rule: &str, anchor: &Anchor) -> std::result::Result<String, String> {
+    let mut parts = Vec::new();
+    for part in rule.split(';') {
+        let Some((key, value)) = part.split_once('=') else {
+            parts.push(part.to_owned());
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("UNTIL") {
+            parts.push(part.to_owned());
+            continue;
+        }
+        let value = value.trim();
+        let until = parse_until(value, anchor.zone)
+            .ok_or_else(|| format!("UNTIL={value} is not a date or date-time"))?;
+        parts.push(format!("UNTIL={}", until.format("%Y%m%dT%H%M%SZ")));
+    }
+    Ok(parts.join(";"))
+}
+
+fn parse_until(value: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if let Some(text) = value.strip_suffix(['Z', 'z']) {
+        return parse_local(text).map(|local| local.and_utc());
+    }
+    if value.len() == 8 {
+        let day = NaiveDate::parse_from_str(value, "%Y%m%d").ok()?;
+        return resolve(zone, day.and_hms_opt(23, 59, 59)?);
+    }
+    resolve(zone, parse_local(value)?)
+}
+
+fn parse_local(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%S").ok()
+}
+
+/// The instants of an RDATE or EXDATE line. A floating value is wall-clock
+/// time in the `TZID` zone, else the series'; a UTC value (`Z`) is that
+/// instant. A date in a timed series is that date at the series' start
+/// time; in an all-day series every value is a date.
+fn date_values<'a>(
+    params: impl Iterator<Item = &'a str>,
+    values: &str,
+    anchor: &Anchor,
+) -> std::result::Result<Vec<DateTime<Utc>>, String> {
+    let mut zone = anchor.zone;
+    for param in params {
+        let (key, value) = param
+            .split_once('=')
+            .ok_or_else(|| format!("{param:?} is not a parameter"))?;
+        let value = value.trim().trim_matches('"');
+        match key.trim().to_ascii_uppercase().as_str() {
+            "TZID" => {
+                zone = value
+                    .parse::<chrono_tz::Tz>()
+                    .map_err(|_| format!("{value} is not an IANA time zone"))?;
+            }
+            "VALUE"
+                if ["DATE", "DATE-TIME"]
+                    .iter()
+                    .any(|v| value.eq_ignore_ascii_case(v)) => {}
+            _ => return Err(format!("{param:?} is not supported")),
+        }
+    }
+    let mut out = Vec::new();
+    for value in values.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let bad = || format!("{value} is not a date or date-time");
+        let at = if value.len() == 8 {
+            let day = NaiveDate::parse_from_str(value, "%Y%m%d").map_err(|_| bad())?;
+            if anchor.all_day {
+                day.and_time(NaiveTime::MIN).and_utc()
+            } else {
+                resolve(zone, day.and_time(anchor.wall_time())).ok_or_else(bad)?
+            }
+        } else {
+            let at = match value.strip_suffix(['Z', 'z']) {
+                Some(text) => parse_local(text).ok_or_else(bad)?.and_utc(),
+                None => resolve(zone, parse_local(value).ok_or_else(bad)?).ok_or_else(bad)?,
+            };
+            if anchor.all_day {
+                at.with_timezone(&zone)
+                    .date_naive()
+                    .and_time(NaiveTime::MIN)
+                    .and_utc()
+            } else {
+                at
+            }
+        };
+        out.push(at);
+    }
+    if out.is_empty() {
+        return Err("has no values".into());
+    }
+    Ok(out)
+}
+
+/// A wall-clock time in `zone`: a time a DST change skips is the hour
+/// after it, one it repeats is the earlier, as the `rrule` crate resolves
+/// the occurrences it generates.
+fn resolve(zone: chrono_tz::Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => Some(at.with_timezone(&Utc)),
+        LocalResult::None => zone
+            .from_local_datetime(&(local + Duration::hours(1)))
+            .earliest()
+            .map(|at| at.with_timezone(&Utc)),
+    }
 }
 
 fn parse_suffix(suffix: &str) -> Option<DateTime<Utc>> {
@@ -385,6 +569,177 @@ mod tests {
         );
         assert!(Series::new(&lines(&["FOO:BAR"]), &start, &start).is_err());
         assert!(Series::new(&lines(&["EXDATE:20260309T080000Z"]), &start, &start).is_err());
+    }
+
+    fn tokyo_eight(y: i32, m: u32, d: u32) -> EventTime {
+        let at = chrono_tz::Asia::Tokyo
+            .with_ymd_and_hms(y, m, d, 8, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        EventTime::at(at, Some(TimeZoneName::new("Asia/Tokyo").unwrap()))
+    }
+
+    fn suffixes(series: &Series) -> Vec<String> {
+        series.occurrences().take(100).map(|o| o.suffix()).collect()
+    }
+
+    #[test]
+    fn until_dates_and_floating_times_are_read_in_the_series_zone() {
+        let start = tokyo_eight(2030, 3, 1);
+        let daily = |until: &str| {
+            let line = format!("RRULE:FREQ=DAILY;UNTIL={until}");
+            suffixes(&Series::new(&lines(&[&line]), &start, &start).unwrap())
+        };
+        // Google lists five: the end of 5 March in Tokyo is before 6 March 08:00.
+        let five = [
+            "20300228T230000Z",
+            "20300301T230000Z",
+            "20300302T230000Z",
+            "20300303T230000Z",
+            "20300304T230000Z",
+        ];
+        assert_eq!(daily("20300305"), five);
+        // A floating time is wall-clock time in Tokyo, UTC only with a Z.
+        assert_eq!(daily("20300305T080000"), five);
+        assert_eq!(daily("20300305T075959"), five[..4]);
+        assert_eq!(daily("20300304T230000Z"), five);
+        assert_eq!(daily("20300304T225959Z"), five[..4]);
+    }
+
+    #[test]
+    fn exrule_takes_its_occurrences_out() {
+        let start = tokyo_eight(2030, 3, 1); // a Friday
+        let series = Series::new(
+            &lines(&["RRULE:FREQ=DAILY;COUNT=7", "EXRULE:FREQ=WEEKLY;BYDAY=SA,SU"]),
+            &start,
+            &start,
+        )
+        .unwrap();
+        assert_eq!(
+            suffixes(&series),
+            [
+                "20300228T230000Z",
+                "20300303T230000Z",
+                "20300304T230000Z",
+                "20300305T230000Z",
+                "20300306T230000Z"
+            ]
+        );
+        assert_eq!(
+            series.last_end(),
+            Some(Utc.with_ymd_and_hms(2030, 3, 6, 23, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn dtstart_is_the_first_instance_and_an_rdate_on_a_rule_date_counts_once() {
+        let start = tokyo_eight(2030, 3, 1); // a Friday; the rule says Mondays
+        let series = Series::new(
+            &lines(&[
+                "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=2",
+                "RDATE;TZID=Asia/Tokyo:20300304T080000,20300301T080000",
+                "RDATE:20300320T120000Z",
+            ]),
+            &start,
+            &start,
+        )
+        .unwrap();
+        assert_eq!(
+            suffixes(&series),
+            [
+                "20300228T230000Z",
+                "20300303T230000Z",
+                "20300310T230000Z",
+                "20300320T120000Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn floating_exdates_and_rdates_are_wall_clock_in_the_series_zone() {
+        // Not the machine's zone: these read the same wherever calsync runs.
+        let start = berlin_nine(2030, 3, 25);
+        let series = Series::new(
+            &lines(&[
+                "RRULE:FREQ=DAILY;COUNT=4",
+                "EXDATE:20300326T090000",
+                "EXDATE;TZID=America/New_York:20300327T040000",
+                "RDATE:20300331T023000",
+            ]),
+            &start,
+            &start,
+        )
+        .unwrap();
+        // 31 March 2030 02:30 does not exist in Berlin: the hour after it.
+        assert_eq!(
+            suffixes(&series),
+            ["20300325T080000Z", "20300328T080000Z", "20300331T013000Z"]
+        );
+    }
+
+    #[test]
+    fn a_date_on_a_timed_series_is_that_date_at_the_start_time() {
+        // Not documented by Google; read as the emulator reads it.
+        let start = tokyo_eight(2030, 3, 1);
+        let series = Series::new(
+            &lines(&[
+                "RRULE:FREQ=DAILY;COUNT=3",
+                "EXDATE;VALUE=DATE:20300302",
+                "RDATE;VALUE=DATE:20300310",
+            ]),
+            &start,
+            &start,
+        )
+        .unwrap();
+        assert_eq!(
+            suffixes(&series),
+            ["20300228T230000Z", "20300302T230000Z", "20300309T230000Z"]
+        );
+    }
+
+    #[test]
+    fn lines_calsync_cannot_expand_are_refused() {
+        let start = tokyo_eight(2030, 3, 1);
+        for bad in [
+            &["EXRULE:FREQ=WEEKLY;BYDAY=SA"][..],
+            &[
+                "RRULE:FREQ=DAILY",
+                "RDATE;VALUE=PERIOD:20300301T000000Z/PT1H",
+            ],
+            &["RRULE:FREQ=DAILY;UNTIL=2030"],
+            &["RRULE:FREQ=DAILY;UNTIL=20200101"],
+            &["RRULE;X-FOO=1:FREQ=DAILY"],
+            &["RDATE;TZID=Mars/Olympus:20300301T080000"],
+        ] {
+            let err = Series::new(&lines(bad), &start, &start).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Unprocessable {
+                        field: "recurrence",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_that_never_matches_ends_instead_of_spinning() {
+        let start = tokyo_eight(2030, 3, 1);
+        for (rule, last_end) in [
+            (
+                "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=2",
+                Some(start.sort_key()),
+            ),
+            // Finer than daily: the walk's end is not trusted, kept as endless.
+            ("RRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30;COUNT=2", None),
+        ] {
+            let series = Series::new(&lines(&[rule]), &start, &start).unwrap();
+            assert_eq!(suffixes(&series), ["20300228T230000Z"], "{rule}");
+            assert_eq!(series.last_end(), last_end, "{rule}");
+        }
     }
 
     #[test]

@@ -408,6 +408,11 @@ pub struct SyncState {
     pub lease_until: Option<DateTime<Utc>>,
     /// The `dirty_seq` the lease holder saw when it took the lease.
     pub lease_seen_seq: Option<i64>,
+    /// Since when Google has refused this principal's writes to the
+    /// calendar (403 `requiredAccessLevel`); `None` while writable.
+    pub read_only_since: Option<DateTime<Utc>>,
+    /// Google's words for the refusal.
+    pub read_only_reason: Option<String>,
 }
 
 impl SyncState {
@@ -428,7 +433,14 @@ impl SyncState {
             lease_owner: None,
             lease_until: None,
             lease_seen_seq: None,
+            read_only_since: None,
+            read_only_reason: None,
         }
+    }
+
+    /// Whether writes to the calendar wait for write access.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only_since.is_some()
     }
 
     pub fn is_dirty(&self) -> bool {

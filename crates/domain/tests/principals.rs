@@ -36,6 +36,7 @@ fn world(attendees_need_delegation: bool) -> World {
             base: Duration::from_secs(1),
             cap: Duration::from_secs(60),
             max_attempts: 2,
+            ..OutboxRetryPolicy::default()
         },
         ..ServicesConfig::new(
             WebhookSecret::new("test-secret-0123456789").unwrap(),

@@ -70,7 +70,13 @@ impl World {
             base: Duration::from_secs(1),
             cap: Duration::from_secs(60),
             max_attempts: 4,
+            read_only_probe: Duration::from_secs(300),
         })
+    }
+
+    /// [`World::events`] that records what refusals say about calendars.
+    fn events_with_states(&self) -> EventService {
+        self.events().with_calendar_states(self.store.clone())
     }
 
     fn secret(&self) -> WebhookSecret {
@@ -1372,4 +1378,269 @@ fn after_a_partial_patch_the_mirror_holds_googles_whole_event() {
         (Some("Renamed here"), Some("Room 9")),
         "the etag vouches for exactly this content"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Refusals Google keeps giving: read-only calendars and invitations.
+// ---------------------------------------------------------------------------
+
+fn read_only() -> Error {
+    Error::provider(
+        ProviderErrorKind::ReadOnly,
+        "patch: 403 requiredAccessLevel: You need to have writer access to this calendar.",
+    )
+}
+
+fn health(w: &World) -> calsync_domain::health::HealthReport {
+    block_on(
+        HealthService::new(
+            w.store.clone(),
+            w.clock.clone(),
+            HealthThresholds::default(),
+        )
+        .report(),
+    )
+    .0
+}
+
+#[test]
+fn a_read_only_calendar_makes_writes_wait_uncounted_and_a_landed_write_clears_it() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    let events = w.events_with_states();
+    block_on(events.update(event.id, &rename("shared"), None)).unwrap();
+    let first_refusal = w.now();
+    // Many more refusals than max_attempts (4): never a dead letter.
+    for probe in 0..6 {
+        w.google.fail_next(Some("patch"), read_only());
+        let report = block_on(events.drain_outbox("w", 10)).unwrap();
+        assert_eq!(
+            (report.retrying, report.dead_lettered),
+            (1, 0),
+            "probe {probe}"
+        );
+        let row = block_on(w.store.outbox_for_event(event.id))
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(row.attempts, 0, "a wait is not an attempt");
+        assert_eq!(row.state, OutboxState::Pending);
+        assert_eq!(
+            row.next_attempt_at,
+            w.now() + chrono::Duration::seconds(300),
+            "tried again after the probe interval"
+        );
+        assert_eq!(
+            block_on(events.drain_outbox("w", 10)).unwrap().total(),
+            0,
+            "nothing due before the probe"
+        );
+        let state = block_on(w.store.sync_state(&w.cal)).unwrap().unwrap();
+        assert_eq!(
+            state.read_only_since,
+            Some(first_refusal),
+            "the first refusal's time"
+        );
+        assert!(state.read_only_reason.unwrap().contains("writer access"));
+        w.clock.advance(Duration::from_secs(300));
+    }
+    let report = health(&w);
+    let issue = report
+        .issues
+        .iter()
+        .find(|i| i.code == "calendar_read_only")
+        .expect("health names the read-only calendar");
+    assert!(issue.message.contains(w.cal.as_str()), "{}", issue.message);
+    assert!(report.stats.calendars.iter().any(|c| c.read_only));
+    // Access is back: the probe lands and the mark goes.
+    assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().pushed, 1);
+    assert_eq!(google_copy(&w, &event).summary.as_deref(), Some("shared"));
+    assert!(
+        !block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .unwrap()
+            .is_read_only()
+    );
+    assert!(
+        !health(&w)
+            .issues
+            .iter()
+            .any(|i| i.code == "calendar_read_only"),
+        "the issue clears"
+    );
+}
+
+#[test]
+fn a_transient_failure_after_long_read_only_waits_still_has_all_its_attempts() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    let events = w.events_with_states();
+    block_on(events.update(event.id, &rename("later"), None)).unwrap();
+    for _ in 0..10 {
+        w.google.fail_next(Some("patch"), read_only());
+        block_on(events.drain_outbox("w", 10)).unwrap();
+        w.clock.advance(Duration::from_secs(300));
+    }
+    w.google.fail_next(Some("patch"), transient());
+    let report = block_on(events.drain_outbox("w", 10)).unwrap();
+    assert_eq!((report.retrying, report.dead_lettered), (1, 0));
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().pushed, 1);
+}
+
+/// An event mirrored from Google as an invitation organized elsewhere.
+fn invitation(w: &World, extra: serde_json::Value) -> calsync_domain::event::Event {
+    let mut remote = w.remote("inv01", 24);
+    remote.attendees = vec![
+        calsync_domain::event::Attendee::new(w.cal.as_str()).unwrap(),
+        calsync_domain::event::Attendee::new("boss@example.org").unwrap(),
+    ];
+    let mut google = serde_json::json!({
+        "id": "inv01",
+        "organizer": {"email": "boss@example.org"},
+        "attendees": [{"email": w.cal.as_str(), "self": true}, {"email": "boss@example.org"}],
+    });
+    if let (Some(google), serde_json::Value::Object(extra)) = (google.as_object_mut(), extra) {
+        google.extend(extra);
+    }
+    remote.google = Some(google);
+    w.google.put(&w.cal, remote);
+    block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    w.mirrored("inv01").unwrap()
+}
+
+#[test]
+fn an_invitation_takes_only_an_attendees_changes_up_front() {
+    let w = World::new();
+    let event = invitation(&w, serde_json::json!({}));
+    let events = w.events_with_states();
+    let err = block_on(events.update(event.id, &rename("mine"), None)).unwrap_err();
+    let Error::Unprocessable { field, reason } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*field, "summary");
+    assert!(
+        reason.contains("responseStatus") && reason.contains("reminders"),
+        "{reason}"
+    );
+    assert!(
+        block_on(w.store.outbox_for_event(event.id))
+            .unwrap()
+            .is_empty(),
+        "nothing queued"
+    );
+    // Its own RSVP is the attendee's to give.
+    let mut answered = event.attendees.clone();
+    answered[0].response_status = Some("accepted".into());
+    let rsvp = EventChanges {
+        attendees: Some(answered),
+        ..EventChanges::default()
+    };
+    block_on(events.update(event.id, &rsvp, None)).unwrap();
+    // A locked copy whose guests may modify: still not its main fields.
+    let w = World::new();
+    let event = invitation(
+        &w,
+        serde_json::json!({"guestsCanModify": true, "locked": true}),
+    );
+    let err = block_on(w.events().update(event.id, &rename("mine"), None)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unprocessable { field: "summary", reason } if reason.contains("locked")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_refusal_for_a_non_organizer_is_a_dead_letter_that_says_why_and_resyncs() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    let events = w.events_with_states();
+    block_on(events.update(event.id, &rename("stale mirror"), None)).unwrap();
+    let clean = block_on(w.store.sync_state(&w.cal))
+        .unwrap()
+        .unwrap_or_else(|| calsync_domain::sync::SyncState::new(w.cal.clone()));
+    w.google.fail_next(
+        Some("patch"),
+        Error::provider(
+            ProviderErrorKind::NotOrganizer,
+            "patch: 403 forbiddenForNonOrganizer: Shared properties can only be changed by the organizer of the event.",
+        ),
+    );
+    let report = block_on(events.drain_outbox("w", 10)).unwrap();
+    assert_eq!(
+        (report.dead_lettered, report.retrying),
+        (1, 0),
+        "retrying cannot help"
+    );
+    let row = block_on(w.store.outbox_for_event(event.id))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("organizer") && error.contains("retrying cannot help"),
+        "{error}"
+    );
+    assert_eq!(
+        block_on(w.store.get_event(event.id))
+            .unwrap()
+            .unwrap()
+            .push_state,
+        PushState::Failed
+    );
+    let state = block_on(w.store.sync_state(&w.cal)).unwrap().unwrap();
+    assert!(
+        state.dirty_seq > clean.dirty_seq,
+        "the mirror is synced again"
+    );
+}
+
+#[test]
+fn a_patch_switching_kinds_tells_the_provider_what_google_holds() {
+    let w = World::new();
+    let event = pushed_event(&w, NewEventFields::default());
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+    let all_day = EventChanges {
+        start: Some(EventTime::date(day)),
+        end: Some(EventTime::date(day.succ_opt().unwrap())),
+        ..EventChanges::default()
+    };
+    block_on(w.events().update(event.id, &all_day, None)).unwrap();
+    let row = block_on(w.store.outbox_for_event(event.id))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let intent = row.op.intent().unwrap();
+    assert_eq!(intent.base.start, Some(event.start.clone()), "timed before");
+    assert!(!intent.base.start.as_ref().unwrap().is_all_day());
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    let sent = w.google.patches().pop().unwrap();
+    assert_eq!(
+        sent.base.start,
+        Some(event.start.clone()),
+        "Google held a dateTime"
+    );
+    assert_eq!(sent.changes.start, all_day.start);
+    assert!(google_copy(&w, &event).start.unwrap().is_all_day());
+    // After a 412, the re-applied patch is based on Google's copy as read.
+    let pushed = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    let mut edited = google_copy(&w, &pushed);
+    edited.location = Some("Room 9".into());
+    w.google.put(&w.cal, edited);
+    let timed = EventChanges {
+        start: Some(event.start.clone()),
+        end: Some(event.end.clone()),
+        ..EventChanges::default()
+    };
+    block_on(w.events().update(event.id, &timed, None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    let again = w.google.patches().pop().unwrap();
+    assert!(again.base.start.unwrap().is_all_day());
+    assert_eq!(again.base.location, Some(Some("Room 9".into())));
 }

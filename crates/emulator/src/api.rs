@@ -10,6 +10,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::access::AccessRole;
 use crate::error::ApiError;
 use crate::event_types;
 use crate::listing::{InstancesParams, ListParams};
@@ -57,6 +58,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 )
                 .route("/calendars/{calendar}/events", web::get().to(admin_events))
                 .route("/calendars/{calendar}/access", web::post().to(admin_access))
+                .route("/calendars/{calendar}/roles", web::put().to(admin_set_role))
+                .route("/deleted-events", web::put().to(admin_set_purge))
+                .route("/pages", web::put().to(admin_set_pages))
                 .route("/faults", web::put().to(admin_set_faults))
                 .route("/quotas", web::put().to(admin_set_quotas))
                 .route("/faults", web::delete().to(admin_clear_faults))
@@ -89,10 +93,12 @@ enum Entry {
     ApplyThenDrop,
 }
 
-/// A call admitted by [`enter`]: how to answer it, and who makes it.
+/// A call admitted by [`enter`]: how to answer it, who makes it, and
+/// with what access role on the calendar it names (`owner` without one).
 struct Call {
     entry: Entry,
     principal: Principal,
+    role: AccessRole,
 }
 
 impl Call {
@@ -171,24 +177,41 @@ async fn enter(
             entry?
         }
     };
+    let mut role = AccessRole::Owner;
     if let Some(calendar) = calendar {
         let mut calendars = lock(&data.calendars);
-        if let Err(error) = calendars.reachable(calendar) {
+        role = calendars.roles.of(calendar, &principal.name);
+        let refusal = calendars.reachable(calendar).and_then(|()| {
+            if WRITES.contains(&op) && !role.can_write() {
+                Err(ApiError::required_access_level())
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = refusal {
             return match entry {
                 Entry::Answer => Err(error),
                 // A refused write whose answer is lost is just a lost answer.
                 Entry::Drop | Entry::ApplyThenDrop => Ok(Call {
                     entry: Entry::Drop,
                     principal,
+                    role,
                 }),
             };
         }
+        let now = chrono::Utc::now();
+        // Deleted events past the purge age are gone before the call looks.
+        calendars.purge(calendar, now);
         // Conferences requested by earlier calls are ready by now.
-        let settled = calendars.settle_conferences(calendar, chrono::Utc::now());
+        let settled = calendars.settle_conferences(calendar, now);
         drop(calendars);
         data.notify(settled);
     }
-    Ok(Call { entry, principal })
+    Ok(Call {
+        entry,
+        principal,
+        role,
+    })
 }
 
 /// A response whose body fails at once: the server aborts the connection,
@@ -366,7 +389,9 @@ async fn list(
             event_types: event_types::filter(repeated(&request, "eventTypes"))?,
             refused_with_sync_token: refused_with_sync_token(&query),
         };
-        let body = lock(&data.calendars).list(&path, &params)?;
+        let mut body = lock(&data.calendars).list(&path, &params)?;
+        // events.list `accessRole`: "The user's access role for this calendar."
+        body["accessRole"] = json!(call.role.as_str());
         Ok(HttpResponse::Ok().json(body))
     })
 }
@@ -398,7 +423,8 @@ async fn instances(
             time_max: time_param(&query, "timeMax")?,
             original_start,
         };
-        let body = lock(&data.calendars).instances(&path.0, &path.1, &params)?;
+        let mut body = lock(&data.calendars).instances(&path.0, &path.1, &params)?;
+        body["accessRole"] = json!(call.role.as_str());
         Ok(HttpResponse::Ok().json(body))
     })
 }
@@ -638,6 +664,53 @@ async fn admin_access(
     body: web::Json<AccessRequest>,
 ) -> Reply {
     emulator(&data).set_calendar_revoked(&path, body.revoked);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct RoleRequest {
+    principal: String,
+    role: AccessRole,
+}
+
+/// `PUT /emulator/calendars/{id}/roles {"principal": "ada@example.com",
+/// "role": "reader"}`: the principal's access role on the calendar
+/// (`freeBusyReader`, `reader`, `writer`, `owner`); principal `*` sets it
+/// for every principal without a role of its own.
+async fn admin_set_role(
+    data: Data,
+    path: web::Path<String>,
+    body: web::Json<RoleRequest>,
+) -> Reply {
+    emulator(&data).set_access_role(&path, &body.principal, body.role);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PurgeRequest {
+    #[serde(default)]
+    purge_after_ms: Option<u64>,
+}
+
+/// `PUT /emulator/deleted-events {"purgeAfterMs": 60000}`: deleted events
+/// are purged that long after their deletion; absent or null, never.
+async fn admin_set_purge(data: Data, body: web::Json<PurgeRequest>) -> Reply {
+    emulator(&data).set_deleted_event_purge_after(body.purge_after_ms.map(Duration::from_millis));
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PagesRequest {
+    #[serde(default)]
+    ragged_seed: Option<u64>,
+}
+
+/// `PUT /emulator/pages {"raggedSeed": 42}`: ragged paging with that seed
+/// (short and empty pages while more remain); absent or null, full pages.
+async fn admin_set_pages(data: Data, body: web::Json<PagesRequest>) -> Reply {
+    emulator(&data).set_ragged_pages(body.ragged_seed);
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -37,8 +37,15 @@ impl ApiError {
             "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" => "usageLimits",
             // As Google answers them (see `event_types::restricted`; the
             // service-account refusal as quoted in
-            // https://github.com/spatie/laravel-google-calendar/discussions/294).
-            "eventTypeRestriction" | "forbiddenForServiceAccounts" => "calendar",
+            // https://github.com/spatie/laravel-google-calendar/discussions/294;
+            // `forbiddenForNonOrganizer` as quoted in
+            // https://github.com/kewisch/gdata-provider/issues/426;
+            // `requiredAccessLevel` as apps quote Google's answer to a write
+            // on a calendar shared read-only).
+            "eventTypeRestriction"
+            | "forbiddenForServiceAccounts"
+            | "forbiddenForNonOrganizer"
+            | "requiredAccessLevel" => "calendar",
             _ => "global",
         }
     }
@@ -50,6 +57,26 @@ impl ApiError {
             403,
             "forbiddenForServiceAccounts",
             google_message("forbiddenForServiceAccounts").unwrap_or_default(),
+        )
+    }
+
+    /// The refusal of a write by a principal that may only read the
+    /// calendar (`reader` or `freeBusyReader` access role).
+    pub fn required_access_level() -> Self {
+        Self::new(
+            403,
+            "requiredAccessLevel",
+            google_message("requiredAccessLevel").unwrap_or_default(),
+        )
+    }
+
+    /// The refusal of a change an attendee may not make to their copy of
+    /// an event organized elsewhere (or to a locked event's main fields).
+    pub fn forbidden_for_non_organizer() -> Self {
+        Self::new(
+            403,
+            "forbiddenForNonOrganizer",
+            google_message("forbiddenForNonOrganizer").unwrap_or_default(),
         )
     }
 
@@ -89,6 +116,16 @@ pub fn google_message(reason: &str) -> Option<&'static str> {
         "forbiddenForServiceAccounts" => {
             "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority."
         }
+        // Google's answer to a change on an attendee's copy, as quoted in
+        // kewisch/gdata-provider issue 426.
+        "forbiddenForNonOrganizer" => {
+            "Shared properties can only be changed by the organizer of the event."
+        }
+        // Google's answer to a write on a calendar shared read-only, as
+        // apps quote it (e.g. phw198/OutlookGoogleCalendarSync matches on
+        // it); calendarList reference, accessRole `reader`: "Provides read
+        // access to the calendar".
+        "requiredAccessLevel" => "You need to have writer access to this calendar.",
         "backendError" => "Backend Error",
         "authError" => "Invalid Credentials",
         "notFound" => "Not Found",

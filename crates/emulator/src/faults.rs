@@ -87,7 +87,8 @@ impl Fault {
     }
 
     /// The error answered: Google's message for the reason where known
-    /// (`quotaExceeded`, `forbiddenForServiceAccounts`, the rate limits, ...),
+    /// (`quotaExceeded`, `forbiddenForServiceAccounts`, `requiredAccessLevel`,
+    /// `forbiddenForNonOrganizer`, the rate limits, ...),
     /// else `injected fault: <reason>`.
     pub fn to_error(&self) -> ApiError {
         let reason = self.reason();
@@ -237,6 +238,23 @@ mod tests {
                     "message": message}],
                 "code": 403, "message": message}})
         );
+        for (reason, message) in [
+            (
+                "requiredAccessLevel",
+                "You need to have writer access to this calendar.",
+            ),
+            (
+                "forbiddenForNonOrganizer",
+                "Shared properties can only be changed by the organizer of the event.",
+            ),
+        ] {
+            assert_eq!(
+                Fault::status(403).with_reason(reason).to_error().body(),
+                serde_json::json!({"error": {
+                    "errors": [{"domain": "calendar", "reason": reason, "message": message}],
+                    "code": 403, "message": message}})
+            );
+        }
         assert_eq!(Fault::status(429).to_error().message, "Rate Limit Exceeded");
         assert_eq!(
             Fault::status(409)

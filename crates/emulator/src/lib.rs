@@ -72,15 +72,49 @@
 //!   any other is answered as for an unknown channel (404 `notFound`,
 //!   "Channel '<id>' not found for project."). Google documents no such
 //!   rule either way; this is the conservative reading (see `state.rs`).
+//! - Recurring timed events need `start.timeZone` and `end.timeZone` (the
+//!   events reference: "For recurring events this field is required"): an
+//!   insert, patch or update whose resulting event recurs without one is
+//!   400 `required`, "Missing time zone definition for start time." (or
+//!   "end"). All-day series need none.
+//! - Patches merge as Google's do: nested objects key by key, arrays
+//!   replaced, an explicit `null` deletes. `start` or `end` holding both
+//!   `date` and `dateTime` afterwards is 400 `invalid`, "Invalid start
+//!   time." (or "end"). Updates replace the whole resource.
+//! - Access roles ([`Emulator::set_access_role`]): every principal is
+//!   `owner` unless set; a `reader` or `freeBusyReader` may read but its
+//!   writes are 403 `requiredAccessLevel`, "You need to have writer access
+//!   to this calendar.". The principal `*` stands for any principal
+//!   without a role of its own (calsync's static development token
+//!   included).
+//! - Invited copies (an `organizer` neither `self` nor the calendar) take
+//!   only the attendee's changes (their own response, `reminders`,
+//!   `colorId`, `transparency`, `extendedProperties.private`) unless
+//!   `guestsCanModify`; `locked` events keep `summary`, `description`,
+//!   `location`, `start`, `end` and `recurrence`. Other changes are 403
+//!   `forbiddenForNonOrganizer`, "Shared properties can only be changed by
+//!   the organizer of the event."; deleting the copy is allowed. The API
+//!   cannot set `organizer` or `locked` (read-only in the events
+//!   reference); [`Emulator::change`] seeds them.
+//! - Deleted events can be purged after an age
+//!   ([`EmulatorConfig::deleted_event_purge_after`], never by default):
+//!   then 404, gone from listings, the id still reserved (409), and sync
+//!   tokens from before the deletion 410.
+//! - Ragged paging ([`EmulatorConfig::ragged_pages_seed`], off by
+//!   default): pages short or empty while a `nextPageToken` says more
+//!   remain, as the events.list reference allows.
 
+mod access;
 mod api;
 mod conference;
 mod error;
 mod event_types;
 mod faults;
+mod invited;
 mod listing;
 mod notify;
 mod oauth;
+mod purge;
 mod quota;
 mod recurrence;
 mod series;
@@ -94,6 +128,7 @@ use actix_web::{App, HttpServer, web};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use access::{ANY_PRINCIPAL, AccessRole};
 pub use error::ApiError;
 use faults::FaultStats;
 pub use faults::{Fault, FaultPlan, ScheduledFault};
@@ -147,6 +182,19 @@ pub struct EmulatorConfig {
     /// service account acting as itself (an assertion without `sub`), as
     /// Google does without domain-wide delegation. Off by default.
     pub forbid_service_account_attendees: bool,
+    /// How long a deleted event stays (as `status: cancelled`) before it is
+    /// purged: then it is 404 to get and writes, gone from every listing,
+    /// its id still reserved (409 on insert), and a sync token from before
+    /// its deletion is 410. `None` (the default): kept for ever, as before.
+    /// Google keeps deleted events a while and publishes no age. Changed at
+    /// run time with [`Emulator::set_deleted_event_purge_after`].
+    pub deleted_event_purge_after: Option<std::time::Duration>,
+    /// Ragged paging: with a seed, list pages (events.list with or without
+    /// a sync token, events.instances) are sometimes short or empty while a
+    /// `nextPageToken` still says more remain, as Google's pages may be; no
+    /// event is skipped or repeated. `None` (the default): full pages.
+    /// Changed at run time with [`Emulator::set_ragged_pages`].
+    pub ragged_pages_seed: Option<u64>,
 }
 
 impl Default for EmulatorConfig {
@@ -158,6 +206,8 @@ impl Default for EmulatorConfig {
             per_project_per_minute: None,
             quota_window: std::time::Duration::from_secs(60),
             forbid_service_account_attendees: false,
+            deleted_event_purge_after: None,
+            ragged_pages_seed: None,
         }
     }
 }
@@ -268,11 +318,16 @@ impl Emulator {
             config.per_project_per_minute,
             config.quota_window,
         );
+        let calendars = Calendars {
+            purge_after: config.deleted_event_purge_after.map(purge_age),
+            ragged_seed: config.ragged_pages_seed,
+            ..Calendars::default()
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 verifying_key,
-                calendars: Mutex::new(Calendars::default()),
+                calendars: Mutex::new(calendars),
                 faults: Mutex::new(FaultPlan::default()),
                 fault_stats: Mutex::new(FaultStats::default()),
                 calls: Mutex::new(BTreeMap::new()),
@@ -409,9 +464,41 @@ impl Emulator {
         }
     }
 
-    /// Every event of a calendar as Google holds it, deleted ones included.
-    pub fn events(&self, calendar_id: &str) -> Vec<Value> {
+    /// Sets a principal's access role on a calendar; `principal` may be
+    /// [`ANY_PRINCIPAL`] (`*`), the role of every principal without one of
+    /// its own. Every principal is `owner` of every calendar unless set.
+    /// Below `writer`, inserts, patches, updates and deletes (occurrences'
+    /// included) answer 403 `requiredAccessLevel`, "You need to have writer
+    /// access to this calendar."; reads, watches and stops still work.
+    /// The principal is the one the crate docs describe: the token's `sub`,
+    /// else its `iss`, or with open auth an unissued bearer token itself.
+    /// [`Emulator::change`] is not subject to roles.
+    pub fn set_access_role(&self, calendar_id: &str, principal: &str, role: AccessRole) {
         lock(&self.inner.calendars)
+            .roles
+            .set(calendar_id, principal, role);
+    }
+
+    /// Sets (or with `None` turns off) the age at which deleted events are
+    /// purged (see [`EmulatorConfig::deleted_event_purge_after`]). Events
+    /// deleted longer ago are purged at the next call on their calendar.
+    pub fn set_deleted_event_purge_after(&self, age: Option<std::time::Duration>) {
+        lock(&self.inner.calendars).purge_after = age.map(purge_age);
+    }
+
+    /// Turns ragged paging on with a seed, or off with `None` (see
+    /// [`EmulatorConfig::ragged_pages_seed`]). Page tokens handed out
+    /// before stay valid.
+    pub fn set_ragged_pages(&self, seed: Option<u64>) {
+        lock(&self.inner.calendars).ragged_seed = seed;
+    }
+
+    /// Every event of a calendar as Google holds it, deleted ones included
+    /// (purged ones not).
+    pub fn events(&self, calendar_id: &str) -> Vec<Value> {
+        let mut calendars = lock(&self.inner.calendars);
+        calendars.purge(calendar_id, chrono::Utc::now());
+        calendars
             .events
             .get(calendar_id)
             .map(|events| {
@@ -454,6 +541,7 @@ impl Emulator {
     pub fn change(&self, calendar_id: &str, change: Change) -> Result<Value, ApiError> {
         let now = chrono::Utc::now();
         let mut calendars = lock(&self.inner.calendars);
+        calendars.purge(calendar_id, now);
         let (value, notifications) = match change {
             Change::Insert(body) => calendars.insert(calendar_id, body, now, ADMIN)?,
             Change::Patch { id, fields } => {
@@ -488,6 +576,11 @@ impl Emulator {
             self.inner.delivery.failed.load(Ordering::Relaxed),
         )
     }
+}
+
+/// A purge age as chrono counts it (an age too long for it is for ever, near enough).
+fn purge_age(age: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
 }
 
 /// A change made "in Google" by someone other than calsync.

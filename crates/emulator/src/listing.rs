@@ -105,19 +105,81 @@ fn page_size(max_results: Option<usize>) -> usize {
     max_results.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
-/// Page tokens are `p{high}_{position}`: the change sequence the first page
-/// saw, so later pages list the same snapshot of stored events, and where
-/// the next page starts (the last change sequence listed for stored
-/// events, an offset for expanded occurrences).
-fn parse_page_token(token: Option<&String>, seq: u64) -> Result<(u64, usize), ApiError> {
-    match token {
-        None => Ok((seq, 0)),
-        Some(token) => token
-            .strip_prefix('p')
-            .and_then(|rest| rest.split_once('_'))
-            .and_then(|(h, o)| Some((h.parse::<u64>().ok()?, o.parse::<usize>().ok()?)))
-            .ok_or_else(|| ApiError::bad_request("invalid", "Invalid page token value.")),
+/// Where a page starts: the change sequence the first page saw, so later
+/// pages list the same snapshot of stored events; the position (the last
+/// change sequence listed for stored events, an offset for expanded
+/// occurrences); and the page's number (0 for the first).
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    high: u64,
+    position: usize,
+    number: u64,
+}
+
+impl Cursor {
+    /// The next page's token: `p{high}_{position}_{number}`.
+    fn token(self, position: usize) -> String {
+        format!("p{}_{position}_{}", self.high, self.number + 1)
     }
+}
+
+/// Page tokens are `p{high}_{position}_{number}` (see [`Cursor`]).
+fn parse_page_token(token: Option<&String>, seq: u64) -> Result<Cursor, ApiError> {
+    let Some(token) = token else {
+        return Ok(Cursor {
+            high: seq,
+            position: 0,
+            number: 0,
+        });
+    };
+    let mut parts = token.strip_prefix('p').unwrap_or_default().split('_');
+    let mut next = || parts.next().and_then(|part| part.parse::<u64>().ok());
+    match (next(), next(), next()) {
+        (Some(high), Some(position), number) => Ok(Cursor {
+            high,
+            position: usize::try_from(position).unwrap_or(usize::MAX),
+            number: number.unwrap_or(0),
+        }),
+        _ => Err(ApiError::bad_request(
+            "invalid",
+            "Invalid page token value.",
+        )),
+    }
+}
+
+/// splitmix64: a well-mixed 64-bit hash of one word.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A page's size and whether, ending the listing, it still hands out a
+/// `nextPageToken` (to an empty last page). Full pages unless ragged
+/// paging is on. events.list reference, `maxResults`: "The number of
+/// events in the resulting page may be less than this value, or none at
+/// all, even if there are more events matching the query. Incomplete pages
+/// can be detected by a non-empty nextPageToken field in the response."
+/// With a seed, a quarter of
+/// the pages are empty, a quarter short, and a quarter of the last pages
+/// point to one more, empty, page; the same seed, page number and position
+/// give the same page, so a run can be repeated.
+fn ragged(seed: Option<u64>, cursor: Cursor, page_size: usize) -> (usize, bool) {
+    let Some(seed) = seed else {
+        return (page_size, false);
+    };
+    let position = u64::try_from(cursor.position).unwrap_or(u64::MAX);
+    let roll = mix(seed ^ mix(cursor.number) ^ mix(position.rotate_left(29)));
+    let size = match roll % 8 {
+        0 | 1 => 0,
+        2 | 3 if page_size > 1 => {
+            let below = u64::try_from(page_size - 1).unwrap_or(1);
+            usize::try_from(1 + (roll >> 8) % below).unwrap_or(1)
+        }
+        _ => page_size,
+    };
+    (size, (roll >> 40).is_multiple_of(4))
 }
 
 fn envelope(calendar_id: &str, high: u64, items: Vec<Value>) -> Value {
@@ -254,8 +316,15 @@ impl Calendars {
                     .strip_prefix('s')
                     .and_then(|rest| rest.split_once('_'))
                     .and_then(|(g, s)| Some((g.parse::<u64>().ok()?, s.parse::<u64>().ok()?)));
+                // A token from before a purged deletion cannot report it
+                // (see `purge`): the client must sync in full.
+                let purged = self.purged_seq.get(calendar_id).copied().unwrap_or(0);
                 match parsed {
-                    Some((generation, seq)) if generation == self.token_generation => Some(seq),
+                    Some((generation, seq))
+                        if generation == self.token_generation && seq >= purged =>
+                    {
+                        Some(seq)
+                    }
                     _ => {
                         return Err(ApiError::new(
                             410,
@@ -266,11 +335,11 @@ impl Calendars {
                 }
             }
         };
-        let (high, offset) = parse_page_token(params.page_token.as_ref(), self.seq)?;
+        let cursor = parse_page_token(params.page_token.as_ref(), self.seq)?;
+        let high = cursor.high;
         let show_deleted = since.is_some() || params.show_deleted.unwrap_or(false);
         if !params.single_events {
-            let after = u64::try_from(offset).unwrap_or(u64::MAX);
-            return Ok(self.list_stored(calendar_id, params, since, high, after, show_deleted));
+            return Ok(self.list_stored(calendar_id, params, since, cursor, show_deleted));
         }
         let mut changed: Vec<&StoredEvent> = self
             .events
@@ -327,21 +396,35 @@ impl Calendars {
         if by_start {
             items.sort_by_cached_key(Item::start_order);
         }
-        let page_size = page_size(params.max_results);
-        let more = items.len() > offset + page_size;
+        let (page, next) = self.page_of(items, cursor, params.max_results);
+        let mut body = envelope(calendar_id, high, page);
+        match next {
+            Some(token) => body["nextPageToken"] = json!(token),
+            None => body["nextSyncToken"] = json!(format!("s{}_{high}", self.token_generation)),
+        }
+        Ok(body)
+    }
+
+    /// One page of a listing by offset (expanded occurrences, instances)
+    /// and the next page's token, if more may remain.
+    fn page_of(
+        &self,
+        items: Vec<Item<'_>>,
+        cursor: Cursor,
+        max_results: Option<usize>,
+    ) -> (Vec<Value>, Option<String>) {
+        let offset = cursor.position;
+        let (size, trailing) = ragged(self.ragged_seed, cursor, page_size(max_results));
+        let remaining = items.len().saturating_sub(offset);
         let page: Vec<Value> = items
             .into_iter()
             .skip(offset)
-            .take(page_size)
+            .take(size)
             .map(Item::into_value)
             .collect();
-        let mut body = envelope(calendar_id, high, page);
-        if more {
-            body["nextPageToken"] = json!(format!("p{high}_{}", offset + page_size));
-        } else {
-            body["nextSyncToken"] = json!(format!("s{}_{high}", self.token_generation));
-        }
-        Ok(body)
+        let more = remaining > page.len() || (trailing && !page.is_empty());
+        let next = more.then(|| cursor.token(offset + page.len()));
+        (page, next)
     }
 
     /// `events.list` without `singleEvents`: stored events in change order,
@@ -354,10 +437,11 @@ impl Calendars {
         calendar_id: &str,
         params: &ListParams,
         since: Option<u64>,
-        high: u64,
-        after: u64,
+        cursor: Cursor,
         show_deleted: bool,
     ) -> Value {
+        let high = cursor.high;
+        let after = u64::try_from(cursor.position).unwrap_or(u64::MAX);
         let window = (params.time_min, params.time_max);
         let mut changed: Vec<&StoredEvent> = self
             .events
@@ -367,7 +451,7 @@ impl Calendars {
             .filter(|e| e.seq <= high && e.seq > after && since.is_none_or(|since| e.seq > since))
             .collect();
         changed.sort_unstable_by_key(|e| e.seq);
-        let page_size = page_size(params.max_results);
+        let (page_size, trailing) = ragged(self.ragged_seed, cursor, page_size(params.max_results));
         let (mut page, mut last, mut more) = (Vec::new(), after, false);
         for event in changed {
             if !event_types::matches(&params.event_types, &event.body) {
@@ -391,9 +475,11 @@ impl Calendars {
             last = event.seq;
             page.push(Item::Stored(event).into_value());
         }
+        more |= trailing && !page.is_empty();
         let mut body = envelope(calendar_id, high, page);
         if more {
-            body["nextPageToken"] = json!(format!("p{high}_{last}"));
+            let position = usize::try_from(last).unwrap_or(usize::MAX);
+            body["nextPageToken"] = json!(cursor.token(position));
         } else {
             body["nextSyncToken"] = json!(format!("s{}_{high}", self.token_generation));
         }
@@ -421,29 +507,22 @@ impl Calendars {
         if master.cancelled() {
             return Err(ApiError::new(410, "deleted", "Resource has been deleted"));
         }
-        let (high, offset) = parse_page_token(params.page_token.as_ref(), self.seq)?;
+        let cursor = parse_page_token(params.page_token.as_ref(), self.seq)?;
         let mut items = self.expand(
             calendar_id,
             master,
             &series,
             window,
             params.show_deleted,
-            high,
+            cursor.high,
         );
         if let Some(original) = params.original_start {
             items.retain(|i| i.original() == Some(original));
         }
-        let page_size = page_size(params.max_results);
-        let more = items.len() > offset + page_size;
-        let page: Vec<Value> = items
-            .into_iter()
-            .skip(offset)
-            .take(page_size)
-            .map(Item::into_value)
-            .collect();
-        let mut body = envelope(calendar_id, high, page);
-        if more {
-            body["nextPageToken"] = json!(format!("p{high}_{}", offset + page_size));
+        let (page, next) = self.page_of(items, cursor, params.max_results);
+        let mut body = envelope(calendar_id, cursor.high, page);
+        if let Some(token) = next {
+            body["nextPageToken"] = json!(token);
         }
         Ok(body)
     }

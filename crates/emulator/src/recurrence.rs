@@ -126,6 +126,15 @@ pub fn normalize_times(body: &mut Map<String, Value>) -> Result<(When, When), Ap
                 format!("Missing {field} time."),
             ));
         };
+        // Patch semantics merge into `start`/`end` (see `state::merge`), so
+        // `{"start": {"dateTime": ..}}` on an all-day event keeps its
+        // `date`: Google refuses the mix with 400 `invalid` "Invalid start
+        // time." (our field notes; the events reference: "date ... if this
+        // is an all-day event", "dateTime" otherwise, never both).
+        let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+        if has("date") && has("dateTime") {
+            return Err(invalid(format!("Invalid {field} time.")));
+        }
         let when = parse_when(value, field)?;
         zone_of(value, field)?;
         if let (When::Time(at), Some(text)) = (when, value.get("dateTime").and_then(Value::as_str))
@@ -146,6 +155,40 @@ pub fn normalize_times(body: &mut Map<String, Value>) -> Result<(When, When), Ap
         )),
         _ => Ok((start, end)),
     }
+}
+
+/// A recurring timed event needs a zone on both ends: the events
+/// reference says of `start.timeZone` and `end.timeZone` "For recurring
+/// events this field is required and specifies the time zone in which the
+/// recurrence is expanded", and Google answers its absence with 400
+/// `required` "Missing time zone definition for start time." (or "end").
+/// All-day series (`date`) need none. Checked on the event as written
+/// (after a patch's merge), for API writes only.
+pub fn require_zone(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let recurring = body
+        .get("recurrence")
+        .and_then(Value::as_array)
+        .is_some_and(|lines| !lines.is_empty());
+    if !recurring {
+        return Ok(());
+    }
+    for field in ["start", "end"] {
+        let Some(value) = body.get(field) else {
+            continue;
+        };
+        let timed = value.get("dateTime").is_some_and(|v| !v.is_null());
+        let zoned = value
+            .get("timeZone")
+            .and_then(Value::as_str)
+            .is_some_and(|zone| !zone.is_empty());
+        if timed && !zoned {
+            return Err(ApiError::bad_request(
+                "required",
+                format!("Missing time zone definition for {field} time."),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The span an event occupies, for `timeMin`/`timeMax` filtering.

@@ -9,10 +9,12 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 
+use crate::access::Roles;
 use crate::conference::Conferences;
 use crate::error::ApiError;
 use crate::event_types;
-use crate::recurrence::{Series, normalize_times};
+use crate::invited;
+use crate::recurrence::{Series, normalize_times, require_zone};
 
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -84,7 +86,19 @@ pub struct Calendars {
     pub base_url: String,
     /// Calendars our principal has lost access to (shared no more, deleted).
     pub revoked: HashSet<String>,
+    /// Access roles per calendar and principal (`owner` unless set).
+    pub roles: Roles,
     pub conferences: Conferences,
+    /// How long a deleted event stays before it is purged (`None`: for ever).
+    pub purge_after: Option<chrono::Duration>,
+    /// Ids of purged events, by calendar: still reserved for inserts.
+    pub purged: HashMap<String, HashSet<String>>,
+    /// The highest change sequence purged, by calendar: a sync token from
+    /// before it would miss a deletion, so it is answered 410.
+    pub purged_seq: HashMap<String, u64>,
+    /// The seed of ragged paging (short or empty pages while more remain),
+    /// `None` when pages are full.
+    pub ragged_seed: Option<u64>,
 }
 
 /// How a write is made.
@@ -247,8 +261,15 @@ impl Calendars {
             Some(id) => id.to_owned(),
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        // Deleted events keep their ids reserved.
-        if self.stored(calendar_id, &id).is_some() {
+        // Deleted events keep their ids reserved, purged ones too (field
+        // notes: a deleted id re-inserted is 409; Google documents no end to
+        // that reservation).
+        if self.stored(calendar_id, &id).is_some()
+            || self
+                .purged
+                .get(calendar_id)
+                .is_some_and(|ids| ids.contains(&id))
+        {
             return Err(ApiError::new(
                 409,
                 "duplicate",
@@ -258,6 +279,13 @@ impl Calendars {
         event_types::check_insert(&mut body, options.admin)?;
         Series::of(&body)?;
         if !options.admin {
+            require_zone(&body)?;
+            // Events reference: `organizer` is "Read-only, except when
+            // importing an event" and `locked` is read-only, so an API
+            // insert makes this calendar the organizer of an unlocked event.
+            // The admin handle seeds invited copies and locked events.
+            body.remove("organizer");
+            body.remove("locked");
             self.conferences.apply(
                 calendar_id,
                 &id,
@@ -331,6 +359,12 @@ impl Calendars {
         now: DateTime<Utc>,
         options: WriteOptions,
     ) -> Result<(Value, Vec<Notification>), ApiError> {
+        let mut changes = changes;
+        if !options.admin {
+            // Read-only fields (events reference): the stored ones stay.
+            changes.remove("organizer");
+            changes.remove("locked");
+        }
         let restoring = restores(&changes);
         let (old, _) = self.writable(calendar_id, event_id, if_match, restoring)?;
         if !options.admin {
@@ -357,6 +391,7 @@ impl Calendars {
                 "iCalUID",
                 "htmlLink",
                 "organizer",
+                "locked",
                 "recurringEventId",
                 "originalStartTime",
                 "birthdayProperties",
@@ -378,6 +413,15 @@ impl Calendars {
         normalize_times(&mut body)?;
         Series::of(&body)?;
         if !options.admin {
+            require_zone(&body)?;
+            // Conference data a version-0 write carries is not applied, so
+            // it is no change of the attendee's either.
+            let ignored: &[&str] = if options.conference_data_version == 0 {
+                &["conferenceData", "hangoutLink"]
+            } else {
+                &[]
+            };
+            invited::check_change(calendar_id, &old, &body, ignored)?;
             self.conferences.apply(
                 calendar_id,
                 event_id,
@@ -565,24 +609,32 @@ impl Calendars {
     }
 }
 
-/// Patch semantics: the fields given replace the stored ones, except that
-/// extended properties merge their keys, as Google does.
+/// Patch semantics as Google documents them (performance guide, "Patch
+/// (partial update)":
+/// https://developers.google.com/workspace/calendar/api/guides/performance#patch):
+/// fields given replace the stored ones, nested objects merge key by key
+/// (so `{"start": {"dateTime": ..}}` keeps `start.timeZone`, and
+/// extended properties merge their keys), arrays are replaced whole, and
+/// an explicit `null` deletes the field.
 fn merge(body: &mut Map<String, Value>, changes: Map<String, Value>) {
     for (key, value) in changes {
-        match (key.as_str(), body.get_mut("extendedProperties"), &value) {
-            ("extendedProperties", Some(Value::Object(existing)), Value::Object(incoming)) => {
-                for (scope, props) in incoming {
-                    match (existing.get_mut(scope), props) {
-                        (Some(Value::Object(have)), Value::Object(new)) => {
-                            have.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        }
-                        _ => {
-                            existing.insert(scope.clone(), props.clone());
-                        }
-                    }
+        match value {
+            Value::Null => {
+                body.remove(&key);
+            }
+            Value::Object(incoming) => {
+                // Merged into what is stored; into nothing when the stored
+                // value is absent or not an object, so nulls inside still
+                // only delete.
+                let slot = body.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(existing) = slot {
+                    merge(existing, incoming);
                 }
             }
-            _ => {
+            value => {
                 body.insert(key, value);
             }
         }

@@ -124,8 +124,8 @@ async fn weekly_series_with_a_moved_and_a_cancelled_occurrence() {
                 "id": "standup001",
                 "summary": "Stand-up",
                 "description": "Every Monday and Wednesday",
-                "start": {"dateTime": "2026-03-02T10:00:00Z"},
-                "end": {"dateTime": "2026-03-02T10:30:00Z"},
+                "start": {"dateTime": "2026-03-02T10:00:00Z", "timeZone": "UTC"},
+                "end": {"dateTime": "2026-03-02T10:30:00Z", "timeZone": "UTC"},
                 "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=20"],
                 "extendedProperties": {"private": {"entity_id": "7"}},
             })),
@@ -394,8 +394,8 @@ async fn events_instances_lists_one_series() {
         Some(json!({
             "id": "morning001",
             "summary": "Daily",
-            "start": {"dateTime": "2026-06-01T08:00:00Z"},
-            "end": {"dateTime": "2026-06-01T08:15:00Z"},
+            "start": {"dateTime": "2026-06-01T08:00:00Z", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-06-01T08:15:00Z", "timeZone": "UTC"},
             "recurrence": ["RRULE:FREQ=DAILY;COUNT=5"],
         })),
     )
@@ -812,8 +812,8 @@ async fn invalid_recurrence_is_refused() {
                 "POST",
                 "",
                 Some(json!({
-                    "start": {"dateTime": "2026-03-02T10:00:00Z"},
-                    "end": {"dateTime": "2026-03-02T11:00:00Z"},
+                    "start": {"dateTime": "2026-03-02T10:00:00Z", "timeZone": "UTC"},
+                    "end": {"dateTime": "2026-03-02T11:00:00Z", "timeZone": "UTC"},
                     "recurrence": recurrence,
                 })),
                 &[],
@@ -835,8 +835,8 @@ async fn invalid_recurrence_is_refused() {
         "",
         Some(json!({
             "id": "rrule00001",
-            "start": {"dateTime": "2026-03-02T10:00:00Z"},
-            "end": {"dateTime": "2026-03-02T11:00:00Z"},
+            "start": {"dateTime": "2026-03-02T10:00:00Z", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-03-02T11:00:00Z", "timeZone": "UTC"},
             "recurrence": ["RRULE:FREQ=DAILY;COUNT=2"],
         })),
     )

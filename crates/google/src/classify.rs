@@ -112,6 +112,15 @@ pub fn kind_for(op: Op, status: u16, reason: Option<&str>) -> ProviderErrorKind 
         // Usage limits spent ("Calendar usage limits exceeded", errors
         // guide): retrying within minutes cannot help, but it comes back.
         (403, Some("quotaExceeded" | "dailyLimitExceeded")) => K::QuotaExhausted,
+        // "You need to have writer access to this calendar": the principal
+        // may read but not write (its calendarList `accessRole` is
+        // `reader`), until someone changes the sharing. Not soon, but not
+        // for good either: writes wait.
+        (403, Some("requiredAccessLevel")) => K::ReadOnly,
+        // The event is an invited copy ("Shared properties can only be
+        // changed by the organizer of the event"), or a locked one: no
+        // retry of the same change can succeed.
+        (403, Some("forbiddenForNonOrganizer")) => K::NotOrganizer,
         (500..=599, _) => K::Transient,
         (409, _) => K::Duplicate,
         (412, _) => K::PreconditionFailed,
@@ -242,6 +251,22 @@ mod tests {
             K::Permanent
         );
         assert_eq!(kind_for(Op::List, 403, Some("forbidden")), K::Permanent);
+        assert_eq!(
+            kind_for(Op::Patch, 403, Some("requiredAccessLevel")),
+            K::ReadOnly
+        );
+        assert_eq!(
+            kind_for(Op::Insert, 403, Some("requiredAccessLevel")),
+            K::ReadOnly
+        );
+        assert_eq!(
+            kind_for(Op::Patch, 403, Some("forbiddenForNonOrganizer")),
+            K::NotOrganizer
+        );
+        assert_eq!(
+            kind_for(Op::Delete, 403, Some("forbiddenForNonOrganizer")),
+            K::NotOrganizer
+        );
         assert_eq!(kind_for(Op::List, 429, None), K::RateLimited);
         assert_eq!(kind_for(Op::List, 503, Some("backendError")), K::Transient);
         assert_eq!(kind_for(Op::List, 400, Some("invalid")), K::Permanent);

@@ -192,9 +192,56 @@ pub fn patch_body(changes: &EventChanges) -> api::Event {
 /// The JSON of [`patch_body`] as the request carries it: nulls stripped as
 /// the generated client strips them, so absent fields stay absent (a
 /// `null` would clear them at Google) while `""` and `[]` clear.
-pub fn patch_json(changes: &EventChanges) -> Result<serde_json::Value, serde_json::Error> {
+///
+/// Then the one place a `null` is sent on purpose: a start or end that
+/// switches between all-day and timed. Google's patch merges into nested
+/// objects ("patch semantics": only the fields in the body change, events
+/// reference, `events.patch`,
+/// <https://developers.google.com/workspace/calendar/api/v3/reference/events/patch>,
+/// and the performance guide's "Patch (partial update)"), so
+/// `{"start": {"dateTime": ..}}` on an all-day event keeps its
+/// `start.date`, and Google refuses the result with 400 `invalid`
+/// "Invalid start time". An explicit `null` clears a field: `"date": null`
+/// when a date becomes a dateTime, `"dateTime": null` and `"timeZone":
+/// null` when a dateTime becomes a date. Only where `base` (what Google
+/// holds, as far as calsync knows) is of the other kind or unknown: a base
+/// of the same kind gets no `null`.
+pub fn patch_json(
+    changes: &EventChanges,
+    base: &EventChanges,
+) -> Result<serde_json::Value, serde_json::Error> {
     let mut value = serde_json::to_value(patch_body(changes))?;
     google_calendar3::common::remove_json_null_values(&mut value);
+    for (field, new, old) in [
+        ("start", &changes.start, &base.start),
+        ("end", &changes.end, &base.end),
+    ] {
+        let Some(new) = new else {
+            continue;
+        };
+        // Unknown base (a row queued before bases were recorded): clear
+        // anyway; a `null` for a field Google does not hold is harmless.
+        if old
+            .as_ref()
+            .is_some_and(|old| new.is_all_day() == old.is_all_day())
+        {
+            continue;
+        }
+        let Some(time) = value
+            .get_mut(field)
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        let cleared: &[&str] = if new.is_all_day() {
+            &["dateTime", "timeZone"]
+        } else {
+            &["date"]
+        };
+        for key in cleared {
+            time.insert((*key).to_owned(), serde_json::Value::Null);
+        }
+    }
     Ok(value)
 }
 

@@ -124,8 +124,10 @@ impl CalendarProvider for GoogleCalendar {
     async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent, DomainError> {
         let url = &self.event_url(&call.calendar_id, &call.event_id, true);
         // As the generated client does: absent fields are left out, never
-        // sent as `null` (Google's patch would clear them).
-        let body = &crate::mapping::patch_json(&call.changes)
+        // sent as `null` (Google's patch would clear them), except the
+        // other kind of a start or end that switches between all-day and
+        // timed (see `patch_json`).
+        let body = &crate::mapping::patch_json(&call.changes, &call.base)
             .map(|value| value.to_string().into_bytes())
             .map_err(|error| {
                 DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))

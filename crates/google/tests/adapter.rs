@@ -198,6 +198,7 @@ async fn patches_and_deletes_send_a_real_if_match_and_only_the_changed_fields() 
             location: Some(None),
             ..EventChanges::default()
         },
+        base: EventChanges::default(),
         if_match,
     };
     let stale = Etag::new("\"0\"").unwrap();
@@ -328,6 +329,17 @@ async fn injected_faults_are_retried_or_failed_fast_as_classified() {
         (
             vec![Fault::status(400).with_reason("invalid")],
             Some(Kind::Permanent),
+            1,
+        ),
+        // Neither is helped by retrying soon: one call each.
+        (
+            vec![Fault::status(403).with_reason("requiredAccessLevel")],
+            Some(Kind::ReadOnly),
+            1,
+        ),
+        (
+            vec![Fault::status(403).with_reason("forbiddenForNonOrganizer")],
+            Some(Kind::NotOrganizer),
             1,
         ),
         (vec![Fault::status(404)], Some(Kind::ReconnectRequired), 1),

@@ -70,6 +70,7 @@ fn patch(id: &EventId, changes: EventChanges) -> PatchCall {
         calendar_id: cal(),
         event_id: id.clone(),
         changes,
+        base: EventChanges::default(),
         if_match: None,
     }
 }
@@ -431,5 +432,63 @@ async fn a_conference_made_in_google_survives_a_patch() {
         Some("https://meet.google.com/abc-defg-hij")
     );
     assert_eq!(emu.conferences_created(CAL), 0);
+    setup.emulator.stop().await;
+}
+
+/// One of `date` and `dateTime`, never both (a `null` counts as absent).
+fn kind_of(time: &Value) -> &'static str {
+    match (time["date"].is_null(), time["dateTime"].is_null()) {
+        (false, true) => "date",
+        (true, false) => "dateTime",
+        _ => panic!("both or neither of date and dateTime: {time}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_between_all_day_and_timed_replaces_the_other_kind() {
+    let setup = setup().await;
+    let google = adapter(&setup, fast_retries(3)).await;
+    let day = |d| EventTime::date(chrono::NaiveDate::from_ymd_opt(2026, 5, d).unwrap());
+    let at = |h| EventTime::at(Utc.with_ymd_and_hms(2026, 5, 4, h, 0, 0).unwrap(), berlin());
+    let mut event = meeting(false);
+    event.start = day(4);
+    event.end = day(5);
+    google.insert_event(&event).await.unwrap();
+    let id = event.google_event_id.clone();
+    let all_day = EventChanges {
+        start: Some(day(4)),
+        end: Some(day(5)),
+        ..EventChanges::default()
+    };
+    let timed = EventChanges {
+        start: Some(at(9)),
+        end: Some(at(10)),
+        ..EventChanges::default()
+    };
+    let to_timed = PatchCall {
+        base: all_day.clone(),
+        ..patch(&id, timed.clone())
+    };
+    let patched = google.patch_event(&to_timed).await.unwrap();
+    assert_eq!(patched.start, Some(at(9)));
+    let copy = stored(&setup.emulator.emulator.events(CAL), id.as_str()).unwrap();
+    assert_eq!(
+        (kind_of(&copy["start"]), kind_of(&copy["end"])),
+        ("dateTime", "dateTime"),
+        "{copy}"
+    );
+    let to_all_day = PatchCall {
+        base: timed,
+        ..patch(&id, all_day)
+    };
+    let patched = google.patch_event(&to_all_day).await.unwrap();
+    assert_eq!(patched.start, Some(day(4)));
+    let copy = stored(&setup.emulator.emulator.events(CAL), id.as_str()).unwrap();
+    assert_eq!(
+        (kind_of(&copy["start"]), kind_of(&copy["end"])),
+        ("date", "date"),
+        "{copy}"
+    );
+    assert!(copy["start"]["timeZone"].is_null(), "{copy}");
     setup.emulator.stop().await;
 }

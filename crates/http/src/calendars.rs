@@ -88,6 +88,12 @@ pub struct CalendarHealthDoc {
     last_error_at: Option<String>,
     error_count: u32,
     reconnect_required: bool,
+    /// Google refuses calsync's writes to this calendar (403
+    /// `requiredAccessLevel`); they wait until write access is granted.
+    read_only: bool,
+    #[schema(format = DateTime)]
+    read_only_since: Option<String>,
+    read_only_reason: Option<String>,
     active_channels: u64,
 }
 

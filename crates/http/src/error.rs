@@ -145,6 +145,13 @@ impl HttpError {
                     }
                     K::Duplicate => (StatusCode::CONFLICT, "duplicate_in_google"),
                     K::ReconnectRequired => (StatusCode::CONFLICT, "reconnect_required"),
+                    // Both are about the calendar's sharing or the event's
+                    // organizer, which the caller cannot fix by retrying.
+                    K::ReadOnly => (StatusCode::CONFLICT, "calendar_read_only"),
+                    K::NotOrganizer => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "forbidden_for_non_organizer",
+                    ),
                     K::SyncTokenExpired | K::Permanent => {
                         (StatusCode::BAD_GATEWAY, "google_refused")
                     }

@@ -76,6 +76,16 @@ pub struct CalendarHealthDoc {
     last_error_at: Option<String>,
     error_count: u32,
     reconnect_required: bool,
+    /// Google refuses calsync's writes to this calendar (403
+    /// `requiredAccessLevel`: the principal may only read it). Writes
+    /// wait, tried again every `CALSYNC_READ_ONLY_PROBE_SECS`, and the
+    /// mark clears when one lands.
+    read_only: bool,
+    /// Since the first refusal.
+    #[schema(format = DateTime)]
+    read_only_since: Option<String>,
+    /// Google's words for the refusal.
+    read_only_reason: Option<String>,
     active_channels: u64,
 }
 
@@ -84,7 +94,8 @@ pub struct CalendarHealthDoc {
 pub struct HealthIssueDoc {
     /// e.g. database_unreachable, no_active_channels, channels_lapsed,
     /// channels_expiring, never_synced, sync_stale, reconnect_required,
-    /// push_failures, push_conflicts, outbox_backlog
+    /// calendar_read_only, google_quota_exhausted, push_failures,
+    /// push_conflicts, outbox_backlog
     code: String,
     message: String,
 }

@@ -8,7 +8,8 @@ use crate::error::Result;
 
 use super::new::check_attendees;
 use super::types::{
-    Attendee, Event, EventStatus, EventTime, PushState, check_optional_text, check_span, limits,
+    Attendee, Event, EventStatus, EventTime, PushState, check_optional_text, check_series_zones,
+    check_span, limits,
 };
 
 /// Reads a present JSON `null` as `Some(None)` ("clear it") and leaves an
@@ -144,8 +145,11 @@ impl EventChanges {
     }
 
     /// Applies the changes to a copy of `event`, validating the result as a whole
-    /// (a new start must still precede the old end, and so on).
+    /// (a new start must still precede the old end, and so on), and the
+    /// change itself against what Google lets this calendar change
+    /// ([`super::copies::check_copy_change`]: invitations, locked copies).
     pub fn apply_to(&self, event: &Event, now: DateTime<Utc>) -> Result<Event> {
+        super::copies::check_copy_change(event, self)?;
         let mut next = event.clone();
         if let Some(summary) = &self.summary {
             check_optional_text("summary", summary.as_deref(), limits::SUMMARY_CHARS)?;
@@ -182,6 +186,13 @@ impl EventChanges {
         if next.is_master() && (self.recurrence.is_some() || self.start.is_some()) {
             // The rule is anchored at the start: both must still agree.
             crate::recurrence::Series::new(&next.recurrence, &next.start, &next.end)?;
+        }
+        if next.is_master()
+            && (self.recurrence.is_some() || self.start.is_some() || self.end.is_some())
+        {
+            // Judged on the series as it will be: a rule added to a
+            // zone-less event, or a series moved to a zone-less time.
+            check_series_zones(&next.start, &next.end)?;
         }
         if let Some(attendees) = &self.attendees {
             check_attendees(attendees)?;

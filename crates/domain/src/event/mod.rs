@@ -2,11 +2,13 @@
 //! ([`types`]), a new event ([`new`]), a change to one ([`changes`]).
 
 mod changes;
+mod copies;
 mod details;
 mod new;
 mod types;
 
 pub use changes::EventChanges;
+pub use copies::{CopyRights, check_copy_change};
 pub use details::{
     Conference, ConferenceStatus, EntryPoint, EventDetails, EventType, ReminderOverride, Reminders,
 };
@@ -204,6 +206,133 @@ mod tests {
         .unwrap();
         assert_eq!(renamed.summary.as_deref(), Some("Kick-off"));
         assert_eq!(renamed.push_state, PushState::Pending);
+    }
+
+    fn series(start: EventTime, end: EventTime, rule: &str) -> Result<NewEvent> {
+        NewEvent::new(
+            CalendarId::new("cal@example.com").unwrap(),
+            EntityRef::new("deal", "1").unwrap(),
+            start,
+            end,
+            NewEventFields {
+                recurrence: vec![rule.into()],
+                ..NewEventFields::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_timed_series_needs_a_zone_on_start_and_end() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let berlin = || Some(TimeZoneName::new("Europe/Berlin").unwrap());
+        let hour = chrono::Duration::hours(1);
+        let rule = "RRULE:FREQ=WEEKLY";
+        let err = series(EventTime::at(t, None), EventTime::at(t + hour, None), rule).unwrap_err();
+        let Error::Unprocessable { field, reason } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*field, "start.timeZone");
+        assert!(
+            reason.contains("required") || reason.contains("requires"),
+            "{reason}"
+        );
+        let err = series(
+            EventTime::at(t, berlin()),
+            EventTime::at(t + hour, None),
+            rule,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Unprocessable {
+                    field: "end.timeZone",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            series(
+                EventTime::at(t, berlin()),
+                EventTime::at(t + hour, berlin()),
+                rule
+            )
+            .is_ok()
+        );
+        assert!(
+            series(
+                EventTime::date(day(2026, 3, 2)),
+                EventTime::date(day(2026, 3, 3)),
+                "RRULE:FREQ=YEARLY"
+            )
+            .is_ok(),
+            "an all-day series needs no zone"
+        );
+        assert!(
+            new_event(EventTime::at(t, None), EventTime::at(t + hour, None)).is_ok(),
+            "a single event needs no zone"
+        );
+    }
+
+    #[test]
+    fn changes_are_judged_on_the_series_they_leave() {
+        let now = Utc::now();
+        let t = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let hour = chrono::Duration::hours(1);
+        let single = new_event(EventTime::at(t, None), EventTime::at(t + hour, None))
+            .unwrap()
+            .into_event(now);
+        let made_recurring = EventChanges {
+            recurrence: Some(vec!["RRULE:FREQ=DAILY".into()]),
+            ..EventChanges::default()
+        };
+        let err = made_recurring.apply_to(&single, now).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Unprocessable {
+                    field: "start.timeZone",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let zone = Some(TimeZoneName::new("Europe/Berlin").unwrap());
+        let zoned = EventChanges {
+            start: Some(EventTime::at(t, zone.clone())),
+            end: Some(EventTime::at(t + hour, zone.clone())),
+            ..made_recurring.clone()
+        };
+        let master = zoned.apply_to(&single, now).unwrap();
+        assert!(master.is_master());
+        let unzoned_move = EventChanges {
+            end: Some(EventTime::at(t + hour + hour, None)),
+            ..EventChanges::default()
+        };
+        let err = unzoned_move.apply_to(&master, now).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Unprocessable {
+                    field: "end.timeZone",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let ended = EventChanges {
+            recurrence: Some(vec![]),
+            start: Some(EventTime::at(t, None)),
+            ..EventChanges::default()
+        };
+        assert!(ended.apply_to(&master, now).is_ok(), "no longer a series");
+        let all_day = EventChanges {
+            start: Some(EventTime::date(day(2026, 3, 2))),
+            end: Some(EventTime::date(day(2026, 3, 3))),
+            ..EventChanges::default()
+        };
+        assert!(all_day.apply_to(&master, now).is_ok());
     }
 
     #[test]

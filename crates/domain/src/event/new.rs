@@ -8,7 +8,7 @@ use crate::ids::{CalendarId, EntityRef, EventId, LocalEventId};
 use super::details::{Conference, EventDetails, EventType};
 use super::types::{
     Attendee, Event, EventStatus, EventTime, PushState, check_email, check_optional_text,
-    check_span, limits,
+    check_series_zones, check_span, limits,
 };
 
 /// What a caller supplies to create an event; validated on construction.
@@ -67,6 +67,7 @@ impl NewEvent {
         check_attendees(&fields.attendees)?;
         if !fields.recurrence.is_empty() {
             crate::recurrence::Series::new(&fields.recurrence, &start, &end)?;
+            check_series_zones(&start, &end)?;
         }
         fields.details.check()?;
         let details = EventDetails {

@@ -156,6 +156,32 @@ pub fn check_span(start: &EventTime, end: &EventTime) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a recurring event's timed start and end name their time
+/// zone. Google's events reference says `start.timeZone` and
+/// `end.timeZone` are "required for recurring events" (it expands the
+/// series in that zone, across daylight-saving changes) and answers a
+/// series without one with 400 `required` "Missing time zone definition
+/// for start time"
+/// (<https://developers.google.com/workspace/calendar/api/v3/reference/events>).
+/// All-day series need none.
+pub fn check_series_zones(start: &EventTime, end: &EventTime) -> Result<()> {
+    for (field, time) in [("start.timeZone", start), ("end.timeZone", end)] {
+        if let EventTime::At {
+            time_zone: None, ..
+        } = time
+        {
+            return Err(Error::unprocessable(
+                field,
+                format!(
+                    "a recurring event's timed {} needs a timeZone (an IANA name such as Europe/Berlin): Google requires start.timeZone and end.timeZone for recurring events, to repeat them at the same wall-clock time across daylight-saving changes, and refuses the series without them",
+                    field.trim_end_matches(".timeZone")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {

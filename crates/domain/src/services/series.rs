@@ -197,10 +197,17 @@ pub async fn list_occurrences(
     }
 
     let none = HashSet::new();
-    let parsed: Vec<(&Event, Series)> = masters
-        .iter()
-        .filter_map(|m| m.series().and_then(Result::ok).map(|s| (m, s)))
-        .collect();
+    let mut parsed: Vec<(&Event, Series)> = Vec::with_capacity(masters.len());
+    for master in &masters {
+        match master.series() {
+            Some(Ok(series)) => parsed.push((master, series)),
+            // A line calsync cannot expand (`Event::series_unreadable`):
+            // the master is listed as stored, at its own start, in every
+            // window the series may overlap, rather than silently dropped.
+            Some(Err(_)) => rows.push(Listed::Row(master.clone())),
+            None => {}
+        }
+    }
     let mut streams: Vec<Stream<'_>> = parsed
         .iter()
         .map(|(master, series)| Stream {
@@ -486,5 +493,85 @@ impl EventService {
             },
             Err(error) => Err(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::TimeZone;
+    use futures_executor::block_on;
+
+    use super::*;
+    use crate::event::{EventTime, NewEvent, NewEventFields, TimeZoneName};
+    use crate::ids::EntityRef;
+    use crate::testing::MemoryStore;
+
+    fn series(store: &MemoryStore, summary: &str, lines: &[&str]) -> Event {
+        let zone = TimeZoneName::new("Asia/Tokyo").unwrap();
+        // 08:00 Tokyo on 1 March 2030.
+        let start = Utc.with_ymd_and_hms(2030, 2, 28, 23, 0, 0).unwrap();
+        let new = NewEvent::new(
+            CalendarId::new("team@example.com").unwrap(),
+            EntityRef::new("deal", "42").unwrap(),
+            EventTime::at(start, Some(zone.clone())),
+            EventTime::at(start + chrono::Duration::hours(1), Some(zone)),
+            NewEventFields {
+                summary: Some(summary.into()),
+                recurrence: vec!["RRULE:FREQ=DAILY".into()],
+                ..NewEventFields::default()
+            },
+        )
+        .unwrap();
+        let mut event = new.into_event(start);
+        // Written as Google would hand it over, past the write checks.
+        event.recurrence = lines.iter().map(|l| (*l).to_owned()).collect();
+        block_on(store.insert_with_outbox(&event, OutboxOp::Insert)).unwrap();
+        event
+    }
+
+    #[test]
+    fn an_unreadable_series_is_listed_as_its_master_row() {
+        let store = MemoryStore::new();
+        let readable = series(&store, "daily", &["RRULE:FREQ=DAILY;COUNT=3"]);
+        let unreadable = series(&store, "odd", &["RRULE:FREQ=FORTNIGHTLY"]);
+        assert!(readable.series_unreadable().is_none());
+        assert!(unreadable.series_unreadable().is_some());
+        let window = |from, until| OccurrenceQuery {
+            filter: EventQuery::default(),
+            from: Some(from),
+            until,
+            after: None,
+            limit: 100,
+        };
+        // A window a week later: the readable series has ended, the
+        // unreadable one may still run and is listed as stored.
+        let later = block_on(list_occurrences(
+            store.as_ref(),
+            &window(
+                Utc.with_ymd_and_hms(2030, 3, 8, 0, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2030, 3, 9, 0, 0, 0).unwrap(),
+            ),
+        ))
+        .unwrap();
+        assert_eq!(later.len(), 1, "{later:?}");
+        assert_eq!(later[0], Listed::Row(unreadable.clone()));
+        // The first day: the readable series' first occurrence, then the master row.
+        let first = block_on(list_occurrences(
+            store.as_ref(),
+            &window(
+                Utc.with_ymd_and_hms(2030, 2, 28, 0, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2030, 3, 1, 0, 0, 0).unwrap(),
+            ),
+        ))
+        .unwrap();
+        let ids: Vec<String> = first.iter().map(Listed::id).collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(ids.contains(&unreadable.id.to_string()), "{ids:?}");
+        assert!(
+            ids.contains(&format!("{}_20300228T230000Z", readable.id)),
+            "{ids:?}"
+        );
     }
 }

@@ -374,6 +374,7 @@ impl EventService {
             Ok(Verdict::Applied(remote)) => {
                 let receipt = receipt(remote, self.clock.now());
                 self.outbox.complete_outbox(entry, &receipt).await?;
+                self.writable_again(&event.calendar_id).await?;
                 Ok(PushOutcome::Pushed)
             }
             Ok(Verdict::Settled(settled, note)) => {
@@ -384,8 +385,61 @@ impl EventService {
                     PushOutcome::GoneAtGoogle
                 })
             }
-            Err(error) => self.record_failure(entry, &error).await,
+            Err(error) => {
+                let error = self.note_refusal(&event, error).await?;
+                self.record_failure(entry, &error).await
+            }
         }
+    }
+
+    /// What a refusal says about the calendar or the mirror, recorded
+    /// before the row's fate is decided; returns the error to record.
+    async fn note_refusal(&self, event: &Event, error: Error) -> Result<Error> {
+        match error.provider_kind() {
+            // The principal may read but not write the calendar (403
+            // `requiredAccessLevel`): health names it until a write lands.
+            Some(ProviderErrorKind::ReadOnly) => {
+                if let Some(states) = &self.states {
+                    states
+                        .mark_read_only(&event.calendar_id, &error.to_string(), self.clock.now())
+                        .await?;
+                }
+                Ok(error)
+            }
+            // 403 `forbiddenForNonOrganizer`: the mirror did not yet know
+            // the event is an invitation (or a locked copy) when the write
+            // was accepted. Retrying cannot help, so the row is given up
+            // with a message saying why, and the calendar is synced so
+            // the next such write is refused up front.
+            Some(ProviderErrorKind::NotOrganizer) => {
+                if let Some(states) = &self.states {
+                    states.mark_dirty(&event.calendar_id, false).await?;
+                }
+                Ok(Error::provider(
+                    ProviderErrorKind::NotOrganizer,
+                    format!(
+                        "Google refused the change: the event is an invitation organized from another calendar (or a locked copy), and only its organizer can change these fields; retrying cannot help. Change it in the organizer's calendar, or change only what an attendee may (its own responseStatus). Google said: {error}"
+                    ),
+                ))
+            }
+            _ => Ok(error),
+        }
+    }
+
+    /// A write to the calendar landed: if it was marked read-only, it is
+    /// writable again (the retried write was the probe).
+    async fn writable_again(&self, calendar_id: &crate::ids::CalendarId) -> Result<()> {
+        let Some(states) = &self.states else {
+            return Ok(());
+        };
+        if states
+            .sync_state(calendar_id)
+            .await?
+            .is_some_and(|state| state.is_read_only())
+        {
+            states.clear_read_only(calendar_id).await?;
+        }
+        Ok(())
     }
 
     /// The mirror row of an event Google deleted: cancelled, with the note.
@@ -468,6 +522,7 @@ impl EventService {
             calendar_id: event.calendar_id.clone(),
             event_id: event.google_event_id.clone(),
             changes: intent.changes.clone(),
+            base: intent.base.clone(),
             if_match: event.etag.clone(),
         };
         let refused = match self.provider.patch_event(&call).await {
@@ -516,6 +571,8 @@ impl EventService {
         changes.keep_responses_from(&remote.attendees);
         let again = PatchCall {
             changes,
+            // Google's copy as just read: what the patch now merges into.
+            base: current,
             if_match: remote.etag.clone(),
             ..call
         };
@@ -600,6 +657,14 @@ impl EventService {
         };
         let kind = error.provider_kind();
         let seed = u64::try_from(entry.id).unwrap_or_default();
+        if kind == Some(ProviderErrorKind::ReadOnly) {
+            // Write access comes back when someone changes the sharing:
+            // the write waits, tried again every probe interval (the try
+            // is the probe), and the wait is not an attempt.
+            let next = crate::later(self.clock.now(), self.retry.read_only_probe);
+            self.outbox.wait_outbox(entry, &message, next).await?;
+            return Ok(PushOutcome::Retrying { error: message });
+        }
         let delay = match kind {
             // Spent quota and unreachable calendars come back, in hours or
             // when a person reconnects: the write waits, never given up.

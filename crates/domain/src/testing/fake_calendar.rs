@@ -40,6 +40,8 @@ struct FakeState {
     max_ttl: Option<std::time::Duration>,
     /// Calendars this principal cannot reach: every call on them is a 404.
     unreachable: HashSet<CalendarId>,
+    /// Every patch asked for, refused ones included.
+    patches: Vec<PatchCall>,
 }
 
 /// Google Calendar in memory: sync tokens, paging, cancelled stubs, reserved
@@ -80,6 +82,11 @@ impl FakeCalendar {
             skip: successes,
             error,
         });
+    }
+
+    /// The patches asked for so far, in order, refused ones included.
+    pub fn patches(&self) -> Vec<PatchCall> {
+        lock(&self.state).patches.clone()
     }
 
     /// How many times `op` was called (failed calls included).
@@ -424,6 +431,7 @@ impl CalendarProvider for FakeCalendar {
     }
 
     async fn patch_event(&self, call: &PatchCall) -> Result<RemoteEvent> {
+        lock(&self.state).patches.push(call.clone());
         let mut next = {
             let state = self.enter("patch")?;
             if state.unreachable.contains(&call.calendar_id) {

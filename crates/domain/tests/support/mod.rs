@@ -104,4 +104,15 @@ impl SyncStateStore for GatedStates {
     async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
         self.inner.clear_reconnect_required(calendar_id).await
     }
+    async fn mark_read_only(
+        &self,
+        calendar_id: &CalendarId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.inner.mark_read_only(calendar_id, reason, now).await
+    }
+    async fn clear_read_only(&self, calendar_id: &CalendarId) -> Result<bool> {
+        self.inner.clear_read_only(calendar_id).await
+    }
 }

@@ -38,6 +38,32 @@ pub(super) async fn insert_event(conn: &mut Conn, row: &EventRow) -> DomainResul
     Ok(())
 }
 
+/// Cancels the live exceptions of a series whose master is cancelled: Google
+/// cancels them with their master ("Deleting a master cancels its
+/// exceptions"), and the mirror must not show occurrences of a deleted series
+/// while it waits for the sync that would report them.
+pub(super) async fn cancel_exceptions_of(
+    conn: &mut Conn,
+    master: &Event,
+    now: DateTime<Utc>,
+) -> DomainResult<u64> {
+    if !master.is_master() || master.status != EventStatus::Cancelled {
+        return Ok(0);
+    }
+    let cancelled = diesel::update(ev::table)
+        .filter(ev::calendar_id.eq(master.calendar_id.as_str()))
+        .filter(ev::recurring_event_id.eq(master.google_event_id.as_str()))
+        .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+        .set((
+            ev::status.eq(EventStatus::Cancelled.as_str()),
+            ev::updated_at.eq(micros(now)),
+        ))
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(cancelled as u64)
+}
+
 #[async_trait]
 impl EventStore for DieselStore {
     async fn get_event(&self, id: LocalEventId) -> DomainResult<Option<Event>> {
@@ -181,6 +207,7 @@ impl EventStore for DieselStore {
                     },
                 });
             }
+            cancel_exceptions_of(conn, event, event.updated_at).await?;
             enqueue(conn, event, &op).await
         })
     }
@@ -243,11 +270,21 @@ impl EventStore for DieselStore {
                 }
             }
             drop(known);
+            // After the upsert, so an exception the same page brought back
+            // to life is cancelled with its series rather than left live.
+            let cancelled_masters: Vec<Event> = changed
+                .iter()
+                .filter(|e| e.is_master() && e.status == EventStatus::Cancelled)
+                .cloned()
+                .collect();
             let rows: Vec<EventRow> = changed
                 .into_iter()
                 .map(|e| EventRow::from_event(e, run_id.clone()))
                 .collect();
             <D as Dialect>::upsert_events(conn, rows).await?;
+            for master in &cancelled_masters {
+                cancel_exceptions_of(conn, master, page.now).await?;
+            }
             // Rows rewritten above already carry the run id; stamp the rest.
             let unstamped: Vec<&str> = ids
                 .iter()

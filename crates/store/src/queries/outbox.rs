@@ -192,6 +192,30 @@ impl OutboxStore for DieselStore {
         })
     }
 
+    async fn wait_outbox(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            let no_owner: Option<&str> = None;
+            // As `retry_outbox`, but `attempts` stays: a wait is no attempt.
+            diesel::update(ob::table.find(entry.id))
+                .set((
+                    ob::last_error.eq(error),
+                    ob::next_attempt_at.eq(micros(next_attempt_at)),
+                    ob::lease_owner.eq(no_owner),
+                    ob::lease_until.eq(None::<DateTime<Utc>>),
+                    ob::updated_at.eq(micros(Utc::now())),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
     async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> DomainResult<()> {
         write_tx!(self, |conn| {
             let no_owner: Option<&str> = None;

@@ -237,6 +237,8 @@ pub(crate) struct SyncStateRow {
     lease_owner: Option<String>,
     lease_until: Option<DateTime<Utc>>,
     lease_seen_seq: Option<i64>,
+    read_only_since: Option<DateTime<Utc>>,
+    read_only_reason: Option<String>,
 }
 
 impl SyncStateRow {
@@ -257,6 +259,8 @@ impl SyncStateRow {
             lease_owner: self.lease_owner,
             lease_seen_seq: self.lease_seen_seq,
             lease_until: self.lease_until,
+            read_only_since: self.read_only_since,
+            read_only_reason: self.read_only_reason,
         })
     }
 }

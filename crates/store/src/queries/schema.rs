@@ -81,6 +81,8 @@ diesel::table! {
         lease_owner -> Nullable<Text>,
         lease_until -> Nullable<Ts>,
         lease_seen_seq -> Nullable<BigInt>,
+        read_only_since -> Nullable<Ts>,
+        read_only_reason -> Nullable<Text>,
     }
 }
 

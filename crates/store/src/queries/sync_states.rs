@@ -296,6 +296,45 @@ impl SyncStateStore for DieselStore {
         })
     }
 
+    async fn mark_read_only(
+        &self,
+        calendar_id: &CalendarId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        write_tx!(self, |conn| {
+            ensure_sync_state(conn, calendar_id).await?;
+            diesel::update(ss::table.find(calendar_id.as_str()))
+                .set(ss::read_only_reason.eq(reason))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            // The first refusal's time stays: `since` is when writing stopped.
+            diesel::update(ss::table.find(calendar_id.as_str()))
+                .filter(ss::read_only_since.is_null())
+                .set(ss::read_only_since.eq(micros(now)))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    async fn clear_read_only(&self, calendar_id: &CalendarId) -> DomainResult<bool> {
+        write_tx!(self, |conn| {
+            let cleared = diesel::update(ss::table.find(calendar_id.as_str()))
+                .filter(ss::read_only_since.is_not_null())
+                .set((
+                    ss::read_only_since.eq(None::<DateTime<Utc>>),
+                    ss::read_only_reason.eq(None::<String>),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(cleared > 0)
+        })
+    }
+
     async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> DomainResult<()> {
         write_tx!(self, |conn| {
             ensure_sync_state(conn, calendar_id).await?;

@@ -104,10 +104,13 @@ contract!(
         retention_keeps_series_while_they_run,
         an_exception_whose_master_is_retired_follows_it,
         a_cancelled_occurrence_is_stored_from_a_page,
+        a_cancelled_master_cancels_its_exceptions,
         a_managed_calendar_is_upserted_and_read_back,
         a_managed_calendar_without_a_subject_round_trips,
         managed_calendars_are_listed_by_id,
         deleting_a_managed_calendar_reports_whether_it_was_there,
+        a_wait_is_no_attempt,
+        a_read_only_mark_keeps_its_first_time_until_cleared,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>

@@ -15,6 +15,7 @@ const FAULT_KINDS: &[&str] = &[
     "429",
     "403 rateLimitExceeded",
     "403 userRateLimitExceeded",
+    "403 requiredAccessLevel",
     "latency",
     "drop",
     "applyThenDrop",
@@ -22,6 +23,8 @@ const FAULT_KINDS: &[&str] = &[
     "mixed",
 ];
 const FAULT_OPS: &[&str] = &["list", "get", "insert", "patch", "delete"];
+/// The calls a reader may not make: a read-only spell refuses only writes.
+const WRITE_OPS: &[&str] = &["insert", "patch", "delete"];
 
 pub(super) fn fault(kind: &str, rng: &mut Rng) -> Value {
     match kind {
@@ -31,6 +34,9 @@ pub(super) fn fault(kind: &str, rng: &mut Rng) -> Value {
         "403 userRateLimitExceeded" => {
             json!({ "status": 403, "reason": "userRateLimitExceeded" })
         }
+        // The calendar turned read-only for a while (someone changed its
+        // sharing): writes must wait for access, never be dead-lettered.
+        "403 requiredAccessLevel" => json!({ "status": 403, "reason": "requiredAccessLevel" }),
         "drop" => json!({ "drop": true }),
         "applyThenDrop" => json!({ "applyThenDrop": true }),
         _ => json!({ "status": 503 }),
@@ -52,6 +58,12 @@ pub(super) fn fault_plan(kind: &str, rng: &mut Rng) -> Value {
             .map(|k| fault(k, rng))
             .collect();
             json!({ "probability": 0.25, "random": random, "latencyMs": rng.range(0, 300) })
+        }
+        "403 requiredAccessLevel" => {
+            let mut scheduled = fault(kind, rng);
+            scheduled["count"] = json!(rng.range(1, 6));
+            scheduled["op"] = json!(rng.pick(WRITE_OPS).copied().unwrap_or("patch"));
+            json!({ "schedule": [scheduled] })
         }
         _ if rng.chance(0.5) => {
             let mut scheduled = fault(kind, rng);
@@ -78,8 +90,15 @@ pub(super) async fn fault_pause(shared: &Shared, millis: u64) {
 /// Sets a fault plan of a random kind for a few seconds, clears it for a
 /// few, and so on; sometimes invalidates every sync token instead.
 pub async fn faults(shared: Arc<Shared>, mut rng: Rng) {
+    // Kinds are dealt from a shuffled deck, so every kind fires once before
+    // any fires twice: a short run still meets each of them.
+    let mut deck: Vec<&str> = Vec::new();
     while !shared.faults_stopped() {
-        let kind = rng.pick(FAULT_KINDS).copied().unwrap_or("503");
+        if deck.is_empty() {
+            deck = FAULT_KINDS.to_vec();
+        }
+        let index = rng.range(0, deck.len() as u64) as usize;
+        let kind = deck.swap_remove(index);
         if kind == "sync-token invalidation" {
             if let Ok(reply) = shared.admin("POST", "/sync-tokens/invalidate", None).await
                 && reply.status < 300

@@ -254,7 +254,9 @@ impl Shared {
                         || (reply.status == 403
                             && matches!(
                                 reply.reason(),
-                                "rateLimitExceeded" | "userRateLimitExceeded"
+                                "rateLimitExceeded"
+                                    | "userRateLimitExceeded"
+                                    | "requiredAccessLevel"
                             )) =>
                 {
                     last = reply.brief();

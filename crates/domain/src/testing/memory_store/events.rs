@@ -142,12 +142,14 @@ impl EventStore for MemoryStore {
             });
         }
         state.events.insert(event.id, stored(event));
+        state.cancel_exceptions_of(event, event.updated_at);
         Ok(state.push_outbox(event, op))
     }
 
     async fn apply_sync_page(&self, page: &SyncPage) -> Result<PageOutcome> {
         let mut state = lock(&self.state);
         let mut outcome = PageOutcome::default();
+        let mut cancelled_masters = Vec::new();
         for incoming in &page.events {
             let key = (page.calendar_id.clone(), incoming.id.clone());
             let existing = state
@@ -169,6 +171,9 @@ impl EventStore for MemoryStore {
                     let id = event.id;
                     state.by_google_id.insert(key, id);
                     state.events.insert(id, stored(&event));
+                    if event.is_master() && event.status == EventStatus::Cancelled {
+                        cancelled_masters.push(*event);
+                    }
                     Some(id)
                 }
                 ApplyDecision::Unchanged | ApplyDecision::Skip(_) => existing.map(|e| e.id),
@@ -176,6 +181,9 @@ impl EventStore for MemoryStore {
             if let (SyncRun::Full { run_id, .. }, Some(id)) = (&page.run, stored_id) {
                 state.seen_in_run.insert(id, run_id.clone());
             }
+        }
+        for master in &cancelled_masters {
+            state.cancel_exceptions_of(master, page.now);
         }
         if let Some(completion) = &page.completion {
             if let SyncRun::Full { run_id, started_at } = &page.run {

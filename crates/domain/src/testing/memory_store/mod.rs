@@ -93,6 +93,22 @@ impl StoreState {
         Ok(self.push_outbox(event, op))
     }
 
+    /// As the Diesel store: a cancelled master cancels its live exceptions.
+    fn cancel_exceptions_of(&mut self, master: &Event, now: DateTime<Utc>) {
+        if !master.is_master() || master.status != crate::event::EventStatus::Cancelled {
+            return;
+        }
+        for event in self.events.values_mut() {
+            if event.calendar_id == master.calendar_id
+                && event.recurring_event_id.as_ref() == Some(&master.google_event_id)
+                && event.status != crate::event::EventStatus::Cancelled
+            {
+                event.status = crate::event::EventStatus::Cancelled;
+                event.updated_at = micros(now);
+            }
+        }
+    }
+
     fn push_outbox(&mut self, event: &Event, op: OutboxOp) -> OutboxEntry {
         self.next_outbox_id += 1;
         let entry = OutboxEntry {

@@ -132,6 +132,21 @@ impl OutboxStore for MemoryStore {
         Ok(())
     }
 
+    async fn wait_outbox(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut state = lock(&self.state);
+        let row = state.leased_outbox(entry)?;
+        row.entry.last_error = Some(error.to_owned());
+        row.entry.next_attempt_at = micros(next_attempt_at);
+        row.lease_owner = None;
+        row.lease_until = None;
+        Ok(())
+    }
+
     async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> Result<()> {
         let mut state = lock(&self.state);
         let row = state.leased_outbox(entry)?;

@@ -146,6 +146,28 @@ impl SyncStateStore for MemoryStore {
         s.full_sync_requested = true;
         Ok(())
     }
+
+    async fn mark_read_only(
+        &self,
+        calendar_id: &CalendarId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut state = lock(&self.state);
+        let s = state.state_mut(calendar_id);
+        s.read_only_since.get_or_insert(micros(now));
+        s.read_only_reason = Some(reason.to_owned());
+        Ok(())
+    }
+
+    async fn clear_read_only(&self, calendar_id: &CalendarId) -> Result<bool> {
+        let mut state = lock(&self.state);
+        let Some(s) = state.sync_states.get_mut(calendar_id) else {
+            return Ok(false);
+        };
+        s.read_only_reason = None;
+        Ok(s.read_only_since.take().is_some())
+    }
 }
 
 fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>) -> SyncLease {

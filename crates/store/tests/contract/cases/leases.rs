@@ -281,3 +281,84 @@ pub async fn a_rest_holds_only_a_follow_up_and_says_when_it_ends(store: &Arc<dyn
         .await
         .unwrap();
 }
+
+pub async fn a_read_only_mark_keeps_its_first_time_until_cleared(store: &Arc<dyn Store>) {
+    let other = CalendarId::new("other@example.com").unwrap();
+    assert!(
+        !store.clear_read_only(&cal()).await.unwrap(),
+        "nothing to clear on an unknown calendar"
+    );
+    store
+        .mark_read_only(&cal(), "You need to have writer access", now())
+        .await
+        .unwrap();
+    store.mark_dirty(&other, false).await.unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(state.is_read_only());
+    assert_eq!(state.read_only_since, Some(now()));
+    assert_eq!(
+        state.read_only_reason.as_deref(),
+        Some("You need to have writer access")
+    );
+    // A later refusal keeps when writing stopped, and Google's latest words.
+    store
+        .mark_read_only(&cal(), "still read-only", now() + Duration::minutes(5))
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert_eq!(state.read_only_since, Some(now()));
+    assert_eq!(state.read_only_reason.as_deref(), Some("still read-only"));
+    assert!(
+        !store
+            .sync_state(&other)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_read_only()
+    );
+    // Syncing is not affected: the calendar is still leased when dirty.
+    store.mark_dirty(&cal(), false).await.unwrap();
+    let leased: Vec<CalendarId> = [
+        store
+            .lease_dirty("a", now(), now() + Duration::seconds(30))
+            .await
+            .unwrap(),
+        store
+            .lease_dirty("b", now(), now() + Duration::seconds(30))
+            .await
+            .unwrap(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|lease| lease.calendar_id)
+    .collect();
+    assert!(leased.contains(&cal()), "{leased:?}");
+    // Health shows it per calendar.
+    let stats = store
+        .health_stats(now(), now() + Duration::hours(1))
+        .await
+        .unwrap();
+    let health = stats
+        .calendars
+        .iter()
+        .find(|c| c.calendar_id == cal())
+        .unwrap();
+    assert!(health.read_only);
+    assert_eq!(health.read_only_since, Some(now()));
+    assert!(
+        !stats
+            .calendars
+            .iter()
+            .find(|c| c.calendar_id == other)
+            .unwrap()
+            .read_only
+    );
+    assert!(store.clear_read_only(&cal()).await.unwrap());
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(!state.is_read_only());
+    assert_eq!(state.read_only_reason, None);
+    assert!(
+        !store.clear_read_only(&cal()).await.unwrap(),
+        "cleared once"
+    );
+}

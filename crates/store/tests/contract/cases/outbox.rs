@@ -308,3 +308,52 @@ pub async fn a_completed_push_takes_googles_whole_event(store: &Arc<dyn Store>) 
         "local writers are not disturbed"
     );
 }
+
+pub async fn a_wait_is_no_attempt(store: &Arc<dyn Store>) {
+    let event = local_event("1", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let claim = |at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_outbox("w", at, at + Duration::seconds(30), 10)
+                .await
+                .unwrap()
+        }
+    };
+    let first = claim(now()).await.remove(0);
+    store
+        .retry_outbox(&first, "503 backendError", now())
+        .await
+        .unwrap();
+    let mut row = claim(now()).await.remove(0);
+    assert_eq!(row.attempts, 1);
+    let mut probe_at = now();
+    for _ in 0..3 {
+        probe_at += Duration::minutes(5);
+        store
+            .wait_outbox(&row, "403 requiredAccessLevel", probe_at)
+            .await
+            .unwrap();
+        assert!(
+            claim(probe_at - Duration::seconds(1)).await.is_empty(),
+            "not due before the probe"
+        );
+        row = claim(probe_at).await.remove(0);
+    }
+    let probed = row;
+    assert_eq!(
+        (probed.attempts, probed.last_error.as_deref()),
+        (1, Some("403 requiredAccessLevel")),
+        "three waits, still one attempt"
+    );
+    assert_eq!(probed.next_attempt_at, probe_at);
+    assert_eq!(probed.state, OutboxState::Pending);
+    assert_eq!(
+        store.get_event(event.id).await.unwrap().unwrap().push_state,
+        PushState::Pending
+    );
+}

@@ -411,7 +411,8 @@ pub async fn retention_keeps_series_while_they_run(store: &Arc<dyn Store>) {
         .apply_sync_page(&page(vec![orphan.clone()], SyncRun::Incremental, None))
         .await
         .unwrap();
-    // Google cancels the endless series: its old exception goes with it.
+    // Google cancels the endless series: its old exception goes with it,
+    // at once (a cancelled master cancels its exceptions).
     let mut gone = RemoteEvent::cancelled_stub(EventId::new("endless1").unwrap());
     gone.updated = Some(now());
     store
@@ -419,12 +420,12 @@ pub async fn retention_keeps_series_while_they_run(store: &Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store.cancel_ended_before(cutoff, 10, now()).await.unwrap(),
-        2
-    );
-    assert_eq!(
         mirrored(store, of_endless_id).await.unwrap().status,
         EventStatus::Cancelled
+    );
+    assert_eq!(
+        store.cancel_ended_before(cutoff, 10, now()).await.unwrap(),
+        1
     );
     assert_eq!(
         mirrored(store, orphan.id.as_str()).await.unwrap().status,
@@ -498,4 +499,51 @@ pub async fn a_cancelled_occurrence_is_stored_from_a_page(store: &Arc<dyn Store>
         .unwrap();
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].id, got.id);
+}
+
+/// Google cancels a series' exceptions with their master; so does the
+/// mirror, whether the master's cancellation comes from a sync page or
+/// from a local write (an API delete, pushed later).
+pub async fn a_cancelled_master_cancels_its_exceptions(store: &Arc<dyn Store>) {
+    let moved = exception("seriesd1", now() + Duration::days(2));
+    let other = exception("seriesd2", now() + Duration::days(2));
+    store
+        .apply_sync_page(&page(
+            vec![
+                series("seriesd1", 0, "RRULE:FREQ=DAILY"),
+                moved.clone(),
+                series("seriesd2", 0, "RRULE:FREQ=DAILY"),
+                other.clone(),
+            ],
+            full("r1"),
+            Some("t1"),
+        ))
+        .await
+        .unwrap();
+    let stub = RemoteEvent::cancelled_stub(EventId::new("seriesd1").unwrap());
+    store
+        .apply_sync_page(&page(vec![stub], SyncRun::Incremental, Some("t2")))
+        .await
+        .unwrap();
+    let status = |id: &str| {
+        let id = id.to_owned();
+        async move { mirrored(store, &id).await.unwrap().status }
+    };
+    assert_eq!(status(moved.id.as_str()).await, EventStatus::Cancelled);
+    assert_eq!(
+        status(other.id.as_str()).await,
+        EventStatus::Confirmed,
+        "another series' exception"
+    );
+
+    // A local cancellation of the other master takes its exception along.
+    let mut master = mirrored(store, "seriesd2").await.unwrap();
+    let base = master.updated_at;
+    master.status = EventStatus::Cancelled;
+    master.updated_at = now() + Duration::seconds(1);
+    store
+        .update_with_outbox(&master, base, OutboxOp::Delete)
+        .await
+        .unwrap();
+    assert_eq!(status(other.id.as_str()).await, EventStatus::Cancelled);
 }
