@@ -507,6 +507,15 @@ async fn an_invitation_or_a_locked_copy_takes_only_what_google_allows(api: Api) 
             ],
         }),
     );
+    // An invitation to a series: its occurrences are invitations too.
+    seed(
+        "invitedser01",
+        "invited-2",
+        json!({
+            "organizer": {"email": "boss@example.org"},
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"],
+        }),
+    );
     // This calendar's own event, but a locked copy.
     seed(
         "locked00001",
@@ -547,6 +556,20 @@ async fn an_invitation_or_a_locked_copy_takes_only_what_google_allows(api: Api) 
         .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "start", "{refused}");
+
+    // One occurrence of the invited series, not yet an exception of its own.
+    let series = mirrored_rows(&api, "invited-2").await;
+    let second = (start + chrono::Duration::days(1)).format("%Y%m%dT%H%M%SZ");
+    let occurrence = format!("{}_{second}", series[0]["id"].as_str().unwrap());
+    let (status, refused) = api
+        .call(
+            "PATCH",
+            &format!("/calendar/events/{occurrence}"),
+            Some(json!({"summary": "My day"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["field"], "summary", "{refused}");
 
     let locked = mirrored_rows(&api, "locked-1").await;
     let locked_id = locked[0]["id"].as_str().unwrap().to_owned();

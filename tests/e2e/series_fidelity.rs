@@ -1,8 +1,14 @@
-//! Series as Google expands them (issue 22): an `UNTIL` date read in the
-//! series' zone, `EXRULE` lines, and a deleted series taking its
-//! exceptions with it. Each window is checked against the emulator's own
-//! `events.instances`, on both backends.
+//! What Google holds, as Google hands it over (issue 22): an `UNTIL` date
+//! read in the series' zone, `EXRULE` lines, a deleted series taking its
+//! exceptions with it (each window checked against the emulator's own
+//! `events.instances`); short and empty pages while more remain; deletions
+//! purged before calsync synced. On both backends.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use calsync_domain::event::EventStatus;
+use calsync_domain::ports::EventQuery;
 use calsync_emulator::Change;
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
@@ -267,6 +273,128 @@ async fn a_series_deleted_through_the_api_cancels_its_exceptions(api: Api) {
     api.stop().await;
 }
 
+/// Google's events (id -> status) and the mirror's, by Google id.
+async fn both_sides(api: &Api) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let google = api
+        .emulator()
+        .events("primary")
+        .into_iter()
+        .map(|e| {
+            let status = e["status"].as_str().unwrap_or("confirmed").to_owned();
+            (e["id"].as_str().unwrap().to_owned(), status)
+        })
+        .collect();
+    let rows = api
+        .running
+        .store
+        .list_events(&EventQuery {
+            limit: 10_000,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    let mirror = rows
+        .into_iter()
+        .map(|e| {
+            let status = match e.status {
+                EventStatus::Cancelled => "cancelled",
+                EventStatus::Tentative => "tentative",
+                EventStatus::Confirmed => "confirmed",
+            };
+            (e.google_event_id.to_string(), status.to_owned())
+        })
+        .collect();
+    (google, mirror)
+}
+
+/// Google may answer a page short, or empty, while a `nextPageToken`
+/// remains (events.list: only a token means more): a full and an
+/// incremental sync through seven-event ragged pages miss nothing.
+async fn short_and_empty_pages_lose_nothing(api: Api) {
+    let emulator = api.emulator();
+    emulator.set_ragged_pages(Some(22));
+    emulator.seed("primary", 150).unwrap();
+    api.synced().await;
+    let (google, mirror) = both_sides(&api).await;
+    assert_eq!(google.len(), 150);
+    assert_eq!(mirror, google);
+
+    let ids: Vec<String> = google.keys().cloned().collect();
+    for id in ids.iter().step_by(10) {
+        emulator
+            .change(
+                "primary",
+                Change::Patch {
+                    id: id.clone(),
+                    fields: object(json!({"summary": "Changed in Google"})),
+                },
+            )
+            .unwrap();
+    }
+    for id in ids.iter().skip(3).step_by(17) {
+        emulator
+            .change("primary", Change::Delete { id: id.clone() })
+            .unwrap();
+    }
+    api.synced().await;
+    let (google, mirror) = both_sides(&api).await;
+    assert_eq!(mirror, google);
+    assert!(
+        mirror.values().any(|s| s == "cancelled"),
+        "deletions arrived"
+    );
+    api.stop().await;
+}
+
+/// Deleted events "eventually disappear" from Google (then 404): one purged
+/// before calsync heard of its deletion must still leave the mirror.
+async fn a_deletion_purged_before_the_sync_still_leaves_the_mirror(api: Api) {
+    let emulator = api.emulator();
+    let at = |h: u32| json!({"dateTime": format!("2030-05-06T{h:02}:00:00Z")});
+    for id in ["purged000001", "kept00000001"] {
+        emulator
+            .change(
+                "primary",
+                Change::Insert(object(json!({
+                    "id": id, "summary": id, "start": at(9), "end": at(10),
+                }))),
+            )
+            .unwrap();
+    }
+    api.synced().await;
+    emulator.set_deleted_event_purge_after(Some(Duration::from_millis(1)));
+    emulator
+        .change(
+            "primary",
+            Change::Delete {
+                id: "purged000001".into(),
+            },
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        emulator
+            .events("primary")
+            .iter()
+            .all(|e| e["id"] != "purged000001"),
+        "Google no longer has it"
+    );
+    api.synced().await;
+    let (_, mirror) = both_sides(&api).await;
+    assert_eq!(
+        mirror.get("purged000001").map(String::as_str),
+        Some("cancelled")
+    );
+    assert_eq!(
+        mirror.get("kept00000001").map(String::as_str),
+        Some("confirmed")
+    );
+    api.stop().await;
+}
+
+/// Pages of seven events, so a few hundred events make many pages.
+const SMALL_PAGES: [&str; 2] = ["--sync-page-size", "7"];
+
 /// Each case on SQLite and on Postgres.
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
@@ -274,7 +402,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case(super::Api::sqlite().await).await;
+                    super::$case(super::Api::sqlite_with(&super::SMALL_PAGES).await).await;
                 }
             )*
         }
@@ -282,7 +410,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    let Some(api) = super::Api::postgres().await else { return };
+                    let Some(api) = super::Api::postgres_with(&super::SMALL_PAGES).await else { return };
                     super::$case(api).await;
                 }
             )*
@@ -295,4 +423,6 @@ both_backends!(
     an_exrule_leaves_out_what_it_excludes,
     a_series_deleted_in_google_cancels_its_exceptions,
     a_series_deleted_through_the_api_cancels_its_exceptions,
+    short_and_empty_pages_lose_nothing,
+    a_deletion_purged_before_the_sync_still_leaves_the_mirror,
 );

@@ -34,7 +34,7 @@ pub struct NewEventFields {
     pub description: Option<String>,
     pub location: Option<String>,
     pub attendees: Vec<Attendee>,
-    /// RRULE/EXDATE/RDATE lines: the event becomes a recurring series
+    /// RRULE/EXRULE/RDATE/EXDATE lines: the event becomes a recurring series
     /// whose first occurrence is `start`..`end`.
     pub recurrence: Vec<String>,
     /// Reminders, visibility, transparency and colour. Its `hangout_link`

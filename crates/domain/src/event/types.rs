@@ -334,7 +334,7 @@ pub struct Event {
     pub status: EventStatus,
     pub attendees: Vec<Attendee>,
     pub organizer: Option<Organizer>,
-    /// RRULE/EXDATE lines of a recurring series' master event.
+    /// RRULE/EXRULE/RDATE/EXDATE lines of a recurring series' master event.
     pub recurrence: Vec<String>,
     /// Set on an instance of a recurring series.
     pub recurring_event_id: Option<EventId>,

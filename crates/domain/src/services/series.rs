@@ -421,6 +421,15 @@ impl EventService {
                 reason: "the occurrence has no etag of its own until it is changed".into(),
             });
         }
+        // An occurrence of an invitation (or a locked copy) takes only what
+        // Google lets an attendee change: judged on the master's Google
+        // copy, which the computed occurrence does not carry.
+        let (master, _) = self.master_of(reference).await?;
+        let judged = Event {
+            google: master.google,
+            ..virtual_event.clone()
+        };
+        crate::event::check_copy_change(&judged, changes)?;
         let now = self.now();
         let mut fresh = virtual_event.clone();
         fresh.id = LocalEventId::new();

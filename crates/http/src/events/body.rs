@@ -245,7 +245,7 @@ pub struct EventResource {
     /// On an occurrence: when it was scheduled to start (which names it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_start_time: Option<EventTimeBody>,
-    /// On a series' master: its RRULE/EXDATE/RDATE lines.
+    /// On a series' master: its RRULE/EXRULE/RDATE/EXDATE lines.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recurrence: Vec<String>,
     /// default | birthday | focusTime | fromGmail | outOfOffice |

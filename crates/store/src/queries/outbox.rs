@@ -258,6 +258,8 @@ impl OutboxStore for DieselStore {
                 .execute(conn)
                 .await
                 .map_err(db)?;
+            // A series found deleted at Google takes its exceptions along.
+            super::events::cancel_exceptions_of(conn, event, event.updated_at).await?;
             Ok(())
         })
     }

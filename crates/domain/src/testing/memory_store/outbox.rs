@@ -93,6 +93,7 @@ impl OutboxStore for MemoryStore {
             settled.push_state = PushState::Pending;
         }
         state.events.insert(settled.id, settled);
+        state.cancel_exceptions_of(event, event.updated_at);
         Ok(())
     }
 

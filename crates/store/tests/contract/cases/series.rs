@@ -546,4 +546,54 @@ pub async fn a_cancelled_master_cancels_its_exceptions(store: &Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(status(other.id.as_str()).await, EventStatus::Cancelled);
+
+    // A write that finds the series deleted at Google settles it cancelled,
+    // its exceptions with it.
+    let third = exception("seriesd3", now() + Duration::days(2));
+    store
+        .apply_sync_page(&page(
+            vec![series("seriesd3", 0, "RRULE:FREQ=DAILY"), third.clone()],
+            SyncRun::Incremental,
+            Some("t3"),
+        ))
+        .await
+        .unwrap();
+    let mut master = mirrored(store, "seriesd3").await.unwrap();
+    let base = master.updated_at;
+    master.summary = Some("renamed".into());
+    master.push_state = PushState::Pending;
+    master.updated_at = now() + Duration::seconds(2);
+    store
+        .update_with_outbox(
+            &master,
+            base,
+            OutboxOp::Patch {
+                if_match: None,
+                intent: None,
+            },
+        )
+        .await
+        .unwrap();
+    let rows = store
+        .claim_outbox(
+            "w",
+            now() + Duration::seconds(3),
+            now() + Duration::minutes(1),
+            10,
+        )
+        .await
+        .unwrap();
+    let entry = rows
+        .iter()
+        .find(|row| row.event_id == master.id)
+        .expect("the master's row is due");
+    let mut gone = master.clone();
+    gone.status = EventStatus::Cancelled;
+    gone.push_state = PushState::Synced;
+    gone.updated_at = now() + Duration::seconds(4);
+    store
+        .settle_outbox(entry, &gone, "deleted at Google")
+        .await
+        .unwrap();
+    assert_eq!(status(third.id.as_str()).await, EventStatus::Cancelled);
 }
