@@ -23,6 +23,13 @@ pub struct CalendarHealth {
     pub read_only_since: Option<DateTime<Utc>>,
     pub read_only_reason: Option<String>,
     pub active_channels: u64,
+    /// Live series of the calendar whose recurrence calsync cannot expand
+    /// ([`crate::event::Event::series_unreadable`]): each is listed as its
+    /// master row. Counted for the health report (`Some`, see
+    /// [`count_unreadable_series`]); `None`, and left out, where nothing
+    /// counted them (the managed-calendar listing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable_series: Option<u64>,
 }
 
 impl CalendarHealth {
@@ -38,7 +45,26 @@ impl CalendarHealth {
             read_only_since: state.read_only_since,
             read_only_reason: state.read_only_reason.clone(),
             active_channels,
+            unreadable_series: None,
         }
+    }
+}
+
+/// Sets each calendar's count of unreadable series from `counts` (calendars
+/// absent from it have none). A calendar with such series but no sync state
+/// yet is added, so no series goes unreported.
+pub fn count_unreadable_series(
+    calendars: &mut Vec<CalendarHealth>,
+    counts: impl IntoIterator<Item = (CalendarId, u64)>,
+) {
+    let mut counts: std::collections::BTreeMap<CalendarId, u64> = counts.into_iter().collect();
+    for calendar in calendars.iter_mut() {
+        calendar.unreadable_series = Some(counts.remove(&calendar.calendar_id).unwrap_or(0));
+    }
+    for (calendar_id, count) in counts.into_iter().filter(|(_, count)| *count > 0) {
+        let mut health = CalendarHealth::new(&crate::sync::SyncState::new(calendar_id), 0);
+        health.unreadable_series = Some(count);
+        calendars.push(health);
     }
 }
 
@@ -210,6 +236,18 @@ pub fn evaluate(
                 "calendar_read_only",
                 format!(
                     "calendar {} is read-only for calsync's principal{since} (Google: 403 requiredAccessLevel, writer access needed): its writes wait and are tried again until someone grants write access",
+                    calendar.calendar_id
+                ),
+            );
+        }
+        for calendar in &stats.calendars {
+            let Some(count) = calendar.unreadable_series.filter(|count| *count > 0) else {
+                continue;
+            };
+            issue(
+                "series_unreadable",
+                format!(
+                    "calendar {} has {count} recurring series whose recurrence calsync cannot expand: `singleEvents` windows list each as its master row (with its `recurrence`) instead of its occurrences, and its occurrences cannot be read or written by id",
                     calendar.calendar_id
                 ),
             );
@@ -398,6 +436,7 @@ mod tests {
             read_only_since: None,
             read_only_reason: None,
             active_channels: 0,
+            unreadable_series: Some(0),
         });
         let report = evaluate(Some(stats), now(), &HealthThresholds::default());
         assert_eq!(codes(&report), vec!["reconnect_required"]);
@@ -424,6 +463,67 @@ mod tests {
             report.issues[0].message.contains("11:50:00"),
             "{}",
             report.issues[0].message
+        );
+    }
+
+    #[test]
+    fn unreadable_series_are_counted_and_named_per_calendar() {
+        let id = |name: &str| CalendarId::new(name).unwrap();
+        let state = crate::sync::SyncState::new(id("team@x.y"));
+        let mut calendars = vec![
+            CalendarHealth::new(&state, 1),
+            CalendarHealth::new(&crate::sync::SyncState::new(id("quiet@x.y")), 1),
+        ];
+        count_unreadable_series(
+            &mut calendars,
+            [
+                (id("team@x.y"), 2),
+                (id("local@x.y"), 1),
+                (id("none@x.y"), 0),
+            ],
+        );
+        let counted: Vec<(&str, Option<u64>)> = calendars
+            .iter()
+            .map(|c| (c.calendar_id.as_str(), c.unreadable_series))
+            .collect();
+        assert_eq!(
+            counted,
+            vec![
+                ("team@x.y", Some(2)),
+                ("quiet@x.y", Some(0)),
+                ("local@x.y", Some(1)),
+            ],
+            "a calendar without a sync state still gets its count; a zero adds none"
+        );
+        let stats = HealthStats {
+            calendars,
+            ..good()
+        };
+        let report = evaluate(Some(stats), now(), &HealthThresholds::default());
+        assert_eq!(report.status, HealthStatus::Degraded);
+        assert_eq!(
+            codes(&report),
+            vec!["series_unreadable", "series_unreadable"]
+        );
+        assert!(report.issues[0].message.contains("team@x.y"));
+        assert!(
+            report.issues[0].message.contains(" 2 recurring series"),
+            "{}",
+            report.issues[0].message
+        );
+        assert!(report.issues[1].message.contains("local@x.y"));
+
+        // None counted (None) or none unreadable (Some(0)): healthy.
+        let mut stats = good();
+        stats.calendars.push(CalendarHealth::new(&state, 1));
+        assert_eq!(
+            evaluate(Some(stats.clone()), now(), &HealthThresholds::default()).status,
+            HealthStatus::Healthy
+        );
+        stats.calendars[0].unreadable_series = Some(0);
+        assert_eq!(
+            evaluate(Some(stats), now(), &HealthThresholds::default()).status,
+            HealthStatus::Healthy
         );
     }
 

@@ -119,7 +119,11 @@ struct Cursor {
 impl Cursor {
     /// The next page's token: `p{high}_{position}_{number}`.
     fn token(self, position: usize) -> String {
-        format!("p{}_{position}_{}", self.high, self.number + 1)
+        format!(
+            "p{}_{position}_{}",
+            self.high,
+            self.number.saturating_add(1)
+        )
     }
 }
 

@@ -270,6 +270,8 @@ fn date_list(
         let (key, value) = param
             .split_once('=')
             .ok_or_else(|| format!("`{param}` is a malformed parameter."))?;
+        // RFC 5545 3.2: a parameter value may be a quoted string.
+        let value = value.trim_matches('"');
         match key.to_ascii_uppercase().as_str() {
             "TZID" => {
                 value_zone = value
@@ -556,6 +558,23 @@ mod tests {
                 "2026-04-06T07:00:00Z"
             ]
         );
+    }
+
+    #[test]
+    fn a_quoted_tzid_is_read_as_the_zone() {
+        let series = Series::of(&body(json!({
+            "start": {"dateTime": "2026-01-05T09:00:00+01:00", "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": "2026-01-05T09:30:00+01:00", "timeZone": "Europe/Berlin"},
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=3", "EXDATE;TZID=\"Europe/Berlin\":20260106T090000"],
+        })))
+        .unwrap()
+        .unwrap();
+        let keys: Vec<String> = series
+            .window(None, None)
+            .into_iter()
+            .map(|s| series.key(s))
+            .collect();
+        assert_eq!(keys, ["20260105T080000Z", "20260107T080000Z"]);
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct CalendarHealthDoc {
     /// Google's words for the refusal.
     read_only_reason: Option<String>,
     active_channels: u64,
+    /// Live recurring series whose recurrence calsync cannot expand (issue
+    /// `series_unreadable`): each is listed as its master row, not as
+    /// occurrences, and its occurrences cannot be read or written by id.
+    unreadable_series: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,8 +98,8 @@ pub struct CalendarHealthDoc {
 pub struct HealthIssueDoc {
     /// e.g. database_unreachable, no_active_channels, channels_lapsed,
     /// channels_expiring, never_synced, sync_stale, reconnect_required,
-    /// calendar_read_only, google_quota_exhausted, push_failures,
-    /// push_conflicts, outbox_backlog
+    /// calendar_read_only, series_unreadable, google_quota_exhausted,
+    /// push_failures, push_conflicts, outbox_backlog
     code: String,
     message: String,
 }

@@ -97,6 +97,7 @@ macro_rules! event_upsert_set {
             ev::details.eq(excluded(ev::details)),
             ev::google.eq(excluded(ev::google)),
             ev::last_end_at.eq(excluded(ev::last_end_at)),
+            ev::recurrence_unreadable.eq(excluded(ev::recurrence_unreadable)),
         )
     };
 }
@@ -143,14 +144,15 @@ macro_rules! event_values {
             ev::details.eq(&$row.details),
             ev::google.eq(&$row.google),
             ev::last_end_at.eq($row.last_end_at),
+            ev::recurrence_unreadable.eq($row.recurrence_unreadable),
         )
     };
 }
 
-/// Rows per multi-row upsert: 36 parameters each stays under Postgres's
+/// Rows per multi-row upsert: 37 parameters each stays under Postgres's
 /// 65535 bind parameters.
 const INSERT_CHUNK: usize = 1500;
-const _: () = assert!(INSERT_CHUNK * 36 <= 65535);
+const _: () = assert!(INSERT_CHUNK * 37 <= 65535);
 
 /// Inserts or fully replaces mirror rows, a chunk per statement.
 async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {

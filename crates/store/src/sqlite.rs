@@ -80,13 +80,13 @@ fn pragmas(busy_timeout_ms: u128) -> String {
 pub(crate) type SqliteStore = DieselStore;
 
 /// Columns a mirror row binds, one parameter each.
-const EVENT_COLUMN_COUNT: usize = 36;
-/// Rows per multi-row upsert: 36 parameters each stays under SQLite's
+const EVENT_COLUMN_COUNT: usize = 37;
+/// Rows per multi-row upsert: 37 parameters each stays under SQLite's
 /// 32766 bind parameters.
 const UPSERT_CHUNK: usize = 500;
 const _: () = assert!(UPSERT_CHUNK * EVENT_COLUMN_COUNT <= 32766);
 
-const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at, push_note, push_conflict, pushed_at, event_type, kind, details, google, last_end_at";
+const EVENT_COLUMNS: &str = "id, calendar_id, google_event_id, ical_uid, summary, description, location, start_at, end_at, start_date, end_date, start_time_zone, end_time_zone, status, attendees, organizer, recurrence, recurring_event_id, original_start, etag, google_updated, html_link, entity_type, entity_id, push_state, sync_run_id, created_at, updated_at, push_note, push_conflict, pushed_at, event_type, kind, details, google, last_end_at, recurrence_unreadable";
 /// Names in a comma-separated column list.
 const fn column_count(list: &str) -> usize {
     let bytes = list.as_bytes();
@@ -100,7 +100,7 @@ const fn column_count(list: &str) -> usize {
     count
 }
 const _: () = assert!(column_count(EVENT_COLUMNS) == EVENT_COLUMN_COUNT);
-const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at, push_note = excluded.push_note, push_conflict = excluded.push_conflict, pushed_at = excluded.pushed_at, event_type = excluded.event_type, kind = excluded.kind, details = excluded.details, google = excluded.google, last_end_at = excluded.last_end_at";
+const EVENT_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET ical_uid = excluded.ical_uid, summary = excluded.summary, description = excluded.description, location = excluded.location, start_at = excluded.start_at, end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date, start_time_zone = excluded.start_time_zone, end_time_zone = excluded.end_time_zone, status = excluded.status, attendees = excluded.attendees, organizer = excluded.organizer, recurrence = excluded.recurrence, recurring_event_id = excluded.recurring_event_id, original_start = excluded.original_start, etag = excluded.etag, google_updated = excluded.google_updated, html_link = excluded.html_link, entity_type = excluded.entity_type, entity_id = excluded.entity_id, push_state = excluded.push_state, sync_run_id = excluded.sync_run_id, updated_at = excluded.updated_at, push_note = excluded.push_note, push_conflict = excluded.push_conflict, pushed_at = excluded.pushed_at, event_type = excluded.event_type, kind = excluded.kind, details = excluded.details, google = excluded.google, last_end_at = excluded.last_end_at, recurrence_unreadable = excluded.recurrence_unreadable";
 
 /// Inserts or fully replaces mirror rows. Diesel's query builder cannot
 /// batch upserts on SQLite (nor cache them), so this sends one multi-row
@@ -153,7 +153,8 @@ async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()>
                     .bind::<Text, _>(row.kind)
                     .bind::<Json, _>(row.details)
                     .bind::<Nullable<Json>, _>(row.google)
-                    .bind::<Nullable<Ts>, _>(row.last_end_at);
+                    .bind::<Nullable<Ts>, _>(row.last_end_at)
+                    .bind::<diesel::sql_types::Bool, _>(row.recurrence_unreadable);
             }
             diesel::RunQueryDsl::execute(query, inner)?;
         }

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use calsync_domain::ProviderErrorKind;
 use calsync_domain::channel::ChannelStatus;
 use calsync_domain::event::{EventStatus, PushState};
-use calsync_domain::health::{CalendarHealth, HealthStats};
+use calsync_domain::health::{CalendarHealth, HealthStats, count_unreadable_series};
+use calsync_domain::ids::CalendarId;
 use calsync_domain::outbox::OutboxState;
 use calsync_domain::ports::HealthStore;
 use calsync_domain::sync::SyncState;
@@ -178,22 +179,41 @@ impl HealthStore for DieselStore {
         // The bare column, not `= $1`: only a predicate spelled as the
         // partial index's (`WHERE push_conflict`) lets the planners use it.
         let push_conflicts = count_of(conn, ev::table.filter(ev::push_conflict).count()).await?;
+        // Live series whose recurrence cannot be expanded, per calendar: the
+        // flag is set on write (no rule is parsed here) and the bare column
+        // matches its partial index's predicate, which holds calendar_id and
+        // status, so this reads that small index (and, for visibility, only
+        // its rows): no scan of the events, however many there are.
+        let unreadable: Vec<(String, i64)> = ev::table
+            .filter(ev::recurrence_unreadable)
+            .filter(ev::status.ne(live))
+            .group_by(ev::calendar_id)
+            .select((ev::calendar_id, count_star()))
+            .load(conn)
+            .await
+            .map_err(db)?;
+        let unreadable = unreadable
+            .into_iter()
+            .map(|(calendar_id, n)| Ok((CalendarId::new(calendar_id)?, count(n))))
+            .collect::<DomainResult<Vec<_>>>()?;
+        let mut calendars: Vec<CalendarHealth> = states
+            .iter()
+            .map(|s| {
+                let channels = per_calendar
+                    .get(s.calendar_id.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                CalendarHealth::new(s, count(channels))
+            })
+            .collect();
+        count_unreadable_series(&mut calendars, unreadable);
         Ok(HealthStats {
             active_channels,
             channels_expiring_soon: expiring,
             channels_lapsed: lapsed,
             next_channel_expiry: next_expiry,
             last_sync_at: states.iter().filter_map(SyncState::last_sync_at).max(),
-            calendars: states
-                .iter()
-                .map(|s| {
-                    let channels = per_calendar
-                        .get(s.calendar_id.as_str())
-                        .copied()
-                        .unwrap_or(0);
-                    CalendarHealth::new(s, count(channels))
-                })
-                .collect(),
+            calendars,
             active_events: count(active_events),
             oldest_event_start: oldest,
             newest_event_start: newest,

@@ -75,6 +75,10 @@ pub(crate) struct EventRow {
     /// for singles and exceptions, the last occurrence's for a bounded
     /// series, `None` for an endless one. Computed on write; not read back.
     pub(crate) last_end_at: Option<DateTime<Utc>>,
+    /// A master whose recurrence calsync cannot expand
+    /// ([`Event::series_unreadable`]): computed on write, so health counts
+    /// such series from an index without parsing rules; not read back.
+    pub(crate) recurrence_unreadable: bool,
 }
 
 fn time_columns(time: &EventTime) -> (DateTime<Utc>, Option<NaiveDate>, Option<String>) {
@@ -122,6 +126,9 @@ impl EventRow {
         let (end_at, end_date, end_time_zone) = time_columns(&event.end);
         let kind = event.kind().as_str().to_owned();
         let last_end_at = event.last_end().map(micros);
+        // An unreadable series has no last end: only a row without one can
+        // be unreadable, so most rows skip parsing their rules twice.
+        let recurrence_unreadable = last_end_at.is_none() && event.series_unreadable().is_some();
         Self {
             id: event.id.to_string(),
             calendar_id: event.calendar_id.to_string(),
@@ -165,6 +172,7 @@ impl EventRow {
             details: to_json_value(&event.details),
             google: event.google,
             last_end_at,
+            recurrence_unreadable,
         }
     }
 

@@ -46,6 +46,7 @@ diesel::table! {
         details -> Json,
         google -> Nullable<Json>,
         last_end_at -> Nullable<Ts>,
+        recurrence_unreadable -> Bool,
     }
 }
 

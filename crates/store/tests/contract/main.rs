@@ -111,6 +111,7 @@ contract!(
         deleting_a_managed_calendar_reports_whether_it_was_there,
         a_wait_is_no_attempt,
         a_read_only_mark_keeps_its_first_time_until_cleared,
+        unreadable_series_are_counted_per_calendar_while_live,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>

@@ -1,5 +1,7 @@
 //! [`HealthStore`] for [`MemoryStore`].
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -7,7 +9,8 @@ use super::{MemoryStore, StoredOutbox, micros};
 use crate::channel::{ChannelStatus, WatchChannel};
 use crate::error::Result;
 use crate::event::{Event, EventStatus, PushState};
-use crate::health::{CalendarHealth, HealthStats};
+use crate::health::{CalendarHealth, HealthStats, count_unreadable_series};
+use crate::ids::CalendarId;
 use crate::outbox::OutboxState;
 use crate::ports::HealthStore;
 use crate::sync::SyncState;
@@ -46,6 +49,26 @@ impl HealthStore for MemoryStore {
             .values()
             .filter(|r| r.entry.state == OutboxState::Pending)
             .collect();
+        let mut calendars: Vec<CalendarHealth> = state
+            .sync_states
+            .values()
+            .map(|s| {
+                let channels = active
+                    .iter()
+                    .filter(|c| c.calendar_id == s.calendar_id)
+                    .count();
+                CalendarHealth::new(s, channels as u64)
+            })
+            .collect();
+        // The SQL stores read a flag set on write; parsing here is the same rule.
+        let mut unreadable: BTreeMap<CalendarId, u64> = BTreeMap::new();
+        for event in live_events
+            .iter()
+            .filter(|e| e.series_unreadable().is_some())
+        {
+            *unreadable.entry(event.calendar_id.clone()).or_default() += 1;
+        }
+        count_unreadable_series(&mut calendars, unreadable);
         Ok(HealthStats {
             active_channels: active.len() as u64,
             channels_expiring_soon: active
@@ -59,17 +82,7 @@ impl HealthStore for MemoryStore {
                 .values()
                 .filter_map(SyncState::last_sync_at)
                 .max(),
-            calendars: state
-                .sync_states
-                .values()
-                .map(|s| {
-                    let channels = active
-                        .iter()
-                        .filter(|c| c.calendar_id == s.calendar_id)
-                        .count();
-                    CalendarHealth::new(s, channels as u64)
-                })
-                .collect(),
+            calendars,
             active_events: live_events.len() as u64,
             oldest_event_start: live_events.iter().map(|e| e.start.sort_key()).min(),
             newest_event_start: live_events.iter().map(|e| e.start.sort_key()).max(),

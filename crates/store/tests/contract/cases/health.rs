@@ -324,3 +324,100 @@ pub async fn drive_notifications_are_kept_newest_first(store: &Arc<dyn Store>) {
 pub async fn a_migrated_database_is_ready(store: &Arc<dyn Store>) {
     store.check_ready().await.unwrap();
 }
+
+/// Each calendar's count of live series whose recurrence calsync cannot
+/// expand, as the health report gives it (every calendar listed is counted).
+async fn unreadable_counts(store: &Arc<dyn Store>) -> Vec<(String, u64)> {
+    let stats = store.health_stats(now(), now()).await.unwrap();
+    let mut counts: Vec<(String, u64)> = stats
+        .calendars
+        .iter()
+        .map(|c| {
+            let count = c
+                .unreadable_series
+                .unwrap_or_else(|| panic!("{} is not counted", c.calendar_id));
+            (c.calendar_id.to_string(), count)
+        })
+        .collect();
+    counts.sort();
+    counts
+}
+
+pub async fn unreadable_series_are_counted_per_calendar_while_live(store: &Arc<dyn Store>) {
+    let team = || cal().to_string();
+    // "FORTNIGHTLY" is no RFC 5545 frequency: the rule cannot be parsed.
+    let odd = "RRULE:FREQ=FORTNIGHTLY";
+    let weekly = "RRULE:FREQ=WEEKLY;COUNT=3";
+    store
+        .apply_sync_page(&page(
+            vec![
+                series("unread01", 0, odd),
+                series("readbl01", 0, weekly),
+                remote("single01", "\"1\"", 2),
+            ],
+            full("r1"),
+            Some("t1"),
+        ))
+        .await
+        .unwrap();
+    let stored = mirrored(store, "unread01").await.unwrap();
+    assert!(stored.is_master() && stored.series_unreadable().is_some());
+    let readable = mirrored(store, "readbl01").await.unwrap();
+    assert!(readable.is_master() && readable.series_unreadable().is_none());
+    assert_eq!(unreadable_counts(store).await, [(team(), 1)]);
+
+    // A sync upsert over an existing row sets the flag, and clears it.
+    let mut changed = series("readbl01", 0, odd);
+    changed.etag = Some(Etag::new("\"2\"").unwrap());
+    changed.updated = Some(now());
+    store
+        .apply_sync_page(&page(vec![changed], SyncRun::Incremental, Some("t2")))
+        .await
+        .unwrap();
+    assert_eq!(unreadable_counts(store).await, [(team(), 2)]);
+    let mut fixed = series("readbl01", 0, weekly);
+    fixed.etag = Some(Etag::new("\"3\"").unwrap());
+    fixed.updated = Some(now() + Duration::seconds(1));
+    store
+        .apply_sync_page(&page(vec![fixed], SyncRun::Incremental, Some("t3")))
+        .await
+        .unwrap();
+    assert_eq!(unreadable_counts(store).await, [(team(), 1)]);
+
+    // Cancelled in Google: no longer live, no longer counted.
+    let mut gone = RemoteEvent::cancelled_stub(EventId::new("unread01").unwrap());
+    gone.updated = Some(now());
+    store
+        .apply_sync_page(&page(vec![gone], SyncRun::Incremental, Some("t4")))
+        .await
+        .unwrap();
+    assert_eq!(
+        mirrored(store, "unread01").await.unwrap().status,
+        EventStatus::Cancelled
+    );
+    assert_eq!(unreadable_counts(store).await, [(team(), 0)]);
+
+    // A local write, in a calendar no sync has reached yet: it is listed
+    // for its count; its cancellation (a local update) clears it.
+    let solo = CalendarId::new("solo@example.com").unwrap();
+    let mut local = local_event("odd", now());
+    local.calendar_id = solo.clone();
+    local.recurrence = vec![odd.into()];
+    assert!(local.series_unreadable().is_some());
+    store
+        .insert_with_outbox(&local, OutboxOp::Insert)
+        .await
+        .unwrap();
+    assert_eq!(
+        unreadable_counts(store).await,
+        [(solo.to_string(), 1), (team(), 0)]
+    );
+    let mut cancelled = local.clone();
+    cancelled.status = EventStatus::Cancelled;
+    cancelled.updated_at = local.updated_at + Duration::seconds(1);
+    store
+        .update_with_outbox(&cancelled, local.updated_at, OutboxOp::Delete)
+        .await
+        .unwrap();
+    assert_eq!(unreadable_counts(store).await, [(team(), 0)]);
+}

@@ -1,0 +1,2 @@
+DROP INDEX calendar_events_recurrence_unreadable;
+ALTER TABLE calendar_events DROP COLUMN recurrence_unreadable;
