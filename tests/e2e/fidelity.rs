@@ -9,7 +9,8 @@
 //! - 403 `requiredAccessLevel` makes writes wait, health names the
 //!   calendar, and the mark goes once a write lands;
 //! - a PATCH of an invitation's shared fields, or of a locked copy's main
-//!   ones, is a 422 naming what Google lets an attendee change.
+//!   ones, is a 422 naming what Google lets an attendee change; its own
+//!   RSVP lands at Google, the other attendees' answers as they were.
 
 use std::time::Duration;
 
@@ -503,7 +504,7 @@ async fn an_invitation_or_a_locked_copy_takes_only_what_google_allows(api: Api) 
             "organizer": {"email": "boss@example.org", "displayName": "The Boss"},
             "attendees": [
                 {"email": "me@example.com", "self": true, "responseStatus": "needsAction"},
-                {"email": "boss@example.org", "organizer": true, "responseStatus": "accepted"},
+                {"email": "boss@example.org", "displayName": "The Boss", "organizer": true, "responseStatus": "accepted"},
             ],
         }),
     );
@@ -595,18 +596,63 @@ async fn an_invitation_or_a_locked_copy_takes_only_what_google_allows(api: Api) 
         assert_eq!(event["summary"], "Quarterly review");
         assert_eq!(at_google(&api, google_id)["summary"], "Quarterly review");
     }
-    // The attendee's own answer is its to give.
+    // The attendee's own answer is its to give, and lands at Google. The
+    // client leaves out the organizer's answer and name: they stay as
+    // Google has them (sent as they are, not reset to needsAction).
     let (status, accepted) = api
         .call(
             "PATCH",
             &format!("/calendar/events/{invited_id}"),
             Some(json!({"attendees": [
                 {"email": "me@example.com", "responseStatus": "accepted"},
-                {"email": "boss@example.org", "responseStatus": "accepted"},
+                {"email": "boss@example.org"},
             ]})),
         )
         .await;
     assert_eq!(status, 202, "an RSVP is not refused: {accepted}");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let (_, event) = api
+                .call("GET", &format!("/calendar/events/{invited_id}"), None)
+                .await;
+            event["pushState"] == "synced"
+        })
+        .await,
+        "the RSVP never landed: {:?}",
+        api.call("GET", &format!("/calendar/events/{invited_id}"), None)
+            .await
+    );
+    let at_google = at_google(&api, "invited0001");
+    let answer = |email: &str| {
+        at_google["attendees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["email"] == email)
+            .unwrap_or_else(|| panic!("{email} is not invited: {at_google}"))
+            .clone()
+    };
+    assert_eq!(
+        answer("me@example.com")["responseStatus"],
+        "accepted",
+        "{at_google}"
+    );
+    let boss = answer("boss@example.org");
+    assert_eq!(boss["responseStatus"], "accepted", "{at_google}");
+    assert_eq!(boss["displayName"], "The Boss", "{at_google}");
+    assert_eq!(boss["organizer"], true, "read-only, kept: {at_google}");
+    assert_eq!(at_google["summary"], "Quarterly review");
+    let (_, mirrored) = api
+        .call("GET", &format!("/calendar/events/{invited_id}"), None)
+        .await;
+    assert_eq!(
+        mirrored["attendees"],
+        json!([
+            {"email": "me@example.com", "responseStatus": "accepted"},
+            {"email": "boss@example.org", "displayName": "The Boss", "responseStatus": "accepted"},
+        ]),
+        "the mirror holds Google's answer: {mirrored}"
+    );
     api.stop().await;
 }
 

@@ -70,12 +70,6 @@ pub struct PatchCall {
     pub calendar_id: CalendarId,
     pub event_id: EventId,
     pub changes: EventChanges,
-    /// What Google holds in the fields `changes` names, as far as calsync
-    /// knows (the values the change was based on; a field absent here is
-    /// unknown). Google's patch merges into nested objects, so an adapter
-    /// may need it to clear what the new value leaves behind (a `date`
-    /// when a start becomes a `dateTime`).
-    pub base: EventChanges,
     pub if_match: Option<Etag>,
 }
 

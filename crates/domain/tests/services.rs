@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use calsync_domain::channel::ChannelStatus;
 use calsync_domain::event::{
-    EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, PushState,
+    Attendee, EventChanges, EventStatus, EventTime, NewEvent, NewEventFields, PushState,
 };
 use calsync_domain::health::{HealthStatus, HealthThresholds};
 use calsync_domain::ids::{CalendarId, ChannelId, EntityRef, EventId, ResourceId};
@@ -16,7 +16,7 @@ use calsync_domain::ports::{
 };
 use calsync_domain::services::{
     ChannelService, CleanupService, EventService, HealthService, NotificationOutcome,
-    NotificationService, PushOutcome, SyncMode, SyncService,
+    NotificationService, OccurrenceRef, PushOutcome, SyncMode, SyncService,
 };
 use calsync_domain::sync::{RemoteEvent, SyncOutcome};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
@@ -1488,25 +1488,260 @@ fn a_transient_failure_after_long_read_only_waits_still_has_all_its_attempts() {
     assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().pushed, 1);
 }
 
-/// An event mirrored from Google as an invitation organized elsewhere.
+/// An event mirrored from Google as an invitation organized elsewhere:
+/// this calendar has not answered, the organizer ("The Boss") accepted.
 fn invitation(w: &World, extra: serde_json::Value) -> calsync_domain::event::Event {
-    let mut remote = w.remote("inv01", 24);
-    remote.attendees = vec![
-        calsync_domain::event::Attendee::new(w.cal.as_str()).unwrap(),
-        calsync_domain::event::Attendee::new("boss@example.org").unwrap(),
-    ];
+    invitation_as(w, "inv01", 24, extra)
+}
+
+fn invitation_as(
+    w: &World,
+    id: &str,
+    hour: u32,
+    extra: serde_json::Value,
+) -> calsync_domain::event::Event {
+    let mut remote = w.remote(id, hour);
+    let mut me = Attendee::new(w.cal.as_str()).unwrap();
+    me.response_status = Some("needsAction".into());
+    let mut boss = Attendee::new("boss@example.org").unwrap();
+    boss.response_status = Some("accepted".into());
+    boss.display_name = Some("The Boss".into());
+    remote.attendees = vec![me, boss];
     let mut google = serde_json::json!({
-        "id": "inv01",
+        "id": id,
         "organizer": {"email": "boss@example.org"},
-        "attendees": [{"email": w.cal.as_str(), "self": true}, {"email": "boss@example.org"}],
+        "attendees": [
+            {"email": w.cal.as_str(), "self": true, "responseStatus": "needsAction"},
+            {"email": "boss@example.org", "displayName": "The Boss", "organizer": true, "responseStatus": "accepted"},
+        ],
     });
     if let (Some(google), serde_json::Value::Object(extra)) = (google.as_object_mut(), extra) {
         google.extend(extra);
     }
+    if let Some(lines) = google["recurrence"].as_array() {
+        remote.recurrence = lines
+            .iter()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect();
+    }
     remote.google = Some(google);
     w.google.put(&w.cal, remote);
     block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
-    w.mirrored("inv01").unwrap()
+    w.mirrored(id).unwrap()
+}
+
+/// The answer of `email` in `attendees`.
+fn answer<'a>(attendees: &'a [Attendee], email: &str) -> Option<&'a str> {
+    attendees
+        .iter()
+        .find(|a| a.email.eq_ignore_ascii_case(email))
+        .and_then(|a| a.response_status.as_deref())
+}
+
+/// This calendar's RSVP on an invitation, as a client sends it: its own
+/// answer, the organizer's entry with neither answer nor display name.
+fn rsvp(w: &World, own: &str) -> EventChanges {
+    let mut me = Attendee::new(w.cal.as_str()).unwrap();
+    me.response_status = Some(own.into());
+    EventChanges {
+        attendees: Some(vec![me, Attendee::new("BOSS@example.org").unwrap()]),
+        ..EventChanges::default()
+    }
+}
+
+#[test]
+fn an_rsvp_leaving_out_the_others_answers_keeps_them_and_lands() {
+    let w = World::new();
+    let event = invitation(&w, serde_json::json!({}));
+    let events = w.events_with_states();
+    let (next, _) = block_on(events.update(event.id, &rsvp(&w, "accepted"), None))
+        .expect("an RSVP is the attendee's to give");
+    assert_eq!(answer(&next.attendees, w.cal.as_str()), Some("accepted"));
+    assert_eq!(
+        answer(&next.attendees, "boss@example.org"),
+        Some("accepted")
+    );
+    assert_eq!(next.attendees[1].display_name.as_deref(), Some("The Boss"));
+    let row = block_on(w.store.outbox_for_event(event.id))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let sent = row.op.intent().unwrap().changes.attendees.clone().unwrap();
+    assert_eq!(
+        answer(&sent, "boss@example.org"),
+        Some("accepted"),
+        "the organizer's answer travels as Google has it, not as needsAction"
+    );
+    assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().pushed, 1);
+    let at_google = google_copy(&w, &event);
+    assert_eq!(
+        answer(&at_google.attendees, w.cal.as_str()),
+        Some("accepted")
+    );
+    assert_eq!(
+        answer(&at_google.attendees, "boss@example.org"),
+        Some("accepted")
+    );
+    // Another attendee's answer is still not this calendar's to give.
+    let mut for_the_boss = rsvp(&w, "accepted");
+    for_the_boss.attendees.as_mut().unwrap()[1].response_status = Some("declined".into());
+    assert!(matches!(
+        block_on(events.update(event.id, &for_the_boss, None)),
+        Err(Error::Unprocessable {
+            field: "attendees",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_guest_list_edit_without_answers_keeps_the_answers_the_mirror_knows() {
+    let w = World::new();
+    let guest = Attendee::new("guest@example.com").unwrap();
+    let event = pushed_event(
+        &w,
+        NewEventFields {
+            attendees: vec![guest.clone()],
+            ..NewEventFields::default()
+        },
+    );
+    // The guest accepts in Google, and the mirror syncs it.
+    let mut answered = google_copy(&w, &event);
+    answered.attendees[0].response_status = Some("accepted".into());
+    w.google.put(&w.cal, answered);
+    block_on(w.sync().sync_calendar(&w.cal, SyncMode::Auto, None)).unwrap();
+    let more = EventChanges {
+        attendees: Some(vec![guest, Attendee::new("new@example.com").unwrap()]),
+        ..EventChanges::default()
+    };
+    block_on(w.events().update(event.id, &more, None)).unwrap();
+    assert_eq!(
+        block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
+        1
+    );
+    let at_google = google_copy(&w, &event);
+    assert_eq!(at_google.attendees.len(), 2);
+    assert_eq!(
+        answer(&at_google.attendees, "guest@example.com"),
+        Some("accepted")
+    );
+    assert_eq!(
+        answer(&at_google.attendees, "new@example.com"),
+        Some("needsAction")
+    );
+}
+
+#[test]
+fn an_rsvp_refused_with_412_is_reapplied_not_taken_as_landed() {
+    let w = World::new();
+    let event = invitation(&w, serde_json::json!({}));
+    let events = w.events_with_states();
+    block_on(events.update(event.id, &rsvp(&w, "accepted"), None)).unwrap();
+    // Meanwhile the organizer moves the room and changes their answer in
+    // Google: the RSVP's etag is stale.
+    let mut moved = google_copy(&w, &event);
+    moved.location = Some("Room 7".into());
+    moved.attendees[1].response_status = Some("tentative".into());
+    w.google.put(&w.cal, moved);
+    let report = block_on(events.drain_outbox("w", 10)).unwrap();
+    assert_eq!((report.pushed, report.conflicts), (1, 0));
+    assert_eq!(
+        (w.google.calls("patch"), w.google.calls("get")),
+        (2, 1),
+        "re-applied on the new etag, not taken as landed"
+    );
+    let at_google = google_copy(&w, &event);
+    assert_eq!(
+        answer(&at_google.attendees, w.cal.as_str()),
+        Some("accepted"),
+        "the answer given is the one sent again"
+    );
+    assert_eq!(
+        answer(&at_google.attendees, "boss@example.org"),
+        Some("tentative"),
+        "an answer only carried over is Google's"
+    );
+    assert_eq!(at_google.location.as_deref(), Some("Room 7"));
+    let mirrored = block_on(w.store.get_event(event.id)).unwrap().unwrap();
+    assert_eq!(mirrored.push_state, PushState::Synced);
+    assert_eq!(
+        answer(&mirrored.attendees, w.cal.as_str()),
+        Some("accepted")
+    );
+}
+
+#[test]
+fn a_read_only_mark_clears_once_google_judges_a_write_of_the_calendar() {
+    let w = World::new();
+    let events = w.events_with_states();
+    let read_only_now = |w: &World| {
+        block_on(w.store.sync_state(&w.cal))
+            .unwrap()
+            .is_some_and(|s| s.is_read_only())
+    };
+    let first = pushed_event(&w, NewEventFields::default());
+    let second = pushed_event(&w, NewEventFields::default());
+    // A waiting write, then Google found the event deleted (410): settled.
+    block_on(events.update(first.id, &rename("gone"), None)).unwrap();
+    w.google.fail_next(Some("patch"), read_only());
+    assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().retrying, 1);
+    assert!(read_only_now(&w));
+    w.google.remove(&w.cal, &first.google_event_id);
+    w.clock.advance(Duration::from_secs(300));
+    assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().gone, 1);
+    assert!(
+        !read_only_now(&w),
+        "Google judged the write: access is back"
+    );
+    // A transient failure says nothing of access: the mark stays.
+    block_on(events.update(second.id, &rename("later"), None)).unwrap();
+    w.google.fail_next(Some("patch"), read_only());
+    block_on(events.drain_outbox("w", 10)).unwrap();
+    w.clock.advance(Duration::from_secs(300));
+    w.google.fail_next(Some("patch"), transient());
+    assert_eq!(block_on(events.drain_outbox("w", 10)).unwrap().retrying, 1);
+    assert!(read_only_now(&w));
+    // Then refused for what it says (400): dead-lettered, but access is back.
+    w.google.fail_next(
+        Some("patch"),
+        Error::provider(ProviderErrorKind::Permanent, "patch: 400 invalid"),
+    );
+    w.clock.advance(Duration::from_secs(300));
+    let report = block_on(events.drain_outbox("w", 10)).unwrap();
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    assert!(
+        !read_only_now(&w),
+        "a dead letter for another reason clears it"
+    );
+}
+
+#[test]
+fn a_second_change_of_an_exception_made_here_is_judged_on_the_masters_copy() {
+    let w = World::new();
+    let master = invitation_as(
+        &w,
+        "invser01",
+        24,
+        serde_json::json!({"recurrence": ["RRULE:FREQ=DAILY;COUNT=3"]}),
+    );
+    assert!(master.is_master(), "{master:?}");
+    let second = master.start.sort_key() + chrono::Duration::days(1);
+    let reference = OccurrenceRef {
+        master: master.id,
+        suffix: second.format("%Y%m%dT%H%M%SZ").to_string(),
+    };
+    let events = w.events_with_states();
+    // The RSVP for one occurrence makes an exception row, not yet pushed.
+    let (exception, _) =
+        block_on(events.update_occurrence(&reference, &rsvp(&w, "accepted"), None)).unwrap();
+    assert!(exception.google.is_none() && exception.is_exception());
+    let err = block_on(events.update(exception.id, &rename("mine"), None)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unprocessable { field: "summary", reason } if reason.contains("boss@example.org")),
+        "{err:?}"
+    );
+    // What the attendee may change still goes.
+    block_on(events.update(exception.id, &rsvp(&w, "declined"), None)).unwrap();
 }
 
 #[test]
@@ -1596,7 +1831,7 @@ fn a_refusal_for_a_non_organizer_is_a_dead_letter_that_says_why_and_resyncs() {
 }
 
 #[test]
-fn a_patch_switching_kinds_tells_the_provider_what_google_holds() {
+fn a_patch_switching_kinds_lands_and_records_what_it_was_based_on() {
     let w = World::new();
     let event = pushed_event(&w, NewEventFields::default());
     let day = chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
@@ -1618,14 +1853,9 @@ fn a_patch_switching_kinds_tells_the_provider_what_google_holds() {
         1
     );
     let sent = w.google.patches().pop().unwrap();
-    assert_eq!(
-        sent.base.start,
-        Some(event.start.clone()),
-        "Google held a dateTime"
-    );
     assert_eq!(sent.changes.start, all_day.start);
     assert!(google_copy(&w, &event).start.unwrap().is_all_day());
-    // After a 412, the re-applied patch is based on Google's copy as read.
+    // After a 412 for another field, the switch back is re-applied.
     let pushed = block_on(w.store.get_event(event.id)).unwrap().unwrap();
     let mut edited = google_copy(&w, &pushed);
     edited.location = Some("Room 9".into());
@@ -1640,7 +1870,7 @@ fn a_patch_switching_kinds_tells_the_provider_what_google_holds() {
         block_on(w.events().drain_outbox("w", 10)).unwrap().pushed,
         1
     );
-    let again = w.google.patches().pop().unwrap();
-    assert!(again.base.start.unwrap().is_all_day());
-    assert_eq!(again.base.location, Some(Some("Room 9".into())));
+    let at_google = google_copy(&w, &event);
+    assert_eq!(at_google.start, Some(event.start.clone()));
+    assert_eq!(at_google.location.as_deref(), Some("Room 9"));
 }

@@ -100,34 +100,121 @@ fn same_time(old: Option<&Value>, new: Option<&Value>, name: &str) -> bool {
 
 fn is_self(calendar_id: &str, attendee: &Value) -> bool {
     attendee.get("self").and_then(Value::as_bool) == Some(true)
-        || attendee
-            .get("email")
-            .and_then(Value::as_str)
-            .is_some_and(|email| email.eq_ignore_ascii_case(calendar_id))
+        || email_of(attendee).is_some_and(|email| email.eq_ignore_ascii_case(calendar_id))
 }
 
-/// The attendee lists differ at most in this calendar's own answer.
+fn email_of(attendee: &Value) -> Option<&str> {
+    attendee.get("email").and_then(Value::as_str)
+}
+
+/// An attendee's keys a writer does not set: `organizer`, `self` and `id`
+/// are "Read-only" (events reference, `attendees[]`), and `resource` "can
+/// only be set when the attendee is added to the event for the first
+/// time. Subsequent modifications are ignored." A client that leaves them
+/// out, as calsync does, changes nothing.
+const ATTENDEE_READ_ONLY: [&str; 4] = ["organizer", "self", "id", "resource"];
+
+/// An attendee's entry as the writer states it: read-only keys left out,
+/// the email without case, and absent values read as Google's defaults
+/// (`responseStatus` `needsAction`, `optional` false, `additionalGuests`
+/// 0), so that leaving out a default is no change.
+fn stated(attendee: &Value) -> Map<String, Value> {
+    let mut map = attendee.as_object().cloned().unwrap_or_default();
+    for key in ATTENDEE_READ_ONLY {
+        map.remove(key);
+    }
+    map.retain(|_, value| !value.is_null());
+    if let Some(email) = email_of(attendee) {
+        map.insert("email".into(), Value::String(email.to_ascii_lowercase()));
+    }
+    for (key, default) in [
+        ("responseStatus", Value::from("needsAction")),
+        ("optional", Value::from(false)),
+        ("additionalGuests", Value::from(0)),
+    ] {
+        map.entry(key).or_insert(default);
+    }
+    map
+}
+
+/// The attendee lists differ at most in this calendar's own answer: the
+/// same guests (matched by email, without case, in any order) and every
+/// other guest's entry as it was (their answer, `optional`, a display name
+/// if one is sent), read-only keys aside. The attendee's own entry may
+/// change only its answer (`responseStatus`, `comment`,
+/// `additionalGuests`).
 fn only_own_answer_differs(calendar_id: &str, old: Option<&Value>, new: Option<&Value>) -> bool {
     let empty = Vec::new();
     let old = old.and_then(Value::as_array).unwrap_or(&empty);
     let new = new.and_then(Value::as_array).unwrap_or(&empty);
-    old.len() == new.len()
-        && old.iter().zip(new).all(|(a, b)| {
-            if !is_self(calendar_id, a) {
-                return a == b;
-            }
-            let strip = |v: &Value| {
-                let mut v = v.clone();
-                if let Some(map) = v.as_object_mut() {
-                    for key in ANSWER {
-                        map.remove(key);
-                    }
-                    map.remove("self");
-                }
-                v
-            };
-            strip(a) == strip(b)
+    let listed = |list: &[Value], attendee: &Value| {
+        email_of(attendee).is_some_and(|email| {
+            list.iter()
+                .any(|x| email_of(x).is_some_and(|e| e.eq_ignore_ascii_case(email)))
         })
+    };
+    // The same addresses both ways: no guest added, removed or doubled.
+    old.len() == new.len()
+        && old.iter().all(|a| listed(new, a))
+        && new.iter().all(|b| {
+            let Some(email) = email_of(b) else {
+                return false;
+            };
+            let Some(a) = old
+                .iter()
+                .find(|a| email_of(a).is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            else {
+                return false;
+            };
+            // Whose entry it is, as stored: a writer's `self` is ignored.
+            let own = is_self(calendar_id, a);
+            let (mut a, mut b) = (stated(a), stated(b));
+            if !b.contains_key("displayName") {
+                // A name left out is no change of it.
+                a.remove("displayName");
+            }
+            if own {
+                for key in ANSWER {
+                    a.remove(key);
+                    b.remove(key);
+                }
+            }
+            a == b
+        })
+}
+
+/// Carries the read-only keys of each attendee of `old` over to the same
+/// attendee (by email, without case) in `body`: Google keeps them whatever
+/// a write sends (see [`ATTENDEE_READ_ONLY`]); the patch replaced the list
+/// whole.
+pub fn keep_read_only_attendee_keys(old: &Map<String, Value>, body: &mut Map<String, Value>) {
+    let Some(before) = old.get("attendees").and_then(Value::as_array) else {
+        return;
+    };
+    let Some(after) = body.get_mut("attendees").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for attendee in after.iter_mut() {
+        let Some(email) = email_of(attendee).map(str::to_owned) else {
+            continue;
+        };
+        let Some(known) = before
+            .iter()
+            .find(|a| email_of(a).is_some_and(|e| e.eq_ignore_ascii_case(&email)))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        let Some(entry) = attendee.as_object_mut() else {
+            continue;
+        };
+        for key in ATTENDEE_READ_ONLY {
+            match known.get(key) {
+                Some(value) => entry.insert(key.to_owned(), value.clone()),
+                None => entry.remove(key),
+            };
+        }
+    }
 }
 
 /// Only `extendedProperties.private` differs.
@@ -259,6 +346,68 @@ mod tests {
         let mut other_answer = old.clone();
         other_answer["attendees"][0]["responseStatus"] = json!("declined");
         assert!(check_change("cal@example.com", &old, &other_answer, &[]).is_err());
+    }
+
+    #[test]
+    fn attendees_match_by_email_and_read_only_keys_are_no_change() {
+        let old = copy();
+        let mut body = old.clone();
+        // As calsync sends an RSVP: another order, no read-only keys, the
+        // address in another case.
+        body.insert(
+            "attendees".into(),
+            json!([
+                {"email": "CAL@example.com", "responseStatus": "accepted"},
+                {"email": "boss@example.com", "responseStatus": "accepted", "id": "x", "self": true},
+            ]),
+        );
+        assert_eq!(check_change("cal@example.com", &old, &body, &[]), Ok(()));
+        keep_read_only_attendee_keys(&old, &mut body);
+        assert_eq!(
+            body["attendees"],
+            json!([
+                {"email": "CAL@example.com", "self": true, "responseStatus": "accepted"},
+                {"email": "boss@example.com", "organizer": true, "responseStatus": "accepted"},
+            ]),
+            "Google keeps its own keys"
+        );
+        for (what, attendees) in [
+            (
+                "the organizer's answer left out (needsAction)",
+                json!([{"email": "cal@example.com", "responseStatus": "accepted"}, {"email": "boss@example.com"}]),
+            ),
+            (
+                "another made optional",
+                json!([{"email": "cal@example.com"}, {"email": "boss@example.com", "responseStatus": "accepted", "optional": true}]),
+            ),
+            (
+                "a guest added",
+                json!([{"email": "cal@example.com"}, {"email": "boss@example.com", "responseStatus": "accepted"}, {"email": "friend@example.com"}]),
+            ),
+            (
+                "a guest removed",
+                json!([{"email": "cal@example.com", "responseStatus": "accepted"}]),
+            ),
+            (
+                "a guest doubled in place of another",
+                json!([{"email": "cal@example.com"}, {"email": "CAL@example.com"}]),
+            ),
+            (
+                "a guest replaced",
+                json!([{"email": "cal@example.com"}, {"email": "other@example.com", "responseStatus": "accepted"}]),
+            ),
+            (
+                "another renamed",
+                json!([{"email": "cal@example.com"}, {"email": "boss@example.com", "responseStatus": "accepted", "displayName": "B"}]),
+            ),
+        ] {
+            let mut changed = old.clone();
+            changed.insert("attendees".into(), attendees);
+            assert!(
+                check_change("cal@example.com", &old, &changed, &[]).is_err(),
+                "{what}"
+            );
+        }
     }
 
     #[test]

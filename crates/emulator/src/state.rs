@@ -421,6 +421,7 @@ impl Calendars {
             } else {
                 &[]
             };
+            invited::keep_read_only_attendee_keys(&old, &mut body);
             invited::check_change(calendar_id, &old, &body, ignored)?;
             self.conferences.apply(
                 calendar_id,

@@ -548,10 +548,45 @@ async fn invited_copies_take_only_the_attendees_changes() {
             ]}),
         ),
         ("recurrence", json!({"recurrence": ["RRULE:FREQ=DAILY"]})),
+        (
+            "another's answer left out (needsAction)",
+            json!({"attendees": [
+                {"email": CAL, "responseStatus": "accepted"},
+                {"email": "boss@example.com"},
+            ]}),
+        ),
+        (
+            "a guest added",
+            json!({"attendees": [
+                {"email": CAL, "responseStatus": "accepted"},
+                {"email": "boss@example.com", "responseStatus": "accepted"},
+                {"email": "friend@example.com"},
+            ]}),
+        ),
     ] {
         let (status, answer) = http.api(OWNER, "PATCH", "/invite0001", Some(body)).await;
         assert_eq!((status, &answer), (403, &refusal), "{what}");
     }
+    // An RSVP as calsync sends it: attendees matched by email, in another
+    // order, without the read-only `organizer` and `self` keys, which
+    // Google keeps as they were.
+    let rsvp = http
+        .ok(
+            "PATCH",
+            "/invite0001",
+            Some(json!({"attendees": [
+                {"email": CAL.to_uppercase(), "responseStatus": "tentative"},
+                {"email": "boss@example.com", "responseStatus": "accepted"},
+            ]})),
+        )
+        .await;
+    assert_eq!(
+        rsvp["attendees"],
+        json!([
+            {"email": CAL.to_uppercase(), "self": true, "responseStatus": "tentative"},
+            {"email": "boss@example.com", "organizer": true, "responseStatus": "accepted"},
+        ])
+    );
     // An occurrence of the invited series is refused the same way.
     let (status, answer) = http
         .api(

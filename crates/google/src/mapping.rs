@@ -148,6 +148,10 @@ fn conference_request(conference: &Conference) -> Option<api::ConferenceData> {
     })
 }
 
+/// Google's attendee entries. An attendee without an answer goes as
+/// `needsAction` (a new guest's); on a patch the domain has filled in the
+/// answers the mirror knows first (`EventChanges::fill_attendees_from`), so
+/// this never resets an answer Google holds.
 fn to_google_attendees(attendees: &[Attendee]) -> Vec<api::EventAttendee> {
     attendees
         .iter()
@@ -193,8 +197,8 @@ pub fn patch_body(changes: &EventChanges) -> api::Event {
 /// the generated client strips them, so absent fields stay absent (a
 /// `null` would clear them at Google) while `""` and `[]` clear.
 ///
-/// Then the one place a `null` is sent on purpose: a start or end that
-/// switches between all-day and timed. Google's patch merges into nested
+/// Then the one place a `null` is sent on purpose: the other kind of time
+/// in every `start` or `end` sent. Google's patch merges into nested
 /// objects ("patch semantics": only the fields in the body change, events
 /// reference, `events.patch`,
 /// <https://developers.google.com/workspace/calendar/api/v3/reference/events/patch>,
@@ -202,31 +206,18 @@ pub fn patch_body(changes: &EventChanges) -> api::Event {
 /// `{"start": {"dateTime": ..}}` on an all-day event keeps its
 /// `start.date`, and Google refuses the result with 400 `invalid`
 /// "Invalid start time". An explicit `null` clears a field: `"date": null`
-/// when a date becomes a dateTime, `"dateTime": null` and `"timeZone":
-/// null` when a dateTime becomes a date. Only where `base` (what Google
-/// holds, as far as calsync knows) is of the other kind or unknown: a base
-/// of the same kind gets no `null`.
-pub fn patch_json(
-    changes: &EventChanges,
-    base: &EventChanges,
-) -> Result<serde_json::Value, serde_json::Error> {
+/// with a `dateTime`, `"dateTime": null` and `"timeZone": null` with a
+/// `date`. Always, not only when calsync believes the kind changes: what
+/// the mirror knows of Google's copy may be stale, a wrong guess would be
+/// a permanent 400, and a `null` for a field Google does not hold is no
+/// change.
+pub fn patch_json(changes: &EventChanges) -> Result<serde_json::Value, serde_json::Error> {
     let mut value = serde_json::to_value(patch_body(changes))?;
     google_calendar3::common::remove_json_null_values(&mut value);
-    for (field, new, old) in [
-        ("start", &changes.start, &base.start),
-        ("end", &changes.end, &base.end),
-    ] {
+    for (field, new) in [("start", &changes.start), ("end", &changes.end)] {
         let Some(new) = new else {
             continue;
         };
-        // Unknown base (a row queued before bases were recorded): clear
-        // anyway; a `null` for a field Google does not hold is harmless.
-        if old
-            .as_ref()
-            .is_some_and(|old| new.is_all_day() == old.is_all_day())
-        {
-            continue;
-        }
         let Some(time) = value
             .get_mut(field)
             .and_then(serde_json::Value::as_object_mut)

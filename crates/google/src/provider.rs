@@ -125,9 +125,8 @@ impl CalendarProvider for GoogleCalendar {
         let url = &self.event_url(&call.calendar_id, &call.event_id, true);
         // As the generated client does: absent fields are left out, never
         // sent as `null` (Google's patch would clear them), except the
-        // other kind of a start or end that switches between all-day and
-        // timed (see `patch_json`).
-        let body = &crate::mapping::patch_json(&call.changes, &call.base)
+        // other kind of a start or end sent (see `patch_json`).
+        let body = &crate::mapping::patch_json(&call.changes)
             .map(|value| value.to_string().into_bytes())
             .map_err(|error| {
                 DomainError::provider(ProviderErrorKind::Permanent, format!("patch body: {error}"))

@@ -198,7 +198,6 @@ async fn patches_and_deletes_send_a_real_if_match_and_only_the_changed_fields() 
             location: Some(None),
             ..EventChanges::default()
         },
-        base: EventChanges::default(),
         if_match,
     };
     let stale = Etag::new("\"0\"").unwrap();

@@ -70,7 +70,6 @@ fn patch(id: &EventId, changes: EventChanges) -> PatchCall {
         calendar_id: cal(),
         event_id: id.clone(),
         changes,
-        base: EventChanges::default(),
         if_match: None,
     }
 }
@@ -465,11 +464,7 @@ async fn a_patch_between_all_day_and_timed_replaces_the_other_kind() {
         end: Some(at(10)),
         ..EventChanges::default()
     };
-    let to_timed = PatchCall {
-        base: all_day.clone(),
-        ..patch(&id, timed.clone())
-    };
-    let patched = google.patch_event(&to_timed).await.unwrap();
+    let patched = google.patch_event(&patch(&id, timed)).await.unwrap();
     assert_eq!(patched.start, Some(at(9)));
     let copy = stored(&setup.emulator.emulator.events(CAL), id.as_str()).unwrap();
     assert_eq!(
@@ -477,11 +472,21 @@ async fn a_patch_between_all_day_and_timed_replaces_the_other_kind() {
         ("dateTime", "dateTime"),
         "{copy}"
     );
-    let to_all_day = PatchCall {
-        base: timed,
-        ..patch(&id, all_day)
+    // Timed to timed: the `"date": null` sent along clears nothing.
+    let later = EventChanges {
+        start: Some(at(11)),
+        end: Some(at(12)),
+        ..EventChanges::default()
     };
-    let patched = google.patch_event(&to_all_day).await.unwrap();
+    let patched = google.patch_event(&patch(&id, later)).await.unwrap();
+    assert_eq!(patched.start, Some(at(11)));
+    let patched = google
+        .patch_event(&patch(&id, all_day.clone()))
+        .await
+        .unwrap();
+    assert_eq!(patched.start, Some(day(4)));
+    // All-day to all-day: the nulls sent along clear nothing either.
+    let patched = google.patch_event(&patch(&id, all_day)).await.unwrap();
     assert_eq!(patched.start, Some(day(4)));
     let copy = stored(&setup.emulator.emulator.events(CAL), id.as_str()).unwrap();
     assert_eq!(

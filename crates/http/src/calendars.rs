@@ -58,7 +58,7 @@ pub struct CalendarDoc {
     #[schema(format = DateTime)]
     updated_at: String,
     /// Absent until its first sync is queued.
-    health: Option<CalendarHealthDoc>,
+    health: Option<crate::health::CalendarHealthDoc>,
 }
 
 /// A calendar just added, with the watch channel made for it.
@@ -72,29 +72,8 @@ pub struct CalendarAddedDoc {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
-    health: Option<CalendarHealthDoc>,
+    health: Option<crate::health::CalendarHealthDoc>,
     channel: crate::channels::ChannelDoc,
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // documentation only
-pub struct CalendarHealthDoc {
-    calendar_id: String,
-    #[schema(format = DateTime)]
-    last_sync_at: Option<String>,
-    last_error: Option<String>,
-    #[schema(format = DateTime)]
-    last_error_at: Option<String>,
-    error_count: u32,
-    reconnect_required: bool,
-    /// Google refuses calsync's writes to this calendar (403
-    /// `requiredAccessLevel`); they wait until write access is granted.
-    read_only: bool,
-    #[schema(format = DateTime)]
-    read_only_since: Option<String>,
-    read_only_reason: Option<String>,
-    active_channels: u64,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -62,7 +62,8 @@ pub struct HealthReportDoc {
     events_push_conflicts: u64,
 }
 
-/// One calendar's figures in the full report.
+/// One calendar's figures: in the full health report, and in the
+/// managed-calendar listing (there without `unreadableSeries`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // documentation only
@@ -79,7 +80,7 @@ pub struct CalendarHealthDoc {
     /// Google refuses calsync's writes to this calendar (403
     /// `requiredAccessLevel`: the principal may only read it). Writes
     /// wait, tried again every `CALSYNC_READ_ONLY_PROBE_SECS`, and the
-    /// mark clears when one lands.
+    /// mark clears once Google answers a write with access.
     read_only: bool,
     /// Since the first refusal.
     #[schema(format = DateTime)]
@@ -90,7 +91,9 @@ pub struct CalendarHealthDoc {
     /// Live recurring series whose recurrence calsync cannot expand (issue
     /// `series_unreadable`): each is listed as its master row, not as
     /// occurrences, and its occurrences cannot be read or written by id.
-    unreadable_series: u64,
+    /// In the health report only (`GET /calendar/calendars` leaves it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable_series: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -65,10 +65,19 @@ fn bodies_decode_as_the_handlers_decode_them() {
         "no calendar named and no default"
     );
     assert!(decode::event_patch_body(br#"{"summary":null}"#).is_ok());
+    // An RSVP: the answer is taken (left out, it stays as Google has it).
+    let rsvp = decode::event_patch_body(
+        br#"{"attendees":[{"email":"me@example.com","responseStatus":"accepted"},{"email":"boss@example.org"}]}"#,
+    )
+    .unwrap();
+    let attendees = rsvp.attendees.unwrap();
+    assert_eq!(attendees[0].response_status.as_deref(), Some("accepted"));
+    assert_eq!(attendees[1].response_status, None);
     for refused in [
         &b"{}"[..],
         br#"{"start":null}"#,
         br#"{"status":"cancelled"}"#,
+        br#"{"attendees":[{"email":"me@example.com","responseStatus":"maybe"}]}"#,
         b"null",
     ] {
         assert!(

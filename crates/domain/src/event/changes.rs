@@ -74,6 +74,27 @@ fn same_guests(a: &[Attendee], b: &[Attendee]) -> bool {
     key(a) == key(b)
 }
 
+/// The attendee with this address (Google compares addresses without case).
+fn find<'a>(list: &'a [Attendee], email: &str) -> Option<&'a Attendee> {
+    list.iter().find(|a| a.email.eq_ignore_ascii_case(email))
+}
+
+/// An attendee's answer as Google holds it: none given is `needsAction`,
+/// which is what the adapter sends for it and Google's answer for a guest
+/// who has not replied (events reference, `attendees[].responseStatus`).
+pub(crate) fn answer_of(attendee: Option<&Attendee>) -> &str {
+    attendee
+        .and_then(|a| a.response_status.as_deref())
+        .unwrap_or("needsAction")
+}
+
+/// The answers of `answered` (addresses) are the same in both lists.
+fn same_answers(a: &[Attendee], b: &[Attendee], answered: &[String]) -> bool {
+    answered
+        .iter()
+        .all(|email| answer_of(find(a, email)) == answer_of(find(b, email)))
+}
+
 impl EventChanges {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -94,9 +115,57 @@ impl EventChanges {
         }
     }
 
+    /// Fills in, for each attendee this change sends, what it leaves out
+    /// and `current` (the event as the mirror holds it) knows: the answer
+    /// (`responseStatus`) and the display name. Google's patch replaces the
+    /// attendee list whole and the adapter sends a missing answer as
+    /// `needsAction`, so an answer left out would reset it: on an
+    /// invitation that changes another attendee's answer, which Google
+    /// refuses (403 `forbiddenForNonOrganizer`), and on any event it drops
+    /// RSVPs made in Google.
+    pub fn fill_attendees_from(&mut self, current: &[Attendee]) {
+        let Some(attendees) = &mut self.attendees else {
+            return;
+        };
+        for attendee in attendees.iter_mut() {
+            let Some(known) = find(current, &attendee.email) else {
+                continue;
+            };
+            if attendee.response_status.is_none() {
+                attendee.response_status.clone_from(&known.response_status);
+            }
+            if attendee.display_name.is_none() {
+                attendee.display_name.clone_from(&known.display_name);
+            }
+        }
+    }
+
+    /// The attendees (lowercased addresses) whose answer this change gives:
+    /// those whose `responseStatus` differs from the one in `base`, the
+    /// values the change was made on. An answer equal to the base one was
+    /// carried over ([`EventChanges::fill_attendees_from`]), not given, and
+    /// Google's may replace it.
+    pub fn answered(&self, base: &Self) -> Vec<String> {
+        let Some(attendees) = &self.attendees else {
+            return Vec::new();
+        };
+        let before = base.attendees.as_deref().unwrap_or_default();
+        attendees
+            .iter()
+            .filter(|a| {
+                a.response_status.is_some()
+                    && answer_of(Some(a)) != answer_of(find(before, &a.email))
+            })
+            .map(|a| a.email.to_ascii_lowercase())
+            .collect()
+    }
+
     /// Whether every field named here has this value in `current` (fields
-    /// not named are ignored). Attendees compare by guest list.
-    pub fn holds_in(&self, current: &Self) -> bool {
+    /// not named are ignored). Attendees compare by guest list, and by
+    /// answer for the attendees in `answered` (see
+    /// [`EventChanges::answered`]): an RSVP-only change has not landed
+    /// while the answer it gives is not Google's.
+    pub fn holds_in(&self, current: &Self, answered: &[String]) -> bool {
         fn same<T: PartialEq>(want: &Option<T>, have: &Option<T>) -> bool {
             want.is_none() || want == have
         }
@@ -109,7 +178,9 @@ impl EventChanges {
             && same(&self.recurrence, &current.recurrence)
             && match (&self.attendees, &current.attendees) {
                 (None, _) => true,
-                (Some(want), Some(have)) => same_guests(want, have),
+                (Some(want), Some(have)) => {
+                    same_guests(want, have) && same_answers(want, have, answered)
+                }
                 (Some(_), None) => false,
             }
     }
@@ -130,14 +201,19 @@ impl EventChanges {
     }
 
     /// Carries Google's RSVPs over to the attendees this change sends, for
-    /// guests on both lists, so a guest-list edit does not reset answers.
-    pub fn keep_responses_from(&mut self, current: &[Attendee]) {
+    /// guests on both lists, so a guest-list edit does not reset answers;
+    /// except the answers this change gives (`answered`, see
+    /// [`EventChanges::answered`]), which are what it is sending.
+    pub fn keep_responses_from(&mut self, current: &[Attendee], answered: &[String]) {
         if let Some(attendees) = &mut self.attendees {
             for attendee in attendees.iter_mut() {
-                if let Some(known) = current
+                if answered
                     .iter()
-                    .find(|c| c.email.eq_ignore_ascii_case(&attendee.email))
+                    .any(|email| email.eq_ignore_ascii_case(&attendee.email))
                 {
+                    continue;
+                }
+                if let Some(known) = find(current, &attendee.email) {
                     attendee.response_status.clone_from(&known.response_status);
                 }
             }

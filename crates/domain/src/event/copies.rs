@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-use super::changes::EventChanges;
+use super::changes::{EventChanges, answer_of};
 use super::types::{Attendee, Event};
 
 /// Who may change what in one calendar's copy of an event, as far as the
@@ -169,8 +169,13 @@ fn main_fields_changed(event: &Event, changes: &EventChanges) -> Vec<&'static st
 }
 
 /// Whether `next` is `current` with at most this calendar's own entry's
-/// `responseStatus` changed: the same guests, and every other guest's
-/// answer as it was (an answer left out keeps Google's).
+/// `responseStatus` changed: the same guests (by address, without case),
+/// each as optional as it was, and every other guest's answer as it was.
+/// An answer left out counts as `needsAction`, as the adapter sends it
+/// (the update path fills in what the caller leaves out from the mirror
+/// first, [`EventChanges::fill_attendees_from`]). Display names are not
+/// compared: one a client leaves out or spells otherwise changes no
+/// guest's answer.
 fn only_own_response_changed(event: &Event, current: &[Attendee], next: &[Attendee]) -> bool {
     if current.len() != next.len() {
         return false;
@@ -187,10 +192,7 @@ fn only_own_response_changed(event: &Event, current: &[Attendee], next: &[Attend
             .as_deref()
             .is_some_and(|own| own.eq_ignore_ascii_case(&wanted.email));
         known.optional == wanted.optional
-            && known.display_name == wanted.display_name
-            && (is_own
-                || wanted.response_status.is_none()
-                || wanted.response_status == known.response_status)
+            && (is_own || answer_of(Some(wanted)) == answer_of(Some(known)))
     })
 }
 
@@ -332,6 +334,31 @@ mod tests {
             ..EventChanges::default()
         };
         assert!(check_copy_change(&event, &invite).is_err());
+    }
+
+    #[test]
+    fn others_compare_by_address_optional_and_answer_only() {
+        let mut event = event(Some(invitation()));
+        event.attendees[1].response_status = Some("accepted".into());
+        event.attendees[1].display_name = Some("The Boss".into());
+        let rsvp = |boss_answer: Option<&str>| {
+            let mut me = Attendee::new("ME@example.com").unwrap();
+            me.response_status = Some("accepted".into());
+            let mut boss = Attendee::new("boss@example.org").unwrap();
+            boss.response_status = boss_answer.map(str::to_owned);
+            EventChanges {
+                // Another order, no display names.
+                attendees: Some(vec![boss, me]),
+                ..EventChanges::default()
+            }
+        };
+        assert!(
+            check_copy_change(&event, &rsvp(Some("accepted"))).is_ok(),
+            "a display name left out is no change"
+        );
+        // Left out, the organizer's answer would be sent as needsAction.
+        assert!(check_copy_change(&event, &rsvp(None)).is_err());
+        assert!(check_copy_change(&event, &rsvp(Some("declined"))).is_err());
     }
 
     #[test]

@@ -416,6 +416,10 @@ impl EventService {
             Listed::Occurrence { event, .. } => event,
         };
         virtual_event.event_type.check_writable()?;
+        // As `update` does: what the caller leaves out of an attendee stays.
+        let mut changes = changes.clone();
+        changes.fill_attendees_from(&virtual_event.attendees);
+        let changes = &changes;
         if if_match.is_some() {
             return Err(Error::PreconditionFailed {
                 reason: "the occurrence has no etag of its own until it is changed".into(),

@@ -77,6 +77,24 @@ fn receipt(
     }
 }
 
+/// Whether Google's refusal of a write shows the principal may write the
+/// calendar: Google judged the write itself (412, 409, 410, 400, 403
+/// `forbiddenForNonOrganizer`, ...) rather than refusing access (403
+/// `requiredAccessLevel`), failing to answer (transient, transport), or
+/// answering for its quota or the calendar's reachability.
+fn judged_with_write_access(error: &Error) -> bool {
+    error.provider_kind().is_some_and(|kind| {
+        !matches!(
+            kind,
+            ProviderErrorKind::ReadOnly
+                | ProviderErrorKind::Transient
+                | ProviderErrorKind::RateLimited
+                | ProviderErrorKind::QuotaExhausted
+                | ProviderErrorKind::ReconnectRequired
+        )
+    })
+}
+
 /// The result of an idempotent create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -279,11 +297,18 @@ impl EventService {
             });
         }
         current.event_type.check_writable()?;
+        // What the caller leaves out of an attendee it sends (an answer, a
+        // display name) stays as the mirror has it, RSVPs made in Google
+        // included: the patch replaces the list whole.
+        let mut changes = changes.clone();
+        changes.fill_attendees_from(&current.attendees);
+        let changes = &changes;
         if let Some(attendees) = &changes.attendees {
             self.check_attendees_allowed(&current.calendar_id, attendees)
                 .await?;
         }
         Self::check_etag(&current, if_match.as_ref())?;
+        self.check_exception_copy(&current, changes).await?;
         let next = changes.apply_to(&current, self.clock.now())?;
         let intent = PatchIntent {
             changes: changes.clone(),
@@ -298,6 +323,29 @@ impl EventService {
             .update_with_outbox(&next, current.updated_at, op)
             .await?;
         Ok((next, entry))
+    }
+
+    /// An exception calsync made has no Google copy of its own until its
+    /// first push lands, so what Google lets this calendar change in it is
+    /// judged on the master's copy (an occurrence of an invitation is an
+    /// invitation too), as [`EventService::update_occurrence`] judges the
+    /// write that made it. With a copy of its own, `apply_to` judges it.
+    async fn check_exception_copy(&self, event: &Event, changes: &EventChanges) -> Result<()> {
+        let (None, Some(master_id)) = (&event.google, &event.recurring_event_id) else {
+            return Ok(());
+        };
+        let Some(master) = self
+            .events
+            .find_by_google_id(&event.calendar_id, master_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let judged = Event {
+            google: master.google,
+            ..event.clone()
+        };
+        crate::event::check_copy_change(&judged, changes)
     }
 
     /// Cancels an event locally and queues its deletion at Google.
@@ -379,6 +427,9 @@ impl EventService {
             }
             Ok(Verdict::Settled(settled, note)) => {
                 self.outbox.settle_outbox(entry, &settled, note).await?;
+                // Google judged the write (gone, or changed meanwhile),
+                // which it does only for a principal that may write.
+                self.writable_again(&event.calendar_id).await?;
                 Ok(if settled.push_state == PushState::Conflict {
                     PushOutcome::Conflict
                 } else {
@@ -387,6 +438,9 @@ impl EventService {
             }
             Err(error) => {
                 let error = self.note_refusal(&event, error).await?;
+                if judged_with_write_access(&error) {
+                    self.writable_again(&event.calendar_id).await?;
+                }
                 self.record_failure(entry, &error).await
             }
         }
@@ -426,8 +480,11 @@ impl EventService {
         }
     }
 
-    /// A write to the calendar landed: if it was marked read-only, it is
-    /// writable again (the retried write was the probe).
+    /// Google accepted or judged a write to the calendar: if it was marked
+    /// read-only, it is writable again (the retried write was the probe).
+    /// The calendar's other waiting writes keep their next try, at most one
+    /// probe interval away: the outbox has no way to make a calendar's rows
+    /// due at once.
     async fn writable_again(&self, calendar_id: &crate::ids::CalendarId) -> Result<()> {
         let Some(states) = &self.states else {
             return Ok(());
@@ -522,7 +579,6 @@ impl EventService {
             calendar_id: event.calendar_id.clone(),
             event_id: event.google_event_id.clone(),
             changes: intent.changes.clone(),
-            base: intent.base.clone(),
             if_match: event.etag.clone(),
         };
         let refused = match self.provider.patch_event(&call).await {
@@ -552,10 +608,13 @@ impl EventService {
             return Ok(self.gone(event));
         }
         let current = remote.fields();
-        if intent.changes.holds_in(&current) {
+        // The RSVPs this write gives count as fields it changes; answers it
+        // only carried over are Google's to keep.
+        let answered = intent.changes.answered(&intent.base);
+        if intent.changes.holds_in(&current, &answered) {
             return Ok(Verdict::Applied(Some(Box::new(remote))));
         }
-        if demanded || !intent.base.holds_in(&current) {
+        if demanded || !intent.base.holds_in(&current, &answered) {
             let now = self.clock.now();
             let Some(mut kept) = remote.onto(event, now) else {
                 return Err(Error::provider(
@@ -568,11 +627,9 @@ impl EventService {
             return Ok(Verdict::Settled(Box::new(kept), CONFLICT_NOTE));
         }
         let mut changes = intent.changes.clone();
-        changes.keep_responses_from(&remote.attendees);
+        changes.keep_responses_from(&remote.attendees, &answered);
         let again = PatchCall {
             changes,
-            // Google's copy as just read: what the patch now merges into.
-            base: current,
             if_match: remote.etag.clone(),
             ..call
         };

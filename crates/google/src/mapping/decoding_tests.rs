@@ -557,7 +557,7 @@ fn a_patch_sends_recurrence_and_an_empty_list_clears_it() {
         ..EventChanges::default()
     };
     assert_eq!(
-        patch_json(&changes, &EventChanges::default()).unwrap(),
+        patch_json(&changes).unwrap(),
         json!({"recurrence": ["RRULE:FREQ=DAILY;COUNT=3"]})
     );
     let ended = EventChanges {
@@ -566,7 +566,7 @@ fn a_patch_sends_recurrence_and_an_empty_list_clears_it() {
         ..EventChanges::default()
     };
     assert_eq!(
-        patch_json(&ended, &EventChanges::default()).unwrap(),
+        patch_json(&ended).unwrap(),
         json!({"recurrence": [], "summary": ""}),
         "[] survives the null stripping; nothing else is sent"
     );
@@ -575,14 +575,14 @@ fn a_patch_sends_recurrence_and_an_empty_list_clears_it() {
         ..EventChanges::default()
     };
     assert_eq!(
-        patch_json(&untouched, &EventChanges::default()).unwrap(),
+        patch_json(&untouched).unwrap(),
         json!({"location": "Room 1"}),
         "no recurrence, no eventType when the change does not name them"
     );
 }
 
 #[test]
-fn a_patch_switching_between_all_day_and_timed_clears_the_other_kind() {
+fn a_patch_of_start_or_end_always_clears_the_other_kind() {
     let day = |d| EventTime::date(chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap());
     let at = |h| {
         EventTime::at(
@@ -600,19 +600,23 @@ fn a_patch_switching_between_all_day_and_timed_clears_the_other_kind() {
         end: Some(day(2)),
         ..EventChanges::default()
     };
-    // All-day -> timed: `date` goes, explicitly.
-    let json = patch_json(&timed, &all_day).unwrap();
+    // Timed: `date` goes, explicitly, whatever Google holds (what the
+    // mirror knows of it may be stale).
+    let json = patch_json(&timed).unwrap();
     for field in ["start", "end"] {
-        assert_eq!(json[field]["date"], serde_json::Value::Null, "{json}");
         assert!(
-            json[field].as_object().unwrap().contains_key("date"),
+            json[field]
+                .as_object()
+                .unwrap()
+                .get("date")
+                .is_some_and(serde_json::Value::is_null),
             "{json}"
         );
         assert_eq!(json[field]["timeZone"], "Europe/Berlin");
         assert!(json[field]["dateTime"].is_string());
     }
-    // Timed -> all-day: `dateTime` and `timeZone` go.
-    let json = patch_json(&all_day, &timed).unwrap();
+    // All-day: `dateTime` and `timeZone` go.
+    let json = patch_json(&all_day).unwrap();
     assert_eq!(
         json["start"],
         json!({"date": "2026-03-01", "dateTime": null, "timeZone": null})
@@ -621,23 +625,19 @@ fn a_patch_switching_between_all_day_and_timed_clears_the_other_kind() {
         json["end"],
         json!({"date": "2026-03-02", "dateTime": null, "timeZone": null})
     );
-    // The same kind: no null anywhere.
-    let json = patch_json(&timed, &timed).unwrap();
-    assert!(
-        !json["start"].as_object().unwrap().contains_key("date"),
-        "{json}"
-    );
-    let json = patch_json(&all_day, &all_day).unwrap();
-    assert_eq!(json["start"], json!({"date": "2026-03-01"}));
-    // A base calsync does not know (a row queued before bases were kept):
-    // the other kind is cleared anyway, which is harmless if Google holds
-    // none.
-    let json = patch_json(&timed, &EventChanges::default()).unwrap();
-    assert_eq!(json["start"]["date"], serde_json::Value::Null, "{json}");
-    assert!(
-        json["start"].as_object().unwrap().contains_key("date"),
-        "{json}"
-    );
+    // Only what is sent gets its nulls: an end alone leaves start absent.
+    let end_only = EventChanges {
+        end: Some(at(11)),
+        summary: Some(Some("Later".into())),
+        ..EventChanges::default()
+    };
+    let json = patch_json(&end_only).unwrap();
+    assert!(json.get("start").is_none(), "{json}");
+    assert_eq!(json["summary"], "Later");
+    let mut keys: Vec<_> = json["end"].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["date", "dateTime", "timeZone"], "{json}");
+    assert!(json["end"]["date"].is_null(), "{json}");
 }
 
 #[test]

@@ -52,8 +52,11 @@ pub struct AttendeeBody {
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
-    /// Read-only: Google's needsAction | declined | tentative | accepted.
+    /// Google's needsAction | declined | tentative | accepted. Left out on
+    /// a PATCH, it stays as Google has it; on an invitation organized from
+    /// another calendar only this calendar's own answer may change (its RSVP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(needsAction|declined|tentative|accepted)$")]
     pub response_status: Option<String>,
 }
 

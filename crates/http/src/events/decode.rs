@@ -78,6 +78,9 @@ pub(crate) fn event_time(field: &str, body: &EventTimeBody) -> Result<EventTime,
     }
 }
 
+/// Google's attendee answers.
+const RESPONSE_STATUSES: [&str; 4] = ["needsAction", "declined", "tentative", "accepted"];
+
 pub(crate) fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpError> {
     list.iter()
         .enumerate()
@@ -97,6 +100,18 @@ pub(crate) fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpErro
             }
             attendee.display_name = body.display_name.clone();
             attendee.optional = body.optional.unwrap_or(false);
+            // An answer (an RSVP, on an invitation only this calendar's
+            // own): one of Google's values (events reference,
+            // `attendees[].responseStatus`).
+            if let Some(answer) = &body.response_status {
+                if !RESPONSE_STATUSES.contains(&answer.as_str()) {
+                    return Err(invalid_at(
+                        &format!("attendees[{i}].responseStatus"),
+                        format!("must be one of {}", RESPONSE_STATUSES.join(", ")),
+                    ));
+                }
+                attendee.response_status = Some(answer.clone());
+            }
             Ok(attendee)
         })
         .collect()

@@ -108,7 +108,6 @@ pub async fn clearing_a_text_field_reads_back_as_absent(c: &Contract<'_>) {
                 location: Some(None),
                 ..EventChanges::default()
             },
-            base: EventChanges::default(),
             if_match: None,
         })
         .await
@@ -379,7 +378,6 @@ pub async fn writes_to_an_event_deleted_at_google_are_gone(c: &Contract<'_>) {
                 status: Some(EventStatus::Confirmed),
                 ..EventChanges::default()
             },
-            base: EventChanges::default(),
             if_match: None,
         })
         .await

@@ -189,7 +189,6 @@ fn rename(calendar_id: CalendarId, event_id: EventId, if_match: Option<Etag>) ->
             summary: Some(Some("Renamed".into())),
             ..EventChanges::default()
         },
-        base: EventChanges::default(),
         if_match,
     }
 }
