@@ -656,6 +656,81 @@ async fn an_invitation_or_a_locked_copy_takes_only_what_google_allows(api: Api) 
     api.stop().await;
 }
 
+/// The same through the emulator's own access roles rather than a fault
+/// plan, for an insert and a delete: while the calendar's role for calsync
+/// is `reader`, both wait (never dead-lettered) and health names the
+/// calendar; once it is `owner` again both land.
+async fn inserts_and_deletes_wait_while_the_role_is_reader(api: Api) {
+    let start = next_year_at_nine();
+    let hour = chrono::Duration::hours(1);
+    let body = |entity: &str| {
+        json!({
+            "entityType": "deal", "entityId": entity, "summary": entity,
+            "start": timed(start, Some("Europe/Berlin")),
+            "end": timed(start + hour, Some("Europe/Berlin")),
+        })
+    };
+    let (status, doomed) = api
+        .call("POST", "/calendar/events?wait=true", Some(body("doomed-1")))
+        .await;
+    assert_eq!(status, 201, "{doomed}");
+    let doomed_google = doomed["googleEventId"].as_str().unwrap().to_owned();
+    // Someone turns calsync's access down to "See all event details".
+    api.emulator()
+        .set_access_role("primary", "*", calsync_emulator::AccessRole::Reader);
+    let (status, created) = api
+        .call("POST", "/calendar/events", Some(body("late-1")))
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let created_id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .call(
+            "DELETE",
+            &format!("/calendar/events/{}", doomed["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status}");
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            has_issue(&health(&api).await, "calendar_read_only").is_some()
+        })
+        .await,
+        "health never named the read-only calendar"
+    );
+    // Several probes go by; nothing is given up meanwhile.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let report = health(&api).await;
+    assert!(has_issue(&report, "push_failures").is_none(), "{report}");
+    let (_, waiting) = api
+        .call("GET", &format!("/calendar/events/{created_id}"), None)
+        .await;
+    assert_eq!(waiting["pushState"], "pending", "{waiting}");
+    assert_eq!(at_google(&api, &doomed_google)["status"], "confirmed");
+
+    api.emulator()
+        .set_access_role("primary", "*", calsync_emulator::AccessRole::Owner);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let (_, event) = api
+                .call("GET", &format!("/calendar/events/{created_id}"), None)
+                .await;
+            event["pushState"] == "synced"
+                && at_google(&api, &doomed_google)["status"] == "cancelled"
+        })
+        .await,
+        "the waiting writes never landed"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            has_issue(&health(&api).await, "calendar_read_only").is_none()
+        })
+        .await,
+        "the issue never cleared"
+    );
+    api.stop().await;
+}
+
 /// Each case on SQLite and on Postgres.
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
@@ -686,4 +761,5 @@ both_backends!(
     a_patch_between_all_day_and_timed_lands_at_google,
     a_read_only_calendar_makes_writes_wait_and_health_name_it,
     an_invitation_or_a_locked_copy_takes_only_what_google_allows,
+    inserts_and_deletes_wait_while_the_role_is_reader,
 );
