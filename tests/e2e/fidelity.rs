@@ -14,28 +14,17 @@
 
 use std::time::Duration;
 
-use calsync_domain::ids::CalendarId;
 use calsync_emulator::{Change, Fault, FaultPlan, ScheduledFault};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use crate::events_api::Api;
 use crate::helpers::{eventually, settled};
+use crate::helpers::{object, primary};
 
 /// Probes of a read-only calendar every second, so the test sees access
 /// come back within seconds.
 const QUICK_PROBE: [&str; 2] = ["--read-only-probe-secs", "1"];
-
-fn primary() -> CalendarId {
-    CalendarId::new("primary").unwrap()
-}
-
-fn object(value: Value) -> serde_json::Map<String, Value> {
-    let Value::Object(map) = value else {
-        panic!("an object: {value}")
-    };
-    map
-}
 
 /// Next year's 2 March at 09:00 UTC (a Monday or not, it does not matter).
 fn next_year_at_nine() -> DateTime<Utc> {

@@ -230,3 +230,16 @@ pub async fn drop_schema(url: &str) {
             .await;
     }
 }
+
+/// The calendar every e2e server manages by default.
+pub fn primary() -> calsync_domain::ids::CalendarId {
+    calsync_domain::ids::CalendarId::new("primary").unwrap()
+}
+
+/// A JSON object literal as the map the emulator's `Change` takes.
+pub fn object(value: Value) -> serde_json::Map<String, Value> {
+    let Value::Object(map) = value else {
+        panic!("an object: {value}")
+    };
+    map
+}

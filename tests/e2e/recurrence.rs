@@ -3,24 +3,13 @@
 
 use std::time::Duration;
 
-use calsync_domain::ids::CalendarId;
 use calsync_emulator::{Change, Fault};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use serde_json::{Value, json};
 
 use crate::events_api::Api;
 use crate::helpers::settled;
-
-fn primary() -> CalendarId {
-    CalendarId::new("primary").unwrap()
-}
-
-fn object(value: Value) -> serde_json::Map<String, Value> {
-    let Value::Object(map) = value else {
-        panic!("an object: {value}")
-    };
-    map
-}
+use crate::helpers::{object, primary};
 
 /// The first Monday of next year's March at 09:00 in Berlin (UTC+1); its
 /// fifth Monday is the first after Berlin's DST change (last Sunday of March).

@@ -14,14 +14,8 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use crate::events_api::Api;
+use crate::helpers::object;
 use crate::helpers::{bearer, http};
-
-fn object(value: Value) -> serde_json::Map<String, Value> {
-    let Value::Object(map) = value else {
-        panic!("an object: {value}")
-    };
-    map
-}
 
 /// A series made in Google (not through calsync), linked to deal `entity`.
 fn google_series(id: &str, entity: &str, start: Value, end: Value, rules: &[&str]) -> Change {

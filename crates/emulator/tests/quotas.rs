@@ -2,17 +2,14 @@
 //! service-account attendee refusal, over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use calsync_emulator::{Emulator, EmulatorAuth, EmulatorConfig, Fault, RunningEmulator};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 const CAL: &str = "team@example.com";
@@ -20,13 +17,13 @@ const CAL_PATH: &str = "team%40example.com";
 const SERVICE_ACCOUNT: &str = "svc@project.iam.gserviceaccount.com";
 
 struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: support::Http,
 }
 
 impl Http {
     fn new() -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: support::Http::new(),
         }
     }
 
@@ -38,21 +35,9 @@ impl Http {
         content_type: &str,
         body: Vec<u8>,
     ) -> (u16, Value) {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("Content-Type", content_type);
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let response = self
-            .client
-            .request(request.body(Full::new(Bytes::from(body))).unwrap())
+        self.client
+            .send(method, url, token, &[("Content-Type", content_type)], body)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     async fn call(

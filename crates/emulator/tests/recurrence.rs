@@ -1,26 +1,23 @@
 //! Recurring events, event types and conference data, over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
-use bytes::Bytes;
+mod support;
+
 use calsync_emulator::{Change, Emulator, EmulatorConfig, RunningEmulator};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 
 const CAL: &str = "team@example.com";
 const CAL_PATH: &str = "team%40example.com";
 
 struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: support::Http,
     base: String,
 }
 
 impl Api {
     fn new(emu: &RunningEmulator) -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: support::Http::new(),
             base: format!("{}/calendar/v3/calendars/{CAL_PATH}/events", emu.base_url),
         }
     }
@@ -32,30 +29,10 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path_and_query}", self.base))
-            .header("Authorization", "Bearer any")
-            .header("Content-Type", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).unwrap())
-            .unwrap_or_default();
-        let response = self
-            .client
-            .request(request.body(Full::new(Bytes::from(bytes))).unwrap())
+        let url = format!("{}{path_and_query}", self.base);
+        self.client
+            .json(method, &url, Some("any"), headers, body.as_ref())
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let json = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
-        };
-        (status, json)
     }
 
     async fn ok(&self, method: &str, path_and_query: &str, body: Option<Value>) -> Value {
@@ -781,16 +758,15 @@ async fn conferences_are_created_once_per_request_id() {
     assert_eq!(status, 400);
     assert_eq!(emu.emulator.conferences_created(CAL), 1);
 
-    let (_, stats) = {
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let response = client
-            .get(format!("{}/emulator/stats", emu.base_url).parse().unwrap())
-            .await
-            .unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        ((), serde_json::from_slice::<Value>(&body).unwrap())
-    };
+    let (_, stats) = support::Http::new()
+        .json(
+            "GET",
+            &format!("{}/emulator/stats", emu.base_url),
+            None,
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(stats["conferencesCreated"], 1);
     emu.stop().await;
 }

@@ -5,12 +5,9 @@
 //! HTTP, and its instances' id suffixes must match the corpus exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
-use bytes::Bytes;
+mod support;
+
 use calsync_emulator::{Emulator, EmulatorConfig};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 const CAL_PATH: &str = "corpus%40example.com";
@@ -18,26 +15,14 @@ const CAL_PATH: &str = "corpus%40example.com";
 const PAGE: usize = 7;
 
 struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: support::Http,
     base: String,
 }
 
 impl Api {
     async fn call(&self, method: &str, path_and_query: &str, body: Option<&Value>) -> Value {
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path_and_query}", self.base))
-            .header("Authorization", "Bearer any")
-            .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| serde_json::to_vec(b).unwrap())
-                    .unwrap_or_default(),
-            )))
-            .unwrap();
-        let response = self.client.request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let url = format!("{}{path_and_query}", self.base);
+        let (status, answer) = self.client.json(method, &url, Some("any"), &[], body).await;
         assert!(
             (200..300).contains(&status),
             "{method} {path_and_query}: {status} {answer}"
@@ -62,7 +47,7 @@ async fn instances_of_every_corpus_series_match_dateutil() {
         .await
         .unwrap();
     let api = Api {
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        client: support::Http::new(),
         base: format!("{}/calendar/v3/calendars/{CAL_PATH}/events", emu.base_url),
     };
     let corpus = corpus();

@@ -3,15 +3,12 @@
 //! invited copies, purged deletions and ragged pages.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bytes::Bytes;
 use calsync_emulator::{AccessRole, Change, Emulator, EmulatorConfig, Fault, RunningEmulator};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 
 const CAL: &str = "team@example.com";
@@ -19,14 +16,14 @@ const CAL_PATH: &str = "team%40example.com";
 const OWNER: &str = "owner-token";
 
 struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: support::Http,
     base: String,
 }
 
 impl Http {
     fn new(emu: &RunningEmulator) -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: support::Http::new(),
             base: emu.base_url.clone(),
         }
     }
@@ -59,29 +56,9 @@ impl Http {
         url: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("Content-Type", "application/json");
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).unwrap())
-            .unwrap_or_default();
-        let response = self
-            .client
-            .request(request.body(Full::new(Bytes::from(bytes))).unwrap())
+        self.client
+            .json(method, url, token, &[], body.as_ref())
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let json = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
-        };
-        (status, json)
     }
 
     async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
