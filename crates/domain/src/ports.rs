@@ -280,11 +280,15 @@ pub trait OutboxStore: Send + Sync {
     /// Like [`OutboxStore::retry_outbox`], but the failure is a wait, not
     /// an attempt (the calendar is read-only for now): `attempts` stays as
     /// it is, so however long the wait, it never counts toward the limit.
+    /// The row is the calendar's probe: its other pending rows that no one
+    /// holds and that are due before `others_until` wait until then, so
+    /// one write, not every queued one, asks Google each interval.
     async fn wait_outbox(
         &self,
         entry: &OutboxEntry,
         error: &str,
         next_attempt_at: DateTime<Utc>,
+        others_until: DateTime<Utc>,
     ) -> Result<()>;
 
     /// Gives up on the row and marks its event `failed`.

@@ -717,9 +717,14 @@ impl EventService {
         if kind == Some(ProviderErrorKind::ReadOnly) {
             // Write access comes back when someone changes the sharing:
             // the write waits, tried again every probe interval (the try
-            // is the probe), and the wait is not an attempt.
-            let next = crate::later(self.clock.now(), self.retry.read_only_probe);
-            self.outbox.wait_outbox(entry, &message, next).await?;
+            // is the probe), and the wait is not an attempt. The
+            // calendar's other queued writes wait one interval behind it,
+            // so Google is asked once per interval, not once per write.
+            let probe = self.retry.read_only_probe;
+            let next = crate::later(self.clock.now(), probe);
+            self.outbox
+                .wait_outbox(entry, &message, next, crate::later(next, probe))
+                .await?;
             return Ok(PushOutcome::Retrying { error: message });
         }
         let delay = match kind {

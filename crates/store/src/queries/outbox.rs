@@ -197,9 +197,11 @@ impl OutboxStore for DieselStore {
         entry: &OutboxEntry,
         error: &str,
         next_attempt_at: DateTime<Utc>,
+        others_until: DateTime<Utc>,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
             let no_owner: Option<&str> = None;
+            let now = micros(Utc::now());
             // As `retry_outbox`, but `attempts` stays: a wait is no attempt.
             diesel::update(ob::table.find(entry.id))
                 .set((
@@ -207,7 +209,21 @@ impl OutboxStore for DieselStore {
                     ob::next_attempt_at.eq(micros(next_attempt_at)),
                     ob::lease_owner.eq(no_owner),
                     ob::lease_until.eq(None::<DateTime<Utc>>),
-                    ob::updated_at.eq(micros(Utc::now())),
+                    ob::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            // This row is the calendar's probe; the rest wait behind it.
+            diesel::update(ob::table)
+                .filter(ob::calendar_id.eq(entry.calendar_id.as_str()))
+                .filter(ob::id.ne(entry.id))
+                .filter(ob::state.eq(OutboxState::Pending.as_str()))
+                .filter(ob::lease_until.is_null().or(ob::lease_until.le(now)))
+                .filter(ob::next_attempt_at.lt(micros(others_until)))
+                .set((
+                    ob::next_attempt_at.eq(micros(others_until)),
+                    ob::updated_at.eq(now),
                 ))
                 .execute(conn)
                 .await

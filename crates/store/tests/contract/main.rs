@@ -110,6 +110,7 @@ contract!(
         managed_calendars_are_listed_by_id,
         deleting_a_managed_calendar_reports_whether_it_was_there,
         a_wait_is_no_attempt,
+        a_waiting_probe_holds_its_calendars_other_writes,
         a_read_only_mark_keeps_its_first_time_until_cleared,
         unreadable_series_are_counted_per_calendar_while_live,
     ],

@@ -138,6 +138,7 @@ impl OutboxStore for MemoryStore {
         entry: &OutboxEntry,
         error: &str,
         next_attempt_at: DateTime<Utc>,
+        others_until: DateTime<Utc>,
     ) -> Result<()> {
         let mut state = lock(&self.state);
         let row = state.leased_outbox(entry)?;
@@ -145,6 +146,19 @@ impl OutboxStore for MemoryStore {
         row.entry.next_attempt_at = micros(next_attempt_at);
         row.lease_owner = None;
         row.lease_until = None;
+        let now = micros(Utc::now());
+        let others_until = micros(others_until);
+        for other in state.outbox.values_mut() {
+            let held = other.lease_until.is_some_and(|until| until > now);
+            if other.entry.id != entry.id
+                && other.entry.calendar_id == entry.calendar_id
+                && other.entry.state == OutboxState::Pending
+                && !held
+                && other.entry.next_attempt_at < others_until
+            {
+                other.entry.next_attempt_at = others_until;
+            }
+        }
         Ok(())
     }
 

@@ -335,7 +335,7 @@ pub async fn a_wait_is_no_attempt(store: &Arc<dyn Store>) {
     for _ in 0..3 {
         probe_at += Duration::minutes(5);
         store
-            .wait_outbox(&row, "403 requiredAccessLevel", probe_at)
+            .wait_outbox(&row, "403 requiredAccessLevel", probe_at, probe_at)
             .await
             .unwrap();
         assert!(
@@ -356,4 +356,63 @@ pub async fn a_wait_is_no_attempt(store: &Arc<dyn Store>) {
         store.get_event(event.id).await.unwrap().unwrap().push_state,
         PushState::Pending
     );
+}
+
+/// A read-only calendar is probed by one write: the refused row waits for
+/// the probe, the calendar's other queued rows one interval behind it;
+/// another calendar's rows and a row someone holds are left alone.
+pub async fn a_waiting_probe_holds_its_calendars_other_writes(store: &Arc<dyn Store>) {
+    let mut other_calendar = local_event("3", now());
+    other_calendar.calendar_id = CalendarId::new("elsewhere@example.com").unwrap();
+    for event in [
+        local_event("1", now()),
+        local_event("2", now()),
+        other_calendar.clone(),
+    ] {
+        store
+            .insert_with_outbox(&event, OutboxOp::Insert)
+            .await
+            .unwrap();
+    }
+    let lease_end = now() + Duration::seconds(30);
+    let mut rows = store.claim_outbox("w", now(), lease_end, 1).await.unwrap();
+    let probe = rows.remove(0);
+    let probe_at = now() + Duration::minutes(5);
+    let others_at = probe_at + Duration::minutes(5);
+    store
+        .wait_outbox(&probe, "403 requiredAccessLevel", probe_at, others_at)
+        .await
+        .unwrap();
+    let due_now = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
+    assert_eq!(
+        due_now
+            .iter()
+            .map(|r| r.calendar_id.clone())
+            .collect::<Vec<_>>(),
+        vec![other_calendar.calendar_id.clone()],
+        "only the other calendar's write is due"
+    );
+    store
+        .retry_outbox(&due_now[0], "out of the way", now() + Duration::days(1))
+        .await
+        .unwrap();
+    let at_probe = store
+        .claim_outbox("w", probe_at, probe_at + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        at_probe.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![probe.id],
+        "the probe goes alone"
+    );
+    // (The probe's own lease has lapsed by then too; only the held row matters.)
+    let behind: Vec<_> = store
+        .claim_outbox("w", others_at, others_at + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.id != probe.id)
+        .collect();
+    assert_eq!(behind.len(), 1, "the held write comes after: {behind:?}");
+    assert_eq!(behind[0].attempts, 0);
 }
