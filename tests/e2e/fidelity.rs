@@ -720,32 +720,8 @@ async fn inserts_and_deletes_wait_while_the_role_is_reader(api: Api) {
     api.stop().await;
 }
 
-/// Each case on SQLite and on Postgres.
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Api::sqlite_with(&super::QUICK_PROBE).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let Some(api) = super::Api::postgres_with(&super::QUICK_PROBE).await else {
-                        return;
-                    };
-                    super::$case(api).await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    flags: &super::QUICK_PROBE;
     a_recurring_event_without_a_zone_is_refused_before_anything_is_queued,
     a_patch_between_all_day_and_timed_lands_at_google,
     a_read_only_calendar_makes_writes_wait_and_health_name_it,

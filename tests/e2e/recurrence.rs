@@ -423,29 +423,6 @@ async fn a_bad_rule_is_a_422_naming_the_line(api: Api) {
     api.stop().await;
 }
 
-/// Each case on SQLite and on Postgres.
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Api::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let Some(api) = super::Api::postgres().await else { return };
-                    super::$case(api).await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
     a_weekly_series_answers_what_the_calendar_shows,
     an_all_day_yearly_series_lists_as_dates,

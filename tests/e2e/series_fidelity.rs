@@ -389,30 +389,8 @@ async fn a_deletion_purged_before_the_sync_still_leaves_the_mirror(api: Api) {
 /// Pages of seven events, so a few hundred events make many pages.
 const SMALL_PAGES: [&str; 2] = ["--sync-page-size", "7"];
 
-/// Each case on SQLite and on Postgres.
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Api::sqlite_with(&super::SMALL_PAGES).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let Some(api) = super::Api::postgres_with(&super::SMALL_PAGES).await else { return };
-                    super::$case(api).await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    flags: &super::SMALL_PAGES;
     an_until_date_ends_a_timed_series_in_its_own_zone,
     an_exrule_leaves_out_what_it_excludes,
     a_series_deleted_in_google_cancels_its_exceptions,

@@ -112,8 +112,10 @@ pub fn check_insert(body: &mut Map<String, Value>, admin: bool) -> Result<(), Ap
     }
 }
 
-/// Fields an event's writer never sets: a difference there is no change.
-const READ_ONLY: [&str; 16] = [
+/// Fields Google sets on every event (or that only `import`/`move`
+/// change): a difference there is not the writer's change. Shared with the
+/// invited-copy rule (`invited.rs`).
+pub(crate) const GOOGLE_SET: [&str; 13] = [
     "kind",
     "etag",
     "id",
@@ -127,9 +129,14 @@ const READ_ONLY: [&str; 16] = [
     "eventType",
     "recurringEventId",
     "originalStartTime",
+];
+
+/// Beyond [`GOOGLE_SET`], what a typed event's writer never sets here.
+const TYPE_READ_ONLY: [&str; 4] = [
     "hangoutLink",
     "birthdayProperties",
     "status",
+    "conferenceData",
 ];
 
 /// Fields a write may change, per type (event types guide). Birthday:
@@ -205,7 +212,7 @@ pub fn check_change(
         );
     }
     for field in touched {
-        if READ_ONLY.contains(&field) || field == "conferenceData" {
+        if GOOGLE_SET.contains(&field) || TYPE_READ_ONLY.contains(&field) {
             continue;
         }
         let ok = allowed.contains(&field)

@@ -20,26 +20,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::event_types::GOOGLE_SET;
 use crate::recurrence::{parse_when, zone_of};
-
-/// Fields Google sets (or that only `import`/`move` change): a difference
-/// there is not the writer's change.
-const SERVER_SET: [&str; 14] = [
-    "kind",
-    "etag",
-    "id",
-    "htmlLink",
-    "created",
-    "updated",
-    "iCalUID",
-    "organizer",
-    "creator",
-    "sequence",
-    "eventType",
-    "recurringEventId",
-    "originalStartTime",
-    "locked",
-];
 
 /// The fields an attendee may change on their copy as a whole.
 const ATTENDEE_FIELDS: [&str; 3] = ["reminders", "colorId", "transparency"];
@@ -253,7 +235,8 @@ pub fn check_change(
     let cancelled = old.get("status").and_then(Value::as_str) == Some("cancelled");
     let keys = old.keys().chain(new.keys()).map(String::as_str);
     for key in keys {
-        if SERVER_SET.contains(&key) || ignored.contains(&key) {
+        // `locked` itself is Google's to set (events reference: read-only).
+        if GOOGLE_SET.contains(&key) || key == "locked" || ignored.contains(&key) {
             continue;
         }
         // Deleting is allowed (it removes the copy from this calendar), and
