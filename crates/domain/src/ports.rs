@@ -266,7 +266,9 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<Vec<OutboxEntry>>;
 
     /// Marks the row done and records Google's answer on the event; the event
-    /// becomes `synced` unless later rows for it are still pending.
+    /// becomes `synced` unless later rows for it are still pending. Google
+    /// took a write to the calendar, so its read-only mark (if any) is
+    /// cleared in the same transaction.
     async fn complete_outbox(&self, entry: &OutboxEntry, receipt: &PushReceipt) -> Result<()>;
 
     /// Records a failed attempt and when to try again; releases the lease.

@@ -421,8 +421,8 @@ impl EventService {
         match self.call_provider(entry, &event).await {
             Ok(Verdict::Applied(remote)) => {
                 let receipt = receipt(remote, self.clock.now());
+                // Clears the calendar's read-only mark, if any, too.
                 self.outbox.complete_outbox(entry, &receipt).await?;
-                self.writable_again(&event.calendar_id).await?;
                 Ok(PushOutcome::Pushed)
             }
             Ok(Verdict::Settled(settled, note)) => {
@@ -480,11 +480,13 @@ impl EventService {
         }
     }
 
-    /// Google accepted or judged a write to the calendar: if it was marked
-    /// read-only, it is writable again (the retried write was the probe).
-    /// The calendar's other waiting writes keep their next try, at most one
-    /// probe interval away: the outbox has no way to make a calendar's rows
-    /// due at once.
+    /// Google judged a write to the calendar on its merits (settled, or
+    /// refused for another reason than access): if it was marked read-only,
+    /// it is writable again. A landed write clears the mark inside
+    /// `complete_outbox` instead. Read first: these paths are rare and the
+    /// mark usually absent, so no write transaction is spent on them. The
+    /// calendar's held writes keep their next try, at most one probe
+    /// interval away.
     async fn writable_again(&self, calendar_id: &crate::ids::CalendarId) -> Result<()> {
         let Some(states) = &self.states else {
             return Ok(());

@@ -130,6 +130,8 @@ impl OutboxStore for DieselStore {
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
             let more_pending = finish_outbox_row(conn, entry, None).await?;
+            // Google took a write to the calendar: it is writable.
+            super::sync_states::clear_read_only_in(conn, &entry.calendar_id).await?;
             let Some(mut row) = load_event(conn, &entry.event_id.to_string()).await? else {
                 return Ok(());
             };

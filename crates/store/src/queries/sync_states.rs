@@ -82,6 +82,24 @@ async fn try_lease(
     }))
 }
 
+/// Clears the calendar's read-only mark, if it has one, in the caller's
+/// transaction; whether there was one.
+pub(super) async fn clear_read_only_in(
+    conn: &mut Conn,
+    calendar_id: &CalendarId,
+) -> DomainResult<bool> {
+    let cleared = diesel::update(ss::table.find(calendar_id.as_str()))
+        .filter(ss::read_only_since.is_not_null())
+        .set((
+            ss::read_only_since.eq(None::<DateTime<Utc>>),
+            ss::read_only_reason.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(cleared > 0)
+}
+
 #[async_trait]
 impl SyncStateStore for DieselStore {
     async fn sync_state(&self, calendar_id: &CalendarId) -> DomainResult<Option<SyncState>> {
@@ -321,18 +339,7 @@ impl SyncStateStore for DieselStore {
     }
 
     async fn clear_read_only(&self, calendar_id: &CalendarId) -> DomainResult<bool> {
-        write_tx!(self, |conn| {
-            let cleared = diesel::update(ss::table.find(calendar_id.as_str()))
-                .filter(ss::read_only_since.is_not_null())
-                .set((
-                    ss::read_only_since.eq(None::<DateTime<Utc>>),
-                    ss::read_only_reason.eq(None::<String>),
-                ))
-                .execute(conn)
-                .await
-                .map_err(db)?;
-            Ok(cleared > 0)
-        })
+        write_tx!(self, |conn| { clear_read_only_in(conn, calendar_id).await })
     }
 
     async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> DomainResult<()> {

@@ -52,6 +52,10 @@ impl OutboxStore for MemoryStore {
         row.lease_owner = None;
         row.lease_until = None;
         let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
+        if let Some(sync) = state.sync_states.get_mut(&entry.calendar_id) {
+            sync.read_only_since = None;
+            sync.read_only_reason = None;
+        }
         if let Some(event) = state.events.get_mut(&entry.event_id) {
             if !more_pending
                 && let Some(taken) = receipt

@@ -361,4 +361,37 @@ pub async fn a_read_only_mark_keeps_its_first_time_until_cleared(store: &Arc<dyn
         !store.clear_read_only(&cal()).await.unwrap(),
         "cleared once"
     );
+
+    // A write Google took clears the mark with the push's own record.
+    store
+        .mark_read_only(&cal(), "read-only again", now())
+        .await
+        .unwrap();
+    let event = local_event("landed", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let row = store
+        .claim_outbox("w", now(), now() + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.event_id == event.id)
+        .unwrap();
+    store
+        .complete_outbox(
+            &row,
+            &PushReceipt {
+                etag: Some(Etag::new("\"9\"").unwrap()),
+                updated: None,
+                html_link: None,
+                pushed_at: now(),
+                remote: None,
+            },
+        )
+        .await
+        .unwrap();
+    let state = store.sync_state(&cal()).await.unwrap().unwrap();
+    assert!(!state.is_read_only(), "a landed write clears the mark");
 }
