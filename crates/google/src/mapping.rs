@@ -197,20 +197,22 @@ pub fn patch_body(changes: &EventChanges) -> api::Event {
 /// the generated client strips them, so absent fields stay absent (a
 /// `null` would clear them at Google) while `""` and `[]` clear.
 ///
-/// Then the one place a `null` is sent on purpose: the other kind of time
-/// in every `start` or `end` sent. Google's patch merges into nested
+/// Then the one place a `null` is sent on purpose: a `start` or `end` is
+/// sent whole, every one of `date`, `dateTime` and `timeZone` it does not
+/// hold as `null`, since calsync's PATCH replaces a time whole. Google's
+/// patch merges into nested
 /// objects ("patch semantics": only the fields in the body change, events
 /// reference, `events.patch`,
 /// <https://developers.google.com/workspace/calendar/api/v3/reference/events/patch>,
 /// and the performance guide's "Patch (partial update)"), so
 /// `{"start": {"dateTime": ..}}` on an all-day event keeps its
 /// `start.date`, and Google refuses the result with 400 `invalid`
-/// "Invalid start time". An explicit `null` clears a field: `"date": null`
-/// with a `dateTime`, `"dateTime": null` and `"timeZone": null` with a
-/// `date`. Always, not only when calsync believes the kind changes: what
-/// the mirror knows of Google's copy may be stale, a wrong guess would be
-/// a permanent 400, and a `null` for a field Google does not hold is no
-/// change.
+/// "Invalid start time"; and a zone-less `dateTime` would keep the old
+/// `timeZone`, so Google's copy would differ from the mirror's. An explicit
+/// `null` clears a field. Always, not only when calsync believes something
+/// changes: what the mirror knows of Google's copy may be stale, a wrong
+/// guess is a permanent 400 or a silent drift, and a `null` for a field
+/// Google does not hold is no change.
 pub fn patch_json(changes: &EventChanges) -> Result<serde_json::Value, serde_json::Error> {
     let mut value = serde_json::to_value(patch_body(changes))?;
     google_calendar3::common::remove_json_null_values(&mut value);
@@ -224,13 +226,8 @@ pub fn patch_json(changes: &EventChanges) -> Result<serde_json::Value, serde_jso
         else {
             continue;
         };
-        let cleared: &[&str] = if new.is_all_day() {
-            &["dateTime", "timeZone"]
-        } else {
-            &["date"]
-        };
-        for key in cleared {
-            time.insert((*key).to_owned(), serde_json::Value::Null);
+        for key in ["date", "dateTime", "timeZone"] {
+            time.entry(key).or_insert(serde_json::Value::Null);
         }
     }
     Ok(value)

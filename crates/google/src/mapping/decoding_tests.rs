@@ -638,6 +638,24 @@ fn a_patch_of_start_or_end_always_clears_the_other_kind() {
     keys.sort();
     assert_eq!(keys, ["date", "dateTime", "timeZone"], "{json}");
     assert!(json["end"]["date"].is_null(), "{json}");
+    // A zone-less time clears the zone Google holds, as the mirror does
+    // (calsync's PATCH replaces a time whole).
+    let zoneless = EventChanges {
+        end: Some(EventTime::at(
+            chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            None,
+        )),
+        ..EventChanges::default()
+    };
+    let json = patch_json(&zoneless).unwrap();
+    assert!(
+        json["end"]
+            .as_object()
+            .unwrap()
+            .get("timeZone")
+            .is_some_and(serde_json::Value::is_null),
+        "{json}"
+    );
 }
 
 #[test]
