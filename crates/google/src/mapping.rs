@@ -217,9 +217,9 @@ pub fn patch_json(changes: &EventChanges) -> Result<serde_json::Value, serde_jso
     let mut value = serde_json::to_value(patch_body(changes))?;
     google_calendar3::common::remove_json_null_values(&mut value);
     for (field, new) in [("start", &changes.start), ("end", &changes.end)] {
-        let Some(new) = new else {
+        if new.is_none() {
             continue;
-        };
+        }
         let Some(time) = value
             .get_mut(field)
             .and_then(serde_json::Value::as_object_mut)
