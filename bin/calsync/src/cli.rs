@@ -67,12 +67,6 @@ pub enum Command {
         #[arg(long)]
         service_account_public_key: Option<std::path::PathBuf>,
     },
-    /// Benchmarks; see each subcommand.
-    #[command(subcommand)]
-    Bench(crate::bench::Bench),
-    /// The chaos battery: remote edits, API writes, Google faults and
-    /// SIGKILLs of a `calsync serve` child, then checks the mirror converges.
-    Chaos(Box<crate::chaos::ChaosArgs>),
 }
 
 pub async fn run(command: Command) -> Result<(), CommandError> {
@@ -112,8 +106,6 @@ pub async fn run(command: Command) -> Result<(), CommandError> {
             bind,
             service_account_public_key,
         } => run_emulator(&bind, service_account_public_key.as_deref()).await,
-        Command::Bench(bench) => bench.run().await,
-        Command::Chaos(chaos) => chaos.run().await,
     }
 }
 

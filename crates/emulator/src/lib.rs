@@ -225,7 +225,7 @@ impl EmulatorConfig {
 
 pub(crate) struct Inner {
     config: EmulatorConfig,
-    verifying_key: Option<rsa::pkcs1v15::VerifyingKey<rsa::sha2::Sha256>>,
+    verifying_key: Option<oauth::RsaPublicKey>,
     calendars: Mutex<Calendars>,
     faults: Mutex<FaultPlan>,
     fault_stats: Mutex<FaultStats>,

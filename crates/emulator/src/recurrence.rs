@@ -126,7 +126,7 @@ pub fn normalize_times(body: &mut Map<String, Value>) -> Result<(When, When), Ap
                 format!("Missing {field} time."),
             ));
         };
-        // Patch semantics merge into `start`/`end` (see `state::merge`), so
+        // Patch semantics merge into `start`/`end` (see `state::writes::merge`), so
         // `{"start": {"dateTime": ..}}` on an all-day event keeps its
         // `date`: Google refuses the mix with 400 `invalid` "Invalid start
         // time." (our field notes; the events reference: "date ... if this

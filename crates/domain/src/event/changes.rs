@@ -220,12 +220,10 @@ impl EventChanges {
         }
     }
 
-    /// Applies the changes to a copy of `event`, validating the result as a whole
-    /// (a new start must still precede the old end, and so on), and the
-    /// change itself against what Google lets this calendar change
-    /// ([`super::copies::check_copy_change`]: invitations, locked copies).
-    pub fn apply_to(&self, event: &Event, now: DateTime<Utc>) -> Result<Event> {
-        super::copies::check_copy_change(event, self)?;
+    /// The changes applied to a copy of `event`, the result validated as a
+    /// whole (a new start must still precede the old end, and so on). Who
+    /// may make the change is judged apart: see `apply_to`.
+    pub(super) fn merged_into(&self, event: &Event, now: DateTime<Utc>) -> Result<Event> {
         let mut next = event.clone();
         if let Some(summary) = &self.summary {
             check_optional_text("summary", summary.as_deref(), limits::SUMMARY_CHARS)?;

@@ -1,10 +1,12 @@
 //! Calendar events as the mirror holds them: the event and its parts
 //! ([`types`]), a new event ([`new`]), a change to one ([`changes`]).
 
+mod apply;
 mod changes;
 mod copies;
 mod details;
 mod new;
+mod query;
 mod types;
 
 pub use changes::EventChanges;
@@ -13,6 +15,7 @@ pub use details::{
     Conference, ConferenceStatus, EntryPoint, EventDetails, EventType, ReminderOverride, Reminders,
 };
 pub use new::{NewEvent, NewEventFields};
+pub use query::EventQuery;
 pub(crate) use types::ends_before;
 pub use types::*;
 

@@ -1,11 +1,15 @@
 //! The event's parts and the event as the mirror holds it, with the checks
 //! every write path shares.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{CalendarId, EntityRef, Etag, EventId, LocalEventId};
+use crate::recurrence::Series;
+// Event times are defined below series (which are anchored at them and
+// yield them), so that recurrence needs nothing of this module.
+pub use crate::recurrence::time::{EventTime, TimeZoneName};
 
 use super::details::{EventDetails, EventType};
 
@@ -17,95 +21,8 @@ pub mod limits {
     pub const LOCATION_CHARS: usize = 1024;
     pub const ATTENDEES: usize = 500;
     pub const EMAIL_CHARS: usize = 254;
-    pub const TIME_ZONE_CHARS: usize = 64;
+    pub use crate::recurrence::time::TIME_ZONE_CHARS;
     pub const DISPLAY_NAME_CHARS: usize = 256;
-}
-
-/// An IANA time zone name such as `Europe/Berlin`, one the IANA database
-/// (chrono-tz) knows.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TimeZoneName(String);
-
-impl TimeZoneName {
-    pub fn new(value: impl Into<String>) -> Result<Self> {
-        let value = value.into();
-        let well_formed = !value.is_empty()
-            && value.len() <= limits::TIME_ZONE_CHARS
-            && value.split('/').all(|part| {
-                !part.is_empty()
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b))
-            });
-        // Google refuses a zone it does not know ("Invalid time zone
-        // definition"), so an unknown name is refused here, not dead-lettered.
-        if !well_formed || value.parse::<chrono_tz::Tz>().is_err() {
-            return Err(Error::invalid(
-                "timeZone",
-                "must be an IANA time zone name such as Europe/Berlin",
-            ));
-        }
-        Ok(Self(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for TimeZoneName {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        Self::new(value)
-    }
-}
-
-impl From<TimeZoneName> for String {
-    fn from(value: TimeZoneName) -> String {
-        value.0
-    }
-}
-
-/// An event boundary: a whole day (Google's `date`) or an instant (`dateTime`)
-/// with the time zone it was expressed in. All-day ends are *exclusive*: a
-/// one-day event on 1 March ends on 2 March. Dates stay dates: they are never
-/// turned into UTC midnights, which would shift them for anyone not on UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", untagged)]
-pub enum EventTime {
-    AllDay {
-        date: NaiveDate,
-    },
-    At {
-        #[serde(rename = "dateTime")]
-        at: DateTime<Utc>,
-        #[serde(rename = "timeZone", default, skip_serializing_if = "Option::is_none")]
-        time_zone: Option<TimeZoneName>,
-    },
-}
-
-impl EventTime {
-    pub fn date(date: NaiveDate) -> Self {
-        Self::AllDay { date }
-    }
-
-    pub fn at(at: DateTime<Utc>, time_zone: Option<TimeZoneName>) -> Self {
-        Self::At { at, time_zone }
-    }
-
-    pub fn is_all_day(&self) -> bool {
-        matches!(self, Self::AllDay { .. })
-    }
-
-    /// An instant to sort and index by: the instant itself, or the date's
-    /// start at UTC. Only for ordering and range indexes, never for display.
-    pub fn sort_key(&self) -> DateTime<Utc> {
-        match self {
-            Self::AllDay { date } => date.and_time(NaiveTime::MIN).and_utc(),
-            Self::At { at, .. } => *at,
-        }
-    }
 }
 
 /// Instants calsync stores: years 1 to 9999 in UTC. RFC 3339 has four-digit
@@ -421,9 +338,17 @@ impl Event {
     /// The series a master defines; `None` for other rows. A rule Google
     /// holds but calsync cannot read is an error here, and callers treat
     /// the series as endless, so nothing is retired on a misreading.
-    pub fn series(&self) -> Option<Result<crate::recurrence::Series>> {
+    pub fn series(&self) -> Option<Result<Series>> {
         self.is_master()
-            .then(|| crate::recurrence::Series::new(&self.recurrence, &self.start, &self.end))
+            .then(|| Series::new(&self.recurrence, &self.start, &self.end))
+    }
+
+    /// Why this master's `recurrence` cannot be expanded, or `None` when it
+    /// can (or the row is not a master). Such a series is listed as its
+    /// master row in `singleEvents` windows and never retired, never
+    /// dropped; this says so to whoever reports on the mirror's health.
+    pub fn series_unreadable(&self) -> Option<Error> {
+        self.series().and_then(Result::err)
     }
 
     /// When the row's last occurrence ends: its own end, a bounded series'

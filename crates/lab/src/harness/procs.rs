@@ -1,5 +1,5 @@
-//! The emulator and the server as child processes of this binary, their
-//! stdout and stderr appended to one log file each (restarts included).
+//! The emulator and the server as child processes of the `calsync` binary,
+//! their stdout and stderr appended to one log file each (restarts included).
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -1,9 +1,9 @@
-//! `calsync bench ...`: throughput figures measured on real databases, each
-//! result ending in one `key=value` line. One module per benchmark;
+//! `calsync-lab bench ...`: throughput figures measured on real databases,
+//! each result ending in one `key=value` line. One module per benchmark;
 //! `fixtures` holds what they share.
 
 mod fixtures;
-mod fleet;
+pub mod fleet;
 mod http;
 mod series;
 mod store;
@@ -11,8 +11,10 @@ mod sync;
 
 use clap::Subcommand;
 
-use crate::error::CommandError;
+use crate::error::LabError;
+use crate::harness::server_bin::ServerBin;
 
+/// The benchmarks, one subcommand each.
 #[derive(Debug, Subcommand)]
 pub enum Bench {
     /// Upsert N calendar-like events (~1 KB each) in pages of 2500 through
@@ -46,9 +48,10 @@ pub enum Bench {
     /// random remote changes at R per minute for --duration-secs and times
     /// each to the mirror. Ends with one `fleet: key=value ...` line
     /// (quota_errors must be 0). SQLite, or Postgres with --postgres-url.
-    /// With --replicas N (Postgres): N `calsync serve` processes behind a
-    /// balancer on a fresh schema, one SIGKILLed halfway through; fails
-    /// unless every event converges and every job tick ran exactly once.
+    /// With --replicas N (Postgres): N `calsync serve` processes (the
+    /// `calsync` binary, see --server-bin) behind a balancer on a fresh
+    /// schema, one SIGKILLed halfway through; fails unless every event
+    /// converges and every job tick ran exactly once.
     Fleet {
         #[arg(long, default_value_t = 300)]
         calendars: usize,
@@ -63,11 +66,15 @@ pub enum Bench {
         /// Server processes sharing the Postgres database (1: in this process).
         #[arg(long, default_value_t = 1)]
         replicas: usize,
+        #[command(flatten)]
+        server_bin: ServerBin,
     },
     /// Seed the emulator with N events and full-sync them through the Google
     /// adapter into SQLite and (with --postgres-url) Postgres, printing
     /// events/s beside the store's own rows/s; then run the server and time
-    /// change-to-mirror latency (p50/p99) over --changes changes.
+    /// change-to-mirror latency (p50/p99) over --changes changes; then a
+    /// `calsync serve` process (see --server-bin) full-syncs N events while
+    /// its resident memory is sampled.
     Sync {
         #[arg(long, default_value_t = 100_000)]
         events: usize,
@@ -75,8 +82,10 @@ pub enum Bench {
         changes: usize,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
+        #[command(flatten)]
+        server_bin: ServerBin,
     },
-    /// Start `calsync serve` (this binary) on a database seeded with N
+    /// Start `calsync serve` (see --server-bin) on a database seeded with N
     /// events, load `/webhooks/calendar` and `/health/live` with
     /// --concurrency clients for --duration-secs each, then time
     /// `/health/calendar`. SQLite always; Postgres with --postgres-url (a
@@ -92,11 +101,14 @@ pub enum Bench {
         health_samples: usize,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
+        #[command(flatten)]
+        server_bin: ServerBin,
     },
 }
 
 impl Bench {
-    pub async fn run(self) -> Result<(), CommandError> {
+    /// Runs the benchmark, printing its result lines.
+    pub async fn run(self) -> Result<(), LabError> {
         match self {
             Self::Http {
                 events,
@@ -104,6 +116,7 @@ impl Bench {
                 duration_secs,
                 health_samples,
                 postgres_url,
+                server_bin,
             } => {
                 http::HttpBench {
                     events,
@@ -111,6 +124,7 @@ impl Bench {
                     duration: std::time::Duration::from_secs(duration_secs.max(1)),
                     health_samples: health_samples.max(1),
                     postgres_url,
+                    server_bin: server_bin.resolve()?,
                 }
                 .run()
                 .await
@@ -119,7 +133,16 @@ impl Bench {
                 events,
                 changes,
                 postgres_url,
-            } => sync::run(events, changes, postgres_url.as_deref()).await,
+                server_bin,
+            } => {
+                sync::run(
+                    events,
+                    changes,
+                    postgres_url.as_deref(),
+                    &server_bin.resolve()?,
+                )
+                .await
+            }
             Self::Store {
                 events,
                 page_size,
@@ -132,18 +155,19 @@ impl Bench {
                 duration_secs,
                 postgres_url,
                 replicas,
-            } => {
-                fleet::FleetBench {
-                    calendars: calendars.max(1),
-                    principals: principals.max(1),
-                    changes_per_min,
-                    duration: std::time::Duration::from_secs(duration_secs.max(1)),
-                    postgres_url,
-                    replicas: replicas.max(1),
-                }
-                .run()
-                .await
+                server_bin,
+            } => fleet::FleetBench {
+                calendars: calendars.max(1),
+                principals: principals.max(1),
+                changes_per_min,
+                duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                postgres_url,
+                replicas: replicas.max(1),
+                server_bin,
             }
+            .run()
+            .await
+            .map(drop),
             Self::Series {
                 series,
                 requests,

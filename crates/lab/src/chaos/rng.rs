@@ -1,5 +1,5 @@
 //! A seeded pseudo-random generator (splitmix64): the battery's choices
-//! replay from `--seed`, and the binary needs no `rand` for it.
+//! replay from `--seed`, with a sequence no dependency update can change.
 
 pub struct Rng(u64);
 

@@ -1,6 +1,8 @@
-//! `calsync bench sync`: full sync through the emulator against the
-//! store's own ceiling, then change-to-mirror latency through a server.
+//! `calsync-lab bench sync`: full sync through the emulator against the
+//! store's own ceiling, then change-to-mirror latency through a server,
+//! then a `calsync serve` process's memory through a full sync.
 
+use std::path::Path;
 use std::time::Instant;
 
 use calsync_domain::ids::{CalendarId, EventId};
@@ -8,15 +10,16 @@ use calsync_store::{DatabaseUrl, StoreOptions};
 use chrono::{Duration, Utc};
 
 use super::fixtures::percentile;
-use crate::error::CommandError;
+use crate::error::LabError;
 
 pub(super) async fn run(
     events: usize,
     changes: usize,
     postgres_url: Option<&str>,
-) -> Result<(), CommandError> {
+    server_bin: &Path,
+) -> Result<(), LabError> {
     let dir = std::env::temp_dir().join(format!("calsync-bench-{}", uuid::Uuid::new_v4().simple()));
-    let result = sync_bench(&dir, events, changes, postgres_url).await;
+    let result = sync_bench(&dir, events, changes, postgres_url, server_bin).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -25,7 +28,7 @@ async fn full_sync_rate(
     url: &DatabaseUrl,
     google: std::sync::Arc<dyn calsync_domain::ports::CalendarProvider>,
     calendar: &CalendarId,
-) -> Result<(f64, f64), CommandError> {
+) -> Result<(f64, f64), LabError> {
     use calsync_domain::services::{SyncMode, SyncService};
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let clock: std::sync::Arc<dyn calsync_domain::ports::Clock> =
@@ -53,7 +56,7 @@ async fn store_ceiling(
     google: &dyn calsync_domain::ports::CalendarProvider,
     source: &CalendarId,
     target: &CalendarId,
-) -> Result<f64, CommandError> {
+) -> Result<f64, LabError> {
     use calsync_domain::sync::{ListRequest, SyncCompletion, SyncPage, SyncRun};
     let run = SyncRun::Full {
         run_id: "bench-ceiling".into(),
@@ -95,11 +98,12 @@ async fn store_ceiling(
 }
 
 async fn sync_bench(
-    dir: &std::path::Path,
+    dir: &Path,
     events: usize,
     changes: usize,
     postgres_url: Option<&str>,
-) -> Result<(), CommandError> {
+    server_bin: &Path,
+) -> Result<(), LabError> {
     use calsync_emulator::{Emulator, EmulatorConfig};
     use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
     let calendar = CalendarId::new("bench@example.com")?;
@@ -143,20 +147,21 @@ async fn sync_bench(
     emulator.stop().await;
     latency_bench(dir, changes).await?;
     for url in &backends {
-        serve_rss(dir, url, events).await?;
+        serve_rss(dir, url, events, server_bin).await?;
     }
     Ok(())
 }
 
-/// `calsync serve` as its own process (this binary) full-syncs N events
+/// `calsync serve` as its own process (`server_bin`) full-syncs N events
 /// from an emulator in this process: its resident memory while the sync
 /// runs (peak, sampled every 50 ms) and once it is done. Pages are
 /// streamed, so neither should grow with N.
 async fn serve_rss(
-    dir: &std::path::Path,
+    dir: &Path,
     url: &DatabaseUrl,
     events: usize,
-) -> Result<(), CommandError> {
+    server_bin: &Path,
+) -> Result<(), LabError> {
     use crate::harness::{net::Http, pg, procs};
     use calsync_emulator::{Emulator, EmulatorConfig};
     let calendar = CalendarId::new("primary")?;
@@ -200,10 +205,9 @@ async fn serve_rss(
             .filter(|(name, _)| name == "CALSYNC_SYNC_PAGE_SIZE" || name.starts_with("MIMALLOC_")),
     )
     .collect();
-    let program = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut server = procs::Proc::new(
         "serve",
-        &program,
+        server_bin,
         &["serve"],
         env,
         dir.join("serve-rss.log"),
@@ -219,7 +223,7 @@ async fn serve_rss(
             .is_ok_and(|r| r.status == 200)
         {
             if Instant::now() > deadline {
-                return Err::<_, CommandError>("calsync serve was not ready within 60 s".into());
+                return Err::<_, LabError>("calsync serve was not ready within 60 s".into());
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -286,7 +290,7 @@ async fn serve_rss(
 
 /// Runs the real server (SQLite, built-in emulator), watches a calendar,
 /// and times each change from the emulator until the mirror holds it.
-async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), CommandError> {
+async fn latency_bench(dir: &Path, changes: usize) -> Result<(), LabError> {
     let database = format!("sqlite://{}", dir.join("latency.db").display());
     // Quotas lifted: this measures the pipeline, not Google's 600/min per calendar.
     let flags = [
@@ -321,7 +325,7 @@ async fn latency_bench(dir: &std::path::Path, changes: usize) -> Result<(), Comm
 async fn measure_latency(
     running: &calsync::server::Running,
     changes: usize,
-) -> Result<Vec<std::time::Duration>, CommandError> {
+) -> Result<Vec<std::time::Duration>, LabError> {
     use calsync_emulator::Change;
     let calendar = CalendarId::new("primary")?;
     let emulator = running

@@ -1,8 +1,9 @@
-//! `calsync bench http`: load on the HTTP endpoints of a real `calsync serve`
-//! process (this same binary, started as a child), against a database
-//! seeded with N events. Measures `/webhooks/calendar` beside `/health/live`
+//! `calsync-lab bench http`: load on the HTTP endpoints of a real `calsync
+//! serve` process (the `calsync` binary, started as a child), against a
+//! database seeded with N events. Measures `/webhooks/calendar` beside `/health/live`
 //! under the same load, then `/health/calendar` latency.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::fixtures::{percentile, rss_mb, synthetic_event};
-use crate::error::CommandError;
+use crate::error::LabError;
 
 const API_TOKEN: &str = "bench-api-token-0123456789";
 const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
@@ -36,10 +37,12 @@ pub struct HttpBench {
     pub duration: Duration,
     pub health_samples: usize,
     pub postgres_url: Option<String>,
+    /// The `calsync` executable to serve with.
+    pub server_bin: PathBuf,
 }
 
 impl HttpBench {
-    pub async fn run(self) -> Result<(), CommandError> {
+    pub async fn run(self) -> Result<(), LabError> {
         let dir =
             std::env::temp_dir().join(format!("calsync-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -58,15 +61,15 @@ impl HttpBench {
         result
     }
 
-    async fn run_backend(&self, url: &DatabaseUrl) -> Result<(), CommandError> {
+    async fn run_backend(&self, url: &DatabaseUrl) -> Result<(), LabError> {
         seed(url, self.events).await?;
-        let server = Server::start(url)?;
+        let server = Server::start(&self.server_bin, url)?;
         let outcome = self.measure(url, &server).await;
         drop(server);
         outcome
     }
 
-    async fn measure(&self, url: &DatabaseUrl, server: &Server) -> Result<(), CommandError> {
+    async fn measure(&self, url: &DatabaseUrl, server: &Server) -> Result<(), LabError> {
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.concurrency)
             .build_http();
@@ -193,7 +196,7 @@ impl HttpBench {
 }
 
 /// Fills the seed calendar up to `events` rows (a re-run reuses them).
-async fn seed(url: &DatabaseUrl, events: usize) -> Result<(), CommandError> {
+async fn seed(url: &DatabaseUrl, events: usize) -> Result<(), LabError> {
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let calendar = CalendarId::new(SEED_CALENDAR)?;
     // The bench database is a scratch one: its active events are the seed.
@@ -223,7 +226,7 @@ async fn seed_range(
     calendar: &CalendarId,
     from: usize,
     to: usize,
-) -> Result<(), CommandError> {
+) -> Result<(), LabError> {
     let mut done = from;
     while done < to {
         let end = (done + 2500).min(to);
@@ -251,7 +254,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(url: &DatabaseUrl) -> Result<Self, CommandError> {
+    fn start(program: &Path, url: &DatabaseUrl) -> Result<Self, LabError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map_err(|e| e.to_string())?
@@ -260,7 +263,7 @@ impl Server {
             DatabaseUrl::Postgres(url) => url.clone(),
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
         };
-        let child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        let child = Command::new(program)
             .arg("serve")
             .env("CALSYNC_ENV", "development")
             .env("CALSYNC_BIND", format!("127.0.0.1:{port}"))
@@ -275,14 +278,14 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start calsync serve: {e}"))?;
+            .map_err(|e| format!("cannot start {} serve: {e}", program.display()))?;
         Ok(Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
         })
     }
 
-    async fn wait_ready(&self, client: &HttpClient) -> Result<(), CommandError> {
+    async fn wait_ready(&self, client: &HttpClient) -> Result<(), LabError> {
         let url = format!("{}/health/ready", self.base);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -307,7 +310,7 @@ async fn request(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
-) -> Result<(u16, Bytes), CommandError> {
+) -> Result<(u16, Bytes), LabError> {
     let mut builder = hyper::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -342,7 +345,7 @@ async fn load<F, Fut>(
 ) -> LoadStats
 where
     F: Fn(HttpClient) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<u16, CommandError>> + Send,
+    Fut: std::future::Future<Output = Result<u16, LabError>> + Send,
 {
     let make = Arc::new(make);
     let started = Instant::now();

@@ -1,38 +1,47 @@
-//! `calsync chaos`: the project's chaos battery. For each backend it starts
-//! a separate emulator and a `calsync serve` (this binary, as children),
-//! then for a while runs together: edits made directly in "Google", API
-//! writes, injected Google faults of every kind, and SIGKILLs of the server
-//! (restarted at once on the same database). Then the faults are cleared,
+//! `calsync-lab chaos`: the project's chaos battery. For each backend it
+//! starts a separate `calsync emulator` and a `calsync serve` (children
+//! running the `calsync` binary, [`ServerBin`]), then for a while runs
+//! together: edits made directly in "Google", API writes, injected Google
+//! faults of every kind, and SIGKILLs of the server (restarted at once on
+//! the same database). Then the faults are cleared,
 //! writing stops, and the mirror must converge to Google's truth with every
 //! acknowledged write there exactly once, no 5xx, no panic and no leak in
 //! the logs. Exits non-zero otherwise, printing the seed to replay with.
 
 mod actors;
 mod check;
+mod report;
 mod rng;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calsync_domain::ids::ChannelId;
 use calsync_domain::webhook::WebhookSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::error::CommandError;
+use crate::error::LabError;
+use crate::harness::server_bin::ServerBin;
 use crate::harness::{net, pg, procs};
 use actors::{API_TOKEN, Shared, WEBHOOK_SECRET, lock};
 use check::{Diff, Snapshot, WriteVerdict};
 use net::Http;
 use procs::Proc;
+use report::{Figures, report};
 use rng::Rng;
 
 /// Events "someone" has in Google before calsync watches the calendar.
 const SEEDED_EVENTS: usize = 40;
 /// How long in-flight writes may still retry once the chaos stops.
 const WRITE_GRACE: Duration = Duration::from_secs(30);
-/// Lines of each kind of finding printed (all are counted).
-const SHOWN: usize = 15;
+
+/// The flags' defaults, also [`ChaosArgs::default`]'s.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_DURATION_SECS: u64 = 100;
+const DEFAULT_MIN_KILLS: u32 = 5;
+const DEFAULT_CONVERGE_SECS: u64 = 60;
+const DEFAULT_WRITERS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
@@ -66,33 +75,56 @@ pub struct ChaosArgs {
     #[arg(
         long,
         env = "CALSYNC_TEST_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test",
+        default_value = DEFAULT_POSTGRES_URL,
         hide_env_values = true
     )]
     pub postgres_url: String,
     /// How long writes, faults and kills go on, per backend.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = DEFAULT_DURATION_SECS)]
     pub duration_secs: u64,
     /// SIGKILLs of the server per backend, at least (the chaos lasts longer
     /// if needed); 0 runs without any.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = DEFAULT_MIN_KILLS)]
     pub min_kills: u32,
     /// Seed of every random choice; random when absent. Printed at the start and on failure.
     #[arg(long)]
     pub seed: Option<u64>,
     /// The longest wait for the mirror to converge once the chaos stops.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = DEFAULT_CONVERGE_SECS)]
     pub converge_secs: u64,
     /// Concurrent API clients (each writes only its own events).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = DEFAULT_WRITERS)]
     pub writers: usize,
     /// Keep the run directory (logs, SQLite file) and schema even when the run passes.
     #[arg(long)]
     pub keep: bool,
+    /// The server and the emulator run as `calsync serve` and `calsync emulator`.
+    #[command(flatten)]
+    pub server_bin: ServerBin,
+}
+
+/// The command line's defaults, except that no environment variable is read.
+impl Default for ChaosArgs {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Both,
+            postgres_url: DEFAULT_POSTGRES_URL.to_owned(),
+            duration_secs: DEFAULT_DURATION_SECS,
+            min_kills: DEFAULT_MIN_KILLS,
+            seed: None,
+            converge_secs: DEFAULT_CONVERGE_SECS,
+            writers: DEFAULT_WRITERS,
+            keep: false,
+            server_bin: ServerBin::default(),
+        }
+    }
 }
 
 impl ChaosArgs {
-    pub async fn run(self) -> Result<(), CommandError> {
+    /// Runs the battery on each backend, printing its report; fails when
+    /// any backend's run did.
+    pub async fn run(self) -> Result<(), LabError> {
+        let program = self.server_bin.resolve()?;
         let seed = self
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
@@ -110,7 +142,7 @@ impl ChaosArgs {
         );
         let mut failed = Vec::new();
         for backend in backends {
-            match self.run_backend(*backend, seed).await {
+            match self.run_backend(*backend, seed, &program).await {
                 Ok(true) => {}
                 Ok(false) => failed.push(backend.name().to_owned()),
                 Err(error) => {
@@ -124,7 +156,7 @@ impl ChaosArgs {
             return Ok(());
         }
         Err(format!(
-            "chaos battery FAILED for {} with seed {seed}; replay with: calsync chaos --seed {seed} --duration-secs {} --min-kills {} --backend <backend>",
+            "chaos battery FAILED for {} with seed {seed}; replay with: calsync-lab chaos --seed {seed} --duration-secs {} --min-kills {} --backend <backend>",
             failed.join(", "),
             self.duration_secs,
             self.min_kills
@@ -132,7 +164,12 @@ impl ChaosArgs {
         .into())
     }
 
-    async fn run_backend(&self, backend: Backend, seed: u64) -> Result<bool, CommandError> {
+    async fn run_backend(
+        &self,
+        backend: Backend,
+        seed: u64,
+        program: &Path,
+    ) -> Result<bool, LabError> {
         let dir = std::env::temp_dir().join(format!(
             "calsync-chaos-{}-{}",
             backend.name(),
@@ -150,7 +187,7 @@ impl ChaosArgs {
         };
         // One random stream per backend: a replay of one backend alone makes the same choices.
         let rng = Rng::new(seed).fork(backend as u64 + 1);
-        let outcome = self.drive(backend, rng, &dir, &database_url).await;
+        let outcome = self.drive(backend, rng, &dir, &database_url, program).await;
         let passed = matches!(outcome, Ok(true));
         if passed && !self.keep {
             let _ = std::fs::remove_dir_all(&dir);
@@ -186,17 +223,16 @@ impl ChaosArgs {
         mut rng: Rng,
         dir: &Path,
         database_url: &str,
-    ) -> Result<bool, CommandError> {
+        program: &Path,
+    ) -> Result<bool, LabError> {
         let tag = format!("chaos[{}]", backend.name());
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
         let http = Http::new();
         let emulator_port = procs::free_port()?;
         let server_port = procs::free_port()?;
         let emulator_bind = format!("127.0.0.1:{emulator_port}");
         let mut emulator = Proc::new(
             "emulator",
-            &exe,
+            program,
             &["emulator", "--bind", &emulator_bind],
             Vec::new(),
             dir.join("emulator.log"),
@@ -245,7 +281,7 @@ impl ChaosArgs {
 
         let mut server = Proc::new(
             "server",
-            &exe,
+            program,
             &["serve"],
             server_env(database_url, server_port, emulator_port),
             dir.join("server.log"),
@@ -455,226 +491,4 @@ async fn initial_sync(shared: &Shared, seeded: &[String]) -> Result<(), String> 
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-struct Figures {
-    chaos_secs: f64,
-    kills: u32,
-    starts: u32,
-    converged: Option<Duration>,
-    limit: Duration,
-    last: Option<(Snapshot, Diff, WriteVerdict)>,
-    stats: Option<Value>,
-    logs: check::LogVerdict,
-    server_log: PathBuf,
-}
-
-fn show(tag: &str, title: &str, lines: &[String]) {
-    if lines.is_empty() {
-        return;
-    }
-    println!("{tag}: {title} ({}):", lines.len());
-    for line in lines.iter().take(SHOWN) {
-        println!("{tag}:   {line}");
-    }
-    if lines.len() > SHOWN {
-        println!("{tag}:   ... and {} more", lines.len() - SHOWN);
-    }
-}
-
-fn count_of(counts: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {
-    counts.get(key).copied().unwrap_or(0)
-}
-
-/// Prints the figures and every finding; true when the run passed.
-fn report(tag: &str, shared: &Shared, figures: Figures) -> bool {
-    let counts = shared.counts();
-    let c = |key: &str| count_of(&counts, key);
-    println!(
-        "{tag}: chaos {:.0} s: kills={} server starts={} exits by itself={} restart-to-ready max={:.1} s",
-        figures.chaos_secs,
-        figures.kills,
-        figures.starts,
-        c("server_exited_by_itself"),
-        lock(&shared.restarts)
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64()
-    );
-    println!(
-        "{tag}: acknowledged API writes: create={} (replayed for their key={}) patch={} (with If-Match={}, 412={}) delete={}; unanswered: create={} patch={} delete={}; refused: patch={} delete={}",
-        c("api_create"),
-        c("api_create_replayed"),
-        c("api_patch"),
-        c("api_patch_conditional"),
-        c("api_patch_conflict"),
-        c("api_delete"),
-        c("api_create_unanswered"),
-        c("api_patch_unanswered"),
-        c("api_delete_unanswered"),
-        c("api_patch_refused"),
-        c("api_delete_refused"),
-    );
-    println!(
-        "{tag}: changes in Google: insert={} patch={} delete={} on calsync's events: patch={} delete={}; emulator random-change batches={}; odd answers={}",
-        c("remote_insert"),
-        c("remote_patch"),
-        c("remote_delete"),
-        c("remote_contest_patch"),
-        c("remote_contest_delete"),
-        c("remote_admin_changes"),
-        c("remote_unexpected"),
-    );
-    let plans: Vec<String> = counts
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("fault ").map(|kind| format!("{kind}={v}")))
-        .collect();
-    println!("{tag}: fault plans set: {}", plans.join(", "));
-    let stats = figures.stats.unwrap_or(Value::Null);
-    match stats.get("faultsFired").and_then(Value::as_object) {
-        Some(fired) => {
-            let fired: Vec<String> = fired.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("{tag}: faults fired (emulator): {}", fired.join(", "));
-        }
-        None => println!("{tag}: faults fired: the emulator does not report them"),
-    }
-    println!(
-        "{tag}: emulator calls: {}; notifications delivered={} failed={}",
-        stats["calls"], stats["notificationsDelivered"], stats["notificationsFailed"]
-    );
-    println!(
-        "{tag}: server: unreachable attempts (killed)={} 5xx={}",
-        c("server_unreachable"),
-        c("server_5xx")
-    );
-    let gaps = lock(&shared.gaps).clone();
-    println!(
-        "{tag}: sync gap after a restart (remote change to mirror): max={:.1} s over {} probes; unseen={} not made={}",
-        gaps.iter().max().copied().unwrap_or_default().as_secs_f64(),
-        gaps.len(),
-        c("probe_unseen"),
-        c("probe_not_made"),
-    );
-
-    let mut passed = true;
-    let mut divergent: Vec<String> = Vec::new();
-    match &figures.last {
-        None => {
-            println!("{tag}: FAIL: the mirror could not be read after the chaos");
-            passed = false;
-        }
-        Some((snapshot, diff, verdict)) => {
-            match figures.converged {
-                Some(after) => println!(
-                    "{tag}: converged {:.1} s after the chaos stopped",
-                    after.as_secs_f64()
-                ),
-                None => {
-                    println!(
-                        "{tag}: FAIL: not converged {} s after the chaos stopped",
-                        figures.limit.as_secs()
-                    );
-                    passed = false;
-                }
-            }
-            println!(
-                "{tag}: compared {} events (mirror {}, Google {}): missing={} extra={} mismatched={} duplicated={} pending pushes={} failed pushes={}",
-                diff.compared,
-                snapshot.mirror.len(),
-                snapshot.truth.len(),
-                diff.missing.len(),
-                diff.extra.len(),
-                diff.mismatched.len(),
-                diff.duplicated.len(),
-                diff.pending,
-                diff.push_failed.len()
-            );
-            println!(
-                "{tag}: acknowledged creates checked={}: lost or stale={} duplicated={} refused={}",
-                verdict.checked,
-                verdict.lost.len(),
-                verdict.duplicated.len(),
-                verdict.refused.len()
-            );
-            show(tag, "missing from the mirror", &diff.missing);
-            show(tag, "in the mirror, not at Google", &diff.extra);
-            show(tag, "mismatched", &diff.mismatched);
-            show(tag, "duplicated in the mirror", &diff.duplicated);
-            let dead_lettered: Vec<String> = {
-                let model = lock(&shared.model);
-                diff.push_failed
-                    .iter()
-                    .map(|id| {
-                        let who = match model.api.get(id) {
-                            Some(event) if event.contested => "also changed in Google",
-                            Some(_) => "written by calsync only",
-                            None => "not created through the API",
-                        };
-                        let history = model
-                            .history
-                            .get(id)
-                            .map(|h| h.join(" | "))
-                            .unwrap_or_default();
-                        format!("{id} ({who}): {history}")
-                    })
-                    .collect()
-            };
-            show(tag, "pushes dead-lettered", &dead_lettered);
-            show(tag, "acknowledged writes lost or stale", &verdict.lost);
-            show(
-                tag,
-                "duplicated at Google or in the mirror",
-                &verdict.duplicated,
-            );
-            show(
-                tag,
-                "API writes refused on events nobody else touched",
-                &verdict.refused,
-            );
-            passed &= diff.clean() && verdict.clean();
-            divergent.extend(diff.ids.iter().cloned());
-            divergent.extend(verdict.ids.iter().cloned());
-        }
-    }
-    let failures = lock(&shared.failures).clone();
-    show(tag, "failures during the run", &failures);
-    passed &= failures.is_empty();
-    println!(
-        "{tag}: logs: {} lines scanned ({}): panics={} leaks={}",
-        figures.logs.lines,
-        figures.server_log.display(),
-        figures.logs.panics.len(),
-        figures.logs.leaks.len()
-    );
-    show(tag, "panics", &figures.logs.panics);
-    show(tag, "leaks", &figures.logs.leaks);
-    passed &= figures.logs.panics.is_empty() && figures.logs.leaks.is_empty();
-
-    if !passed {
-        divergent.sort();
-        divergent.dedup();
-        let model = lock(&shared.model);
-        for id in divergent.iter().take(SHOWN) {
-            println!("{tag}: history of {id}:");
-            for line in model.history.get(id).into_iter().flatten() {
-                println!("{tag}:   {line}");
-            }
-        }
-        drop(model);
-        let timeline = lock(&shared.timeline).clone();
-        println!("{tag}: timeline (kills, faults):");
-        for line in &timeline {
-            println!("{tag}:   {line}");
-        }
-    }
-    if !passed {
-        println!(
-            "{tag}: the final mirror and Google are in final-state.json beside {}",
-            figures.server_log.display()
-        );
-    }
-    println!("{tag}: {}", if passed { "PASS" } else { "FAIL" });
-    passed
 }

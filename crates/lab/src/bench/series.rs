@@ -1,4 +1,4 @@
-//! `calsync bench series`: a week's window expanded over N mirrored
+//! `calsync-lab bench series`: a week's window expanded over N mirrored
 //! recurring series (what `GET /calendar/events?singleEvents=true` does),
 //! in milliseconds per request, on SQLite and optionally Postgres.
 
@@ -13,13 +13,13 @@ use calsync_store::{DatabaseUrl, StoreOptions};
 use chrono::{Duration, Utc};
 
 use super::fixtures::{percentile, synthetic_event};
-use crate::error::CommandError;
+use crate::error::LabError;
 
 pub(super) async fn run(
     series: usize,
     requests: usize,
     postgres_url: Option<&str>,
-) -> Result<(), CommandError> {
+) -> Result<(), LabError> {
     let dir = std::env::temp_dir().join(format!("calsync-bench-{}", uuid::Uuid::new_v4().simple()));
     let sqlite = DatabaseUrl::Sqlite(dir.join("bench.db"));
     let result = series_bench(&sqlite, series, requests).await;
@@ -37,7 +37,7 @@ async fn mirror_series(
     store: &dyn Store,
     calendar: &CalendarId,
     count: usize,
-) -> Result<(), CommandError> {
+) -> Result<(), LabError> {
     let run = SyncRun::Full {
         run_id: "bench-series".into(),
         started_at: Utc::now(),
@@ -80,11 +80,7 @@ async fn mirror_series(
     Ok(())
 }
 
-async fn series_bench(
-    url: &DatabaseUrl,
-    series: usize,
-    requests: usize,
-) -> Result<(), CommandError> {
+async fn series_bench(url: &DatabaseUrl, series: usize, requests: usize) -> Result<(), LabError> {
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let calendar = CalendarId::new(format!(
         "bench-series-{}@example.com",

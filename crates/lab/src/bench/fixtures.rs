@@ -9,7 +9,7 @@ use calsync_domain::ports::Store;
 use calsync_domain::sync::{RemoteEvent, SyncCompletion, SyncPage, SyncRun};
 use chrono::{Duration, Utc};
 
-use crate::error::CommandError;
+use crate::error::LabError;
 
 /// A remote event of about 1 KB once stored.
 pub(super) fn synthetic_event(calendar: &str, index: usize, generation: u32) -> RemoteEvent {
@@ -69,7 +69,7 @@ pub(super) async fn pass(
     events: usize,
     page_size: usize,
     generation: u32,
-) -> Result<f64, CommandError> {
+) -> Result<f64, LabError> {
     let run = SyncRun::Full {
         run_id: format!("bench-{generation}"),
         started_at: chrono::Utc::now(),
@@ -117,7 +117,7 @@ pub fn rss_mb(pid: &str) -> f64 {
 
 /// `calsync serve` in this process, configured by `serve` flags as on its
 /// command line (the environment still applies), logs discarded.
-pub async fn start_server(flags: &[&str]) -> Result<calsync::server::Running, CommandError> {
+pub async fn start_server(flags: &[&str]) -> Result<calsync::server::Running, LabError> {
     use clap::Parser;
     #[derive(Parser)]
     struct Args {

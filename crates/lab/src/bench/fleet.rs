@@ -1,10 +1,11 @@
-//! `calsync bench fleet`: many calendars under many principals against an
+//! `calsync-lab bench fleet`: many calendars under many principals against an
 //! emulator that checks service-account JWTs and enforces Google's default
 //! quotas (600/min per principal, 10,000/min per project), with random
 //! remote changes; what a company's deployment meets.
 //!
 //! One replica runs in this process. With `--replicas N` (Postgres), N
-//! `calsync serve` processes share one database behind a round-robin
+//! `calsync serve` processes (the `calsync` binary, [`ServerBin`]) share
+//! one database behind a round-robin
 //! balancer, and one of them is SIGKILLed halfway through the changes:
 //! every calendar must still converge, and no job tick may run twice.
 
@@ -24,15 +25,45 @@ use rand::Rng;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use super::fixtures::{percentile, rss_mb, start_server};
-use crate::error::CommandError;
+use crate::error::LabError;
+use crate::harness::server_bin::ServerBin;
 
-pub(super) struct FleetBench {
+/// One fleet run; [`FleetBench::run`] prints its `fleet: key=value ...`
+/// line and answers the same figures.
+#[derive(Debug, Clone)]
+pub struct FleetBench {
     pub calendars: usize,
     pub principals: usize,
     pub changes_per_min: u32,
     pub duration: Duration,
     pub postgres_url: Option<String>,
+    /// Server processes on the Postgres database; 1 runs the server in
+    /// this process instead.
     pub replicas: usize,
+    /// The replicas' executable (used when `replicas > 1`).
+    pub server_bin: ServerBin,
+}
+
+/// What a run measured, as its `fleet:` line says it.
+#[derive(Debug, Clone)]
+pub struct FleetReport {
+    /// Remote changes made during the run.
+    pub changes: u64,
+    pub totals: Totals,
+    /// The job ticks in the replicas' logs (`--replicas` above 1 only).
+    pub ticks: Option<TickCounts>,
+}
+
+/// Job ticks the replicas' logs show started.
+#[derive(Debug, Clone, Copy)]
+pub struct TickCounts {
+    pub started: usize,
+    /// Ticks started by more than one replica.
+    pub duplicates: usize,
+    /// Renewal ticks no replica started.
+    pub missed: usize,
+    /// Ticks scheduled after the kill: the survivors' alone.
+    pub after_kill: usize,
 }
 
 /// The emulator and the service-account key the replicas sign with.
@@ -42,19 +73,26 @@ struct Google {
 }
 
 impl FleetBench {
-    pub async fn run(self) -> Result<(), CommandError> {
+    /// Fails when the fleet did not converge within Google's quotas (and,
+    /// with replicas, when a job tick ran twice or was skipped).
+    pub async fn run(self) -> Result<FleetReport, LabError> {
         if self.replicas > 1 && self.postgres_url.is_none() {
             return Err("--replicas needs --postgres-url: replicas share one Postgres".into());
         }
+        // Found before anything starts: a missing binary fails at once.
+        let server_bin = if self.replicas > 1 {
+            Some(self.server_bin.resolve()?)
+        } else {
+            None
+        };
         let dir =
             std::env::temp_dir().join(format!("calsync-fleet-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let result = match start_google(&dir).await {
             Ok(google) => {
-                let result = if self.replicas > 1 {
-                    replicas::measure(&self, &google, &dir).await
-                } else {
-                    self.measure_in_process(&google, &dir).await
+                let result = match &server_bin {
+                    Some(server_bin) => replicas::measure(&self, &google, &dir, server_bin).await,
+                    None => self.measure_in_process(&google, &dir).await,
                 };
                 google.emulator.stop().await;
                 result
@@ -72,7 +110,7 @@ impl FleetBench {
         &self,
         google: &Google,
         dir: &std::path::Path,
-    ) -> Result<(), CommandError> {
+    ) -> Result<FleetReport, LabError> {
         let database = match &self.postgres_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", dir.join("fleet.db").display()),
@@ -111,7 +149,7 @@ impl FleetBench {
         &self,
         running: &Running,
         emulator: &Emulator,
-    ) -> Result<(), CommandError> {
+    ) -> Result<FleetReport, LabError> {
         let calendars = self.calendar_ids()?;
         let started = Instant::now();
         for (i, calendar) in calendars.iter().enumerate() {
@@ -142,10 +180,14 @@ impl FleetBench {
                 format!("the fleet did not converge within Google's quotas: {totals}").into(),
             );
         }
-        Ok(())
+        Ok(FleetReport {
+            changes: changes.made,
+            totals,
+            ticks: None,
+        })
     }
 
-    fn calendar_ids(&self) -> Result<Vec<CalendarId>, CommandError> {
+    fn calendar_ids(&self) -> Result<Vec<CalendarId>, LabError> {
         let run = uuid::Uuid::new_v4().simple().to_string();
         Ok((0..self.calendars)
             .map(|i| CalendarId::new(format!("c{i}-{}@fleet.example.com", &run[..8])))
@@ -153,7 +195,7 @@ impl FleetBench {
     }
 
     /// Calendar `i`'s owner: the calendars are dealt round the principals.
-    fn subject_of(&self, i: usize) -> Result<Subject, CommandError> {
+    fn subject_of(&self, i: usize) -> Result<Subject, LabError> {
         Ok(Subject::new(format!(
             "p{}@fleet.example.com",
             i % self.principals.max(1)
@@ -163,7 +205,7 @@ impl FleetBench {
 
 /// An emulator with real JWT checks and Google's quotas, and a key file
 /// for it.
-async fn start_google(dir: &std::path::Path) -> Result<Google, CommandError> {
+async fn start_google(dir: &std::path::Path) -> Result<Google, LabError> {
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
         .map_err(|e| format!("key: {e}"))?;
     let private_pem = key
@@ -230,12 +272,16 @@ impl std::fmt::Display for Changes {
 }
 
 /// What went wrong anywhere, from the emulator's and the store's view.
-struct Totals {
-    quota_errors: u64,
-    failed_writes: u64,
-    failed_syncs: usize,
+#[derive(Debug, Clone, Copy)]
+pub struct Totals {
+    /// Calls the emulator refused for Google's quotas.
+    pub quota_errors: u64,
+    /// Dead-lettered outbox rows and events whose push failed.
+    pub failed_writes: u64,
+    /// Calendars with sync errors or needing a reconnect.
+    pub failed_syncs: usize,
     /// Live events in Google the mirror does not hold at Google's etag.
-    unconverged: usize,
+    pub unconverged: usize,
 }
 
 impl std::fmt::Display for Totals {
@@ -250,7 +296,7 @@ impl std::fmt::Display for Totals {
 
 impl Run<'_> {
     /// Waits until every calendar has completed its first full sync.
-    async fn first_full_sync(&self, started: Instant) -> Result<Duration, CommandError> {
+    async fn first_full_sync(&self, started: Instant) -> Result<Duration, LabError> {
         loop {
             let states = self.store.list_sync_states().await?;
             let done = states
@@ -273,7 +319,7 @@ impl Run<'_> {
         &self,
         bench: &FleetBench,
         halfway: impl FnOnce(),
-    ) -> Result<Changes, CommandError> {
+    ) -> Result<Changes, LabError> {
         let lists_before = self.emulator.calls("list");
         let every = Duration::from_secs_f64(60.0 / f64::from(bench.changes_per_min.max(1)));
         let begun = Instant::now();
@@ -334,7 +380,7 @@ impl Run<'_> {
         })
     }
 
-    async fn totals(&self) -> Result<Totals, CommandError> {
+    async fn totals(&self) -> Result<Totals, LabError> {
         let stats = self
             .store
             .health_stats(chrono::Utc::now(), chrono::Utc::now())

@@ -1,5 +1,5 @@
 //! A fresh Postgres schema per run, so runs never share rows. The store
-//! makes and drops it (the binary writes no SQL of its own).
+//! makes and drops it (the lab writes no SQL of its own).
 
 use calsync_store::StoreOptions;
 

@@ -1,17 +1,17 @@
-//! `calsync bench store`: the store's upsert throughput through the sync
+//! `calsync-lab bench store`: the store's upsert throughput through the sync
 //! path, inserts then updates, on SQLite and optionally Postgres.
 
 use calsync_domain::ids::CalendarId;
 use calsync_store::{DatabaseUrl, StoreOptions};
 
 use super::fixtures::pass;
-use crate::error::CommandError;
+use crate::error::LabError;
 
 pub(super) async fn run(
     events: usize,
     page_size: usize,
     postgres_url: Option<&str>,
-) -> Result<(), CommandError> {
+) -> Result<(), LabError> {
     let dir = std::env::temp_dir().join(format!("calsync-bench-{}", uuid::Uuid::new_v4().simple()));
     let sqlite = DatabaseUrl::Sqlite(dir.join("bench.db"));
     let result = store_bench(&sqlite, events, page_size).await;
@@ -23,11 +23,7 @@ pub(super) async fn run(
     Ok(())
 }
 
-async fn store_bench(
-    url: &DatabaseUrl,
-    events: usize,
-    page_size: usize,
-) -> Result<(), CommandError> {
+async fn store_bench(url: &DatabaseUrl, events: usize, page_size: usize) -> Result<(), LabError> {
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     // A fresh calendar per run, so repeated runs against one database compare.
     let calendar = CalendarId::new(format!(

@@ -1,4 +1,4 @@
-//! `--replicas N`: N `calsync serve` processes (this binary) on one fresh
+//! `--replicas N`: N `calsync serve` processes (`--server-bin`) on one fresh
 //! Postgres schema behind a round-robin balancer, sharing one emulator.
 //! Halfway through the remote changes the first replica is SIGKILLed.
 //! Afterwards every live event in Google must be mirrored at its etag,
@@ -15,9 +15,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::balancer::Balancer;
-use super::{FleetBench, Google, Run};
+use super::{FleetBench, FleetReport, Google, Run, TickCounts};
 use crate::bench::fixtures::rss_mb;
-use crate::error::CommandError;
+use crate::error::LabError;
 use crate::harness::net::Http;
 use crate::harness::{pg, procs};
 
@@ -32,10 +32,11 @@ pub(super) async fn measure(
     bench: &FleetBench,
     google: &Google,
     dir: &Path,
-) -> Result<(), CommandError> {
+    server_bin: &Path,
+) -> Result<FleetReport, LabError> {
     let base = bench.postgres_url.as_deref().unwrap_or_default();
     let schema = pg::fresh_schema(base).await?;
-    let result = run(bench, google, dir, &schema.url).await;
+    let result = run(bench, google, dir, &schema.url, server_bin).await;
     if let Err(error) = pg::drop_schema(&schema).await {
         eprintln!("fleet: cannot drop the scratch schema: {error}");
     }
@@ -47,7 +48,8 @@ async fn run(
     google: &Google,
     dir: &Path,
     database: &str,
-) -> Result<(), CommandError> {
+    server_bin: &Path,
+) -> Result<FleetReport, LabError> {
     // Migrated here, once, before any replica starts.
     let store = calsync_store::connect(
         &DatabaseUrl::parse(Some(database))?,
@@ -64,14 +66,13 @@ async fn run(
             .collect(),
     )
     .await?;
-    let program = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut replicas: Vec<procs::Proc> = ports
         .iter()
         .enumerate()
         .map(|(i, port)| {
             procs::Proc::new(
                 "replica",
-                &program,
+                server_bin,
                 &["serve"],
                 replica_env(bench, google, database, *port, balancer.address),
                 dir.join(format!("replica-{i}.log")),
@@ -157,7 +158,16 @@ async fn run(
         )
         .into());
     }
-    Ok(())
+    Ok(FleetReport {
+        changes: changes.made,
+        totals,
+        ticks: Some(TickCounts {
+            started: ticks.started.len(),
+            duplicates: ticks.duplicates(),
+            missed: ticks.missed_renewals(),
+            after_kill: ticks.after_kill,
+        }),
+    })
 }
 
 fn replica_env(
@@ -209,7 +219,7 @@ fn replica_env(
     .collect()
 }
 
-async fn wait_ready(http: &Http, port: u16) -> Result<(), CommandError> {
+async fn wait_ready(http: &Http, port: u16) -> Result<(), LabError> {
     let url = format!("http://127.0.0.1:{port}/health/ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -231,7 +241,7 @@ async fn add_calendars(
     http: &Http,
     gateway: &str,
     calendars: &[calsync_domain::ids::CalendarId],
-) -> Result<(), CommandError> {
+) -> Result<(), LabError> {
     let url = format!("{gateway}/calendar/calendars");
     let auth = format!("Bearer {API_TOKEN}");
     let mut tasks = tokio::task::JoinSet::new();
@@ -274,7 +284,7 @@ impl Ticks {
     fn read<'a>(
         logs: impl Iterator<Item = &'a Path>,
         killed_at: DateTime<Utc>,
-    ) -> Result<Self, CommandError> {
+    ) -> Result<Self, LabError> {
         let mut started = BTreeMap::new();
         for log in logs {
             let text = std::fs::read_to_string(log)

@@ -1,0 +1,236 @@
+//! The battery's report: the figures of a run and every finding, and the
+//! verdict.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::actors::{Shared, lock};
+use super::check::{self, Diff, Snapshot, WriteVerdict};
+
+/// Lines of each kind of finding printed (all are counted).
+const SHOWN: usize = 15;
+
+/// What a backend's run measured, for [`report`].
+pub(super) struct Figures {
+    pub(super) chaos_secs: f64,
+    pub(super) kills: u32,
+    pub(super) starts: u32,
+    pub(super) converged: Option<Duration>,
+    pub(super) limit: Duration,
+    pub(super) last: Option<(Snapshot, Diff, WriteVerdict)>,
+    pub(super) stats: Option<Value>,
+    pub(super) logs: check::LogVerdict,
+    pub(super) server_log: PathBuf,
+}
+
+fn show(tag: &str, title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    println!("{tag}: {title} ({}):", lines.len());
+    for line in lines.iter().take(SHOWN) {
+        println!("{tag}:   {line}");
+    }
+    if lines.len() > SHOWN {
+        println!("{tag}:   ... and {} more", lines.len() - SHOWN);
+    }
+}
+
+fn count_of(counts: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {
+    counts.get(key).copied().unwrap_or(0)
+}
+
+/// Prints the figures and every finding; true when the run passed.
+pub(super) fn report(tag: &str, shared: &Shared, figures: Figures) -> bool {
+    let counts = shared.counts();
+    let c = |key: &str| count_of(&counts, key);
+    println!(
+        "{tag}: chaos {:.0} s: kills={} server starts={} exits by itself={} restart-to-ready max={:.1} s",
+        figures.chaos_secs,
+        figures.kills,
+        figures.starts,
+        c("server_exited_by_itself"),
+        lock(&shared.restarts)
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
+    println!(
+        "{tag}: acknowledged API writes: create={} (replayed for their key={}) patch={} (with If-Match={}, 412={}) delete={}; unanswered: create={} patch={} delete={}; refused: patch={} delete={}",
+        c("api_create"),
+        c("api_create_replayed"),
+        c("api_patch"),
+        c("api_patch_conditional"),
+        c("api_patch_conflict"),
+        c("api_delete"),
+        c("api_create_unanswered"),
+        c("api_patch_unanswered"),
+        c("api_delete_unanswered"),
+        c("api_patch_refused"),
+        c("api_delete_refused"),
+    );
+    println!(
+        "{tag}: changes in Google: insert={} patch={} delete={} on calsync's events: patch={} delete={}; emulator random-change batches={}; odd answers={}",
+        c("remote_insert"),
+        c("remote_patch"),
+        c("remote_delete"),
+        c("remote_contest_patch"),
+        c("remote_contest_delete"),
+        c("remote_admin_changes"),
+        c("remote_unexpected"),
+    );
+    let plans: Vec<String> = counts
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("fault ").map(|kind| format!("{kind}={v}")))
+        .collect();
+    println!("{tag}: fault plans set: {}", plans.join(", "));
+    let stats = figures.stats.unwrap_or(Value::Null);
+    match stats.get("faultsFired").and_then(Value::as_object) {
+        Some(fired) => {
+            let fired: Vec<String> = fired.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("{tag}: faults fired (emulator): {}", fired.join(", "));
+        }
+        None => println!("{tag}: faults fired: the emulator does not report them"),
+    }
+    println!(
+        "{tag}: emulator calls: {}; notifications delivered={} failed={}",
+        stats["calls"], stats["notificationsDelivered"], stats["notificationsFailed"]
+    );
+    println!(
+        "{tag}: server: unreachable attempts (killed)={} 5xx={}",
+        c("server_unreachable"),
+        c("server_5xx")
+    );
+    let gaps = lock(&shared.gaps).clone();
+    println!(
+        "{tag}: sync gap after a restart (remote change to mirror): max={:.1} s over {} probes; unseen={} not made={}",
+        gaps.iter().max().copied().unwrap_or_default().as_secs_f64(),
+        gaps.len(),
+        c("probe_unseen"),
+        c("probe_not_made"),
+    );
+
+    let mut passed = true;
+    let mut divergent: Vec<String> = Vec::new();
+    match &figures.last {
+        None => {
+            println!("{tag}: FAIL: the mirror could not be read after the chaos");
+            passed = false;
+        }
+        Some((snapshot, diff, verdict)) => {
+            match figures.converged {
+                Some(after) => println!(
+                    "{tag}: converged {:.1} s after the chaos stopped",
+                    after.as_secs_f64()
+                ),
+                None => {
+                    println!(
+                        "{tag}: FAIL: not converged {} s after the chaos stopped",
+                        figures.limit.as_secs()
+                    );
+                    passed = false;
+                }
+            }
+            println!(
+                "{tag}: compared {} events (mirror {}, Google {}): missing={} extra={} mismatched={} duplicated={} pending pushes={} failed pushes={}",
+                diff.compared,
+                snapshot.mirror.len(),
+                snapshot.truth.len(),
+                diff.missing.len(),
+                diff.extra.len(),
+                diff.mismatched.len(),
+                diff.duplicated.len(),
+                diff.pending,
+                diff.push_failed.len()
+            );
+            println!(
+                "{tag}: acknowledged creates checked={}: lost or stale={} duplicated={} refused={}",
+                verdict.checked,
+                verdict.lost.len(),
+                verdict.duplicated.len(),
+                verdict.refused.len()
+            );
+            show(tag, "missing from the mirror", &diff.missing);
+            show(tag, "in the mirror, not at Google", &diff.extra);
+            show(tag, "mismatched", &diff.mismatched);
+            show(tag, "duplicated in the mirror", &diff.duplicated);
+            let dead_lettered: Vec<String> = {
+                let model = lock(&shared.model);
+                diff.push_failed
+                    .iter()
+                    .map(|id| {
+                        let who = match model.api.get(id) {
+                            Some(event) if event.contested => "also changed in Google",
+                            Some(_) => "written by calsync only",
+                            None => "not created through the API",
+                        };
+                        let history = model
+                            .history
+                            .get(id)
+                            .map(|h| h.join(" | "))
+                            .unwrap_or_default();
+                        format!("{id} ({who}): {history}")
+                    })
+                    .collect()
+            };
+            show(tag, "pushes dead-lettered", &dead_lettered);
+            show(tag, "acknowledged writes lost or stale", &verdict.lost);
+            show(
+                tag,
+                "duplicated at Google or in the mirror",
+                &verdict.duplicated,
+            );
+            show(
+                tag,
+                "API writes refused on events nobody else touched",
+                &verdict.refused,
+            );
+            passed &= diff.clean() && verdict.clean();
+            divergent.extend(diff.ids.iter().cloned());
+            divergent.extend(verdict.ids.iter().cloned());
+        }
+    }
+    let failures = lock(&shared.failures).clone();
+    show(tag, "failures during the run", &failures);
+    passed &= failures.is_empty();
+    println!(
+        "{tag}: logs: {} lines scanned ({}): panics={} leaks={}",
+        figures.logs.lines,
+        figures.server_log.display(),
+        figures.logs.panics.len(),
+        figures.logs.leaks.len()
+    );
+    show(tag, "panics", &figures.logs.panics);
+    show(tag, "leaks", &figures.logs.leaks);
+    passed &= figures.logs.panics.is_empty() && figures.logs.leaks.is_empty();
+
+    if !passed {
+        divergent.sort();
+        divergent.dedup();
+        let model = lock(&shared.model);
+        for id in divergent.iter().take(SHOWN) {
+            println!("{tag}: history of {id}:");
+            for line in model.history.get(id).into_iter().flatten() {
+                println!("{tag}:   {line}");
+            }
+        }
+        drop(model);
+        let timeline = lock(&shared.timeline).clone();
+        println!("{tag}: timeline (kills, faults):");
+        for line in &timeline {
+            println!("{tag}:   {line}");
+        }
+    }
+    if !passed {
+        println!(
+            "{tag}: the final mirror and Google are in final-state.json beside {}",
+            figures.server_log.display()
+        );
+    }
+    println!("{tag}: {}", if passed { "PASS" } else { "FAIL" });
+    passed
+}
