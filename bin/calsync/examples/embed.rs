@@ -16,7 +16,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use calsync_domain::event::{EventTime, NewEvent, NewEventFields};
 use calsync_domain::ids::{CalendarId, EntityRef};
 use calsync_domain::ports::{Clock, SystemClock};
-use calsync_domain::services::{Services, ServicesConfig};
+use calsync_domain::services::{Services, ServicesConfig, WriteVerdict};
 use calsync_domain::webhook::WebhookSecret;
 use calsync_emulator::{Emulator, EmulatorConfig};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
@@ -47,7 +47,8 @@ async fn main() -> Result<(), Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     // The service graph: every use case over that store, Google and clock.
-    // Channels point at this host's webhook route.
+    // Channels point at this host's webhook route; tokio's timer renews
+    // leases while work runs and times the wait for a write's verdict.
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?;
     let secret = WebhookSecret::new("example-webhook-secret-0123")?;
@@ -55,7 +56,10 @@ async fn main() -> Result<(), Failure> {
         store.clone(),
         provider.clone(),
         clock,
-        ServicesConfig::new(secret, format!("http://{address}/webhooks/calendar")),
+        ServicesConfig::new(secret, format!("http://{address}/webhooks/calendar")).with_heartbeat(
+            Duration::from_secs(15),
+            Arc::new(calsync_worker::TokioTimer),
+        ),
     );
 
     // 1. The crates alone: write an event and push it, no server involved.
@@ -78,6 +82,9 @@ async fn main() -> Result<(), Failure> {
         "pushed {} event(s); Google id {}",
         report.pushed, event.google_event_id
     );
+    // Google's verdict on the write (here already in: the push ran above).
+    let verdict = events.verdict(&event, Duration::from_secs(5)).await?;
+    println!("verdict: {}", verdict_name(&verdict));
 
     // 2. The routes in the host's own app; behind a proxy, add
     // `.trusted_proxies(..)` so its X-Forwarded-For names the client.
@@ -92,6 +99,7 @@ async fn main() -> Result<(), Failure> {
             .logger(logger.clone())
             .build(),
     );
+    let limiter = state.webhook_limiter.clone();
     let server = HttpServer::new(move || {
         App::new()
             .route(
@@ -114,6 +122,13 @@ async fn main() -> Result<(), Failure> {
             metrics,
             logger,
         },
+        shutdown_rx.clone(),
+    );
+    // Workers one by one (not `Workers { .. }.spawn`): the webhook
+    // limiter's pruning is then ours to run.
+    let pruning = calsync_worker::spawn_periodic(
+        calsync_worker::IDLE_KEY_PRUNING,
+        move || limiter.forget_idle_keys(),
         shutdown_rx,
     );
 
@@ -125,9 +140,19 @@ async fn main() -> Result<(), Failure> {
     handle.stop(true).await;
     let _ = serving.await;
     let _ = outbox.await;
+    let _ = pruning.await;
     emulator.stop().await;
     let _ = std::fs::remove_file(&path);
     Ok(())
+}
+
+fn verdict_name(verdict: &WriteVerdict) -> &'static str {
+    match verdict {
+        WriteVerdict::Applied(_) => "applied",
+        WriteVerdict::DeletedAtGoogle(_) => "deleted at Google",
+        WriteVerdict::Refused { .. } => "refused",
+        WriteVerdict::Pending { .. } => "pending",
+    }
 }
 
 /// A minimal HTTP/1.0 GET, so the example needs no client library.

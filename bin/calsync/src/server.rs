@@ -161,7 +161,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     warn_if_exposed(&settings, address, &logger);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut workers = Workers {
+    let workers = Workers {
         services: services.clone(),
         provider,
         ticks: store.clone(),
@@ -172,14 +172,9 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         config: settings.worker_config(),
         metrics,
         logger: logger.clone(),
+        webhook_limiter: Some(state.webhook_limiter.clone()),
     }
-    .spawn(shutdown_rx.clone());
-    let limiter = state.webhook_limiter.clone();
-    workers.push(calsync_worker::spawn_periodic(
-        IDLE_KEY_PRUNING,
-        move || limiter.forget_idle_keys(),
-        shutdown_rx,
-    ));
+    .spawn(shutdown_rx);
 
     let server = HttpServer::new(move || {
         App::new()
@@ -207,10 +202,6 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         logger,
     })
 }
-
-/// How often the webhook limiter forgets sources it has not seen lately,
-/// so a flood of distinct sources cannot grow memory for good.
-const IDLE_KEY_PRUNING: Duration = Duration::from_secs(60);
 
 fn warn_if_exposed(settings: &Settings, address: SocketAddr, logger: &slog::Logger) {
     if !settings.production && !address.ip().is_loopback() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ProviderErrorKind, Result};
 use crate::event::EventChanges;
 use crate::ids::{CalendarId, Etag, EventId, LocalEventId};
 
@@ -108,6 +108,63 @@ impl OutboxState {
     }
 }
 
+/// What kind of failure a row's `last_error` records, so readers decide on
+/// the kind instead of matching the text. Rows written before kinds were
+/// stored have none (`None`), and `None` is read as no conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushFailure {
+    /// Google's copy changed under the write: a 412 the write could not get
+    /// past, or the same fields changed there. Google's version stands.
+    Conflict,
+    /// Google had deleted the event; the write was not applied.
+    Gone,
+    /// Refused on its merits (invalid, not the organizer's to change, an id
+    /// taken by another event, the event gone here): trying again cannot help.
+    Refused,
+    /// Failed for now (Google down or slowing us down, quota spent, the
+    /// calendar read-only or unreachable): tried again later. A row given
+    /// up after too many such tries keeps this kind.
+    Temporary,
+}
+
+impl PushFailure {
+    /// The kind of a provider (or storage) error a push ended with.
+    pub fn of(error: &Error) -> Self {
+        match error.provider_kind() {
+            Some(ProviderErrorKind::PreconditionFailed) => Self::Conflict,
+            Some(ProviderErrorKind::Gone) => Self::Gone,
+            Some(kind) if kind.is_retryable() || kind.waits() => Self::Temporary,
+            Some(_) => Self::Refused,
+            // Not Google's answer: storage trouble passes.
+            None if matches!(error, Error::Storage(_)) => Self::Temporary,
+            None => Self::Refused,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conflict => "conflict",
+            Self::Gone => "gone",
+            Self::Refused => "refused",
+            Self::Temporary => "temporary",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "conflict" => Ok(Self::Conflict),
+            "gone" => Ok(Self::Gone),
+            "refused" => Ok(Self::Refused),
+            "temporary" => Ok(Self::Temporary),
+            _ => Err(Error::invalid(
+                "last_failure",
+                "must be conflict, gone, refused or temporary",
+            )),
+        }
+    }
+}
+
 /// An outbox row. Rows of one event are pushed in `id` order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +178,8 @@ pub struct OutboxEntry {
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// The kind of `last_error` (see [`PushFailure`]).
+    pub last_failure: Option<PushFailure>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -299,6 +358,37 @@ mod tests {
         );
         assert!(!policy.exhausted(4));
         assert!(policy.exhausted(5));
+    }
+
+    #[test]
+    fn push_failures_round_trip_and_only_a_412_is_a_conflict() {
+        for failure in [
+            PushFailure::Conflict,
+            PushFailure::Gone,
+            PushFailure::Refused,
+            PushFailure::Temporary,
+        ] {
+            assert_eq!(PushFailure::parse(failure.as_str()).unwrap(), failure);
+        }
+        assert!(PushFailure::parse("conflicted").is_err());
+        let of = |kind| PushFailure::of(&Error::provider(kind, "x"));
+        assert_eq!(
+            of(ProviderErrorKind::PreconditionFailed),
+            PushFailure::Conflict
+        );
+        assert_eq!(of(ProviderErrorKind::Gone), PushFailure::Gone);
+        assert_eq!(of(ProviderErrorKind::Transient), PushFailure::Temporary);
+        assert_eq!(
+            of(ProviderErrorKind::QuotaExhausted),
+            PushFailure::Temporary
+        );
+        assert_eq!(of(ProviderErrorKind::ReadOnly), PushFailure::Temporary);
+        assert_eq!(of(ProviderErrorKind::NotOrganizer), PushFailure::Refused);
+        assert_eq!(of(ProviderErrorKind::Permanent), PushFailure::Refused);
+        assert_eq!(
+            PushFailure::of(&Error::Storage("down".into())),
+            PushFailure::Temporary
+        );
     }
 
     #[test]

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use crate::calendar::ManagedCalendar;
 use crate::channel::{ChannelStatus, WatchChannel, WatchGrant, WatchRequest};
 use crate::error::Result;
-use crate::event::{Event, EventChanges, EventKind, EventStatus, EventType};
+use crate::event::{Event, EventChanges};
 use crate::health::HealthStats;
-use crate::ids::{CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId};
-use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
+use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
+use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, PushFailure};
 use crate::sync::{
     ChangePage, ListRequest, PageOutcome, RemoteEvent, SyncLease, SyncOutcome, SyncPage, SyncState,
 };
@@ -39,30 +39,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// Filters for listing mirrored events. Times compare against each event's
-/// [`crate::event::EventTime::sort_key`]; a series master spans from its
-/// first occurrence's start to its last occurrence's end
-/// ([`crate::event::Event::last_end`]; endless when that is `None`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventQuery {
-    pub calendar_id: Option<CalendarId>,
-    pub entity: Option<EntityRef>,
-    pub status: Option<EventStatus>,
-    pub event_type: Option<EventType>,
-    /// Only rows of this kind.
-    pub kind: Option<EventKind>,
-    /// Only exceptions whose `recurring_event_id` is one of these (any
-    /// calendar: callers match them to their masters' calendars). Long
-    /// lists are fine: stores query them in chunks.
-    pub of_series: Vec<EventId>,
-    /// Events (or series) ending after this instant.
-    pub ends_after: Option<DateTime<Utc>>,
-    /// Events starting before this instant.
-    pub starts_before: Option<DateTime<Utc>>,
-    /// Resume after this `(start sort key, id)` position.
-    pub after: Option<(DateTime<Utc>, LocalEventId)>,
-    pub limit: u32,
-}
+/// Moved to [`crate::event`]; named here too so adapters keep their imports.
+pub use crate::event::EventQuery;
 
 /// One `events.patch`: the fields to send and the etag it is conditional on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,10 +249,13 @@ pub trait OutboxStore: Send + Sync {
     /// cleared in the same transaction.
     async fn complete_outbox(&self, entry: &OutboxEntry, receipt: &PushReceipt) -> Result<()>;
 
-    /// Records a failed attempt and when to try again; releases the lease.
+    /// Records a failed attempt (`error` and its `failure` kind, as the
+    /// row's `last_error` and `last_failure`) and when to try again;
+    /// releases the lease.
     async fn retry_outbox(
         &self,
         entry: &OutboxEntry,
+        failure: PushFailure,
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<()>;
@@ -288,20 +269,33 @@ pub trait OutboxStore: Send + Sync {
     async fn wait_outbox(
         &self,
         entry: &OutboxEntry,
+        failure: PushFailure,
         error: &str,
         next_attempt_at: DateTime<Utc>,
         others_until: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Gives up on the row and marks its event `failed`.
-    async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> Result<()>;
+    /// Gives up on the row (recording `error` and its `failure` kind) and
+    /// marks its event `failed`.
+    async fn dead_letter_outbox(
+        &self,
+        entry: &OutboxEntry,
+        failure: PushFailure,
+        error: &str,
+    ) -> Result<()>;
 
     /// Resolves the row without its write having applied as sent (the event
     /// was deleted at Google, or Google's copy conflicted): marks it done
-    /// with `note` as its last error and stores `event`, Google's side of
-    /// the story, as the mirror row. The event stays `pending` if later rows
-    /// for it are still queued.
-    async fn settle_outbox(&self, entry: &OutboxEntry, event: &Event, note: &str) -> Result<()>;
+    /// with `note` and `failure` as its last error and kind and stores
+    /// `event`, Google's side of the story, as the mirror row. The event
+    /// stays `pending` if later rows for it are still queued.
+    async fn settle_outbox(
+        &self,
+        entry: &OutboxEntry,
+        event: &Event,
+        failure: PushFailure,
+        note: &str,
+    ) -> Result<()>;
 
     /// Extends the leases `owner` holds on these rows (a heartbeat while
     /// they are pushed); returns how many it still held.

@@ -10,13 +10,15 @@ use calsync_domain::event::{
 };
 use calsync_domain::health::{HealthStatus, HealthThresholds};
 use calsync_domain::ids::{CalendarId, ChannelId, EntityRef, EventId, ResourceId};
-use calsync_domain::outbox::{IdempotencyKey, OutboxRetryPolicy, OutboxState};
+use calsync_domain::outbox::{IdempotencyKey, OutboxRetryPolicy, OutboxState, PushFailure};
 use calsync_domain::ports::{
-    ChannelStore, EventQuery, EventStore, JobTickStore, OutboxStore, SyncStateStore,
+    CalendarStore, ChannelStore, EventQuery, EventStore, JobTickStore, OutboxStore, SyncStateStore,
+    Timer,
 };
 use calsync_domain::services::{
     ChannelService, CleanupService, EventService, HealthService, NotificationOutcome,
-    NotificationService, OccurrenceRef, PushOutcome, SyncMode, SyncService,
+    NotificationService, OccurrenceRef, PushOutcome, Services, ServicesConfig, SyncMode,
+    SyncService, WriteVerdict,
 };
 use calsync_domain::sync::{RemoteEvent, SyncOutcome};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
@@ -1873,4 +1875,291 @@ fn a_patch_switching_kinds_lands_and_records_what_it_was_based_on() {
     let at_google = google_copy(&w, &event);
     assert_eq!(at_google.start, Some(event.start.clone()));
     assert_eq!(at_google.location.as_deref(), Some("Room 9"));
+}
+
+// ---------------------------------------------------------------------------
+// What the routes read through the services: the mirror, a write's verdict,
+// channels, sync requests.
+// ---------------------------------------------------------------------------
+
+/// tokio's timer, as the server passes it.
+struct TokioTimer;
+
+#[async_trait::async_trait]
+impl Timer for TokioTimer {
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// A timer that never fires: no re-read, no deadline. A verdict awaited
+/// with it can only be answered by a push waking it.
+struct NeverTimer;
+
+#[async_trait::async_trait]
+impl Timer for NeverTimer {
+    async fn sleep(&self, _: Duration) {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn timed(events: EventService, timer: impl Timer + 'static) -> EventService {
+    events.with_lease(Duration::from_secs(15), Some(Arc::new(timer)))
+}
+
+/// Waits on `event`'s verdict in a task of its own.
+fn await_verdict(
+    events: &EventService,
+    event: &calsync_domain::event::Event,
+    wait: Duration,
+) -> tokio::task::JoinHandle<calsync_domain::Result<WriteVerdict>> {
+    let (events, event) = (events.clone(), event.clone());
+    tokio::spawn(async move { events.verdict(&event, wait).await })
+}
+
+#[tokio::test]
+async fn a_verdict_is_answered_by_the_push_that_lands_the_write() {
+    let w = World::new();
+    // No re-read and no deadline: only the worker's wake-up can answer.
+    let events = timed(w.events(), NeverTimer);
+    let (event, _) = events.create(w.new_event()).await.unwrap();
+    let waiting = await_verdict(&events, &event, Duration::from_secs(3600));
+    // Let it read the event (pending) and start waiting.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiting.is_finished(), "nothing has decided the write yet");
+    // The worker holds a clone of the same service, as the server wires it.
+    let worker = events.clone();
+    assert_eq!(worker.drain_outbox("w", 10).await.unwrap().pushed, 1);
+    let verdict = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the push wakes the waiting caller")
+        .unwrap()
+        .unwrap();
+    let WriteVerdict::Applied(applied) = verdict else {
+        panic!("{verdict:?}");
+    };
+    assert_eq!(applied.push_state, PushState::Synced);
+    assert!(applied.etag.is_some(), "Google's etag comes with it");
+}
+
+#[tokio::test]
+async fn a_verdict_sees_a_push_made_by_another_replica() {
+    let w = World::new();
+    // Two replicas over one store: their services share no waiters.
+    let here = timed(w.events(), TokioTimer);
+    let elsewhere = timed(w.events(), TokioTimer);
+    let (event, _) = here.create(w.new_event()).await.unwrap();
+    let started = std::time::Instant::now();
+    let waiting = await_verdict(&here, &event, Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(elsewhere.drain_outbox("b", 10).await.unwrap().pushed, 1);
+    let verdict = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the re-read finds the other replica's push")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(verdict, WriteVerdict::Applied(_)), "{verdict:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "found on a re-read, long before the wait ends: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_verdict_still_queued_when_the_wait_ends_is_pending_with_the_last_error() {
+    let w = World::new();
+    // A timer for the wait alone, as the routes give one.
+    let events = w.events().with_wait_timer(Arc::new(TokioTimer));
+    let (event, _) = events.create(w.new_event()).await.unwrap();
+    let started = std::time::Instant::now();
+    let verdict = events
+        .verdict(&event, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(
+        matches!(&verdict, WriteVerdict::Pending { last_error: None, event: e } if e.id == event.id),
+        "{verdict:?}"
+    );
+
+    // Google failed the first try: still pending, and saying why.
+    w.google.fail_next(Some("insert"), transient());
+    assert_eq!(events.drain_outbox("w", 10).await.unwrap().retrying, 1);
+    let verdict = events
+        .verdict(&event, Duration::from_millis(50))
+        .await
+        .unwrap();
+    let WriteVerdict::Pending { last_error, .. } = verdict else {
+        panic!("{verdict:?}");
+    };
+    assert!(last_error.unwrap().contains("backendError"));
+    assert_eq!(
+        events.last_push_error(&event).await.unwrap().as_deref(),
+        Some("calendar provider error (transient): backendError")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_write_is_a_conflict_by_the_kind_its_row_recorded() {
+    let w = World::new();
+    let events = timed(w.events(), TokioTimer);
+    // A 412 Google would not let the write past: a conflict.
+    let (conflicted, _) = events.create(w.new_event()).await.unwrap();
+    w.google.fail_next(
+        Some("insert"),
+        Error::provider(ProviderErrorKind::PreconditionFailed, "conditionNotMet"),
+    );
+    assert_eq!(events.drain_outbox("w", 10).await.unwrap().dead_lettered, 1);
+    let rows = w.store.outbox_for_event(conflicted.id).await.unwrap();
+    assert_eq!(rows[0].last_failure, Some(PushFailure::Conflict));
+    let verdict = events
+        .verdict(&conflicted, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let WriteVerdict::Refused {
+        conflict, reason, ..
+    } = verdict
+    else {
+        panic!("{verdict:?}");
+    };
+    assert!(conflict, "{reason}");
+    assert!(reason.contains("conditionNotMet"));
+
+    // Refused for another reason, even one whose words mention a 412: not one.
+    let (refused, _) = events.create(w.new_event()).await.unwrap();
+    w.google.fail_next(
+        Some("insert"),
+        Error::provider(
+            ProviderErrorKind::Permanent,
+            "calendar provider error (precondition_failed): quoted",
+        ),
+    );
+    assert_eq!(events.drain_outbox("w", 10).await.unwrap().dead_lettered, 1);
+    let verdict = events
+        .verdict(&refused, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &verdict,
+            WriteVerdict::Refused {
+                conflict: false,
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_verdict_without_a_timer_is_where_the_write_stands() {
+    let w = World::new();
+    let events = w.events();
+    let (event, _) = block_on(events.create(w.new_event())).unwrap();
+    let verdict = block_on(events.verdict(&event, Duration::from_secs(3600))).unwrap();
+    assert!(
+        matches!(verdict, WriteVerdict::Pending { .. }),
+        "{verdict:?}"
+    );
+    block_on(events.drain_outbox("w", 10)).unwrap();
+    let verdict = block_on(events.verdict(&event, Duration::from_secs(3600))).unwrap();
+    assert!(matches!(verdict, WriteVerdict::Applied(_)), "{verdict:?}");
+
+    // Changed in Google meanwhile: refused as a conflict, with the note.
+    let mut edited = google_copy(&w, &event);
+    edited.summary = Some("Renamed in Google".into());
+    w.google.put(&w.cal, edited);
+    let (renamed, _) = block_on(events.update(event.id, &rename("Renamed here"), None)).unwrap();
+    block_on(events.drain_outbox("w", 10)).unwrap();
+    let verdict = block_on(events.verdict(&renamed, Duration::ZERO)).unwrap();
+    let WriteVerdict::Refused {
+        conflict, reason, ..
+    } = &verdict
+    else {
+        panic!("{verdict:?}");
+    };
+    assert!(*conflict);
+    assert!(reason.starts_with("conflict:"), "{reason}");
+
+    // Deleted at Google: said so, not applied.
+    w.google.remove(&w.cal, &event.google_event_id);
+    let (again, _) = block_on(events.update(event.id, &rename("too late"), None)).unwrap();
+    block_on(events.drain_outbox("w", 10)).unwrap();
+    let verdict = block_on(events.verdict(&again, Duration::ZERO)).unwrap();
+    let WriteVerdict::DeletedAtGoogle(gone) = &verdict else {
+        panic!("{verdict:?}");
+    };
+    assert_eq!(gone.status, EventStatus::Cancelled);
+    assert_eq!(
+        block_on(events.last_push_error(gone)).unwrap(),
+        gone.push_note
+    );
+    let rows = block_on(w.store.outbox_for_event(event.id)).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.last_failure).collect::<Vec<_>>(),
+        vec![None, Some(PushFailure::Conflict), Some(PushFailure::Gone)],
+        "settled rows record their kind too"
+    );
+}
+
+#[test]
+fn events_are_read_and_listed_through_the_service() {
+    let w = World::new();
+    let events = w.events();
+    let (event, _) = block_on(events.create(w.new_event())).unwrap();
+    assert_eq!(block_on(events.get(event.id)).unwrap(), event);
+    assert_eq!(
+        block_on(events.get(calsync_domain::ids::LocalEventId::new())),
+        Err(Error::NotFound { what: "event" })
+    );
+    let listed = block_on(events.list(&EventQuery {
+        entity: Some(EntityRef::new("deal", "42").unwrap()),
+        limit: 10,
+        ..EventQuery::default()
+    }))
+    .unwrap();
+    assert_eq!(listed, vec![event.clone()]);
+    assert!(
+        block_on(events.list(&EventQuery {
+            entity: Some(EntityRef::new("deal", "43").unwrap()),
+            limit: 10,
+            ..EventQuery::default()
+        }))
+        .unwrap()
+        .is_empty()
+    );
+    assert_eq!(block_on(events.last_push_error(&event)).unwrap(), None);
+}
+
+#[test]
+fn channels_are_listed_and_syncs_requested_through_the_services() {
+    let w = World::new();
+    let services = Services::new(
+        w.store.clone(),
+        w.google.clone(),
+        w.clock.clone(),
+        ServicesConfig::new(w.secret(), "https://calsync.example.com/webhooks/calendar"),
+    );
+    let first = block_on(services.channels.create(&w.cal)).unwrap();
+    w.clock.advance(Duration::from_secs(1));
+    let second = block_on(services.channels.create(&w.cal)).unwrap();
+    block_on(services.channels.stop(&first.id)).unwrap();
+    let all = block_on(services.channels.list(None)).unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![first.id.clone(), second.id.clone()]
+    );
+    let active = block_on(services.channels.list(Some(ChannelStatus::Active))).unwrap();
+    assert_eq!(
+        active.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![second.id]
+    );
+
+    // A sync request manages the calendar and marks it dirty, full if asked.
+    let other = CalendarId::new("other@example.com").unwrap();
+    block_on(services.calendars.request_sync(&other, true)).unwrap();
+    assert!(block_on(w.store.get_calendar(&other)).unwrap().is_some());
+    let state = block_on(w.store.sync_state(&other)).unwrap().unwrap();
+    assert!(state.is_dirty() && state.full_sync_requested, "{state:?}");
 }

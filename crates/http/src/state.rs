@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
-use calsync_domain::ports::{DriveNotificationSink, Store};
+use calsync_domain::ports::{DriveNotificationSink, Store, Timer};
 use calsync_domain::services::{
     CalendarService, ChannelService, EventService, HealthService, NotificationService, Services,
 };
@@ -28,6 +28,18 @@ pub const DEFAULT_WEBHOOK_RATE_PER_MINUTE: NonZeroU32 = match NonZeroU32::new(60
     Some(rate) => rate,
     None => NonZeroU32::MIN,
 };
+
+/// tokio's timer: the routes run on actix's tokio runtime, and time a
+/// write's `?wait=true` with it whether or not the service graph has a
+/// timer of its own.
+struct RouteTimer;
+
+#[async_trait::async_trait]
+impl Timer for RouteTimer {
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
 
 /// What the routes need, built once by the composition root.
 pub struct AppState {
@@ -171,7 +183,7 @@ impl AppStateBuilder {
             notifications: services.notifications,
             channels: services.channels,
             calendars: services.calendars,
-            events: services.events,
+            events: services.events.with_wait_timer(Arc::new(RouteTimer)),
             health: services.health,
             drive_sink,
             api_tokens: self.api_tokens,

@@ -479,3 +479,34 @@ async fn invented_methods_do_not_become_metric_labels() {
     assert!(rendered.contains(r#"method="other""#), "{rendered}");
     assert!(rendered.len() < 20_000, "{} bytes", rendered.len());
 }
+
+/// The service graph here has no timer (`ServicesConfig::new`): the routes
+/// bring their own, so `?wait=true` still waits for Google's verdict, and
+/// the push that lands the write answers it.
+#[actix_web::test]
+async fn a_write_waiting_for_its_verdict_is_answered_when_the_worker_pushes_it() {
+    let w = world(100);
+    let events = w.state.events.clone();
+    let worker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        events.drain_outbox("worker", 10).await.unwrap()
+    });
+    let (status, body) = call(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/events?wait=true")).set_json(json!({
+            "entityType": "deal", "entityId": "1", "summary": "Kick-off",
+            "start": {"dateTime": "2030-01-15T10:00:00+01:00"},
+            "end": {"dateTime": "2030-01-15T11:00:00+01:00"},
+        })),
+    )
+    .await;
+    assert_eq!(worker.await.unwrap().pushed, 1);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["pushState"], "synced", "{body}");
+    assert_eq!(
+        w.google
+            .events(&CalendarId::new("team@example.com").unwrap())
+            .len(),
+        1
+    );
+}

@@ -1,9 +1,10 @@
 //! calsync's background work, each piece a [`Worker`] on one shared loop
 //! ([`spawn`]): the sync worker (dirty calendars to the mirror), the outbox
 //! worker (queued writes to Google), the channel stopper (unwanted
-//! channels stopped at Google) and the scheduler (channel renewal, safety
-//! sweep, retention cleanup). [`Workers`] starts all four; each runs until
-//! the shutdown signal flips, finishing what it is doing first.
+//! channels stopped at Google), the scheduler (channel renewal, safety
+//! sweep, retention cleanup) and, with the webhook routes, the pruning of
+//! the webhook limiter's idle sources. [`Workers`] starts them all; each
+//! runs until the shutdown signal flips, finishing what it is doing first.
 
 mod outbox;
 mod run_loop;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{CalendarProvider, Clock, JobTickStore};
 use calsync_domain::services::Services;
-use calsync_resilience::Metrics;
+use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -67,7 +68,11 @@ pub struct Wakeups {
     pub outbox: Arc<Notify>,
 }
 
-/// Everything the four workers need; [`Workers::spawn`] starts them.
+/// How often the webhook limiter forgets sources it has not seen lately,
+/// so a flood of distinct sources cannot grow its memory for good.
+pub const IDLE_KEY_PRUNING: Duration = Duration::from_secs(60);
+
+/// Everything the workers need; [`Workers::spawn`] starts them.
 pub struct Workers {
     pub services: Services,
     /// For the channel stopper's `channels.stop` calls.
@@ -82,9 +87,15 @@ pub struct Workers {
     pub config: WorkerConfig,
     pub metrics: Arc<Metrics>,
     pub logger: slog::Logger,
+    /// The routes' webhook limiter (`AppState::webhook_limiter`): it
+    /// remembers every source it has seen until told to forget the idle
+    /// ones, which a worker does every [`IDLE_KEY_PRUNING`]. `None` when
+    /// no webhook route is mounted.
+    pub webhook_limiter: Option<RateLimiter>,
 }
 
 impl Workers {
+    /// Starts every worker; the handles end once `shutdown` flips.
     pub fn spawn(self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
         let Self {
             services,
@@ -97,8 +108,16 @@ impl Workers {
             config,
             metrics,
             logger,
+            webhook_limiter,
         } = self;
-        vec![
+        let pruning = webhook_limiter.map(|limiter| {
+            spawn_periodic(
+                IDLE_KEY_PRUNING,
+                move || limiter.forget_idle_keys(),
+                shutdown.clone(),
+            )
+        });
+        let mut workers = vec![
             spawn_sync_worker(
                 services.sync.clone(),
                 Queue {
@@ -135,7 +154,9 @@ impl Workers {
                 logger,
             }
             .spawn(shutdown),
-        ]
+        ];
+        workers.extend(pruning);
+        workers
     }
 }
 

@@ -341,3 +341,48 @@ async fn the_channel_stopper_stops_every_queued_channel_and_ends_with_its_queue(
         google.active_channels()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_workers_forget_the_webhook_limiters_idle_sources() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::new();
+    let google = FakeCalendar::new(clock.clone());
+    let services = Services::new(
+        store.clone(),
+        google.clone(),
+        clock.clone(),
+        ServicesConfig::new(
+            WebhookSecret::new("webhook-secret-0123456789").unwrap(),
+            "https://calsync.example.com/webhooks/calendar",
+        ),
+    );
+    let limiter =
+        calsync_resilience::RateLimiter::per_source(std::num::NonZeroU32::new(60_000).unwrap());
+    let (_stops, channel_stops) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let workers = calsync_worker::Workers {
+        services,
+        provider: google,
+        ticks: store,
+        clock,
+        wakeups: calsync_worker::Wakeups::default(),
+        channel_stops,
+        owner: "replica".into(),
+        config: calsync_worker::WorkerConfig::default(),
+        metrics: Arc::new(calsync_resilience::Metrics::new()),
+        logger: logger(),
+        webhook_limiter: Some(limiter.clone()),
+    }
+    .spawn(shutdown);
+    assert!(limiter.try_acquire("203.0.113.7", 1));
+    assert_eq!(limiter.tracked_keys(), 1);
+    // The limiter's own clock is real: a thousand a second refill the
+    // source's one request within a millisecond.
+    std::thread::sleep(Duration::from_millis(20));
+    tokio::time::sleep(calsync_worker::IDLE_KEY_PRUNING + Duration::from_secs(1)).await;
+    assert_eq!(limiter.tracked_keys(), 0, "the idle source is forgotten");
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}

@@ -116,6 +116,14 @@ impl CalendarService {
         Ok(())
     }
 
+    /// Queues a sync of the calendar (a full one with `full`), managing it
+    /// first if it is not yet: a calendar synced on request is swept from
+    /// now on. The sync worker takes it; waking it is the caller's part.
+    pub async fn request_sync(&self, calendar_id: &CalendarId, full: bool) -> Result<()> {
+        self.ensure(calendar_id).await?;
+        self.states.mark_dirty(calendar_id, full).await
+    }
+
     pub async fn get(&self, calendar_id: &CalendarId) -> Result<CalendarView> {
         let calendar = self
             .calendars

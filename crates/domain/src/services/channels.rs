@@ -52,6 +52,11 @@ impl ChannelService {
         }
     }
 
+    /// Every channel, or only those in `status`, oldest first.
+    pub async fn list(&self, status: Option<ChannelStatus>) -> Result<Vec<WatchChannel>> {
+        self.channels.list_channels(status).await
+    }
+
     /// Watches a calendar. The channel is stored (pending) before the watch
     /// call, so an early `sync` message finds it; the calendar is marked
     /// dirty (for a full sync if it was never synced) so the mirror starts

@@ -43,8 +43,11 @@ pub struct ServicesConfig {
     /// crashed one's work. Used only with a `timer` (see `with_heartbeat`):
     /// an unrenewed lease keeps the services' own, longer defaults.
     pub lease_ttl: Duration,
-    /// Renews leases while work runs. Without one, leases are long enough
-    /// to outlive a slow page (the services' own defaults) instead.
+    /// Renews leases while work runs, and times the wait of
+    /// [`EventService::verdict`]. Without one, leases are long enough to
+    /// outlive a slow page (the services' own defaults) instead, and a
+    /// verdict is where the write stands at once (the routes bring a timer
+    /// of their own for `?wait=true`).
     pub timer: Option<Arc<dyn Timer>>,
     pub outbox_retry: OutboxRetryPolicy,
     pub health: HealthThresholds,

@@ -2,26 +2,28 @@
 //! tests wire the in-memory ones from [`crate::testing`].
 
 mod calendars;
+mod channel_cache;
 mod channels;
 mod cleanup;
+mod events;
 mod graph;
 mod health;
 mod marks;
 mod notifications;
-mod series;
 mod sync;
-mod writes;
 
 pub use calendars::{CalendarService, CalendarView};
+pub use channel_cache::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
 pub use channels::{ChannelService, RenewalReport};
 pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
+pub use events::{
+    Created, DrainReport, EventService, Listed, OccurrenceQuery, OccurrenceRef, PushOutcome,
+    WriteVerdict, list_occurrences,
+};
 pub use graph::{DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services, ServicesConfig};
 pub use health::HealthService;
-pub use marks::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
 pub use notifications::{NotificationOutcome, NotificationService};
-pub use series::{Listed, OccurrenceQuery, OccurrenceRef, list_occurrences};
 pub use sync::{
     DEFAULT_FOLLOW_UP_REST, DEFAULT_FOLLOW_UP_REST_MS, SyncMode, SyncReport, SyncService,
     sweep_slice,
 };
-pub use writes::{Created, DrainReport, EventService, PushOutcome};

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use super::marks::{ChannelCache, Mark, MarkBatch};
+use super::channel_cache::ChannelCache;
+use super::marks::{Mark, MarkBatch};
 use crate::channel::ChannelStatus;
 use crate::error::{Error, Result};
 use crate::ids::{CalendarId, ChannelId, ResourceId};
@@ -72,7 +73,7 @@ impl NotificationService {
     /// Serves channel look-ups from `cache`. Every other writer of channels
     /// in this process must go through [`crate::services::EvictingChannelStore`] on the same
     /// cache, so its changes are seen at once (other replicas' within
-    /// [`super::marks::CHANNEL_CACHE_TTL`]).
+    /// [`super::channel_cache::CHANNEL_CACHE_TTL`]).
     pub fn with_channel_cache(mut self, cache: Arc<ChannelCache>) -> Self {
         self.cache = Some(cache);
         self

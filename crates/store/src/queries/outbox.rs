@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use calsync_domain::event::{Event, PushState};
 use calsync_domain::ids::LocalEventId;
-use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState};
+use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState, PushFailure};
 use calsync_domain::ports::{OutboxStore, PushReceipt};
 use chrono::{DateTime, Utc};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl, SelectableHelper};
@@ -43,12 +43,12 @@ pub(super) async fn enqueue(
 }
 
 /// Marks a pushed (or settled) outbox row done and releases its lease,
-/// keeping `note` as its last error if given; answers how many rows of the
-/// same event are still pending.
+/// keeping `note` and its kind as its last error if given; answers how
+/// many rows of the same event are still pending.
 async fn finish_outbox_row(
     conn: &mut Conn,
     entry: &OutboxEntry,
-    note: Option<&str>,
+    note: Option<(PushFailure, &str)>,
 ) -> DomainResult<i64> {
     let no_owner: Option<&str> = None;
     let done = (
@@ -60,7 +60,15 @@ async fn finish_outbox_row(
     );
     let row = diesel::update(ob::table.find(entry.id));
     match note {
-        Some(note) => row.set((done, ob::last_error.eq(note))).execute(conn).await,
+        Some((failure, note)) => {
+            row.set((
+                done,
+                ob::last_error.eq(note),
+                ob::last_failure.eq(failure.as_str()),
+            ))
+            .execute(conn)
+            .await
+        }
         None => row.set(done).execute(conn).await,
     }
     .map_err(db)?;
@@ -173,6 +181,7 @@ impl OutboxStore for DieselStore {
     async fn retry_outbox(
         &self,
         entry: &OutboxEntry,
+        failure: PushFailure,
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> DomainResult<()> {
@@ -182,6 +191,7 @@ impl OutboxStore for DieselStore {
                 .set((
                     ob::attempts.eq(ob::attempts + 1),
                     ob::last_error.eq(error),
+                    ob::last_failure.eq(failure.as_str()),
                     ob::next_attempt_at.eq(micros(next_attempt_at)),
                     ob::lease_owner.eq(no_owner),
                     ob::lease_until.eq(None::<DateTime<Utc>>),
@@ -197,6 +207,7 @@ impl OutboxStore for DieselStore {
     async fn wait_outbox(
         &self,
         entry: &OutboxEntry,
+        failure: PushFailure,
         error: &str,
         next_attempt_at: DateTime<Utc>,
         others_until: DateTime<Utc>,
@@ -208,6 +219,7 @@ impl OutboxStore for DieselStore {
             diesel::update(ob::table.find(entry.id))
                 .set((
                     ob::last_error.eq(error),
+                    ob::last_failure.eq(failure.as_str()),
                     ob::next_attempt_at.eq(micros(next_attempt_at)),
                     ob::lease_owner.eq(no_owner),
                     ob::lease_until.eq(None::<DateTime<Utc>>),
@@ -234,7 +246,12 @@ impl OutboxStore for DieselStore {
         })
     }
 
-    async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> DomainResult<()> {
+    async fn dead_letter_outbox(
+        &self,
+        entry: &OutboxEntry,
+        failure: PushFailure,
+        error: &str,
+    ) -> DomainResult<()> {
         write_tx!(self, |conn| {
             let no_owner: Option<&str> = None;
             diesel::update(ob::table.find(entry.id))
@@ -242,6 +259,7 @@ impl OutboxStore for DieselStore {
                     ob::state.eq(OutboxState::DeadLetter.as_str()),
                     ob::attempts.eq(ob::attempts + 1),
                     ob::last_error.eq(error),
+                    ob::last_failure.eq(failure.as_str()),
                     ob::lease_owner.eq(no_owner),
                     ob::lease_until.eq(None::<DateTime<Utc>>),
                     ob::updated_at.eq(micros(Utc::now())),
@@ -262,10 +280,11 @@ impl OutboxStore for DieselStore {
         &self,
         entry: &OutboxEntry,
         event: &Event,
+        failure: PushFailure,
         note: &str,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
-            let more_pending = finish_outbox_row(conn, entry, Some(note)).await?;
+            let more_pending = finish_outbox_row(conn, entry, Some((failure, note))).await?;
             let mut row = EventRow::new(event, None);
             if more_pending > 0 {
                 row.push_state = PushState::Pending.as_str().to_owned();

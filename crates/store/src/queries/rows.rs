@@ -9,7 +9,7 @@ use calsync_domain::event::{
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
-use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState, PatchIntent};
+use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState, PatchIntent, PushFailure};
 use calsync_domain::sync::SyncState;
 use calsync_domain::webhook::{DriveNotification, DriveResourceState, PushEnvelope};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -331,6 +331,7 @@ pub(crate) struct OutboxRow {
     last_error: Option<String>,
     created_at: DateTime<Utc>,
     payload: Option<String>,
+    last_failure: Option<String>,
 }
 
 #[derive(diesel::Insertable)]
@@ -366,6 +367,11 @@ impl OutboxRow {
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             next_attempt_at: self.next_attempt_at,
             last_error: self.last_error,
+            last_failure: self
+                .last_failure
+                .as_deref()
+                .map(PushFailure::parse)
+                .transpose()?,
             created_at: self.created_at,
         })
     }

@@ -123,6 +123,7 @@ diesel::table! {
         created_at -> Ts,
         updated_at -> Ts,
         payload -> Nullable<Text>,
+        last_failure -> Nullable<Text>,
     }
 }
 

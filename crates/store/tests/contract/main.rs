@@ -85,6 +85,7 @@ contract!(
         a_rest_holds_only_a_follow_up_and_says_when_it_ends,
         outbox_rows_go_in_order_one_worker_at_a_time,
         outbox_records_attempts_retries_and_dead_letters,
+        outbox_rows_keep_the_kind_of_their_last_failure,
         job_ticks_are_claimed_exactly_once_under_contention,
         cleanup_cancels_in_bounded_batches,
         health_aggregates_match_the_data,

@@ -121,6 +121,7 @@ impl StoreState {
             attempts: 0,
             next_attempt_at: micros(event.updated_at),
             last_error: None,
+            last_failure: None,
             created_at: micros(event.updated_at),
         };
         self.outbox.insert(

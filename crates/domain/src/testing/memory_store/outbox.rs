@@ -9,7 +9,7 @@ use super::{MemoryStore, micros, stored};
 use crate::error::Result;
 use crate::event::{Event, PushState};
 use crate::ids::LocalEventId;
-use crate::outbox::{OutboxEntry, OutboxState};
+use crate::outbox::{OutboxEntry, OutboxState, PushFailure};
 use crate::ports::{OutboxStore, PushReceipt};
 use crate::testing::lock;
 
@@ -83,12 +83,19 @@ impl OutboxStore for MemoryStore {
         Ok(())
     }
 
-    async fn settle_outbox(&self, entry: &OutboxEntry, event: &Event, note: &str) -> Result<()> {
+    async fn settle_outbox(
+        &self,
+        entry: &OutboxEntry,
+        event: &Event,
+        failure: PushFailure,
+        note: &str,
+    ) -> Result<()> {
         let mut state = lock(&self.state);
         let row = state.leased_outbox(entry)?;
         row.entry.state = OutboxState::Done;
         row.entry.attempts += 1;
         row.entry.last_error = Some(note.to_owned());
+        row.entry.last_failure = Some(failure);
         row.lease_owner = None;
         row.lease_until = None;
         let more_pending = state.has_pending_outbox(entry.event_id, entry.id);
@@ -124,6 +131,7 @@ impl OutboxStore for MemoryStore {
     async fn retry_outbox(
         &self,
         entry: &OutboxEntry,
+        failure: PushFailure,
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<()> {
@@ -131,6 +139,7 @@ impl OutboxStore for MemoryStore {
         let row = state.leased_outbox(entry)?;
         row.entry.attempts += 1;
         row.entry.last_error = Some(error.to_owned());
+        row.entry.last_failure = Some(failure);
         row.entry.next_attempt_at = micros(next_attempt_at);
         row.lease_owner = None;
         row.lease_until = None;
@@ -140,6 +149,7 @@ impl OutboxStore for MemoryStore {
     async fn wait_outbox(
         &self,
         entry: &OutboxEntry,
+        failure: PushFailure,
         error: &str,
         next_attempt_at: DateTime<Utc>,
         others_until: DateTime<Utc>,
@@ -147,6 +157,7 @@ impl OutboxStore for MemoryStore {
         let mut state = lock(&self.state);
         let row = state.leased_outbox(entry)?;
         row.entry.last_error = Some(error.to_owned());
+        row.entry.last_failure = Some(failure);
         row.entry.next_attempt_at = micros(next_attempt_at);
         row.lease_owner = None;
         row.lease_until = None;
@@ -166,12 +177,18 @@ impl OutboxStore for MemoryStore {
         Ok(())
     }
 
-    async fn dead_letter_outbox(&self, entry: &OutboxEntry, error: &str) -> Result<()> {
+    async fn dead_letter_outbox(
+        &self,
+        entry: &OutboxEntry,
+        failure: PushFailure,
+        error: &str,
+    ) -> Result<()> {
         let mut state = lock(&self.state);
         let row = state.leased_outbox(entry)?;
         row.entry.attempts += 1;
         row.entry.state = OutboxState::DeadLetter;
         row.entry.last_error = Some(error.to_owned());
+        row.entry.last_failure = Some(failure);
         row.lease_owner = None;
         row.lease_until = None;
         if let Some(event) = state.events.get_mut(&entry.event_id) {

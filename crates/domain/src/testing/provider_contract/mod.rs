@@ -1,7 +1,7 @@
 //! The provider contract: cases written once against the domain's
 //! [`CalendarProvider`] port, run on [`FakeCalendar`] (calsync-domain's
 //! `tests/provider_contract.rs`) and on the Google adapter against the
-//! emulator over HTTP (calsync-google's `tests/provider_contract.rs`), so
+//! emulator over HTTP (calsync-google's `tests/provider_contract/main.rs`), so
 //! the fake is held to what the real adapter does.
 //!
 //! Each side hands the cases a [`Contract`]: the provider under test and a

@@ -57,7 +57,10 @@ pub async fn health_aggregates_match_the_data(store: &Arc<dyn Store>) {
         .await
         .unwrap()
         .remove(0);
-    store.dead_letter_outbox(&entry, "nope").await.unwrap();
+    store
+        .dead_letter_outbox(&entry, PushFailure::Refused, "nope")
+        .await
+        .unwrap();
     let pending = local_event("p", now() + Duration::hours(5));
     store
         .insert_with_outbox(&pending, OutboxOp::Insert)

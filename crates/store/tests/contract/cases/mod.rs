@@ -34,7 +34,7 @@ use calsync_domain::event::{
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
-use calsync_domain::outbox::{IdempotencyKey, OutboxOp, OutboxState, PatchIntent};
+use calsync_domain::outbox::{IdempotencyKey, OutboxOp, OutboxState, PatchIntent, PushFailure};
 use calsync_domain::ports::{EventQuery, PushReceipt, Store};
 use calsync_domain::sync::{RemoteEvent, SyncCompletion, SyncOutcome, SyncPage, SyncRun};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};

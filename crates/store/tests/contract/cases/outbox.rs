@@ -122,7 +122,12 @@ pub async fn outbox_records_attempts_retries_and_dead_letters(store: &Arc<dyn St
         .remove(0);
     let retry_at = now() + Duration::minutes(5);
     store
-        .retry_outbox(&claimed, "503 backendError", retry_at)
+        .retry_outbox(
+            &claimed,
+            PushFailure::Temporary,
+            "503 backendError",
+            retry_at,
+        )
         .await
         .unwrap();
     assert!(
@@ -149,7 +154,7 @@ pub async fn outbox_records_attempts_retries_and_dead_letters(store: &Arc<dyn St
     );
     assert_eq!(again.next_attempt_at, retry_at);
     store
-        .dead_letter_outbox(&again, "403 forbidden")
+        .dead_letter_outbox(&again, PushFailure::Refused, "403 forbidden")
         .await
         .unwrap();
     let rows = store.outbox_for_event(event.id).await.unwrap();
@@ -213,7 +218,7 @@ pub async fn settled_writes_and_heartbeats_and_patch_intents_are_kept(store: &Ar
     gone.push_state = PushState::Synced;
     gone.push_note = Some("deleted at Google".into());
     store
-        .settle_outbox(&rows[0], &gone, "deleted at Google")
+        .settle_outbox(&rows[0], &gone, PushFailure::Gone, "deleted at Google")
         .await
         .unwrap();
     let stored = store.get_event(event.id).await.unwrap().unwrap();
@@ -244,7 +249,7 @@ pub async fn settled_writes_and_heartbeats_and_patch_intents_are_kept(store: &Ar
     kept.push_state = PushState::Conflict;
     kept.summary = Some("Google's".into());
     store
-        .settle_outbox(&rows[0], &kept, "conflict")
+        .settle_outbox(&rows[0], &kept, PushFailure::Conflict, "conflict")
         .await
         .unwrap();
     let stored = store.get_event(other.id).await.unwrap().unwrap();
@@ -326,7 +331,7 @@ pub async fn a_wait_is_no_attempt(store: &Arc<dyn Store>) {
     };
     let first = claim(now()).await.remove(0);
     store
-        .retry_outbox(&first, "503 backendError", now())
+        .retry_outbox(&first, PushFailure::Temporary, "503 backendError", now())
         .await
         .unwrap();
     let mut row = claim(now()).await.remove(0);
@@ -335,7 +340,13 @@ pub async fn a_wait_is_no_attempt(store: &Arc<dyn Store>) {
     for _ in 0..3 {
         probe_at += Duration::minutes(5);
         store
-            .wait_outbox(&row, "403 requiredAccessLevel", probe_at, probe_at)
+            .wait_outbox(
+                &row,
+                PushFailure::Temporary,
+                "403 requiredAccessLevel",
+                probe_at,
+                probe_at,
+            )
             .await
             .unwrap();
         assert!(
@@ -380,7 +391,13 @@ pub async fn a_waiting_probe_holds_its_calendars_other_writes(store: &Arc<dyn St
     let probe_at = now() + Duration::minutes(5);
     let others_at = probe_at + Duration::minutes(5);
     store
-        .wait_outbox(&probe, "403 requiredAccessLevel", probe_at, others_at)
+        .wait_outbox(
+            &probe,
+            PushFailure::Temporary,
+            "403 requiredAccessLevel",
+            probe_at,
+            others_at,
+        )
         .await
         .unwrap();
     let due_now = store.claim_outbox("w", now(), lease_end, 10).await.unwrap();
@@ -393,7 +410,12 @@ pub async fn a_waiting_probe_holds_its_calendars_other_writes(store: &Arc<dyn St
         "only the other calendar's write is due"
     );
     store
-        .retry_outbox(&due_now[0], "out of the way", now() + Duration::days(1))
+        .retry_outbox(
+            &due_now[0],
+            PushFailure::Temporary,
+            "out of the way",
+            now() + Duration::days(1),
+        )
         .await
         .unwrap();
     let at_probe = store
@@ -415,4 +437,133 @@ pub async fn a_waiting_probe_holds_its_calendars_other_writes(store: &Arc<dyn St
         .collect();
     assert_eq!(behind.len(), 1, "the held write comes after: {behind:?}");
     assert_eq!(behind[0].attempts, 0);
+}
+
+/// Each way a row records its last error records the error's kind too, so
+/// a reader (a write's verdict) tells a conflict from another refusal
+/// without reading the text; a row pushed at last keeps its history.
+pub async fn outbox_rows_keep_the_kind_of_their_last_failure(store: &Arc<dyn Store>) {
+    let claim = |at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_outbox("w", at, at + Duration::seconds(30), 10)
+                .await
+                .unwrap()
+        }
+    };
+    let kinds = |event: &Event| {
+        let store = store.clone();
+        let id = event.id;
+        async move {
+            store
+                .outbox_for_event(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|row| (row.state, row.last_failure))
+                .collect::<Vec<_>>()
+        }
+    };
+    let refused = local_event("1", now());
+    store
+        .insert_with_outbox(&refused, OutboxOp::Insert)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&refused).await,
+        vec![(OutboxState::Pending, None)],
+        "a fresh row has failed at nothing"
+    );
+
+    // Waits and retries are temporary; the dead letter says why it ended.
+    let row = claim(now()).await.remove(0);
+    store
+        .wait_outbox(
+            &row,
+            PushFailure::Temporary,
+            "403 requiredAccessLevel",
+            now(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&refused).await,
+        vec![(OutboxState::Pending, Some(PushFailure::Temporary))]
+    );
+    let row = claim(now()).await.remove(0);
+    store
+        .retry_outbox(&row, PushFailure::Temporary, "503 backendError", now())
+        .await
+        .unwrap();
+    let row = claim(now()).await.remove(0);
+    assert_eq!(row.last_failure, Some(PushFailure::Temporary));
+    store
+        .dead_letter_outbox(&row, PushFailure::Conflict, "412 conditionNotMet")
+        .await
+        .unwrap();
+    let rows = store.outbox_for_event(refused.id).await.unwrap();
+    assert_eq!(
+        (
+            rows[0].state,
+            rows[0].last_failure,
+            rows[0].last_error.as_deref()
+        ),
+        (
+            OutboxState::DeadLetter,
+            Some(PushFailure::Conflict),
+            Some("412 conditionNotMet")
+        )
+    );
+
+    // A settled row records its kind beside its note.
+    let gone = local_event("2", now());
+    store
+        .insert_with_outbox(&gone, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let row = claim(now()).await.remove(0);
+    let mut cancelled = gone.clone();
+    cancelled.status = EventStatus::Cancelled;
+    cancelled.push_state = PushState::Synced;
+    cancelled.push_note = Some("deleted at Google".into());
+    store
+        .settle_outbox(&row, &cancelled, PushFailure::Gone, "deleted at Google")
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&gone).await,
+        vec![(OutboxState::Done, Some(PushFailure::Gone))]
+    );
+
+    // A row that lands after a refusal keeps the kind of its last failure.
+    let landed = local_event("3", now());
+    store
+        .insert_with_outbox(&landed, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let row = claim(now()).await.remove(0);
+    store
+        .retry_outbox(&row, PushFailure::Refused, "400 invalid", now())
+        .await
+        .unwrap();
+    let row = claim(now()).await.remove(0);
+    store
+        .complete_outbox(
+            &row,
+            &PushReceipt {
+                pushed_at: now(),
+                remote: None,
+                etag: Some(Etag::new("\"g1\"").unwrap()),
+                updated: None,
+                html_link: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&landed).await,
+        vec![(OutboxState::Done, Some(PushFailure::Refused))]
+    );
 }

@@ -592,7 +592,7 @@ pub async fn a_cancelled_master_cancels_its_exceptions(store: &Arc<dyn Store>) {
     gone.push_state = PushState::Synced;
     gone.updated_at = now() + Duration::seconds(4);
     store
-        .settle_outbox(entry, &gone, "deleted at Google")
+        .settle_outbox(entry, &gone, PushFailure::Gone, "deleted at Google")
         .await
         .unwrap();
     assert_eq!(status(third.id.as_str()).await, EventStatus::Cancelled);

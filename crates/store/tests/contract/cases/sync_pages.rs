@@ -211,7 +211,10 @@ pub async fn the_full_sweep_spares_only_pending_rows_and_rows_pushed_after_it_be
         .await
         .unwrap();
     let rows = claim("w").await;
-    store.dead_letter_outbox(&rows[0], "refused").await.unwrap();
+    store
+        .dead_letter_outbox(&rows[0], PushFailure::Refused, "refused")
+        .await
+        .unwrap();
     // A local event created before the run but pushed while it ran.
     let late = local_event("2", now() - Duration::hours(2));
     store
@@ -289,7 +292,7 @@ pub async fn a_full_run_keeps_what_it_saw_when_a_push_settles_meanwhile(store: &
     theirs.summary = Some("theirs".into());
     theirs.push_state = PushState::Conflict;
     store
-        .settle_outbox(&rows[0], &theirs, "conflict")
+        .settle_outbox(&rows[0], &theirs, PushFailure::Conflict, "conflict")
         .await
         .unwrap();
     // ... and the run's last page does not name it again: the run saw it.

@@ -8,13 +8,13 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::event::{Event, EventChanges, EventKind, EventStatus, PushState};
+use crate::event::{Event, EventChanges, EventKind, EventQuery, EventStatus, PushState};
 use crate::ids::{CalendarId, Etag, EventId, LocalEventId};
 use crate::outbox::{OutboxEntry, OutboxOp, PatchIntent};
-use crate::ports::{EventQuery, EventStore};
+use crate::ports::EventStore;
 use crate::recurrence::{Occurrence, Series, split_instance_id};
 
-use super::writes::EventService;
+use super::EventService;
 
 /// Masters and exceptions are read in batches of this many rows.
 const BATCH: u32 = 1000;
@@ -140,7 +140,7 @@ impl Stream<'_> {
 impl EventService {
     /// [`list_occurrences`] on this service's store.
     pub async fn list_occurrences(&self, query: &OccurrenceQuery) -> Result<Vec<Listed>> {
-        list_occurrences(self.events(), query).await
+        list_occurrences(self.events.as_ref(), query).await
     }
 }
 
@@ -362,7 +362,7 @@ impl EventService {
     /// The series `reference` names and its master.
     async fn master_of(&self, reference: &OccurrenceRef) -> Result<(Event, Series)> {
         let master = self
-            .events()
+            .events
             .get_event(reference.master)
             .await?
             .filter(Event::is_master)
@@ -382,7 +382,7 @@ impl EventService {
         let google_id = instance_id(&master.google_event_id, &reference.suffix)
             .ok_or(Error::NotFound { what: "event" })?;
         if let Some(row) = self
-            .events()
+            .events
             .find_by_google_id(&master.calendar_id, &google_id)
             .await?
         {
@@ -434,7 +434,7 @@ impl EventService {
             ..virtual_event.clone()
         };
         crate::event::check_copy_change(&judged, changes)?;
-        let now = self.now();
+        let now = self.clock.now();
         let mut fresh = virtual_event.clone();
         fresh.id = LocalEventId::new();
         fresh.created_at = now;
@@ -446,7 +446,7 @@ impl EventService {
                 base: changes.base_in(&virtual_event),
             })),
         };
-        match self.events().insert_with_outbox(&next, op).await {
+        match self.events.insert_with_outbox(&next, op).await {
             Ok(entry) => Ok((next, entry)),
             // Another request made the exception first: change that row.
             Err(Error::Duplicate { .. }) => match self.occurrence(reference).await? {
@@ -480,7 +480,7 @@ impl EventService {
                 reason: "the occurrence has no etag of its own until it is changed".into(),
             });
         }
-        let now = self.now();
+        let now = self.clock.now();
         let mut cancelled = virtual_event;
         cancelled.id = LocalEventId::new();
         cancelled.status = EventStatus::Cancelled;
@@ -489,7 +489,7 @@ impl EventService {
         cancelled.created_at = now;
         cancelled.updated_at = now;
         match self
-            .events()
+            .events
             .insert_with_outbox(&cancelled, OutboxOp::Delete)
             .await
         {

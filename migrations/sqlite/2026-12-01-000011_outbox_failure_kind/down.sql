@@ -1,0 +1,1 @@
+ALTER TABLE calendar_outbox DROP COLUMN last_failure;
