@@ -16,11 +16,11 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 
-use super::outbox::enqueue;
 use super::rows::{EventRow, load_event};
 use super::schema::{
     calendar_events as ev, calendar_idempotency_keys as ik, calendar_sync_states as ss,
 };
+use super::shared_writes::{cancel_exceptions_of, enqueue};
 use super::sync_states::ensure_sync_state;
 use super::{Conn, D, DieselStore, DomainResult, db, micros};
 use crate::dialect::Dialect;
@@ -36,32 +36,6 @@ pub(super) async fn insert_event(conn: &mut Conn, row: &EventRow) -> DomainResul
             other => other,
         })?;
     Ok(())
-}
-
-/// Cancels the live exceptions of a series whose master is cancelled: Google
-/// cancels them with their master ("Deleting a master cancels its
-/// exceptions"), and the mirror must not show occurrences of a deleted series
-/// while it waits for the sync that would report them.
-pub(super) async fn cancel_exceptions_of(
-    conn: &mut Conn,
-    master: &Event,
-    now: DateTime<Utc>,
-) -> DomainResult<u64> {
-    if !master.is_master() || master.status != EventStatus::Cancelled {
-        return Ok(0);
-    }
-    let cancelled = diesel::update(ev::table)
-        .filter(ev::calendar_id.eq(master.calendar_id.as_str()))
-        .filter(ev::recurring_event_id.eq(master.google_event_id.as_str()))
-        .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
-        .set((
-            ev::status.eq(EventStatus::Cancelled.as_str()),
-            ev::updated_at.eq(micros(now)),
-        ))
-        .execute(conn)
-        .await
-        .map_err(db)?;
-    Ok(cancelled as u64)
 }
 
 #[async_trait]

@@ -71,6 +71,7 @@ mod job_ticks;
 mod outbox;
 mod rows;
 pub(crate) mod schema;
+mod shared_writes;
 mod sync_states;
 
 pub(crate) use rows::EventRow;

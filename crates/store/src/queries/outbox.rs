@@ -4,43 +4,16 @@
 use async_trait::async_trait;
 use calsync_domain::event::{Event, PushState};
 use calsync_domain::ids::LocalEventId;
-use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState, PushFailure};
+use calsync_domain::outbox::{OutboxEntry, OutboxState, PushFailure};
 use calsync_domain::ports::{OutboxStore, PushReceipt};
 use chrono::{DateTime, Utc};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
-use super::rows::{EventRow, NewOutboxRow, OutboxRow, load_event, to_json};
+use super::rows::{EventRow, OutboxRow, load_event};
 use super::schema::{self, calendar_events as ev, calendar_outbox as ob};
+use super::shared_writes::cancel_exceptions_of;
 use super::{Conn, DieselStore, DomainResult, db, micros};
-
-pub(super) async fn enqueue(
-    conn: &mut Conn,
-    event: &Event,
-    op: &OutboxOp,
-) -> DomainResult<OutboxEntry> {
-    let now = micros(event.updated_at);
-    let row = NewOutboxRow {
-        event_id: event.id.to_string(),
-        calendar_id: event.calendar_id.to_string(),
-        google_event_id: event.google_event_id.to_string(),
-        op: op.kind().to_owned(),
-        if_match: op.if_match().map(ToString::to_string),
-        state: OutboxState::Pending.as_str().to_owned(),
-        attempts: 0,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-        payload: op.intent().map(to_json),
-    };
-    diesel::insert_into(ob::table)
-        .values(&row)
-        .returning(OutboxRow::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(db)?
-        .into_entry()
-}
 
 /// Marks a pushed (or settled) outbox row done and releases its lease,
 /// keeping `note` and its kind as its last error if given; answers how
@@ -296,7 +269,7 @@ impl OutboxStore for DieselStore {
                 .await
                 .map_err(db)?;
             // A series found deleted at Google takes its exceptions along.
-            super::events::cancel_exceptions_of(conn, event, event.updated_at).await?;
+            cancel_exceptions_of(conn, event, event.updated_at).await?;
             Ok(())
         })
     }
