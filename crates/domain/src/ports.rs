@@ -103,7 +103,11 @@ pub trait EventStore: Send + Sync {
     /// Replaces an event's row and queues an outbox row, in one transaction,
     /// provided the stored row still has `expected_updated_at` (optimistic
     /// locking against concurrent local writers); otherwise
-    /// `Error::PreconditionFailed`.
+    /// `Error::PreconditionFailed`. The record of Google's answer to the
+    /// last push (`etag`, `google_updated`, `html_link`, `pushed_at`) stays
+    /// as stored: a push finishing after `event` was read records a newer
+    /// one and leaves `updated_at` alone, and the next push's `If-Match`
+    /// must name the etag Google holds.
     async fn update_with_outbox(
         &self,
         event: &Event,

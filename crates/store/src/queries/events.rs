@@ -10,7 +10,7 @@ use calsync_domain::ids::{CalendarId, EventId, LocalEventId};
 use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use calsync_domain::ports::{EventQuery, EventStore};
 use calsync_domain::sync::{ApplyDecision, PageOutcome, SyncPage, SyncRun, decide};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
@@ -166,15 +166,17 @@ impl EventStore for DieselStore {
         op: OutboxOp,
     ) -> DomainResult<OutboxEntry> {
         let row = EventRow::new(event, None);
+        let id = row.id.clone();
+        let write = LocalWrite::from(row);
         write_tx!(self, |conn| {
-            let updated = diesel::update(ev::table.find(&row.id))
+            let updated = diesel::update(ev::table.find(&id))
                 .filter(ev::updated_at.eq(micros(expected_updated_at)))
-                .set(&row)
+                .set(&write)
                 .execute(conn)
                 .await
                 .map_err(db)?;
             if updated == 0 {
-                return Err(match load_event(conn, &row.id).await? {
+                return Err(match load_event(conn, &id).await? {
                     None => DomainError::NotFound { what: "event" },
                     Some(_) => DomainError::PreconditionFailed {
                         reason: "the event was changed concurrently".into(),
@@ -388,6 +390,129 @@ impl EventStore for DieselStore {
                 .map_err(db)?;
             Ok(cancelled as u64)
         })
+    }
+}
+
+/// What a local write (`update_with_outbox`) stores: the whole row except
+/// the record of Google's answer to the last push (etag, `updated`, html
+/// link, `pushed_at`). A local write never changes that record, but the
+/// event it carries was read before its transaction began: a push that
+/// finished in between wrote a newer one without touching `updated_at`
+/// (so the optimistic lock lets the write through), and writing the stale
+/// etag back would make the next push's `If-Match` fail at Google, where
+/// a write conditional on an etag is then settled as a conflict.
+#[derive(diesel::AsChangeset)]
+#[diesel(table_name = ev)]
+#[diesel(treat_none_as_null = true)]
+struct LocalWrite {
+    calendar_id: String,
+    google_event_id: String,
+    ical_uid: Option<String>,
+    summary: Option<String>,
+    description: Option<String>,
+    location: Option<String>,
+    start_at: DateTime<Utc>,
+    end_at: DateTime<Utc>,
+    start_date: Option<NaiveDate>,
+    end_date: Option<NaiveDate>,
+    start_time_zone: Option<String>,
+    end_time_zone: Option<String>,
+    status: String,
+    attendees: String,
+    organizer: Option<String>,
+    recurrence: String,
+    recurring_event_id: Option<String>,
+    original_start: Option<String>,
+    entity_type: Option<String>,
+    entity_id: Option<String>,
+    push_state: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    push_note: Option<String>,
+    push_conflict: bool,
+    event_type: String,
+    kind: String,
+    details: serde_json::Value,
+    google: Option<serde_json::Value>,
+    last_end_at: Option<DateTime<Utc>>,
+    recurrence_unreadable: bool,
+}
+
+impl From<EventRow> for LocalWrite {
+    fn from(row: EventRow) -> Self {
+        // No `..`: a column added to the row must be placed on one side.
+        let EventRow {
+            id: _,
+            calendar_id,
+            google_event_id,
+            ical_uid,
+            summary,
+            description,
+            location,
+            start_at,
+            end_at,
+            start_date,
+            end_date,
+            start_time_zone,
+            end_time_zone,
+            status,
+            attendees,
+            organizer,
+            recurrence,
+            recurring_event_id,
+            original_start,
+            etag: _,
+            google_updated: _,
+            html_link: _,
+            entity_type,
+            entity_id,
+            push_state,
+            sync_run_id: _,
+            created_at,
+            updated_at,
+            push_note,
+            push_conflict,
+            pushed_at: _,
+            event_type,
+            kind,
+            details,
+            google,
+            last_end_at,
+            recurrence_unreadable,
+        } = row;
+        Self {
+            calendar_id,
+            google_event_id,
+            ical_uid,
+            summary,
+            description,
+            location,
+            start_at,
+            end_at,
+            start_date,
+            end_date,
+            start_time_zone,
+            end_time_zone,
+            status,
+            attendees,
+            organizer,
+            recurrence,
+            recurring_event_id,
+            original_start,
+            entity_type,
+            entity_id,
+            push_state,
+            created_at,
+            updated_at,
+            push_note,
+            push_conflict,
+            event_type,
+            kind,
+            details,
+            google,
+            last_end_at,
+            recurrence_unreadable,
+        }
     }
 }
 

@@ -80,6 +80,7 @@ contract!(
         the_full_sweep_spares_only_pending_rows_and_rows_pushed_after_it_began,
         settled_writes_and_heartbeats_and_patch_intents_are_kept,
         a_completed_push_takes_googles_whole_event,
+        a_local_write_keeps_the_receipt_of_a_push_that_finished_after_its_read,
         sync_leases_are_exclusive_and_expire,
         dirty_marks_made_during_a_sync_survive_it,
         a_rest_holds_only_a_follow_up_and_says_when_it_ends,

@@ -17,6 +17,16 @@ pub const DELETED_AT_GOOGLE: &str =
 /// The start of the note on an event whose write lost a conflict.
 pub const CONFLICT_NOTE: &str = "conflict: the same fields changed in Google since this write was made; Google's version is kept";
 
+/// Google's copy once deleted: the details it had, cancelled. (The delete
+/// answers no body, so the etag stays the one of the version deleted.)
+fn deleted_copy(mut remote: RemoteEvent) -> RemoteEvent {
+    remote.status = EventStatus::Cancelled;
+    if let Some(serde_json::Value::Object(google)) = &mut remote.google {
+        google.insert("status".into(), "cancelled".into());
+    }
+    remote
+}
+
 /// How Google answered a push.
 pub(super) enum Answer {
     /// Applied; Google's copy when the call returned one.
@@ -184,7 +194,12 @@ impl EventService {
     /// A delete conditional on the etag the mirror holds. If Google's copy
     /// changed meanwhile the delete still wins (the caller asked for the
     /// event to go), but only after reading what it deletes, so an already
-    /// deleted event is not an error.
+    /// deleted event is not an error. The copy read is what Google keeps
+    /// as the deleted event (on the organizer's calendar a deleted event
+    /// keeps its details, events reference, `status`:
+    /// https://developers.google.com/workspace/calendar/api/v3/reference/events),
+    /// so the mirror takes it: sync listings bring deleted events as bare
+    /// stubs, and nothing else would show it the change it deleted.
     async fn delete(&self, event: &Event) -> Result<Answer> {
         let (calendar, id) = (&event.calendar_id, &event.google_event_id);
         let gone = |error: &Error| {
@@ -218,14 +233,14 @@ impl EventService {
             Err(error) => return Err(error),
         };
         if remote.status == EventStatus::Cancelled {
-            return Ok(Answer::Applied(None));
+            return Ok(Answer::Applied(Some(Box::new(remote))));
         }
         match self
             .provider
             .delete_event(calendar, id, remote.etag.as_ref())
             .await
         {
-            Ok(()) => Ok(Answer::Applied(None)),
+            Ok(()) => Ok(Answer::Applied(Some(Box::new(deleted_copy(remote))))),
             Err(error) if gone(&error) => Ok(Answer::Applied(None)),
             Err(error) if error.provider_kind() == Some(ProviderErrorKind::PreconditionFailed) => {
                 Err(Error::provider(

@@ -141,7 +141,16 @@ impl EventStore for MemoryStore {
                 reason: "the event was changed concurrently".into(),
             });
         }
-        state.events.insert(event.id, stored(event));
+        // As the SQL stores: the record of Google's last answer to a push
+        // stays as stored (a push may have finished since `event` was read).
+        let kept = Event {
+            etag: current.etag.clone(),
+            google_updated: current.google_updated,
+            html_link: current.html_link.clone(),
+            pushed_at: current.pushed_at,
+            ..stored(event)
+        };
+        state.events.insert(event.id, kept);
         state.cancel_exceptions_of(event, event.updated_at);
         Ok(state.push_outbox(event, op))
     }

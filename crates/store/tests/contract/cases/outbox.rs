@@ -314,6 +314,76 @@ pub async fn a_completed_push_takes_googles_whole_event(store: &Arc<dyn Store>) 
     );
 }
 
+/// A local write reads the event, a push of an earlier write finishes,
+/// then the local write is stored: the receipt the push recorded stays
+/// (the chaos battery caught a stale etag written back, so the next push's
+/// `If-Match` failed at Google and a conditional write was lost).
+pub async fn a_local_write_keeps_the_receipt_of_a_push_that_finished_after_its_read(
+    store: &Arc<dyn Store>,
+) {
+    let event = local_event("6", now());
+    store
+        .insert_with_outbox(&event, OutboxOp::Insert)
+        .await
+        .unwrap();
+    let rows = store
+        .claim_outbox("w", now(), now() + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    let pushed_at = now() + Duration::seconds(2);
+    let updated = now() + Duration::seconds(1);
+    // The local write's read, before the push's answer is recorded.
+    let read = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(read.etag, None);
+    store
+        .complete_outbox(
+            &rows[0],
+            &PushReceipt {
+                pushed_at,
+                remote: None,
+                etag: Some(Etag::new("\"g2\"").unwrap()),
+                updated: Some(updated),
+                html_link: Some("https://calendar.example/e6".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let mut edited = read.clone();
+    edited.summary = Some("edited".into());
+    edited.push_state = PushState::Pending;
+    edited.updated_at = now() + Duration::seconds(3);
+    store
+        .update_with_outbox(
+            &edited,
+            read.updated_at,
+            OutboxOp::Patch {
+                if_match: None,
+                intent: None,
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store.get_event(event.id).await.unwrap().unwrap();
+    assert_eq!(stored.summary.as_deref(), Some("edited"));
+    assert_eq!(stored.push_state, PushState::Pending);
+    assert_eq!(stored.updated_at, edited.updated_at);
+    assert_eq!(
+        (
+            stored.etag.as_ref().map(Etag::as_str),
+            stored.google_updated,
+            stored.html_link.as_deref(),
+            stored.pushed_at,
+        ),
+        (
+            Some("\"g2\""),
+            Some(updated),
+            Some("https://calendar.example/e6"),
+            Some(pushed_at),
+        ),
+        "the push's receipt is kept"
+    );
+}
+
 pub async fn a_wait_is_no_attempt(store: &Arc<dyn Store>) {
     let event = local_event("1", now());
     store
