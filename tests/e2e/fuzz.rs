@@ -9,7 +9,13 @@
 //!   than a documented 503, and never a dropped connection (a panic);
 //! - for JSON answers, a body matching the documented schema, checked
 //!   strictly (a field the document does not name fails);
-//! - for every error, JSON of the error shape.
+//! - for every error, JSON of the error shape;
+//! - both directions of the document's contract ([`conformance`]): a
+//!   request the document calls valid (its schemas, formats, patterns,
+//!   enums and the dependencies it states) is never refused for its form,
+//!   only for the state it meets (404, 409, 412, ...); one that breaks a
+//!   documented rule is refused with a 4xx. Generated requests break one
+//!   constraint at a time on purpose ([`Mutation::Break`]).
 //!
 //! `CALSYNC_FUZZ_SEED` replays a run (the seed is printed first and in any
 //! failure); `CALSYNC_FUZZ_REQUESTS` sets the number of requests (default
@@ -34,6 +40,10 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
 use crate::helpers::{SECRET, TOKEN, drop_schema, postgres_schema, server};
+
+mod conformance;
+
+use conformance::{Conformance, broken_values, schema_at};
 
 /// Requests per proptest case, sent over this many connections at once.
 const BATCH: usize = 50;
@@ -133,19 +143,35 @@ struct Battery {
     validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
     sent: AtomicUsize,
     statuses: Mutex<BTreeMap<String, usize>>,
+    /// Requests by what the document says of them: valid, invalid, unsaid.
+    judged: Mutex<[usize; 3]>,
     /// Event ids, etags and page tokens seen in answers (see [`LIVE_EVENT`]).
     live: Mutex<(Vec<String>, Vec<String>, Vec<String>)>,
 }
 
 impl Battery {
-    fn validator(&self, key: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
-        if let Some(found) = self.validators.lock().unwrap().get(key) {
+    /// A validator for `schema` (which may `$ref` the document's
+    /// components), cached under `key`: answers are checked `strictly` (no
+    /// field the document does not name), requests by the letter.
+    fn compiled(
+        &self,
+        key: &str,
+        schema: &Value,
+        strictly: bool,
+    ) -> Result<Arc<jsonschema::Validator>, String> {
+        let key = format!("{key} {strictly}");
+        if let Some(found) = self.validators.lock().unwrap().get(&key) {
             return Ok(found.clone());
         }
+        let (components, schema) = if strictly {
+            (strict(&self.doc["components"]), strict(schema))
+        } else {
+            (self.doc["components"].clone(), schema.clone())
+        };
         let root = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": strict(&self.doc["components"]),
-            "allOf": [strict(schema)],
+            "components": components,
+            "allOf": [schema],
         });
         let built = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
@@ -155,10 +181,7 @@ impl Battery {
             .map_err(|error| {
                 format!("the document's schema for {key} does not compile: {error}")
             })?;
-        self.validators
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), built.clone());
+        self.validators.lock().unwrap().insert(key, built.clone());
         Ok(built)
     }
 
@@ -291,7 +314,7 @@ impl Battery {
                         .as_ref()
                         .ok_or("documented JSON, answered something else")?;
                     let key = format!("{method} {template} {status}");
-                    let validator = self.validator(&key, &media["schema"])?;
+                    let validator = self.compiled(&key, &media["schema"], true)?;
                     let problems: Vec<String> = validator
                         .iter_errors(json)
                         .take(5)
@@ -377,12 +400,25 @@ impl Battery {
 
     async fn run(&self, request: &Request) -> Result<(), String> {
         let request = &self.render(request);
+        let conformance = self.conformance(request)?;
+        self.judged.lock().unwrap()[match conformance {
+            Conformance::Valid => 0,
+            Conformance::Invalid(_) => 1,
+            Conformance::Unsaid => 2,
+        }] += 1;
         let (status, headers, body) = self.send(request).await?;
         if status < 300 || status == 409 || status == 412 || status == 502 {
             self.harvest(&body);
         }
+        let said = match conformance {
+            Conformance::Valid => "valid",
+            Conformance::Invalid(_) => "invalid",
+            Conformance::Unsaid => "unsaid",
+        };
         let key = match &request.target {
-            Target::Operation { method, template } => format!("{method} {template} {status}"),
+            Target::Operation { method, template } => {
+                format!("{method} {template} {status} {said}")
+            }
             Target::WrongMethod { .. } => format!("wrong method {status}"),
             Target::NoRoute => format!("no route {status}"),
         };
@@ -393,9 +429,13 @@ impl Battery {
             .entry(key.clone())
             .or_default() += 1;
         if std::env::var("CALSYNC_FUZZ_TRACE").is_ok_and(|k| key.starts_with(&k)) {
-            eprintln!("DEBUG {request:?} -> {}", String::from_utf8_lossy(&body));
+            eprintln!(
+                "DEBUG {request:?} [{conformance:?}] -> {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         self.check(request, status, &headers, &body)
+            .and_then(|()| self.check_conformance(request, &conformance, status, &body))
             .map_err(|reason| {
                 let text: String = String::from_utf8_lossy(&body).chars().take(600).collect();
                 format!("{reason}\n  request: {request:?}\n  answer: {status} {text}")
@@ -415,7 +455,10 @@ fn strict(schema: &Value) -> Value {
                     map.insert("additionalProperties".into(), Value::Bool(false));
                 }
                 for (key, child) in map.iter_mut() {
-                    let composing = matches!(key.as_str(), "allOf" | "oneOf" | "anyOf");
+                    let composing = matches!(
+                        key.as_str(),
+                        "allOf" | "oneOf" | "anyOf" | "not" | "if" | "then" | "else"
+                    );
                     walk(child, composing || (in_composition && key != "properties"));
                 }
             }
@@ -491,7 +534,28 @@ fn string(schema: &Value, name: &str) -> BoxedStrategy<Value> {
             1 => Just("x".repeat(1025)),
         ]
         .boxed(),
-        _ if name == "email" => prop_oneof![
+        _ if name == "timeZone" => prop_oneof![
+            6 => select(vec!["Europe/Berlin", "America/New_York", "UTC", "Asia/Kolkata", "Pacific/Chatham"])
+                .prop_map(str::to_owned),
+            1 => "[A-Za-z_]{1,12}/[A-Za-z_]{1,12}".prop_map(|s| s),
+        ]
+        .boxed(),
+        // Lines that parse, mostly: the document states a line's kind, and
+        // its grammar only in prose.
+        _ if name == "recurrence" => prop_oneof![
+            6 => select(vec![
+                "RRULE:FREQ=DAILY;COUNT=3",
+                "RRULE:FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20310101T000000Z",
+                "rrule:freq=monthly;count=2",
+                "EXDATE:20300116T100000Z",
+                "RDATE;VALUE=DATE:20300301",
+                "EXRULE:FREQ=WEEKLY;COUNT=1",
+            ])
+            .prop_map(str::to_owned),
+            1 => "(RRULE|EXDATE|RDATE):[A-Z0-9=;,]{0,20}".prop_map(|s| s),
+        ]
+        .boxed(),
+        _ if name == "email" || name == "subject" => prop_oneof![
             6 => "[a-z0-9._%+-]{1,12}@[a-z0-9-]{1,10}\\.[a-z]{2,3}".prop_map(|s| s),
             1 => "[^@]{0,8}@?[^@]{0,8}".prop_map(|s| s),
         ]
@@ -529,6 +593,11 @@ fn value(doc: &Arc<Value>, schema: &Value, name: &str, depth: u32) -> BoxedStrat
     }
     if let Some(options) = schema["enum"].as_array() {
         return select(options.clone()).boxed();
+    }
+    if schema.get("properties").is_some() {
+        // Rules across its fields (`anyOf`, `if`/`then`) are left to the
+        // caller: the request is judged against them when sent.
+        return object_value(doc, &schema, depth, &[], &[]);
     }
     if let Some(parts) = schema["allOf"].as_array() {
         // `EventTimeBody`: an object plus a oneOf of required groups.
@@ -707,6 +776,9 @@ fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
 #[derive(Clone, Debug)]
 enum Mutation {
     Replace(Value),
+    /// One of the constraints the document gives the value there, broken
+    /// (see [`broken_values`]).
+    Break(Index),
     Remove,
     AddUnknown,
     Attendees(usize),
@@ -715,6 +787,7 @@ enum Mutation {
 
 fn mutation() -> BoxedStrategy<Mutation> {
     prop_oneof![
+        6 => any::<Index>().prop_map(Mutation::Break),
         6 => wrong_value().prop_map(Mutation::Replace),
         3 => Just(Mutation::Remove),
         2 => Just(Mutation::AddUnknown),
@@ -724,7 +797,9 @@ fn mutation() -> BoxedStrategy<Mutation> {
     .boxed()
 }
 
-fn mutate(mut body: Value, at: Index, mutation: &Mutation) -> Value {
+/// `body` with `mutation` applied at the place `at` picks; `schema` is
+/// the body's, in `doc`.
+fn mutate(doc: &Value, schema: &Value, mut body: Value, at: Index, mutation: &Mutation) -> Value {
     let mut all = Vec::new();
     pointers(&body, String::new(), &mut all);
     let target = at.get(&all).clone();
@@ -740,6 +815,21 @@ fn mutate(mut body: Value, at: Index, mutation: &Mutation) -> Value {
             Some(slot) => *slot = with.clone(),
             None => body = with.clone(),
         },
+        Mutation::Break(which) => {
+            let path: Vec<String> = target
+                .split('/')
+                .skip(1)
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect();
+            let candidates = schema_at(doc, schema, &path)
+                .map(|found| broken_values(doc, &found))
+                .unwrap_or_default();
+            if !candidates.is_empty()
+                && let Some(slot) = body.pointer_mut(&target)
+            {
+                *slot = which.get(&candidates).clone();
+            }
+        }
         Mutation::Remove => match body.pointer_mut(&parent) {
             Some(Value::Object(map)) => {
                 map.remove(&last);
@@ -787,6 +877,13 @@ fn mutate(mut body: Value, at: Index, mutation: &Mutation) -> Value {
 fn coherent_times(mut body: Value, fix: bool) -> Value {
     if !fix {
         return body;
+    }
+    // A timed series names its zones (the document's if/then).
+    if body["recurrence"].as_array().is_some_and(|r| !r.is_empty())
+        && body["start"]["dateTime"].is_string()
+        && !body["start"]["timeZone"].is_string()
+    {
+        body["start"]["timeZone"] = json!("Europe/Berlin");
     }
     let start = body["start"].clone();
     if start.is_null()
@@ -849,6 +946,15 @@ fn path_id(template: &str, pool: &Arc<Pool>) -> BoxedStrategy<String> {
             5 => any::<u16>().prop_map(|n| format!("{LIVE_EVENT}{n}")),
             2 => any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string()),
             3 => garbage,
+        ]
+        .boxed()
+    } else if template.starts_with("/calendar/calendars/") {
+        // `primary` is managed (the server's default calendar); removing
+        // it stops every channel it has at Google, so it is aimed at rarely.
+        prop_oneof![
+            1 => Just("primary".to_owned()),
+            4 => "[a-z0-9._%+-]{1,20}@[a-z0-9.-]{1,12}".prop_map(|s| encode(s.as_bytes())),
+            5 => garbage,
         ]
         .boxed()
     } else if template.starts_with("/calendar/channels/") && !pool.channels.is_empty() {
@@ -919,7 +1025,17 @@ fn query_value(doc: &Arc<Value>, name: &str, schema: &Value) -> BoxedStrategy<St
         .boxed(),
         _ => "\\PC{0,16}".prop_map(|s| s).boxed(),
     };
-    prop_oneof![8 => valid, 2 => special].boxed()
+    let broken: Vec<String> = broken_values(doc, schema)
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .collect();
+    if broken.is_empty() {
+        return prop_oneof![8 => valid, 2 => special].boxed();
+    }
+    prop_oneof![8 => valid, 2 => special, 2 => select(broken)].boxed()
 }
 
 fn query(doc: &Arc<Value>, spec: &Value) -> BoxedStrategy<String> {
@@ -1129,6 +1245,7 @@ fn body(doc: &Arc<Value>, spec: &Value) -> BoxedStrategy<Vec<u8>> {
         .boxed();
     }
     let events = resolve(doc, &schema)["properties"].get("start").is_some();
+    let in_doc = doc.clone();
     let generated = (
         value(doc, &schema, "body", 0),
         prop::bool::weighted(0.7),
@@ -1141,7 +1258,7 @@ fn body(doc: &Arc<Value>, spec: &Value) -> BoxedStrategy<Vec<u8>> {
                 body
             };
             let body = match mutation {
-                Some((at, how)) => mutate(body, at, &how),
+                Some((at, how)) => mutate(&in_doc, &schema, body, at, &how),
                 None => body,
             };
             body.to_string().into_bytes()
@@ -1342,6 +1459,7 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
         validators: Mutex::new(HashMap::new()),
         sent: AtomicUsize::new(0),
         statuses: Mutex::new(BTreeMap::new()),
+        judged: Mutex::new([0; 3]),
         live: Mutex::new((Vec::new(), Vec::new(), Vec::new())),
     };
     let spec = Request {
@@ -1364,10 +1482,12 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
                 .entry(template.clone())
                 .or_default()
                 .insert(method.clone());
-            // Channel writes are Google calls and grow the emulator's push
-            // fan-out; assets and the document are large and dull.
+            // Channel writes (adding a calendar watches it) are Google calls
+            // and grow the emulator's push fan-out; assets and the document
+            // are large and dull.
             let weight = match (method.as_str(), template.as_str()) {
-                ("POST", "/calendar/channels") | ("DELETE", "/calendar/channels/{id}") => 1,
+                ("POST", "/calendar/channels" | "/calendar/calendars")
+                | ("DELETE", "/calendar/channels/{id}") => 1,
                 (_, "/openapi.json" | "/docs" | "/docs/{file}" | "/metrics") => 1,
                 // Deleting is quick to do and leaves nothing to patch.
                 ("DELETE", "/calendar/events/{id}") => 2,
@@ -1446,6 +1566,10 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
     for (answer, count) in &statuses {
         eprintln!("  {count:>6}  {answer}");
     }
+    let [valid, invalid, unsaid] = *battery.judged.lock().unwrap();
+    eprintln!(
+        "fuzz battery ({label}): the document calls {valid} requests valid, {invalid} invalid, {unsaid} neither"
+    );
     if let Err(error) = outcome {
         panic!(
             "fuzz battery ({label}) failed with seed {seed} (replay: CALSYNC_FUZZ_SEED={seed}): {error}"
@@ -1465,6 +1589,11 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
         .unwrap();
     assert_eq!(status, 200);
     assert!(sent >= total, "only {sent} of {total} requests were sent");
+    // Both directions were tried in earnest.
+    assert!(
+        valid >= total / 5 && invalid >= total / 5,
+        "{valid} valid and {invalid} invalid requests of {sent}: the generators drifted"
+    );
     running.stop().await;
 }
 

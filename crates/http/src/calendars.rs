@@ -8,6 +8,9 @@ use serde::Deserialize;
 use slog::info;
 
 use crate::auth::Authenticated;
+use crate::openapi::responses::{
+    CalendarNotManaged, GoogleOrStoreUnavailable, ReconnectRequired, StoreUnavailable, Unauthorized,
+};
 use crate::{AppState, HttpError, context};
 
 /// `POST /calendar/calendars`.
@@ -22,9 +25,14 @@ pub struct AddCalendar {
     )]
     calendar_id: String,
     /// The Workspace user to act as for this calendar (domain-wide
-    /// delegation); absent: `CALSYNC_GOOGLE_SUBJECT`, else the service
-    /// account itself.
-    #[schema(max_length = 254, example = "owner@example.com")]
+    /// delegation), an email address (one `@`, no whitespace, at most 254
+    /// bytes); absent or `null`: `CALSYNC_GOOGLE_SUBJECT`, else the
+    /// service account itself.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$",
+        example = "owner@example.com"
+    )]
     subject: Option<String>,
 }
 
@@ -32,9 +40,15 @@ pub struct AddCalendar {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangeCalendar {
-    /// The new subject; `null` goes back to the deployment's default.
+    /// The new subject, an email address (one `@`, no whitespace, at most
+    /// 254 bytes); `null` goes back to the deployment's default. Required.
     #[serde(deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 254)]
+    #[schema(
+        value_type = Option<String>,
+        required = true,
+        max_length = 254,
+        pattern = r"^[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@[^@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
+    )]
     subject: Option<Option<String>>,
 }
 
@@ -96,11 +110,9 @@ fn calendar_id(path: &str) -> Result<CalendarId, HttpError> {
     responses(
         (status = 201, description = "Managed, watched, and its first (full) sync queued; `channel` is its watch channel", body = CalendarAddedDoc),
         (status = 400, description = "Invalid body, calendarId or subject; `error.field` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
         (status = 404, description = "Google does not show the calendar to this principal (`not_found_in_google`); nothing is kept", body = crate::error::ErrorBody),
-        (status = 409, description = "Google refused access for good (`reconnect_required`)", body = crate::error::ErrorBody),
         (status = 502, description = "Google refused the watch (`google_refused`)", body = crate::error::ErrorBody),
-        (status = 503, description = "Google or the database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, ReconnectRequired, GoogleOrStoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -127,8 +139,7 @@ pub async fn add(
     get, path = "/calendar/calendars", tag = "calendars", operation_id = "listCalendars",
     responses(
         (status = 200, description = "The managed calendars, by id, with their sync health", body = CalendarList),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -139,12 +150,11 @@ pub async fn list(_: Authenticated, state: web::Data<AppState>) -> Result<HttpRe
 
 #[utoipa::path(
     get, path = "/calendar/calendars/{id}", tag = "calendars", operation_id = "getCalendar",
-    params(("id" = String, Path, description = "The calendar id")),
+    params(("id" = String, Path, description = "The calendar id: 1 to 1024 characters, no whitespace or control character (else a 400 naming `calendarId`)", min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$")),
     responses(
         (status = 200, description = "The calendar and its sync health", body = CalendarDoc),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 404, description = "Not a managed calendar", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        (status = 400, description = "Not a calendar id (`error.field` is `calendarId`)", body = crate::error::ErrorBody),
+        Unauthorized, CalendarNotManaged, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -159,14 +169,12 @@ pub async fn get(
 
 #[utoipa::path(
     patch, path = "/calendar/calendars/{id}", tag = "calendars", operation_id = "changeCalendar",
-    params(("id" = String, Path, description = "The calendar id")),
+    params(("id" = String, Path, description = "The calendar id: 1 to 1024 characters, no whitespace or control character (else a 400 naming `calendarId`)", min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$")),
     request_body = ChangeCalendar,
     responses(
         (status = 200, description = "Changed; calls act as the new subject within 30 s on every replica, and a sync is queued", body = CalendarDoc),
-        (status = 400, description = "Invalid body or subject", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 404, description = "Not a managed calendar", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, subject or calendar id; `error.field` names it", body = crate::error::ErrorBody),
+        Unauthorized, CalendarNotManaged, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -198,12 +206,11 @@ pub async fn change(
 
 #[utoipa::path(
     delete, path = "/calendar/calendars/{id}", tag = "calendars", operation_id = "removeCalendar",
-    params(("id" = String, Path, description = "The calendar id")),
+    params(("id" = String, Path, description = "The calendar id: 1 to 1024 characters, no whitespace or control character (else a 400 naming `calendarId`)", min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$")),
     responses(
         (status = 200, description = "No longer managed: its channels are stopped and it is no longer synced; its mirrored events stay until retention", body = CalendarDoc),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 404, description = "Not a managed calendar", body = crate::error::ErrorBody),
-        (status = 503, description = "Google or the database is unavailable: retry", body = crate::error::ErrorBody),
+        (status = 400, description = "Not a calendar id (`error.field` is `calendarId`)", body = crate::error::ErrorBody),
+        Unauthorized, CalendarNotManaged, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]

@@ -7,12 +7,17 @@ use serde::Deserialize;
 use slog::info;
 
 use crate::auth::Authenticated;
+use crate::openapi::responses::{
+    BodyTooLarge, GoogleOrStoreUnavailable, ReconnectRequired, StoreUnavailable, Unauthorized,
+};
 use crate::{AppState, HttpError, context};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateChannel {
-    /// Defaults to the configured calendar.
+    /// Defaults to the deployment's default calendar
+    /// (`CALSYNC_DEFAULT_CALENDAR`); required when none is configured
+    /// (else a 400 naming `calendarId`).
     #[schema(
         min_length = 1,
         max_length = 1024,
@@ -67,13 +72,12 @@ pub struct ChannelList {
     responses(
         (status = 201, description = "The channel, active", body = ChannelDoc),
         (status = 400, description = "Invalid body or calendarId; `error.field` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
         (status = 404, description = "Google does not know the calendar or does not show it to calsync (`not_found_in_google`)", body = crate::error::ErrorBody),
         (status = 409, description = "Google refused access for good (`reconnect_required`) or the channel id is taken (`duplicate_in_google`)", body = crate::error::ErrorBody),
         (status = 412, description = "Google answered 412 (`precondition_failed`)", body = crate::error::ErrorBody),
-        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
         (status = 502, description = "Google refused the watch (`google_refused`)", body = crate::error::ErrorBody),
         (status = 503, description = "Google or the database is unavailable: retry (`Retry-After` when Google gave one)", body = crate::error::ErrorBody),
+        Unauthorized, BodyTooLarge,
     ),
     security(("bearer" = []))
 )]
@@ -114,8 +118,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "The channels, oldest first", body = ChannelList),
         (status = 400, description = "An unknown `status` or query parameter; `error.field` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -129,7 +132,7 @@ pub async fn list(
         .as_deref()
         .map(ChannelStatus::parse)
         .transpose()?;
-    let channels = state.store.list_channels(status).await?;
+    let channels = state.channels.list(status).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": channels })))
 }
 
@@ -140,11 +143,9 @@ pub async fn list(
     responses(
         (status = 200, description = "The channel, stopped", body = ChannelDoc),
         (status = 400, description = "Not a channel id (`error.field` is `channelId`)", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
         (status = 404, description = "No such channel (`not_found`), or Google answered 410 (`not_found_in_google`)", body = crate::error::ErrorBody),
-        (status = 409, description = "Google refused access for good (`reconnect_required`)", body = crate::error::ErrorBody),
         (status = 502, description = "Google refused the stop (`google_refused`)", body = crate::error::ErrorBody),
-        (status = 503, description = "Google or the database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, ReconnectRequired, GoogleOrStoreUnavailable,
     ),
     security(("bearer" = []))
 )]

@@ -15,7 +15,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use crate::request::rules;
 use crate::{HttpError, calendars, channels, error, events, health, sync, webhooks};
+
+pub(crate) mod responses;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,10 +62,10 @@ impl Modify for BearerAuth {
 }
 
 /// What the annotations cannot say: bodies that may be left empty, header
-/// parameters that are never `null`, the "exactly one of `dateTime` and
-/// `date`" rule, the middleware's answers on every route, and the webhook
-/// operations' gaps (their annotations live in `webhooks.rs`; each fix here
-/// is a no-op once the annotation has it).
+/// parameters that are never `null`, the rules across a body's fields
+/// ("exactly one of `dateTime` and `date`", "a patch changes something",
+/// "a timed series names its zones"), patterns built from code (the
+/// push headers, `pageToken`), and the middleware's answers on every route.
 struct Corrections;
 
 /// Operations whose body may be empty (meaning "defaults"); a `null` body
@@ -83,6 +86,9 @@ impl Modify for Corrections {
             {
                 not_null_parameters(operation);
                 let id = operation.operation_id.clone().unwrap_or_default();
+                if id == "listEvents" {
+                    page_token(operation);
+                }
                 if OPTIONAL_BODIES.contains(&id.as_str())
                     && let Some(body) = operation.request_body.as_mut()
                 {
@@ -93,25 +99,22 @@ impl Modify for Corrections {
         if let Some(item) = openapi.paths.paths.get_mut("/webhooks/calendar")
             && let Some(operation) = item.post.as_mut()
         {
-            webhook(
-                operation,
-                "receiveCalendarNotification",
-                &["sync", "exists", "not_exists"],
-            );
+            webhook(operation, &["sync", "exists", "not_exists"], false);
         }
         if let Some(item) = openapi.paths.paths.get_mut("/webhooks/drive")
             && let Some(operation) = item.post.as_mut()
         {
             webhook(
                 operation,
-                "receiveDriveNotification",
                 &[
                     "sync", "add", "remove", "update", "trash", "untrash", "change",
                 ],
+                true,
             );
         }
         if let Some(components) = openapi.components.as_mut() {
             one_time_form(components);
+            body_rules(components);
         }
         transport_answers(openapi);
     }
@@ -163,16 +166,12 @@ fn header(name: &str, required: bool, description: &str, schema: ObjectBuilder) 
         .build()
 }
 
-/// The push-notification headers as `calsync_domain::webhook` parses them.
-fn webhook(operation: &mut Operation, operation_id: &str, states: &[&str]) {
-    // The bare handler name collides with `/health/calendar`'s.
-    if matches!(
-        operation.operation_id.as_deref(),
-        None | Some("calendar" | "drive")
-    ) {
-        operation.operation_id = Some(operation_id.to_owned());
-    }
-    let documented = [
+/// The push-notification headers as `calsync_domain::webhook` parses them
+/// (after `webhooks::push_headers`): generated patterns, so declared here
+/// rather than in the annotations.
+fn webhook(operation: &mut Operation, states: &[&str], drive: bool) {
+    let text = |max: usize| string_schema(Some(rules::HEADER_TEXT), Some(max));
+    let mut documented = vec![
         header(
             "X-Goog-Channel-ID",
             true,
@@ -183,19 +182,19 @@ fn webhook(operation: &mut Operation, operation_id: &str, states: &[&str]) {
             "X-Goog-Channel-Token",
             true,
             "The token registered with the channel; missing or wrong is a 403",
-            string_schema(None, Some(256)),
+            text(256),
         ),
         header(
             "X-Goog-Resource-ID",
             true,
             "Google's id of the watched resource",
-            string_schema(None, Some(256)),
+            text(256),
         ),
         header(
             "X-Goog-Resource-URI",
             true,
             "The watched resource's API URL (http or https)",
-            string_schema(Some("^https?://[^\\s]+$"), Some(2048)),
+            string_schema(Some(r"^https?://[\x21-\x7E]*$"), Some(2048)),
         ),
         header(
             "X-Goog-Resource-State",
@@ -209,51 +208,31 @@ fn webhook(operation: &mut Operation, operation_id: &str, states: &[&str]) {
             "X-Goog-Message-Number",
             true,
             "A positive 64-bit integer, increasing per channel (with gaps)",
-            string_schema(Some("^0*[1-9][0-9]{0,19}$"), None),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u64::MAX)),
         ),
         header(
             "X-Goog-Channel-Expiration",
             false,
-            "The channel's expiry, as an HTTP date (`Tue, 19 Nov 2013 01:13:52 GMT`)",
-            string_schema(None, None),
+            "The channel's expiry, as Google writes it: an HTTP date (IMF-fixdate, `Tue, 19 Nov 2013 01:13:52 GMT`), a real date in the years 0001 to 9999. The day name is not checked against the date",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(rules::http_date_pattern())),
         ),
     ];
-    let parameters = operation.parameters.get_or_insert_with(Vec::new);
-    for parameter in documented {
-        match parameters
-            .iter_mut()
-            .find(|p| p.name.eq_ignore_ascii_case(&parameter.name))
-        {
-            // The annotation's own description wins; the constraints are added.
-            Some(existing) => {
-                existing.required = parameter.required;
-                if existing.description.as_deref().is_none_or(str::is_empty) {
-                    existing.description = parameter.description;
-                }
-                existing.schema = parameter.schema;
-            }
-            None => parameters.push(parameter),
-        }
+    if drive {
+        documented.push(header(
+            "X-Goog-Changed",
+            false,
+            "What changed (`content`, `properties`, `parents`, ...): at most 16 comma-separated values of at most 64 characters",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(rules::CHANGED)),
+        ));
     }
-    let descriptions = [
-        ("200", "Accepted"),
-        (
-            "400",
-            "A missing or malformed `X-Goog-*` header (`missing_header`, `invalid_header`; `error.header` names it)",
-        ),
-        ("403", "A wrong or missing channel token (`forbidden`)"),
-        (
-            "503",
-            "Throttled (`rate_limited`, with `Retry-After`) or the database is unavailable: Google retries",
-        ),
-    ];
-    for (status, description) in descriptions {
-        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status)
-            && response.description.is_empty()
-        {
-            response.description = description.to_owned();
-        }
-    }
+    operation.parameters = Some(documented);
 }
 
 /// Answers the request-context middleware gives on any route, before the
@@ -321,6 +300,83 @@ fn transport_answers(openapi: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// `pageToken`'s shape, as `events::page_token` and `listed_page_token`
+/// write it.
+fn page_token(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "pageToken"
+            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        {
+            object.pattern = Some(rules::page_token_pattern());
+        }
+    }
+}
+
+/// Adds JSON Schema keywords utoipa's `Object` has no field for (`anyOf`
+/// beside `properties`, `if`/`then`); they serialize beside the others.
+fn add_keywords(components: &mut Components, schema: &str, keywords: serde_json::Value) {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+        return;
+    };
+    let extensions = object.extensions.get_or_insert_with(Default::default);
+    if let serde_json::Value::Object(keywords) = keywords {
+        extensions.extend(keywords);
+    }
+}
+
+/// The body rules across fields that JSON Schema can state: a patch names
+/// something to change (`decode_patch_body`); a start and an end given
+/// together are of one kind, both `dateTime` or both `date`
+/// (`calsync_domain::event::check_span`; the order of the two only prose
+/// can say); and a timed recurring series names its start's and end's
+/// zones (`calsync_domain::event::check_series_zones`).
+fn body_rules(components: &mut Components) {
+    use serde_json::json;
+    let present = |field: &str, kind: &str| json!({"required": [field], "properties": {field: {"type": kind}}});
+    let pair = |form: &str| {
+        let time = json!({"required": [form], "properties": {form: {"type": "string"}}});
+        json!({"properties": {"start": time, "end": time}})
+    };
+    let one_kind = json!({"anyOf": [pair("dateTime"), pair("date")]});
+    let zoned = json!({"anyOf": [
+        {"required": ["date"], "properties": {"date": {"type": "string"}}},
+        {"required": ["timeZone"], "properties": {"timeZone": {"type": "string"}}},
+    ]});
+    let recurring = json!({"required": ["recurrence"], "properties": {"recurrence": {"type": "array", "minItems": 1}}});
+    add_keywords(
+        components,
+        "CreateEventBody",
+        json!({
+            "anyOf": one_kind["anyOf"],
+            "if": recurring,
+            "then": {"properties": {"start": zoned, "end": zoned}},
+        }),
+    );
+    let zoned_or_absent = json!({"anyOf": [{"type": "null"}, zoned]});
+    let both = json!({"required": ["start", "end"],
+        "properties": {"start": {"type": "object"}, "end": {"type": "object"}}});
+    add_keywords(
+        components,
+        "PatchEventBody",
+        json!({
+            "anyOf": [
+                {"required": ["summary"]},
+                {"required": ["description"]},
+                {"required": ["location"]},
+                present("start", "object"),
+                present("end", "object"),
+                present("attendees", "array"),
+                present("status", "string"),
+                present("recurrence", "array"),
+            ],
+            "allOf": [
+                {"if": recurring, "then": {"properties": {"start": zoned_or_absent, "end": zoned_or_absent}}},
+                {"if": both, "then": one_kind},
+            ],
+        }),
+    );
 }
 
 /// `EventTimeBody` holds exactly one of `dateTime` and `date` (as strings;

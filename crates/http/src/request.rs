@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use crate::{AppState, HttpError};
 
+pub(crate) mod rules;
+
 /// Parses a JSON body, naming the offending field (`start.dateTime`) in the error.
 pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, HttpError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -6,6 +6,7 @@ use slog::info;
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
+use crate::openapi::responses::{BodyTooLarge, StoreUnavailable, Unauthorized};
 use crate::{AppState, HttpError, context};
 
 use crate::request::{calendar_or_default, parse_optional_body};
@@ -14,7 +15,9 @@ use crate::request::{calendar_or_default, parse_optional_body};
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncRequestBody {
-    /// Defaults to the configured calendar.
+    /// Defaults to the deployment's default calendar
+    /// (`CALSYNC_DEFAULT_CALENDAR`); required when none is configured
+    /// (else a 400 naming `calendarId`).
     #[schema(
         min_length = 1,
         max_length = 1024,
@@ -43,9 +46,7 @@ pub struct SyncQueued {
     responses(
         (status = 202, description = "Queued", body = SyncQueued),
         (status = 400, description = "Invalid body or calendarId; `error.field` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, BodyTooLarge, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -58,8 +59,10 @@ pub async fn request_sync(
     let input: SyncRequestBody = parse_optional_body(&body)?.unwrap_or_default();
     let calendar_id = calendar_or_default(&state, input.calendar_id.as_deref())?;
     // A calendar synced on request is a managed one (swept from now on).
-    state.calendars.ensure(&calendar_id).await?;
-    state.store.mark_dirty(&calendar_id, input.full).await?;
+    state
+        .calendars
+        .request_sync(&calendar_id, input.full)
+        .await?;
     state.sync_wakeup.notify_one();
     info!(context::logger(&request, &state), "sync requested";
         "action" => "sync_request", "status" => "queued", "calendar_id" => calendar_id.to_string(), "full" => input.full);

@@ -13,18 +13,56 @@ use calsync_domain::webhook::{
 use calsync_resilience::metrics::WebhookLabels;
 use slog::{Drain, debug, info, warn};
 
+use crate::openapi::responses::NotificationRefusals;
+use crate::request::rules;
 use crate::{AppState, HttpError, context};
 
 /// Bodies are ignored (Google sends none); anything larger is refused.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-fn header<'a>(request: &'a HttpRequest) -> impl Fn(&str) -> Option<&'a str> {
-    |name| {
+/// The headers as the domain's parsers read them: as sent, except that
+/// `X-Goog-Channel-Expiration` is checked against the documented
+/// IMF-fixdate here and handed on without its day name (see
+/// [`rules::http_date_without_day_name`]), and `X-Goog-Changed` is checked
+/// as sent (the domain's parser trims and drops empty values). Google's
+/// header reference: <https://developers.google.com/workspace/calendar/api/guides/push>.
+fn push_headers<'a>(
+    request: &'a HttpRequest,
+    drive: bool,
+) -> Result<impl Fn(&str) -> Option<&'a str> + 'a, DomainError> {
+    use calsync_domain::webhook::headers::{CHANGED, CHANNEL_EXPIRATION};
+    let expiration = match request.headers().get(CHANNEL_EXPIRATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| rules::http_date_without_day_name(text))
+                .ok_or_else(|| DomainError::InvalidHeader {
+                    header: CHANNEL_EXPIRATION,
+                    reason: "must be an HTTP date such as 'Tue, 19 Nov 2013 01:13:52 GMT'".into(),
+                })?,
+        ),
+    };
+    if drive
+        && let Some(value) = request.headers().get(CHANGED)
+        && !rules::is_changed_list(value.as_bytes())
+    {
+        return Err(DomainError::InvalidHeader {
+            header: CHANGED,
+            reason: "must be at most 16 comma-separated values of at most 64 visible characters"
+                .into(),
+        });
+    }
+    Ok(move |name: &str| {
+        if name.eq_ignore_ascii_case(CHANNEL_EXPIRATION) {
+            return expiration;
+        }
         request
             .headers()
             .get(name)
             .and_then(|value| value.to_str().ok())
-    }
+    })
 }
 
 /// Proxies whose `X-Forwarded-For` is believed (`CALSYNC_TRUSTED_PROXIES`):
@@ -170,17 +208,10 @@ fn log_sampled(
 /// Google Calendar push notifications (`X-Goog-*` headers; the channel
 /// token authenticates them).
 #[utoipa::path(
-    post, path = "/webhooks/calendar", tag = "webhooks",
-    params(
-        ("X-Goog-Channel-ID" = String, Header), ("X-Goog-Channel-Token" = String, Header),
-        ("X-Goog-Resource-ID" = String, Header), ("X-Goog-Resource-State" = String, Header),
-        ("X-Goog-Message-Number" = String, Header),
-    ),
+    post, path = "/webhooks/calendar", tag = "webhooks", operation_id = "receiveCalendarNotification",
     responses(
         (status = 200, description = "Accepted (also for channels no longer wanted, which are stopped)"),
-        (status = 400, description = "Malformed headers", body = crate::error::ErrorBody),
-        (status = 403, description = "Wrong or missing channel token", body = crate::error::ErrorBody),
-        (status = 503, description = "Throttled or storage unavailable: Google retries", body = crate::error::ErrorBody),
+        NotificationRefusals,
     )
 )]
 pub async fn calendar(
@@ -191,9 +222,9 @@ pub async fn calendar(
     let source = source(&state, &request);
     admit(&state, "calendar", &source)?;
     let log = context::logger(&request, &state);
-    let notification = parse_calendar_notification(header(&request)).inspect_err(|error| {
-        count_error(&state, "calendar", error);
-    })?;
+    let notification = push_headers(&request, false)
+        .and_then(parse_calendar_notification)
+        .inspect_err(|error| count_error(&state, "calendar", error))?;
     let envelope = &notification.envelope;
     match state.notifications.handle_calendar(&notification).await {
         Ok(NotificationOutcome::CalendarMarked {
@@ -267,17 +298,10 @@ pub async fn calendar(
 
 /// Google Drive push notifications, recorded and handed to the Drive sink.
 #[utoipa::path(
-    post, path = "/webhooks/drive", tag = "webhooks",
-    params(
-        ("X-Goog-Channel-ID" = String, Header), ("X-Goog-Channel-Token" = String, Header),
-        ("X-Goog-Resource-ID" = String, Header), ("X-Goog-Resource-State" = String, Header),
-        ("X-Goog-Message-Number" = String, Header), ("X-Goog-Changed" = Option<String>, Header),
-    ),
+    post, path = "/webhooks/drive", tag = "webhooks", operation_id = "receiveDriveNotification",
     responses(
         (status = 200, description = "Accepted"),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody),
+        NotificationRefusals,
     )
 )]
 pub async fn drive(
@@ -288,9 +312,9 @@ pub async fn drive(
     let source = source(&state, &request);
     admit(&state, "drive", &source)?;
     let log = context::logger(&request, &state);
-    let notification = parse_drive_notification(header(&request)).inspect_err(|error| {
-        count_error(&state, "drive", error);
-    })?;
+    let notification = push_headers(&request, true)
+        .and_then(parse_drive_notification)
+        .inspect_err(|error| count_error(&state, "drive", error))?;
     match state.notifications.handle_drive(&notification).await {
         Ok(true) => count(&state, "drive", "accepted"),
         // Already recorded and handed on: answered 200 so Google stops.

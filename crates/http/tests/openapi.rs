@@ -942,3 +942,587 @@ async fn the_api_page_is_served_from_the_binary() {
         (404, Some("not_found"))
     );
 }
+
+/// The document's verdict on a parameter as sent (`None`: left out),
+/// typed as its schema says (a header or query value is text on the wire).
+fn param_accepts(doc: &Value, method: &str, path: &str, name: &str, sent: Option<&str>) -> bool {
+    let parameter = operation(doc, method, path)["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .unwrap_or_else(|| panic!("{method} {path} does not document {name}"));
+    let Some(text) = sent else {
+        return parameter["required"] != true;
+    };
+    let schema = deref(doc, &parameter["schema"]);
+    let typed = match schema["type"].as_str() {
+        Some("integer") => text
+            .parse::<u64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<i64>().map(Value::from))
+            .unwrap_or_else(|_| json!(text)),
+        Some("boolean") => text
+            .parse::<bool>()
+            .map_or_else(|_| json!(text), Value::Bool),
+        _ => json!(text),
+    };
+    validator(doc, &parameter["schema"], false).is_valid(&typed)
+}
+
+fn body_accepts(doc: &Value, method: &str, path: &str, body: &Value) -> bool {
+    let schema =
+        &operation(doc, method, path)["requestBody"]["content"]["application/json"]["schema"];
+    validator(doc, schema, false).is_valid(body)
+}
+
+/// The server's verdict: a 2xx accepts, a 400, 404 or 422 refuses.
+fn server_accepts(answer: &Answer, case: &str) -> bool {
+    match answer.status {
+        200..=299 => true,
+        400 | 404 | 422 => false,
+        other => panic!("{case}: answered {other} {}", answer.body),
+    }
+}
+
+fn agree(case: &str, document: bool, answer: &Answer) {
+    let body: String = answer.body.to_string().chars().take(300).collect();
+    assert_eq!(
+        server_accepts(answer, case),
+        document,
+        "{case}: the document {} it, the server answered {} {body}",
+        if document { "accepts" } else { "refuses" },
+        answer.status,
+    );
+}
+
+/// `value` with `pointer` (`/a/b`) set to `to`.
+fn with(mut value: Value, pointer: &str, to: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let slot = value.pointer_mut(parent).unwrap();
+    match slot {
+        Value::Object(map) => {
+            map.insert(key.to_owned(), to);
+        }
+        Value::Array(items) => items[key.parse::<usize>().unwrap()] = to,
+        _ => panic!("{pointer}"),
+    }
+    value
+}
+
+/// Every rule the document states for a field, header, query or path
+/// value, tried on both sides: where the document accepts a value the
+/// server does, and where it refuses one the server does (a 400, 404 or
+/// 422). Rules only prose can state (an IANA zone the database knows, an
+/// end after its start) are not here: the fuzz battery knows them.
+#[actix_web::test]
+async fn the_document_and_the_server_agree_on_each_rule() {
+    let w = world();
+    let doc = document(&w).await;
+    let create =
+        |body: &Value| authorized(test::TestRequest::post().uri("/calendar/events")).set_json(body);
+    let zoned = json!({
+        "entityType": "deal", "entityId": "1",
+        "start": {"dateTime": "2030-01-15T10:00:00Z", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2030-01-15T11:00:00Z", "timeZone": "Europe/Berlin"},
+    });
+    let mut bodies: Vec<(String, Value)> = Vec::new();
+    for at in [
+        "2030-01-15T10:00:00Z",
+        "2030-01-15t10:00:00z",
+        "2030-01-15T10:00:00.123456789+14:00",
+        "2030-01-15T10:00:00-00:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "2030-01-15 10:00:00Z",
+        "2030-01-15T10:00:60Z",
+        "2016-12-31T23:59:60Z",
+        "0000-01-01T00:00:00Z",
+        "2030-02-30T10:00:00Z",
+        "2030-01-15T10:00:00",
+        "2030-01-15T10:00:00+24:00",
+        "2030-01-15T10:00:00+0100",
+        "2030-1-15T10:00:00Z",
+    ] {
+        let body = with(zoned.clone(), "/start/dateTime", json!(at));
+        bodies.push((
+            format!("dateTime {at}"),
+            with(body, "/end/dateTime", json!(at)),
+        ));
+    }
+    let all_day = json!({"entityType": "deal", "entityId": "1",
+        "start": {"date": "2030-01-15"}, "end": {"date": "9999-12-31"}});
+    for date in [
+        "2030-01-15",
+        "0001-01-01",
+        "2028-02-29",
+        "2030-02-29",
+        "2030-1-15",
+        "+2030-01-15",
+        "0000-01-01",
+        "2030-01-15T00:00:00Z",
+    ] {
+        bodies.push((
+            format!("date {date}"),
+            with(all_day.clone(), "/start/date", json!(date)),
+        ));
+    }
+    for zone in ["Europe/Berlin", "bad zone", ""] {
+        bodies.push((
+            format!("all-day timeZone {zone:?}"),
+            with(all_day.clone(), "/start/timeZone", json!(zone)),
+        ));
+    }
+    let fields: [(&str, &[Value]); 14] = [
+        (
+            "/summary",
+            &[
+                json!("x".repeat(1024)),
+                json!("x".repeat(1025)),
+                json!("a\u{0}b"),
+                json!(null),
+            ],
+        ),
+        ("/description", &[json!("nul \u{0}"), json!("fine")]),
+        (
+            "/entityType",
+            &[json!("deal.v2:x"), json!("deal type"), json!("")],
+        ),
+        (
+            "/entityId",
+            &[json!("a/b c"), json!("a\u{1}b"), json!("x".repeat(257))],
+        ),
+        (
+            "/calendarId",
+            &[
+                json!("room@example.com"),
+                json!("a b"),
+                json!(""),
+                json!(null),
+            ],
+        ),
+        (
+            "/colorId",
+            &[
+                json!("1"),
+                json!("11"),
+                json!("0"),
+                json!("12"),
+                json!("01"),
+                json!(null),
+            ],
+        ),
+        ("/visibility", &[json!("private"), json!("secret")]),
+        ("/transparency", &[json!("transparent"), json!("busy")]),
+        (
+            "/conference",
+            &[
+                json!({"create": "meet"}),
+                json!({"create": "zoom"}),
+                json!(null),
+            ],
+        ),
+        (
+            "/reminders",
+            &[
+                json!({"useDefault": false, "overrides": [{"method": "popup", "minutes": 40320}]}),
+                json!({"overrides": [{"method": "sms", "minutes": 10}]}),
+                json!({"overrides": [{"method": "email", "minutes": 40321}]}),
+            ],
+        ),
+        (
+            "/attendees",
+            &[
+                json!([{"email": "ä@example.com", "displayName": "Ä", "responseStatus": "accepted"}]),
+                json!([{"email": "a b@example.com"}]),
+                json!([{"email": "a@b@example.com"}]),
+                json!([{"email": "@example.com"}]),
+                json!([{"email": "guest@example.com", "displayName": "nul \u{0}"}]),
+                json!([{"email": "guest@example.com", "responseStatus": "maybe"}]),
+            ],
+        ),
+        (
+            "/recurrence",
+            &[
+                json!(["RRULE:FREQ=DAILY;COUNT=2"]),
+                json!(["rrule:FREQ=DAILY;COUNT=2", "EXDATE:20300116T100000Z"]),
+                json!(["FOO:bar"]),
+                json!(["FREQ=DAILY"]),
+                json!([]),
+            ],
+        ),
+        (
+            "/start/timeZone",
+            &[json!("Europe/Berlin"), json!("bad zone")],
+        ),
+        ("/location", &[json!(null), json!("x".repeat(1025))]),
+    ];
+    for (pointer, values) in fields {
+        for value in values {
+            bodies.push((
+                format!("{pointer} {value}"),
+                with(zoned.clone(), pointer, value.clone()),
+            ));
+        }
+    }
+    // A timed series without its zones: the document's if/then says so.
+    let zoneless = json!({"entityType": "deal", "entityId": "1",
+        "start": {"dateTime": "2030-01-15T10:00:00Z"}, "end": {"dateTime": "2030-01-15T11:00:00Z"},
+        "recurrence": ["RRULE:FREQ=DAILY;COUNT=2"]});
+    bodies.push(("a zone-less series".into(), zoneless.clone()));
+    bodies.push((
+        "a timed start with an all-day end".into(),
+        with(zoned.clone(), "/end", json!({"date": "2030-01-16"})),
+    ));
+    bodies.push((
+        "an all-day series".into(),
+        with(
+            all_day.clone(),
+            "/recurrence",
+            json!(["RRULE:FREQ=DAILY;COUNT=2"]),
+        ),
+    ));
+    for (case, body) in &bodies {
+        let answer = send(&w, create(body)).await;
+        agree(
+            &format!("POST /calendar/events {case}"),
+            body_accepts(&doc, "POST", "/calendar/events", body),
+            &answer,
+        );
+    }
+
+    // A patch names a change.
+    let created = send(&w, create(&zoned)).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    for body in [
+        json!({}),
+        json!({"start": null}),
+        json!({"attendees": null, "status": null}),
+        json!({"summary": null}),
+        json!({"status": "tentative"}),
+        json!({"status": "cancelled"}),
+        json!({"recurrence": ["RRULE:FREQ=DAILY;COUNT=2"], "start": {"dateTime": "2030-01-15T10:00:00Z"}}),
+        json!({"recurrence": null, "start": {"dateTime": "2030-01-15T10:00:00Z"}}),
+        json!({"start": {"date": "2030-01-15"}, "end": {"dateTime": "2030-01-15T11:00:00Z"}}),
+        json!({"start": {"date": "2030-01-15"}, "end": {"date": "2030-01-16"}}),
+    ] {
+        let answer = send(
+            &w,
+            authorized(test::TestRequest::patch().uri(&format!("/calendar/events/{id}")))
+                .set_json(&body),
+        )
+        .await;
+        agree(
+            &format!("PATCH /calendar/events/{{id}} {body}"),
+            body_accepts(&doc, "PATCH", "/calendar/events/{id}", &body),
+            &answer,
+        );
+    }
+
+    // A malformed change is refused as such, whatever `If-Match` says
+    // (RFC 9110, section 13.2.1).
+    for (body, status) in [
+        (json!({"summary": "nul \u{0}"}), 400),
+        (json!({"location": "x".repeat(1025)}), 400),
+        (json!({"recurrence": ["FREQ=DAILY"]}), 422),
+        (
+            json!({"attendees": [{"email": "a@example.com", "displayName": "\u{0}"}]}),
+            400,
+        ),
+        (json!({"recurrence": vec!["RRULE:FREQ=DAILY"; 51]}), 422),
+    ] {
+        let answer = send(
+            &w,
+            authorized(test::TestRequest::patch().uri(&format!("/calendar/events/{id}")))
+                .insert_header(("If-Match", "\"stale\""))
+                .set_json(&body),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+    }
+
+    // Event ids: the hyphenated form only (any case).
+    for path_id in [
+        id.clone(),
+        id.to_ascii_uppercase(),
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+        id.replace('-', ""),
+    ] {
+        let answer = send(
+            &w,
+            authorized(
+                test::TestRequest::get().uri(&format!("/calendar/events/{}", encode(&path_id))),
+            ),
+        )
+        .await;
+        agree(
+            &format!("GET /calendar/events/{path_id}"),
+            param_accepts(&doc, "GET", "/calendar/events/{id}", "id", Some(&path_id)),
+            &answer,
+        );
+    }
+
+    // Query values.
+    let listed = send(
+        &w,
+        authorized(test::TestRequest::get().uri("/calendar/events?limit=1")),
+    )
+    .await;
+    let token = listed.body["nextPageToken"].as_str().unwrap().to_owned();
+    let (micros, token_id) = token.split_once('.').unwrap();
+    let query: Vec<(&str, String)> = vec![
+        ("eventType", "outOfOffice".into()),
+        ("eventType", String::new()),
+        ("eventType", "x".repeat(65)),
+        ("eventType", "out-of-office".into()),
+        ("include", "google".into()),
+        ("include", "Google".into()),
+        ("timeMin", "2030-01-15T10:00:00+01:00".into()),
+        ("timeMin", "2030-01-15 10:00:00Z".into()),
+        ("timeMin", "2016-12-31T23:59:60Z".into()),
+        ("timeMin", "0000-12-31T23:59:59Z".into()),
+        ("pageToken", token.clone()),
+        ("pageToken", format!("0.{token_id}")),
+        ("pageToken", format!("-62135596800000000.{token_id}")),
+        ("pageToken", format!("253402300799999999.{token_id}")),
+        ("pageToken", format!("253402300800000000.{token_id}")),
+        ("pageToken", format!("-62135596800000001.{token_id}")),
+        ("pageToken", format!("-0.{token_id}")),
+        ("pageToken", format!("0{micros}.{token_id}")),
+        (
+            "pageToken",
+            format!("{micros}.{}", token_id.to_ascii_uppercase()),
+        ),
+        ("pageToken", "garbage".into()),
+        ("calendarId", "a b".into()),
+        ("status", "cancelled".into()),
+        ("status", "gone".into()),
+        ("limit", "500".into()),
+        ("limit", "0".into()),
+    ];
+    for (name, value) in &query {
+        let uri = format!("/calendar/events?{name}={}", encode(value));
+        let answer = send(&w, authorized(test::TestRequest::get().uri(&uri))).await;
+        agree(
+            &format!("GET {uri}"),
+            param_accepts(&doc, "GET", "/calendar/events", name, Some(value)),
+            &answer,
+        );
+    }
+
+    // Subjects and calendar ids.
+    let sync = send(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/sync")),
+    )
+    .await;
+    assert_eq!(sync.status, 202);
+    let calendar = format!("/calendar/calendars/{}", encode(CALENDAR));
+    for body in [
+        json!({"subject": "owner@example.com"}),
+        json!({"subject": null}),
+        json!({"subject": "owner"}),
+        json!({"subject": "a b@example.com"}),
+        json!({"subject": "0".repeat(253)}),
+        json!({}),
+    ] {
+        let answer = send(
+            &w,
+            authorized(test::TestRequest::patch().uri(&calendar)).set_json(&body),
+        )
+        .await;
+        agree(
+            &format!("PATCH /calendar/calendars/{{id}} {body}"),
+            body_accepts(&doc, "PATCH", "/calendar/calendars/{id}", &body),
+            &answer,
+        );
+    }
+    for calendar_id in [CALENDAR, "a b", "tab\there"] {
+        let answer = send(
+            &w,
+            authorized(
+                test::TestRequest::get()
+                    .uri(&format!("/calendar/calendars/{}", encode(calendar_id))),
+            ),
+        )
+        .await;
+        agree(
+            &format!("GET /calendar/calendars/{calendar_id:?}"),
+            param_accepts(
+                &doc,
+                "GET",
+                "/calendar/calendars/{id}",
+                "id",
+                Some(calendar_id),
+            ),
+            &answer,
+        );
+    }
+
+    // Push headers, on a real channel.
+    let channel = send(
+        &w,
+        authorized(test::TestRequest::post().uri("/calendar/channels")),
+    )
+    .await;
+    assert_eq!(channel.status, 201, "{}", channel.body);
+    let channel_id = channel.body["id"].as_str().unwrap().to_owned();
+    let resource_id = channel.body["resourceId"].as_str().unwrap().to_owned();
+    let token = WebhookSecret::new("webhook-secret-0123456789")
+        .unwrap()
+        .channel_token(&calsync_domain::ids::ChannelId::new(&channel_id).unwrap());
+    let mut number = 0u64;
+    let headers: Vec<(&str, &str, Option<Vec<u8>>)> = vec![
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"Tue, 19 Nov 2030 01:13:52 GMT".to_vec()),
+        ),
+        // The day name is not checked: the date says it.
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"Mon, 19 Nov 2030 01:13:52 GMT".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"Fri, 29 Feb 2028 00:00:00 GMT".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"Fri, 29 Feb 2030 00:00:00 GMT".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"Tue, 19 Nov 2030 01:13:52 +0000".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"19 Nov 2030 01:13:52 GMT".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"0".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Channel-Expiration",
+            Some(b"Tue, 19 Nov 2030 01:13:52 GMT\xff".to_vec()),
+        ),
+        ("/webhooks/calendar", "X-Goog-Channel-Expiration", None),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Message-Number",
+            Some(b"18446744073709551615".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Message-Number",
+            Some(b"18446744073709551616".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Message-Number",
+            Some(b"0".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Resource-URI",
+            Some(b"https://".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Resource-URI",
+            Some(b"ftp://x".to_vec()),
+        ),
+        (
+            "/webhooks/calendar",
+            "X-Goog-Resource-ID",
+            Some(b"r\xe9s".to_vec()),
+        ),
+        ("/webhooks/calendar", "X-Goog-Resource-ID", None),
+        (
+            "/webhooks/drive",
+            "X-Goog-Changed",
+            Some(b"content,properties".to_vec()),
+        ),
+        ("/webhooks/drive", "X-Goog-Changed", Some(b"".to_vec())),
+        ("/webhooks/drive", "X-Goog-Changed", Some(vec![b','; 16])),
+        ("/webhooks/drive", "X-Goog-Changed", Some(b"x".repeat(65))),
+        (
+            "/webhooks/drive",
+            "X-Goog-Changed",
+            Some(b"caf\xe9".to_vec()),
+        ),
+    ];
+    for (path, name, value) in headers {
+        number += 1;
+        let drive = path == "/webhooks/drive";
+        let mut sent: Vec<(&str, Vec<u8>)> = vec![
+            ("X-Goog-Channel-ID", channel_id.clone().into_bytes()),
+            ("X-Goog-Channel-Token", token.clone().into_bytes()),
+            ("X-Goog-Resource-ID", resource_id.clone().into_bytes()),
+            (
+                "X-Goog-Resource-URI",
+                format!(
+                    "https://www.googleapis.com/calendar/v3/calendars/{}/events",
+                    encode(CALENDAR)
+                )
+                .into_bytes(),
+            ),
+            (
+                "X-Goog-Resource-State",
+                if drive {
+                    b"change".to_vec()
+                } else {
+                    b"exists".to_vec()
+                },
+            ),
+            ("X-Goog-Message-Number", number.to_string().into_bytes()),
+        ];
+        sent.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if let Some(value) = &value {
+            sent.push((name, value.clone()));
+        }
+        let mut request = test::TestRequest::post().uri(path);
+        for (n, v) in &sent {
+            request = request.insert_header((
+                *n,
+                actix_web::http::header::HeaderValue::from_bytes(v).unwrap(),
+            ));
+        }
+        let answer = send(&w, request).await;
+        // Header values are bytes: Latin-1 text to the document.
+        let text = value
+            .as_ref()
+            .map(|v| v.iter().map(|b| char::from(*b)).collect::<String>());
+        agree(
+            &format!("POST {path} {name}: {text:?}"),
+            param_accepts(&doc, "POST", path, name, text.as_deref()),
+            &answer,
+        );
+    }
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -18,16 +18,25 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"dateTime": "2026-12-01T10:00:00+01:00", "timeZone": "Europe/Berlin"}))]
 pub struct EventTimeBody {
-    /// RFC 3339 with an offset, e.g. `2026-12-01T10:00:00+01:00`; the
-    /// years 0001 to 9999 in UTC.
+    /// RFC 3339 with an offset and a `T`, e.g. `2026-12-01T10:00:00+01:00`;
+    /// no leap second (`:60`); the years 0001 to 9999 in UTC (so
+    /// `0001-01-01T00:30:00+01:00` is refused too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime)]
+    #[schema(
+        format = DateTime,
+        pattern = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
     pub date_time: Option<String>,
     /// `YYYY-MM-DD`, e.g. `2026-12-01`; the years 0001 to 9999.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Date)]
+    #[schema(
+        format = Date,
+        pattern = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+    )]
     pub date: Option<String>,
-    /// An IANA zone name such as `Europe/Berlin` (ignored with `date`).
+    /// An IANA zone name such as `Europe/Berlin`, one the IANA time zone
+    /// database knows (`Europe/Nowhere` has the shape but is refused).
+    /// Checked with `date` too, where it is otherwise ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         min_length = 1,
@@ -47,8 +56,9 @@ pub struct AttendeeBody {
         example = "guest@example.com"
     )]
     pub email: String,
+    /// At most 256 characters, no NUL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 256)]
+    #[schema(max_length = 256, pattern = r"^[^\x00]*$")]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
@@ -56,7 +66,7 @@ pub struct AttendeeBody {
     /// a PATCH, it stays as Google has it; on an invitation organized from
     /// another calendar only this calendar's own answer may change (its RSVP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^(needsAction|declined|tentative|accepted)$")]
+    #[schema(value_type = Option<ResponseStatusDoc>)]
     pub response_status: Option<String>,
 }
 
@@ -70,7 +80,9 @@ pub struct AttendeeBody {
     "attendees": [{"email": "guest@example.com"}]
 }))]
 pub struct CreateEventBody {
-    /// Defaults to the configured calendar.
+    /// Defaults to the deployment's default calendar
+    /// (`CALSYNC_DEFAULT_CALENDAR`); required when none is configured
+    /// (else a 400 naming `calendarId`).
     #[schema(
         min_length = 1,
         max_length = 1024,
@@ -85,32 +97,41 @@ pub struct CreateEventBody {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
     )]
     pub entity_id: String,
-    #[schema(max_length = 1024)]
+    #[schema(max_length = 1024, pattern = r"^[^\x00]*$")]
     pub summary: Option<String>,
-    #[schema(max_length = 8192)]
+    #[schema(max_length = 8192, pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
-    #[schema(max_length = 1024)]
+    #[schema(max_length = 1024, pattern = r"^[^\x00]*$")]
     pub location: Option<String>,
     /// Both `dateTime` or both `date`; the end not before the start (an
-    /// all-day end, exclusive, after it).
+    /// all-day end, exclusive, after it): else a 400 naming `end`. A
+    /// recurring timed event names its `timeZone` in both (else a 422).
     pub start: EventTimeBody,
     pub end: EventTimeBody,
     #[serde(default)]
     #[schema(max_items = 500)]
     pub attendees: Vec<AttendeeBody>,
     /// RFC 5545 lines making the event a recurring series whose first
-    /// occurrence is `start`..`end`: `RRULE:`, `EXDATE` and `RDATE` lines
-    /// as Google takes them (`TZID=` and `VALUE=DATE` allowed). A line
-    /// that does not parse is a 422 naming it.
+    /// occurrence is `start`..`end`: `RRULE`, `EXRULE`, `RDATE` and
+    /// `EXDATE` lines as Google takes them (`TZID=` and `VALUE=DATE`
+    /// allowed), at least one `RRULE` or `RDATE`. A line that does not
+    /// parse as RFC 5545 is a 422 naming it; a timed series needs
+    /// `start.timeZone` and `end.timeZone` (a 422 naming the missing one).
     #[serde(default)]
-    #[schema(max_items = 50, example = json!(["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=10"]))]
+    #[schema(
+        max_items = 50,
+        inline,
+        value_type = Vec<RecurrenceLineDoc>,
+        example = json!(["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=10"])
+    )]
     pub recurrence: Vec<String>,
     pub reminders: Option<RemindersBody>,
-    /// default | public | private | confidential
+    #[schema(value_type = Option<VisibilityDoc>)]
     pub visibility: Option<String>,
-    /// opaque (busy) | transparent (free)
+    #[schema(value_type = Option<TransparencyDoc>)]
     pub transparency: Option<String>,
-    /// One of Google's event colours, "1" to "11".
+    /// One of Google's event colours.
+    #[schema(value_type = Option<ColorIdDoc>)]
     pub color_id: Option<String>,
     /// `{"create": "meet"}` asks Google for a Meet link with the insert;
     /// it appears as `hangoutLink` and `conference` once Google has it.
@@ -132,7 +153,7 @@ pub struct RemindersBody {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReminderBody {
-    /// email | popup
+    #[schema(value_type = ReminderMethodDoc)]
     pub method: String,
     #[schema(maximum = 40320)]
     pub minutes: u32,
@@ -143,6 +164,7 @@ pub struct ReminderBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConferenceRequestBody {
     /// Only `meet` (Google Meet).
+    #[schema(value_type = ConferenceKindDoc)]
     pub create: String,
 }
 
@@ -181,20 +203,23 @@ where
 
 /// `PATCH /calendar/events/{id}`: absent fields stay; `null` clears
 /// `summary`, `description` and `location`, and is the same as absent for
-/// the others. At least one field must change something.
+/// the others. At least one field must change something: a body with
+/// none, or only `null`s where `null` means absent, is a 400 naming `body`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"summary": "Moved", "location": null}))]
 pub struct PatchEventBody {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 1024)]
+    #[schema(value_type = Option<String>, max_length = 1024, pattern = r"^[^\x00]*$")]
     pub summary: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 8192)]
+    #[schema(value_type = Option<String>, max_length = 8192, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 1024)]
+    #[schema(value_type = Option<String>, max_length = 1024, pattern = r"^[^\x00]*$")]
     pub location: Option<Option<String>>,
+    /// With `end`, or against the stored end: both `dateTime` or both
+    /// `date`, the end not before the start (else a 400 naming `end`).
     pub start: Option<EventTimeBody>,
     pub end: Option<EventTimeBody>,
     /// Replaces the whole list.
@@ -204,8 +229,9 @@ pub struct PatchEventBody {
     #[schema(value_type = Option<PatchStatusDoc>)]
     pub status: Option<String>,
     /// A series' new rule lines (the whole series changes); `[]` ends the
-    /// recurrence. Not on an occurrence.
-    #[schema(max_items = 50)]
+    /// recurrence. As on create (a 422 for a line that does not parse or a
+    /// timed series without its zones); not on an occurrence (a 422).
+    #[schema(max_items = 50, inline, value_type = Option<Vec<RecurrenceLineDoc>>)]
     pub recurrence: Option<Vec<String>>,
 }
 
@@ -403,7 +429,7 @@ fn conference(conference: &Conference) -> ConferenceResource {
 #[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// `google` adds Google's event resource verbatim as `google`.
-    #[param(pattern = "^google$", example = "google")]
+    #[param(value_type = Option<IncludeDoc>, inline)]
     pub include: Option<String>,
 }
 
@@ -422,34 +448,49 @@ pub struct WaitQuery {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this calendar's events.
     #[param(
         min_length = 1,
         max_length = 1024,
         pattern = r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$"
     )]
     pub calendar_id: Option<String>,
-    /// With `entityId`: only this entity's events.
+    /// Only this entity's events. Requires `entityId` (else a 400 naming
+    /// `entityId`).
     #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
     pub entity_type: Option<String>,
-    /// With `entityType`.
+    /// Requires `entityType` (else a 400 naming `entityType`).
     #[param(
         min_length = 1,
         max_length = 256,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
     )]
     pub entity_id: Option<String>,
+    /// Only events in this status; not `cancelled` with `singleEvents=true`
+    /// (a 400 naming `status`: a window lists live events only).
     #[param(value_type = Option<EventStatusDoc>)]
     pub status: Option<String>,
-    /// RFC 3339 with an offset: events ending after this instant.
-    #[param(format = DateTime)]
+    /// Events ending after this instant: RFC 3339 with an offset and a
+    /// `T`, no leap second, the years 0001 to 9999 in UTC.
+    #[param(
+        format = DateTime,
+        pattern = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
     pub time_min: Option<String>,
-    /// RFC 3339 with an offset: events starting before this instant.
-    #[param(format = DateTime)]
+    /// Events starting before this instant, written as `timeMin` is.
+    /// Required with `singleEvents=true` (else a 400 naming `timeMax`).
+    #[param(
+        format = DateTime,
+        pattern = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
     pub time_max: Option<String>,
     /// Page size, 1 to 500; default 100.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
-    /// The previous page's `nextPageToken` (opaque).
+    /// The previous page's `nextPageToken`, unchanged: `{start}.{id}` as
+    /// the API writes it. A token with an occurrence suffix (`_...`) comes
+    /// from, and is taken by, `singleEvents=true` listings only (else a
+    /// 400 naming `pageToken`).
     pub page_token: Option<String>,
     /// `true` expands recurring series into their occurrences in the
     /// window, as Google's `singleEvents=true` does: exceptions replace
@@ -458,16 +499,25 @@ pub struct ListQuery {
     /// Needs `timeMax`. Without it, series are listed as their masters
     /// (with `recurrence`) and exceptions.
     pub single_events: Option<bool>,
-    /// Only events of this `eventType` (e.g. `default`, `outOfOffice`).
-    #[param(min_length = 1, max_length = 64)]
+    /// Only events of this `eventType` (e.g. `default`, `outOfOffice`):
+    /// 1 to 64 letters.
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z]+$")]
     pub event_type: Option<String>,
     /// `google` adds each event's Google resource verbatim as `google`.
-    #[param(pattern = "^google$", example = "google")]
+    #[param(value_type = Option<IncludeDoc>, inline)]
     pub include: Option<String>,
 }
 
 // The API spells these enums in lower case; documented here, where the
 // bodies that use them are.
+
+/// `google`: Google's resource verbatim, as `google`
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum IncludeDoc {
+    Google,
+}
 
 /// An event's push state: pending (queued for Google) | synced | failed
 /// (Google refused for good; see `pushError`) | conflict (the same fields
@@ -500,3 +550,95 @@ pub(crate) enum PatchStatusDoc {
     Confirmed,
     Tentative,
 }
+
+/// needsAction | declined | tentative | accepted (Google's attendee answers)
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum ResponseStatusDoc {
+    NeedsAction,
+    Declined,
+    Tentative,
+    Accepted,
+}
+
+/// default | public | private | confidential
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum VisibilityDoc {
+    Default,
+    Public,
+    Private,
+    Confidential,
+}
+
+/// opaque (busy) | transparent (free)
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum TransparencyDoc {
+    Opaque,
+    Transparent,
+}
+
+/// email | popup
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum ReminderMethodDoc {
+    Email,
+    Popup,
+}
+
+/// meet (Google Meet)
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum ConferenceKindDoc {
+    Meet,
+}
+
+/// Google's event colour ids, "1" to "11" (colors reference:
+/// <https://developers.google.com/workspace/calendar/api/v3/reference/colors>).
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub(crate) enum ColorIdDoc {
+    #[serde(rename = "1")]
+    C1,
+    #[serde(rename = "2")]
+    C2,
+    #[serde(rename = "3")]
+    C3,
+    #[serde(rename = "4")]
+    C4,
+    #[serde(rename = "5")]
+    C5,
+    #[serde(rename = "6")]
+    C6,
+    #[serde(rename = "7")]
+    C7,
+    #[serde(rename = "8")]
+    C8,
+    #[serde(rename = "9")]
+    C9,
+    #[serde(rename = "10")]
+    C10,
+    #[serde(rename = "11")]
+    C11,
+}
+
+/// One `recurrence` line: `RRULE`, `EXRULE`, `RDATE` or `EXDATE` (any
+/// case), then `:` or `;` and the rest of an RFC 5545 line.
+pub(crate) struct RecurrenceLineDoc;
+
+impl utoipa::PartialSchema for RecurrenceLineDoc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(crate::request::rules::RECURRENCE_LINE))
+            .into()
+    }
+}
+
+impl ToSchema for RecurrenceLineDoc {}

@@ -8,13 +8,13 @@ use calsync_domain::event::{
     ReminderOverride, Reminders, TimeZoneName,
 };
 use calsync_domain::ids::{CalendarId, EntityRef, LocalEventId};
-use calsync_domain::services::{Listed, OccurrenceRef};
+use calsync_domain::services::Listed;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::HttpError;
 
 use super::body::*;
-use crate::request::parse_body;
+use crate::request::{parse_body, rules};
 
 fn invalid_at(field: &str, message: impl Into<String>) -> HttpError {
     HttpError::InvalidBody {
@@ -23,46 +23,56 @@ fn invalid_at(field: &str, message: impl Into<String>) -> HttpError {
     }
 }
 
+/// The message for an instant that is not RFC 3339 as the document states it.
+const DATE_TIME_FORM: &str =
+    "must be an RFC 3339 date-time with an offset, such as 2026-12-01T10:00:00Z";
+
+/// Reads an RFC 3339 instant: the documented shape (a `T`, no leap
+/// second), in the years 0001 to 9999 in UTC. `Err` is the refusal's text.
+fn read_instant(value: &str) -> Result<DateTime<Utc>, &'static str> {
+    let at = DateTime::parse_from_rfc3339(value)
+        .map_err(|_| DATE_TIME_FORM)?
+        .with_timezone(&Utc);
+    // chrono keeps a `:60` second as a leap second, which it then writes
+    // back as `:60`: not a time Google or RFC 3339 readers take.
+    if chrono::Timelike::nanosecond(&at) >= 1_000_000_000 {
+        return Err("must not name a leap second (:60)");
+    }
+    // chrono also takes a space for the `T`, which `format: date-time` does not.
+    if !rules::is_date_time_shaped(value) {
+        return Err(DATE_TIME_FORM);
+    }
+    if !calsync_domain::event::in_supported_range(at) {
+        return Err("must fall in the years 0001 to 9999 (UTC)");
+    }
+    Ok(at)
+}
+
 pub(crate) fn event_time(field: &str, body: &EventTimeBody) -> Result<EventTime, HttpError> {
+    // A zone is checked with a date too: ignored, but still a zone name.
+    let time_zone = body
+        .time_zone
+        .as_deref()
+        .map(TimeZoneName::new)
+        .transpose()
+        .map_err(|error| invalid_at(&format!("{field}.timeZone"), error.to_string()))?;
     match (&body.date_time, &body.date) {
         (Some(at), None) => {
-            let at = DateTime::parse_from_rfc3339(at)
-                .map_err(|_| {
-                    invalid_at(
-                        &format!("{field}.dateTime"),
-                        "must be an RFC 3339 date-time with an offset, such as 2026-12-01T10:00:00Z",
-                    )
-                })?
-                .with_timezone(&Utc);
-            if !calsync_domain::event::in_supported_range(at) {
-                return Err(invalid_at(
-                    &format!("{field}.dateTime"),
-                    "must fall in the years 0001 to 9999 (UTC)",
-                ));
-            }
-            // chrono keeps a `:60` second as a leap second, which it then
-            // writes back as `:60`: not a time Google or RFC 3339 readers take.
-            if chrono::Timelike::nanosecond(&at) >= 1_000_000_000 {
-                return Err(invalid_at(
-                    &format!("{field}.dateTime"),
-                    "must not name a leap second (:60)",
-                ));
-            }
-            let time_zone = body
-                .time_zone
-                .as_deref()
-                .map(TimeZoneName::new)
-                .transpose()
-                .map_err(|error| invalid_at(&format!("{field}.timeZone"), error.to_string()))?;
+            let at = read_instant(at)
+                .map_err(|message| invalid_at(&format!("{field}.dateTime"), message))?;
             Ok(EventTime::at(at, time_zone))
         }
         (None, Some(date)) => {
-            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
-                invalid_at(
-                    &format!("{field}.date"),
-                    "must be a date such as 2026-12-01",
-                )
-            })?;
+            // chrono alone also takes `2030-1-5` and `+2030-01-05`.
+            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .ok()
+                .filter(|_| rules::is_date_shaped(date))
+                .ok_or_else(|| {
+                    invalid_at(
+                        &format!("{field}.date"),
+                        "must be a date such as 2026-12-01",
+                    )
+                })?;
             if !(1..=9999).contains(&chrono::Datelike::year(&date)) {
                 return Err(invalid_at(
                     &format!("{field}.date"),
@@ -96,6 +106,16 @@ pub(crate) fn attendees(list: &[AttendeeBody]) -> Result<Vec<Attendee>, HttpErro
                         "must be at most {} characters",
                         calsync_domain::event::limits::DISPLAY_NAME_CHARS
                     ),
+                ));
+            }
+            if body
+                .display_name
+                .as_ref()
+                .is_some_and(|name| name.contains('\0'))
+            {
+                return Err(invalid_at(
+                    &format!("attendees[{i}].displayName"),
+                    "must not contain NUL characters",
                 ));
             }
             attendee.display_name = body.display_name.clone();
@@ -149,6 +169,15 @@ pub fn decode_create_body(
             ));
         }
     };
+    if let Some(color) = &input.color_id
+        && !rules::COLOR_IDS.contains(&color.as_str())
+    {
+        return Err(DomainError::invalid(
+            "colorId",
+            "must be one of Google's event colour ids, \"1\" to \"11\"",
+        )
+        .into());
+    }
     let fields = NewEventFields {
         summary: input.summary,
         description: input.description,
@@ -180,7 +209,60 @@ pub fn decode_create_body(
 /// Decodes a patch body into the domain's `EventChanges`. The handler and
 /// the fuzz targets in `fuzz/` share it.
 pub fn decode_patch_body(body: &[u8]) -> Result<EventChanges, HttpError> {
+    use calsync_domain::event::limits;
     let input: PatchEventBody = parse_body(body)?;
+    // The body's own rules, checked before the event is read: a malformed
+    // change is a 400 whatever `If-Match` says (RFC 9110, section 13.2.1:
+    // preconditions apply to a request the server would otherwise accept).
+    for (field, value, max) in [
+        ("summary", &input.summary, limits::SUMMARY_CHARS),
+        ("description", &input.description, limits::DESCRIPTION_CHARS),
+        ("location", &input.location, limits::LOCATION_CHARS),
+    ] {
+        if let Some(Some(text)) = value {
+            if text.chars().count() > max {
+                return Err(invalid_at(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
+            }
+            if text.contains('\0') {
+                return Err(invalid_at(field, "must not contain NUL characters"));
+            }
+        }
+    }
+    if let Some(lines) = &input.recurrence {
+        let max = calsync_domain::recurrence::MAX_LINES;
+        if lines.len() > max {
+            return Err(
+                DomainError::unprocessable("recurrence", format!("at most {max} lines")).into(),
+            );
+        }
+        if let Some((index, line)) = lines
+            .iter()
+            .enumerate()
+            .find(|(_, line)| !rules::is_recurrence_line(line))
+        {
+            return Err(DomainError::unprocessable(
+                "recurrence",
+                format!(
+                    "line {} ({line:?}): must be an RRULE, EXRULE, RDATE or EXDATE line",
+                    index + 1
+                ),
+            )
+            .into());
+        }
+    }
+    if input
+        .attendees
+        .as_ref()
+        .is_some_and(|list| list.len() > limits::ATTENDEES)
+    {
+        return Err(invalid_at(
+            "attendees",
+            format!("at most {} attendees", limits::ATTENDEES),
+        ));
+    }
     let status = match input
         .status
         .as_deref()
@@ -221,21 +303,7 @@ pub(crate) fn instant(
     value: Option<&str>,
 ) -> Result<Option<DateTime<Utc>>, HttpError> {
     value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|_| {
-                    DomainError::invalid(field, "must be an RFC 3339 date-time with an offset")
-                        .into()
-                })
-                .and_then(|at| {
-                    if calsync_domain::event::in_supported_range(at) {
-                        Ok(at)
-                    } else {
-                        Err(calsync_domain::event::out_of_range(field).into())
-                    }
-                })
-        })
+        .map(|v| read_instant(v).map_err(|message| DomainError::invalid(field, message).into()))
         .transpose()
 }
 
@@ -275,7 +343,9 @@ pub(crate) fn listed_page_token(listed: &Listed) -> String {
 pub(crate) fn parse_listed_page_token(token: &str) -> Result<(DateTime<Utc>, String), HttpError> {
     let invalid = || DomainError::invalid("pageToken", "is not a token this API returned");
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
-    let well_formed = LocalEventId::parse(id).is_ok() || OccurrenceRef::parse(id).is_some();
+    // As written: a lower-case hyphenated UUID, with an occurrence suffix.
+    let well_formed =
+        rules::is_event_id(id) && !id.bytes().take(36).any(|b| b.is_ascii_uppercase());
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     if !well_formed || format!("{micros}.{id}") != token {
         return Err(invalid().into());

@@ -2,48 +2,27 @@
 //! outbox in one transaction and are answered with 202 (or, with `wait`,
 //! Google's verdict); the outbox worker pushes them to Google.
 
-use std::time::{Duration, Instant};
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_domain::Error as DomainError;
-use calsync_domain::event::{Event, EventStatus, EventType, PushState};
+use calsync_domain::event::{Event, EventQuery, EventStatus, EventType};
 use calsync_domain::ids::{CalendarId, EntityRef, LocalEventId};
-use calsync_domain::outbox::{IdempotencyKey, OutboxState};
-use calsync_domain::ports::EventQuery;
-use calsync_domain::services::{OccurrenceQuery, OccurrenceRef};
+use calsync_domain::outbox::IdempotencyKey;
+use calsync_domain::services::{OccurrenceQuery, OccurrenceRef, WriteVerdict};
 use sha2::{Digest, Sha256};
 use slog::info;
 
 use crate::auth::Authenticated;
+use crate::openapi::responses::{BodyTooLarge, EventNotFound, StoreUnavailable, Unauthorized};
+use crate::request::rules;
 use crate::{AppState, HttpError, context};
 
 use super::body::*;
 use super::decode::*;
 use crate::request::if_match;
 
-/// How often `?wait=true` looks at the event's push state.
-const WAIT_POLL: Duration = Duration::from_millis(20);
-
 fn event_id(path: &str) -> Result<LocalEventId, HttpError> {
     LocalEventId::parse(path).map_err(|_| DomainError::NotFound { what: "event" }.into())
-}
-
-/// The last push error recorded for the event, if any.
-async fn push_error(state: &AppState, event: &Event) -> Result<Option<String>, HttpError> {
-    // Why the last write did not apply: deleted at Google, or a conflict.
-    if let Some(note) = &event.push_note {
-        return Ok(Some(note.clone()));
-    }
-    if event.push_state == PushState::Synced {
-        return Ok(None);
-    }
-    let rows = state.store.outbox_for_event(event.id).await?;
-    Ok(rows
-        .iter()
-        .rev()
-        .filter(|row| row.state != OutboxState::Done)
-        .find_map(|row| row.last_error.clone()))
 }
 
 /// Answers a write: 202 at once, or with `wait`, Google's verdict.
@@ -57,53 +36,27 @@ async fn answer_write(
     if !wait {
         return Ok(HttpResponse::Accepted().json(EventResource::new(&event, None)));
     }
-    let deadline = Instant::now() + state.write_wait;
-    loop {
-        let current = state
-            .store
-            .get_event(event.id)
-            .await?
-            .ok_or(DomainError::NotFound { what: "event" })?;
-        match current.push_state {
-            PushState::Synced if current.push_note.is_some() => {
-                let note = current.push_note.clone();
-                return Err(HttpError::DeletedAtGoogle {
-                    event: Box::new(EventResource::new(&current, note)),
-                });
-            }
-            PushState::Conflict => {
-                let reason = current.push_note.clone().unwrap_or_default();
-                return Err(HttpError::PushFailed {
-                    conflict: true,
-                    event: Box::new(EventResource::new(&current, Some(reason.clone()))),
-                    reason,
-                });
-            }
-            PushState::Synced => {
-                return Ok(HttpResponse::build(done).json(EventResource::new(&current, None)));
-            }
-            PushState::Failed => {
-                let reason = push_error(state, &current)
-                    .await?
-                    .unwrap_or_else(|| "Google refused the change".into());
-                // The outbox records the domain error's text; a precondition
-                // failure reads as the domain formats that kind.
-                let conflict_prefix = DomainError::provider(
-                    calsync_domain::ProviderErrorKind::PreconditionFailed,
-                    "",
-                )
-                .to_string();
-                return Err(HttpError::PushFailed {
-                    conflict: reason.starts_with(&conflict_prefix),
-                    event: Box::new(EventResource::new(&current, Some(reason.clone()))),
-                    reason,
-                });
-            }
-            PushState::Pending if Instant::now() >= deadline => {
-                let error = push_error(state, &current).await?;
-                return Ok(HttpResponse::Accepted().json(EventResource::new(&current, error)));
-            }
-            PushState::Pending => tokio::time::sleep(WAIT_POLL).await,
+    match state.events.verdict(&event, state.write_wait).await? {
+        WriteVerdict::Applied(current) => {
+            Ok(HttpResponse::build(done).json(EventResource::new(&current, None)))
+        }
+        WriteVerdict::DeletedAtGoogle(current) => {
+            let note = current.push_note.clone();
+            Err(HttpError::DeletedAtGoogle {
+                event: Box::new(EventResource::new(&current, note)),
+            })
+        }
+        WriteVerdict::Refused {
+            event,
+            reason,
+            conflict,
+        } => Err(HttpError::PushFailed {
+            conflict,
+            event: Box::new(EventResource::new(&event, Some(reason.clone()))),
+            reason,
+        }),
+        WriteVerdict::Pending { event, last_error } => {
+            Ok(HttpResponse::Accepted().json(EventResource::new(&event, last_error)))
         }
     }
 }
@@ -140,18 +93,16 @@ fn idempotency_key(
 /// Creates an event for an entity and queues it for Google.
 #[utoipa::path(
     post, path = "/calendar/events", tag = "events", operation_id = "createEvent",
-    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST (same body, same credential) return the first result, with `Idempotent-Replayed: true`; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
+    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST (same body, same credential) return the first result, with `Idempotent-Replayed: true`; 1 to 255 visible ASCII characters. Reused with another body or credential: a 422 (`idempotency_key_reused`)", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
     request_body = CreateEventBody,
     responses(
         (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
         (status = 201, description = "With wait=true: Google has it", body = EventResource),
-        (status = 400, description = "Invalid body, query parameter or `Idempotency-Key`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, query parameter or `Idempotency-Key`, an unknown query parameter, or an `end` before its `start`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
         (status = 409, description = "With wait=true: the event was deleted in Google (`deleted_at_google`); it is cancelled here too", body = crate::error::WriteErrorBody),
-        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with a different body or credential (`idempotency_key_reused`), a `recurrence` line that does not parse (`unprocessable`, the message names the line), or a timed series without its zone (`error.field` is `start.timeZone` or `end.timeZone`: Google requires it for recurring events)", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different body or credential (`idempotency_key_reused`), a `recurrence` line that does not parse (`unprocessable`, the message names the line), a timed series without its zone (`error.field` is `start.timeZone` or `end.timeZone`: Google requires it for recurring events), or attendees on a calendar acted on as the service account itself, without domain-wide delegation (`error.field` is `attendees`)", body = crate::error::ErrorBody),
         (status = 502, description = "With wait=true: Google refused the event (`google_refused`)", body = crate::error::WriteErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, BodyTooLarge, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -195,9 +146,8 @@ pub async fn create(
     get, path = "/calendar/events", tag = "events", operation_id = "listEvents", params(ListQuery),
     responses(
         (status = 200, description = "One page, ordered by start", body = EventPage),
-        (status = 400, description = "An invalid or unknown query parameter; `error.field` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        (status = 400, description = "An invalid or unknown query parameter, or one without the parameter it needs (`entityType` and `entityId` go together; `singleEvents=true` needs `timeMax`, takes no `status=cancelled`, and is the only listing that takes a `pageToken` with an occurrence suffix); `error.field` names it", body = crate::error::ErrorBody),
+        Unauthorized, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -233,7 +183,17 @@ pub async fn list(
             .as_deref()
             .map(EventStatus::parse)
             .transpose()?,
-        event_type: query.event_type.as_deref().map(EventType::parse),
+        event_type: query
+            .event_type
+            .as_deref()
+            .map(|name| {
+                if rules::is_event_type(name) {
+                    Ok(EventType::parse(name))
+                } else {
+                    Err(DomainError::invalid("eventType", "must be 1 to 64 letters"))
+                }
+            })
+            .transpose()?,
         ends_after: instant("timeMin", query.time_min.as_deref())?,
         starts_before: instant("timeMax", query.time_max.as_deref())?,
         // One more than asked tells whether another page exists.
@@ -288,7 +248,7 @@ pub async fn list(
             .transpose()?,
         ..filter
     };
-    let mut events = state.store.list_events(&filter).await?;
+    let mut events = state.events.list(&filter).await?;
     let next_page_token = if events.len() > limit as usize {
         events.truncate(limit as usize);
         events.last().map(page_token)
@@ -319,21 +279,27 @@ enum Target {
 }
 
 fn target(path: &str) -> Result<Target, HttpError> {
+    // Only the documented forms: `uuid` alone also reads braced,
+    // `urn:uuid:` and unhyphenated ids.
+    if !rules::is_event_id(path) {
+        return Err(DomainError::NotFound { what: "event" }.into());
+    }
     if let Some(reference) = OccurrenceRef::parse(path) {
         return Ok(Target::Occurrence(reference));
     }
     event_id(path).map(Target::Row)
 }
 
-/// One event, with its last push error if it is not synced.
+/// One event, with its last push error if it is not synced. A deleted
+/// event is cancelled, not gone: it is answered (`status: cancelled`)
+/// until retention removes it, as Google shows deleted events.
 #[utoipa::path(
     get, path = "/calendar/events/{id}", tag = "events", operation_id = "getEvent",
-    params(("id" = String, Path, description = "calsync's event id (a UUID), or an occurrence's as listed with singleEvents=true (`{id}_{YYYYMMDDTHHMMSSZ}`, all-day `{id}_{YYYYMMDD}`); anything else is a 404"), GetQuery),
+    params(("id" = String, Path, description = "calsync's event id (a hyphenated UUID), or an occurrence's as listed with singleEvents=true (`{id}_{YYYYMMDDTHHMMSSZ}`, all-day `{id}_{YYYYMMDD}`); anything else is a 404", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(_[0-9]{8}(T[0-9]{6}Z)?)?$"), GetQuery),
     responses(
         (status = 200, description = "The event", body = EventResource, headers(("ETag" = String, description = "Google's etag, for If-Match (absent until Google has the event)"))),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 404, description = "No such event", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        (status = 400, description = "An invalid or unknown query parameter; `error.field` names it", body = crate::error::ErrorBody),
+        Unauthorized, EventNotFound, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -346,19 +312,15 @@ pub async fn get(
     let with_google = include_google(query.include.as_deref())?;
     let (event, mut resource) = match target(&path)? {
         Target::Row(id) => {
-            let event = state
-                .store
-                .get_event(id)
-                .await?
-                .ok_or(DomainError::NotFound { what: "event" })?;
-            let resource = EventResource::new(&event, push_error(&state, &event).await?);
+            let event = state.events.get(id).await?;
+            let resource = EventResource::new(&event, state.events.last_push_error(&event).await?);
             (event, resource)
         }
         Target::Occurrence(reference) => {
             let listed = state.events.occurrence(&reference).await?;
             let event = listed.event().clone();
             let mut resource = EventResource::listed(&listed);
-            resource.push_error = push_error(&state, &event).await?;
+            resource.push_error = state.events.last_push_error(&event).await?;
             (event, resource)
         }
     };
@@ -375,20 +337,17 @@ pub async fn get(
 /// Changes an event; with `If-Match`, only if its etag is still that one.
 #[utoipa::path(
     patch, path = "/calendar/events/{id}", tag = "events", operation_id = "updateEvent",
-    params(("id" = String, Path, description = "calsync's event id (a UUID), or an occurrence's as listed with singleEvents=true: a change to one occurrence makes it an exception at Google; anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
+    params(("id" = String, Path, description = "calsync's event id (a hyphenated UUID), or an occurrence's as listed with singleEvents=true: a change to one occurrence makes it an exception at Google; anything else is a 404", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(_[0-9]{8}(T[0-9]{6}Z)?)?$"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]*[\x21-\x7E][\x20-\x7E]*$")),
     request_body = PatchEventBody,
     responses(
         (status = 202, description = "Stored and queued for Google (with wait=true: still pending when the wait ended)", body = EventResource),
         (status = 200, description = "With wait=true: Google has it", body = EventResource),
-        (status = 400, description = "Invalid body, query parameter or `If-Match`, or a body that changes nothing; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 404, description = "No such event", body = crate::error::ErrorBody),
-        (status = 409, description = "The event is cancelled (`conflict`); with wait=true, it was found deleted in Google (`deleted_at_google`, with `event`) and is cancelled here too", body = crate::error::WriteErrorBody),
-        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`); with wait=true, also when the same fields changed in Google meanwhile (the event, `pushState: conflict`, keeps Google's version)", body = crate::error::WriteErrorBody),
-        (status = 413, description = "The body exceeds 256 KiB", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, query parameter or `If-Match`, an unknown query parameter, a body that changes nothing, or a start or end that does not fit the other (`end`); `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 409, description = "The event is cancelled (`conflict`), or an occurrence changed concurrently (`conflict`: try again); with wait=true, it was found deleted in Google (`deleted_at_google`, with `event`) and is cancelled here too", body = crate::error::WriteErrorBody),
+        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`), or names an occurrence with no etag of its own yet; with wait=true, also when the same fields changed in Google meanwhile (the event, `pushState: conflict`, keeps Google's version)", body = crate::error::WriteErrorBody),
         (status = 422, description = "The event is of a type calsync does not change (birthday, fromGmail, focusTime, outOfOffice, workingLocation); a `recurrence` line does not parse; the series would be left without its zone (`start.timeZone` / `end.timeZone`); or the event is an invitation organized from another calendar, or a locked copy, and the change touches a field only its organizer may change (the message says what an attendee may change). `error.field` names it", body = crate::error::ErrorBody),
         (status = 502, description = "With wait=true: Google refused the change (`google_refused`)", body = crate::error::WriteErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, EventNotFound, BodyTooLarge, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -423,17 +382,16 @@ pub async fn patch(
 /// Cancels an event here and deletes it at Google.
 #[utoipa::path(
     delete, path = "/calendar/events/{id}", tag = "events", operation_id = "deleteEvent",
-    params(("id" = String, Path, description = "calsync's event id (a UUID), or an occurrence's as listed with singleEvents=true: a change to one occurrence makes it an exception at Google; anything else is a 404"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]+$")),
+    params(("id" = String, Path, description = "calsync's event id (a hyphenated UUID), or an occurrence's as listed with singleEvents=true: cancelling one occurrence makes it a cancelled exception at Google; anything else is a 404", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(_[0-9]{8}(T[0-9]{6}Z)?)?$"), WaitQuery, ("If-Match" = Option<String>, Header, description = "`*`, or the etag the change is based on (the `ETag` header or the event's `etag`); visible ASCII, at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\x20-\x7E]*[\x21-\x7E][\x20-\x7E]*$")),
     responses(
         (status = 202, description = "Cancelled and queued for deletion at Google (with wait=true: still pending when the wait ended)", body = EventResource),
         (status = 200, description = "Already cancelled, or with wait=true: deleted at Google", body = EventResource),
-        (status = 400, description = "An invalid query parameter or `If-Match`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API token", body = crate::error::ErrorBody),
-        (status = 404, description = "No such event", body = crate::error::ErrorBody),
-        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`)", body = crate::error::ErrorBody),
+        (status = 400, description = "An invalid or unknown query parameter or `If-Match`; `error.field` or `error.header` names it", body = crate::error::ErrorBody),
+        (status = 409, description = "An occurrence changed concurrently (`conflict`): try again; with wait=true, the event was found deleted in Google (`deleted_at_google`)", body = crate::error::WriteErrorBody),
+        (status = 412, description = "`If-Match` no longer matches (`precondition_failed`), or names an occurrence with no etag of its own yet; with wait=true, also when the event changed in Google meanwhile", body = crate::error::WriteErrorBody),
         (status = 422, description = "The event is of a type calsync does not change (birthday, fromGmail, focusTime, outOfOffice, workingLocation); `error.field` is `eventType`", body = crate::error::ErrorBody),
         (status = 502, description = "With wait=true: Google refused the deletion (`google_refused`)", body = crate::error::WriteErrorBody),
-        (status = 503, description = "The database is unavailable: retry", body = crate::error::ErrorBody),
+        Unauthorized, EventNotFound, StoreUnavailable,
     ),
     security(("bearer" = []))
 )]
@@ -459,11 +417,7 @@ pub async fn delete(
             };
         }
     };
-    let current = state
-        .store
-        .get_event(id)
-        .await?
-        .ok_or(DomainError::NotFound { what: "event" })?;
+    let current = state.events.get(id).await?;
     if current.status == EventStatus::Cancelled {
         // Already cancelled: deleting again changes nothing.
         return Ok(HttpResponse::Ok().json(EventResource::new(&current, None)));
