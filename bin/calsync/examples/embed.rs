@@ -91,7 +91,7 @@ async fn main() -> Result<(), Failure> {
     let outbox_wakeup = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
     let state = web::Data::new(
-        AppState::builder(store.clone(), &services)
+        AppState::builder(&services)
             .api_tokens(ApiTokens::parse("example-api-token-0123456789")?)
             .default_calendar(Some(calendar))
             .wakeups(Arc::new(Notify::new()), outbox_wakeup.clone())

@@ -146,7 +146,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
     let wakeups = Wakeups::default();
     let (channel_stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
     let state = web::Data::new(
-        AppState::builder(store.clone(), &services)
+        AppState::builder(&services)
             .api_tokens(settings.api_tokens.clone())
             .default_calendar(settings.default_calendar.clone())
             .webhook_limiter(RateLimiter::per_source(settings.webhook_rate_per_minute))

@@ -2,10 +2,12 @@
 //! and the management API. Mount it in any actix app with [`configure`];
 //! the binary builds the [`AppState`] from real adapters.
 
+mod api_tokens;
 mod auth;
 mod calendars;
 mod channels;
 mod context;
+mod drive_sink;
 mod error;
 mod events;
 mod health;
@@ -13,11 +15,13 @@ mod openapi;
 mod request;
 mod state;
 mod sync;
+mod trusted_proxies;
 mod webhooks;
 
 use actix_web::web;
 
-pub use auth::{ApiTokens, Authenticated};
+pub use api_tokens::ApiTokens;
+pub use auth::Authenticated;
 pub use context::{REQUEST_ID_HEADER, RequestContext};
 pub use error::{ErrorBody, HttpError};
 pub use events::{EventResource, MAX_EVENT_BODY_BYTES};
@@ -32,7 +36,9 @@ pub mod decode {
         parse_page_token as page_token,
     };
 }
-pub use webhooks::{LoggingDriveSink, MAX_BODY_BYTES, TrustedProxies};
+pub use drive_sink::LoggingDriveSink;
+pub use trusted_proxies::TrustedProxies;
+pub use webhooks::MAX_BODY_BYTES;
 
 /// Declares the routes once: [`ROUTES`] lists them (the OpenAPI test
 /// compares the document with it) and `mount` registers exactly those, one

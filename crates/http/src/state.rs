@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
-use calsync_domain::ports::{DriveNotificationSink, Store, Timer};
+use calsync_domain::ports::{DriveNotificationSink, Timer};
 use calsync_domain::services::{
     CalendarService, ChannelService, EventService, HealthService, NotificationService, Services,
 };
@@ -14,8 +14,9 @@ use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::auth::ApiTokens;
-use crate::webhooks::{LoggingDriveSink, TrustedProxies};
+use crate::api_tokens::ApiTokens;
+use crate::drive_sink::LoggingDriveSink;
+use crate::trusted_proxies::TrustedProxies;
 
 /// Where the routes queue channels to stop at Google (with the calendar
 /// watched, whose principal must make the stop); the worker crate's
@@ -43,7 +44,6 @@ impl Timer for RouteTimer {
 
 /// What the routes need, built once by the composition root.
 pub struct AppState {
-    pub store: Arc<dyn Store>,
     pub notifications: NotificationService,
     pub channels: ChannelService,
     pub calendars: CalendarService,
@@ -76,16 +76,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The routes over `services`, with `store` for the reads no service
-    /// wraps. Until set: no API token is accepted, no default calendar,
+    /// The routes over `services` (they reach the store only through
+    /// them). Until set: no API token is accepted, no default calendar,
     /// 6,000 webhooks a minute per source, no trusted proxy, channel stops
     /// dropped (an unwanted channel then lapses at its expiry), fresh
     /// wake-ups (no worker is woken), writes wait at most 10 s, fresh
     /// metrics, logs discarded and Drive notifications logged.
-    pub fn builder(store: Arc<dyn Store>, services: &Services) -> AppStateBuilder {
+    pub fn builder(services: &Services) -> AppStateBuilder {
         let (channel_stops, _) = tokio::sync::mpsc::unbounded_channel();
         AppStateBuilder {
-            store,
             services: services.clone(),
             drive_sink: None,
             api_tokens: ApiTokens::none(),
@@ -104,7 +103,6 @@ impl AppState {
 
 /// Sets what differs from [`AppState::builder`]'s defaults.
 pub struct AppStateBuilder {
-    store: Arc<dyn Store>,
     services: Services,
     drive_sink: Option<Arc<dyn DriveNotificationSink>>,
     api_tokens: ApiTokens,
@@ -179,7 +177,6 @@ impl AppStateBuilder {
             .drive_sink
             .unwrap_or_else(|| Arc::new(LoggingDriveSink(self.logger.clone())));
         AppState {
-            store: self.store,
             notifications: services.notifications,
             channels: services.channels,
             calendars: services.calendars,

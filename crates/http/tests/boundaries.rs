@@ -1,13 +1,10 @@
 //! The routes speak to the domain's services only: no module under
 //! `src/` names a store port (the domain's `*Store` traits) or reaches
-//! for `state.store`. `state.rs` still holds the store the state is built
-//! with, and is left out until that field goes.
+//! for `state.store` (`AppState` has no store: it is built from the
+//! service graph alone).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
 use std::path::{Path, PathBuf};
-
-/// Files that may still name the store.
-const EXCEPTED: [&str; 1] = ["state.rs"];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -88,10 +85,6 @@ fn no_route_module_names_a_store_port_or_the_store_field() {
     assert!(files.len() > 10, "{files:?}");
     let mut offences = Vec::new();
     for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        if EXCEPTED.contains(&name.as_str()) {
-            continue;
-        }
         let found = trespasses(&std::fs::read_to_string(&file).unwrap(), &ports);
         if !found.is_empty() {
             offences.push(format!("{}: {found:?}", file.display()));

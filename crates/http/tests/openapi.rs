@@ -43,7 +43,7 @@ fn world() -> World {
         ServicesConfig::new(secret, "https://calsync.example.com/webhooks/calendar"),
     );
     let state = web::Data::new(
-        AppState::builder(store.clone(), &services)
+        AppState::builder(&services)
             .write_wait(Duration::from_secs(2))
             .api_tokens(ApiTokens::parse(TOKEN).unwrap())
             .default_calendar(Some(CalendarId::new(CALENDAR).unwrap()))

@@ -61,7 +61,7 @@ fn world_logging(webhook_burst: u32, logger: slog::Logger) -> World {
         ),
     );
     let state = web::Data::new(
-        AppState::builder(store.clone(), &services)
+        AppState::builder(&services)
             .write_wait(Duration::from_millis(200))
             .drive_sink(Arc::new(CountingSink(drive_calls.clone())))
             .api_tokens(ApiTokens::parse(TOKEN).unwrap())

@@ -77,7 +77,8 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         let (len, rest) = input.split_at(octets);
         input = rest;
-        len.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        len.iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     if input.len() < len {
         return None;
