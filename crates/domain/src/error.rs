@@ -137,6 +137,10 @@ pub enum Error {
         retry_after: Option<Duration>,
     },
 
+    /// A change-feed cursor from before the oldest change kept.
+    #[error("cursor expired: {reason}")]
+    CursorExpired { reason: String },
+
     /// The storage adapter failed (connection, query, pool).
     #[error("storage error: {0}")]
     Storage(String),
@@ -187,6 +191,7 @@ impl Error {
             Self::Conflict { .. } => "conflict",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Provider { kind, .. } => kind.as_str(),
+            Self::CursorExpired { .. } => "cursor_expired",
             Self::Storage(_) => "storage",
         }
     }

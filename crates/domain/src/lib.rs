@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod channel;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod health;
 pub mod ids;
 pub mod outbox;

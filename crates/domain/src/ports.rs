@@ -8,6 +8,12 @@ use crate::calendar::ManagedCalendar;
 use crate::channel::{ChannelStatus, WatchChannel, WatchGrant, WatchRequest};
 use crate::error::Result;
 use crate::event::{Event, EventChanges};
+use crate::feed::signature::SigningSecret;
+use crate::feed::subscription::{
+    DeliveryAttempt, DeliveryProgress, OutboundRequest, OutboundResponse, SealedSecret, WebhookId,
+    WebhookSubscription,
+};
+use crate::feed::{Change, ChangeBatch, ChangeQuery, Cursor};
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, PushFailure};
@@ -389,8 +395,126 @@ pub trait CalendarStore: Send + Sync {
     async fn delete_calendar(&self, calendar_id: &CalendarId) -> Result<bool>;
 }
 
+/// The change feed. Stores record changes inside the transactions that
+/// make them (every write port above records what it changes, with
+/// [`crate::feed::event_changes`]); this is the read side.
+#[async_trait]
+pub trait ChangeFeedStore: Send + Sync {
+    /// Changes after `query.after` in cursor order, at most `query.limit`,
+    /// those the filters match. The ordering promise: once a read has
+    /// answered up to a cursor, no change sorting before it commits later.
+    /// A cursor before the oldest change kept (purged since) is
+    /// `Error::CursorExpired`.
+    async fn read_changes(&self, query: &ChangeQuery) -> Result<ChangeBatch>;
+
+    /// The cursor of the newest change (`Cursor::START` when there is none).
+    async fn latest_cursor(&self) -> Result<Cursor>;
+
+    /// Forgets changes that occurred before `before`, oldest first, at most
+    /// `limit`; cursors before what is left expire. Returns how many.
+    async fn purge_changes(&self, before: DateTime<Utc>, limit: u32) -> Result<u64>;
+}
+
+/// The application's webhook subscriptions and their delivery state.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn insert_webhook(&self, subscription: &WebhookSubscription) -> Result<()>;
+
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<WebhookSubscription>>;
+
+    /// Ordered by creation.
+    async fn list_webhooks(&self) -> Result<Vec<WebhookSubscription>>;
+
+    /// Writes the settings (url, filters, description, secrets, `updated_at`),
+    /// not the delivery state; false if the subscription is gone.
+    async fn update_webhook(&self, subscription: &WebhookSubscription) -> Result<bool>;
+
+    /// Enables (clearing failures; due at `now`) or disables with `reason`;
+    /// false if the subscription is gone.
+    async fn set_webhook_enabled(
+        &self,
+        id: &WebhookId,
+        enabled: bool,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool>;
+
+    /// Leases up to `limit` enabled subscriptions that are due at `now`,
+    /// whose lease is free or expired, and whose cursor is before `latest`
+    /// (something may be waiting for them).
+    async fn claim_webhooks(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        latest: Cursor,
+        limit: u32,
+    ) -> Result<Vec<WebhookSubscription>>;
+
+    /// Records a round's progress and its attempts if `owner` still holds
+    /// the lease (extending it to `lease_until`, or releasing it when
+    /// `None`); false (and nothing written) if the lease was lost.
+    async fn record_webhook_progress(
+        &self,
+        id: &WebhookId,
+        owner: &str,
+        progress: &DeliveryProgress,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
+
+    /// Records an attempt made outside the delivery rounds (a test).
+    async fn record_webhook_attempt(&self, attempt: &DeliveryAttempt) -> Result<()>;
+
+    /// The newest attempts first, at most `limit`.
+    async fn list_webhook_attempts(
+        &self,
+        id: &WebhookId,
+        limit: u32,
+    ) -> Result<Vec<DeliveryAttempt>>;
+
+    /// Forgets attempts made before `before`; returns how many.
+    async fn purge_webhook_attempts(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Posts a delivery to an application's receiver.
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// Whether calsync may deliver to `url` (scheme, host, the addresses it
+    /// resolves to): an `Error::Invalid` on `url` saying why not.
+    async fn check_url(&self, url: &str) -> Result<()>;
+
+    /// Posts the request and answers the receiver's status; a refused
+    /// address, a connection failure or no answer within `timeout` is an
+    /// error (its text is recorded on the attempt).
+    async fn send(
+        &self,
+        request: &OutboundRequest,
+        timeout: std::time::Duration,
+    ) -> Result<OutboundResponse>;
+}
+
+/// Keeps secrets sealed at rest: the database holds only what this opens.
+pub trait SecretKeeper: Send + Sync {
+    /// A new random signing secret.
+    fn new_signing_secret(&self) -> Result<SigningSecret>;
+
+    fn seal(&self, secret: &SigningSecret) -> Result<SealedSecret>;
+
+    fn open(&self, sealed: &SealedSecret) -> Result<SigningSecret>;
+}
+
+/// Renders a change as the API answers it (one element of
+/// `GET /calendar/changes`), the body of its webhook delivery.
+pub trait ChangeRenderer: Send + Sync {
+    fn render(&self, change: &Change) -> Result<Vec<u8>>;
+}
+
 pub trait Store:
     EventStore
+    + ChangeFeedStore
+    + WebhookStore
     + CalendarStore
     + SyncStateStore
     + ChannelStore
@@ -403,6 +527,8 @@ pub trait Store:
 
 impl<T> Store for T where
     T: EventStore
+        + ChangeFeedStore
+        + WebhookStore
         + CalendarStore
         + SyncStateStore
         + ChannelStore

@@ -212,6 +212,21 @@ pub struct DriveNotification {
     pub changed: Vec<String>,
 }
 
+impl DriveNotification {
+    /// What a `drive.changed` change carries: the notification's headers
+    /// (its token left out: it is a secret of the channel).
+    pub fn feed_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "channelId": self.envelope.channel_id.as_str(),
+            "messageNumber": self.envelope.message_number,
+            "resourceId": self.envelope.resource_id.as_str(),
+            "resourceUri": self.envelope.resource_uri,
+            "resourceState": self.state.as_str(),
+            "changed": self.changed,
+        })
+    }
+}
+
 fn required<'a>(header: &'static str, get: &impl Fn(&str) -> Option<&'a str>) -> Result<&'a str> {
     match get(header) {
         Some(value) if !value.trim().is_empty() => Ok(value.trim()),

@@ -138,6 +138,14 @@ pub struct OutboxPushLabels {
     pub outcome: OutboxOutcome,
 }
 
+/// `calsync_webhook_deliveries_total`: how each attempt to deliver a change
+/// to an application webhook ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookDeliveryLabels {
+    /// `delivered`, `failed` or `disabled`.
+    pub outcome: &'static str,
+}
+
 /// `calsync_job_runs_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
@@ -169,6 +177,12 @@ pub struct Metrics {
     outbox_pending: Family<Unlabelled, Gauge>,
     outbox_dead_letters: Family<Unlabelled, Gauge>,
     pub job_runs: Family<JobLabels, Counter>,
+    pub webhook_deliveries: Family<WebhookDeliveryLabels, Counter>,
+    /// From a change's occurrence to its delivery.
+    pub webhook_delivery_lag: Family<Unlabelled, Histogram>,
+    /// How long receivers took to answer.
+    pub webhook_delivery_duration: Family<Unlabelled, Histogram>,
+    webhook_feed_lag: Family<Unlabelled, Gauge>,
 }
 
 impl Default for Metrics {
@@ -192,6 +206,14 @@ impl Metrics {
             outbox_pending: Family::default(),
             outbox_dead_letters: Family::default(),
             job_runs: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_delivery_lag: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0,
+                ])
+            }),
+            webhook_delivery_duration: Family::new_with_constructor(latency_histogram),
+            webhook_feed_lag: Family::default(),
         };
         // The registry holds clones: each shares its values with the field.
         // Help texts end without a period: the encoder adds one.
@@ -251,7 +273,34 @@ impl Metrics {
             "Scheduled job runs, by job and outcome",
             metrics.job_runs.clone(),
         );
+        registry.register(
+            "calsync_webhook_deliveries",
+            "Attempts to deliver changes to application webhooks, by outcome (delivered, failed, disabled)",
+            metrics.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "calsync_webhook_delivery_lag_seconds",
+            "From a change in the mirror to its delivery to an application webhook",
+            metrics.webhook_delivery_lag.clone(),
+        );
+        registry.register(
+            "calsync_webhook_delivery_duration_seconds",
+            "How long application webhooks took to answer a delivery",
+            metrics.webhook_delivery_duration.clone(),
+        );
+        registry.register(
+            "calsync_webhook_feed_lag",
+            "Changes in the feed not yet delivered to the furthest-behind enabled webhook",
+            metrics.webhook_feed_lag.clone(),
+        );
         metrics
+    }
+
+    /// Sets how many changes the furthest-behind enabled webhook has yet to receive.
+    pub fn set_webhook_feed_lag(&self, changes: u64) {
+        self.webhook_feed_lag
+            .get_or_create(&[])
+            .set(i64::try_from(changes).unwrap_or(i64::MAX));
     }
 
     /// Sets the outbox depth gauges (saturating at `i64::MAX`).

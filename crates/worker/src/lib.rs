@@ -3,9 +3,11 @@
 //! worker (queued writes to Google), the channel stopper (unwanted
 //! channels stopped at Google), the scheduler (channel renewal, safety
 //! sweep, retention cleanup) and, with the webhook routes, the pruning of
-//! the webhook limiter's idle sources. [`Workers`] starts them all; each
+//! the webhook limiter's idle sources, and the delivery of the change feed
+//! to the application's webhooks. [`Workers`] starts them all; each
 //! runs until the shutdown signal flips, finishing what it is doing first.
 
+mod deliveries;
 mod outbox;
 mod run_loop;
 mod schedule;
@@ -22,6 +24,7 @@ use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
+pub use deliveries::{DELIVERY_POLL, DeliveryWorker, spawn_delivery_worker};
 pub use outbox::{OUTBOX_BATCH, OutboxWorker, spawn_outbox_worker};
 pub use run_loop::{Backlog, Queue, Shutdown, Worker, spawn, spawn_periodic};
 pub use schedule::{Jobs, Schedule, cleanup_slot, period_start};
@@ -117,6 +120,15 @@ impl Workers {
                 shutdown.clone(),
             )
         });
+        let deliveries = services.webhooks.clone().map(|webhooks| {
+            spawn_delivery_worker(
+                webhooks,
+                owner.clone(),
+                metrics.clone(),
+                logger.clone(),
+                shutdown.clone(),
+            )
+        });
         let mut workers = vec![
             spawn_sync_worker(
                 services.sync.clone(),
@@ -156,6 +168,7 @@ impl Workers {
             .spawn(shutdown),
         ];
         workers.extend(pruning);
+        workers.extend(deliveries);
         workers
     }
 }

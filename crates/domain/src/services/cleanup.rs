@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::ports::{Clock, DriveNotificationStore, EventStore};
+use crate::ports::{ChangeFeedStore, Clock, DriveNotificationStore, EventStore, WebhookStore};
 
 /// The instant before which ended events are past retention.
 pub fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
@@ -29,6 +29,10 @@ pub struct CleanupReport {
     pub idempotency_keys_purged: u64,
     /// Drive notifications received before the cutoff, deleted.
     pub drive_notifications_purged: u64,
+    /// Changes older than the feed's retention, deleted.
+    pub changes_purged: u64,
+    /// Webhook delivery attempts older than the feed's retention, deleted.
+    pub webhook_attempts_purged: u64,
 }
 
 /// How long an `Idempotency-Key` is remembered: long enough for any client
@@ -44,6 +48,15 @@ pub struct CleanupService {
     retention_days: u32,
     batch_size: u32,
     drive: Option<Arc<dyn DriveNotificationStore>>,
+    feed: Option<FeedRetention>,
+}
+
+/// The change feed's stores and how many days it keeps a change.
+#[derive(Clone)]
+struct FeedRetention {
+    changes: Arc<dyn ChangeFeedStore>,
+    attempts: Arc<dyn WebhookStore>,
+    days: u32,
 }
 
 impl CleanupService {
@@ -56,7 +69,23 @@ impl CleanupService {
             retention_days,
             batch_size: Self::DEFAULT_BATCH,
             drive: None,
+            feed: None,
         }
+    }
+
+    /// Also forgets changes (and webhook attempts) older than `retention_days`.
+    pub fn with_change_feed(
+        mut self,
+        feed: Arc<dyn ChangeFeedStore>,
+        webhooks: Arc<dyn WebhookStore>,
+        retention_days: u32,
+    ) -> Self {
+        self.feed = Some(FeedRetention {
+            changes: feed,
+            attempts: webhooks,
+            days: retention_days,
+        });
+        self
     }
 
     /// Also deletes Drive notifications past retention.
@@ -82,7 +111,20 @@ impl CleanupService {
             batches: 0,
             idempotency_keys_purged: 0,
             drive_notifications_purged: 0,
+            changes_purged: 0,
+            webhook_attempts_purged: 0,
         };
+        if let Some(feed) = &self.feed {
+            let before = retention_cutoff(self.clock.now(), feed.days);
+            loop {
+                let purged = feed.changes.purge_changes(before, self.batch_size).await?;
+                report.changes_purged += purged;
+                if purged < u64::from(self.batch_size) {
+                    break;
+                }
+            }
+            report.webhook_attempts_purged = feed.attempts.purge_webhook_attempts(before).await?;
+        }
         if let Some(drive) = &self.drive {
             report.drive_notifications_purged = drive.purge_drive_notifications(cutoff).await?;
         }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::cleanup::retention;
 use super::{
     CalendarService, ChannelCache, ChannelService, CleanupService, EventService,
-    EvictingChannelStore, HealthService, NotificationService, SyncService,
+    EvictingChannelStore, FeedService, HealthService, NotificationService, SyncService,
+    WebhookAdapters, WebhookService,
 };
 use crate::health::HealthThresholds;
 use crate::outbox::OutboxRetryPolicy;
@@ -26,6 +27,9 @@ pub const DEFAULT_SYNC_PAGE_SIZE: u32 = 1000;
 /// How many days after their end events are kept when nothing says otherwise.
 pub const DEFAULT_RETENTION_DAYS: u32 = 180;
 
+/// How many days the change feed keeps a change when nothing says otherwise.
+pub const DEFAULT_CHANGES_RETENTION_DAYS: u32 = 7;
+
 /// What the services need beyond their ports. [`ServicesConfig::new`]
 /// fills in the defaults the server uses when no setting says otherwise.
 #[derive(Clone)]
@@ -39,6 +43,8 @@ pub struct ServicesConfig {
     /// Events that ended longer ago than this many days are neither
     /// mirrored nor kept.
     pub retention_days: u32,
+    /// Changes older than this many days leave the change feed.
+    pub changes_retention_days: u32,
     /// Sync and outbox leases: how soon another replica takes over a
     /// crashed one's work. Used only with a `timer` (see `with_heartbeat`):
     /// an unrenewed lease keeps the services' own, longer defaults.
@@ -67,6 +73,7 @@ impl std::fmt::Debug for ServicesConfig {
             .field("webhook_address", &self.webhook_address)
             .field("channel_ttl", &self.channel_ttl)
             .field("retention_days", &self.retention_days)
+            .field("changes_retention_days", &self.changes_retention_days)
             .field("lease_ttl", &self.lease_ttl)
             .field("heartbeat", &self.timer.is_some())
             .field("outbox_retry", &self.outbox_retry)
@@ -88,6 +95,7 @@ impl ServicesConfig {
             webhook_address: webhook_address.into(),
             channel_ttl: Duration::from_secs(7 * 86_400),
             retention_days: DEFAULT_RETENTION_DAYS,
+            changes_retention_days: DEFAULT_CHANGES_RETENTION_DAYS,
             lease_ttl: Duration::from_secs(15),
             timer: None,
             outbox_retry: OutboxRetryPolicy::default(),
@@ -117,6 +125,12 @@ pub struct Services {
     pub notifications: NotificationService,
     pub health: HealthService,
     pub cleanup: CleanupService,
+    pub feed: FeedService,
+    /// The application's webhooks; `None` until [`Services::with_webhooks`]
+    /// brings the adapters that deliver them.
+    pub webhooks: Option<WebhookService>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Services {
@@ -159,7 +173,13 @@ impl Services {
             config.webhook_address,
             config.channel_ttl,
         );
+        let mut feed = FeedService::new(store.clone(), clock.clone());
+        if let Some(timer) = &config.timer {
+            feed = feed.with_timer(timer.clone());
+        }
         Self {
+            feed,
+            webhooks: None,
             sync: sync
                 .with_page_size(config.sync_page_size)
                 .with_follow_up_rest(config.sync_follow_up_rest)
@@ -182,9 +202,25 @@ impl Services {
                 clock.clone(),
             )
             .with_channel_cache(channel_cache),
-            health: HealthService::new(store.clone(), clock.clone(), config.health),
-            cleanup: CleanupService::new(store.clone(), clock, config.retention_days)
-                .with_drive_notifications(store),
+            health: HealthService::new(store.clone(), clock.clone(), config.health)
+                .with_webhooks(store.clone()),
+            cleanup: CleanupService::new(store.clone(), clock.clone(), config.retention_days)
+                .with_drive_notifications(store.clone())
+                .with_change_feed(store.clone(), store.clone(), config.changes_retention_days),
+            store,
+            clock,
         }
+    }
+
+    /// Delivers the change feed to the application's webhooks through
+    /// these adapters.
+    pub fn with_webhooks(mut self, adapters: WebhookAdapters) -> Self {
+        self.webhooks = Some(WebhookService::new(
+            self.store.clone(),
+            self.store.clone(),
+            adapters,
+            self.clock.clone(),
+        ));
+        self
     }
 }

@@ -6,11 +6,13 @@ mod channel_cache;
 mod channels;
 mod cleanup;
 mod events;
+mod feed;
 mod graph;
 mod health;
 mod marks;
 mod notifications;
 mod sync;
+mod webhooks;
 
 pub use calendars::{CalendarService, CalendarView};
 pub use channel_cache::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
@@ -20,10 +22,15 @@ pub use events::{
     Created, DrainReport, EventService, Listed, OccurrenceQuery, OccurrenceRef, PushOutcome,
     WriteVerdict, list_occurrences,
 };
+pub use feed::{FeedService, MAX_WAIT, WAIT_POLL};
 pub use graph::{DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services, ServicesConfig};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use sync::{
     DEFAULT_FOLLOW_UP_REST, DEFAULT_FOLLOW_UP_REST_MS, SyncMode, SyncReport, SyncService,
     sweep_slice,
+};
+pub use webhooks::{
+    DELIVERY_BATCH, DeliveryReport, MAX_WEBHOOKS, NewWebhook, WebhookAdapters, WebhookPatch,
+    WebhookService,
 };

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{MemoryStore, micros, stored};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, EventStatus, PushState};
+use crate::feed::{Origin, cancellation};
 use crate::ids::{CalendarId, EventId, LocalEventId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use crate::ports::{EventQuery, EventStore};
@@ -150,8 +151,10 @@ impl EventStore for MemoryStore {
             pushed_at: current.pushed_at,
             ..stored(event)
         };
+        let before = current.clone();
         state.events.insert(event.id, kept);
-        state.cancel_exceptions_of(event, event.updated_at);
+        state.record_event(Some(&before), event.id, Origin::Api, event.updated_at);
+        state.cancel_exceptions_of(event, event.updated_at, Origin::Api);
         Ok(state.push_outbox(event, op))
     }
 
@@ -159,6 +162,8 @@ impl EventStore for MemoryStore {
         let mut state = lock(&self.state);
         let mut outcome = PageOutcome::default();
         let mut cancelled_masters = Vec::new();
+        let mut originals: Vec<(LocalEventId, Option<Event>)> = Vec::new();
+        let mut originals_seen: HashSet<LocalEventId> = HashSet::new();
         for incoming in &page.events {
             let key = (page.calendar_id.clone(), incoming.id.clone());
             let existing = state
@@ -178,6 +183,10 @@ impl EventStore for MemoryStore {
                 | ApplyDecision::Update(event)
                 | ApplyDecision::Cancel(event) => {
                     let id = event.id;
+                    // The page's first sight of the row is what its change is against.
+                    if originals_seen.insert(id) {
+                        originals.push((id, existing.cloned()));
+                    }
                     state.by_google_id.insert(key, id);
                     state.events.insert(id, stored(&event));
                     if event.is_master() && event.status == EventStatus::Cancelled {
@@ -191,8 +200,11 @@ impl EventStore for MemoryStore {
                 state.seen_in_run.insert(id, run_id.clone());
             }
         }
+        for (id, before) in &originals {
+            state.record_event(before.as_ref(), *id, Origin::Google, page.now);
+        }
         for master in &cancelled_masters {
-            state.cancel_exceptions_of(master, page.now);
+            state.cancel_exceptions_of(master, page.now, Origin::Google);
         }
         if let Some(completion) = &page.completion {
             if let SyncRun::Full { run_id, started_at } = &page.run {
@@ -209,13 +221,16 @@ impl EventStore for MemoryStore {
                     })
                     .map(|e| e.id)
                     .collect();
+                let mut swept = Vec::new();
                 for id in unseen {
                     if let Some(event) = state.events.get_mut(&id) {
                         event.status = EventStatus::Cancelled;
                         event.updated_at = micros(page.now);
                         outcome.swept += 1;
+                        swept.push(cancellation(event, Origin::Google, page.now));
                     }
                 }
+                state.record(swept);
             }
             let sync_state = state.state_mut(&page.calendar_id);
             sync_state.sync_token = Some(completion.next_sync_token.clone());
@@ -267,13 +282,16 @@ impl EventStore for MemoryStore {
             .collect();
         due.sort();
         let mut count = 0;
+        let mut retired = Vec::new();
         for (_, id) in due.into_iter().take(limit as usize) {
             if let Some(event) = state.events.get_mut(&id) {
                 event.status = EventStatus::Cancelled;
                 event.updated_at = micros(now);
                 count += 1;
+                retired.push(cancellation(event, Origin::Calsync, now));
             }
         }
+        state.record(retired);
         Ok(count)
     }
 }

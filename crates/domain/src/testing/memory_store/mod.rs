@@ -3,10 +3,12 @@
 mod calendars;
 mod channels;
 mod events;
+mod feed;
 mod health;
 mod outbox;
 mod records;
 mod sync_state;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -74,6 +76,12 @@ struct StoreState {
     ticks: HashSet<(String, DateTime<Utc>)>,
     drive: Vec<(DriveNotification, DateTime<Utc>)>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    /// The change feed, oldest first (`seq` increasing, never reused).
+    changes: Vec<crate::feed::Change>,
+    last_change_seq: u64,
+    purged_through: u64,
+    webhooks: BTreeMap<String, webhooks::StoredWebhook>,
+    webhook_attempts: Vec<crate::feed::subscription::DeliveryAttempt>,
 }
 
 impl StoreState {
@@ -90,14 +98,22 @@ impl StoreState {
         }
         self.by_google_id.insert(key, event.id);
         self.events.insert(event.id, stored(event));
+        self.record_event(None, event.id, crate::feed::Origin::Api, event.updated_at);
         Ok(self.push_outbox(event, op))
     }
 
-    /// As the Diesel store: a cancelled master cancels its live exceptions.
-    fn cancel_exceptions_of(&mut self, master: &Event, now: DateTime<Utc>) {
+    /// As the Diesel store: a cancelled master cancels its live exceptions
+    /// (each recorded in the feed as cancelled by `origin`).
+    fn cancel_exceptions_of(
+        &mut self,
+        master: &Event,
+        now: DateTime<Utc>,
+        origin: crate::feed::Origin,
+    ) {
         if !master.is_master() || master.status != crate::event::EventStatus::Cancelled {
             return;
         }
+        let mut cancelled = Vec::new();
         for event in self.events.values_mut() {
             if event.calendar_id == master.calendar_id
                 && event.recurring_event_id.as_ref() == Some(&master.google_event_id)
@@ -105,7 +121,39 @@ impl StoreState {
             {
                 event.status = crate::event::EventStatus::Cancelled;
                 event.updated_at = micros(now);
+                cancelled.push(crate::feed::cancellation(event, origin, now));
             }
+        }
+        self.record(cancelled);
+    }
+
+    /// Appends changes to the feed, as the SQL stores do at the end of the
+    /// transaction that makes them.
+    fn record(&mut self, changes: Vec<crate::feed::NewChange>) {
+        for mut change in changes {
+            change.occurred_at = micros(change.occurred_at);
+            if let Some(event) = change.event.as_mut() {
+                **event = stored(event);
+            }
+            self.last_change_seq += 1;
+            self.changes.push(crate::feed::Change {
+                cursor: crate::feed::Cursor::from_seq(self.last_change_seq),
+                change,
+            });
+        }
+    }
+
+    /// Records what writing the event `id` changed since `before`.
+    fn record_event(
+        &mut self,
+        before: Option<&Event>,
+        id: LocalEventId,
+        origin: crate::feed::Origin,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(after) = self.events.get(&id) {
+            let changes = crate::feed::event_changes(before, after, origin, at);
+            self.record(changes);
         }
     }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{MemoryStore, micros, stored};
 use crate::error::Result;
 use crate::event::{Event, PushState};
+use crate::feed::{Origin, conflict, push_failed};
 use crate::ids::LocalEventId;
 use crate::outbox::{OutboxEntry, OutboxState, PushFailure};
 use crate::ports::{OutboxStore, PushReceipt};
@@ -56,6 +57,7 @@ impl OutboxStore for MemoryStore {
             sync.read_only_since = None;
             sync.read_only_reason = None;
         }
+        let before = state.events.get(&entry.event_id).cloned();
         if let Some(event) = state.events.get_mut(&entry.event_id) {
             if !more_pending
                 && let Some(taken) = receipt
@@ -80,6 +82,14 @@ impl OutboxStore for MemoryStore {
                 event.push_state = PushState::Synced;
             }
         }
+        if let Some(before) = before {
+            state.record_event(
+                Some(&before),
+                entry.event_id,
+                Origin::Calsync,
+                receipt.pushed_at,
+            );
+        }
         Ok(())
     }
 
@@ -103,8 +113,16 @@ impl OutboxStore for MemoryStore {
         if more_pending {
             settled.push_state = PushState::Pending;
         }
-        state.events.insert(settled.id, settled);
-        state.cancel_exceptions_of(event, event.updated_at);
+        let before = state.events.get(&settled.id).cloned();
+        state.events.insert(settled.id, settled.clone());
+        let now = event.updated_at;
+        match (failure, before) {
+            (PushFailure::Conflict, Some(before)) => {
+                state.record(vec![conflict(&before, &settled, note, now)]);
+            }
+            (_, before) => state.record_event(before.as_ref(), settled.id, Origin::Google, now),
+        }
+        state.cancel_exceptions_of(event, event.updated_at, Origin::Google);
         Ok(())
     }
 
@@ -191,8 +209,13 @@ impl OutboxStore for MemoryStore {
         row.entry.last_failure = Some(failure);
         row.lease_owner = None;
         row.lease_until = None;
+        let before = state.events.get(&entry.event_id).cloned();
         if let Some(event) = state.events.get_mut(&entry.event_id) {
             event.push_state = PushState::Failed;
+        }
+        if let (Some(before), Some(after)) = (before, state.events.get(&entry.event_id)) {
+            let failed = push_failed(&before, after, error, chrono::Utc::now());
+            state.record(vec![failed]);
         }
         Ok(())
     }

@@ -41,7 +41,9 @@ impl DriveNotificationStore for MemoryStore {
                 && n.envelope.message_number == recorded.envelope.message_number
         });
         if !seen {
+            let change = crate::feed::drive_change(recorded.feed_detail(), received_at);
             state.drive.push((recorded, micros(received_at)));
+            state.record(vec![change]);
         }
         Ok(!seen)
     }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{MemoryStore, micros};
 use crate::error::Result;
+use crate::feed::{ChangeType, calendar_change};
 use crate::ids::CalendarId;
 use crate::ports::SyncStateStore;
 use crate::sync::{SyncLease, SyncOutcome, SyncState};
@@ -84,6 +85,7 @@ impl SyncStateStore for MemoryStore {
     ) -> Result<()> {
         let now = micros(now);
         let mut state = lock(&self.state);
+        let mut reconnect = None;
         let s = state.state_mut(&lease.calendar_id);
         if s.lease_owner.as_deref() != Some(lease.owner.as_str()) {
             return Ok(());
@@ -111,7 +113,16 @@ impl SyncStateStore for MemoryStore {
                 s.last_error = Some(error.clone());
                 s.last_error_at = Some(now);
                 s.error_count += 1;
+                let newly = *reconnect_required && !s.reconnect_required;
                 s.reconnect_required |= reconnect_required;
+                if newly {
+                    reconnect = Some(calendar_change(
+                        ChangeType::CalendarReconnectRequired,
+                        &lease.calendar_id,
+                        Some(error),
+                        now,
+                    ));
+                }
                 s.lease_until = Some(micros(crate::later(
                     now,
                     SyncState::retry_delay(s.error_count),
@@ -119,6 +130,7 @@ impl SyncStateStore for MemoryStore {
             }
             SyncOutcome::Abandoned => {}
         }
+        state.record(reconnect.into_iter().collect());
         Ok(())
     }
 
@@ -130,20 +142,40 @@ impl SyncStateStore for MemoryStore {
     ) -> Result<()> {
         let mut state = lock(&self.state);
         let s = state.state_mut(calendar_id);
+        let newly = !s.reconnect_required;
         s.reconnect_required = true;
         s.last_status = Some("error".into());
         s.last_error = Some(error.to_owned());
         s.last_error_at = Some(micros(now));
         s.error_count += 1;
+        if newly {
+            let change = calendar_change(
+                ChangeType::CalendarReconnectRequired,
+                calendar_id,
+                Some(error),
+                now,
+            );
+            state.record(vec![change]);
+        }
         Ok(())
     }
 
     async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
         let mut state = lock(&self.state);
         let s = state.state_mut(calendar_id);
+        let was = s.reconnect_required;
         s.reconnect_required = false;
         s.error_count = 0;
         s.full_sync_requested = true;
+        if was {
+            let change = calendar_change(
+                ChangeType::CalendarRecovered,
+                calendar_id,
+                None,
+                chrono::Utc::now(),
+            );
+            state.record(vec![change]);
+        }
         Ok(())
     }
 
