@@ -32,6 +32,7 @@ macro_rules! both_backends {
 }
 
 mod calendars;
+mod change_feed;
 mod deleted_copies;
 mod events_api;
 mod fidelity;

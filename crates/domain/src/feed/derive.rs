@@ -57,6 +57,13 @@ pub fn changed_fields(before: &Event, after: &Event) -> Vec<String> {
     fields.into_iter().map(str::to_owned).collect()
 }
 
+/// An attendee's answer, with "none recorded" read as Google's
+/// `needsAction` (Google fills it in on its copy of an invitation calsync
+/// wrote without one: that is no answer).
+fn answer(status: &Option<String>) -> &str {
+    status.as_deref().unwrap_or("needsAction")
+}
+
 /// Attendees whose `responseStatus` differs, matched by email (case-insensitive).
 fn respondents(before: &Event, after: &Event) -> Vec<Respondent> {
     after
@@ -67,10 +74,12 @@ fn respondents(before: &Event, after: &Event) -> Vec<Respondent> {
                 .attendees
                 .iter()
                 .find(|was| was.email.eq_ignore_ascii_case(&now.email))?;
-            (previous.response_status != now.response_status).then(|| Respondent {
-                email: now.email.clone(),
-                previous: previous.response_status.clone(),
-                response_status: now.response_status.clone(),
+            (answer(&previous.response_status) != answer(&now.response_status)).then(|| {
+                Respondent {
+                    email: now.email.clone(),
+                    previous: previous.response_status.clone(),
+                    response_status: now.response_status.clone(),
+                }
             })
         })
         .collect()
@@ -314,6 +323,16 @@ mod tests {
         assert_eq!(who[0].email, "ana@example.com");
         assert_eq!(who[0].response_status.as_deref(), Some("declined"));
         assert_eq!(who[0].previous, None);
+    }
+
+    #[test]
+    fn google_filling_in_needs_action_is_no_answer() {
+        let before = event();
+        let mut after = before.clone();
+        after.attendees[0].response_status = Some("needsAction".into());
+        after.etag = Some(Etag::new("\"2\"").unwrap());
+        let changes = event_changes(Some(&before), &after, Origin::Calsync, Utc::now());
+        assert_eq!(kinds(&changes), [ChangeType::EventUpdated]);
     }
 
     #[test]
