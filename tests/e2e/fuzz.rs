@@ -115,6 +115,7 @@ impl fmt::Debug for Request {
 const LIVE_EVENT: &str = "@event:";
 const LIVE_ETAG: &str = "@etag:";
 const LIVE_PAGE: &str = "@page:";
+const LIVE_WEBHOOK: &str = "@webhook:";
 const LIVE_KEPT: usize = 300;
 
 /// Ids that exist in the server, so requests reach past the lookups.
@@ -124,6 +125,8 @@ struct Pool {
     etags: Vec<String>,
     /// `(channel id, resource id, token)`.
     channels: Vec<(String, String, String)>,
+    /// Webhook subscription ids.
+    webhooks: Vec<String>,
 }
 
 struct Operation {
@@ -145,8 +148,9 @@ struct Battery {
     statuses: Mutex<BTreeMap<String, usize>>,
     /// Requests by what the document says of them: valid, invalid, unsaid.
     judged: Mutex<[usize; 3]>,
-    /// Event ids, etags and page tokens seen in answers (see [`LIVE_EVENT`]).
-    live: Mutex<(Vec<String>, Vec<String>, Vec<String>)>,
+    /// Event ids, etags, page tokens and webhook subscription ids seen in
+    /// answers (see [`LIVE_EVENT`]).
+    live: Mutex<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)>,
 }
 
 impl Battery {
@@ -342,9 +346,15 @@ impl Battery {
         rendered.path = request
             .path
             .split('/')
-            .map(|segment| match segment.strip_prefix(LIVE_EVENT) {
-                Some(n) => pick(&live.0, n).unwrap_or_default(),
-                None => segment.to_owned(),
+            .map(|segment| {
+                if let Some(n) = segment.strip_prefix(LIVE_EVENT) {
+                    pick(&live.0, n).unwrap_or_default()
+                } else if let Some(n) = segment.strip_prefix(LIVE_WEBHOOK) {
+                    // None left: one that never existed.
+                    pick(&live.3, n).unwrap_or_else(|| format!("wh_{}", "0".repeat(32)))
+                } else {
+                    segment.to_owned()
+                }
             })
             .collect::<Vec<_>>()
             .join("/");
@@ -389,8 +399,17 @@ impl Battery {
                 }
             }
         }
-        let (events, etags, pages) = &mut *live;
-        for list in [events, etags, pages] {
+        let listed = json["items"].as_array().into_iter().flatten();
+        for subscription in std::iter::once(&json).chain(listed) {
+            if let Some(id) = subscription["id"]
+                .as_str()
+                .filter(|id| id.starts_with("wh_"))
+            {
+                live.3.push(id.to_owned());
+            }
+        }
+        let (events, etags, pages, webhooks) = &mut *live;
+        for list in [events, etags, pages, webhooks] {
             if list.len() > LIVE_KEPT {
                 let excess = list.len() - LIVE_KEPT;
                 list.drain(..excess);
@@ -553,6 +572,35 @@ fn string(schema: &Value, name: &str) -> BoxedStrategy<Value> {
             ])
             .prop_map(str::to_owned),
             1 => "(RRULE|EXDATE|RDATE):[A-Z0-9=;,]{0,20}".prop_map(|s| s),
+        ]
+        .boxed(),
+        // Webhook receivers: loopback's closed port 9 (refused at once) and
+        // IP literals, so neither a subscription's check nor a delivery
+        // waits on DNS or a connection; internal addresses are refused
+        // (400 naming `url`).
+        _ if name == "url" => prop_oneof![
+            6 => select(vec![
+                "http://127.0.0.1:9/hooks",
+                "https://127.0.0.1:9/hooks?deal=42",
+                "http://[::1]:9/h",
+                "HTTPS://127.0.0.1:9/",
+            ])
+            .prop_map(str::to_owned),
+            2 => select(vec![
+                "https://10.0.0.1/h",
+                "https://192.168.1.1/h",
+                "https://169.254.169.254/latest/meta-data",
+                "http://10.0.0.1/h",
+                "https://[fd00::1]/h",
+            ])
+            .prop_map(str::to_owned),
+            1 => select(vec![
+                "https://x:y@127.0.0.1:9/",
+                "https://127.0.0.1:99999/",
+                "ftp://127.0.0.1:9/",
+                "https://",
+            ])
+            .prop_map(str::to_owned),
         ]
         .boxed(),
         _ if name == "email" || name == "subject" => prop_oneof![
@@ -957,6 +1005,14 @@ fn path_id(template: &str, pool: &Arc<Pool>) -> BoxedStrategy<String> {
             5 => garbage,
         ]
         .boxed()
+    } else if template.starts_with("/calendar/webhooks/") {
+        prop_oneof![
+            // Resolved when sent, among the subscriptions seen by then.
+            5 => any::<u16>().prop_map(|n| format!("{LIVE_WEBHOOK}{n}")),
+            1 => any::<u128>().prop_map(|n| format!("wh_{n:032x}")),
+            3 => garbage,
+        ]
+        .boxed()
     } else if template.starts_with("/calendar/channels/") && !pool.channels.is_empty() {
         let ids: Vec<String> = pool.channels.iter().map(|c| c.0.clone()).collect();
         prop_oneof![5 => select(ids), 5 => garbage].boxed()
@@ -1032,6 +1088,12 @@ fn query_value(doc: &Arc<Value>, name: &str, schema: &Value) -> BoxedStrategy<St
             other => other.to_string(),
         })
         .collect();
+    if name == "waitSecs" {
+        // A valid long poll here is 0 s, so the battery never waits for a
+        // change (the feed's own tests time long polls); broken ones are
+        // refused at once.
+        return prop_oneof![8 => Just("0".to_owned()), 2 => select(broken)].boxed();
+    }
     if broken.is_empty() {
         return prop_oneof![8 => valid, 2 => special].boxed();
     }
@@ -1407,6 +1469,15 @@ async fn seed_pool(battery: &Battery) -> Pool {
         pool.events.push(body["id"].as_str().unwrap().to_owned());
         pool.etags.push(body["etag"].as_str().unwrap().to_owned());
     }
+    let mut request = post(
+        "/calendar/webhooks",
+        json!({"url": "http://127.0.0.1:9/seed", "description": "fuzz"}),
+    );
+    request.query.clear();
+    let (status, _, body) = battery.send(&request).await.unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 201, "seeding: {body}");
+    pool.webhooks.push(body["id"].as_str().unwrap().to_owned());
     let secret = WebhookSecret::new(SECRET).unwrap();
     for _ in 0..2 {
         let mut request = post("/calendar/channels", json!({}));
@@ -1460,7 +1531,7 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
         sent: AtomicUsize::new(0),
         statuses: Mutex::new(BTreeMap::new()),
         judged: Mutex::new([0; 3]),
-        live: Mutex::new((Vec::new(), Vec::new(), Vec::new())),
+        live: Mutex::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())),
     };
     let spec = Request {
         method: "GET".into(),
@@ -1488,6 +1559,9 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
             let weight = match (method.as_str(), template.as_str()) {
                 ("POST", "/calendar/channels" | "/calendar/calendars")
                 | ("DELETE", "/calendar/channels/{id}") => 1,
+                // Subscriptions are capped at 100, and each one makes the
+                // delivery worker post every change (to a closed port).
+                ("POST", "/calendar/webhooks") | ("DELETE", "/calendar/webhooks/{id}") => 2,
                 (_, "/openapi.json" | "/docs" | "/docs/{file}" | "/metrics") => 1,
                 // Deleting is quick to do and leaves nothing to patch.
                 ("DELETE", "/calendar/events/{id}") => 2,
@@ -1505,7 +1579,12 @@ async fn battery(database_url: Option<&str>, label: &str, total: usize) {
     assert!(operations.len() >= 16, "{} operations", operations.len());
     battery.doc = Arc::new(doc);
     let pool = Arc::new(seed_pool(&battery).await);
-    *battery.live.lock().unwrap() = (pool.events.clone(), pool.etags.clone(), Vec::new());
+    *battery.live.lock().unwrap() = (
+        pool.events.clone(),
+        pool.etags.clone(),
+        Vec::new(),
+        pool.webhooks.clone(),
+    );
     let battery = Arc::new(battery);
 
     let cases = total.div_ceil(BATCH) as u32;

@@ -253,7 +253,8 @@ async fn cleanup(args: calsync::settings::ServeArgs) -> Result<(), CommandError>
     let store = calsync_store::connect(&settings.database, &settings.store_options).await?;
     let clock: Arc<dyn calsync_domain::ports::Clock> = Arc::new(calsync_domain::ports::SystemClock);
     let report = CleanupService::new(store.clone(), clock, settings.retention_days)
-        .with_drive_notifications(store)
+        .with_drive_notifications(store.clone())
+        .with_change_feed(store.clone(), store, settings.changes_retention_days)
         .run()
         .await?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());

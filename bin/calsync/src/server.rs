@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
+use calsync_delivery::{HttpWebhookSender, SenderPolicy};
 use calsync_domain::ports::{CalendarProvider, Clock, Store, SystemClock};
-use calsync_domain::services::{ChannelService, Services};
+use calsync_domain::services::{ChannelService, Services, WebhookAdapters};
 use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
 use calsync_http::AppState;
@@ -142,7 +143,8 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         provider.clone(),
         clock.clone(),
         settings.services_config(webhook_url.clone(), Arc::new(TokioTimer)),
-    );
+    )
+    .with_webhooks(webhook_adapters(&settings, &logger)?);
     let wakeups = Wakeups::default();
     let (channel_stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
     let state = web::Data::new(
@@ -200,6 +202,26 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         shutdown,
         workers,
         logger,
+    })
+}
+
+/// What delivers the change feed to the application's webhooks: the
+/// SSRF-guarded sender (plain http to loopback receivers in development
+/// only), the key ring sealing signing secrets, and the change JSON.
+fn webhook_adapters(settings: &Settings, logger: &slog::Logger) -> Result<WebhookAdapters, String> {
+    let sender = HttpWebhookSender::new(SenderPolicy {
+        allow_plain_http_loopback: !settings.production,
+        allowed_hosts: settings.webhook_allowed_hosts.clone(),
+    })
+    .map_err(|e| format!("cannot build the webhook sender: {e}"))?;
+    if settings.development_secrets_key {
+        warn!(logger, "NO CALSYNC_SECRETS_KEY: webhook signing secrets are sealed with the PUBLIC development key, so anyone with the database can read them; set CALSYNC_SECRETS_KEY (or CALSYNC_SECRETS_KEY_FILE) before real use";
+            "action" => "startup", "status" => "insecure");
+    }
+    Ok(WebhookAdapters {
+        sender: Arc::new(sender),
+        keeper: settings.secret_keeper.clone(),
+        renderer: Arc::new(calsync_http::ChangeJson),
     })
 }
 

@@ -16,6 +16,9 @@ use clap::Args;
 mod tests;
 mod validate;
 
+/// `CALSYNC_CHANGES_RETENTION_DAYS`' default: a week of changes to replay.
+pub const DEFAULT_CHANGES_RETENTION_DAYS: u32 = 7;
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// `production` forbids the emulator and requires every setting.
@@ -73,6 +76,24 @@ pub struct ServeArgs {
     pub default_calendar: Option<String>,
     #[arg(long, env = "CALENDAR_EVENT_RETENTION_DAYS", default_value_t = calsync_domain::services::DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
+    /// Days a change stays in the change feed (and a webhook delivery
+    /// attempt in its log), 1 to 3650; an older cursor answers 410.
+    #[arg(long, env = "CALSYNC_CHANGES_RETENTION_DAYS", default_value_t = DEFAULT_CHANGES_RETENTION_DAYS)]
+    pub changes_retention_days: u32,
+    /// Hosts (names or IP addresses, comma-separated) webhooks may be
+    /// delivered to whatever addresses they resolve to, e.g. a receiver
+    /// on the private network; every other host must resolve to public
+    /// addresses. They still need https.
+    #[arg(long, env = "CALSYNC_WEBHOOK_ALLOWED_HOSTS", default_value = "")]
+    pub webhook_allowed_hosts: String,
+    /// The key ring that seals webhook signing secrets at rest:
+    /// `<key id>:<base64 of 32 bytes>[,<key id>:<base64>...]`, the first
+    /// key sealing and every key opening. Required in production.
+    #[arg(skip = secret_from_env("CALSYNC_SECRETS_KEY"))]
+    pub secrets_key: Option<String>,
+    /// A file holding `CALSYNC_SECRETS_KEY` (comma- or line-separated keys).
+    #[arg(long, env = "CALSYNC_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     #[arg(long, env = "CALSYNC_CHANNEL_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub channel_ttl_secs: u64,
     #[arg(long, env = "CALSYNC_RENEWAL_INTERVAL_SECS", default_value_t = 6 * 3600)]
@@ -175,6 +196,14 @@ pub struct Settings {
     pub generated_api_token: Option<String>,
     pub default_calendar: Option<CalendarId>,
     pub retention_days: u32,
+    pub changes_retention_days: u32,
+    /// Hosts webhooks may reach whatever they resolve to.
+    pub webhook_allowed_hosts: Vec<String>,
+    /// Seals webhook signing secrets (`CALSYNC_SECRETS_KEY`).
+    pub secret_keeper: std::sync::Arc<calsync_delivery::SealingKeeper>,
+    /// True when no key was set and the public development key seals
+    /// (development only; the server warns).
+    pub development_secrets_key: bool,
     pub channel_ttl: Duration,
     pub schedule: calsync_worker::Schedule,
     pub sync_poll: Duration,
@@ -201,6 +230,7 @@ impl Settings {
         calsync_domain::services::ServicesConfig {
             channel_ttl: self.channel_ttl,
             retention_days: self.retention_days,
+            changes_retention_days: self.changes_retention_days,
             outbox_retry: self.outbox_retry,
             sync_page_size: self.sync_page_size,
             sync_follow_up_rest: self.sync_rest,

@@ -39,6 +39,9 @@ pub enum HttpError {
     MethodNotAllowed {
         allow: Vec<String>,
     },
+    /// The application's webhooks were asked for, and this server was built
+    /// without the adapters that deliver them (`Services::webhooks` is `None`).
+    WebhooksNotConfigured,
 }
 
 /// The JSON body of every error answer.
@@ -93,6 +96,9 @@ impl std::fmt::Display for HttpError {
             Self::MethodNotAllowed { allow } => {
                 write!(f, "method not allowed; this path serves {}", allow.join(", "))
             }
+            Self::WebhooksNotConfigured => f.write_str(
+                "webhook delivery is not configured on this server; the change feed (GET /calendar/changes) is",
+            ),
         }
     }
 }
@@ -113,6 +119,9 @@ impl HttpError {
             Self::DeletedAtGoogle { .. } => (StatusCode::CONFLICT, "deleted_at_google"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::WebhooksNotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, "webhooks_not_configured")
+            }
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
                 DomainError::Unprocessable { .. } => {
@@ -130,6 +139,9 @@ impl HttpError {
                 DomainError::IdempotencyKeyReused => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
                 }
+                // The changes after it were purged: the reader resynchronises
+                // (docs/CHANGE-FEED.md), so it is gone, not missing.
+                DomainError::CursorExpired { .. } => (StatusCode::GONE, "cursor_expired"),
                 // Worth retrying: the client (or Google, for webhooks) should come back.
                 DomainError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 DomainError::Provider { kind, .. } => match kind {

@@ -5,6 +5,7 @@
 mod api_tokens;
 mod auth;
 mod calendars;
+mod changes;
 mod channels;
 mod context;
 mod drive_sink;
@@ -14,6 +15,7 @@ mod health;
 mod openapi;
 mod request;
 mod state;
+mod subscriptions;
 mod sync;
 mod trusted_proxies;
 mod webhooks;
@@ -22,6 +24,7 @@ use actix_web::web;
 
 pub use api_tokens::ApiTokens;
 pub use auth::Authenticated;
+pub use changes::{ChangeJson, ChangeResource};
 pub use context::{REQUEST_ID_HEADER, RequestContext};
 pub use error::{ErrorBody, HttpError};
 pub use events::{EventResource, MAX_EVENT_BODY_BYTES};
@@ -120,6 +123,16 @@ routes! {
         post "/channels" => channels::create;
         get "/channels" => channels::list;
         delete "/channels/{id}" => channels::stop;
+        get "/changes" => changes::list;
+        get "/changes/latest" => changes::latest;
+        post "/webhooks" => subscriptions::create;
+        get "/webhooks" => subscriptions::list;
+        get "/webhooks/{id}" => subscriptions::get;
+        patch "/webhooks/{id}" => subscriptions::update;
+        delete "/webhooks/{id}" => subscriptions::delete;
+        post "/webhooks/{id}/rotate-secret" => subscriptions::rotate_secret;
+        post "/webhooks/{id}/test" => subscriptions::test;
+        get "/webhooks/{id}/attempts" => subscriptions::attempts;
     }
     "/health" (limit MAX_BODY_BYTES) {
         get "/calendar" => health::calendar;

@@ -16,7 +16,9 @@ use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, Response
 use utoipa::{Modify, OpenApi};
 
 use crate::request::rules;
-use crate::{HttpError, calendars, channels, error, events, health, sync, webhooks};
+use crate::{
+    HttpError, calendars, changes, channels, error, events, health, subscriptions, sync, webhooks,
+};
 
 pub(crate) mod responses;
 
@@ -31,6 +33,9 @@ pub(crate) mod responses;
         sync::request_sync,
         calendars::add, calendars::list, calendars::get, calendars::change, calendars::remove,
         channels::create, channels::list, channels::stop,
+        changes::list, changes::latest,
+        subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
+        subscriptions::delete, subscriptions::rotate_secret, subscriptions::test, subscriptions::attempts,
         webhooks::calendar, webhooks::drive,
         health::calendar, health::live, health::ready, health::metrics,
         spec, docs, docs_file,
@@ -42,6 +47,8 @@ pub(crate) mod responses;
         (name = "sync", description = "Sync requests"),
         (name = "calendars", description = "Managed calendars and the principal each is accessed as"),
         (name = "channels", description = "Google push channels (`POST /calendar/channels` also makes the calendar managed, as the deployment's default principal)"),
+        (name = "changes", description = "The change feed: every change to the mirror, in cursor order, replayable within its retention (docs/CHANGE-FEED.md)"),
+        (name = "subscriptions", description = "Webhook subscriptions: the change feed delivered to the application, at least once and in cursor order, signed to the Standard Webhooks specification"),
         (name = "webhooks", description = "Google's push notifications (authenticated by channel token)"),
         (name = "health", description = "Health, probes and metrics"),
         (name = "docs", description = "This document and its browsable page"),
@@ -89,6 +96,10 @@ impl Modify for Corrections {
                 if id == "listEvents" {
                     page_token(operation);
                 }
+                if id == "listChanges" {
+                    set_pattern(operation, "after", rules::cursor_pattern());
+                    set_pattern(operation, "types", rules::change_types_pattern());
+                }
                 if OPTIONAL_BODIES.contains(&id.as_str())
                     && let Some(body) = operation.request_body.as_mut()
                 {
@@ -113,6 +124,9 @@ impl Modify for Corrections {
             );
         }
         if let Some(components) = openapi.components.as_mut() {
+            for body in ["CreateWebhook", "PatchWebhook"] {
+                property_pattern(components, body, "url", rules::WEBHOOK_URL);
+            }
             one_time_form(components);
             body_rules(components);
         }
@@ -314,6 +328,27 @@ fn page_token(operation: &mut Operation) {
     }
 }
 
+/// Sets the pattern of the query or header parameter `name` (patterns
+/// built from code: a cursor's range, the change type names).
+fn set_pattern(operation: &mut Operation, name: &str, pattern: String) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == name
+            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        {
+            object.pattern = Some(pattern.clone());
+        }
+    }
+}
+
+/// Sets the pattern of `schema`'s string property `property`.
+fn property_pattern(components: &mut Components, schema: &str, property: &str, pattern: &str) {
+    if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+        && let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property)
+    {
+        field.pattern = Some(pattern.to_owned());
+    }
+}
+
 /// Adds JSON Schema keywords utoipa's `Object` has no field for (`anyOf`
 /// beside `properties`, `if`/`then`); they serialize beside the others.
 fn add_keywords(components: &mut Components, schema: &str, keywords: serde_json::Value) {
@@ -327,7 +362,7 @@ fn add_keywords(components: &mut Components, schema: &str, keywords: serde_json:
 }
 
 /// The body rules across fields that JSON Schema can state: a patch names
-/// something to change (`decode_patch_body`); a start and an end given
+/// something to change (`decode_patch_body`, `subscriptions::update`); a start and an end given
 /// together are of one kind, both `dateTime` or both `date`
 /// (`calsync_domain::event::check_span`; the order of the two only prose
 /// can say); and a timed recurring series names its start's and end's
@@ -353,6 +388,20 @@ fn body_rules(components: &mut Components) {
             "if": recurring,
             "then": {"properties": {"start": zoned, "end": zoned}},
         }),
+    );
+    // A subscription's patch names something to change (`null` counts
+    // where it clears: `subscriptions::update`).
+    add_keywords(
+        components,
+        "PatchWebhook",
+        json!({"anyOf": [
+            {"required": ["types"]},
+            {"required": ["entityType"]},
+            {"required": ["calendarId"]},
+            {"required": ["description"]},
+            present("url", "string"),
+            present("enabled", "boolean"),
+        ]}),
     );
     let zoned_or_absent = json!({"anyOf": [{"type": "null"}, zoned]});
     let both = json!({"required": ["start", "end"],

@@ -8,7 +8,8 @@ use std::time::Duration;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{DriveNotificationSink, Timer};
 use calsync_domain::services::{
-    CalendarService, ChannelService, EventService, HealthService, NotificationService, Services,
+    CalendarService, ChannelService, EventService, FeedService, HealthService, NotificationService,
+    Services, WebhookService,
 };
 use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::Notify;
@@ -31,8 +32,8 @@ pub const DEFAULT_WEBHOOK_RATE_PER_MINUTE: NonZeroU32 = match NonZeroU32::new(60
 };
 
 /// tokio's timer: the routes run on actix's tokio runtime, and time a
-/// write's `?wait=true` with it whether or not the service graph has a
-/// timer of its own.
+/// write's `?wait=true` and a feed read's `waitSecs` with it whether or not
+/// the service graph has a timer of its own.
 struct RouteTimer;
 
 #[async_trait::async_trait]
@@ -49,6 +50,11 @@ pub struct AppState {
     pub calendars: CalendarService,
     pub events: EventService,
     pub health: HealthService,
+    /// The change feed (`GET /calendar/changes`).
+    pub feed: FeedService,
+    /// The application's webhook subscriptions; `None` when the service
+    /// graph was built without delivery adapters (the routes answer 503).
+    pub webhooks: Option<WebhookService>,
     pub drive_sink: Arc<dyn DriveNotificationSink>,
     pub api_tokens: ApiTokens,
     /// Used when a request names no calendar.
@@ -182,6 +188,8 @@ impl AppStateBuilder {
             calendars: services.calendars,
             events: services.events.with_wait_timer(Arc::new(RouteTimer)),
             health: services.health,
+            feed: services.feed.with_timer(Arc::new(RouteTimer)),
+            webhooks: services.webhooks,
             drive_sink,
             api_tokens: self.api_tokens,
             default_calendar: self.default_calendar,

@@ -2,6 +2,7 @@
 //! each result ending in one `key=value` line. One module per benchmark;
 //! `fixtures` holds what they share.
 
+pub mod feed;
 mod fixtures;
 pub mod fleet;
 mod http;
@@ -85,6 +86,33 @@ pub enum Bench {
         #[command(flatten)]
         server_bin: ServerBin,
     },
+    /// The change feed and webhooks: `calsync serve` (see --server-bin) on
+    /// a feed pre-filled in SQL with --feed-rows changes (~1.5 KB each);
+    /// remote edits at --changes-per-min for --duration-secs, each timed to
+    /// a long-polling reader of GET /calendar/changes and to a webhook
+    /// receiver (p50/p99); --reads reads of 1,000 changes from random
+    /// cursors and of one entity's changes (p50/p99); a full sync of
+    /// --events against the store's ceiling. Figures beside the goals
+    /// (feed p99 < 200 ms, webhook p99 < 1 s, read p99 < 50 ms, full sync
+    /// >= 0.85 of the ceiling). SQLite, and Postgres with --postgres-url
+    /// (a fresh schema, dropped after).
+    Feed {
+        #[arg(long, default_value_t = 600)]
+        changes_per_min: u32,
+        #[arg(long, default_value_t = 60)]
+        duration_secs: u64,
+        /// Changes pre-filled [default: 10000000 on Postgres, 1000000 on SQLite].
+        #[arg(long)]
+        feed_rows: Option<u64>,
+        #[arg(long, default_value_t = 200)]
+        reads: usize,
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        #[command(flatten)]
+        server_bin: ServerBin,
+    },
     /// Start `calsync serve` (see --server-bin) on a database seeded with N
     /// events, load `/webhooks/calendar` and `/health/live` with
     /// --concurrency clients for --duration-secs each, then time
@@ -110,6 +138,27 @@ impl Bench {
     /// Runs the benchmark, printing its result lines.
     pub async fn run(self) -> Result<(), LabError> {
         match self {
+            Self::Feed {
+                changes_per_min,
+                duration_secs,
+                feed_rows,
+                reads,
+                events,
+                postgres_url,
+                server_bin,
+            } => {
+                feed::FeedBench {
+                    changes_per_min: changes_per_min.max(1),
+                    duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                    feed_rows,
+                    reads: reads.max(1),
+                    events: events.max(1),
+                    postgres_url,
+                    server_bin: server_bin.resolve()?,
+                }
+                .run()
+                .await
+            }
             Self::Http {
                 events,
                 concurrency,

@@ -6,10 +6,17 @@
 //! the same database). Then the faults are cleared,
 //! writing stops, and the mirror must converge to Google's truth with every
 //! acknowledged write there exactly once, no 5xx, no panic and no leak in
-//! the logs. Exits non-zero otherwise, printing the seed to replay with.
+//! the logs. Meanwhile a flaky webhook receiver ([`receiver`]) is
+//! subscribed to the change feed; at the end every change of the mirror
+//! must be in the feed, every change must have reached the receiver,
+//! signed, and replaying the feed must rebuild the mirror
+//! ([`check::feed`]). Exits non-zero otherwise, printing the seed to
+//! replay with.
 
 mod actors;
 mod check;
+mod feed;
+mod receiver;
 mod report;
 mod rng;
 
@@ -28,13 +35,18 @@ use actors::{API_TOKEN, Shared, WEBHOOK_SECRET, lock};
 use check::{Diff, Snapshot, WriteVerdict};
 use net::Http;
 use procs::Proc;
-use report::{Figures, report};
+use receiver::Receiver;
+use report::{FeedFigures, Figures, report};
 use rng::Rng;
 
 /// Events "someone" has in Google before calsync watches the calendar.
 const SEEDED_EVENTS: usize = 40;
 /// How long in-flight writes may still retry once the chaos stops.
 const WRITE_GRACE: Duration = Duration::from_secs(30);
+/// The key sealing webhook secrets: the base64 of 32 bytes.
+const SECRETS_KEY: &str = "Y2hhb3Mtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+/// Reads of the feed and the mirror at the end that may race a late change.
+const FEED_READS: usize = 3;
 
 /// The flags' defaults, also [`ChaosArgs::default`]'s.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -323,9 +335,23 @@ impl ChaosArgs {
             shared.secs()
         );
 
-        // The chaos phase.
+        // The application's webhook receiver, subscribed to every change
+        // from here on.
         let duration = Duration::from_secs(self.duration_secs.max(1));
+        let receiver = Receiver::start(duration, rng.fork(5)).await?;
+        let subscription = feed::subscribe(&shared, &receiver).await?;
+        receiver.set_secret(subscription.secret.clone());
+        println!(
+            "{tag}: webhook subscription {} from cursor {} to {}",
+            subscription.id,
+            subscription.start.encode(),
+            receiver.url()
+        );
+
+        // The chaos phase.
         *lock(&shared.phase_start) = Instant::now();
+        receiver.begin();
+        let outage = tokio::spawn(receiver::outage(shared.clone(), receiver.clone()));
         let writers: Vec<_> = (0..self.writers.max(1))
             .map(|i| tokio::spawn(actors::writer(shared.clone(), i, rng.fork(10 + i as u64))))
             .collect();
@@ -346,6 +372,7 @@ impl ChaosArgs {
         let mut server = outcome.server;
         shared.stop_faults();
         let _ = faults.await;
+        let _ = outage.await;
         shared.admin("DELETE", "/faults", None).await?;
         shared.stop_writing(WRITE_GRACE);
         for writer in writers {
@@ -389,13 +416,26 @@ impl ChaosArgs {
             // Kept with the logs when the run fails (the directory goes when it passes).
             let _ = std::fs::write(dir.join("final-state.json"), snapshot.raw.to_string());
         }
+        let feed = match server.exited() {
+            Some(status) => {
+                FeedFigures::failed(format!("the server is not running ({status})"), &receiver)
+            }
+            None => feed_figures(&shared, &receiver, &subscription).await,
+        };
+        receiver.stop();
         let stats = shared.admin("GET", "/stats", None).await.ok();
         server.kill();
         emulator.kill();
         let logs = check::scan_logs(
             &server.log,
             &[emulator.log.as_path()],
-            &[API_TOKEN, WEBHOOK_SECRET, channel_token.as_str()],
+            &[
+                API_TOKEN,
+                WEBHOOK_SECRET,
+                SECRETS_KEY,
+                channel_token.as_str(),
+                subscription.secret.as_str(),
+            ],
         );
         Ok(report(
             &tag,
@@ -408,6 +448,7 @@ impl ChaosArgs {
                 limit,
                 last,
                 stats: stats.map(|s| s.body),
+                feed,
                 logs,
                 server_log: server.log.clone(),
             },
@@ -428,6 +469,9 @@ fn server_env(database_url: &str, port: u16, emulator_port: u16) -> Vec<(String,
         ),
         ("CALSYNC_API_TOKENS", API_TOKEN.to_owned()),
         ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        // Webhook signing secrets are sealed with a key of the run's own,
+        // as in production (not the public development key).
+        ("CALSYNC_SECRETS_KEY", format!("k1:{SECRETS_KEY}")),
         ("CALSYNC_DEFAULT_CALENDAR", "primary".to_owned()),
         // A killed replica's leases must lapse quickly for its restart to resume.
         ("CALSYNC_LEASE_TTL_SECS", "6".to_owned()),
@@ -490,5 +534,49 @@ async fn initial_sync(shared: &Shared, seeded: &[String]) -> Result<(), String> 
             return Err("the mirror could not be listed for 60 s".into());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Once the mirror converged: waits for delivery to catch up, then reads
+/// the whole feed and the mirror (again if a change came in between) and
+/// judges them with what the receiver read.
+async fn feed_figures(
+    shared: &Shared,
+    receiver: &Receiver,
+    subscription: &feed::Subscription,
+) -> FeedFigures {
+    let catch_up = feed::catch_up(shared, receiver, subscription).await;
+    let mut last_error = String::from("never read");
+    for _ in 0..FEED_READS {
+        let read = async {
+            let before = feed::latest(shared).await?;
+            let changes = feed::read_all(shared).await?;
+            let snapshot = check::snapshot(shared).await?;
+            let after = feed::latest(shared).await?;
+            Ok::<_, String>((before == after, changes, snapshot))
+        };
+        match read.await {
+            Ok((true, changes, snapshot)) => {
+                let mirror = snapshot.raw["mirror"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let verdict =
+                    check::feed::check(&changes, &mirror, &receiver.receipts(), subscription.start);
+                return FeedFigures {
+                    verdict: Some(verdict),
+                    error: None,
+                    receiver: receiver.figures(),
+                    catch_up: Some(catch_up),
+                };
+            }
+            Ok((false, _, _)) => last_error = "the feed kept changing while read".into(),
+            Err(error) => last_error = error,
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    FeedFigures {
+        catch_up: Some(catch_up),
+        ..FeedFigures::failed(last_error, receiver)
     }
 }

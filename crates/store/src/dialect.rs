@@ -42,6 +42,10 @@ pub(crate) trait Dialect {
     /// The mirror row of this dialect's copy of the query tree (each copy
     /// has its own, typed by its own schema), for [`Dialect::upsert_events`].
     type EventRow: Send + Sync + 'static;
+    /// A feed change row to insert, for [`Dialect::insert_changes`].
+    type NewChangeRow: Send + 'static;
+    /// A webhook attempt row to insert, for [`Dialect::insert_attempts`].
+    type NewAttemptRow: Send + 'static;
 
     /// Whether write transactions queue in-process, one at a time.
     const SERIALIZE_WRITES: bool;
@@ -52,10 +56,38 @@ pub(crate) trait Dialect {
     /// through the connection's transaction manager).
     fn begin_write(conn: &mut Self::Conn) -> impl Future<Output = QueryResult<()>> + Send;
 
+    /// Serializes the transactions that record feed changes, so change
+    /// seqs are handed out in commit order: taken just before a write
+    /// transaction inserts its change rows, its last statement, and held
+    /// until it ends. A no-op where writes are serialized already.
+    fn lock_feed(conn: &mut Self::Conn) -> impl Future<Output = QueryResult<()>> + Send;
+
+    /// One mirror row, locked against concurrent writers until the write
+    /// transaction ends (where the dialect has row locks), so what a write
+    /// records as the row before it is what it replaced.
+    fn load_event_for_update<'a>(
+        conn: &'a mut Self::Conn,
+        id: &'a str,
+    ) -> impl Future<Output = QueryResult<Option<Self::EventRow>>> + Send + 'a;
+
     /// Inserts or fully replaces mirror rows, in as few statements as the
     /// dialect allows.
     fn upsert_events(
         conn: &mut Self::Conn,
         rows: Vec<Self::EventRow>,
     ) -> impl Future<Output = Result<(), calsync_domain::Error>> + Send;
+
+    /// Inserts feed change rows, in as few statements as the dialect allows
+    /// (they are written holding the feed lock).
+    fn insert_changes(
+        conn: &mut Self::Conn,
+        rows: Vec<Self::NewChangeRow>,
+    ) -> impl Future<Output = QueryResult<()>> + Send;
+
+    /// Inserts webhook attempt rows, in as few statements as the dialect
+    /// allows.
+    fn insert_attempts(
+        conn: &mut Self::Conn,
+        rows: Vec<Self::NewAttemptRow>,
+    ) -> impl Future<Output = QueryResult<()>> + Send;
 }

@@ -1,9 +1,9 @@
 //! The Postgres backend: diesel-async's `AsyncPgConnection` in a bb8 pool.
 //! What it provides the shared query code is its [`Dialect`] impl.
 
-use diesel::ExpressionMethods;
 use diesel::QueryResult;
 use diesel::upsert::excluded;
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
@@ -22,7 +22,7 @@ use crate::{Error, StoreOptions};
 mod queries;
 
 use queries::schema::calendar_events as ev;
-use queries::{Conn, DieselStore, DomainResult, EventRow, db};
+use queries::{Conn, DieselStore, DomainResult, EventRow, NewAttemptRow, NewChangeRow, db};
 
 /// The Postgres dialect.
 pub(crate) struct PgDialect;
@@ -43,6 +43,8 @@ impl Dialect for PgDialect {
     type Ts = Ts;
     type Json = Json;
     type EventRow = EventRow;
+    type NewChangeRow = NewChangeRow;
+    type NewAttemptRow = NewAttemptRow;
 
     /// Postgres runs concurrent writers itself.
     const SERIALIZE_WRITES: bool = false;
@@ -53,10 +55,60 @@ impl Dialect for PgDialect {
         <Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await
     }
 
+    async fn lock_feed(conn: &mut Conn) -> QueryResult<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(FEED_LOCK_KEY)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
+
+    async fn load_event_for_update<'a>(
+        conn: &'a mut Conn,
+        id: &'a str,
+    ) -> QueryResult<Option<EventRow>> {
+        ev::table
+            .find(id)
+            .select(EventRow::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()
+    }
+
     async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {
         upsert_events(conn, rows).await
     }
+
+    async fn insert_changes(conn: &mut Conn, rows: Vec<NewChangeRow>) -> QueryResult<()> {
+        for chunk in rows.chunks(BATCH_CHUNK) {
+            diesel::insert_into(queries::schema::calendar_changes::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_attempts(conn: &mut Conn, rows: Vec<NewAttemptRow>) -> QueryResult<()> {
+        for chunk in rows.chunks(BATCH_CHUNK) {
+            diesel::insert_into(queries::schema::calendar_webhook_attempts::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
+
+/// Rows per multi-row insert of feed changes or attempts (10 and 8
+/// parameters each: far under Postgres's 65535 bind parameters).
+const BATCH_CHUNK: usize = 1000;
+
+/// The advisory lock that orders the change feed's writers (`lock_feed`):
+/// one constant key, "calsyncf" in ASCII, unlikely to meet another
+/// application's key in a shared database.
+const FEED_LOCK_KEY: i64 = i64::from_be_bytes(*b"calsyncf");
 
 pub(crate) type PgStore = DieselStore;
 

@@ -25,7 +25,7 @@ use crate::{Error, StoreOptions};
 )]
 mod queries;
 
-use queries::{Conn, DieselStore, DomainResult, EventRow, db};
+use queries::{Conn, DieselStore, DomainResult, EventRow, NewAttemptRow, NewChangeRow, db};
 
 /// The SQLite dialect.
 pub(crate) struct SqliteDialect;
@@ -45,6 +45,8 @@ impl Dialect for SqliteDialect {
     type Ts = Ts;
     type Json = Json;
     type EventRow = EventRow;
+    type NewChangeRow = NewChangeRow;
+    type NewAttemptRow = NewAttemptRow;
 
     /// SQLite has one writer at a time; queueing writers here is fairer and
     /// cheaper than letting them spin on the busy handler.
@@ -59,10 +61,67 @@ impl Dialect for SqliteDialect {
         .await
     }
 
+    /// Write transactions run one at a time (`SERIALIZE_WRITES` and
+    /// `BEGIN IMMEDIATE`): seqs are handed out in commit order already.
+    async fn lock_feed(_conn: &mut Conn) -> QueryResult<()> {
+        Ok(())
+    }
+
+    /// The write transaction holds the database's write lock: no other
+    /// writer can change the row before it ends.
+    async fn load_event_for_update<'a>(
+        conn: &'a mut Conn,
+        id: &'a str,
+    ) -> QueryResult<Option<EventRow>> {
+        use diesel::{OptionalExtension, QueryDsl, SelectableHelper};
+        use diesel_async::RunQueryDsl;
+        queries::schema::calendar_events::table
+            .find(id)
+            .select(EventRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
     async fn upsert_events(conn: &mut Conn, rows: Vec<EventRow>) -> DomainResult<()> {
         upsert_events(conn, rows).await
     }
+
+    /// diesel batches inserts on SQLite only over its own (blocking)
+    /// connection, so the rows go there in one hop.
+    async fn insert_changes(conn: &mut Conn, rows: Vec<NewChangeRow>) -> QueryResult<()> {
+        conn.spawn_blocking(move |inner| {
+            for chunk in rows.chunks(BATCH_CHUNK) {
+                diesel::RunQueryDsl::execute(
+                    diesel::insert_into(queries::schema::calendar_changes::table).values(chunk),
+                    inner,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// As `insert_changes`.
+    async fn insert_attempts(conn: &mut Conn, rows: Vec<NewAttemptRow>) -> QueryResult<()> {
+        conn.spawn_blocking(move |inner| {
+            for chunk in rows.chunks(BATCH_CHUNK) {
+                diesel::RunQueryDsl::execute(
+                    diesel::insert_into(queries::schema::calendar_webhook_attempts::table)
+                        .values(chunk),
+                    inner,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }
+
+/// Rows per multi-row insert of feed changes or attempts: 10 and 8
+/// parameters each stay under SQLite's 32766 bind parameters.
+const BATCH_CHUNK: usize = 1000;
+const _: () = assert!(BATCH_CHUNK * 10 <= 32766);
 
 /// Readers are cheap, and there is only ever one writer.
 const MAX_CONNECTIONS: u32 = 4;

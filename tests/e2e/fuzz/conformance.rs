@@ -224,12 +224,16 @@ fn listing_dependencies(query: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 /// Refusals a valid request may meet, each a rule the document states in
-/// prose: an end that does not fit its start (create: the body's; patch:
-/// the stored event's), a zone name the IANA database does not know, an
+/// prose: a webhook URL calsync will not deliver to, an end that does not
+/// fit its start (create: the body's; patch: the stored event's), a zone
+/// name the IANA database does not know, an
 /// instant whose UTC year leaves 0001 to 9999 (`0001-01-01T00:30:00+01:00`),
 /// and an email address over 254 bytes in fewer characters.
 fn prose_allows(request: &Request, at: &str, message: &str) -> bool {
-    if at == "end" {
+    // A webhook URL's host must resolve, and only to addresses calsync may
+    // deliver to (https; plain http to loopback in development): the state
+    // of DNS and the deployment, stated in prose.
+    if at == "end" || at == "url" {
         return true;
     }
     if at.ends_with(".timeZone") && message.contains("IANA") {

@@ -83,9 +83,78 @@ fn production_names_each_missing_setting() {
     .concat();
     let error = settings(&with_secret).err().unwrap();
     assert!(error.contains("CALSYNC_API_TOKENS"), "{error}");
-    let complete = [&with_secret[..], &["--api-tokens-file", &tokens]].concat();
+    let with_tokens = [&with_secret[..], &["--api-tokens-file", &tokens]].concat();
+    let error = settings(&with_tokens).err().unwrap();
+    assert!(error.contains("CALSYNC_SECRETS_KEY"), "{error}");
+    let ring = file(&format!("{KEY_K2}\n"));
+    let complete = [&with_tokens[..], &["--secrets-key-file", &ring]].concat();
     let s = settings(&complete).unwrap();
     assert!(s.production && s.generated_api_token.is_none() && s.default_calendar.is_none());
+    assert!(!s.development_secrets_key);
+}
+
+/// Two key-ring entries (32 bytes of 0x01 and of 0x02, base64).
+const KEY_K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_K2: &str = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+#[test]
+fn the_change_feed_and_webhook_settings_have_their_defaults_and_bounds() {
+    use calsync_domain::ports::SecretKeeper;
+    let s = settings(&[]).unwrap();
+    assert_eq!(s.changes_retention_days, 7);
+    assert_eq!(
+        s.services_config("x".into(), std::sync::Arc::new(calsync_worker::TokioTimer))
+            .changes_retention_days,
+        7
+    );
+    assert!(s.webhook_allowed_hosts.is_empty());
+    // Development without a key: the public development key, flagged so
+    // the server warns.
+    assert!(s.development_secrets_key);
+    let secret = s.secret_keeper.new_signing_secret().unwrap();
+    let sealed = s.secret_keeper.seal(&secret).unwrap();
+    assert!(sealed.0.starts_with("v1.dev."), "{sealed:?}");
+    for days in ["1", "3650"] {
+        let s = settings(&["--changes-retention-days", days]).unwrap();
+        assert_eq!(s.changes_retention_days.to_string(), days);
+    }
+    let s = settings(&[
+        "--webhook-allowed-hosts",
+        " hooks.internal, 10.0.0.7 ,[fd00::1],,",
+    ])
+    .unwrap();
+    assert_eq!(
+        s.webhook_allowed_hosts,
+        ["hooks.internal", "10.0.0.7", "[fd00::1]"]
+    );
+    // A ring in a file, one key a line: the first seals, both open.
+    let ring = file(&format!("{KEY_K2}\n{KEY_K1}\n"));
+    let s = settings(&["--secrets-key-file", &ring]).unwrap();
+    assert!(!s.development_secrets_key);
+    let sealed = s.secret_keeper.seal(&secret).unwrap();
+    assert!(sealed.0.starts_with("v1.k2."), "{sealed:?}");
+    assert_eq!(s.secret_keeper.open(&sealed).unwrap(), secret);
+}
+
+#[test]
+fn a_bad_key_ring_is_named_without_showing_a_key() {
+    for ring in [
+        "k1:AQEB",
+        "k1",
+        "k1:not base64!",
+        "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=,k1:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+        "",
+    ] {
+        let path = file(ring);
+        let error = settings(&["--secrets-key-file", &path]).err().unwrap();
+        assert!(error.contains("CALSYNC_SECRETS_KEY"), "{ring}: {error}");
+        assert!(
+            !error.contains("AQEB") && !error.contains("AgIC"),
+            "{error}"
+        );
+    }
+    let error = settings(&["--secrets-key", KEY_K1]).err().unwrap();
+    assert!(error.contains("unexpected argument"), "{error}");
 }
 
 #[test]
@@ -219,6 +288,22 @@ fn bad_values_are_named() {
         (
             vec!["--read-only-probe-secs", "0"],
             "CALSYNC_READ_ONLY_PROBE_SECS",
+        ),
+        (
+            vec!["--changes-retention-days", "0"],
+            "CALSYNC_CHANGES_RETENTION_DAYS",
+        ),
+        (
+            vec!["--changes-retention-days", "3651"],
+            "CALSYNC_CHANGES_RETENTION_DAYS",
+        ),
+        (
+            vec!["--webhook-allowed-hosts", "https://hooks.internal"],
+            "CALSYNC_WEBHOOK_ALLOWED_HOSTS",
+        ),
+        (
+            vec!["--webhook-allowed-hosts", "hooks.internal:8443"],
+            "CALSYNC_WEBHOOK_ALLOWED_HOSTS",
         ),
     ] {
         let error = settings(&args)

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use calsync_delivery::SealingKeeper;
 use calsync_domain::ids::CalendarId;
 use calsync_domain::webhook::WebhookSecret;
 use calsync_google::SendUpdates;
@@ -72,6 +73,30 @@ fn emulator_api_url(url: &str) -> Result<String, String> {
     }
 }
 
+/// `CALSYNC_WEBHOOK_ALLOWED_HOSTS`: host names or IP addresses (an IPv6
+/// one bracketed or not), without scheme, port or path.
+fn allowed_hosts(list: &str) -> Result<Vec<String>, String> {
+    let mut hosts = Vec::new();
+    for host in list.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let ipv6 = bare.parse::<std::net::Ipv6Addr>().is_ok();
+        let plain = bare.len() <= 253
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !(ipv6 || plain) {
+            return Err(format!(
+                "CALSYNC_WEBHOOK_ALLOWED_HOSTS: '{host}' is not a host name or IP address (no scheme, port or path)"
+            ));
+        }
+        hosts.push(host.to_owned());
+    }
+    Ok(hosts)
+}
+
 impl ServeArgs {
     /// Validates everything at once; the error names the setting.
     pub fn settings(mut self) -> Result<Settings, String> {
@@ -91,6 +116,12 @@ impl ServeArgs {
             self.api_tokens_file.take(),
         )?
         .map(|list| list.replace(['\r', '\n'], ","));
+        self.secrets_key = secret(
+            "CALSYNC_SECRETS_KEY",
+            self.secrets_key.take(),
+            self.secrets_key_file.take(),
+        )?
+        .map(|ring| ring.replace(['\r', '\n'], ","));
         let production = match self.env.as_str() {
             "production" => true,
             "development" => false,
@@ -176,6 +207,18 @@ impl ServeArgs {
                 )
             }
         };
+        let (secret_keeper, development_secrets_key) = match self.secrets_key {
+            // The keeper's errors name the key id at fault, never a key.
+            Some(ring) => (
+                SealingKeeper::from_config(&ring)
+                    .map_err(|e| format!("CALSYNC_SECRETS_KEY: {e}"))?,
+                false,
+            ),
+            None if production => {
+                return Err("CALSYNC_SECRETS_KEY is required in production: it seals webhook signing secrets (k1:<base64 of 32 random bytes>, e.g. from `openssl rand -base64 32`)".into());
+            }
+            None => (SealingKeeper::development(), true),
+        };
         let default_calendar = match self.default_calendar {
             Some(id) => {
                 Some(CalendarId::new(id).map_err(|e| format!("CALSYNC_DEFAULT_CALENDAR: {e}"))?)
@@ -203,6 +246,13 @@ impl ServeArgs {
             generated_api_token,
             default_calendar,
             retention_days: self.retention_days,
+            changes_retention_days: match self.changes_retention_days {
+                days @ 1..=3650 => days,
+                _ => return Err("CALSYNC_CHANGES_RETENTION_DAYS must be 1 to 3650".into()),
+            },
+            webhook_allowed_hosts: allowed_hosts(&self.webhook_allowed_hosts)?,
+            secret_keeper: std::sync::Arc::new(secret_keeper),
+            development_secrets_key,
             channel_ttl: positive("CALSYNC_CHANNEL_TTL_SECS", self.channel_ttl_secs)?,
             schedule: calsync_worker::Schedule {
                 renewal_every: positive(

@@ -60,3 +60,15 @@ pub enum NotificationRefusals {
     )]
     Unavailable(ErrorBody),
 }
+
+#[derive(IntoResponses)]
+#[response(status = 404, description = "No such webhook subscription")]
+pub struct WebhookNotFound(ErrorBody);
+
+/// The webhook routes' 503: the store, or a server built without delivery.
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "The database is unavailable (`unavailable`: retry), or this server was started without webhook delivery (`webhooks_not_configured`)"
+)]
+pub struct WebhooksUnavailable(ErrorBody);

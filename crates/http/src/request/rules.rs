@@ -237,9 +237,136 @@ pub fn is_changed_list(value: &[u8]) -> bool {
             .all(|part| part.len() <= 64 && part.iter().all(|b| (0x20..=0x7E).contains(b)))
 }
 
+/// A change-feed cursor as `calsync_domain::feed::Cursor` writes and reads
+/// it: `c` and a base-36 number (lower case, leading zeros allowed) of at
+/// most 13 digits that fits in 64 bits.
+pub fn cursor_pattern() -> String {
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    const DIGITS: &str = "[0-9a-z]";
+    // u64::MAX in base 36: the largest 13-digit cursor.
+    let max = calsync_domain::feed::Cursor::from_seq(u64::MAX).encode();
+    let max = max.strip_prefix('c').unwrap_or(&max).as_bytes().to_vec();
+    let below = |digit: u8| -> Option<String> {
+        let index = ALPHABET.iter().position(|d| *d == digit)?;
+        Some(match index {
+            0 => return None,
+            1 => "0".to_owned(),
+            2..=10 => format!("[0-{}]", char::from(ALPHABET[index - 1])),
+            11 => "[0-9a]".to_owned(),
+            _ => format!("[0-9a-{}]", char::from(ALPHABET[index - 1])),
+        })
+    };
+    let mut options = vec![format!("{DIGITS}{{1,{}}}", max.len() - 1)];
+    for (i, digit) in max.iter().enumerate() {
+        if let Some(class) = below(*digit) {
+            let rest = max.len() - i - 1;
+            let tail = match rest {
+                0 => String::new(),
+                1 => DIGITS.to_owned(),
+                n => format!("{DIGITS}{{{n}}}"),
+            };
+            options.push(format!(
+                "{}{class}{tail}",
+                String::from_utf8_lossy(&max[..i])
+            ));
+        }
+    }
+    options.push(String::from_utf8_lossy(&max).into_owned());
+    format!("^c({})$", options.join("|"))
+}
+
+/// `types` in a feed read: change type names separated by commas (no
+/// spaces); empty means every type.
+pub fn change_types_pattern() -> String {
+    let names: Vec<String> = calsync_domain::feed::ChangeType::FEED
+        .iter()
+        .map(|kind| kind.as_str().replace('.', r"\."))
+        .collect();
+    let one = format!("({})", names.join("|"));
+    format!("^({one}(,{one})*)?$")
+}
+
+/// Reads a `types` list as [`change_types_pattern`] states it: each name
+/// exactly a feed type (no spaces, no empty entries); empty: every type.
+pub fn change_types(value: &str) -> calsync_domain::Result<Vec<calsync_domain::feed::ChangeType>> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut types = Vec::new();
+    for name in value.split(',') {
+        let kind = calsync_domain::feed::ChangeType::parse(name)?;
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
+    Ok(types)
+}
+
+/// A webhook URL's shape as the document states it (the sender then
+/// decides on its scheme, host and addresses): `http://` or `https://` in
+/// any case, then visible ASCII only (an IDN host in its `xn--` form).
+pub const WEBHOOK_URL: &str = r"^[Hh][Tt][Tt][Pp]([Ss])?://[\x21-\x7E]+$";
+
+/// Whether `value` is shaped as [`WEBHOOK_URL`] states.
+pub fn is_webhook_url(value: &str) -> bool {
+    let Some(scheme_end) = value.find("://") else {
+        return false;
+    };
+    let scheme = &value[..scheme_end];
+    let rest = &value[scheme_end + 3..];
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        && !rest.is_empty()
+        && rest.bytes().all(|b| (0x21..=0x7E).contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_match_their_pattern_exactly() {
+        assert_eq!(
+            cursor_pattern(),
+            "^c([0-9a-z]{1,12}|[0-2][0-9a-z]{12}|3[0-9a-v][0-9a-z]{11}|3w[0-4][0-9a-z]{10}|3w5[0-9a-d][0-9a-z]{9}|3w5e0[0-9a-z]{8}|3w5e10[0-9a-z]{7}|3w5e11[0-1][0-9a-z]{6}|3w5e112[0-5][0-9a-z]{5}|3w5e1126[0-3][0-9a-z]{4}|3w5e11264[0-9a-r][0-9a-z]{3}|3w5e11264s[0-9a-f][0-9a-z]{2}|3w5e11264sg[0-9a-r][0-9a-z]|3w5e11264sgs[0-9a-e]|3w5e11264sgsf)$"
+        );
+        assert_eq!(
+            change_types("event.created,event.created,drive.changed")
+                .map(|t| t.len())
+                .ok(),
+            Some(2)
+        );
+        assert_eq!(change_types("").map(|t| t.len()).ok(), Some(0));
+        for bad in [
+            "event.created, drive.changed",
+            ",",
+            "event.created,",
+            "webhook.test",
+        ] {
+            assert!(change_types(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhook_urls_are_visible_ascii_after_their_scheme() {
+        for good in [
+            "https://a.example/x?y=1",
+            "HTTP://127.0.0.1:9/h",
+            "https://[::1]/",
+        ] {
+            assert!(is_webhook_url(good), "{good}");
+        }
+        for bad in [
+            "",
+            "https://",
+            " https://a",
+            "https://a b",
+            "ftp://a",
+            "https:/a",
+            "https://\u{e9}",
+        ] {
+            assert!(!is_webhook_url(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn numeric_ranges_are_exact() {

@@ -1,5 +1,8 @@
 //! The verdicts: the mirror against Google's truth, each acknowledged
-//! write against both, and the logs against panics and leaks.
+//! write against both, and the logs against panics and leaks; the change
+//! feed's verdicts are in [`feed`].
+
+pub mod feed;
 
 use std::collections::BTreeMap;
 use std::fmt;

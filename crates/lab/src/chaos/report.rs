@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::actors::{Shared, lock};
+use super::check::feed::FeedVerdict;
 use super::check::{self, Diff, Snapshot, WriteVerdict};
+use super::feed::CatchUp;
+use super::receiver::{Receiver, ReceiverFigures};
 
 /// Lines of each kind of finding printed (all are counted).
 const SHOWN: usize = 15;
@@ -21,8 +24,29 @@ pub(super) struct Figures {
     pub(super) limit: Duration,
     pub(super) last: Option<(Snapshot, Diff, WriteVerdict)>,
     pub(super) stats: Option<Value>,
+    pub(super) feed: FeedFigures,
     pub(super) logs: check::LogVerdict,
     pub(super) server_log: PathBuf,
+}
+
+/// The change feed and the webhook receiver, at the end of a run.
+pub(super) struct FeedFigures {
+    /// `None` when the feed or the mirror could not be read (`error` says why).
+    pub(super) verdict: Option<FeedVerdict>,
+    pub(super) error: Option<String>,
+    pub(super) receiver: ReceiverFigures,
+    pub(super) catch_up: Option<CatchUp>,
+}
+
+impl FeedFigures {
+    pub(super) fn failed(error: String, receiver: &Receiver) -> Self {
+        Self {
+            verdict: None,
+            error: Some(error),
+            receiver: receiver.figures(),
+            catch_up: None,
+        }
+    }
 }
 
 fn show(tag: &str, title: &str, lines: &[String]) {
@@ -194,6 +218,7 @@ pub(super) fn report(tag: &str, shared: &Shared, figures: Figures) -> bool {
             divergent.extend(verdict.ids.iter().cloned());
         }
     }
+    passed &= report_feed(tag, &figures.feed);
     let failures = lock(&shared.failures).clone();
     show(tag, "failures during the run", &failures);
     passed &= failures.is_empty();
@@ -233,4 +258,99 @@ pub(super) fn report(tag: &str, shared: &Shared, figures: Figures) -> bool {
     }
     println!("{tag}: {}", if passed { "PASS" } else { "FAIL" });
     passed
+}
+
+/// The feed's and the receiver's lines; true when the feed checks passed.
+fn report_feed(tag: &str, figures: &FeedFigures) -> bool {
+    let r = &figures.receiver;
+    println!(
+        "{tag}: webhook receiver misbehaved: refusals={} timeouts={} outages={} ({:.1} s refusing connections){}",
+        r.refusals,
+        r.stalls,
+        r.outages,
+        r.outage.as_secs_f64(),
+        r.outage_skipped
+            .as_ref()
+            .map(|why| format!("; no outage: {why}"))
+            .unwrap_or_default()
+    );
+    let mut passed = true;
+    if let Some(catch_up) = &figures.catch_up {
+        match catch_up.after {
+            Some(after) => println!(
+                "{tag}: webhook delivery caught up {:.1} s after the mirror converged",
+                after.as_secs_f64()
+            ),
+            None => {
+                println!(
+                    "{tag}: FAIL: webhook delivery not caught up {:.0} s after the mirror converged; the subscription: {}",
+                    catch_up.limit.as_secs_f64(),
+                    catch_up.state
+                );
+                passed = false;
+            }
+        }
+    }
+    let Some(v) = &figures.verdict else {
+        println!(
+            "{tag}: FAIL: the feed could not be checked: {}",
+            figures.error.as_deref().unwrap_or("no reason given")
+        );
+        return false;
+    };
+    let types: Vec<String> = v.by_type.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    println!(
+        "{tag}: feed: changes={} ({}); malformed={}",
+        v.changes,
+        types.join(" "),
+        v.malformed.len()
+    );
+    println!(
+        "{tag}: feed vs mirror: events={} without a change={} last change differs={}; replay: entities={} rebuilt wrong={}",
+        v.events,
+        v.missing.len(),
+        v.stale.len(),
+        v.entities,
+        v.rebuilt_wrong.len()
+    );
+    println!(
+        "{tag}: webhook deliveries: changes due={} delivered={} undelivered={}; received={} accepted={} duplicates={} out of order={} bad signatures={} wrong bodies={}",
+        v.due,
+        v.delivered,
+        v.undelivered.len(),
+        v.received,
+        v.accepted,
+        v.duplicates,
+        v.out_of_order.len(),
+        v.bad_signatures.len(),
+        v.wrong_body.len()
+    );
+    println!(
+        "{tag}: webhook delivery lag (occurredAt to first accepted): p50={:.2} s p99={:.2} s max={:.2} s; longest pause between deliveries={:.1} s",
+        v.lag(0.5).as_secs_f64(),
+        v.lag(0.99).as_secs_f64(),
+        v.lag(1.0).as_secs_f64(),
+        v.longest_pause.as_secs_f64()
+    );
+    show(tag, "feed malformed", &v.malformed);
+    show(
+        tag,
+        "mirror events without a change in the feed",
+        &v.missing,
+    );
+    show(tag, "mirror events unlike their last change", &v.stale);
+    show(tag, "entities the replay rebuilds wrong", &v.rebuilt_wrong);
+    show(
+        tag,
+        "changes never accepted by the receiver",
+        &v.undelivered,
+    );
+    show(
+        tag,
+        "changes first received out of cursor order",
+        &v.out_of_order,
+    );
+    show(tag, "deliveries with a bad signature", &v.bad_signatures);
+    show(tag, "deliveries unlike the feed's change", &v.wrong_body);
+    passed && v.clean()
 }

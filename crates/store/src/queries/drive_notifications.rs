@@ -2,12 +2,14 @@
 //! age.
 
 use async_trait::async_trait;
+use calsync_domain::feed;
 use calsync_domain::ports::DriveNotificationStore;
 use calsync_domain::webhook::DriveNotification;
 use chrono::{DateTime, Utc};
 use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
+use super::feed::record_changes;
 use super::rows::DriveRow;
 use super::schema::drive_notifications as dn;
 use super::{DieselStore, DomainResult, db, micros};
@@ -37,6 +39,11 @@ impl DriveNotificationStore for DieselStore {
                 .execute(conn)
                 .await
                 .map_err(db)?;
+            // A retry or a replay of one already recorded changes nothing.
+            if inserted == 1 {
+                let change = feed::drive_change(notification.feed_detail(), received_at);
+                record_changes(conn, &[change]).await?;
+            }
             Ok(inserted == 1)
         })
     }

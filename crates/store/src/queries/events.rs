@@ -1,27 +1,25 @@
 //! The mirror of Google's events: reads, local writes with their outbox
 //! rows, sync pages, and the retention sweep.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use calsync_domain::Error as DomainError;
 use calsync_domain::event::{Event, EventKind, EventStatus, PushState};
+use calsync_domain::feed::{self, NewChange, Origin};
 use calsync_domain::ids::{CalendarId, EventId, LocalEventId};
 use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use calsync_domain::ports::{EventQuery, EventStore};
-use calsync_domain::sync::{ApplyDecision, PageOutcome, SyncPage, SyncRun, decide};
+use calsync_domain::sync::{PageOutcome, SyncPage};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::RunQueryDsl;
 
+use super::feed::record_changes;
 use super::rows::{EventRow, load_event};
-use super::schema::{
-    calendar_events as ev, calendar_idempotency_keys as ik, calendar_sync_states as ss,
-};
-use super::shared_writes::{cancel_exceptions_of, enqueue};
-use super::sync_states::ensure_sync_state;
+use super::schema::{calendar_events as ev, calendar_idempotency_keys as ik};
+use super::shared_writes::{cancel_exceptions_of, cancellations, enqueue};
+use super::sync_pages::apply_page;
 use super::{Conn, D, DieselStore, DomainResult, db, micros};
 use crate::dialect::Dialect;
 
@@ -93,9 +91,12 @@ impl EventStore for DieselStore {
 
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> DomainResult<OutboxEntry> {
         let row = EventRow::new(event, None);
+        let changes = created(&row, event)?;
         write_tx!(self, |conn| {
             insert_event(conn, &row).await?;
-            enqueue(conn, event, &op).await
+            let entry = enqueue(conn, event, &op).await?;
+            record_changes(conn, &changes).await?;
+            Ok(entry)
         })
     }
 
@@ -106,6 +107,7 @@ impl EventStore for DieselStore {
         key: &IdempotencyKey,
     ) -> DomainResult<OutboxEntry> {
         let row = EventRow::new(event, None);
+        let changes = created(&row, event)?;
         write_tx!(self, |conn| {
             // The key goes first: a concurrent request with the same key
             // waits on it and then fails, writing nothing.
@@ -125,7 +127,9 @@ impl EventStore for DieselStore {
                     other => other,
                 })?;
             insert_event(conn, &row).await?;
-            enqueue(conn, event, &op).await
+            let entry = enqueue(conn, event, &op).await?;
+            record_changes(conn, &changes).await?;
+            Ok(entry)
         })
     }
 
@@ -169,158 +173,39 @@ impl EventStore for DieselStore {
         let id = row.id.clone();
         let write = LocalWrite::from(row);
         write_tx!(self, |conn| {
-            let updated = diesel::update(ev::table.find(&id))
+            // The row before, locked until the write commits: what the
+            // feed records this write changed.
+            let before = <D as Dialect>::load_event_for_update(conn, &id)
+                .await
+                .map_err(db)?
+                .ok_or(DomainError::NotFound { what: "event" })?
+                .into_event()?;
+            let stored = diesel::update(ev::table.find(&id))
                 .filter(ev::updated_at.eq(micros(expected_updated_at)))
                 .set(&write)
-                .execute(conn)
+                .returning(EventRow::as_returning())
+                .get_results::<EventRow>(conn)
                 .await
                 .map_err(db)?;
-            if updated == 0 {
-                return Err(match load_event(conn, &id).await? {
-                    None => DomainError::NotFound { what: "event" },
-                    Some(_) => DomainError::PreconditionFailed {
-                        reason: "the event was changed concurrently".into(),
-                    },
+            let Some(after) = stored.into_iter().next() else {
+                return Err(DomainError::PreconditionFailed {
+                    reason: "the event was changed concurrently".into(),
                 });
-            }
-            cancel_exceptions_of(conn, event, event.updated_at).await?;
-            enqueue(conn, event, &op).await
+            };
+            // The event as stored: its receipt of the last push kept.
+            let after = after.into_event()?;
+            let mut changes =
+                feed::event_changes(Some(&before), &after, Origin::Api, event.updated_at);
+            let cancelled = cancel_exceptions_of(conn, event, event.updated_at).await?;
+            changes.extend(cancellations(&cancelled, Origin::Api, event.updated_at));
+            let entry = enqueue(conn, event, &op).await?;
+            record_changes(conn, &changes).await?;
+            Ok(entry)
         })
     }
 
     async fn apply_sync_page(&self, page: &SyncPage) -> DomainResult<PageOutcome> {
-        let calendar = page.calendar_id.as_str();
-        let (run_id, run_started) = match &page.run {
-            SyncRun::Full { run_id, started_at } => {
-                (Some(run_id.clone()), Some(micros(*started_at)))
-            }
-            SyncRun::Incremental => (None, None),
-        };
-        let ids: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
-        write_tx!(self, |conn| {
-            let mut known: HashMap<String, Event> = HashMap::new();
-            if !ids.is_empty() {
-                let rows = ev::table
-                    .filter(ev::calendar_id.eq(calendar))
-                    .filter(ev::google_event_id.eq_any(&ids))
-                    .select(EventRow::as_select())
-                    .load::<EventRow>(conn)
-                    .await
-                    .map_err(db)?;
-                for row in rows {
-                    let event = row.into_event()?;
-                    known.insert(event.google_event_id.to_string(), event);
-                }
-            }
-            let mut outcome = PageOutcome::default();
-            // Google id -> position in `changed`, so a page naming an event
-            // twice writes its final state once.
-            let mut changed: Vec<Event> = Vec::new();
-            let mut position: HashMap<String, usize> = HashMap::new();
-            for incoming in &page.events {
-                // An event named earlier in the page is decided against
-                // what the page made of it.
-                let current = match position.get(incoming.id.as_str()) {
-                    Some(&at) => changed.get(at),
-                    None => known.get(incoming.id.as_str()),
-                };
-                let decision = decide(
-                    current,
-                    incoming,
-                    &page.calendar_id,
-                    page.retention_cutoff,
-                    page.now,
-                );
-                outcome.count(&decision);
-                if let ApplyDecision::Insert(event)
-                | ApplyDecision::Update(event)
-                | ApplyDecision::Cancel(event) = decision
-                {
-                    match position.get(event.google_event_id.as_str()) {
-                        Some(&at) => changed[at] = *event,
-                        None => {
-                            position.insert(event.google_event_id.to_string(), changed.len());
-                            changed.push(*event);
-                        }
-                    }
-                }
-            }
-            drop(known);
-            // After the upsert, so an exception the same page brought back
-            // to life is cancelled with its series rather than left live.
-            let cancelled_masters: Vec<Event> = changed
-                .iter()
-                .filter(|e| e.is_master() && e.status == EventStatus::Cancelled)
-                .cloned()
-                .collect();
-            let rows: Vec<EventRow> = changed
-                .into_iter()
-                .map(|e| EventRow::from_event(e, run_id.clone()))
-                .collect();
-            <D as Dialect>::upsert_events(conn, rows).await?;
-            for master in &cancelled_masters {
-                cancel_exceptions_of(conn, master, page.now).await?;
-            }
-            // Rows rewritten above already carry the run id; stamp the rest.
-            let unstamped: Vec<&str> = ids
-                .iter()
-                .copied()
-                .filter(|id| !position.contains_key(*id))
-                .collect();
-            if let Some(run_id) = &run_id
-                && !unstamped.is_empty()
-            {
-                diesel::update(ev::table)
-                    .filter(ev::calendar_id.eq(calendar))
-                    .filter(ev::google_event_id.eq_any(&unstamped))
-                    .set(ev::sync_run_id.eq(run_id))
-                    .execute(conn)
-                    .await
-                    .map_err(db)?;
-            }
-            if let Some(completion) = &page.completion {
-                let now = micros(page.now);
-                if let (Some(run_id), Some(started)) = (&run_id, run_started) {
-                    // Every row the run did not see, except writes still
-                    // pending and rows created or pushed after the run began
-                    // (its listing may have passed them before Google had them).
-                    let swept = diesel::update(ev::table)
-                        .filter(ev::calendar_id.eq(calendar))
-                        .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
-                        .filter(ev::push_state.ne(PushState::Pending.as_str()))
-                        .filter(ev::created_at.le(started))
-                        .filter(ev::pushed_at.is_null().or(ev::pushed_at.le(started)))
-                        .filter(ev::sync_run_id.is_null().or(ev::sync_run_id.ne(run_id)))
-                        .set((
-                            ev::status.eq(EventStatus::Cancelled.as_str()),
-                            ev::updated_at.eq(now),
-                        ))
-                        .execute(conn)
-                        .await
-                        .map_err(db)?;
-                    outcome.swept = swept as u64;
-                }
-                ensure_sync_state(conn, &page.calendar_id).await?;
-                let token = ss::sync_token.eq(Some(completion.next_sync_token.as_str()));
-                let query = diesel::update(ss::table.find(calendar));
-                match run_id {
-                    Some(_) => {
-                        query
-                            .set((token, ss::last_full_sync_at.eq(now)))
-                            .execute(conn)
-                            .await
-                    }
-                    None => {
-                        query
-                            .set((token, ss::last_incremental_sync_at.eq(now)))
-                            .execute(conn)
-                            .await
-                    }
-                }
-                .map_err(db)?;
-            }
-            Ok(outcome)
-        })
+        write_tx!(self, |conn| { apply_page(conn, page).await })
     }
 
     async fn cancel_ended_before(
@@ -385,12 +270,28 @@ impl EventStore for DieselStore {
                     ev::status.eq(EventStatus::Cancelled.as_str()),
                     ev::updated_at.eq(micros(now)),
                 ))
-                .execute(conn)
+                .returning(EventRow::as_returning())
+                .get_results::<EventRow>(conn)
                 .await
-                .map_err(db)?;
-            Ok(cancelled as u64)
+                .map_err(db)?
+                .into_iter()
+                .map(EventRow::into_event)
+                .collect::<DomainResult<Vec<Event>>>()?;
+            record_changes(conn, &cancellations(&cancelled, Origin::Calsync, now)).await?;
+            Ok(cancelled.len() as u64)
         })
     }
+}
+
+/// The feed's record of a new event: the event as its row stores it.
+fn created(row: &EventRow, event: &Event) -> DomainResult<Vec<NewChange>> {
+    let stored = row.clone().into_event()?;
+    Ok(feed::event_changes(
+        None,
+        &stored,
+        Origin::Api,
+        event.updated_at,
+    ))
 }
 
 /// What a local write (`update_with_outbox`) stores: the whole row except

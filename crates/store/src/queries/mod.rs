@@ -66,15 +66,20 @@ mod calendars;
 mod channels;
 mod drive_notifications;
 mod events;
+mod feed;
 mod health;
 mod job_ticks;
 mod outbox;
 mod rows;
 pub(crate) mod schema;
 mod shared_writes;
+mod sync_pages;
 mod sync_states;
+mod webhooks;
 
+pub(crate) use feed::NewChangeRow;
 pub(crate) use rows::EventRow;
+pub(crate) use webhooks::NewAttemptRow;
 
 pub(crate) struct DieselStore {
     pool: Pool<Conn>,

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use calsync_domain::event::{Event, PushState};
+use calsync_domain::feed::{self, Origin};
 use calsync_domain::ids::LocalEventId;
 use calsync_domain::outbox::{OutboxEntry, OutboxState, PushFailure};
 use calsync_domain::ports::{OutboxStore, PushReceipt};
@@ -10,10 +11,12 @@ use chrono::{DateTime, Utc};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
-use super::rows::{EventRow, OutboxRow, load_event};
+use super::feed::record_changes;
+use super::rows::{EventRow, OutboxRow};
 use super::schema::{self, calendar_events as ev, calendar_outbox as ob};
-use super::shared_writes::cancel_exceptions_of;
-use super::{Conn, DieselStore, DomainResult, db, micros};
+use super::shared_writes::{cancel_exceptions_of, cancellations};
+use super::{Conn, D, DieselStore, DomainResult, db, micros};
+use crate::dialect::Dialect;
 
 /// Marks a pushed (or settled) outbox row done and releases its lease,
 /// keeping `note` and its kind as its last error if given; answers how
@@ -110,20 +113,26 @@ impl OutboxStore for DieselStore {
         receipt: &PushReceipt,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
+            // The event row first, locked: a local write committing while
+            // this runs can neither be overwritten by the row read here nor
+            // be missed by the count of pending rows below.
+            let locked = <D as Dialect>::load_event_for_update(conn, &entry.event_id.to_string())
+                .await
+                .map_err(db)?;
             let more_pending = finish_outbox_row(conn, entry, None).await?;
             // Google took a write to the calendar: it is writable.
             super::sync_states::clear_read_only_in(conn, &entry.calendar_id).await?;
-            let Some(mut row) = load_event(conn, &entry.event_id.to_string()).await? else {
+            let Some(mut row) = locked else {
                 return Ok(());
             };
+            let before = row.clone().into_event()?;
             // The mirror takes Google's whole copy (see `PushReceipt::remote`).
             if more_pending == 0
                 && let Some(remote) = &receipt.remote
             {
-                let current = row.clone().into_event()?;
                 // `updated_at` stays: a local writer racing this push is
                 // not told the event changed under it.
-                if let Some(taken) = remote.onto(&current, current.updated_at) {
+                if let Some(taken) = remote.onto(&before, before.updated_at) {
                     row = EventRow::new(&taken, row.sync_run_id.clone());
                 }
             }
@@ -147,7 +156,12 @@ impl OutboxStore for DieselStore {
                 .execute(conn)
                 .await
                 .map_err(db)?;
-            Ok(())
+            // The push settling (pushState, etag, htmlLink; Google's
+            // content if its whole event was taken).
+            let after = row.into_event()?;
+            let changes =
+                feed::event_changes(Some(&before), &after, Origin::Calsync, receipt.pushed_at);
+            record_changes(conn, &changes).await
         })
     }
 
@@ -226,6 +240,11 @@ impl OutboxStore for DieselStore {
         error: &str,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
+            // The row before, locked first (as in `complete_outbox`).
+            let id = entry.event_id.to_string();
+            let before = <D as Dialect>::load_event_for_update(conn, &id)
+                .await
+                .map_err(db)?;
             let no_owner: Option<&str> = None;
             diesel::update(ob::table.find(entry.id))
                 .set((
@@ -240,12 +259,22 @@ impl OutboxStore for DieselStore {
                 .execute(conn)
                 .await
                 .map_err(db)?;
-            diesel::update(ev::table.find(entry.event_id.to_string()))
+            let Some(before) = before else {
+                return Ok(());
+            };
+            let before = before.into_event()?;
+            let stored = diesel::update(ev::table.find(&id))
                 .set(ev::push_state.eq(PushState::Failed.as_str()))
-                .execute(conn)
+                .returning(EventRow::as_returning())
+                .get_results::<EventRow>(conn)
                 .await
                 .map_err(db)?;
-            Ok(())
+            let mut changes = Vec::new();
+            for after in stored {
+                let after = after.into_event()?;
+                changes.push(feed::push_failed(&before, &after, error, Utc::now()));
+            }
+            record_changes(conn, &changes).await
         })
     }
 
@@ -257,20 +286,43 @@ impl OutboxStore for DieselStore {
         note: &str,
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
+            // The row before, locked (as in `complete_outbox`).
+            let before = <D as Dialect>::load_event_for_update(conn, &event.id.to_string())
+                .await
+                .map_err(db)?;
             let more_pending = finish_outbox_row(conn, entry, Some((failure, note))).await?;
             let mut row = EventRow::new(event, None);
             if more_pending > 0 {
                 row.push_state = PushState::Pending.as_str().to_owned();
                 row.push_conflict = false;
             }
-            diesel::update(ev::table.find(&row.id))
+            let stored = diesel::update(ev::table.find(&row.id))
                 .set(&row)
-                .execute(conn)
+                .returning(EventRow::as_returning())
+                .get_results::<EventRow>(conn)
                 .await
                 .map_err(db)?;
+            // The settled event's own time (Google's side of the story).
+            let now = event.updated_at;
+            let mut changes = Vec::new();
+            if let (Some(before), Some(after)) = (before, stored.into_iter().next()) {
+                let (before, after) = (before.into_event()?, after.into_event()?);
+                if failure == PushFailure::Conflict {
+                    changes.push(feed::conflict(&before, &after, note, now));
+                } else {
+                    // Deleted at Google: Google's side of the story.
+                    changes.extend(feed::event_changes(
+                        Some(&before),
+                        &after,
+                        Origin::Google,
+                        now,
+                    ));
+                }
+            }
             // A series found deleted at Google takes its exceptions along.
-            cancel_exceptions_of(conn, event, event.updated_at).await?;
-            Ok(())
+            let cancelled = cancel_exceptions_of(conn, event, event.updated_at).await?;
+            changes.extend(cancellations(&cancelled, Origin::Google, now));
+            record_changes(conn, &changes).await
         })
     }
 

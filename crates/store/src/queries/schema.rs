@@ -174,7 +174,79 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::{Json, Ts};
+
+    calendar_changes (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        origin -> Text,
+        occurred_at -> Ts,
+        calendar_id -> Nullable<Text>,
+        event_id -> Nullable<Text>,
+        google_event_id -> Nullable<Text>,
+        entity_type -> Nullable<Text>,
+        entity_id -> Nullable<Text>,
+        etag -> Nullable<Text>,
+        payload -> Json,
+    }
+}
+
+diesel::table! {
+    calendar_change_feed (id) {
+        id -> Integer,
+        purged_through -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::{Json, Ts};
+
+    calendar_webhooks (id) {
+        id -> Text,
+        url -> Text,
+        types -> Json,
+        entity_type -> Nullable<Text>,
+        calendar_id -> Nullable<Text>,
+        description -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Ts>,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        cursor -> BigInt,
+        failures -> Integer,
+        failing_since -> Nullable<Ts>,
+        next_attempt_at -> Ts,
+        last_delivered_at -> Nullable<Ts>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Ts>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_webhook_attempts (id) {
+        id -> BigInt,
+        webhook_id -> Text,
+        cursor -> Nullable<BigInt>,
+        kind -> Text,
+        attempted_at -> Ts,
+        outcome -> Text,
+        status -> Nullable<Integer>,
+        latency_ms -> Integer,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(calendar_outbox -> calendar_events (event_id));
+diesel::joinable!(calendar_webhook_attempts -> calendar_webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(
     calendar_events,
     calendar_calendars,
@@ -185,4 +257,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_ticks,
     calendar_idempotency_keys,
     calendar_event_counts,
+    calendar_changes,
+    calendar_change_feed,
+    calendar_webhooks,
+    calendar_webhook_attempts,
 );

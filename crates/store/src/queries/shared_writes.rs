@@ -3,12 +3,13 @@
 //! exceptions. Kept below both so neither module imports the other.
 
 use calsync_domain::event::{Event, EventStatus};
+use calsync_domain::feed::{self, NewChange, Origin};
 use calsync_domain::outbox::{OutboxEntry, OutboxOp, OutboxState};
 use chrono::{DateTime, Utc};
 use diesel::{ExpressionMethods, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
-use super::rows::{NewOutboxRow, OutboxRow, to_json};
+use super::rows::{EventRow, NewOutboxRow, OutboxRow, to_json};
 use super::schema::{calendar_events as ev, calendar_outbox as ob};
 use super::{Conn, DomainResult, db, micros};
 
@@ -43,16 +44,17 @@ pub(super) async fn enqueue(
 /// Cancels the live exceptions of a series whose master is cancelled: Google
 /// cancels them with their master ("Deleting a master cancels its
 /// exceptions"), and the mirror must not show occurrences of a deleted series
-/// while it waits for the sync that would report them.
+/// while it waits for the sync that would report them. Answers the rows it
+/// cancelled, as stored, for the caller to record in the feed.
 pub(super) async fn cancel_exceptions_of(
     conn: &mut Conn,
     master: &Event,
     now: DateTime<Utc>,
-) -> DomainResult<u64> {
+) -> DomainResult<Vec<Event>> {
     if !master.is_master() || master.status != EventStatus::Cancelled {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let cancelled = diesel::update(ev::table)
+    diesel::update(ev::table)
         .filter(ev::calendar_id.eq(master.calendar_id.as_str()))
         .filter(ev::recurring_event_id.eq(master.google_event_id.as_str()))
         .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
@@ -60,8 +62,18 @@ pub(super) async fn cancel_exceptions_of(
             ev::status.eq(EventStatus::Cancelled.as_str()),
             ev::updated_at.eq(micros(now)),
         ))
-        .execute(conn)
+        .returning(EventRow::as_returning())
+        .get_results::<EventRow>(conn)
         .await
-        .map_err(db)?;
-    Ok(cancelled as u64)
+        .map_err(db)?
+        .into_iter()
+        .map(EventRow::into_event)
+        .collect()
+}
+
+/// The feed's `event.cancelled` for each row a bulk write cancelled.
+pub(super) fn cancellations(rows: &[Event], origin: Origin, at: DateTime<Utc>) -> Vec<NewChange> {
+    rows.iter()
+        .map(|row| feed::cancellation(row, origin, at))
+        .collect()
 }

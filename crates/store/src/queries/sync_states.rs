@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use calsync_domain::Error as DomainError;
+use calsync_domain::feed::{self, ChangeType};
 use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::SyncStateStore;
 use calsync_domain::sync::{SyncLease, SyncOutcome, SyncState};
@@ -14,6 +15,7 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 
+use super::feed::record_changes;
 use super::rows::SyncStateRow;
 use super::schema::calendar_sync_states as ss;
 use super::{Conn, DieselStore, DomainResult, db, micros};
@@ -234,6 +236,7 @@ impl SyncStateStore for DieselStore {
             let target = diesel::update(ss::table.find(lease.calendar_id.as_str()))
                 .filter(ss::lease_owner.eq(&lease.owner));
             let no_owner: Option<&str> = None;
+            let mut changes = Vec::new();
             match outcome {
                 SyncOutcome::Succeeded { full, rest_until } => {
                     // A mark committed after `state` was read goes unseen
@@ -258,6 +261,27 @@ impl SyncStateStore for DieselStore {
                     error,
                     reconnect_required,
                 } => {
+                    // A revoked grant or deleted calendar: reconnecting is
+                    // required. Conditional, so only the write that turns it
+                    // on records the change (as `mark_reconnect_required`).
+                    if *reconnect_required {
+                        let turned_on = diesel::update(ss::table.find(lease.calendar_id.as_str()))
+                            .filter(ss::lease_owner.eq(&lease.owner))
+                            .filter(ss::reconnect_required.eq(false))
+                            .set(ss::reconnect_required.eq(true))
+                            .execute(conn)
+                            .await
+                            .map_err(db)?
+                            > 0;
+                        if turned_on {
+                            changes.push(feed::calendar_change(
+                                ChangeType::CalendarReconnectRequired,
+                                &lease.calendar_id,
+                                Some(error),
+                                now,
+                            ));
+                        }
+                    }
                     let errors = state.error_count.saturating_add(1);
                     let rest = calsync_domain::later(now, SyncState::retry_delay(errors));
                     target
@@ -266,8 +290,6 @@ impl SyncStateStore for DieselStore {
                             ss::last_error.eq(error.as_str()),
                             ss::last_error_at.eq(now),
                             ss::error_count.eq(i32::try_from(errors).unwrap_or(i32::MAX)),
-                            ss::reconnect_required
-                                .eq(state.reconnect_required || *reconnect_required),
                             ss::lease_owner.eq(no_owner),
                             ss::lease_seen_seq.eq(None::<i64>),
                             ss::lease_until.eq(micros(rest)),
@@ -287,7 +309,7 @@ impl SyncStateStore for DieselStore {
                 }
             }
             .map_err(db)?;
-            Ok(())
+            record_changes(conn, &changes).await
         })
     }
 
@@ -299,9 +321,17 @@ impl SyncStateStore for DieselStore {
     ) -> DomainResult<()> {
         write_tx!(self, |conn| {
             ensure_sync_state(conn, calendar_id).await?;
+            // Conditional, so of concurrent marks only the one that turned
+            // it on records the change.
+            let turned_on = diesel::update(ss::table.find(calendar_id.as_str()))
+                .filter(ss::reconnect_required.eq(false))
+                .set(ss::reconnect_required.eq(true))
+                .execute(conn)
+                .await
+                .map_err(db)?
+                > 0;
             diesel::update(ss::table.find(calendar_id.as_str()))
                 .set((
-                    ss::reconnect_required.eq(true),
                     ss::last_status.eq("error"),
                     ss::last_error.eq(error),
                     ss::last_error_at.eq(micros(now)),
@@ -310,6 +340,15 @@ impl SyncStateStore for DieselStore {
                 .execute(conn)
                 .await
                 .map_err(db)?;
+            if turned_on {
+                let change = feed::calendar_change(
+                    ChangeType::CalendarReconnectRequired,
+                    calendar_id,
+                    Some(error),
+                    now,
+                );
+                record_changes(conn, &[change]).await?;
+            }
             Ok(())
         })
     }
@@ -345,15 +384,29 @@ impl SyncStateStore for DieselStore {
     async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> DomainResult<()> {
         write_tx!(self, |conn| {
             ensure_sync_state(conn, calendar_id).await?;
+            // Conditional, as in `mark_reconnect_required`.
+            let turned_off = diesel::update(ss::table.find(calendar_id.as_str()))
+                .filter(ss::reconnect_required.eq(true))
+                .set(ss::reconnect_required.eq(false))
+                .execute(conn)
+                .await
+                .map_err(db)?
+                > 0;
             diesel::update(ss::table.find(calendar_id.as_str()))
-                .set((
-                    ss::reconnect_required.eq(false),
-                    ss::error_count.eq(0),
-                    ss::full_sync_requested.eq(true),
-                ))
+                .set((ss::error_count.eq(0), ss::full_sync_requested.eq(true)))
                 .execute(conn)
                 .await
                 .map_err(db)?;
+            if turned_off {
+                // The port gives no time: the store's clock.
+                let change = feed::calendar_change(
+                    ChangeType::CalendarRecovered,
+                    calendar_id,
+                    None,
+                    Utc::now(),
+                );
+                record_changes(conn, &[change]).await?;
+            }
             Ok(())
         })
     }

@@ -115,6 +115,21 @@ contract!(
         a_waiting_probe_holds_its_calendars_other_writes,
         a_read_only_mark_keeps_its_first_time_until_cleared,
         unreadable_series_are_counted_per_calendar_while_live,
+        api_writes_record_created_updated_and_cancelled,
+        sync_pages_record_googles_changes_once,
+        a_full_run_records_each_row_it_sweeps,
+        a_cancelled_master_records_each_exception_it_cancels,
+        retention_records_each_event_it_retires,
+        push_outcomes_record_settling_conflicts_and_dead_letters,
+        calendar_states_are_recorded_only_when_they_turn,
+        a_drive_notification_is_recorded_once,
+        reads_filter_and_page_with_next_cursor,
+        purged_cursors_expire_and_the_purge_point_still_reads,
+        concurrent_writers_are_read_in_order_exactly_once,
+        webhooks_are_stored_updated_and_deleted,
+        a_webhook_is_claimed_by_one_owner_at_a_time,
+        progress_with_a_lost_lease_writes_nothing,
+        attempts_are_listed_newest_first_and_purged,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>
@@ -126,5 +141,8 @@ contract!(
             "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
         the_calendars_migration_backfills_synced_calendars =>
             "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
+        feed_writers_wait_for_the_lock_and_readers_do_not =>
+            "needs SQL: holds the database's feed lock from a raw connection; MemoryStore \
+             orders its feed under its one mutex",
     ],
 );

@@ -76,7 +76,9 @@ async fn both_dialects_yield_the_same_tables_and_columns() {
     let sqlite_layout = sqlite_layout(path);
     assert!(sqlite_layout.contains_key("calendar_events"));
     assert!(sqlite_layout.contains_key("calendar_calendars"));
-    assert_eq!(sqlite_layout.len(), 9, "{sqlite_layout:?}");
+    assert!(sqlite_layout.contains_key("calendar_changes"));
+    assert!(sqlite_layout.contains_key("calendar_webhooks"));
+    assert_eq!(sqlite_layout.len(), 13, "{sqlite_layout:?}");
 
     let Some(pg) = TestDb::postgres().await else {
         return;

@@ -5,21 +5,27 @@
 
 mod calendars;
 mod events;
+mod feed;
+mod feed_reads;
 mod health;
 mod leases;
 mod outbox;
 mod series;
 mod sql;
 mod sync_pages;
+mod webhooks;
 
 pub use calendars::*;
 pub use events::*;
+pub use feed::*;
+pub use feed_reads::*;
 pub use health::*;
 pub use leases::*;
 pub use outbox::*;
 pub use series::*;
 pub use sql::*;
 pub use sync_pages::*;
+pub use webhooks::*;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -305,3 +305,88 @@ pub async fn the_calendars_migration_backfills_synced_calendars(db: &TestDb) {
     );
     drop(store);
 }
+
+/// The ordering promise's mechanism: while another transaction holds the
+/// feed's lock (Postgres: the advisory lock every recording write takes
+/// before inserting its changes; SQLite: the database's write lock), a
+/// write that records changes waits, so no change can commit with a seq
+/// below one a reader has passed; readers never wait.
+pub async fn feed_writers_wait_for_the_lock_and_readers_do_not(db: &TestDb) {
+    use super::feed::{mark, since};
+    use crate::helpers::Backend;
+    use calsync_domain::feed::ChangeQuery;
+    use std::time::Duration as Wait;
+
+    enum Holder {
+        Postgres(diesel_async::AsyncPgConnection),
+        Sqlite(diesel::SqliteConnection),
+    }
+    let store = &db.store;
+    store
+        .insert_with_outbox(&local_event("lock0", now()), OutboxOp::Insert)
+        .await
+        .unwrap();
+    let first = mark(store).await;
+    let mut holder = match &db.backend {
+        Backend::Postgres { url, .. } => {
+            use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+            let mut conn = diesel_async::AsyncPgConnection::establish(url)
+                .await
+                .unwrap();
+            // The store's key: "calsyncf" in ASCII (see `pg::FEED_LOCK_KEY`).
+            let key = i64::from_be_bytes(*b"calsyncf");
+            conn.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({key});"))
+                .await
+                .unwrap();
+            Holder::Postgres(conn)
+        }
+        Backend::Sqlite { path, .. } => {
+            use diesel::Connection;
+            use diesel::connection::SimpleConnection;
+            let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            conn.batch_execute("BEGIN IMMEDIATE").unwrap();
+            Holder::Sqlite(conn)
+        }
+    };
+    let write = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .insert_with_outbox(&local_event("lock1", now()), OutboxOp::Insert)
+                .await
+        })
+    };
+    tokio::time::sleep(Wait::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write waits for the lock");
+    let read = tokio::time::timeout(
+        Wait::from_secs(5),
+        store.read_changes(&ChangeQuery {
+            after: Some(first),
+            limit: 10,
+            ..ChangeQuery::default()
+        }),
+    )
+    .await
+    .expect("a reader does not wait for writers")
+    .unwrap();
+    assert!(read.items.is_empty());
+    assert_eq!(read.next_cursor, first);
+    match &mut holder {
+        Holder::Postgres(conn) => {
+            use diesel_async::SimpleAsyncConnection;
+            conn.batch_execute("COMMIT").await.unwrap();
+        }
+        Holder::Sqlite(conn) => {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("COMMIT").unwrap();
+        }
+    }
+    tokio::time::timeout(Wait::from_secs(10), write)
+        .await
+        .expect("the write goes on once the lock is free")
+        .unwrap()
+        .unwrap();
+    let recorded = since(store, first).await;
+    assert_eq!(recorded.len(), 1);
+    assert!(recorded[0].cursor > first);
+}
