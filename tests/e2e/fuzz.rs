@@ -118,6 +118,9 @@ const LIVE_PAGE: &str = "@page:";
 const LIVE_WEBHOOK: &str = "@webhook:";
 const LIVE_KEPT: usize = 300;
 
+/// What answers showed: event ids, etags, page tokens, webhook ids.
+type Live = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
 /// Ids that exist in the server, so requests reach past the lookups.
 #[derive(Default)]
 struct Pool {
@@ -150,7 +153,7 @@ struct Battery {
     judged: Mutex<[usize; 3]>,
     /// Event ids, etags, page tokens and webhook subscription ids seen in
     /// answers (see [`LIVE_EVENT`]).
-    live: Mutex<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)>,
+    live: Mutex<Live>,
 }
 
 impl Battery {

@@ -77,8 +77,14 @@ struct World {
 
 fn world(webhooks: bool) -> World {
     let clock = ManualClock::fixed();
+    world_on(webhooks, clock.clone(), clock)
+}
+
+/// A world whose services read `services_clock` (a real one times long
+/// polls); `clock` is the manual clock tests move.
+fn world_on(webhooks: bool, clock: Arc<ManualClock>, services_clock: Arc<dyn Clock>) -> World {
     let store = MemoryStore::new();
-    let google = FakeCalendar::new(clock.clone());
+    let google = FakeCalendar::new(services_clock.clone());
     let secret = WebhookSecret::new("webhook-secret-0123456789").unwrap();
     let sender = Arc::new(FakeSender {
         sent: Mutex::new(Vec::new()),
@@ -87,7 +93,7 @@ fn world(webhooks: bool) -> World {
     let mut services = Services::new(
         store.clone(),
         google,
-        clock.clone(),
+        services_clock,
         ServicesConfig::new(secret, "https://calsync.example.com/webhooks/calendar"),
     );
     if webhooks {
@@ -690,4 +696,33 @@ async fn a_subscription_body_is_checked_field_by_field() {
     )
     .await;
     assert_eq!((status, &answer["error"]["field"]), (400, &json!("body")));
+}
+
+#[actix_web::test]
+async fn a_long_poll_answers_when_a_change_commits() {
+    let w = world_on(
+        false,
+        ManualClock::fixed(),
+        Arc::new(calsync_domain::ports::SystemClock),
+    );
+    let started = std::time::Instant::now();
+    // Nothing comes: empty at the deadline.
+    let (status, page) = get(&w, "/calendar/changes?after=c0&waitSecs=1").await;
+    assert_eq!((status, &page["items"]), (200, &json!([])));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // A change during the wait ends it at once.
+    let started = std::time::Instant::now();
+    let poll = get(&w, "/calendar/changes?after=c0&waitSecs=30");
+    let write = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        create_event(&w, "Late").await
+    };
+    let ((status, page), _) = tokio::join!(poll, write);
+    assert_eq!(status, 200);
+    assert_eq!(page["items"][0]["type"], "event.created", "{page}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

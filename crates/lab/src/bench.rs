@@ -94,8 +94,8 @@ pub enum Bench {
     /// cursors and of one entity's changes (p50/p99); a full sync of
     /// --events against the store's ceiling. Figures beside the goals
     /// (feed p99 < 200 ms, webhook p99 < 1 s, read p99 < 50 ms, full sync
-    /// >= 0.85 of the ceiling). SQLite, and Postgres with --postgres-url
-    /// (a fresh schema, dropped after).
+    /// at least 0.85 of the ceiling). SQLite, and Postgres with
+    /// --postgres-url (a fresh schema, dropped after).
     Feed {
         #[arg(long, default_value_t = 600)]
         changes_per_min: u32,

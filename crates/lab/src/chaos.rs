@@ -351,7 +351,11 @@ impl ChaosArgs {
         // The chaos phase.
         *lock(&shared.phase_start) = Instant::now();
         receiver.begin();
-        let outage = tokio::spawn(receiver::outage(shared.clone(), receiver.clone()));
+        let outage = tokio::spawn(receiver::outage(
+            shared.clone(),
+            receiver.clone(),
+            subscription.id.clone(),
+        ));
         let writers: Vec<_> = (0..self.writers.max(1))
             .map(|i| tokio::spawn(actors::writer(shared.clone(), i, rng.fork(10 + i as u64))))
             .collect();

@@ -183,33 +183,58 @@ impl Drop for Receiver {
     }
 }
 
-/// The outage: at its scheduled time (once a delivery was accepted, so
-/// calsync's failure count is zero), the receiver goes away, then comes
-/// back on the same port. Runs during the chaos phase.
-pub async fn outage(shared: Arc<Shared>, receiver: Arc<Receiver>) {
+/// calsync's count of failed attempts for the subscription (`None`: the
+/// server did not answer, e.g. it was just killed).
+async fn server_failures(shared: &Shared, webhook_id: &str) -> Option<u64> {
+    let url = format!("{}/calendar/webhooks/{webhook_id}", shared.server);
+    let auth = shared.auth();
+    match shared
+        .http
+        .send("GET", &url, &[("authorization", auth.as_str())], None)
+        .await
+    {
+        Ok(reply) if reply.status == 200 => reply.body["failures"].as_u64(),
+        _ => None,
+    }
+}
+
+/// The outage: from its scheduled time, as soon as calsync counts no
+/// failure for the subscription (so at most two attempts fail in a row,
+/// see [`Plan::may_go_down`]), the receiver goes away, then comes back on
+/// the same port and accepts everything from then on. Runs during the
+/// chaos phase; skipped when calsync keeps counting failures too long,
+/// cut short to be over in time.
+pub async fn outage(shared: Arc<Shared>, receiver: Arc<Receiver>, webhook_id: String) {
     let Some((start, length)) = receiver.outage_plan() else {
         lock(&receiver.state.figures).outage_skipped =
             Some("the chaos phase is too short for one".into());
         return;
     };
-    // Waiting for a settled subscription can delay it: it is cut to end
-    // with the misbehaviour window.
+    let mut last_count = None;
     let length = loop {
-        let (ready, left) = {
+        let (due, room) = {
             let plan = lock(&receiver.state.plan);
             let now = Instant::now();
             let due = plan.elapsed(now).is_some_and(|at| at >= start);
-            (due && plan.settled(), plan.window_left(now))
+            (due, plan.outage_room(now))
         };
-        if left < MIN_OUTAGE || shared.stopping() {
-            lock(&receiver.state.figures).outage_skipped =
-                Some("no delivery was accepted in its window".into());
+        let room = room.filter(|room| *room >= MIN_OUTAGE);
+        if room.is_none() || shared.stopping() {
+            lock(&receiver.state.figures).outage_skipped = Some(match last_count {
+                Some(n) => format!("calsync counted failures (last {n}) until too late"),
+                None => "calsync did not describe the subscription until too late".into(),
+            });
             return;
         }
-        if ready {
-            break length.min(left);
+        if due && let Some(failures) = server_failures(&shared, &webhook_id).await {
+            last_count = Some(failures);
+            let mut plan = lock(&receiver.state.plan);
+            if plan.may_go_down(Instant::now(), failures) {
+                plan.go_down();
+                break room.map_or(length, |room| length.min(room));
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     receiver.close();
     let began = Instant::now();
@@ -218,8 +243,6 @@ pub async fn outage(shared: Arc<Shared>, receiver: Arc<Receiver>) {
         length.as_secs_f64()
     ));
     tokio::time::sleep(length).await;
-    // Before it listens: the first delivery after the outage is accepted.
-    lock(&receiver.state.plan).after_outage();
     if let Err(error) = receiver.reopen().await {
         shared.fail(error);
     }

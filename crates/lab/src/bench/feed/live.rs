@@ -200,12 +200,13 @@ pub(super) async fn measure(
 
     let (feed_sender, mut feed_seen) = unbounded_channel();
     let reader_errors = Arc::new(AtomicU64::new(0));
-    let reader = tokio::spawn(read_feed(
+    // Stopped however this ends (its polls would outlive the server).
+    let _reader = AbortOnDrop(tokio::spawn(read_feed(
         api.clone(),
         cursor,
         feed_sender,
         reader_errors.clone(),
-    ));
+    )));
     let mut run = Run {
         emulator,
         waiting: Waiting::default(),
@@ -227,7 +228,6 @@ pub(super) async fn measure(
     while !run.waiting.is_empty() {
         let left = warm_until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            reader.abort();
             return Err(format!(
                 "the warm-up's {POOL} new events did not all reach the feed ({} left) and the receiver ({} left) within {GIVE_UP:?}",
                 run.waiting.feed.len(),
@@ -248,7 +248,7 @@ pub(super) async fn measure(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let deadline = started + duration;
-    let mut made_until = started;
+    let mut last_edit = started;
     let mut check = tokio::time::interval(Duration::from_millis(500));
     loop {
         let making = Instant::now() < deadline;
@@ -256,21 +256,19 @@ pub(super) async fn measure(
             break;
         }
         // What has not shown a while after the last edit never will.
-        if !making && made_until.elapsed() > GIVE_UP {
+        if !making && last_edit.elapsed() > GIVE_UP {
             break;
         }
         tokio::select! {
             _ = ticker.tick(), if making => {
                 run.edit()?;
-                made_until = Instant::now();
+                last_edit = Instant::now();
             }
             Some(seen) = feed_seen.recv() => run.waiting.seen_in_feed(&seen),
             Some(delivery) = receiver.deliveries.recv() => run.received(&delivery),
             _ = check.tick() => {}
         }
     }
-    reader.abort();
-    let made_for = made_until.saturating_duration_since(started).as_secs_f64();
     let Waiting {
         feed,
         webhook,
@@ -280,7 +278,7 @@ pub(super) async fn measure(
     } = run.waiting;
     Ok(Live {
         made: run.made,
-        rate_per_min: run.made as f64 * 60.0 / made_for.max(1e-9),
+        rate_per_min: run.made as f64 * 60.0 / duration.as_secs_f64().max(1e-9),
         feed: Stream {
             latencies: Latencies::new(feed_latencies),
             missing: feed.values().filter(|e| e.timed).count(),
@@ -409,6 +407,15 @@ impl Run<'_> {
         if let Some(seen) = Seen::of(&change, delivery.at) {
             self.waiting.seen_by_webhook(&seen);
         }
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

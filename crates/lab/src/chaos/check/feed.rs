@@ -6,6 +6,7 @@
 //! keeping each event's last state, rebuilds each entity's events as the
 //! mirror holds them.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -259,10 +260,13 @@ pub fn check(feed: &[Value], mirror: &[Value], receipts: &[Receipt], start: Curs
                 .push(format!("{} at {}: {problem}", receipt.id, receipt.at)),
             Verdict::Accepted => {
                 verdict.accepted += 1;
-                if accepted.contains_key(&seq) {
-                    verdict.duplicates += 1;
-                } else if let Some(body) = &receipt.body {
-                    accepted.insert(seq, (receipt.at, body));
+                match accepted.entry(seq) {
+                    Entry::Occupied(_) => verdict.duplicates += 1,
+                    Entry::Vacant(slot) => {
+                        if let Some(body) = &receipt.body {
+                            slot.insert((receipt.at, body));
+                        }
+                    }
                 }
             }
             Verdict::Refused(_) | Verdict::Stalled => {}

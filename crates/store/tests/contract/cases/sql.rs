@@ -318,7 +318,7 @@ pub async fn feed_writers_wait_for_the_lock_and_readers_do_not(db: &TestDb) {
     use std::time::Duration as Wait;
 
     enum Holder {
-        Postgres(diesel_async::AsyncPgConnection),
+        Postgres(Box<diesel_async::AsyncPgConnection>),
         Sqlite(diesel::SqliteConnection),
     }
     let store = &db.store;
@@ -338,7 +338,7 @@ pub async fn feed_writers_wait_for_the_lock_and_readers_do_not(db: &TestDb) {
             conn.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({key});"))
                 .await
                 .unwrap();
-            Holder::Postgres(conn)
+            Holder::Postgres(Box::new(conn))
         }
         Backend::Sqlite { path, .. } => {
             use diesel::Connection;
