@@ -355,6 +355,7 @@ impl WebhookStore for DieselStore {
                 // the condition on the row another claim just wrote).
                 let rows = diesel::update(wh::table.find(&id))
                     .filter(wh::enabled.eq(true))
+                    .filter(wh::next_attempt_at.le(now))
                     .filter(wh::lease_until.is_null().or(wh::lease_until.le(now)))
                     .set((wh::lease_owner.eq(owner), wh::lease_until.eq(lease_until)))
                     .returning(WebhookRow::as_returning())

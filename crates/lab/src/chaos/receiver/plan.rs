@@ -104,11 +104,12 @@ impl Plan {
         let outage_over_by = chaos.mul_f64(OUTAGE_OVER_BY);
         let status = if rng.chance(0.5) { 500 } else { 503 };
         let stall = Duration::from_millis(rng.range(STALL_MIN_MS, STALL_MAX_MS));
-        let mut forced = vec![
-            (rng.range(5, 15), Act::Refuse(status)),
-            (rng.range(20, 40), Act::Stall(stall)),
-        ];
-        forced.sort_by_key(|(n, _)| *n);
+        // The stall first: it is the rarer draw, and deliveries may stop
+        // early (a dead replica's lease).
+        let forced = VecDeque::from([
+            (rng.range(3, 10), Act::Stall(stall)),
+            (rng.range(15, 30), Act::Refuse(status)),
+        ]);
         // Too short a chaos phase has no outage: it could not be over in time.
         let outage = (chaos.mul_f64(OUTAGE_OVER_BY - OUTAGE_UNTIL) >= MAX_OUTAGE).then(|| {
             let length = Duration::from_millis(rng.range(8_000, MAX_OUTAGE.as_millis() as u64));
@@ -131,7 +132,7 @@ impl Plan {
             outage_latest,
             outage_over_by,
             decided: 0,
-            forced: forced.into(),
+            forced,
             again: None,
             outage,
             quiet: false,
