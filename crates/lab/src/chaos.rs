@@ -340,7 +340,7 @@ impl ChaosArgs {
         let duration = Duration::from_secs(self.duration_secs.max(1));
         let receiver = Receiver::start(duration, rng.fork(5)).await?;
         let subscription = feed::subscribe(&shared, &receiver).await?;
-        receiver.set_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into());
+        receiver.set_secret(subscription.secret.clone());
         println!(
             "{tag}: webhook subscription {} from cursor {} to {}",
             subscription.id,

@@ -189,7 +189,13 @@ pub async fn catch_up(
             }
             state = now;
         }
-        if began.elapsed() >= limit || state["enabled"] == json!(false) {
+        // A delivery the receiver refused as unsigned comes back until it
+        // is signed right: nothing to wait for (the verdict says why).
+        let unsigned = receiver
+            .receipts()
+            .iter()
+            .any(|r| matches!(r.verdict, Verdict::BadSignature(_)));
+        if began.elapsed() >= limit || state["enabled"] == json!(false) || unsigned {
             return CatchUp {
                 after: None,
                 limit,

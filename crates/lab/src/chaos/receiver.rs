@@ -327,7 +327,12 @@ pub fn check_signature(
         Utc::now().timestamp(),
         DEFAULT_TOLERANCE_SECS,
     )
-    .map_err(|e| format!("{e} (webhook-timestamp {timestamp})"))
+    .map_err(|error| match error {
+        calsync_domain::Error::Forbidden => format!(
+            "no signature in webhook-signature {signatures:?} is the secret's (webhook-timestamp {timestamp})"
+        ),
+        other => format!("{other} (webhook-timestamp {timestamp})"),
+    })
 }
 
 async fn handle(
