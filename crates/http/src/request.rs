@@ -19,7 +19,7 @@ pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T,
         });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         HttpError::InvalidBody {
             field: if path == "." || path == "?" {
@@ -29,7 +29,13 @@ pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T,
             },
             message: error.into_inner().to_string(),
         }
-    })
+    })?;
+    // One JSON value and nothing after it (`{..}{}` is not a body).
+    deserializer.end().map_err(|error| HttpError::InvalidBody {
+        field: "body".into(),
+        message: error.to_string(),
+    })?;
+    Ok(value)
 }
 
 /// [`parse_body`] for bodies that may be left empty (meaning "defaults").
