@@ -161,6 +161,14 @@ pub struct ServeArgs {
     /// nothing while notifications for it kept arriving (0: no rest).
     #[arg(long, env = "CALSYNC_SYNC_REST_MS", default_value_t = calsync_domain::services::DEFAULT_FOLLOW_UP_REST_MS)]
     pub sync_rest_ms: u64,
+    /// Seconds after its last successful sync a calendar's free/busy is
+    /// marked `stale` (60 to 86400; twice the sweep interval by default).
+    #[arg(long, env = "CALSYNC_FREEBUSY_STALE_SECS", default_value_t = calsync_domain::services::DEFAULT_STALE_AFTER.as_secs())]
+    pub freebusy_stale_secs: u64,
+    /// Whether invitations the calendar has not answered (`needsAction`)
+    /// or answered `tentative` block free/busy and availability.
+    #[arg(long, env = "CALSYNC_FREEBUSY_INVITATIONS_BUSY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub freebusy_invitations_busy: bool,
 }
 
 /// Where Google is.
@@ -217,6 +225,7 @@ pub struct Settings {
     pub trusted_proxies: calsync_http::TrustedProxies,
     pub sync_page_size: u32,
     pub sync_rest: Duration,
+    pub freebusy: calsync_domain::services::FreeBusyConfig,
 }
 
 impl Settings {
@@ -234,6 +243,7 @@ impl Settings {
             outbox_retry: self.outbox_retry,
             sync_page_size: self.sync_page_size,
             sync_follow_up_rest: self.sync_rest,
+            freebusy: self.freebusy,
             // A service account acting as itself cannot invite attendees;
             // calendars with their own subject can (checked per calendar).
             attendees_need_delegation: matches!(

@@ -7,6 +7,7 @@ pub mod channel;
 pub mod error;
 pub mod event;
 pub mod feed;
+pub mod freebusy;
 pub mod health;
 pub mod ids;
 pub mod outbox;

@@ -14,6 +14,7 @@ use crate::feed::subscription::{
     WebhookSubscription,
 };
 use crate::feed::{Change, ChangeBatch, ChangeQuery, Cursor};
+use crate::freebusy::{RemoteCalendarBusy, RemoteFreeBusyQuery};
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, PushFailure};
@@ -573,6 +574,13 @@ pub trait CalendarProvider: Send + Sync {
     async fn calendar_accessible(&self, calendar_id: &CalendarId) -> Result<bool>;
 
     async fn watch(&self, calendar_id: &CalendarId, request: &WatchRequest) -> Result<WatchGrant>;
+
+    /// Google's `freeBusy.query` for at most
+    /// [`crate::freebusy::MAX_CALENDARS`] calendars over at most
+    /// [`crate::freebusy::MAX_WINDOW_DAYS`] days (callers chunk). One answer
+    /// per requested calendar, in request order; a calendar Google cannot
+    /// answer for carries its `errors` rather than failing the call.
+    async fn free_busy(&self, query: &RemoteFreeBusyQuery) -> Result<Vec<RemoteCalendarBusy>>;
 
     /// Stops a channel `watch` made on `calendar_id`. Google's
     /// `channels.stop` names no calendar; the calendar says whom to act as,

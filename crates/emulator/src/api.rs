@@ -57,7 +57,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     "/calendars/{calendar}/events/{event}",
                     web::delete().to(calendar::delete),
                 )
-                .route("/channels/stop", web::post().to(calendar::stop)),
+                .route("/channels/stop", web::post().to(calendar::stop))
+                .route("/freeBusy", web::post().to(calendar::free_busy)),
         )
         .service(
             web::scope("/emulator")

@@ -1,7 +1,8 @@
 //! An emulator of the parts of Google's APIs calsync uses: Calendar API v3
 //! events (list with sync and page tokens, instances, get, insert, patch,
-//! update, delete, watch), calendars.get, channels.stop, push notifications to
-//! channel addresses, and the OAuth2 token endpoint for service accounts.
+//! update, delete, watch), calendars.get, channels.stop, freebusy.query,
+//! push notifications to channel addresses, and the OAuth2 token endpoint
+//! for service accounts.
 //! State is in memory.
 //!
 //! Tests and benchmarks run it in-process ([`Emulator::start`]); the binary
@@ -103,6 +104,17 @@
 //! - Ragged paging ([`EmulatorConfig::ragged_pages_seed`], off by
 //!   default): pages short or empty while a `nextPageToken` says more
 //!   remain, as the events.list reference allows.
+//! - `freebusy.query` (`POST /calendar/v3/freeBusy`, operation
+//!   `freebusy`, one quota unit): busy time from the emulator's own events
+//!   and series expansion (not cancelled, not `transparent`, not declined
+//!   by the calendar, not `workingLocation` or `birthday`; all-day events
+//!   midnight to midnight in the request's `timeZone`), merged, clipped to
+//!   the window, in UTC. A revoked calendar carries `errors: [{domain:
+//!   "global", reason: "notFound"}]`, not a failed call. More than 50
+//!   calendars (or `calendarExpansionMax`): every calendar carries
+//!   `tooManyCalendarsRequested` and no busy time. A window over 90 days is
+//!   400 `timeRangeTooLong`, an empty one 400 `timeRangeEmpty`. See
+//!   `freebusy.rs` for the sources.
 
 mod access;
 mod api;
@@ -110,6 +122,7 @@ mod conference;
 mod error;
 mod event_types;
 mod faults;
+mod freebusy;
 mod invited;
 mod listing;
 mod notify;
@@ -377,8 +390,8 @@ impl Emulator {
     }
 
     /// How many calls of `op` (list, instances, get, insert, patch, update,
-    /// delete, watch, stop, calendars.get, token) the emulator saw, failed
-    /// ones included.
+    /// delete, watch, stop, calendars.get, freebusy, token) the emulator
+    /// saw, failed ones included.
     pub fn calls(&self, op: &str) -> u64 {
         lock(&self.inner.calls).get(op).copied().unwrap_or(0)
     }
@@ -409,7 +422,8 @@ impl Emulator {
     }
 
     /// The principals whose calls on a calendar got past authentication and
-    /// quotas (whatever the call's outcome after that).
+    /// quotas (whatever the call's outcome after that); a free/busy query
+    /// counts for each calendar it names once its body is read.
     pub fn principals_for(&self, calendar_id: &str) -> BTreeSet<String> {
         lock(&self.inner.usage)
             .callers

@@ -277,6 +277,22 @@ impl Calendars {
         out
     }
 
+    /// A live series' occurrences meeting the window as `singleEvents=true`
+    /// lists them (exceptions in place of theirs, cancelled ones left
+    /// out), as whole bodies: what free/busy reads.
+    pub(crate) fn occurrence_bodies(
+        &self,
+        calendar_id: &str,
+        master: &StoredEvent,
+        series: &Series,
+        window: Window,
+    ) -> Vec<Value> {
+        self.expand(calendar_id, master, series, window, false, self.seq)
+            .into_iter()
+            .map(Item::into_value)
+            .collect()
+    }
+
     /// `events.list`. Without `singleEvents`: masters and exceptions as
     /// stored, in change order; cancelled exceptions of a live series are
     /// listed even without `showDeleted` (events.list, `showDeleted`:

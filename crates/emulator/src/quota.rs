@@ -129,12 +129,17 @@ impl Usage {
         own.spend(now, units);
         self.project.spend(now, units);
         if let Some(calendar) = calendar {
-            self.callers
-                .entry(calendar.to_owned())
-                .or_default()
-                .insert(principal.to_owned());
+            self.called(principal, calendar);
         }
         Ok(())
+    }
+
+    /// Records an admitted call by `principal` on `calendar`.
+    pub fn called(&mut self, principal: &str, calendar: &str) {
+        self.callers
+            .entry(calendar.to_owned())
+            .or_default()
+            .insert(principal.to_owned());
     }
 }
 

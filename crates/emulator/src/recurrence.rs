@@ -63,7 +63,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 }
 
 /// A wall-clock time in a zone; in a DST gap, the hour after it.
-fn resolve(zone: Zone, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+pub(crate) fn resolve(zone: Zone, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     match zone.from_local_datetime(&local) {
         LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => Some(at.with_timezone(&Utc)),
         LocalResult::None => zone

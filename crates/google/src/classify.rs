@@ -18,6 +18,7 @@ pub enum Op {
     Watch,
     Stop,
     CalendarGet,
+    FreeBusy,
 }
 
 impl Op {
@@ -31,6 +32,7 @@ impl Op {
             Self::Watch => "watch",
             Self::Stop => "stop",
             Self::CalendarGet => "calendar_get",
+            Self::FreeBusy => "free_busy",
         }
     }
 

@@ -28,6 +28,7 @@ use google_calendar3::api::Scope;
 use google_calendar3::{CalendarHub, common, hyper, hyper_rustls, hyper_util};
 
 pub use mapping::{ENTITY_ID_KEY, ENTITY_TYPE_KEY};
+pub use provider::MISSING_FROM_ANSWER;
 
 use classify::{Capture, Failure, Op, classify};
 
@@ -59,7 +60,9 @@ pub(crate) struct Principal {
     pub(crate) hub: CalendarHub<Connector>,
     /// Set after a 401 so the next token request bypasses the cache.
     force_refresh: Arc<AtomicBool>,
-    key: String,
+    /// The subject, the service account's email, or `access-token`: one
+    /// per principal.
+    pub(crate) key: String,
 }
 
 /// Whom each call acts as.
@@ -185,13 +188,30 @@ impl GoogleCalendar {
         &self,
         op: Op,
         calendar: &str,
-        mut attempt: F,
+        attempt: F,
     ) -> Result<T, DomainError>
     where
         F: FnMut(Arc<Principal>) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let principal = self.principal(calendar).await?;
+        self.run_as(op, calendar, principal, attempt).await
+    }
+
+    /// [`GoogleCalendar::run`] as a principal chosen by the caller (a call
+    /// naming several calendars, all of that principal); `calendar` names
+    /// them in logs.
+    pub(crate) async fn run_as<T, F, Fut>(
+        &self,
+        op: Op,
+        calendar: &str,
+        principal: Arc<Principal>,
+        mut attempt: F,
+    ) -> Result<T, DomainError>
+    where
+        F: FnMut(Arc<Principal>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
         let rejected_once = AtomicBool::new(false);
         let result = calsync_resilience::retry(
             &self.retry,

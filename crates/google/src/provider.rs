@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use calsync_domain::channel::{WatchGrant, WatchRequest};
 use calsync_domain::event::Event;
+use calsync_domain::freebusy::{Interval, RemoteCalendarBusy, RemoteFreeBusyQuery};
 use calsync_domain::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
 use calsync_domain::ports::{CalendarProvider, PatchCall};
 use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
@@ -19,6 +20,49 @@ use crate::{GoogleCalendar, Lent};
 
 fn remote(event: api::Event) -> Result<RemoteEvent, Failure> {
     crate::mapping::from_google(event).map_err(Failure::new)
+}
+
+/// What calsync records for a calendar Google's free/busy answer leaves
+/// out (Google answers every calendar asked for, so this means an answer
+/// calsync cannot read): not one of Google's reasons.
+pub const MISSING_FROM_ANSWER: &str = "missingFromAnswer";
+
+/// One calendar's part of a free/busy answer. Periods without both ends,
+/// or not ending after they start, are skipped rather than failing the
+/// answer; with `errors`, busy time is not Google's computation, so it is
+/// left empty.
+fn calendar_busy(
+    calendar_id: &CalendarId,
+    answer: Option<&api::FreeBusyCalendar>,
+) -> RemoteCalendarBusy {
+    let Some(answer) = answer else {
+        return RemoteCalendarBusy {
+            calendar_id: calendar_id.clone(),
+            busy: Vec::new(),
+            errors: vec![MISSING_FROM_ANSWER.to_owned()],
+        };
+    };
+    let errors: Vec<String> = answer
+        .errors
+        .iter()
+        .flatten()
+        .map(|error| error.reason.clone().unwrap_or_else(|| "unknown".to_owned()))
+        .collect();
+    let busy = if errors.is_empty() {
+        answer
+            .busy
+            .iter()
+            .flatten()
+            .filter_map(|period| Interval::new(period.start?, period.end?))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    RemoteCalendarBusy {
+        calendar_id: calendar_id.clone(),
+        busy,
+        errors,
+    }
 }
 
 #[async_trait]
@@ -256,6 +300,84 @@ impl CalendarProvider for GoogleCalendar {
             })
         })
         .await
+    }
+
+    /// `freebusy.query`, one call per principal: under domain-wide
+    /// delegation each calendar is read as its own subject (as every other
+    /// call on it is), so calendars of different subjects go in separate
+    /// calls, each rate limited under its subject. Answers come back in
+    /// request order. A calendar Google could not answer for carries
+    /// Google's `errors[].reason` (`notFound` for one this principal cannot
+    /// reach; `tooManyCalendarsRequested` past 50 calendars in one call, see
+    /// the reference:
+    /// <https://developers.google.com/workspace/calendar/api/v3/reference/freebusy/query>);
+    /// one absent from the answer carries [`MISSING_FROM_ANSWER`]. A refused
+    /// window (400 `timeRangeEmpty`, `timeRangeTooLong` past 90 days) is a
+    /// `Permanent` error.
+    async fn free_busy(
+        &self,
+        query: &RemoteFreeBusyQuery,
+    ) -> Result<Vec<RemoteCalendarBusy>, DomainError> {
+        // Groups of (principal, positions in the request), in first-seen order.
+        let mut groups: Vec<(std::sync::Arc<crate::Principal>, Vec<usize>)> = Vec::new();
+        for (position, calendar) in query.calendars.iter().enumerate() {
+            let principal = self.principal(calendar.as_str()).await?;
+            match groups.iter_mut().find(|(p, _)| p.key == principal.key) {
+                Some((_, positions)) => positions.push(position),
+                None => groups.push((principal, vec![position])),
+            }
+        }
+        let mut answers: Vec<Option<RemoteCalendarBusy>> = vec![None; query.calendars.len()];
+        for (principal, positions) in groups {
+            let calendars: Vec<&CalendarId> =
+                positions.iter().map(|&i| &query.calendars[i]).collect();
+            let names = calendars
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let request = &api::FreeBusyRequest {
+                time_min: Some(query.time_min),
+                time_max: Some(query.time_max),
+                time_zone: query.time_zone.clone(),
+                items: Some(
+                    calendars
+                        .iter()
+                        .map(|c| api::FreeBusyRequestItem {
+                            id: Some(c.to_string()),
+                        })
+                        .collect(),
+                ),
+                ..api::FreeBusyRequest::default()
+            };
+            let response = self
+                .run_as(Op::FreeBusy, &names, principal, |principal| async move {
+                    let capture = std::sync::Mutex::new(Capture::default());
+                    let mut delegate = Lent(&capture);
+                    let call = principal
+                        .hub
+                        .freebusy()
+                        .query(request.clone())
+                        .add_scope(Scope::Full)
+                        .delegate(&mut delegate);
+                    let (_, answer) = self.settle(Op::FreeBusy, call.doit(), &capture).await?;
+                    Ok(answer)
+                })
+                .await?;
+            let by_id = response.calendars.unwrap_or_default();
+            for (&position, calendar) in positions.iter().zip(calendars) {
+                // Google keys the answer by the id asked for; a different
+                // case is read as the same calendar.
+                let answer = by_id.get(calendar.as_str()).or_else(|| {
+                    by_id
+                        .iter()
+                        .find(|(id, _)| id.eq_ignore_ascii_case(calendar.as_str()))
+                        .map(|(_, answer)| answer)
+                });
+                answers[position] = Some(calendar_busy(calendar, answer));
+            }
+        }
+        Ok(answers.into_iter().flatten().collect())
     }
 
     /// `channels.stop` names no calendar, but it is made as the calendar's

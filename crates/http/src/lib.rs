@@ -11,6 +11,7 @@ mod context;
 mod drive_sink;
 mod error;
 mod events;
+mod freebusy;
 mod health;
 mod openapi;
 mod request;
@@ -125,6 +126,8 @@ routes! {
         delete "/channels/{id}" => channels::stop;
         get "/changes" => changes::list;
         get "/changes/latest" => changes::latest;
+        post "/freebusy" => freebusy::free_busy;
+        post "/availability" => freebusy::availability;
         post "/webhooks" => subscriptions::create;
         get "/webhooks" => subscriptions::list;
         get "/webhooks/{id}" => subscriptions::get;

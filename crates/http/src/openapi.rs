@@ -17,7 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::request::rules;
 use crate::{
-    HttpError, calendars, changes, channels, error, events, health, subscriptions, sync, webhooks,
+    HttpError, calendars, changes, channels, error, events, freebusy, health, subscriptions, sync,
+    webhooks,
 };
 
 pub(crate) mod responses;
@@ -34,6 +35,7 @@ pub(crate) mod responses;
         calendars::add, calendars::list, calendars::get, calendars::change, calendars::remove,
         channels::create, channels::list, channels::stop,
         changes::list, changes::latest,
+        freebusy::free_busy, freebusy::availability,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::rotate_secret, subscriptions::test, subscriptions::attempts,
         webhooks::calendar, webhooks::drive,
@@ -48,6 +50,7 @@ pub(crate) mod responses;
         (name = "calendars", description = "Managed calendars and the principal each is accessed as"),
         (name = "channels", description = "Google push channels (`POST /calendar/channels` also makes the calendar managed, as the deployment's default principal)"),
         (name = "changes", description = "The change feed: every change to the mirror, in cursor order, replayable within its retention (docs/CHANGE-FEED.md)"),
+        (name = "scheduling", description = "Free/busy and availability answered from the mirror, recurrence-aware, without Google quota (docs/FREEBUSY.md)"),
         (name = "subscriptions", description = "Webhook subscriptions: the change feed delivered to the application, at least once and in cursor order, signed to the Standard Webhooks specification"),
         (name = "webhooks", description = "Google's push notifications (authenticated by channel token)"),
         (name = "health", description = "Health, probes and metrics"),
@@ -349,6 +352,11 @@ fn property_pattern(components: &mut Components, schema: &str, property: &str, p
     }
 }
 
+/// A calendar id as every body documents it: 1 to 1024 characters, no
+/// whitespace or control characters.
+const CALENDAR_ID_PATTERN: &str =
+    r"^[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$";
+
 /// Adds JSON Schema keywords utoipa's `Object` has no field for (`anyOf`
 /// beside `properties`, `if`/`then`); they serialize beside the others.
 fn add_keywords(components: &mut Components, schema: &str, keywords: serde_json::Value) {
@@ -402,6 +410,21 @@ fn body_rules(components: &mut Components) {
             present("url", "string"),
             present("enabled", "boolean"),
         ]}),
+    );
+    // An availability group's ids are calendar ids; `required` is "all"
+    // or a count (`freebusy::availability`).
+    add_keywords(
+        components,
+        "ParticipantBody",
+        json!({"allOf": [{"properties": {
+            "calendarIds": {"items": {"type": "string", "minLength": 1, "maxLength": 1024,
+                "pattern": CALENDAR_ID_PATTERN}},
+            "required": {"anyOf": [
+                {"type": "null"},
+                {"type": "string", "enum": ["all"]},
+                {"type": "integer", "minimum": 1, "maximum": 50},
+            ]},
+        }}]}),
     );
     let zoned_or_absent = json!({"anyOf": [{"type": "null"}, zoned]});
     let both = json!({"required": ["start", "end"],

@@ -8,8 +8,8 @@ use std::time::Duration;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{DriveNotificationSink, Timer};
 use calsync_domain::services::{
-    CalendarService, ChannelService, EventService, FeedService, HealthService, NotificationService,
-    Services, WebhookService,
+    CalendarService, ChannelService, EventService, FeedService, FreeBusyService, HealthService,
+    NotificationService, Services, WebhookService,
 };
 use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::Notify;
@@ -52,6 +52,8 @@ pub struct AppState {
     pub health: HealthService,
     /// The change feed (`GET /calendar/changes`).
     pub feed: FeedService,
+    /// Free/busy and availability (`/calendar/freebusy`, `/calendar/availability`).
+    pub freebusy: FreeBusyService,
     /// The application's webhook subscriptions; `None` when the service
     /// graph was built without delivery adapters (the routes answer 503).
     pub webhooks: Option<WebhookService>,
@@ -189,6 +191,7 @@ impl AppStateBuilder {
             events: services.events.with_wait_timer(Arc::new(RouteTimer)),
             health: services.health,
             feed: services.feed.with_timer(Arc::new(RouteTimer)),
+            freebusy: services.freebusy,
             webhooks: services.webhooks,
             drive_sink,
             api_tokens: self.api_tokens,

@@ -232,6 +232,12 @@ impl calsync_domain::ports::CalendarProvider for SlowCalendar {
     ) -> calsync_domain::Result<calsync_domain::channel::WatchGrant> {
         self.inner.watch(calendar_id, request).await
     }
+    async fn free_busy(
+        &self,
+        query: &calsync_domain::freebusy::RemoteFreeBusyQuery,
+    ) -> calsync_domain::Result<Vec<calsync_domain::freebusy::RemoteCalendarBusy>> {
+        self.inner.free_busy(query).await
+    }
     async fn stop_channel(
         &self,
         calendar_id: &CalendarId,

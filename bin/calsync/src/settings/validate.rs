@@ -311,6 +311,15 @@ impl ServeArgs {
                 ms @ 0..=60_000 => Duration::from_millis(ms),
                 _ => return Err("CALSYNC_SYNC_REST_MS must be 0 to 60000".into()),
             },
+            freebusy: calsync_domain::services::FreeBusyConfig {
+                rule: calsync_domain::freebusy::BusyRule {
+                    invitations_busy: self.freebusy_invitations_busy,
+                },
+                stale_after: match self.freebusy_stale_secs {
+                    secs @ 60..=86_400 => Duration::from_secs(secs),
+                    _ => return Err("CALSYNC_FREEBUSY_STALE_SECS must be 60 to 86400".into()),
+                },
+            },
         })
     }
 }

@@ -109,6 +109,11 @@ impl Series {
         })
     }
 
+    /// How long each occurrence lasts (an all-day series' whole days).
+    pub fn length(&self) -> Duration {
+        self.length
+    }
+
     /// Whether the series ends (every RRULE has COUNT or UNTIL).
     pub fn is_bounded(&self) -> bool {
         self.bounded
@@ -160,7 +165,8 @@ impl Series {
         last
     }
 
-    fn occurrence(&self, utc: DateTime<Utc>) -> Occurrence {
+    /// The occurrence starting at `utc` (an instant the rule set yields).
+    pub(crate) fn occurrence(&self, utc: DateTime<Utc>) -> Occurrence {
         if self.all_day {
             let date = utc.date_naive();
             let end = date

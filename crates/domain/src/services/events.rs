@@ -22,7 +22,9 @@ use crate::ports::{
     CalendarProvider, CalendarStore, Clock, EventStore, OutboxStore, SyncStateStore, Timer,
 };
 
-pub use occurrences::{Listed, OccurrenceQuery, OccurrenceRef, list_occurrences};
+pub use occurrences::{
+    Listed, OccurrenceQuery, OccurrenceRef, list_occurrences, list_occurrences_indexed,
+};
 pub use push::{DrainReport, PushOutcome};
 pub use verdict::WriteVerdict;
 pub use writes::Created;
@@ -50,6 +52,8 @@ pub struct EventService {
     calendars: Option<Arc<dyn CalendarStore>>,
     /// Callers awaiting a verdict on an event, woken by finished pushes.
     waiters: Arc<verdict::Waiters>,
+    /// Series held in memory for windows over a calendar.
+    series_index: Option<Arc<super::series_index::SeriesIndex>>,
 }
 
 impl EventService {
@@ -73,7 +77,15 @@ impl EventService {
             attendees_need_delegation: false,
             calendars: None,
             waiters: Arc::default(),
+            series_index: None,
         }
+    }
+
+    /// Answers windows over a calendar from `index` (see
+    /// [`super::SeriesIndex`]) instead of reading every master.
+    pub fn with_series_index(mut self, index: Arc<super::series_index::SeriesIndex>) -> Self {
+        self.series_index = Some(index);
+        self
     }
 
     /// Lets a write that finds its calendar unreachable mark it reconnect

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::cleanup::retention;
 use super::{
     CalendarService, ChannelCache, ChannelService, CleanupService, EventService,
-    EvictingChannelStore, FeedService, HealthService, NotificationService, SyncService,
-    WebhookAdapters, WebhookService,
+    EvictingChannelStore, FeedService, FreeBusyConfig, FreeBusyService, HealthService,
+    NotificationService, SeriesIndex, SyncService, WebhookAdapters, WebhookService,
 };
 use crate::health::HealthThresholds;
 use crate::outbox::OutboxRetryPolicy;
@@ -65,6 +65,8 @@ pub struct ServicesConfig {
     pub sync_page_size: u32,
     /// See [`super::sync::DEFAULT_FOLLOW_UP_REST`].
     pub sync_follow_up_rest: Duration,
+    /// The busy rule's setting and when a calendar counts as stale.
+    pub freebusy: FreeBusyConfig,
 }
 
 impl std::fmt::Debug for ServicesConfig {
@@ -81,6 +83,7 @@ impl std::fmt::Debug for ServicesConfig {
             .field("attendees_need_delegation", &self.attendees_need_delegation)
             .field("sync_page_size", &self.sync_page_size)
             .field("sync_follow_up_rest", &self.sync_follow_up_rest)
+            .field("freebusy", &self.freebusy)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +106,7 @@ impl ServicesConfig {
             attendees_need_delegation: false,
             sync_page_size: DEFAULT_SYNC_PAGE_SIZE,
             sync_follow_up_rest: super::sync::DEFAULT_FOLLOW_UP_REST,
+            freebusy: FreeBusyConfig::default(),
         }
     }
 
@@ -126,6 +130,8 @@ pub struct Services {
     pub health: HealthService,
     pub cleanup: CleanupService,
     pub feed: FeedService,
+    /// Free/busy and availability from the mirror.
+    pub freebusy: FreeBusyService,
     /// The application's webhooks; `None` until [`Services::with_webhooks`]
     /// brings the adapters that deliver them.
     pub webhooks: Option<WebhookService>,
@@ -165,7 +171,7 @@ impl Services {
         let channel_store: Arc<dyn ChannelStore> =
             EvictingChannelStore::new(store.clone(), channel_cache.clone());
         let channels = ChannelService::new(
-            provider,
+            provider.clone(),
             channel_store.clone(),
             store.clone(),
             clock.clone(),
@@ -173,12 +179,28 @@ impl Services {
             config.webhook_address,
             config.channel_ttl,
         );
+        let series_index = Arc::new(SeriesIndex::new(
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        events = events.with_series_index(series_index.clone());
+        let freebusy = FreeBusyService::new(
+            series_index,
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            provider,
+            clock.clone(),
+        )
+        .with_config(config.freebusy);
         let mut feed = FeedService::new(store.clone(), clock.clone());
         if let Some(timer) = &config.timer {
             feed = feed.with_timer(timer.clone());
         }
         Self {
             feed,
+            freebusy,
             webhooks: None,
             sync: sync
                 .with_page_size(config.sync_page_size)

@@ -7,10 +7,12 @@ mod channels;
 mod cleanup;
 mod events;
 mod feed;
+mod freebusy;
 mod graph;
 mod health;
 mod marks;
 mod notifications;
+mod series_index;
 mod sync;
 mod webhooks;
 
@@ -20,12 +22,17 @@ pub use channels::{ChannelService, RenewalReport};
 pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
 pub use events::{
     Created, DrainReport, EventService, Listed, OccurrenceQuery, OccurrenceRef, PushOutcome,
-    WriteVerdict, list_occurrences,
+    WriteVerdict, list_occurrences, list_occurrences_indexed,
 };
 pub use feed::{FeedService, MAX_WAIT, WAIT_POLL};
+pub use freebusy::{
+    Availability, AvailabilityQuery, BusyError, BusySource, CalendarBusy, DEFAULT_STALE_AFTER,
+    FreeBusyConfig, FreeBusyRequest, FreeBusyService, MAX_SLOTS,
+};
 pub use graph::{DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services, ServicesConfig};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
+pub use series_index::{CalendarSeries, IndexedMaster, SeriesIndex};
 pub use sync::{
     DEFAULT_FOLLOW_UP_REST, DEFAULT_FOLLOW_UP_REST_MS, SyncMode, SyncReport, SyncService,
     sweep_slice,

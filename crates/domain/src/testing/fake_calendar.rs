@@ -4,13 +4,19 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use super::lock;
 use crate::channel::{WatchGrant, WatchRequest};
 use crate::error::{Error, ProviderErrorKind, Result};
-use crate::event::{Attendee, Event, EventStatus, Organizer};
+use crate::event::{Attendee, Event, EventStatus, EventTime, EventType, Organizer};
+use crate::freebusy::{
+    Interval, MAX_CALENDARS, MAX_WINDOW_DAYS, RemoteCalendarBusy, RemoteFreeBusyQuery,
+};
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
 use crate::ports::{CalendarProvider, Clock, PatchCall};
+use crate::recurrence::{Series, instance_suffix};
 use crate::sync::{ChangePage, ListRequest, RemoteEvent};
 
 #[derive(Debug, Clone)]
@@ -70,7 +76,8 @@ impl FakeCalendar {
     }
 
     /// Makes the next call (of operation `op`, or any if `None`) fail with `error`.
-    /// Operations: list, get, insert, patch, delete, watch, stop.
+    /// Operations: list, get, insert, patch, delete, watch, stop,
+    /// calendar_get, free_busy.
     pub fn fail_next(&self, op: Option<&'static str>, error: Error) {
         self.fail_after(op, 0, error);
     }
@@ -314,6 +321,113 @@ fn granted(details: &crate::event::EventDetails) -> crate::event::EventDetails {
     details
 }
 
+/// Whether the event blocks `calendar`'s time, by Google's free/busy rule:
+/// not cancelled, not `transparent`, not a working location or a birthday,
+/// not declined by the calendar itself (`needsAction` and `tentative`
+/// block).
+fn blocks(event: &RemoteEvent, calendar: &CalendarId) -> bool {
+    let declined = event.attendees.iter().any(|a| {
+        a.email.eq_ignore_ascii_case(calendar.as_str())
+            && a.response_status.as_deref() == Some("declined")
+    });
+    event.status != EventStatus::Cancelled
+        && event.details.transparency.as_deref() != Some("transparent")
+        && !matches!(
+            event.event_type,
+            EventType::WorkingLocation | EventType::Birthday
+        )
+        && !declined
+}
+
+/// An event time as an instant: a date is midnight in `zone` (in a DST
+/// gap at midnight, the first instant after it).
+fn instant(time: &EventTime, zone: Tz) -> Option<DateTime<Utc>> {
+    match time {
+        EventTime::At { at, .. } => Some(*at),
+        EventTime::AllDay { date } => {
+            let midnight = date.and_time(NaiveTime::MIN);
+            zone.from_local_datetime(&midnight)
+                .earliest()
+                .or_else(|| {
+                    zone.from_local_datetime(&(midnight + Duration::hours(1)))
+                        .earliest()
+                })
+                .map(|at| at.with_timezone(&Utc))
+        }
+    }
+}
+
+/// A calendar's busy time in the query's window, from its stored events:
+/// singles and exceptions as stored, series expanded with
+/// [`crate::recurrence::Series`] (an occurrence an exception replaces
+/// left to the exception), clipped to the window, merged when they overlap
+/// or touch. An exception of a deleted series is free (Google deletes them
+/// with it).
+fn busy_of(
+    events: Option<&BTreeMap<EventId, FakeEvent>>,
+    calendar: &CalendarId,
+    query: &RemoteFreeBusyQuery,
+    zone: Tz,
+) -> Vec<Interval> {
+    let events: Vec<&RemoteEvent> = events
+        .into_iter()
+        .flat_map(|e| e.values().map(|f| &f.event))
+        .collect();
+    let master = |id: &EventId| events.iter().find(|e| &e.id == id);
+    let mut spans: Vec<(&RemoteEvent, EventTime, EventTime)> = Vec::new();
+    for event in &events {
+        let master_cancelled = event
+            .recurring_event_id
+            .as_ref()
+            .and_then(master)
+            .is_some_and(|m| m.status == EventStatus::Cancelled);
+        let (Some(start), Some(end)) = (&event.start, &event.end) else {
+            continue;
+        };
+        if master_cancelled {
+            continue;
+        }
+        if event.recurrence.is_empty() || event.status == EventStatus::Cancelled {
+            spans.push((event, start.clone(), end.clone()));
+            continue;
+        }
+        let Ok(series) = Series::new(&event.recurrence, start, end) else {
+            continue;
+        };
+        let replaced: HashSet<String> = events
+            .iter()
+            .filter(|e| e.recurring_event_id.as_ref() == Some(&event.id))
+            .filter_map(|e| e.original_start.as_ref().map(instance_suffix))
+            .collect();
+        // Dates are read in the query's zone, at most a day off UTC.
+        let from = query.time_min - Duration::days(1);
+        let until = query.time_max + Duration::days(1);
+        for occurrence in series.between(Some(from), Some(until)) {
+            if !replaced.contains(&occurrence.suffix()) {
+                spans.push((event, occurrence.start, occurrence.end));
+            }
+        }
+    }
+    let mut busy: Vec<Interval> = spans
+        .into_iter()
+        .filter(|(event, _, _)| blocks(event, calendar))
+        .filter_map(|(_, start, end)| {
+            let start = instant(&start, zone)?.max(query.time_min);
+            let end = instant(&end, zone)?.min(query.time_max);
+            Interval::new(start, end)
+        })
+        .collect();
+    busy.sort();
+    let mut merged: Vec<Interval> = Vec::with_capacity(busy.len());
+    for interval in busy {
+        match merged.last_mut() {
+            Some(last) if interval.start <= last.end => last.end = last.end.max(interval.end),
+            _ => merged.push(interval),
+        }
+    }
+    merged
+}
+
 #[async_trait]
 impl CalendarProvider for FakeCalendar {
     async fn list_events(
@@ -552,6 +666,53 @@ impl CalendarProvider for FakeCalendar {
         })
     }
 
+    /// Google's `freeBusy.query` over the stored events (see [`busy_of`]),
+    /// refusing what Google refuses: an empty window (`timeRangeEmpty`),
+    /// one over [`MAX_WINDOW_DAYS`] (`timeRangeTooLong`), an unknown zone.
+    /// Past [`MAX_CALENDARS`] every calendar carries
+    /// `tooManyCalendarsRequested`; an unreachable one `notFound`.
+    async fn free_busy(&self, query: &RemoteFreeBusyQuery) -> Result<Vec<RemoteCalendarBusy>> {
+        let state = self.enter("free_busy")?;
+        if query.time_max <= query.time_min {
+            return Err(refused(
+                "timeRangeEmpty: The specified time range is empty.",
+            ));
+        }
+        if query.time_max - query.time_min > Duration::days(MAX_WINDOW_DAYS) {
+            return Err(refused(
+                "timeRangeTooLong: The requested time range is too long.",
+            ));
+        }
+        let zone = match &query.time_zone {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| refused("invalid: Invalid value for timeZone"))?,
+        };
+        let too_many = query.calendars.len() > MAX_CALENDARS;
+        Ok(query
+            .calendars
+            .iter()
+            .map(|calendar| {
+                let error = if too_many {
+                    Some("tooManyCalendarsRequested")
+                } else if state.unreachable.contains(calendar) {
+                    Some("notFound")
+                } else {
+                    None
+                };
+                RemoteCalendarBusy {
+                    calendar_id: calendar.clone(),
+                    busy: match error {
+                        Some(_) => Vec::new(),
+                        None => busy_of(state.calendars.get(calendar), calendar, query, zone),
+                    },
+                    errors: error.into_iter().map(str::to_owned).collect(),
+                }
+            })
+            .collect())
+    }
+
     /// The fake acts as one principal per calendar: a stop naming another
     /// calendar than the watch's is refused as Google refuses a stop by
     /// another principal (404, as the emulator answers it).
@@ -569,5 +730,137 @@ impl CalendarProvider for FakeCalendar {
             }
             _ => Err(not_found()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::recurrence::time::TimeZoneName;
+    use crate::testing::ManualClock;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn timed(id: &str, start: &str, end: &str) -> RemoteEvent {
+        RemoteEvent {
+            status: EventStatus::Confirmed,
+            start: Some(EventTime::at(at(start), None)),
+            end: Some(EventTime::at(at(end), None)),
+            ..RemoteEvent::cancelled_stub(EventId::new(id).unwrap())
+        }
+    }
+
+    fn interval(start: &str, end: &str) -> Interval {
+        Interval::new(at(start), at(end)).unwrap()
+    }
+
+    #[test]
+    fn free_busy_expands_series_and_follows_googles_rule() {
+        let google = FakeCalendar::new(ManualClock::fixed());
+        let cal = CalendarId::new("team@example.com").unwrap();
+        let utc = Some(TimeZoneName::new("UTC").unwrap());
+        // Mondays 2, 9 and 16 March; the 9th moved, the 16th cancelled.
+        let mut series = timed("standup001", "2026-03-02T10:00:00Z", "2026-03-02T10:30:00Z");
+        series.start = Some(EventTime::at(at("2026-03-02T10:00:00Z"), utc.clone()));
+        series.end = Some(EventTime::at(at("2026-03-02T10:30:00Z"), utc.clone()));
+        series.recurrence = vec!["RRULE:FREQ=WEEKLY;COUNT=3".into()];
+        google.put(&cal, series);
+        let mut moved = timed(
+            "standup001_20260309T100000Z",
+            "2026-03-09T15:00:00Z",
+            "2026-03-09T16:00:00Z",
+        );
+        moved.recurring_event_id = Some(EventId::new("standup001").unwrap());
+        moved.original_start = Some(EventTime::at(at("2026-03-09T10:00:00Z"), utc.clone()));
+        google.put(&cal, moved);
+        let mut cancelled =
+            RemoteEvent::cancelled_stub(EventId::new("standup001_20260316T100000Z").unwrap());
+        cancelled.recurring_event_id = Some(EventId::new("standup001").unwrap());
+        cancelled.original_start = Some(EventTime::at(at("2026-03-16T10:00:00Z"), utc));
+        google.put(&cal, cancelled);
+        // Free: transparent, declined by the calendar, a working location.
+        let mut transparent = timed(
+            "transparent1",
+            "2026-03-03T09:00:00Z",
+            "2026-03-03T10:00:00Z",
+        );
+        transparent.details.transparency = Some("transparent".into());
+        google.put(&cal, transparent);
+        let mut declined = timed("declined01", "2026-03-04T09:00:00Z", "2026-03-04T10:00:00Z");
+        declined.attendees = vec![Attendee {
+            response_status: Some("declined".into()),
+            ..Attendee::new("TEAM@example.com").unwrap()
+        }];
+        google.put(&cal, declined);
+        let mut working = timed("location01", "2026-03-04T11:00:00Z", "2026-03-04T12:00:00Z");
+        working.event_type = EventType::WorkingLocation;
+        google.put(&cal, working);
+        // Busy: tentative and touching (merged), all-day in the query's zone.
+        let mut tentative = timed("tentative1", "2026-03-05T09:00:00Z", "2026-03-05T10:00:00Z");
+        tentative.attendees = vec![Attendee {
+            response_status: Some("tentative".into()),
+            ..Attendee::new("team@example.com").unwrap()
+        }];
+        google.put(&cal, tentative);
+        google.put(
+            &cal,
+            timed("touches001", "2026-03-05T10:00:00Z", "2026-03-05T10:30:00Z"),
+        );
+        let mut offsite = timed("offsite001", "2026-03-20T00:00:00Z", "2026-03-21T00:00:00Z");
+        offsite.start = Some(EventTime::date(
+            NaiveDate::from_ymd_opt(2026, 3, 20).unwrap(),
+        ));
+        offsite.end = Some(EventTime::date(
+            NaiveDate::from_ymd_opt(2026, 3, 21).unwrap(),
+        ));
+        google.put(&cal, offsite);
+
+        let gone = CalendarId::new("gone@example.com").unwrap();
+        google.set_unreachable(&gone, true);
+        let query = RemoteFreeBusyQuery {
+            time_min: at("2026-03-01T00:00:00Z"),
+            time_max: at("2026-04-01T00:00:00Z"),
+            time_zone: Some("America/New_York".into()),
+            calendars: vec![cal.clone(), gone.clone()],
+        };
+        let answers = futures_executor::block_on(google.free_busy(&query)).unwrap();
+        assert_eq!(
+            answers[0].busy,
+            vec![
+                interval("2026-03-02T10:00:00Z", "2026-03-02T10:30:00Z"),
+                interval("2026-03-05T09:00:00Z", "2026-03-05T10:30:00Z"),
+                interval("2026-03-09T15:00:00Z", "2026-03-09T16:00:00Z"),
+                interval("2026-03-20T04:00:00Z", "2026-03-21T04:00:00Z"),
+            ]
+        );
+        assert!(answers[0].errors.is_empty());
+        assert_eq!(answers[1].errors, ["notFound"]);
+        assert!(answers[1].busy.is_empty());
+
+        let long = RemoteFreeBusyQuery {
+            time_max: at("2026-06-01T00:00:00Z"),
+            ..query.clone()
+        };
+        let error = futures_executor::block_on(google.free_busy(&long)).unwrap_err();
+        assert!(error.to_string().contains("timeRangeTooLong"), "{error}");
+        let many = RemoteFreeBusyQuery {
+            calendars: vec![cal.clone(); MAX_CALENDARS + 1],
+            ..query
+        };
+        let answers = futures_executor::block_on(google.free_busy(&many)).unwrap();
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.errors == ["tooManyCalendarsRequested"])
+        );
+        assert_eq!(google.calls("free_busy"), 3);
     }
 }

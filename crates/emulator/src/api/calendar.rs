@@ -1,5 +1,5 @@
-//! The Calendar API's handlers (`/calendar/v3`): events, the calendar, and
-//! watch channels.
+//! The Calendar API's handlers (`/calendar/v3`): events, the calendar,
+//! watch channels, and free/busy.
 
 use std::collections::HashMap;
 
@@ -323,5 +323,18 @@ pub(super) async fn stop(data: Data, request: HttpRequest, body: Bytes) -> Reply
             .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
         lock(&data.calendars).stop(&call.principal.name, &request_body)?;
         Ok(HttpResponse::NoContent().finish())
+    })
+}
+
+/// `freebusy.query` (`POST /freeBusy`): one call, gated and counted once
+/// whatever the number of calendars it names; a calendar the principal
+/// cannot reach is answered inside the body, never as a failed call.
+pub(super) async fn free_busy(data: Data, request: HttpRequest, body: Bytes) -> Reply {
+    let call = enter(&data, &request, "freebusy", None).await?;
+    call.run(|| {
+        let query = crate::freebusy::Query::parse(&object(&body)?)?;
+        call.read(&data, &query.calendars);
+        let body = lock(&data.calendars).free_busy(&query);
+        Ok(HttpResponse::Ok().json(body))
     })
 }

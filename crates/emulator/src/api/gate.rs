@@ -76,6 +76,16 @@ impl Call {
         }
     }
 
+    /// Records the principal as a caller on calendars a call names in its
+    /// body rather than its path (free/busy), as [`enter`] does for the
+    /// calendar in the path.
+    pub(super) fn read(&self, data: &Data, calendars: &[String]) {
+        let mut usage = lock(&data.usage);
+        for calendar in calendars {
+            usage.called(&self.principal.name, calendar);
+        }
+    }
+
     /// Records the principal as the calendar's latest writer.
     pub(super) fn wrote(&self, data: &Data, calendar: &str) {
         lock(&data.usage)

@@ -7,5 +7,6 @@ mod decode;
 mod handlers;
 
 pub use body::*;
+pub(crate) use decode::instant;
 pub use decode::{decode_create_body, decode_patch_body, parse_page_token};
 pub use handlers::*;

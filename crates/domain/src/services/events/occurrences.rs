@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +14,7 @@ use crate::ids::{CalendarId, Etag, EventId, LocalEventId};
 use crate::outbox::{OutboxEntry, OutboxOp, PatchIntent};
 use crate::ports::EventStore;
 use crate::recurrence::{Occurrence, Series, split_instance_id};
+use crate::services::series_index::{IndexedMaster, SeriesIndex};
 
 use super::EventService;
 
@@ -110,37 +112,76 @@ fn instance_id(master: &EventId, suffix: &str) -> Option<EventId> {
     EventId::new(format!("{master}_{suffix}")).ok()
 }
 
-/// A series' occurrences, lazily, with those its exceptions replace left out.
+/// The occurrence suffixes a series' exceptions replace.
+#[derive(Clone, Copy)]
+enum Replaced<'a> {
+    None,
+    Set(&'a HashSet<String>),
+    Map(&'a HashMap<String, Arc<Event>>),
+}
+
+impl Replaced<'_> {
+    fn contains(&self, suffix: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::Set(set) => set.contains(suffix),
+            Self::Map(map) => map.contains_key(suffix),
+        }
+    }
+}
+
+/// A series' occurrences, lazily, with those its exceptions replace left
+/// out. Only the page's occurrences become events.
 struct Stream<'a> {
     master: &'a Event,
     occurrences: Box<dyn Iterator<Item = Occurrence> + 'a>,
-    replaced: &'a HashSet<String>,
+    replaced: Replaced<'a>,
+}
+
+/// An occurrence waiting in the merge: its position and what makes it.
+struct Pending {
+    position: (DateTime<Utc>, String),
+    suffix: String,
+    occurrence: Occurrence,
 }
 
 impl Stream<'_> {
-    fn next_listed(&mut self) -> Option<Listed> {
+    fn next_pending(&mut self) -> Option<Pending> {
         for occurrence in self.occurrences.by_ref() {
             let suffix = occurrence.suffix();
             if self.replaced.contains(&suffix) {
                 continue;
             }
-            let Some(event) = occurrence_event(self.master, occurrence) else {
-                continue;
-            };
-            return Some(Listed::Occurrence {
-                master: self.master.id,
+            return Some(Pending {
+                position: (
+                    occurrence.start.sort_key(),
+                    format!("{}_{suffix}", self.master.id),
+                ),
                 suffix,
-                event,
+                occurrence,
             });
         }
         None
     }
+
+    fn listed(&self, pending: Pending) -> Option<Listed> {
+        let event = occurrence_event(self.master, pending.occurrence)?;
+        Some(Listed::Occurrence {
+            master: self.master.id,
+            suffix: pending.suffix,
+            event,
+        })
+    }
 }
 
 impl EventService {
-    /// [`list_occurrences`] on this service's store.
+    /// [`list_occurrences`] on this service's store, through its series
+    /// index when it has one and the window names a calendar.
     pub async fn list_occurrences(&self, query: &OccurrenceQuery) -> Result<Vec<Listed>> {
-        list_occurrences(self.events.as_ref(), query).await
+        match &self.series_index {
+            Some(index) => list_occurrences_indexed(self.events.as_ref(), index, query).await,
+            None => list_occurrences(self.events.as_ref(), query).await,
+        }
     }
 }
 
@@ -154,19 +195,7 @@ pub async fn list_occurrences(
     events: &dyn EventStore,
     query: &OccurrenceQuery,
 ) -> Result<Vec<Listed>> {
-    if query.filter.status == Some(EventStatus::Cancelled) {
-        return Err(Error::invalid(
-            "status",
-            "a window of occurrences lists live events only",
-        ));
-    }
-    let window = EventQuery {
-        ends_after: query.from,
-        starts_before: Some(query.until),
-        after: None,
-        of_series: Vec::new(),
-        ..query.filter.clone()
-    };
+    let window = window_of(query)?;
     let (masters, exceptions) = window_series(events, &window).await?;
     let singles = window_singles(events, &window, query).await?;
 
@@ -184,19 +213,11 @@ pub async fn list_occurrences(
             .entry((exception.calendar_id.clone(), series.clone()))
             .or_default()
             .insert(crate::recurrence::instance_suffix(original));
-        let in_window = query
-            .from
-            .is_none_or(|from| exception.end.sort_key() > from)
-            && exception.start.sort_key() < query.until;
-        if exception.status != EventStatus::Cancelled
-            && in_window
-            && query.filter.status.is_none_or(|s| s == exception.status)
-        {
+        if exception_listed(&exception, query) {
             rows.push(Listed::Row(exception));
         }
     }
 
-    let none = HashSet::new();
     let mut parsed: Vec<(&Event, Series)> = Vec::with_capacity(masters.len());
     for master in &masters {
         match master.series() {
@@ -208,37 +229,140 @@ pub async fn list_occurrences(
             None => {}
         }
     }
-    let mut streams: Vec<Stream<'_>> = parsed
+    let streams: Vec<Stream<'_>> = parsed
         .iter()
         .map(|(master, series)| Stream {
             master,
             occurrences: Box::new(series.between(query.from, Some(query.until))),
             replaced: replaced
                 .get(&(master.calendar_id.clone(), master.google_event_id.clone()))
-                .unwrap_or(&none),
+                .map_or(Replaced::None, Replaced::Set),
         })
         .collect();
+    Ok(merge_page(query, rows, streams))
+}
 
-    let past = |item: &Listed| {
-        query
-            .after
-            .as_ref()
-            .is_none_or(|cursor| item.position() > *cursor)
+/// [`list_occurrences`] with the masters and exceptions of the window's
+/// calendar read from `index` instead of the store; the same answer. A
+/// window over every calendar reads the store.
+pub async fn list_occurrences_indexed(
+    events: &dyn EventStore,
+    index: &SeriesIndex,
+    query: &OccurrenceQuery,
+) -> Result<Vec<Listed>> {
+    let Some(calendar_id) = &query.filter.calendar_id else {
+        return list_occurrences(events, query).await;
     };
-    // A k-way merge: the heap holds each source's next item.
+    let window = window_of(query)?;
+    let calendars = index.calendars(std::slice::from_ref(calendar_id)).await?;
+    let singles = window_singles(events, &window, query).await?;
+    let Some(calendar) = calendars.first() else {
+        return Ok(Vec::new());
+    };
+    let filter = &query.filter;
+    let wanted = |event: &Event| {
+        filter
+            .entity
+            .as_ref()
+            .is_none_or(|entity| event.entity.as_ref() == Some(entity))
+            && filter
+                .event_type
+                .as_ref()
+                .is_none_or(|kind| &event.event_type == kind)
+            && filter.status.is_none_or(|status| status == event.status)
+    };
+    let masters: Vec<&Arc<IndexedMaster>> =
+        calendar.masters().filter(|m| wanted(m.event())).collect();
+    let mut rows: Vec<Listed> = singles.into_iter().map(Listed::Row).collect();
+    for master in &masters {
+        let Some(exceptions) = calendar.exceptions_of(&master.event().google_event_id) else {
+            continue;
+        };
+        rows.extend(
+            exceptions
+                .values()
+                .filter(|e| exception_listed(e, query))
+                .map(|e| Listed::Row((**e).clone())),
+        );
+    }
+    let now = index.now();
+    let from = query.from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut streams = Vec::with_capacity(masters.len());
+    for master in &masters {
+        let event = master.event();
+        if master.series().is_none() {
+            // Unreadable: listed as stored while the series may overlap.
+            if event.start.sort_key() < query.until {
+                rows.push(Listed::Row(event.clone()));
+            }
+            continue;
+        }
+        let occurrences = master.occurrences_between(from, query.until, now);
+        if occurrences.is_empty() {
+            continue;
+        }
+        streams.push(Stream {
+            master: event,
+            occurrences: Box::new(occurrences.into_iter()),
+            replaced: calendar
+                .exceptions_of(&event.google_event_id)
+                .map_or(Replaced::None, Replaced::Map),
+        });
+    }
+    Ok(merge_page(query, rows, streams))
+}
+
+/// The store query for a window's rows; refuses a window of cancelled events.
+fn window_of(query: &OccurrenceQuery) -> Result<EventQuery> {
+    if query.filter.status == Some(EventStatus::Cancelled) {
+        return Err(Error::invalid(
+            "status",
+            "a window of occurrences lists live events only",
+        ));
+    }
+    Ok(EventQuery {
+        ends_after: query.from,
+        starts_before: Some(query.until),
+        after: None,
+        of_series: Vec::new(),
+        ..query.filter.clone()
+    })
+}
+
+/// Whether a series' exception is listed as a row of the window.
+fn exception_listed(exception: &Event, query: &OccurrenceQuery) -> bool {
+    let in_window = query
+        .from
+        .is_none_or(|from| exception.end.sort_key() > from)
+        && exception.start.sort_key() < query.until;
+    exception.status != EventStatus::Cancelled
+        && in_window
+        && query.filter.status.is_none_or(|s| s == exception.status)
+}
+
+/// Merges the rows and the series' occurrences into the page after the
+/// query's cursor: a k-way merge whose heap holds each source's next item.
+fn merge_page(
+    query: &OccurrenceQuery,
+    mut rows: Vec<Listed>,
+    mut streams: Vec<Stream<'_>>,
+) -> Vec<Listed> {
+    let past = |position: &(DateTime<Utc>, String)| {
+        query.after.as_ref().is_none_or(|cursor| position > cursor)
+    };
     let mut heap = BinaryHeap::new();
-    let mut pending: Vec<Option<Listed>> = Vec::with_capacity(streams.len() + 1);
+    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(streams.len());
     for (index, stream) in streams.iter_mut().enumerate() {
-        let mut next = stream.next_listed();
-        while next.as_ref().is_some_and(|item| !past(item)) {
-            next = stream.next_listed();
+        let mut next = stream.next_pending();
+        while next.as_ref().is_some_and(|item| !past(&item.position)) {
+            next = stream.next_pending();
         }
         if let Some(item) = &next {
-            heap.push(Reverse((item.position(), index)));
+            heap.push(Reverse((item.position.clone(), index)));
         }
         pending.push(next);
     }
-    rows.retain(past);
+    rows.retain(|row| past(&row.position()));
     rows.sort_by_key(Listed::position);
     let mut rows = rows.into_iter().peekable();
     let mut out = Vec::with_capacity(query.limit as usize);
@@ -258,16 +382,18 @@ pub async fn list_occurrences(
         let Some(Reverse((_, index))) = heap.pop() else {
             break;
         };
-        if let Some(item) = pending[index].take() {
-            out.push(item);
+        if let Some(item) = pending[index].take()
+            && let Some(listed) = streams[index].listed(item)
+        {
+            out.push(listed);
         }
-        let next = streams[index].next_listed();
+        let next = streams[index].next_pending();
         if let Some(item) = &next {
-            heap.push(Reverse((item.position(), index)));
+            heap.push(Reverse((item.position.clone(), index)));
         }
         pending[index] = next;
     }
-    Ok(out)
+    out
 }
 
 /// Live masters overlapping the window, and all their exceptions.
