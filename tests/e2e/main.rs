@@ -36,6 +36,7 @@ mod change_feed;
 mod deleted_copies;
 mod events_api;
 mod fidelity;
+mod freebusy;
 mod fuzz;
 mod hardening;
 mod helpers;

@@ -1,5 +1,6 @@
 //! `freebusy::slots` against a brute-force reference over random requests,
 //! and its speed on a realistic load.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -220,47 +221,6 @@ fn reference_slots(case: &Case) -> Vec<Slot> {
     found
 }
 
-#[test]
-fn slots_match_a_brute_force_reference() {
-    let mut rng = Rng(0x5eed_f00d);
-    let mut offered = 0;
-    for round in 0..600 {
-        let case = random_case(&mut rng);
-        let expected = reference_slots(&case);
-        let actual = slots(&case.request, &case.busy, case.max_slots);
-        assert_eq!(
-            actual, expected,
-            "round {round}: request {:?}, busy {:?}, max {}",
-            case.request, case.busy, case.max_slots
-        );
-        offered += actual.len();
-    }
-    // The random inputs must exercise both answers, not only empty ones.
-    assert!(offered > 1000, "only {offered} slots offered in all rounds");
-}
-
-#[test]
-fn free_in_matches_a_scan() {
-    let mut rng = Rng(42);
-    let at = |n: i64| Utc.with_ymd_and_hms(2030, 3, 4, 0, 0, 0).unwrap() + Duration::minutes(n);
-    for _ in 0..500 {
-        let busy: Vec<Interval> = (0..rng.range(0, 20))
-            .map(|_| {
-                let start = rng.range(0, 1000);
-                Interval::new(at(start), at(start + rng.range(1, 120))).unwrap()
-            })
-            .collect();
-        let merged = merge(busy.clone());
-        let start = rng.range(0, 1000);
-        let slot = Interval::new(at(start), at(start + rng.range(1, 90))).unwrap();
-        let buffer = Duration::minutes(rng.range(0, 30));
-        let scanned = !busy
-            .iter()
-            .any(|b| b.start < slot.end + buffer && slot.start - buffer < b.end);
-        assert_eq!(free_in(&merged, slot, buffer), scanned);
-    }
-}
-
 /// 10 calendars, 14 days, a 15-minute grid, 3,000 busy intervals.
 fn heavy_case() -> Case {
     let mut rng = Rng(7);
@@ -302,26 +262,72 @@ fn heavy_case() -> Case {
     }
 }
 
-#[test]
-fn heavy_load_matches_the_reference() {
-    let case = heavy_case();
-    let found = slots(&case.request, &case.busy, case.max_slots);
-    assert!(!found.is_empty());
-    assert_eq!(found, reference_slots(&case));
-}
+// Named so that `cargo test freebusy` selects these too.
+mod freebusy {
+    use super::*;
 
-/// Timing needs an optimised build:
-/// `cargo test -p calsync-domain --release --test freebusy_rules -- --ignored`.
-#[test]
-#[ignore = "timing; run in release"]
-fn heavy_load_is_fast() {
-    let case = heavy_case();
-    let runs = 50;
-    let began = Instant::now();
-    for _ in 0..runs {
-        std::hint::black_box(slots(&case.request, &case.busy, case.max_slots));
+    #[test]
+    fn slots_match_a_brute_force_reference() {
+        let mut rng = Rng(0x5eed_f00d);
+        let mut offered = 0;
+        for round in 0..600 {
+            let case = random_case(&mut rng);
+            let expected = reference_slots(&case);
+            let actual = slots(&case.request, &case.busy, case.max_slots);
+            assert_eq!(
+                actual, expected,
+                "round {round}: request {:?}, busy {:?}, max {}",
+                case.request, case.busy, case.max_slots
+            );
+            offered += actual.len();
+        }
+        // The random inputs must exercise both answers, not only empty ones.
+        assert!(offered > 1000, "only {offered} slots offered in all rounds");
     }
-    let each = began.elapsed() / runs;
-    println!("slots over 10 calendars x 14 days: {each:?} per run");
-    assert!(each.as_micros() < 5_000, "{each:?} per run");
+
+    #[test]
+    fn free_in_matches_a_scan() {
+        let mut rng = Rng(42);
+        let at = |n: i64| Utc.with_ymd_and_hms(2030, 3, 4, 0, 0, 0).unwrap() + Duration::minutes(n);
+        for _ in 0..500 {
+            let busy: Vec<Interval> = (0..rng.range(0, 20))
+                .map(|_| {
+                    let start = rng.range(0, 1000);
+                    Interval::new(at(start), at(start + rng.range(1, 120))).unwrap()
+                })
+                .collect();
+            let merged = merge(busy.clone());
+            let start = rng.range(0, 1000);
+            let slot = Interval::new(at(start), at(start + rng.range(1, 90))).unwrap();
+            let buffer = Duration::minutes(rng.range(0, 30));
+            let scanned = !busy
+                .iter()
+                .any(|b| b.start < slot.end + buffer && slot.start - buffer < b.end);
+            assert_eq!(free_in(&merged, slot, buffer), scanned);
+        }
+    }
+
+    #[test]
+    fn heavy_load_matches_the_reference() {
+        let case = heavy_case();
+        let found = slots(&case.request, &case.busy, case.max_slots);
+        assert!(!found.is_empty());
+        assert_eq!(found, reference_slots(&case));
+    }
+
+    /// Timing needs an optimised build:
+    /// `cargo test -p calsync-domain --release --test freebusy_rules -- --ignored`.
+    #[test]
+    #[ignore = "timing; run in release"]
+    fn heavy_load_is_fast() {
+        let case = heavy_case();
+        let runs = 50;
+        let began = Instant::now();
+        for _ in 0..runs {
+            std::hint::black_box(slots(&case.request, &case.busy, case.max_slots));
+        }
+        let each = began.elapsed() / runs;
+        println!("slots over 10 calendars x 14 days: {each:?} per run");
+        assert!(each.as_micros() < 5_000, "{each:?} per run");
+    }
 }

@@ -33,8 +33,9 @@
 //!   block time on the calendar", "transparent - The event does not block
 //!   time"), except the calendar's own declined invitations, and
 //!   `workingLocation` and `birthday` events, which Google makes free
-//!   (event types guide). `needsAction` and `tentative` invitations count
-//!   as busy. All-day events run from midnight to midnight in the
+//!   (event types guide); `outOfOffice` and `focusTime` events are busy
+//!   whatever the attendees say. `needsAction` and `tentative` invitations
+//!   count as busy. All-day events run from midnight to midnight in the
 //!   request's `timeZone`.
 //! - Busy intervals are merged (overlapping or touching), clipped to
 //!   `[timeMin, timeMax)`, sorted, and written in UTC (`Z`).
@@ -165,8 +166,11 @@ fn blocks(calendar_id: &str, body: &Map<String, Value>) -> bool {
     if text("status") == Some("cancelled") || text("transparency") == Some("transparent") {
         return false;
     }
-    if matches!(text("eventType"), Some("workingLocation" | "birthday")) {
-        return false;
+    match text("eventType") {
+        Some("workingLocation" | "birthday") => return false,
+        // Out of office and focus time block time whoever is invited.
+        Some("outOfOffice" | "focusTime") => return true,
+        _ => {}
     }
     let declined = body
         .get("attendees")
@@ -194,9 +198,19 @@ fn instant(when: When, zone: Zone) -> Option<DateTime<Utc>> {
 }
 
 /// The span an event occupies for free/busy, if readable and not empty.
+/// An all-day event whose end date is not after its start date (inserts
+/// take one) occupies its start date: Google documents nothing for it, and
+/// this is how calsync's own rule reads it, so a differential test does not
+/// trip on it.
 fn busy_span(body: &Map<String, Value>, zone: Zone) -> Option<Span> {
-    let start = instant(parse_when(body.get("start")?, "start").ok()?, zone)?;
-    let end = instant(parse_when(body.get("end")?, "end").ok()?, zone)?;
+    let start = parse_when(body.get("start")?, "start").ok()?;
+    let mut end = parse_when(body.get("end")?, "end").ok()?;
+    if let (When::Date(first), When::Date(last)) = (start, end)
+        && last <= first
+    {
+        end = When::Date(first.succ_opt()?);
+    }
+    let (start, end) = (instant(start, zone)?, instant(end, zone)?);
     (start < end).then_some((start, end))
 }
 
@@ -370,6 +384,9 @@ mod tests {
         for kind in ["outOfOffice", "focusTime", "fromGmail", "default"] {
             assert!(blocks(cal, &body(json!({"eventType": kind}))), "{kind}");
         }
+        let mut away = with("declined");
+        away.insert("eventType".into(), json!("outOfOffice"));
+        assert!(blocks(cal, &away), "out of office blocks whoever declined");
     }
 
     #[test]

@@ -289,6 +289,10 @@ async fn all_day_events_are_busy_from_midnight_to_midnight_in_the_requested_zone
     // Across New York's change to daylight time (8 March 2026).
     api.insert(all_day("dstend0001", "2026-03-07", "2026-03-09", json!({})))
         .await;
+    // An end date not after the start date: the start date (as calsync's
+    // own rule reads it).
+    api.insert(all_day("samedate01", "2026-03-14", "2026-03-14", json!({})))
+        .await;
     // Thursdays 26 March and 2 April, all day.
     api.insert(all_day(
         "thursd0001",
@@ -312,6 +316,7 @@ async fn all_day_events_are_busy_from_midnight_to_midnight_in_the_requested_zone
         spans(&[
             ("2026-03-07T00:00:00Z", "2026-03-09T00:00:00Z"),
             ("2026-03-10T00:00:00Z", "2026-03-11T00:00:00Z"),
+            ("2026-03-14T00:00:00Z", "2026-03-15T00:00:00Z"),
             ("2026-03-26T00:00:00Z", "2026-03-27T00:00:00Z"),
         ])
     );
@@ -321,6 +326,7 @@ async fn all_day_events_are_busy_from_midnight_to_midnight_in_the_requested_zone
         spans(&[
             ("2026-03-07T05:00:00Z", "2026-03-09T04:00:00Z"),
             ("2026-03-10T04:00:00Z", "2026-03-11T04:00:00Z"),
+            ("2026-03-14T04:00:00Z", "2026-03-15T04:00:00Z"),
             ("2026-03-26T04:00:00Z", "2026-03-27T04:00:00Z"),
         ]),
         "midnight EST to midnight EDT; times are answered in UTC"
@@ -331,6 +337,7 @@ async fn all_day_events_are_busy_from_midnight_to_midnight_in_the_requested_zone
         spans(&[
             ("2026-03-06T15:00:00Z", "2026-03-08T15:00:00Z"),
             ("2026-03-09T15:00:00Z", "2026-03-10T15:00:00Z"),
+            ("2026-03-13T15:00:00Z", "2026-03-14T15:00:00Z"),
             ("2026-03-25T15:00:00Z", "2026-03-26T15:00:00Z"),
         ])
     );

@@ -207,8 +207,8 @@ async fn calendars_of_different_subjects_are_asked_as_each_subject() {
             calendar,
             meeting(
                 "meeting001",
-                &format!("2026-03-02T{hour}:00:00Z"),
-                &format!("2026-03-02T{hour}:30:00Z"),
+                &format!("2026-03-02T{hour:02}:00:00Z"),
+                &format!("2026-03-02T{hour:02}:30:00Z"),
             ),
         );
     }

@@ -250,8 +250,9 @@ pub struct AvailabilityResource {
     pub stale_calendars: Vec<String>,
 }
 
+/// RFC 3339 in UTC, as Google writes it: seconds unless there is a fraction.
 fn utc(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn zone(value: Option<&str>) -> Result<Tz, HttpError> {

@@ -193,12 +193,14 @@ impl Battery {
 /// series (a line that does not parse, the zones it needs), the event's
 /// type, attendees without delegation; invitations and locked copies name
 /// any field but say so in the message.
-const SEMANTIC: [&str; 5] = [
+const SEMANTIC: [&str; 6] = [
     "recurrence",
     "start.timeZone",
     "end.timeZone",
     "eventType",
     "attendees",
+    // Availability over a calendar calsync does not manage.
+    "participants",
 ];
 
 /// The `GET /calendar/events` dependencies its parameters' descriptions
@@ -228,7 +230,8 @@ fn listing_dependencies(query: &BTreeMap<String, String>) -> Vec<String> {
 /// fit its start (create: the body's; patch: the stored event's), a zone
 /// name the IANA database does not know, an
 /// instant whose UTC year leaves 0001 to 9999 (`0001-01-01T00:30:00+01:00`),
-/// and an email address over 254 bytes in fewer characters.
+/// an email address over 254 bytes in fewer characters, and the window
+/// rules of free/busy and availability.
 fn prose_allows(request: &Request, at: &str, message: &str) -> bool {
     // A webhook URL's host must resolve, and only to addresses calsync may
     // deliver to (https; plain http to loopback in development): the state
@@ -236,7 +239,21 @@ fn prose_allows(request: &Request, at: &str, message: &str) -> bool {
     if at == "end" || at == "url" {
         return true;
     }
-    if at.ends_with(".timeZone") && message.contains("IANA") {
+    if (at.ends_with(".timeZone") || at == "timeZone") && message.contains("IANA") {
+        return true;
+    }
+    // Free/busy and availability: a window's end after its start and at
+    // most 90 days on; a group's `required` within its size; at most 50
+    // calendars across the groups (their descriptions say so).
+    if matches!(
+        at,
+        "timeMax" | "periods" | "participants" | "participants.required"
+    ) {
+        return true;
+    }
+    if matches!(at, "timeMin" | "periods.start" | "periods.end")
+        && message.contains("years 0001 to 9999")
+    {
         return true;
     }
     if at.ends_with(".dateTime") && message.contains("years 0001 to 9999") {

@@ -274,8 +274,7 @@ impl FreeBusyService {
     /// sync stands.
     async fn standings(&self) -> Result<HashMap<CalendarId, Standing>> {
         let now = self.clock.now();
-        let stale_after =
-            Duration::from_std(self.config.stale_after).unwrap_or_else(|_| Duration::MAX);
+        let stale_after = Duration::from_std(self.config.stale_after).unwrap_or(Duration::MAX);
         let mut standings: HashMap<CalendarId, Standing> = self
             .calendars
             .list_calendars()

@@ -322,21 +322,24 @@ fn granted(details: &crate::event::EventDetails) -> crate::event::EventDetails {
 }
 
 /// Whether the event blocks `calendar`'s time, by Google's free/busy rule:
-/// not cancelled, not `transparent`, not a working location or a birthday,
-/// not declined by the calendar itself (`needsAction` and `tentative`
-/// block).
+/// not cancelled, not `transparent`, not a working location or a birthday;
+/// out of office and focus time block; other events unless the calendar
+/// itself declined (`needsAction` and `tentative` block).
 fn blocks(event: &RemoteEvent, calendar: &CalendarId) -> bool {
     let declined = event.attendees.iter().any(|a| {
         a.email.eq_ignore_ascii_case(calendar.as_str())
             && a.response_status.as_deref() == Some("declined")
     });
-    event.status != EventStatus::Cancelled
-        && event.details.transparency.as_deref() != Some("transparent")
-        && !matches!(
-            event.event_type,
-            EventType::WorkingLocation | EventType::Birthday
-        )
-        && !declined
+    if event.status == EventStatus::Cancelled
+        || event.details.transparency.as_deref() == Some("transparent")
+    {
+        return false;
+    }
+    match event.event_type {
+        EventType::WorkingLocation | EventType::Birthday => false,
+        EventType::OutOfOffice | EventType::FocusTime => true,
+        _ => !declined,
+    }
 }
 
 /// An event time as an instant: a date is midnight in `zone` (in a DST
@@ -412,6 +415,16 @@ fn busy_of(
         .into_iter()
         .filter(|(event, _, _)| blocks(event, calendar))
         .filter_map(|(_, start, end)| {
+            // An all-day event ending on or before its start date occupies
+            // its start date (as calsync's rule and the emulator read it).
+            let end = match (&start, end) {
+                (EventTime::AllDay { date: first }, EventTime::AllDay { date: last })
+                    if last <= *first =>
+                {
+                    EventTime::date(first.succ_opt()?)
+                }
+                (_, end) => end,
+            };
             let start = instant(&start, zone)?.max(query.time_min);
             let end = instant(&end, zone)?.min(query.time_max);
             Interval::new(start, end)
