@@ -98,6 +98,23 @@ impl IndexedMaster {
         let Some(series) = &self.series else {
             return Vec::new();
         };
+        self.starts_between(from, until, now)
+            .into_iter()
+            .map(|start| series.occurrence(start))
+            .collect()
+    }
+
+    /// The starts of [`IndexedMaster::occurrences_between`], which is what
+    /// ordering a window needs; [`Series::occurrence`] makes the rest.
+    pub fn starts_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        let Some(series) = &self.series else {
+            return Vec::new();
+        };
         let length = self.length();
         // An occurrence overlapping `from` started at most `length` before it.
         let earliest_start = from - length;
@@ -118,7 +135,10 @@ impl IndexedMaster {
         }
         if !covered(&expansion) {
             // More occurrences than one master keeps: walk the rule.
-            return series.between(Some(from), Some(until)).collect();
+            return series
+                .between(Some(from), Some(until))
+                .map(|o| o.start.sort_key())
+                .collect();
         }
         let from_secs = from.timestamp();
         let first = expansion
@@ -129,7 +149,6 @@ impl IndexedMaster {
             .iter()
             .take_while(|start| **start < until_secs)
             .filter_map(|start| DateTime::from_timestamp(*start, 0))
-            .map(|start| series.occurrence(start))
             .collect()
     }
 

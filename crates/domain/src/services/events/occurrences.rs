@@ -53,8 +53,46 @@ impl Listed {
         }
     }
 
-    fn position(&self) -> (DateTime<Utc>, String) {
-        (self.event().start.sort_key(), self.id())
+    /// Where this item sorts: by start, then by [`Listed::id`].
+    fn key(&self) -> Key {
+        match self {
+            Self::Row(event) => Key {
+                at: event.start.sort_key(),
+                id: event.id.as_uuid(),
+                occurrence: false,
+            },
+            Self::Occurrence { master, event, .. } => Key {
+                at: event.start.sort_key(),
+                id: master.as_uuid(),
+                occurrence: true,
+            },
+        }
+    }
+}
+
+/// A listing's order, `(start, id)`, without writing the id: a UUID's
+/// bytes order as its lowercase hyphenated text does, a row's id
+/// (`{uuid}`) sorts before its occurrences' (`{uuid}_{suffix}`), and one
+/// series has one occurrence per start, so this orders as the text would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    at: DateTime<Utc>,
+    id: uuid::Uuid,
+    occurrence: bool,
+}
+
+impl Key {
+    /// The key of a `(start, id)` cursor; `None` for an id this API never made.
+    fn of_cursor((at, id): &(DateTime<Utc>, String)) -> Option<Self> {
+        let (row, occurrence) = match id.split_once('_') {
+            Some((row, _)) => (row, true),
+            None => (id.as_str(), false),
+        };
+        Some(Self {
+            at: *at,
+            id: row.parse().ok()?,
+            occurrence,
+        })
     }
 }
 
@@ -130,45 +168,42 @@ impl Replaced<'_> {
     }
 }
 
-/// A series' occurrences, lazily, with those its exceptions replace left
-/// out. Only the page's occurrences become events.
+/// A series' occurrence starts, lazily, with those its exceptions replace
+/// left out. Only the page's occurrences become events.
 struct Stream<'a> {
     master: &'a Event,
-    occurrences: Box<dyn Iterator<Item = Occurrence> + 'a>,
+    series: &'a Series,
+    starts: Box<dyn Iterator<Item = DateTime<Utc>> + 'a>,
     replaced: Replaced<'a>,
 }
 
-/// An occurrence waiting in the merge: its position and what makes it.
-struct Pending {
-    position: (DateTime<Utc>, String),
-    suffix: String,
-    occurrence: Occurrence,
-}
-
 impl Stream<'_> {
-    fn next_pending(&mut self) -> Option<Pending> {
-        for occurrence in self.occurrences.by_ref() {
-            let suffix = occurrence.suffix();
-            if self.replaced.contains(&suffix) {
+    fn next_pending(&mut self) -> Option<(Key, DateTime<Utc>)> {
+        for start in self.starts.by_ref() {
+            if !matches!(self.replaced, Replaced::None)
+                && self
+                    .replaced
+                    .contains(&self.series.occurrence(start).suffix())
+            {
                 continue;
             }
-            return Some(Pending {
-                position: (
-                    occurrence.start.sort_key(),
-                    format!("{}_{suffix}", self.master.id),
-                ),
-                suffix,
-                occurrence,
-            });
+            let key = Key {
+                at: start,
+                id: self.master.id.as_uuid(),
+                occurrence: true,
+            };
+            return Some((key, start));
         }
         None
     }
 
-    fn listed(&self, pending: Pending) -> Option<Listed> {
-        let event = occurrence_event(self.master, pending.occurrence)?;
+    fn listed(&self, start: DateTime<Utc>) -> Option<Listed> {
+        let occurrence = self.series.occurrence(start);
+        let suffix = occurrence.suffix();
+        let event = occurrence_event(self.master, occurrence)?;
         Some(Listed::Occurrence {
             master: self.master.id,
-            suffix: pending.suffix,
+            suffix,
             event,
         })
     }
@@ -233,13 +268,18 @@ pub async fn list_occurrences(
         .iter()
         .map(|(master, series)| Stream {
             master,
-            occurrences: Box::new(series.between(query.from, Some(query.until))),
+            series,
+            starts: Box::new(
+                series
+                    .between(query.from, Some(query.until))
+                    .map(|o| o.start.sort_key()),
+            ),
             replaced: replaced
                 .get(&(master.calendar_id.clone(), master.google_event_id.clone()))
                 .map_or(Replaced::None, Replaced::Set),
         })
         .collect();
-    Ok(merge_page(query, rows, streams))
+    merge_page(query, rows, streams)
 }
 
 /// [`list_occurrences`] with the masters and exceptions of the window's
@@ -297,19 +337,23 @@ pub async fn list_occurrences_indexed(
             }
             continue;
         }
-        let occurrences = master.occurrences_between(from, query.until, now);
-        if occurrences.is_empty() {
+        let Some(series) = master.series() else {
+            continue;
+        };
+        let starts = master.starts_between(from, query.until, now);
+        if starts.is_empty() {
             continue;
         }
         streams.push(Stream {
             master: event,
-            occurrences: Box::new(occurrences.into_iter()),
+            series,
+            starts: Box::new(starts.into_iter()),
             replaced: calendar
                 .exceptions_of(&event.google_event_id)
                 .map_or(Replaced::None, Replaced::Map),
         });
     }
-    Ok(merge_page(query, rows, streams))
+    merge_page(query, rows, streams)
 }
 
 /// The store query for a window's rows; refuses a window of cancelled events.
@@ -346,24 +390,29 @@ fn merge_page(
     query: &OccurrenceQuery,
     mut rows: Vec<Listed>,
     mut streams: Vec<Stream<'_>>,
-) -> Vec<Listed> {
-    let past = |position: &(DateTime<Utc>, String)| {
-        query.after.as_ref().is_none_or(|cursor| position > cursor)
+) -> Result<Vec<Listed>> {
+    let cursor = match &query.after {
+        Some(after) => Some(
+            Key::of_cursor(after)
+                .ok_or_else(|| Error::invalid("pageToken", "is not a token this API returned"))?,
+        ),
+        None => None,
     };
+    let past = |key: &Key| cursor.is_none_or(|cursor| *key > cursor);
     let mut heap = BinaryHeap::new();
-    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(streams.len());
+    let mut pending: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(streams.len());
     for (index, stream) in streams.iter_mut().enumerate() {
         let mut next = stream.next_pending();
-        while next.as_ref().is_some_and(|item| !past(&item.position)) {
+        while next.as_ref().is_some_and(|(key, _)| !past(key)) {
             next = stream.next_pending();
         }
-        if let Some(item) = &next {
-            heap.push(Reverse((item.position.clone(), index)));
+        if let Some((key, _)) = &next {
+            heap.push(Reverse((*key, index)));
         }
-        pending.push(next);
+        pending.push(next.map(|(_, start)| start));
     }
-    rows.retain(|row| past(&row.position()));
-    rows.sort_by_key(Listed::position);
+    rows.retain(|row| past(&row.key()));
+    rows.sort_by_key(Listed::key);
     let mut rows = rows.into_iter().peekable();
     let mut out = Vec::with_capacity(query.limit as usize);
     while out.len() < query.limit as usize {
@@ -371,7 +420,7 @@ fn merge_page(
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(row), Some(Reverse((position, _)))) => row.position() <= *position,
+            (Some(row), Some(Reverse((key, _)))) => row.key() <= *key,
         };
         if from_rows {
             if let Some(row) = rows.next() {
@@ -382,18 +431,18 @@ fn merge_page(
         let Some(Reverse((_, index))) = heap.pop() else {
             break;
         };
-        if let Some(item) = pending[index].take()
-            && let Some(listed) = streams[index].listed(item)
+        if let Some(start) = pending[index].take()
+            && let Some(listed) = streams[index].listed(start)
         {
             out.push(listed);
         }
         let next = streams[index].next_pending();
-        if let Some(item) = &next {
-            heap.push(Reverse((item.position.clone(), index)));
+        if let Some((key, _)) = &next {
+            heap.push(Reverse((*key, index)));
         }
-        pending[index] = next;
+        pending[index] = next.map(|(_, start)| start);
     }
-    out
+    Ok(out)
 }
 
 /// Live masters overlapping the window, and all their exceptions.
