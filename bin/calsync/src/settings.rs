@@ -16,9 +16,6 @@ use clap::Args;
 mod tests;
 mod validate;
 
-/// `CALSYNC_CHANGES_RETENTION_DAYS`' default: a week of changes to replay.
-pub const DEFAULT_CHANGES_RETENTION_DAYS: u32 = 7;
-
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// `production` forbids the emulator and requires every setting.
@@ -78,7 +75,7 @@ pub struct ServeArgs {
     pub retention_days: u32,
     /// Days a change stays in the change feed (and a webhook delivery
     /// attempt in its log), 1 to 3650; an older cursor answers 410.
-    #[arg(long, env = "CALSYNC_CHANGES_RETENTION_DAYS", default_value_t = DEFAULT_CHANGES_RETENTION_DAYS)]
+    #[arg(long, env = "CALSYNC_CHANGES_RETENTION_DAYS", default_value_t = calsync_domain::services::DEFAULT_CHANGES_RETENTION_DAYS)]
     pub changes_retention_days: u32,
     /// Hosts (names or IP addresses, comma-separated) webhooks may be
     /// delivered to whatever addresses they resolve to, e.g. a receiver

@@ -7,6 +7,7 @@ mod admin;
 mod calendar;
 mod gate;
 mod token;
+mod user_oauth;
 
 use actix_web::{HttpResponse, web};
 
@@ -19,6 +20,9 @@ type Reply = Result<HttpResponse, ApiError>;
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/token", web::post().to(token::token))
+        .route("/o/oauth2/v2/auth", web::get().to(user_oauth::authorize))
+        .route("/revoke", web::post().to(user_oauth::revoke))
+        .route("/oauth2/v3/userinfo", web::get().to(user_oauth::userinfo))
         .service(
             web::scope("/calendar/v3")
                 .route(
@@ -58,6 +62,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::delete().to(calendar::delete),
                 )
                 .route("/channels/stop", web::post().to(calendar::stop))
+                .route(
+                    "/users/me/calendarList",
+                    web::get().to(calendar::calendar_list),
+                )
                 .route("/freeBusy", web::post().to(calendar::free_busy)),
         )
         .service(
@@ -82,6 +90,44 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route("/quotas", web::put().to(admin::set_quotas))
                 .route("/faults", web::delete().to(admin::clear_faults))
                 .route("/sync-tokens/invalidate", web::post().to(admin::invalidate))
-                .route("/stats", web::get().to(admin::stats)),
+                .route("/stats", web::get().to(admin::stats))
+                .route("/oauth/clients", web::post().to(admin::register_client))
+                .route(
+                    "/oauth/accounts/{account}/revoke",
+                    web::post().to(admin::revoke_account),
+                )
+                .route(
+                    "/oauth/refresh-tokens",
+                    web::get().to(admin::refresh_tokens),
+                )
+                .route(
+                    "/oauth/access-token-lifetime",
+                    web::put().to(admin::set_access_lifetime),
+                )
+                .route("/oauth/deny", web::post().to(admin::deny))
+                .route(
+                    "/users/{account}/calendars/{calendar}",
+                    web::put().to(admin::create_user_calendar),
+                )
+                .route(
+                    "/calendars/{calendar}/shares/{account}",
+                    web::put().to(admin::share),
+                )
+                .route(
+                    "/calendars/{calendar}/shares/{account}",
+                    web::delete().to(admin::unshare),
+                )
+                .route(
+                    "/users/{account}/calendar-list/{calendar}",
+                    web::put().to(admin::list_entry),
+                )
+                .route(
+                    "/users/{account}/calendar-list/{calendar}",
+                    web::delete().to(admin::remove_list_entry),
+                )
+                .route(
+                    "/users/{account}/calendar-list",
+                    web::get().to(admin::calendar_list),
+                ),
         );
 }

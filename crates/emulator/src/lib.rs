@@ -2,7 +2,8 @@
 //! events (list with sync and page tokens, instances, get, insert, patch,
 //! update, delete, watch), calendars.get, channels.stop, freebusy.query,
 //! push notifications to channel addresses, and the OAuth2 token endpoint
-//! for service accounts.
+//! for service accounts and per-user OAuth grants (authorization code with
+//! PKCE, refresh, revocation, userinfo) with calendarList.
 //! State is in memory.
 //!
 //! Tests and benchmarks run it in-process ([`Emulator::start`]); the binary
@@ -115,9 +116,44 @@
 //!   `tooManyCalendarsRequested` and no busy time. A window over 90 days is
 //!   400 `timeRangeTooLong`, an empty one 400 `timeRangeEmpty`. See
 //!   `freebusy.rs` for the sources.
+//! - Per-user OAuth grants (see `users.rs` and `api/user_oauth.rs` for
+//!   Google's pages): `GET /o/oauth2/v2/auth` approves at once for
+//!   `login_hint` (or [`EmulatorConfig::default_account`]; without either
+//!   a 400 page) and redirects with `code`, `state`, `scope`; an unknown
+//!   client is a 401 page, a redirect URI neither registered for the
+//!   client nor loopback (`http://127.0.0.1:PORT/...`,
+//!   `http://localhost:PORT/...`) a 400 `redirect_uri_mismatch` page,
+//!   never a redirect; [`Emulator::deny_next_authorization`] makes one
+//!   answer `error=access_denied`. `POST /token` takes the
+//!   `authorization_code` grant (same `redirect_uri`, the PKCE verifier
+//!   checked, S256 or plain; codes live 10 minutes and are single use: a
+//!   second use is `invalid_grant` and revokes what the first gave) and
+//!   the `refresh_token` grant (`invalid_grant`, "Token has been expired
+//!   or revoked.", once revoked). A refresh token comes only with
+//!   `access_type=offline` on a first consent or with `prompt=consent`;
+//!   an `id_token` (HS256 with the client secret, not Google's keys) only
+//!   for `openid`/`email`/`profile` scopes; `GET /oauth2/v3/userinfo`
+//!   says who a token is. `POST /revoke` revokes the whole grant of a
+//!   refresh or access token (200; 400 `invalid_token` otherwise). User
+//!   access tokens expire ([`EmulatorConfig::access_token_lifetime`]):
+//!   then every Calendar API call is 401 `authError`.
+//! - Accounts: a user token's principal is its account's email. It
+//!   reaches its primary (id = its email, also as `primary`), calendars
+//!   made for it ([`Emulator::create_user_calendar`]) and calendars shared
+//!   with it ([`Emulator::share_calendar`], at the shared role); any other
+//!   is 404 `notFound` (and `notFound` in free/busy answers). Service-account
+//!   and open tokens reach every calendar, as before.
+//! - `calendarList.list` (`GET /calendar/v3/users/me/calendarList`): the
+//!   principal's list with `showDeleted`, `showHidden`, `minAccessRole`,
+//!   `maxResults` (100, at most 250) and page tokens; a `syncToken` read
+//!   returns only changed entries, deleted and hidden ones included, and
+//!   refuses `showDeleted=false`, `showHidden=false` and `minAccessRole`
+//!   (400); [`Emulator::invalidate_sync_tokens`] or another account's
+//!   token gives 410 `fullSyncRequired`. See `calendar_list.rs`.
 
 mod access;
 mod api;
+mod calendar_list;
 mod conference;
 mod error;
 mod event_types;
@@ -132,6 +168,8 @@ mod quota;
 mod recurrence;
 mod series;
 mod state;
+mod user_admin;
+mod users;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::TcpListener;
@@ -148,6 +186,10 @@ pub use faults::{Fault, FaultPlan, ScheduledFault};
 use notify::DeliveryStats;
 use quota::{Principal, Usage};
 use state::{Calendars, Notification, WriteOptions};
+use users::Users;
+pub use users::{
+    CODE_LIFETIME, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, IssuedRefreshToken, OAuthClient,
+};
 
 /// Writes made "in Google" by the admin handle: no API restrictions.
 const ADMIN: WriteOptions = WriteOptions {
@@ -208,6 +250,23 @@ pub struct EmulatorConfig {
     /// event is skipped or repeated. `None` (the default): full pages.
     /// Changed at run time with [`Emulator::set_ragged_pages`].
     pub ragged_pages_seed: Option<u64>,
+    /// OAuth clients that may use the user flow (`/o/oauth2/v2/auth`,
+    /// the `authorization_code` and `refresh_token` grants). Default: one
+    /// client, [`DEFAULT_CLIENT_ID`] / [`DEFAULT_CLIENT_SECRET`], with
+    /// only loopback redirect URIs. More with
+    /// [`Emulator::register_oauth_client`].
+    pub oauth_clients: Vec<OAuthClient>,
+    /// The account an authorization without `login_hint` approves for.
+    /// `None` (the default): such an authorization is a 400 error page,
+    /// since the emulator has no account chooser.
+    pub default_account: Option<String>,
+    /// How long user access tokens live (Google's `expires_in` is 3599 or
+    /// 3600). Changed at run time with [`Emulator::set_access_token_lifetime`].
+    pub access_token_lifetime: std::time::Duration,
+    /// Refuse authorizations without an S256 `code_challenge` (redirected
+    /// with `error=invalid_request`). Google accepts `plain` and no
+    /// challenge at all for web clients, so this is off by default.
+    pub require_pkce_s256: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -221,6 +280,10 @@ impl Default for EmulatorConfig {
             forbid_service_account_attendees: false,
             deleted_event_purge_after: None,
             ragged_pages_seed: None,
+            oauth_clients: vec![OAuthClient::default()],
+            default_account: None,
+            access_token_lifetime: std::time::Duration::from_secs(3600),
+            require_pkce_s256: false,
         }
     }
 }
@@ -248,6 +311,8 @@ pub(crate) struct Inner {
     /// Issued access tokens and their principals.
     tokens: Mutex<HashMap<String, Principal>>,
     usage: Mutex<Usage>,
+    /// Per-user OAuth grants, accounts' calendars and calendar lists.
+    users: Mutex<Users>,
     notifier: Mutex<Option<UnboundedSender<Notification>>>,
     delivery: Arc<DeliveryStats>,
 }
@@ -313,6 +378,21 @@ impl RunningEmulator {
         format!("{}/token", self.base_url)
     }
 
+    /// Google's authorization endpoint (`/o/oauth2/v2/auth`).
+    pub fn authorization_url(&self) -> String {
+        format!("{}/o/oauth2/v2/auth", self.base_url)
+    }
+
+    /// Google's revocation endpoint (`/revoke`).
+    pub fn revoke_url(&self) -> String {
+        format!("{}/revoke", self.base_url)
+    }
+
+    /// OpenID Connect userinfo (`/oauth2/v3/userinfo`).
+    pub fn userinfo_url(&self) -> String {
+        format!("{}/oauth2/v3/userinfo", self.base_url)
+    }
+
     pub async fn stop(self) {
         self.handle.stop(true).await;
     }
@@ -336,8 +416,15 @@ impl Emulator {
             ragged_seed: config.ragged_pages_seed,
             ..Calendars::default()
         };
+        let users = Users::new(
+            &config.oauth_clients,
+            config.access_token_lifetime,
+            config.default_account.clone(),
+            config.require_pkce_s256,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
+                users: Mutex::new(users),
                 config,
                 verifying_key,
                 calendars: Mutex::new(calendars),
@@ -390,8 +477,8 @@ impl Emulator {
     }
 
     /// How many calls of `op` (list, instances, get, insert, patch, update,
-    /// delete, watch, stop, calendars.get, freebusy, token) the emulator
-    /// saw, failed ones included.
+    /// delete, watch, stop, calendars.get, calendarList.list, freebusy,
+    /// token, authorize, revoke) the emulator saw, failed ones included.
     pub fn calls(&self, op: &str) -> u64 {
         lock(&self.inner.calls).get(op).copied().unwrap_or(0)
     }
@@ -441,8 +528,11 @@ impl Emulator {
             .cloned()
     }
 
+    /// Invalidates every sync token: events' and calendar lists' (410
+    /// `fullSyncRequired` from then on).
     pub fn invalidate_sync_tokens(&self) {
         lock(&self.inner.calendars).token_generation += 1;
+        lock(&self.inner.users).lists.generation += 1;
         lock(&self.inner.fault_stats).sync_token_invalidations += 1;
     }
 

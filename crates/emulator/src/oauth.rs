@@ -40,10 +40,12 @@ impl Claims {
             Some(sub) => Principal {
                 name: sub.to_owned(),
                 service_account: false,
+                user: false,
             },
             None => Principal {
                 name: self.iss.clone(),
                 service_account: true,
+                user: false,
             },
         }
     }

@@ -22,6 +22,9 @@ pub(crate) struct Principal {
     /// The service account acting as itself (an assertion without `sub`):
     /// no domain-wide delegation.
     pub service_account: bool,
+    /// A Google account acting through a per-user OAuth grant: it reaches
+    /// only its own calendars and those shared with it.
+    pub user: bool,
 }
 
 /// What a call costs in quota units: 1, except `events.patch`, which

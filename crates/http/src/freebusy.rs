@@ -85,16 +85,8 @@ pub struct FreeBusyParams {
     /// `google`: calendars the mirror cannot vouch for (`stale`) are
     /// answered by Google's `freeBusy.query` instead (chunked by 50), at
     /// the cost of Google quota; the others still come from the mirror.
-    #[param(value_type = Option<FallbackDoc>)]
+    #[param(pattern = "^google$")]
     pub fallback: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(as = Fallback)]
-#[allow(dead_code)] // documentation only
-pub enum FallbackDoc {
-    #[schema(rename = "google")]
-    Google,
 }
 
 /// A busy span, half-open `[start, end)`, RFC 3339 in UTC.

@@ -29,7 +29,10 @@ pub use freebusy::{
     Availability, AvailabilityQuery, BusyError, BusySource, CalendarBusy, DEFAULT_STALE_AFTER,
     FreeBusyConfig, FreeBusyRequest, FreeBusyService, MAX_SLOTS,
 };
-pub use graph::{DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services, ServicesConfig};
+pub use graph::{
+    DEFAULT_CHANGES_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services,
+    ServicesConfig,
+};
 pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use series_index::{CalendarSeries, IndexedMaster, SeriesIndex};

@@ -30,8 +30,14 @@ use crate::ports::{
 
 /// Changes one round delivers to a subscription before it yields.
 pub const DELIVERY_BATCH: u32 = 50;
-/// How long a round holds a subscription; renewed after each delivery.
-pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+/// How long a round holds a subscription; renewed after each delivery, so
+/// it covers one attempt ([`ATTEMPT_TIMEOUT`]) plus rendering and the
+/// progress write, with room to spare. A replica that dies mid-round frees
+/// its subscriptions this soon; a lease that lapses under a slower write
+/// costs a repeated delivery (at least once), never order: the other
+/// replica starts from the same cursor and the first stops at its next
+/// write.
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(ATTEMPT_TIMEOUT.as_secs() + 15);
 /// Most subscriptions calsync keeps.
 pub const MAX_WEBHOOKS: usize = 100;
 

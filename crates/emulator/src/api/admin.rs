@@ -220,3 +220,164 @@ pub(super) async fn stats(data: Data) -> Reply {
         "quotaRefusals": quota_refusals,
     })))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ClientRequest {
+    client_id: String,
+    client_secret: String,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+}
+
+/// `POST /emulator/oauth/clients {"clientId", "clientSecret",
+/// "redirectUris": [...]}`: registers (or replaces) an OAuth client.
+pub(super) async fn register_client(data: Data, body: web::Json<ClientRequest>) -> Reply {
+    let body = body.into_inner();
+    emulator(&data).register_oauth_client(crate::OAuthClient {
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+        redirect_uris: body.redirect_uris,
+    });
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RevokeAccountRequest {
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// `POST /emulator/oauth/accounts/{email}/revoke {"clientId": ...}`: the
+/// user removes the app's access in their Google Account (every client's
+/// without `clientId`). Answers `{"revoked": <live grants revoked>}`.
+pub(super) async fn revoke_account(
+    data: Data,
+    path: web::Path<String>,
+    body: Option<web::Json<RevokeAccountRequest>>,
+) -> Reply {
+    let client_id = body.and_then(|b| b.into_inner().client_id);
+    let revoked = emulator(&data).revoke_user_grant(&path, client_id.as_deref());
+    Ok(HttpResponse::Ok().json(json!({"revoked": revoked})))
+}
+
+/// `GET /emulator/oauth/refresh-tokens`: `{"items": [{"token", "account",
+/// "clientId", "scope", "revoked"}]}`, oldest first.
+pub(super) async fn refresh_tokens(data: Data) -> Reply {
+    let items: Vec<Value> = emulator(&data)
+        .refresh_tokens()
+        .into_iter()
+        .map(|t| {
+            json!({
+                "token": t.token,
+                "account": t.account,
+                "clientId": t.client_id,
+                "scope": t.scope,
+                "revoked": t.revoked,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct LifetimeRequest {
+    seconds: u64,
+}
+
+/// `PUT /emulator/oauth/access-token-lifetime {"seconds": 3600}`.
+pub(super) async fn set_access_lifetime(data: Data, body: web::Json<LifetimeRequest>) -> Reply {
+    emulator(&data).set_access_token_lifetime(Duration::from_secs(body.seconds));
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub(super) struct DenyRequest {
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// `POST /emulator/oauth/deny {"account": "ada@example.com"}`: the next
+/// authorization for that account (any account's without one) answers
+/// `error=access_denied`.
+pub(super) async fn deny(data: Data, body: Option<web::Json<DenyRequest>>) -> Reply {
+    let account = body.and_then(|b| b.into_inner().account);
+    emulator(&data).deny_next_authorization(account.as_deref());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub(super) struct CalendarRequest {
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+/// `PUT /emulator/users/{email}/calendars/{calendar} {"summary": ...}`:
+/// a calendar owned by the account.
+pub(super) async fn create_user_calendar(
+    data: Data,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<CalendarRequest>>,
+) -> Reply {
+    let (account, calendar) = path.into_inner();
+    let summary = body
+        .and_then(|b| b.into_inner().summary)
+        .unwrap_or_else(|| calendar.clone());
+    emulator(&data).create_user_calendar(&account, &calendar, &summary);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ShareRequest {
+    role: AccessRole,
+}
+
+/// `PUT /emulator/calendars/{calendar}/shares/{email} {"role": "reader"}`.
+pub(super) async fn share(
+    data: Data,
+    path: web::Path<(String, String)>,
+    body: web::Json<ShareRequest>,
+) -> Reply {
+    emulator(&data).share_calendar(&path.0, &path.1, body.role);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /emulator/calendars/{calendar}/shares/{email}`.
+pub(super) async fn unshare(data: Data, path: web::Path<(String, String)>) -> Reply {
+    emulator(&data).unshare_calendar(&path.0, &path.1);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListEntryRequest {
+    #[serde(default)]
+    hidden: Option<bool>,
+}
+
+/// `PUT /emulator/users/{email}/calendar-list/{calendar} {"hidden": true}`:
+/// adds the calendar to the account's list (404 if the account cannot
+/// reach it), or with `hidden` hides or shows its entry.
+pub(super) async fn list_entry(
+    data: Data,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<ListEntryRequest>>,
+) -> Reply {
+    let emulator = emulator(&data);
+    match body.and_then(|b| b.into_inner().hidden) {
+        Some(hidden) => emulator.set_calendar_list_hidden(&path.0, &path.1, hidden)?,
+        None => emulator.add_calendar_list_entry(&path.0, &path.1)?,
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /emulator/users/{email}/calendar-list/{calendar}`.
+pub(super) async fn remove_list_entry(data: Data, path: web::Path<(String, String)>) -> Reply {
+    emulator(&data).remove_calendar_list_entry(&path.0, &path.1)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /emulator/users/{email}/calendar-list`: every entry, deleted ones included.
+pub(super) async fn calendar_list(data: Data, path: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(json!({"items": emulator(&data).calendar_list(&path)})))
+}

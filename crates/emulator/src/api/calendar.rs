@@ -107,7 +107,7 @@ pub(super) async fn list(
             event_types: event_types::filter(repeated(&request, "eventTypes"))?,
             refused_with_sync_token: refused_with_sync_token(&query),
         };
-        let mut body = lock(&data.calendars).list(&path, &params)?;
+        let mut body = lock(&data.calendars).list(&call.calendar, &params)?;
         // events.list `accessRole`: "The user's access role for this calendar."
         body["accessRole"] = json!(call.role.as_str());
         Ok(HttpResponse::Ok().json(body))
@@ -141,7 +141,7 @@ pub(super) async fn instances(
             time_max: time_param(&query, "timeMax")?,
             original_start,
         };
-        let mut body = lock(&data.calendars).instances(&path.0, &path.1, &params)?;
+        let mut body = lock(&data.calendars).instances(&call.calendar, &path.1, &params)?;
         body["accessRole"] = json!(call.role.as_str());
         Ok(HttpResponse::Ok().json(body))
     })
@@ -154,7 +154,7 @@ pub(super) async fn get(
 ) -> Reply {
     let call = enter(&data, &request, "get", Some(&path.0)).await?;
     call.run(|| {
-        let body = lock(&data.calendars).get(&path.0, &path.1)?;
+        let body = lock(&data.calendars).get(&call.calendar, &path.1)?;
         Ok(HttpResponse::Ok().json(body))
     })
 }
@@ -167,7 +167,12 @@ pub(super) async fn calendar_get(
 ) -> Reply {
     let call = enter(&data, &request, "calendars.get", Some(&path)).await?;
     call.run(|| {
-        let body = lock(&data.calendars).calendar(&path)?;
+        let mut body = lock(&data.calendars).calendar(&call.calendar)?;
+        if call.principal.user {
+            let (summary, time_zone) = lock(&data.users).summary(&call.calendar);
+            body["summary"] = json!(summary);
+            body["timeZone"] = json!(time_zone);
+        }
         Ok(HttpResponse::Ok().json(body))
     })
 }
@@ -206,12 +211,12 @@ pub(super) async fn insert(
         let body = object(&body)?;
         call.check_attendees(&data, &body)?;
         let (event, notifications) = lock(&data.calendars).insert(
-            &path,
+            &call.calendar,
             body,
             chrono::Utc::now(),
             write_options(&request)?,
         )?;
-        call.wrote(&data, &path);
+        call.wrote(&data, &call.calendar);
         data.notify(notifications);
         Ok(HttpResponse::Ok().json(event))
     })
@@ -238,7 +243,7 @@ async fn modify(
         let changes = object(&body)?;
         call.check_attendees(&data, &changes)?;
         let (event, notifications) = lock(&data.calendars).modify(
-            &path.0,
+            &call.calendar,
             &path.1,
             changes,
             replace,
@@ -246,7 +251,7 @@ async fn modify(
             chrono::Utc::now(),
             write_options(&request)?,
         )?;
-        call.wrote(&data, &path.0);
+        call.wrote(&data, &call.calendar);
         data.notify(notifications);
         Ok(HttpResponse::Ok().json(event))
     })
@@ -278,13 +283,13 @@ pub(super) async fn delete(
     let call = enter(&data, &request, "delete", Some(&path.0)).await?;
     call.run(|| {
         let notifications = lock(&data.calendars).delete(
-            &path.0,
+            &call.calendar,
             &path.1,
             if_match(&request).as_deref(),
             chrono::Utc::now(),
             WriteOptions::default(),
         )?;
-        call.wrote(&data, &path.0);
+        call.wrote(&data, &call.calendar);
         data.notify(notifications);
         Ok(HttpResponse::NoContent().finish())
     })
@@ -302,7 +307,7 @@ pub(super) async fn watch(
             .map_err(|_| ApiError::bad_request("parseError", "Parse Error"))?;
         let types = event_types::filter(repeated(&request, "eventTypes"))?;
         let (channel, sync) = lock(&data.calendars).watch(
-            &path,
+            &call.calendar,
             &call.principal.name,
             &request_body,
             chrono::Utc::now(),
@@ -332,9 +337,75 @@ pub(super) async fn stop(data: Data, request: HttpRequest, body: Bytes) -> Reply
 pub(super) async fn free_busy(data: Data, request: HttpRequest, body: Bytes) -> Reply {
     let call = enter(&data, &request, "freebusy", None).await?;
     call.run(|| {
-        let query = crate::freebusy::Query::parse(&object(&body)?)?;
+        let asked = crate::freebusy::Query::parse(&object(&body)?)?;
+        if !call.principal.user {
+            call.read(&data, &asked.calendars);
+            let body = lock(&data.calendars).free_busy(&asked);
+            return Ok(HttpResponse::Ok().json(body));
+        }
+        // A user's `primary` is its own calendar; calendars it cannot see
+        // are `notFound` in the answer, as revoked ones are.
+        let account = &call.principal.name;
+        let mut query = asked.clone();
+        for id in &mut query.calendars {
+            if id == "primary" {
+                id.clone_from(account);
+            }
+        }
         call.read(&data, &query.calendars);
-        let body = lock(&data.calendars).free_busy(&query);
+        let hidden: Vec<bool> = {
+            let users = lock(&data.users);
+            query
+                .calendars
+                .iter()
+                .map(|id| users.role(account, id).is_none())
+                .collect()
+        };
+        let mut body = lock(&data.calendars).free_busy(&query);
+        let mut answers = Map::new();
+        for ((asked, resolved), hidden) in asked.calendars.iter().zip(&query.calendars).zip(hidden)
+        {
+            let answer = if hidden && body["calendars"][resolved].get("errors").is_none() {
+                json!({"busy": [], "errors": [{"domain": "global", "reason": "notFound"}]})
+            } else {
+                body["calendars"][resolved].clone()
+            };
+            answers.insert(asked.clone(), answer);
+        }
+        body["calendars"] = Value::Object(answers);
+        Ok(HttpResponse::Ok().json(body))
+    })
+}
+
+/// `calendarList.list` (`GET /users/me/calendarList`): the principal's
+/// calendar list (see `calendar_list.rs` for the rules). A user's list
+/// holds its primary from its first authorization on.
+pub(super) async fn calendar_list(
+    data: Data,
+    request: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> Reply {
+    let call = enter(&data, &request, "calendarList.list", None).await?;
+    call.run(|| {
+        let min_access_role = query
+            .get("minAccessRole")
+            .map(|role| {
+                serde_json::from_value::<crate::AccessRole>(json!(role)).map_err(|_| {
+                    ApiError::bad_request("invalid", "Invalid value for minAccessRole")
+                })
+            })
+            .transpose()?;
+        let params = crate::calendar_list::ListParams {
+            sync_token: query.get("syncToken").cloned(),
+            page_token: query.get("pageToken").cloned(),
+            max_results: max_results(&query)?,
+            show_deleted: bool_param(&query, "showDeleted"),
+            show_hidden: bool_param(&query, "showHidden"),
+            min_access_role,
+        };
+        let body = lock(&data.users)
+            .lists
+            .list(&call.principal.name, &params)?;
         Ok(HttpResponse::Ok().json(body))
     })
 }

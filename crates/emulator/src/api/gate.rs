@@ -15,6 +15,7 @@ use crate::access::AccessRole;
 use crate::error::ApiError;
 use crate::lock;
 use crate::quota::Principal;
+use crate::users::Bearer;
 
 fn record_send_updates(data: &Data, request: &HttpRequest, op: &str) {
     let query = web::Query::<HashMap<String, String>>::from_query(request.query_string());
@@ -40,6 +41,9 @@ pub(super) struct Call {
     entry: Entry,
     pub(super) principal: Principal,
     pub(super) role: AccessRole,
+    /// The calendar the call names, `primary` resolved to the account's
+    /// own for a user (empty when the call names none).
+    pub(super) calendar: String,
 }
 
 impl Call {
@@ -116,8 +120,23 @@ pub(super) async fn enter(
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let principal = authorize(data, request)?;
+    // calendars.get reference: "To retrieve calendar IDs call the
+    // calendarList.list method. If you want to access the primary calendar
+    // of the currently logged in user, use the "primary" keyword."
+    let calendar = calendar.map(|id| {
+        if principal.user && id == "primary" {
+            principal.name.clone()
+        } else {
+            id.to_owned()
+        }
+    });
     // As with authentication, a fault taken by a call refused here never fired.
-    lock(&data.usage).admit(&principal.name, op, calendar, std::time::Instant::now())?;
+    lock(&data.usage).admit(
+        &principal.name,
+        op,
+        calendar.as_deref(),
+        std::time::Instant::now(),
+    )?;
     let entry = match fault {
         None => Entry::Answer,
         Some(fault) => {
@@ -133,16 +152,32 @@ pub(super) async fn enter(
         }
     };
     let mut role = AccessRole::Owner;
-    if let Some(calendar) = calendar {
+    if let Some(calendar) = calendar.as_deref() {
+        // A user sees its own calendars and those shared with it; any
+        // other is 404, as Google answers for a calendar one cannot see.
+        let user_role = if principal.user {
+            Some(lock(&data.users).role(&principal.name, calendar))
+        } else {
+            None
+        };
         let mut calendars = lock(&data.calendars);
         role = calendars.roles.of(calendar, &principal.name);
-        let refusal = calendars.reachable(calendar).and_then(|()| {
-            if WRITES.contains(&op) && !role.can_write() {
-                Err(ApiError::required_access_level())
-            } else {
-                Ok(())
-            }
-        });
+        if let Some(user_role) = user_role {
+            role = user_role.map_or(role, |r| r.min(role));
+        }
+        let refusal = calendars
+            .reachable(calendar)
+            .and_then(|()| match user_role {
+                Some(None) => Err(ApiError::not_found()),
+                _ => Ok(()),
+            })
+            .and_then(|()| {
+                if WRITES.contains(&op) && !role.can_write() {
+                    Err(ApiError::required_access_level())
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(error) = refusal {
             return match entry {
                 Entry::Answer => Err(error),
@@ -151,6 +186,7 @@ pub(super) async fn enter(
                     entry: Entry::Drop,
                     principal,
                     role,
+                    calendar: calendar.to_owned(),
                 }),
             };
         }
@@ -166,6 +202,7 @@ pub(super) async fn enter(
         entry,
         principal,
         role,
+        calendar: calendar.unwrap_or_default(),
     })
 }
 
@@ -181,24 +218,51 @@ fn dropped_connection() -> HttpResponse {
     HttpResponse::Ok().streaming(failing)
 }
 
-/// The principal of a call with a valid bearer token: the one recorded
-/// when the token was issued, or with open auth the token itself.
-fn authorize(data: &Data, request: &HttpRequest) -> Result<Principal, ApiError> {
-    let bearer = request
+/// The bearer token of a request, if any.
+pub(super) fn bearer(request: &HttpRequest) -> Option<&str> {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|token| !token.is_empty());
+        .filter(|token| !token.is_empty())
+}
+
+/// Google's answer to a missing, expired or revoked token.
+pub(super) fn auth_error() -> ApiError {
+    ApiError::new(401, "authError", "Invalid Credentials")
+}
+
+/// The principal of a call with a valid bearer token: a user access token's
+/// account (under either auth mode: the emulator issued it), the one
+/// recorded when a service-account token was issued, or with open auth the
+/// token itself. An expired or revoked user token is refused even with
+/// open auth.
+fn authorize(data: &Data, request: &HttpRequest) -> Result<Principal, ApiError> {
+    let bearer = bearer(request);
+    if let Some(token) = bearer {
+        match lock(&data.users).bearer(token, std::time::Instant::now()) {
+            Bearer::Unknown => {}
+            Bearer::Dead => return Err(auth_error()),
+            Bearer::Account(account) => {
+                return Ok(Principal {
+                    name: account,
+                    service_account: false,
+                    user: true,
+                });
+            }
+        }
+    }
     let principal = bearer.and_then(|token| {
         let issued = lock(&data.tokens).get(token).cloned();
         match &data.config.auth {
             crate::EmulatorAuth::Open => Some(issued.unwrap_or_else(|| Principal {
                 name: token.to_owned(),
                 service_account: false,
+                user: false,
             })),
             crate::EmulatorAuth::ServiceAccount { .. } => issued,
         }
     });
-    principal.ok_or_else(|| ApiError::new(401, "authError", "Invalid Credentials"))
+    principal.ok_or_else(auth_error)
 }

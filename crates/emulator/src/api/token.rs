@@ -1,4 +1,5 @@
-//! The OAuth token endpoint.
+//! The OAuth token endpoint: service-account JWT assertions here, the
+//! per-user grants in `user_oauth`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -13,6 +14,12 @@ use crate::{lock, oauth};
 pub(super) struct TokenForm {
     grant_type: String,
     assertion: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
 }
 
 /// OAuth endpoints answer errors in OAuth's shape (RFC 6749 section 5.2),
@@ -31,6 +38,24 @@ pub(super) async fn token(
 }
 
 fn issue_token(data: &Data, request: &HttpRequest, form: &TokenForm) -> Reply {
+    if matches!(
+        form.grant_type.as_str(),
+        "authorization_code" | "refresh_token"
+    ) {
+        return super::user_oauth::token(
+            data,
+            request,
+            &super::user_oauth::UserGrant {
+                grant_type: &form.grant_type,
+                client_id: form.client_id.as_deref(),
+                client_secret: form.client_secret.as_deref(),
+                code: form.code.as_deref(),
+                redirect_uri: form.redirect_uri.as_deref(),
+                code_verifier: form.code_verifier.as_deref(),
+                refresh_token: form.refresh_token.as_deref(),
+            },
+        );
+    }
     if form.grant_type != oauth::JWT_BEARER {
         return Err(ApiError::new(
             400,
@@ -54,6 +79,7 @@ fn issue_token(data: &Data, request: &HttpRequest, form: &TokenForm) -> Reply {
             || Principal {
                 name: token.clone(),
                 service_account: false,
+                user: false,
             },
             |claims| claims.principal(),
         )

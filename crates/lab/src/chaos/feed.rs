@@ -12,11 +12,11 @@ use super::actors::Shared;
 use super::receiver::{Receiver, Verdict};
 
 /// How long delivery may take to catch up once the mirror converged: a
-/// replica killed mid-delivery holds its subscription's lease for 60 s
+/// replica killed mid-delivery holds its subscription's lease for 25 s
 /// (`calsync_domain::services::webhooks::DELIVERY_LEASE`), and the
 /// receiver's last misbehaviour can leave a 30 s backoff (+20% jitter);
 /// then the backlog goes out (some 100 a second from a debug build).
-pub const CATCH_UP: Duration = Duration::from_secs(120);
+pub const CATCH_UP: Duration = Duration::from_secs(90);
 /// The wait is stretched to a retry calsync has scheduled later than
 /// that, by at most this much (a longer backoff is a finding).
 const CATCH_UP_MAX: Duration = Duration::from_secs(240);
