@@ -67,6 +67,31 @@ impl Api {
         }
     }
 
+    /// Every byte the database holds, as an operator's backup would: the
+    /// SQLite file and its WAL, or `pg_dump` of the test's schema.
+    pub(crate) fn database_dump(&self) -> Vec<u8> {
+        if let Some(url) = &self.pg_url {
+            let (base, schema) = url.split_once("options=-csearch_path%3D").unwrap();
+            let output = std::process::Command::new("pg_dump")
+                .args([
+                    "--schema",
+                    schema,
+                    "--dbname",
+                    base.trim_end_matches(['?', '&']),
+                ])
+                .output()
+                .expect("pg_dump runs");
+            assert!(output.status.success(), "{output:?}");
+            return output.stdout;
+        }
+        let dir = &self._dir.as_ref().unwrap().0;
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        bytes
+    }
+
     pub(crate) fn emulator(&self) -> &calsync_emulator::Emulator {
         &self.running.emulator.as_ref().unwrap().emulator
     }

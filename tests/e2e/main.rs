@@ -38,6 +38,7 @@ mod events_api;
 mod fidelity;
 mod freebusy;
 mod fuzz;
+mod grants;
 mod hardening;
 mod helpers;
 mod mirror_truth;

@@ -8,9 +8,10 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use calsync_delivery::{HttpWebhookSender, SenderPolicy};
 use calsync_domain::ports::{CalendarProvider, Clock, Store, SystemClock};
-use calsync_domain::services::{ChannelService, Services, WebhookAdapters};
+use calsync_domain::services::{ChannelService, GrantAdapters, Services, WebhookAdapters};
 use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
+use calsync_google::{GoogleOAuth, OAuthClientConfig};
 use calsync_http::AppState;
 use calsync_resilience::{Metrics, RateLimiter};
 use calsync_worker::{TokioTimer, Wakeups, Workers};
@@ -145,6 +146,15 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         settings.services_config(webhook_url.clone(), Arc::new(TokioTimer)),
     )
     .with_webhooks(webhook_adapters(&settings, &logger)?);
+    let public_base = settings
+        .public_url
+        .clone()
+        .or_else(|| settings.webhook_base_url.clone())
+        .unwrap_or_else(|| format!("http://{address}"));
+    let services = match grant_adapters(&settings, emulator.as_ref(), &public_base)? {
+        Some(adapters) => services.with_grants(adapters),
+        None => services,
+    };
     let wakeups = Wakeups::default();
     let (channel_stops, stop_queue) = tokio::sync::mpsc::unbounded_channel();
     let state = web::Data::new(
@@ -158,6 +168,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
             .write_wait(settings.write_wait)
             .metrics(metrics.clone())
             .logger(logger.clone())
+            .grant_return_hosts(settings.grant_return_hosts.clone())
             .build(),
     );
     warn_if_exposed(&settings, address, &logger);
@@ -223,6 +234,50 @@ fn webhook_adapters(settings: &Settings, logger: &slog::Logger) -> Result<Webhoo
         keeper: settings.secret_keeper.clone(),
         renderer: Arc::new(calsync_http::ChangeJson),
     })
+}
+
+/// The OAuth client users connect their accounts through: the configured
+/// client at Google (or at the emulator calsync talks to), or the
+/// emulator's own client in development; `None` (grants off) with real
+/// Google and no client configured.
+fn grant_adapters(
+    settings: &Settings,
+    emulator: Option<&RunningEmulator>,
+    public_base: &str,
+) -> Result<Option<GrantAdapters>, String> {
+    let redirect_uri = format!("{public_base}/calendar/grants/google/callback");
+    let emulator_base = match &settings.google {
+        GoogleTarget::Emulator => emulator.map(|e| e.base_url.clone()),
+        GoogleTarget::ExternalEmulator { api_base_url } => Some(emulator_root(api_base_url)),
+        GoogleTarget::ServiceAccount { api_base_url, .. } => (api_base_url
+            != calsync_google::GOOGLE_API_BASE_URL)
+            .then(|| emulator_root(api_base_url)),
+    };
+    let (client_id, client_secret) = match (&settings.google_oauth, &emulator_base) {
+        (Some(client), _) => (client.client_id.clone(), client.client_secret.clone()),
+        (None, Some(_)) => (
+            calsync_emulator::DEFAULT_CLIENT_ID.to_owned(),
+            calsync_emulator::DEFAULT_CLIENT_SECRET.to_owned(),
+        ),
+        (None, None) => return Ok(None),
+    };
+    let config = match &emulator_base {
+        Some(base) => OAuthClientConfig::emulator(base, client_id, client_secret, redirect_uri),
+        None => OAuthClientConfig::google(client_id, client_secret, redirect_uri),
+    };
+    let oauth = GoogleOAuth::new(config).map_err(|e| format!("the OAuth client: {e}"))?;
+    Ok(Some(GrantAdapters {
+        oauth: Arc::new(oauth),
+        keeper: settings.secret_keeper.clone(),
+    }))
+}
+
+/// The emulator's root from its Calendar API root (`.../calendar/v3/`).
+fn emulator_root(api_base_url: &str) -> String {
+    api_base_url
+        .trim_end_matches('/')
+        .trim_end_matches("/calendar/v3")
+        .to_owned()
 }
 
 fn warn_if_exposed(settings: &Settings, address: SocketAddr, logger: &slog::Logger) {

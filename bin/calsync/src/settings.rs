@@ -162,6 +162,27 @@ pub struct ServeArgs {
     /// marked `stale` (60 to 86400; twice the sweep interval by default).
     #[arg(long, env = "CALSYNC_FREEBUSY_STALE_SECS", default_value_t = calsync_domain::services::DEFAULT_STALE_AFTER.as_secs())]
     pub freebusy_stale_secs: u64,
+    /// Where calsync is reached from browsers: Google sends users back to
+    /// `{CALSYNC_PUBLIC_URL}/calendar/grants/google/callback` after they
+    /// connect an account. Default: `WEBHOOK_BASE_URL`, else the server's
+    /// own address (development).
+    #[arg(long, env = "CALSYNC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The OAuth client (a "Web application" client in the Google Cloud
+    /// console) users connect their accounts through. Unset: grants are
+    /// off (with the built-in emulator, its own client is used).
+    #[arg(long, env = "CALSYNC_GOOGLE_OAUTH_CLIENT_ID")]
+    pub google_oauth_client_id: Option<String>,
+    /// The OAuth client's secret (environment only).
+    #[arg(skip = secret_from_env("CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET"))]
+    pub google_oauth_client_secret: Option<String>,
+    /// A file holding `CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET`.
+    #[arg(long, env = "CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET_FILE")]
+    pub google_oauth_client_secret_file: Option<PathBuf>,
+    /// Hosts (comma-separated) a grant's `returnTo` may send the browser
+    /// to after connecting; empty: no `returnTo` is accepted.
+    #[arg(long, env = "CALSYNC_GRANT_RETURN_HOSTS", default_value = "")]
+    pub grant_return_hosts: String,
     /// Whether invitations the calendar has not answered (`needsAction`)
     /// or answered `tentative` block free/busy and availability.
     #[arg(long, env = "CALSYNC_FREEBUSY_INVITATIONS_BUSY", default_value_t = true, action = clap::ArgAction::Set)]
@@ -223,6 +244,18 @@ pub struct Settings {
     pub sync_page_size: u32,
     pub sync_rest: Duration,
     pub freebusy: calsync_domain::services::FreeBusyConfig,
+    /// `None` in development: the server's own address.
+    pub public_url: Option<String>,
+    /// The OAuth client for user grants; `None`: grants are off.
+    pub google_oauth: Option<OAuthClient>,
+    pub grant_return_hosts: Vec<String>,
+}
+
+/// The OAuth client users connect their Google accounts through.
+#[derive(Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 impl Settings {

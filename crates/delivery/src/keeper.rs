@@ -131,13 +131,13 @@ impl SecretKeeper for SealingKeeper {
         SigningSecret::from_bytes(bytes.to_vec())
     }
 
-    fn seal(&self, secret: &SigningSecret) -> Result<SealedSecret> {
+    fn seal_bytes(&self, plain: &[u8]) -> Result<SealedSecret> {
         let (id, key) = self
             .keys
             .first()
             .ok_or_else(|| Error::Storage("the secret key ring is empty".into()))?;
         let nonce: [u8; NONCE_LEN] = random_bytes(&self.random)?;
-        let mut data = secret.bytes().to_vec();
+        let mut data = plain.to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(id.as_bytes()),
@@ -152,7 +152,7 @@ impl SecretKeeper for SealingKeeper {
         )))
     }
 
-    fn open(&self, sealed: &SealedSecret) -> Result<SigningSecret> {
+    fn open_bytes(&self, sealed: &SealedSecret) -> Result<Vec<u8>> {
         let malformed =
             || Error::Storage("a sealed secret is malformed (not v1.<key id>.<data>)".into());
         let mut parts = sealed.0.splitn(3, '.');
@@ -185,7 +185,7 @@ impl SecretKeeper for SealingKeeper {
                      key configured under {id} is not the one that sealed it"
                 ))
             })?;
-        SigningSecret::from_bytes(plain.to_vec())
+        Ok(plain.to_vec())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod feed;
 pub mod freebusy;
+pub mod grant;
 pub mod health;
 pub mod ids;
 pub mod outbox;

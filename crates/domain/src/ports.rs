@@ -15,6 +15,9 @@ use crate::feed::subscription::{
 };
 use crate::feed::{Change, ChangeBatch, ChangeQuery, Cursor};
 use crate::freebusy::{RemoteCalendarBusy, RemoteFreeBusyQuery};
+use crate::grant::{
+    AccountInfo, AuthorizationRequest, Grant, GrantId, PendingAuthorization, TokenGrant,
+};
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp, PushFailure};
@@ -501,9 +504,79 @@ pub trait SecretKeeper: Send + Sync {
     /// A new random signing secret.
     fn new_signing_secret(&self) -> Result<SigningSecret>;
 
-    fn seal(&self, secret: &SigningSecret) -> Result<SealedSecret>;
+    /// Seals any secret: a signing secret, a refresh token, a verifier.
+    fn seal_bytes(&self, plain: &[u8]) -> Result<SealedSecret>;
 
-    fn open(&self, sealed: &SealedSecret) -> Result<SigningSecret>;
+    fn open_bytes(&self, sealed: &SealedSecret) -> Result<Vec<u8>>;
+
+    fn seal(&self, secret: &SigningSecret) -> Result<SealedSecret> {
+        self.seal_bytes(secret.bytes())
+    }
+
+    fn open(&self, sealed: &SealedSecret) -> Result<SigningSecret> {
+        SigningSecret::from_bytes(self.open_bytes(sealed)?)
+    }
+
+    fn seal_text(&self, text: &str) -> Result<SealedSecret> {
+        self.seal_bytes(text.as_bytes())
+    }
+
+    fn open_text(&self, sealed: &SealedSecret) -> Result<String> {
+        String::from_utf8(self.open_bytes(sealed)?)
+            .map_err(|_| crate::Error::Storage("a sealed text is not UTF-8".into()))
+    }
+}
+
+/// Connected accounts ([`crate::grant::Grant`]) and the authorizations
+/// in flight.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn insert_authorization(&self, pending: &PendingAuthorization) -> Result<()>;
+
+    /// Removes and returns the authorization `state` names: each is used
+    /// once. `None` when unknown or already taken (expiry is the caller's).
+    async fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>>;
+
+    /// Drops authorizations that expired before `before`.
+    async fn purge_authorizations(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Stores a grant; when one for the same provider and account exists,
+    /// updates that one in place (its id and `created_at` kept) and
+    /// returns it as stored.
+    async fn upsert_grant(&self, grant: &Grant) -> Result<Grant>;
+
+    async fn get_grant(&self, id: &GrantId) -> Result<Option<Grant>>;
+
+    /// The grant of one account (Google's stable account id) at a provider.
+    async fn grant_for_account(&self, provider: &str, account: &str) -> Result<Option<Grant>>;
+
+    /// Every grant, oldest first.
+    async fn list_grants(&self) -> Result<Vec<Grant>>;
+
+    /// Saves a grant's status, tokens and refresh record; `false` if it
+    /// no longer exists.
+    async fn update_grant(&self, grant: &Grant) -> Result<bool>;
+}
+
+/// Google's OAuth 2.0 server, as calsync needs it for user grants. A
+/// refresh token Google no longer honours (`invalid_grant`) is an
+/// [`crate::Error::Provider`] of kind
+/// [`crate::ProviderErrorKind::ReconnectRequired`].
+#[async_trait]
+pub trait OAuthProvider: Send + Sync {
+    /// The URL the user's browser is sent to (consent, then the callback).
+    fn authorization_url(&self, request: &AuthorizationRequest) -> String;
+
+    /// Redeems an authorization code with its PKCE verifier.
+    async fn exchange_code(&self, code: &str, verifier: &str) -> Result<TokenGrant>;
+
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenGrant>;
+
+    /// Revokes a token and the grant it belongs to.
+    async fn revoke(&self, token: &str) -> Result<()>;
+
+    /// Whose account an access token acts for.
+    async fn account(&self, access_token: &str) -> Result<AccountInfo>;
 }
 
 /// Renders a change as the API answers it (one element of
@@ -523,6 +596,7 @@ pub trait Store:
     + JobTickStore
     + HealthStore
     + DriveNotificationStore
+    + GrantStore
 {
 }
 
@@ -537,6 +611,7 @@ impl<T> Store for T where
         + JobTickStore
         + HealthStore
         + DriveNotificationStore
+        + GrantStore
 {
 }
 

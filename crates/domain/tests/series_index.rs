@@ -140,6 +140,24 @@ impl World {
                 };
                 assert!(row.recurring_event_id.is_some(), "{round}: {row:?}");
             }
+            // A window from the beginning of time (no timeMin).
+            let open = OccurrenceQuery {
+                from: None,
+                ..whole.clone()
+            };
+            let plain_open = block_on(list_occurrences(self.store.as_ref(), &open)).unwrap();
+            let indexed_open = block_on(list_occurrences_indexed(
+                self.store.as_ref(),
+                &self.index,
+                &open,
+            ))
+            .unwrap();
+            let kept: Vec<Listed> = indexed_open
+                .iter()
+                .filter(|l| plain_open.contains(l))
+                .cloned()
+                .collect();
+            assert_eq!(kept, plain_open, "{round}: ..{until}");
             let mut paged = Vec::new();
             let mut query = whole.clone();
             query.limit = 1 + u32::try_from(rng.below(40)).unwrap();

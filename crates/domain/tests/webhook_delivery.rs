@@ -59,11 +59,17 @@ impl SecretKeeper for PlainKeeper {
     fn new_signing_secret(&self) -> Result<SigningSecret> {
         SigningSecret::from_bytes(uuid::Uuid::new_v4().as_bytes().repeat(2))
     }
-    fn seal(&self, secret: &SigningSecret) -> Result<SealedSecret> {
-        Ok(SealedSecret(secret.expose()))
+    fn seal_bytes(&self, plain: &[u8]) -> Result<SealedSecret> {
+        Ok(SealedSecret(
+            plain.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ))
     }
-    fn open(&self, sealed: &SealedSecret) -> Result<SigningSecret> {
-        SigningSecret::parse(&sealed.0)
+    fn open_bytes(&self, sealed: &SealedSecret) -> Result<Vec<u8>> {
+        Ok((0..sealed.0.len())
+            .step_by(2)
+            .filter_map(|i| sealed.0.get(i..i + 2))
+            .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
+            .collect())
     }
 }
 

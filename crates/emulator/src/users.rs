@@ -235,11 +235,22 @@ impl Users {
         self.grants.get(grant).filter(|g| !g.revoked).map(|_| grant)
     }
 
-    /// `POST /revoke`: a live refresh or access token revokes its grant.
+    /// `POST /revoke`: a live refresh or access token revokes the
+    /// account's whole authorization of the client, every token of every
+    /// consent, as removing the app in the account's settings does. Google
+    /// binds an authorization to the account and the client, not to one
+    /// token ("Revoking a token", web-server guide:
+    /// https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke),
+    /// so a client that revokes an old token of an account it reconnected
+    /// loses the new one too.
     pub fn revoke_token(&mut self, token: &str) -> bool {
         match self.live_grant(token) {
             Some(grant) => {
-                self.revoke_grant(grant);
+                let (account, client) = match self.grants.get(grant) {
+                    Some(g) => (g.account.clone(), g.client_id.clone()),
+                    None => return false,
+                };
+                self.revoke_account(&account, Some(&client));
                 true
             }
             None => false,

@@ -11,6 +11,7 @@ mod mapping;
 mod config;
 mod error;
 mod hub_cache;
+mod oauth_client;
 mod provider;
 
 use std::collections::HashMap;
@@ -34,6 +35,10 @@ use classify::{Capture, Failure, Op, classify};
 
 pub use config::{Credentials, GOOGLE_API_BASE_URL, GoogleConfig, SendUpdates};
 pub use error::Error;
+pub use oauth_client::{
+    DEFAULT_OAUTH_TIMEOUT, GOOGLE_AUTHORIZATION_ENDPOINT, GOOGLE_REVOCATION_ENDPOINT,
+    GOOGLE_TOKEN_ENDPOINT, GOOGLE_USERINFO_ENDPOINT, GoogleOAuth, OAuthClientConfig,
+};
 
 use config::{check_url, segment};
 use hub_cache::{HUB_CAP, HUB_IDLE, IdleCache};

@@ -42,6 +42,9 @@ pub enum HttpError {
     /// The application's webhooks were asked for, and this server was built
     /// without the adapters that deliver them (`Services::webhooks` is `None`).
     WebhooksNotConfigured,
+    /// Grant routes were asked for, and this server has no OAuth client
+    /// configured (`Services::grants` is `None`).
+    GrantsNotConfigured,
 }
 
 /// The JSON body of every error answer.
@@ -99,6 +102,9 @@ impl std::fmt::Display for HttpError {
             Self::WebhooksNotConfigured => f.write_str(
                 "webhook delivery is not configured on this server; the change feed (GET /calendar/changes) is",
             ),
+            Self::GrantsNotConfigured => f.write_str(
+                "connecting user accounts is not configured on this server (CALSYNC_GOOGLE_OAUTH_CLIENT_ID)",
+            ),
         }
     }
 }
@@ -122,6 +128,7 @@ impl HttpError {
             Self::WebhooksNotConfigured => {
                 (StatusCode::SERVICE_UNAVAILABLE, "webhooks_not_configured")
             }
+            Self::GrantsNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "grants_not_configured"),
             Self::Domain(error) => match error {
                 DomainError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
                 DomainError::Unprocessable { .. } => {

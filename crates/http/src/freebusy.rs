@@ -299,7 +299,7 @@ fn calendar_busy(answer: &CalendarBusy) -> CalendarBusyResource {
 /// Busy time of up to 50 calendars, from the mirror: no Google call
 /// unless `fallback=google` and a calendar is stale.
 #[utoipa::path(
-    post, path = "/calendar/freebusy", tag = "scheduling", operation_id = "freeBusy",
+    post, path = "/calendar/freebusy", tag = "scheduling", operation_id = "queryFreeBusy",
     params(FreeBusyParams),
     request_body = FreeBusyBody,
     responses(
@@ -356,7 +356,7 @@ pub async fn free_busy(
 /// Slots of `durationMinutes` on the interval grid, inside the periods,
 /// free for every group, from the mirror.
 #[utoipa::path(
-    post, path = "/calendar/availability", tag = "scheduling", operation_id = "availability",
+    post, path = "/calendar/availability", tag = "scheduling", operation_id = "findAvailability",
     request_body = AvailabilityBody,
     responses(
         (status = 200, description = "The free slots", body = AvailabilityResource),

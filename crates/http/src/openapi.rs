@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::request::rules;
 use crate::{
-    HttpError, calendars, changes, channels, error, events, freebusy, health, subscriptions, sync,
-    webhooks,
+    HttpError, calendars, changes, channels, error, events, freebusy, grants, health,
+    subscriptions, sync, webhooks,
 };
 
 pub(crate) mod responses;
@@ -36,6 +36,7 @@ pub(crate) mod responses;
         channels::create, channels::list, channels::stop,
         changes::list, changes::latest,
         freebusy::free_busy, freebusy::availability,
+        grants::start, grants::callback, grants::list, grants::get, grants::delete,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::rotate_secret, subscriptions::test, subscriptions::attempts,
         webhooks::calendar, webhooks::drive,
@@ -51,6 +52,7 @@ pub(crate) mod responses;
         (name = "channels", description = "Google push channels (`POST /calendar/channels` also makes the calendar managed, as the deployment's default principal)"),
         (name = "changes", description = "The change feed: every change to the mirror, in cursor order, replayable within its retention (docs/CHANGE-FEED.md)"),
         (name = "scheduling", description = "Free/busy and availability answered from the mirror, recurrence-aware, without Google quota (docs/FREEBUSY.md)"),
+        (name = "grants", description = "Users' own Google accounts connected through OAuth 2.0 with PKCE; refresh tokens sealed at rest (docs/GRANTS.md)"),
         (name = "subscriptions", description = "Webhook subscriptions: the change feed delivered to the application, at least once and in cursor order, signed to the Standard Webhooks specification"),
         (name = "webhooks", description = "Google's push notifications (authenticated by channel token)"),
         (name = "health", description = "Health, probes and metrics"),

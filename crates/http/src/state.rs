@@ -8,8 +8,8 @@ use std::time::Duration;
 use calsync_domain::ids::{CalendarId, ChannelId, ResourceId};
 use calsync_domain::ports::{DriveNotificationSink, Timer};
 use calsync_domain::services::{
-    CalendarService, ChannelService, EventService, FeedService, FreeBusyService, HealthService,
-    NotificationService, Services, WebhookService,
+    CalendarService, ChannelService, EventService, FeedService, FreeBusyService, GrantService,
+    HealthService, NotificationService, Services, WebhookService,
 };
 use calsync_resilience::{Metrics, RateLimiter};
 use tokio::sync::Notify;
@@ -57,6 +57,11 @@ pub struct AppState {
     /// The application's webhook subscriptions; `None` when the service
     /// graph was built without delivery adapters (the routes answer 503).
     pub webhooks: Option<WebhookService>,
+    /// Connected user accounts; `None` without an OAuth client (the
+    /// routes answer 503).
+    pub grants: Option<GrantService>,
+    /// Hosts a grant's `returnTo` may name (`CALSYNC_GRANT_RETURN_HOSTS`).
+    pub grant_return_hosts: Vec<String>,
     pub drive_sink: Arc<dyn DriveNotificationSink>,
     pub api_tokens: ApiTokens,
     /// Used when a request names no calendar.
@@ -105,6 +110,7 @@ impl AppState {
             write_wait: Duration::from_secs(10),
             metrics: Arc::new(Metrics::new()),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
+            grant_return_hosts: Vec::new(),
         }
     }
 }
@@ -123,9 +129,16 @@ pub struct AppStateBuilder {
     write_wait: Duration,
     metrics: Arc<Metrics>,
     logger: slog::Logger,
+    grant_return_hosts: Vec<String>,
 }
 
 impl AppStateBuilder {
+    /// Hosts a grant's `returnTo` may send the browser to.
+    pub fn grant_return_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.grant_return_hosts = hosts;
+        self
+    }
+
     pub fn api_tokens(mut self, tokens: ApiTokens) -> Self {
         self.api_tokens = tokens;
         self
@@ -193,6 +206,8 @@ impl AppStateBuilder {
             feed: services.feed.with_timer(Arc::new(RouteTimer)),
             freebusy: services.freebusy,
             webhooks: services.webhooks,
+            grants: services.grants,
+            grant_return_hosts: self.grant_return_hosts,
             drive_sink,
             api_tokens: self.api_tokens,
             default_calendar: self.default_calendar,

@@ -59,12 +59,19 @@ impl SecretKeeper for PlainKeeper {
         SigningSecret::from_bytes(uuid::Uuid::new_v4().as_bytes().repeat(2))
     }
 
-    fn seal(&self, secret: &SigningSecret) -> calsync_domain::Result<SealedSecret> {
-        Ok(SealedSecret(secret.expose()))
+    // "Seals" by hex: the test needs opening, not secrecy.
+    fn seal_bytes(&self, plain: &[u8]) -> calsync_domain::Result<SealedSecret> {
+        Ok(SealedSecret(
+            plain.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ))
     }
 
-    fn open(&self, sealed: &SealedSecret) -> calsync_domain::Result<SigningSecret> {
-        SigningSecret::parse(&sealed.0)
+    fn open_bytes(&self, sealed: &SealedSecret) -> calsync_domain::Result<Vec<u8>> {
+        Ok((0..sealed.0.len())
+            .step_by(2)
+            .filter_map(|i| sealed.0.get(i..i + 2))
+            .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
+            .collect())
     }
 }
 

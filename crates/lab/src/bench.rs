@@ -5,6 +5,7 @@
 pub mod feed;
 mod fixtures;
 pub mod fleet;
+mod freebusy;
 mod http;
 mod series;
 mod store;
@@ -39,6 +40,24 @@ pub enum Bench {
         #[arg(long, default_value_t = 10_000)]
         series: usize,
         #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// Free/busy and availability from the mirror: N single events and M
+    /// recurring series (with exceptions) over C calendars, prefilled
+    /// through the sync path; then free/busy of 50 random calendars over 30
+    /// days and availability of 10 over 14 days, --requests times each,
+    /// ms per request (p50/p99) and the cold first request. SQLite, and
+    /// Postgres with --postgres-url (a fresh schema, dropped after).
+    Freebusy {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        #[arg(long, default_value_t = 1000)]
+        calendars: usize,
+        #[arg(long, default_value_t = 200)]
         requests: usize,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
@@ -190,6 +209,24 @@ impl Bench {
                     postgres_url.as_deref(),
                     &server_bin.resolve()?,
                 )
+                .await
+            }
+            Self::Freebusy {
+                events,
+                series,
+                calendars,
+                requests,
+                postgres_url,
+            } => {
+                freebusy::FreeBusyBench {
+                    events,
+                    series,
+                    // Free/busy asks about 50 calendars at a time.
+                    calendars: calendars.max(50),
+                    requests: requests.max(1),
+                    postgres_url,
+                }
+                .run()
                 .await
             }
             Self::Store {

@@ -251,6 +251,12 @@ fn prose_allows(request: &Request, at: &str, message: &str) -> bool {
     ) {
         return true;
     }
+    // The grant callback: a `state` calsync did not issue (or already
+    // used), a code Google refuses, Google's own `error`; and a
+    // `returnTo` host outside CALSYNC_GRANT_RETURN_HOSTS.
+    if matches!(at, "state" | "code" | "error" | "returnTo") {
+        return true;
+    }
     if matches!(at, "timeMin" | "periods.start" | "periods.end")
         && message.contains("years 0001 to 9999")
     {

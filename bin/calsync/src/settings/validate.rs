@@ -122,6 +122,11 @@ impl ServeArgs {
             self.secrets_key_file.take(),
         )?
         .map(|ring| ring.replace(['\r', '\n'], ","));
+        self.google_oauth_client_secret = secret(
+            "CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET",
+            self.google_oauth_client_secret.take(),
+            self.google_oauth_client_secret_file.take(),
+        )?;
         let production = match self.env.as_str() {
             "production" => true,
             "development" => false,
@@ -311,6 +316,42 @@ impl ServeArgs {
                 ms @ 0..=60_000 => Duration::from_millis(ms),
                 _ => return Err("CALSYNC_SYNC_REST_MS must be 0 to 60000".into()),
             },
+            public_url: match self.public_url {
+                Some(url)
+                    if url.starts_with("https://")
+                        || (!production && url.starts_with("http://")) =>
+                {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(url) => {
+                    return Err(format!(
+                        "CALSYNC_PUBLIC_URL must be an https:// URL, not '{url}'"
+                    ));
+                }
+                None => None,
+            },
+            google_oauth: match (
+                self.google_oauth_client_id.filter(|id| !id.is_empty()),
+                self.google_oauth_client_secret,
+            ) {
+                (Some(client_id), Some(client_secret)) => Some(crate::settings::OAuthClient {
+                    client_id,
+                    client_secret,
+                }),
+                (Some(_), None) => {
+                    return Err("CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET (or _FILE) is required with CALSYNC_GOOGLE_OAUTH_CLIENT_ID".into());
+                }
+                (None, Some(_)) => {
+                    return Err("CALSYNC_GOOGLE_OAUTH_CLIENT_ID is required with CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET".into());
+                }
+                (None, None) => None,
+            },
+            grant_return_hosts: allowed_hosts(&self.grant_return_hosts).map_err(|e| {
+                e.replace(
+                    "CALSYNC_WEBHOOK_ALLOWED_HOSTS",
+                    "CALSYNC_GRANT_RETURN_HOSTS",
+                )
+            })?,
             freebusy: calsync_domain::services::FreeBusyConfig {
                 rule: calsync_domain::freebusy::BusyRule {
                     invitations_busy: self.freebusy_invitations_busy,

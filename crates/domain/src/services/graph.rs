@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::cleanup::retention;
 use super::{
     CalendarService, ChannelCache, ChannelService, CleanupService, EventService,
-    EvictingChannelStore, FeedService, FreeBusyConfig, FreeBusyService, HealthService,
-    NotificationService, SeriesIndex, SyncService, WebhookAdapters, WebhookService,
+    EvictingChannelStore, FeedService, FreeBusyConfig, FreeBusyService, GrantAdapters,
+    GrantService, HealthService, NotificationService, SeriesIndex, SyncService, WebhookAdapters,
+    WebhookService,
 };
 use crate::health::HealthThresholds;
 use crate::outbox::OutboxRetryPolicy;
@@ -135,6 +136,9 @@ pub struct Services {
     /// The application's webhooks; `None` until [`Services::with_webhooks`]
     /// brings the adapters that deliver them.
     pub webhooks: Option<WebhookService>,
+    /// Users' connected Google accounts; `None` until
+    /// [`Services::with_grants`] brings an OAuth client and a keeper.
+    pub grants: Option<GrantService>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
@@ -202,6 +206,7 @@ impl Services {
             feed,
             freebusy,
             webhooks: None,
+            grants: None,
             sync: sync
                 .with_page_size(config.sync_page_size)
                 .with_follow_up_rest(config.sync_follow_up_rest)
@@ -232,6 +237,17 @@ impl Services {
             store,
             clock,
         }
+    }
+
+    /// Connects users' Google accounts through this OAuth client, their
+    /// tokens sealed by this keeper.
+    pub fn with_grants(mut self, adapters: GrantAdapters) -> Self {
+        self.grants = Some(GrantService::new(
+            self.store.clone(),
+            adapters,
+            self.clock.clone(),
+        ));
+        self
     }
 
     /// Delivers the change feed to the application's webhooks through

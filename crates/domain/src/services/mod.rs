@@ -8,6 +8,7 @@ mod cleanup;
 mod events;
 mod feed;
 mod freebusy;
+mod grants;
 mod graph;
 mod health;
 mod marks;
@@ -29,6 +30,7 @@ pub use freebusy::{
     Availability, AvailabilityQuery, BusyError, BusySource, CalendarBusy, DEFAULT_STALE_AFTER,
     FreeBusyConfig, FreeBusyRequest, FreeBusyService, MAX_SLOTS,
 };
+pub use grants::{Connected, GrantAdapters, GrantService, StartedAuthorization};
 pub use graph::{
     DEFAULT_CHANGES_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services,
     ServicesConfig,

@@ -116,8 +116,11 @@ impl IndexedMaster {
             return Vec::new();
         };
         let length = self.length();
-        // An occurrence overlapping `from` started at most `length` before it.
-        let earliest_start = from - length;
+        // An occurrence overlapping `from` started at most `length` before
+        // it (a window from the beginning of time stays there).
+        let earliest_start = from
+            .checked_sub_signed(length)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut expansion = self.expansion();
         let covered = |e: &Expansion| {
             e.from.is_some_and(|f| f <= earliest_start) && e.until.is_some_and(|u| u >= until)
@@ -126,11 +129,11 @@ impl IndexedMaster {
             let want_from = expansion
                 .from
                 .map_or(earliest_start, |f| f.min(earliest_start))
-                .min(now - LOOKBEHIND);
+                .min(now.checked_sub_signed(LOOKBEHIND).unwrap_or(now));
             let want_until = expansion
                 .until
                 .map_or(until, |u| u.max(until))
-                .max(now + HORIZON);
+                .max(now.checked_add_signed(HORIZON).unwrap_or(now));
             *expansion = expand(series, want_from, want_until);
         }
         if !covered(&expansion) {

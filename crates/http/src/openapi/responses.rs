@@ -72,3 +72,14 @@ pub struct WebhookNotFound(ErrorBody);
     description = "The database is unavailable (`unavailable`: retry), or this server was started without webhook delivery (`webhooks_not_configured`)"
 )]
 pub struct WebhooksUnavailable(ErrorBody);
+
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "The database or Google is unavailable (`unavailable`, `google_unavailable`: retry), or this server has no OAuth client configured (`grants_not_configured`)"
+)]
+pub struct GrantsUnavailable(ErrorBody);
+
+#[derive(IntoResponses)]
+#[response(status = 404, description = "No such grant")]
+pub struct GrantNotFound(ErrorBody);

@@ -67,6 +67,7 @@ mod channels;
 mod drive_notifications;
 mod events;
 mod feed;
+mod grants;
 mod health;
 mod job_ticks;
 mod outbox;

@@ -245,6 +245,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_grants (id) {
+        id -> Text,
+        provider -> Text,
+        email -> Text,
+        account -> Text,
+        scopes -> Text,
+        status -> Text,
+        refresh_token -> Text,
+        created_at -> Ts,
+        updated_at -> Ts,
+        last_refresh_at -> Nullable<Ts>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::Ts;
+
+    calendar_oauth_states (state) {
+        state -> Text,
+        verifier -> Text,
+        login_hint -> Nullable<Text>,
+        return_to -> Nullable<Text>,
+        created_at -> Ts,
+        expires_at -> Ts,
+    }
+}
+
 diesel::joinable!(calendar_outbox -> calendar_events (event_id));
 diesel::joinable!(calendar_webhook_attempts -> calendar_webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -261,4 +294,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     calendar_change_feed,
     calendar_webhooks,
     calendar_webhook_attempts,
+    calendar_grants,
+    calendar_oauth_states,
 );

@@ -130,6 +130,11 @@ contract!(
         a_webhook_is_claimed_by_one_owner_at_a_time,
         progress_with_a_lost_lease_writes_nothing,
         attempts_are_listed_newest_first_and_purged,
+        grants_round_trip_every_field,
+        reconnecting_an_account_updates_its_grant_in_place,
+        grants_are_updated_and_listed_oldest_first,
+        an_authorization_is_taken_once,
+        purging_drops_only_expired_authorizations,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>

@@ -78,7 +78,7 @@ async fn both_dialects_yield_the_same_tables_and_columns() {
     assert!(sqlite_layout.contains_key("calendar_calendars"));
     assert!(sqlite_layout.contains_key("calendar_changes"));
     assert!(sqlite_layout.contains_key("calendar_webhooks"));
-    assert_eq!(sqlite_layout.len(), 13, "{sqlite_layout:?}");
+    assert_eq!(sqlite_layout.len(), 15, "{sqlite_layout:?}");
 
     let Some(pg) = TestDb::postgres().await else {
         return;

@@ -4,6 +4,7 @@ mod calendars;
 mod channels;
 mod events;
 mod feed;
+mod grants;
 mod health;
 mod outbox;
 mod records;
@@ -82,6 +83,9 @@ struct StoreState {
     purged_through: u64,
     webhooks: BTreeMap<String, webhooks::StoredWebhook>,
     webhook_attempts: Vec<crate::feed::subscription::DeliveryAttempt>,
+    grants: BTreeMap<String, crate::grant::Grant>,
+    /// Pending authorizations by `state`.
+    authorizations: HashMap<String, crate::grant::PendingAuthorization>,
 }
 
 impl StoreState {

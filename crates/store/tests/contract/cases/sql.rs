@@ -119,9 +119,12 @@ pub async fn the_recurrence_migration_backfills_existing_rows(db: &TestDb) {
     );
     let forget =
         format!("DELETE FROM __diesel_schema_migrations WHERE version = '{RECURRENCE_MIGRATION}';");
+    // A later migration indexes `kind`, which migration 7 adds: it goes
+    // first, and comes back once 7 has run again.
+    let drop_later = "DROP INDEX calendar_events_calendar_kind_start;";
     db.exec(
-        &format!("{sqlite_down}\n{forget}"),
-        &format!("{pg_down}\n{forget}"),
+        &format!("{drop_later}\n{sqlite_down}\n{forget}"),
+        &format!("{drop_later}\n{pg_down}\n{forget}"),
     )
     .await;
     let url = match &db.backend {
@@ -133,6 +136,9 @@ pub async fn the_recurrence_migration_backfills_existing_rows(db: &TestDb) {
         calsync_store::migrate(&url).await.unwrap(),
         [RECURRENCE_MIGRATION]
     );
+    let later_index =
+        include_str!("../../../../../migrations/sqlite/2026-12-07-000013_kind_window_index/up.sql");
+    db.exec(later_index, later_index).await;
     // A fresh pool: the old one's prepared statements name dropped columns.
     let store = calsync_store::connect(&url, &calsync_store::StoreOptions::default())
         .await

@@ -1,0 +1,234 @@
+//! Connecting users' own Google accounts: the authorization code flow
+//! with PKCE (RFC 7636) started and completed, grants listed and deleted.
+//! Refresh tokens and verifiers are sealed by the [`SecretKeeper`] before
+//! they reach the store, and never appear in an error.
+
+use std::sync::Arc;
+
+use crate::ProviderErrorKind;
+use crate::error::{Error, Result};
+use crate::feed::subscription::SealedSecret;
+use crate::grant::{
+    AuthorizationRequest, Grant, GrantId, GrantStatus, PendingAuthorization, STATE_LIFETIME,
+    code_challenge, random_token,
+};
+use crate::ports::{Clock, GrantStore, OAuthProvider, SecretKeeper};
+
+/// What the caller sends the user's browser to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedAuthorization {
+    pub authorization_url: String,
+    pub state: String,
+}
+
+/// A completed authorization: the grant, and where the browser goes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub grant: Grant,
+    pub return_to: Option<String>,
+}
+
+/// The adapters grants need beyond the store.
+#[derive(Clone)]
+pub struct GrantAdapters {
+    pub oauth: Arc<dyn OAuthProvider>,
+    pub keeper: Arc<dyn SecretKeeper>,
+}
+
+#[derive(Clone)]
+pub struct GrantService {
+    store: Arc<dyn GrantStore>,
+    adapters: GrantAdapters,
+    clock: Arc<dyn Clock>,
+}
+
+/// Longest `loginHint` and `returnTo` kept.
+const HINT_CHARS: usize = 320;
+const RETURN_CHARS: usize = 2048;
+
+impl GrantService {
+    pub fn new(store: Arc<dyn GrantStore>, adapters: GrantAdapters, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            adapters,
+            clock,
+        }
+    }
+
+    /// Starts an authorization: a single-use `state` bound to a fresh PKCE
+    /// verifier (sealed), valid for [`STATE_LIFETIME`]. `return_to` is
+    /// checked by the caller (an allowed place to send the browser).
+    pub async fn start(
+        &self,
+        login_hint: Option<String>,
+        return_to: Option<String>,
+    ) -> Result<StartedAuthorization> {
+        if login_hint.as_ref().is_some_and(|h| {
+            h.is_empty()
+                || h.chars().count() > HINT_CHARS
+                || h.chars().any(|c| c <= ' ' || c == '\u{7f}')
+        }) {
+            return Err(Error::invalid(
+                "loginHint",
+                format!(
+                    "must be 1 to {HINT_CHARS} characters, without spaces or control characters"
+                ),
+            ));
+        }
+        if return_to
+            .as_ref()
+            .is_some_and(|r| r.is_empty() || r.chars().count() > RETURN_CHARS)
+        {
+            return Err(Error::invalid(
+                "returnTo",
+                format!("must be 1 to {RETURN_CHARS} characters"),
+            ));
+        }
+        let now = self.clock.now();
+        // Expired authorizations are dropped as new ones start: nothing
+        // else needs them, and the table stays small.
+        self.store.purge_authorizations(now).await?;
+        let state = random_token();
+        let verifier = random_token();
+        let pending = PendingAuthorization {
+            state: state.clone(),
+            verifier: self.adapters.keeper.seal_text(&verifier)?,
+            login_hint: login_hint.clone(),
+            return_to,
+            created_at: now,
+            expires_at: now + STATE_LIFETIME,
+        };
+        self.store.insert_authorization(&pending).await?;
+        let authorization_url = self
+            .adapters
+            .oauth
+            .authorization_url(&AuthorizationRequest {
+                state: state.clone(),
+                code_challenge: code_challenge(&verifier),
+                login_hint,
+            });
+        Ok(StartedAuthorization {
+            authorization_url,
+            state,
+        })
+    }
+
+    /// Completes an authorization from Google's redirect: the `state` is
+    /// taken (a replay finds nothing), the code redeemed with its
+    /// verifier, the account learned, and its grant created, or restored
+    /// when the same account connected before (same id, active again).
+    pub async fn complete(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Connected> {
+        let refused = || {
+            Error::invalid(
+                "state",
+                "names no authorization in progress (unknown, used or expired)",
+            )
+        };
+        let pending = self
+            .store
+            .take_authorization(state)
+            .await?
+            .ok_or_else(refused)?;
+        let now = self.clock.now();
+        if pending.expires_at <= now {
+            return Err(refused());
+        }
+        if let Some(error) = error {
+            return Err(Error::invalid(
+                "error",
+                format!("Google did not grant access ({error})"),
+            ));
+        }
+        let code = code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::invalid("code", "is required"))?;
+        let verifier = self.adapters.keeper.open_text(&pending.verifier)?;
+        let tokens = match self.adapters.oauth.exchange_code(code, &verifier).await {
+            Ok(tokens) => tokens,
+            Err(Error::Provider {
+                kind: ProviderErrorKind::ReconnectRequired | ProviderErrorKind::Permanent,
+                ..
+            }) => {
+                return Err(Error::invalid(
+                    "code",
+                    "Google refused the authorization code (used, expired, or not issued for this authorization)",
+                ));
+            }
+            Err(other) => return Err(other),
+        };
+        let refresh_token = tokens.refresh_token.as_deref().ok_or_else(|| {
+            Error::unprocessable(
+                "code",
+                "Google issued no refresh token (consent without offline access)",
+            )
+        })?;
+        let account = self.adapters.oauth.account(&tokens.access_token).await?;
+        let grant = Grant {
+            id: GrantId::random(),
+            provider: "google".into(),
+            email: account.email,
+            account: account.account,
+            scopes: tokens.scopes,
+            status: GrantStatus::Active,
+            refresh_token: self.adapters.keeper.seal_text(refresh_token)?,
+            created_at: now,
+            updated_at: now,
+            last_refresh_at: Some(now),
+            last_error: None,
+        };
+        let grant = self.store.upsert_grant(&grant).await?;
+        // The token this grant held before (an earlier consent) is left
+        // alone: revoking any token revokes the account's whole
+        // authorization of the client at Google, the new token included.
+        // Google retires old refresh tokens itself (a limit per account
+        // and client).
+        Ok(Connected {
+            grant,
+            return_to: pending.return_to,
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<Grant>> {
+        self.store.list_grants().await
+    }
+
+    pub async fn get(&self, id: &GrantId) -> Result<Grant> {
+        self.store
+            .get_grant(id)
+            .await?
+            .ok_or(Error::NotFound { what: "grant" })
+    }
+
+    /// Revokes the grant at Google, then records it revoked, its refresh
+    /// token dropped. Google unreachable: an error, nothing changed (the
+    /// caller retries); Google no longer knowing the token is success.
+    pub async fn delete(&self, id: &GrantId) -> Result<Grant> {
+        let mut grant = self.get(id).await?;
+        if grant.status == GrantStatus::Revoked {
+            return Ok(grant);
+        }
+        let token = self.adapters.keeper.open_text(&grant.refresh_token)?;
+        match self.adapters.oauth.revoke(&token).await {
+            Ok(()) => {}
+            Err(Error::Provider {
+                kind: ProviderErrorKind::ReconnectRequired,
+                ..
+            }) => {}
+            Err(other) => return Err(other),
+        }
+        let now = self.clock.now();
+        grant.status = GrantStatus::Revoked;
+        grant.refresh_token = SealedSecret(String::new());
+        grant.updated_at = now;
+        grant.last_error = None;
+        if !self.store.update_grant(&grant).await? {
+            return Err(Error::NotFound { what: "grant" });
+        }
+        Ok(grant)
+    }
+}
