@@ -57,6 +57,11 @@ fn random_event(rng: &mut Rng, calendar: &str, id: &str) -> Value {
         let day = start.date_naive();
         event["start"] = json!({"date": day.to_string()});
         event["end"] = json!({"date": (day + chrono::Days::new(1 + rng.below(3))).to_string()});
+    } else if kind == 9 {
+        // A long single (a conference, a leave): it starts well before
+        // many windows it blocks.
+        event["start"] = timed(start);
+        event["end"] = timed(start + chrono::Duration::hours(24 * 5 + rng.below(24 * 15) as i64));
     } else {
         event["start"] = timed(start);
         event["end"] = timed(start + length);

@@ -91,6 +91,11 @@ pub trait EventStore: Send + Sync {
     /// Ordered by start, then id.
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
 
+    /// The longest span (start to end, as windows compare them) of the
+    /// calendar's live single events; `None` with none. Bounds a window's
+    /// single events from below: none starting earlier can reach it.
+    async fn longest_single(&self, calendar_id: &CalendarId) -> Result<Option<chrono::Duration>>;
+
     /// Inserts a new event and its outbox row in one transaction. A Google id
     /// already mirrored in the calendar is `Error::Duplicate`.
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> Result<OutboxEntry>;

@@ -56,6 +56,9 @@ impl EventStore for PushBeforeWrite {
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
         self.inner.list_events(query).await
     }
+    async fn longest_single(&self, calendar_id: &CalendarId) -> Result<Option<chrono::Duration>> {
+        self.inner.longest_single(calendar_id).await
+    }
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> Result<OutboxEntry> {
         self.inner.insert_with_outbox(event, op).await
     }

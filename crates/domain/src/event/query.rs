@@ -25,6 +25,9 @@ pub struct EventQuery {
     pub ends_after: Option<DateTime<Utc>>,
     /// Events starting before this instant.
     pub starts_before: Option<DateTime<Utc>>,
+    /// Events starting at or after this instant (a window's lower bound
+    /// on starts, when the longest event is known).
+    pub starts_from: Option<DateTime<Utc>>,
     /// Resume after this `(start sort key, id)` position.
     pub after: Option<(DateTime<Utc>, LocalEventId)>,
     pub limit: u32,

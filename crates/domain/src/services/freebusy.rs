@@ -318,15 +318,23 @@ impl FreeBusyService {
                 busy.push(clipped);
             }
         };
+        // No single event starts earlier than the longest one's span
+        // before the window and still reaches it: the read is a range.
+        let longest = series.longest_single();
         let mut query = EventQuery {
             calendar_id: Some(calendar.clone()),
             kind: Some(EventKind::Single),
             ends_after: Some(wide_from),
             starts_before: Some(wide_until),
+            starts_from: longest.map(|l| {
+                wide_from
+                    .checked_sub_signed(l)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            }),
             limit: BATCH,
             ..EventQuery::default()
         };
-        loop {
+        while longest.is_some() {
             let batch = self.events.list_events(&query).await?;
             let full = batch.len() == BATCH as usize;
             query.after = batch.last().map(|e| (e.start.sort_key(), e.id));

@@ -196,6 +196,10 @@ pub struct CalendarSeries {
     masters: HashMap<EventId, Arc<IndexedMaster>>,
     /// By series (the master's Google id), then by occurrence suffix.
     exceptions: HashMap<EventId, HashMap<String, Arc<Event>>>,
+    /// At least the longest span of the calendar's live single events
+    /// (raised by every single replayed, never lowered until a reload), so
+    /// a window's singles can be read from `window start - this` on.
+    longest_single: Option<Duration>,
 }
 
 impl CalendarSeries {
@@ -205,7 +209,13 @@ impl CalendarSeries {
             loaded_at,
             masters: HashMap::new(),
             exceptions: HashMap::new(),
+            longest_single: None,
         }
+    }
+
+    /// See the field; `None`: the calendar has no live single event.
+    pub fn longest_single(&self) -> Option<Duration> {
+        self.longest_single
     }
 
     /// Live (not cancelled) masters, in no order.
@@ -255,6 +265,10 @@ impl CalendarSeries {
                 self.masters.remove(&event.google_event_id);
             }
             _ => {}
+        }
+        if event.kind() == EventKind::Single && event.status != EventStatus::Cancelled {
+            let span = event.end.sort_key() - event.start.sort_key();
+            self.longest_single = Some(self.longest_single.map_or(span, |l| l.max(span)));
         }
     }
 }
@@ -368,6 +382,7 @@ impl SeriesIndex {
     /// Reads a calendar's masters and exceptions whole.
     async fn load(&self, calendar_id: &CalendarId, now: DateTime<Utc>) -> Result<CalendarSeries> {
         let mut series = CalendarSeries::empty(calendar_id.clone(), now);
+        series.longest_single = self.events.longest_single(calendar_id).await?;
         for kind in [EventKind::Master, EventKind::Exception] {
             let mut query = EventQuery {
                 calendar_id: Some(calendar_id.clone()),

@@ -64,6 +64,28 @@ impl EventStore for DieselStore {
             .transpose()
     }
 
+    async fn longest_single(
+        &self,
+        calendar_id: &CalendarId,
+    ) -> DomainResult<Option<chrono::Duration>> {
+        let mut conn = self.conn().await?;
+        // Two timestamps a row, walked through the (calendar_id, kind,
+        // start_at) index; the difference is taken here, as timestamp
+        // arithmetic differs by dialect.
+        let spans: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = ev::table
+            .filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()))
+            .filter(ev::kind.eq(EventKind::Single.as_str()))
+            .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+            .select((ev::start_at, ev::last_end_at))
+            .load(&mut conn)
+            .await
+            .map_err(db)?;
+        Ok(spans
+            .into_iter()
+            .filter_map(|(start, end)| end.map(|end| end - start))
+            .max())
+    }
+
     async fn list_events(&self, query: &EventQuery) -> DomainResult<Vec<Event>> {
         let mut conn = self.conn().await?;
         let series: Vec<String> = query.of_series.iter().map(ToString::to_string).collect();
@@ -469,6 +491,9 @@ fn listing<'a>(query: &EventQuery, series: &'a [String]) -> Listing<'a> {
     }
     if let Some(before) = query.starts_before {
         select = select.filter(ev::start_at.lt(micros(before)));
+    }
+    if let Some(from) = query.starts_from {
+        select = select.filter(ev::start_at.ge(micros(from)));
     }
     if let Some((start, id)) = query.after {
         let start = micros(start);

@@ -34,6 +34,19 @@ impl EventStore for MemoryStore {
             .cloned())
     }
 
+    async fn longest_single(&self, calendar_id: &CalendarId) -> Result<Option<chrono::Duration>> {
+        Ok(lock(&self.state)
+            .events
+            .values()
+            .filter(|e| {
+                e.calendar_id == *calendar_id
+                    && e.kind() == EventKind::Single
+                    && e.status != EventStatus::Cancelled
+            })
+            .map(|e| micros(e.end.sort_key()) - micros(e.start.sort_key()))
+            .max())
+    }
+
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
         let state = lock(&self.state);
         let mut events: Vec<&Event> = state
@@ -59,6 +72,11 @@ impl EventStore for MemoryStore {
                     || e.recurring_event_id
                         .as_ref()
                         .is_some_and(|series| query.of_series.contains(series))
+            })
+            .filter(|e| {
+                query
+                    .starts_from
+                    .is_none_or(|t| micros(e.start.sort_key()) >= micros(t))
             })
             // A master spans to its last occurrence's end (endless: always).
             .filter(|e| {
