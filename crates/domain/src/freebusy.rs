@@ -12,7 +12,7 @@ pub mod intervals;
 pub mod rule;
 
 pub use availability::{AvailabilityRequest, ParticipantGroup, Required, Slot, slots};
-pub use intervals::{busy_interval, merge};
+pub use intervals::{busy_interval, clip, merge};
 pub use rule::BusyRule;
 
 /// Most calendars one free/busy request names (Google's

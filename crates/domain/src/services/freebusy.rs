@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventKind, EventQuery, EventStatus, EventTime};
 use crate::freebusy::{
     AvailabilityRequest, BusyRule, Interval, MAX_CALENDARS, MAX_WINDOW_DAYS, ParticipantGroup,
-    RemoteFreeBusyQuery, Required, Slot, busy_interval, merge, slots,
+    RemoteFreeBusyQuery, Required, Slot, busy_interval, clip, merge, slots,
 };
 use crate::ids::CalendarId;
 use crate::ports::{CalendarProvider, CalendarStore, Clock, EventStore, SyncStateStore};
@@ -312,11 +312,7 @@ impl FreeBusyService {
         let wide_until = window.end + ZONE_SLACK;
         let mut busy = Vec::new();
         let mut push = |start: &EventTime, end: &EventTime| {
-            if let Some(span) = busy_interval(start, end, zone)
-                && let Some(clipped) = clip(span, window)
-            {
-                busy.push(clipped);
-            }
+            busy.extend(busy_interval(start, end, zone));
         };
         // No single event starts earlier than the longest one's span
         // before the window and still reaches it: the read is a range.
@@ -371,7 +367,7 @@ impl FreeBusyService {
                 push(&exception.start, &exception.end);
             }
         }
-        Ok(merge(busy))
+        Ok(merge(clip(&busy, window)))
     }
 
     /// Replaces the stale calendars' answers with Google's. A call that
@@ -423,10 +419,6 @@ impl FreeBusyService {
             }
         }
     }
-}
-
-fn clip(span: Interval, window: Interval) -> Option<Interval> {
-    Interval::new(span.start.max(window.start), span.end.min(window.end))
 }
 
 fn check_window(start: DateTime<Utc>, end: DateTime<Utc>, field: &'static str) -> Result<()> {
