@@ -55,11 +55,9 @@ pub struct FreeBusyBody {
     /// Google's; accepted for compatibility (calsync answers for
     /// calendars, not groups).
     #[schema(minimum = 1, maximum = 100)]
-    #[allow(dead_code)] // read so Google's requests parse; not used
     pub group_expansion_max: Option<u32>,
     /// Google's; accepted for compatibility.
     #[schema(minimum = 1, maximum = 50)]
-    #[allow(dead_code)] // read so Google's requests parse; not used
     pub calendar_expansion_max: Option<u32>,
     /// The calendars, at most 50.
     #[schema(max_items = 50)]
@@ -324,6 +322,19 @@ pub async fn free_busy(
     let time_min = required_instant("timeMin", &input.time_min)?;
     let time_max = required_instant("timeMax", &input.time_max)?;
     let zone = zone(input.time_zone.as_deref())?;
+    // Google's limits on its own fields hold even though calsync ignores them.
+    if input
+        .group_expansion_max
+        .is_some_and(|n| !(1..=100).contains(&n))
+    {
+        return Err(DomainError::invalid("groupExpansionMax", "must be 1 to 100").into());
+    }
+    if input
+        .calendar_expansion_max
+        .is_some_and(|n| !(1..=50).contains(&n))
+    {
+        return Err(DomainError::invalid("calendarExpansionMax", "must be 1 to 50").into());
+    }
     if input.items.len() > calsync_domain::freebusy::MAX_CALENDARS {
         return Err(DomainError::invalid("items", "at most 50 calendars").into());
     }
