@@ -5,6 +5,7 @@
 //! ([`verdict`]); series are listed, read and written occurrence by
 //! occurrence ([`occurrences`]).
 
+mod failed;
 mod google;
 mod occurrences;
 mod push;
@@ -22,6 +23,7 @@ use crate::ports::{
     CalendarProvider, CalendarStore, Clock, EventStore, OutboxStore, SyncStateStore, Timer,
 };
 
+pub use failed::FailedWrite;
 pub use occurrences::{
     Listed, OccurrenceQuery, OccurrenceRef, list_occurrences, list_occurrences_indexed,
 };

@@ -314,6 +314,15 @@ impl WebhookService {
         Ok(attempt)
     }
 
+    /// Sends the change at `cursor` to the subscription again, now, signed
+    /// with its message id (`webhook-id`) unchanged so receivers that keep
+    /// ids drop it if they had it; records the attempt. The subscription's
+    /// own cursor does not move.
+    pub async fn replay(&self, id: &WebhookId, cursor: Cursor) -> Result<DeliveryAttempt> {
+        let _ = (id, cursor);
+        Err(Error::Storage("not built yet".into()))
+    }
+
     fn signing_secrets(&self, subscription: &WebhookSubscription) -> Result<Vec<SigningSecret>> {
         subscription
             .live_secrets(self.clock.now())
