@@ -479,6 +479,41 @@ async fn a_receiver_that_was_down_gets_everything_with_the_same_ids(api: Api) {
     );
     let (_, health) = api.call("GET", "/calendar/webhooks", None).await;
     assert_eq!(health["items"][0]["failures"], 0, "{health}");
+
+    // A replay sends one change again, signed, under its own id, without
+    // moving the subscription.
+    let (status, replayed) = api
+        .call(
+            "POST",
+            &format!("/calendar/webhooks/{webhook}/replay"),
+            Some(json!({"cursor": cursors[1]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["outcome"], "delivered", "{replayed}");
+    let again: Vec<Delivery> = receiver
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.id == cursors[1] && d.answered == 200)
+        .collect();
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert_eq!(again[0].body, again[1].body, "the same change, as it was");
+    assert!(signed_by(&secret, &again[1]));
+    let (_, after) = api.call("GET", "/calendar/webhooks", None).await;
+    assert_eq!(
+        after["items"][0]["cursor"], health["items"][0]["cursor"],
+        "{after}"
+    );
+    for (cursor, expected) in [("c0", 404), ("czzzzzz", 404), ("nonsense", 400)] {
+        let (status, body) = api
+            .call(
+                "POST",
+                &format!("/calendar/webhooks/{webhook}/replay"),
+                Some(json!({"cursor": cursor})),
+            )
+            .await;
+        assert_eq!(status, expected, "{cursor}: {body}");
+    }
     api.stop().await;
 }
 

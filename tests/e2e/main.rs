@@ -35,6 +35,7 @@ mod calendars;
 mod change_feed;
 mod deleted_copies;
 mod events_api;
+mod failed_writes;
 mod fidelity;
 mod freebusy;
 mod fuzz;

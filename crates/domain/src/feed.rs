@@ -16,7 +16,7 @@ use crate::ids::{CalendarId, EntityRef, Etag, EventId, LocalEventId};
 
 pub use derive::{
     calendar_change, cancellation, changed_fields, conflict, drive_change, event_changes,
-    push_failed,
+    push_discarded, push_failed, push_retried,
 };
 
 /// What happened.
@@ -27,6 +27,11 @@ pub enum ChangeType {
     EventCancelled,
     /// A local write Google refused for good (dead-lettered).
     EventPushFailed,
+    /// An operator put a failed write back in the queue, as it was.
+    EventPushRetried,
+    /// An operator gave up on a failed write: the mirror took Google's
+    /// version (or, if Google never had the event, cancelled it).
+    EventPushDiscarded,
     /// A local write that lost to a concurrent edit at Google; the mirror
     /// holds Google's version.
     EventConflict,
@@ -42,11 +47,13 @@ pub enum ChangeType {
 
 impl ChangeType {
     /// Every type the feed records (`webhook.test` is only ever sent).
-    pub const FEED: [ChangeType; 9] = [
+    pub const FEED: [ChangeType; 11] = [
         Self::EventCreated,
         Self::EventUpdated,
         Self::EventCancelled,
         Self::EventPushFailed,
+        Self::EventPushRetried,
+        Self::EventPushDiscarded,
         Self::EventConflict,
         Self::AttendeeResponded,
         Self::CalendarReconnectRequired,
@@ -60,6 +67,8 @@ impl ChangeType {
             Self::EventUpdated => "event.updated",
             Self::EventCancelled => "event.cancelled",
             Self::EventPushFailed => "event.push_failed",
+            Self::EventPushRetried => "event.push_retried",
+            Self::EventPushDiscarded => "event.push_discarded",
             Self::EventConflict => "event.conflict",
             Self::AttendeeResponded => "attendee.responded",
             Self::CalendarReconnectRequired => "calendar.reconnect_required",

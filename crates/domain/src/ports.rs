@@ -325,6 +325,24 @@ pub trait OutboxStore: Send + Sync {
         until: DateTime<Utc>,
     ) -> Result<u64>;
 
+    /// Puts the event's unresolved dead-lettered rows (those after its last
+    /// row Google took) back in the queue as they were: attempts reset, due
+    /// at `now`, errors cleared; marks the event `pending` and records
+    /// `event.push_retried`, in one transaction. Returns the requeued rows:
+    /// none if the event is missing or its push has not failed.
+    async fn requeue_dead_letters(
+        &self,
+        event_id: LocalEventId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxEntry>>;
+
+    /// Gives up on the event's failed write: its unresolved dead-lettered
+    /// rows are marked done with `note`, `event` (Google's copy, or the
+    /// local one cancelled if Google has none) becomes the mirror row, and
+    /// `event.push_discarded` is recorded, in one transaction. False, and
+    /// nothing changed, if the event is missing or its push has not failed.
+    async fn discard_dead_letters(&self, event: &Event, note: &str) -> Result<bool>;
+
     async fn outbox_for_event(&self, event_id: LocalEventId) -> Result<Vec<OutboxEntry>>;
 }
 

@@ -11,6 +11,7 @@ mod context;
 mod drive_sink;
 mod error;
 mod events;
+mod failed_writes;
 mod freebusy;
 mod grants;
 mod health;
@@ -116,6 +117,9 @@ routes! {
         get "/events/{id}" => events::get;
         patch "/events/{id}" => events::patch;
         delete "/events/{id}" => events::delete;
+        post "/events/{id}/retry" => failed_writes::retry;
+        post "/events/{id}/discard" => failed_writes::discard;
+        get "/failed-writes" => failed_writes::list;
         post "/sync" => sync::request_sync;
         post "/calendars" => calendars::add;
         get "/calendars" => calendars::list;
@@ -142,6 +146,7 @@ routes! {
         post "/webhooks/{id}/rotate-secret" => subscriptions::rotate_secret;
         post "/webhooks/{id}/test" => subscriptions::test;
         get "/webhooks/{id}/attempts" => subscriptions::attempts;
+        post "/webhooks/{id}/replay" => subscriptions::replay;
     }
     "/health" (limit MAX_BODY_BYTES) {
         get "/calendar" => health::calendar;

@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::request::rules;
 use crate::{
-    HttpError, calendars, changes, channels, error, events, freebusy, grants, health,
-    subscriptions, sync, webhooks,
+    HttpError, calendars, changes, channels, error, events, failed_writes, freebusy, grants,
+    health, subscriptions, sync, webhooks,
 };
 
 pub(crate) mod responses;
@@ -31,6 +31,7 @@ pub(crate) mod responses;
     ),
     paths(
         events::create, events::list, events::get, events::patch, events::delete,
+        failed_writes::list, failed_writes::retry, failed_writes::discard,
         sync::request_sync,
         calendars::add, calendars::list, calendars::get, calendars::change, calendars::remove,
         channels::create, channels::list, channels::stop,
@@ -39,6 +40,7 @@ pub(crate) mod responses;
         grants::start, grants::callback, grants::list, grants::get, grants::delete,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::rotate_secret, subscriptions::test, subscriptions::attempts,
+        subscriptions::replay,
         webhooks::calendar, webhooks::drive,
         health::calendar, health::live, health::ready, health::metrics,
         spec, docs, docs_file,

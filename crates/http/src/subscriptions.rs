@@ -578,6 +578,54 @@ pub async fn test(
     Ok(HttpResponse::Ok().json(AttemptResource::new(&attempt)))
 }
 
+/// `POST /calendar/webhooks/{id}/replay`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"cursor": "c2n"}))]
+pub struct ReplayDelivery {
+    /// The change to send again: an attempt's `cursor` (or any feed cursor
+    /// the subscription's filters let through).
+    pub cursor: String,
+}
+
+/// Sends one change to the subscription again now, signed, with the same
+/// `webhook-id` as its first delivery (so a receiver that keeps ids can
+/// drop a duplicate), and records the attempt. The subscription's cursor
+/// and retry schedule do not move: a replay is an extra delivery, for a
+/// receiver that lost one.
+#[utoipa::path(
+    post, path = "/calendar/webhooks/{id}/replay", tag = "subscriptions", operation_id = "replayWebhookDelivery",
+    params(("id" = String, Path, description = "The subscription's id (`wh_` and 32 hex digits); anything else is a 404", pattern = "^wh_[0-9a-fA-F]{32}$")),
+    request_body = ReplayDelivery,
+    responses(
+        (status = 200, description = "The attempt, whatever the receiver answered (`outcome`)", body = AttemptResource),
+        (status = 400, description = "Invalid body or a malformed cursor; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 404, description = "No such subscription, or the feed holds no change at that cursor", body = crate::error::ErrorBody),
+        (status = 410, description = "The change is older than the feed keeps (`cursor_expired`)", body = crate::error::ErrorBody),
+        (status = 422, description = "The change is not one this subscription receives (its filters)", body = crate::error::ErrorBody),
+        Unauthorized, BodyTooLarge, WebhooksUnavailable,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn replay(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let webhooks = service(&state)?;
+    let id = webhook_id(&path)?;
+    let input: ReplayDelivery = parse_body(&body)?;
+    let cursor = calsync_domain::feed::Cursor::decode(&input.cursor)
+        .map_err(|_| invalid_at("cursor".into(), "is not a cursor this feed issued"))?;
+    let attempt = webhooks.replay(&id, cursor).await?;
+    info!(context::logger(&request, &state), "webhook delivery replayed";
+        "action" => "webhook_replay", "status" => attempt.outcome.as_str(),
+        "webhook_id" => id.to_string(), "cursor" => input.cursor);
+    Ok(HttpResponse::Ok().json(AttemptResource::new(&attempt)))
+}
+
 #[utoipa::path(
     get, path = "/calendar/webhooks/{id}/attempts", tag = "subscriptions", operation_id = "listWebhookAttempts",
     params(("id" = String, Path, description = "The subscription's id (`wh_` and 32 hex digits); anything else is a 404", pattern = "^wh_[0-9a-fA-F]{32}$"), AttemptsQuery),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{EventKind, EventStatus, EventType};
+use super::{EventKind, EventStatus, EventType, PushState};
 use crate::ids::{CalendarId, EntityRef, EventId, LocalEventId};
 
 /// Filters for listing mirrored events. Times compare against each event's
@@ -17,6 +17,8 @@ pub struct EventQuery {
     pub event_type: Option<EventType>,
     /// Only rows of this kind.
     pub kind: Option<EventKind>,
+    /// Only events whose push stands so (`failed`: the failed writes).
+    pub push_state: Option<PushState>,
     /// Only exceptions whose `recurring_event_id` is one of these (any
     /// calendar: callers match them to their masters' calendars). Long
     /// lists are fine: stores query them in chunks.

@@ -200,6 +200,37 @@ pub fn push_failed(before: &Event, after: &Event, error: &str, at: DateTime<Utc>
     }
 }
 
+/// An operator requeued a failed write: `event.push_retried`, the event
+/// `pending` again.
+pub fn push_retried(before: &Event, after: &Event, at: DateTime<Utc>) -> NewChange {
+    NewChange {
+        kind: ChangeType::EventPushRetried,
+        origin: Origin::Api,
+        occurred_at: at,
+        calendar_id: Some(after.calendar_id.clone()),
+        event: Some(Box::new(after.clone())),
+        changed_fields: changed_fields(before, after),
+        detail: ChangeDetail::default(),
+    }
+}
+
+/// An operator discarded a failed write: `event.push_discarded`, the event
+/// as Google has it, and what was given up.
+pub fn push_discarded(before: &Event, after: &Event, note: &str, at: DateTime<Utc>) -> NewChange {
+    NewChange {
+        kind: ChangeType::EventPushDiscarded,
+        origin: Origin::Api,
+        occurred_at: at,
+        calendar_id: Some(after.calendar_id.clone()),
+        event: Some(Box::new(after.clone())),
+        changed_fields: changed_fields(before, after),
+        detail: ChangeDetail {
+            error: Some(note.to_owned()),
+            ..ChangeDetail::default()
+        },
+    }
+}
+
 /// A write that lost to a concurrent edit at Google: `event.conflict`, the
 /// event as Google has it, and calsync's note.
 pub fn conflict(before: &Event, after: &Event, note: &str, at: DateTime<Utc>) -> NewChange {

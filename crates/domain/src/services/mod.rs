@@ -22,8 +22,8 @@ pub use channel_cache::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
 pub use channels::{ChannelService, RenewalReport};
 pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
 pub use events::{
-    Created, DrainReport, EventService, FailedWrite, Listed, OccurrenceQuery, OccurrenceRef, PushOutcome,
-    WriteVerdict, list_occurrences, list_occurrences_indexed,
+    Created, DrainReport, EventService, FailedWrite, Listed, OccurrenceQuery, OccurrenceRef,
+    PushOutcome, WriteVerdict, list_occurrences, list_occurrences_indexed,
 };
 pub use feed::{FeedService, MAX_WAIT, WAIT_POLL};
 pub use freebusy::{

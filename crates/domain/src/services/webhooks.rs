@@ -319,8 +319,43 @@ impl WebhookService {
     /// ids drop it if they had it; records the attempt. The subscription's
     /// own cursor does not move.
     pub async fn replay(&self, id: &WebhookId, cursor: Cursor) -> Result<DeliveryAttempt> {
-        let _ = (id, cursor);
-        Err(Error::Storage("not built yet".into()))
+        let subscription = self.get(id).await?;
+        let query = ChangeQuery {
+            after: Some(Cursor::from_seq(cursor.seq().saturating_sub(1))),
+            limit: 1,
+            calendar_id: None,
+            entity_type: None,
+            entity_id: None,
+            types: Vec::new(),
+        };
+        let change = self
+            .feed
+            .read_changes(&query)
+            .await?
+            .items
+            .into_iter()
+            .next()
+            .filter(|change| change.cursor == cursor)
+            .ok_or(Error::NotFound { what: "change" })?;
+        if !subscription.query(1).matches(&change.change) {
+            return Err(Error::unprocessable(
+                "cursor",
+                "that change is not one this subscription receives (its types, calendar or \
+                 entity type filter it out)",
+            ));
+        }
+        let body = self.adapters.renderer.render(&change)?;
+        let attempt = self
+            .attempt(
+                &subscription,
+                &change.cursor.encode(),
+                Some(change.cursor),
+                change.change.kind,
+                body,
+            )
+            .await?;
+        self.store.record_webhook_attempt(&attempt).await?;
+        Ok(attempt)
     }
 
     fn signing_secrets(&self, subscription: &WebhookSubscription) -> Result<Vec<SigningSecret>> {

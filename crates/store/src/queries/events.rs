@@ -479,6 +479,19 @@ fn listing<'a>(query: &EventQuery, series: &'a [String]) -> Listing<'a> {
     if let Some(kind) = query.kind {
         select = select.filter(ev::kind.eq(kind.as_str()));
     }
+    select = match query.push_state {
+        None => select,
+        // Spelled as the partial indexes' predicates (no bound value), so
+        // the planners can use them: failed and conflicted rows are few.
+        Some(PushState::Failed) => select.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "calendar_events.push_state = 'failed'",
+        )),
+        Some(PushState::Conflict) => select.filter(ev::push_conflict),
+        Some(PushState::Synced) => select
+            .filter(ev::push_state.eq(PushState::Synced.as_str()))
+            .filter(ev::push_conflict.eq(false)),
+        Some(PushState::Pending) => select.filter(ev::push_state.eq(PushState::Pending.as_str())),
+    };
     if !series.is_empty() {
         select = select.filter(ev::recurring_event_id.eq_any(series));
     }

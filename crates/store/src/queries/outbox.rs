@@ -57,6 +57,28 @@ async fn finish_outbox_row(
         .map_err(db)
 }
 
+/// The event's dead-lettered rows not yet superseded: those after its last
+/// row that went through (an older dead letter was overtaken by a later
+/// write that Google took), oldest first.
+async fn unresolved_dead_letters(conn: &mut Conn, event_id: &str) -> DomainResult<Vec<i64>> {
+    let last_done: Option<i64> = ob::table
+        .filter(ob::event_id.eq(event_id))
+        .filter(ob::state.eq(OutboxState::Done.as_str()))
+        .select(diesel::dsl::max(ob::id))
+        .get_result(conn)
+        .await
+        .map_err(db)?;
+    ob::table
+        .filter(ob::event_id.eq(event_id))
+        .filter(ob::state.eq(OutboxState::DeadLetter.as_str()))
+        .filter(ob::id.gt(last_done.unwrap_or(0)))
+        .order(ob::id.asc())
+        .select(ob::id)
+        .load(conn)
+        .await
+        .map_err(db)
+}
+
 #[async_trait]
 impl OutboxStore for DieselStore {
     async fn claim_outbox(
@@ -345,6 +367,99 @@ impl OutboxStore for DieselStore {
                 .await
                 .map_err(db)?;
             Ok(held as u64)
+        })
+    }
+
+    async fn requeue_dead_letters(
+        &self,
+        event_id: LocalEventId,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Vec<OutboxEntry>> {
+        let id = event_id.to_string();
+        write_tx!(self, |conn| {
+            let Some(before) = <D as Dialect>::load_event_for_update(conn, &id)
+                .await
+                .map_err(db)?
+            else {
+                return Ok(Vec::new());
+            };
+            let before = before.into_event()?;
+            if before.push_state != PushState::Failed {
+                return Ok(Vec::new());
+            }
+            let rows = unresolved_dead_letters(conn, &id).await?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let no_owner: Option<&str> = None;
+            let requeued = diesel::update(ob::table.filter(ob::id.eq_any(&rows)))
+                .set((
+                    ob::state.eq(OutboxState::Pending.as_str()),
+                    ob::attempts.eq(0),
+                    ob::next_attempt_at.eq(micros(now)),
+                    ob::last_error.eq(None::<String>),
+                    ob::last_failure.eq(None::<String>),
+                    ob::lease_owner.eq(no_owner),
+                    ob::lease_until.eq(None::<DateTime<Utc>>),
+                    ob::updated_at.eq(micros(now)),
+                ))
+                .returning(OutboxRow::as_returning())
+                .get_results::<OutboxRow>(conn)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(OutboxRow::into_entry)
+                .collect::<DomainResult<Vec<_>>>()?;
+            let after = diesel::update(ev::table.find(&id))
+                .set(ev::push_state.eq(PushState::Pending.as_str()))
+                .returning(EventRow::as_returning())
+                .get_result::<EventRow>(conn)
+                .await
+                .map_err(db)?
+                .into_event()?;
+            record_changes(conn, &[feed::push_retried(&before, &after, now)]).await?;
+            Ok(requeued)
+        })
+    }
+
+    async fn discard_dead_letters(&self, event: &Event, note: &str) -> DomainResult<bool> {
+        let id = event.id.to_string();
+        write_tx!(self, |conn| {
+            let Some(before) = <D as Dialect>::load_event_for_update(conn, &id)
+                .await
+                .map_err(db)?
+            else {
+                return Ok(false);
+            };
+            let before = before.into_event()?;
+            if before.push_state != PushState::Failed {
+                return Ok(false);
+            }
+            let rows = unresolved_dead_letters(conn, &id).await?;
+            let now = Utc::now();
+            diesel::update(ob::table.filter(ob::id.eq_any(&rows)))
+                .set((
+                    ob::state.eq(OutboxState::Done.as_str()),
+                    ob::last_error.eq(note),
+                    ob::updated_at.eq(micros(now)),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            let row = EventRow::new(event, None);
+            let after = diesel::update(ev::table.find(&id))
+                .set(&row)
+                .returning(EventRow::as_returning())
+                .get_result::<EventRow>(conn)
+                .await
+                .map_err(db)?
+                .into_event()?;
+            let mut changes = vec![feed::push_discarded(&before, &after, note, now)];
+            // Google no longer holding a series takes its exceptions along.
+            let cancelled = cancel_exceptions_of(conn, event, now).await?;
+            changes.extend(cancellations(&cancelled, Origin::Api, now));
+            record_changes(conn, &changes).await?;
+            Ok(true)
         })
     }
 

@@ -135,6 +135,7 @@ contract!(
         grants_are_updated_and_listed_oldest_first,
         an_authorization_is_taken_once,
         purging_drops_only_expired_authorizations,
+        failed_writes_are_requeued_as_they_were_or_discarded,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>

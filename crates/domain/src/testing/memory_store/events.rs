@@ -67,6 +67,7 @@ impl EventStore for MemoryStore {
             .filter(|e| query.status.is_none_or(|s| s == e.status))
             .filter(|e| query.event_type.as_ref().is_none_or(|t| *t == e.event_type))
             .filter(|e| query.kind.is_none_or(|k| k == e.kind()))
+            .filter(|e| query.push_state.is_none_or(|p| p == e.push_state))
             .filter(|e| {
                 query.of_series.is_empty()
                     || e.recurring_event_id

@@ -133,6 +133,25 @@ impl StoreState {
 
     /// Appends changes to the feed, as the SQL stores do at the end of the
     /// transaction that makes them.
+    /// The event's dead-lettered rows after its last row that went
+    /// through, oldest first (as the SQL stores pick them).
+    fn unresolved_dead_letters(&self, event_id: LocalEventId) -> Vec<i64> {
+        let rows = || {
+            self.outbox
+                .values()
+                .filter(|r| r.entry.event_id == event_id)
+        };
+        let last_done = rows()
+            .filter(|r| r.entry.state == OutboxState::Done)
+            .map(|r| r.entry.id)
+            .max()
+            .unwrap_or(0);
+        rows()
+            .filter(|r| r.entry.state == OutboxState::DeadLetter && r.entry.id > last_done)
+            .map(|r| r.entry.id)
+            .collect()
+    }
+
     fn record(&mut self, changes: Vec<crate::feed::NewChange>) {
         for mut change in changes {
             change.occurred_at = micros(change.occurred_at);

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{MemoryStore, micros, stored};
 use crate::error::Result;
 use crate::event::{Event, PushState};
-use crate::feed::{Origin, conflict, push_failed};
+use crate::feed::{Origin, conflict, push_discarded, push_failed, push_retried};
 use crate::ids::LocalEventId;
 use crate::outbox::{OutboxEntry, OutboxState, PushFailure};
 use crate::ports::{OutboxStore, PushReceipt};
@@ -218,6 +218,64 @@ impl OutboxStore for MemoryStore {
             state.record(vec![failed]);
         }
         Ok(())
+    }
+
+    async fn requeue_dead_letters(
+        &self,
+        event_id: LocalEventId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxEntry>> {
+        let mut state = lock(&self.state);
+        let Some(before) = state.events.get(&event_id).cloned() else {
+            return Ok(Vec::new());
+        };
+        if before.push_state != PushState::Failed {
+            return Ok(Vec::new());
+        }
+        let rows = state.unresolved_dead_letters(event_id);
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut requeued = Vec::new();
+        for id in rows {
+            if let Some(row) = state.outbox.get_mut(&id) {
+                row.entry.state = OutboxState::Pending;
+                row.entry.attempts = 0;
+                row.entry.next_attempt_at = micros(now);
+                row.entry.last_error = None;
+                row.entry.last_failure = None;
+                row.lease_owner = None;
+                row.lease_until = None;
+                requeued.push(row.entry.clone());
+            }
+        }
+        let mut after = before.clone();
+        after.push_state = PushState::Pending;
+        state.events.insert(event_id, after.clone());
+        state.record(vec![push_retried(&before, &after, micros(now))]);
+        Ok(requeued)
+    }
+
+    async fn discard_dead_letters(&self, event: &Event, note: &str) -> Result<bool> {
+        let mut state = lock(&self.state);
+        let Some(before) = state.events.get(&event.id).cloned() else {
+            return Ok(false);
+        };
+        if before.push_state != PushState::Failed {
+            return Ok(false);
+        }
+        for id in state.unresolved_dead_letters(event.id) {
+            if let Some(row) = state.outbox.get_mut(&id) {
+                row.entry.state = OutboxState::Done;
+                row.entry.last_error = Some(note.to_owned());
+            }
+        }
+        let after = stored(event);
+        state.events.insert(after.id, after.clone());
+        let now = micros(Utc::now());
+        state.record(vec![push_discarded(&before, &after, note, now)]);
+        state.cancel_exceptions_of(event, now, Origin::Api);
+        Ok(true)
     }
 
     async fn outbox_for_event(&self, event_id: LocalEventId) -> Result<Vec<OutboxEntry>> {

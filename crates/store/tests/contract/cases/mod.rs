@@ -5,6 +5,7 @@
 
 mod calendars;
 mod events;
+mod failed_writes;
 mod feed;
 mod feed_reads;
 mod grants;
@@ -18,6 +19,7 @@ mod webhooks;
 
 pub use calendars::*;
 pub use events::*;
+pub use failed_writes::*;
 pub use feed::*;
 pub use feed_reads::*;
 pub use grants::*;
