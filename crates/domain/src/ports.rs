@@ -162,6 +162,13 @@ pub trait SyncStateStore: Send + Sync {
     /// Records that the calendar changed (creating its state if new).
     async fn mark_dirty(&self, calendar_id: &CalendarId, full: bool) -> Result<()>;
 
+    /// Marks calendars dirty for the safety sweep, at its priority: each
+    /// one not already dirty is marked and leased only after every calendar
+    /// marked by [`Self::mark_dirty`] (a notification, a request), so a
+    /// sweep never queues in front of a change; one already dirty keeps its
+    /// mark. Returns how many were marked.
+    async fn mark_swept(&self, calendar_ids: &[CalendarId]) -> Result<u64>;
+
     /// Takes the lease of one dirty calendar whose lease is free or expired,
     /// skipping calendars that need reconnecting.
     async fn lease_dirty(

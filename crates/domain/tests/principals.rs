@@ -234,6 +234,15 @@ fn the_sweep_covers_every_calendar_once_across_its_slices() {
         block_on(w.services.calendars.ensure(calendar)).unwrap();
         block_on(w.store.mark_dirty(calendar, false)).unwrap();
     }
+    // Synced (clean): the sweep marks only calendars with no mark.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    while let Some(lease) = block_on(w.store.lease_dirty("t", later, later)).unwrap() {
+        let synced = calsync_domain::sync::SyncOutcome::Succeeded {
+            full: lease.full_sync_requested,
+            rest_until: None,
+        };
+        block_on(w.store.release_lease(&lease, &synced, later)).unwrap();
+    }
     let slices = 15;
     let mut total = 0;
     let mut busiest = 0;

@@ -7,6 +7,7 @@ mod auth;
 mod calendars;
 mod changes;
 mod channels;
+mod console;
 mod context;
 mod drive_sink;
 mod error;
@@ -173,10 +174,11 @@ pub async fn no_route() -> actix_web::HttpResponse {
     }))
 }
 
-/// Registers calsync's routes ([`ROUTES`]). `state` is shared by every
+/// Registers calsync's routes ([`ROUTES`]) and the operator console
+/// (`/console`, HTML pages outside the API). `state` is shared by every
 /// worker. The routes claim only their own prefixes (`/calendar`,
-/// `/webhooks`, `/health`, `/metrics`, `/openapi.json`, `/docs`), so the
-/// host app's other routes are untouched.
+/// `/webhooks`, `/health`, `/metrics`, `/openapi.json`, `/docs`,
+/// `/console`), so the host app's other routes are untouched.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         let query = web::QueryConfig::default().error_handler(|error, _| {
@@ -191,5 +193,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         });
         config.app_data(state).app_data(query).app_data(path);
         mount(config);
+        // The operator console: HTML pages, not API routes, so not in ROUTES.
+        console::mount(config);
     }
 }

@@ -154,6 +154,139 @@ pub struct JobLabels {
     pub outcome: &'static str,
 }
 
+/// What the console's charts count: one ring of [`ACTIVITY_MINUTES`]
+/// one-minute buckets per kind.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ActivityKind {
+    /// Calendar syncs, by outcome (`success` or the error's type).
+    Syncs,
+    /// Outbox rows pushed to Google, by [`OutboxOutcome`].
+    Pushes,
+    /// Attempts to deliver changes to application webhooks.
+    Deliveries,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 3] = [Self::Syncs, Self::Pushes, Self::Deliveries];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Syncs => 0,
+            Self::Pushes => 1,
+            Self::Deliveries => 2,
+        }
+    }
+}
+
+/// How many minutes [`Activity`] remembers.
+pub const ACTIVITY_MINUTES: usize = 60;
+
+/// One minute's counts, by outcome, in the order outcomes first appeared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityMinute {
+    /// The minute's start, in seconds since the Unix epoch.
+    pub start: i64,
+    pub counts: Vec<(&'static str, u64)>,
+}
+
+impl ActivityMinute {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The last hour of activity in this process, in one-minute buckets, so the
+/// console can draw it without a time-series store. Prometheus counters
+/// only say "since start"; this keeps the recent shape. Per process: each
+/// replica sees its own work only.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Per kind, a ring indexed by minute modulo [`ACTIVITY_MINUTES`]; a
+    /// bucket whose `start` is not the minute asked for is stale (empty).
+    rings: std::sync::Mutex<[Vec<ActivityMinute>; 3]>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts `n` of `outcome` now.
+    pub fn record(&self, kind: ActivityKind, outcome: &'static str, n: u64) {
+        self.record_at(kind, outcome, n, unix_now());
+    }
+
+    /// Counts `n` of `outcome` at `at` (seconds since the Unix epoch).
+    pub fn record_at(&self, kind: ActivityKind, outcome: &'static str, n: u64, at: i64) {
+        if n == 0 {
+            return;
+        }
+        let start = at.div_euclid(60) * 60;
+        let slot = usize::try_from(at.div_euclid(60).rem_euclid(ACTIVITY_MINUTES as i64))
+            .unwrap_or_default();
+        // A panic elsewhere while holding the lock leaves counts, not broken state.
+        let mut rings = self
+            .rings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = &mut rings[kind.index()];
+        if ring.len() < ACTIVITY_MINUTES {
+            ring.resize(ACTIVITY_MINUTES, ActivityMinute::default());
+        }
+        let bucket = &mut ring[slot];
+        if bucket.start != start {
+            *bucket = ActivityMinute {
+                start,
+                counts: Vec::new(),
+            };
+        }
+        match bucket.counts.iter_mut().find(|(name, _)| *name == outcome) {
+            Some((_, count)) => *count = count.saturating_add(n),
+            None => bucket.counts.push((outcome, n)),
+        }
+    }
+
+    /// The last hour up to now, oldest minute first, always
+    /// [`ACTIVITY_MINUTES`] entries (quiet minutes have no counts).
+    pub fn last_hour(&self, kind: ActivityKind) -> Vec<ActivityMinute> {
+        self.last_hour_at(kind, unix_now())
+    }
+
+    /// [`Activity::last_hour`] as seen at `now` (seconds since the Unix epoch).
+    pub fn last_hour_at(&self, kind: ActivityKind, now: i64) -> Vec<ActivityMinute> {
+        let current = now.div_euclid(60);
+        let rings = self
+            .rings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = &rings[kind.index()];
+        (0..ACTIVITY_MINUTES as i64)
+            .rev()
+            .map(|ago| {
+                let minute = current - ago;
+                let start = minute * 60;
+                let slot =
+                    usize::try_from(minute.rem_euclid(ACTIVITY_MINUTES as i64)).unwrap_or_default();
+                match ring.get(slot) {
+                    Some(bucket) if bucket.start == start => bucket.clone(),
+                    _ => ActivityMinute {
+                        start,
+                        counts: Vec::new(),
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
 /// A gauge family's only label set: none. Unlike a bare gauge, the family
 /// is rendered only once set, so a depth never read is absent, not 0.
 type Unlabelled = [(&'static str, &'static str); 0];
@@ -170,6 +303,8 @@ pub struct Metrics {
     pub webhook_notifications: Family<WebhookLabels, Counter>,
     pub syncs: Family<SyncLabels, Counter>,
     pub sync_duration: Family<SyncModeLabels, Histogram>,
+    /// `events.list` calls made by syncs only the safety sweep asked for.
+    pub sweep_list_calls: Family<Unlabelled, Counter>,
     pub google_calls: Family<GoogleCallLabels, Counter>,
     pub google_retries: Family<GoogleOpLabels, Counter>,
     pub outbox_pushes: Family<OutboxPushLabels, Counter>,
@@ -183,6 +318,10 @@ pub struct Metrics {
     /// How long receivers took to answer.
     pub webhook_delivery_duration: Family<Unlabelled, Histogram>,
     webhook_feed_lag: Family<Unlabelled, Gauge>,
+    /// The last hour of syncs, pushes and deliveries, for the console;
+    /// recorded by [`Metrics::count_sync`], [`Metrics::count_outbox_pushes`]
+    /// and [`Metrics::count_webhook_deliveries`] beside their counters.
+    pub activity: Activity,
 }
 
 impl Default for Metrics {
@@ -200,6 +339,7 @@ impl Metrics {
             webhook_notifications: Family::default(),
             syncs: Family::default(),
             sync_duration: Family::new_with_constructor(latency_histogram),
+            sweep_list_calls: Family::default(),
             google_calls: Family::default(),
             google_retries: Family::default(),
             outbox_pushes: Family::default(),
@@ -214,6 +354,7 @@ impl Metrics {
             }),
             webhook_delivery_duration: Family::new_with_constructor(latency_histogram),
             webhook_feed_lag: Family::default(),
+            activity: Activity::new(),
         };
         // The registry holds clones: each shares its values with the field.
         // Help texts end without a period: the encoder adds one.
@@ -242,6 +383,11 @@ impl Metrics {
             "calsync_sync_duration_seconds",
             "Calendar sync duration, by mode",
             metrics.sync_duration.clone(),
+        );
+        registry.register(
+            "calsync_sweep_list_calls",
+            "Calls to events.list made by syncs only the safety sweep asked for (the sweep's quota cost)",
+            metrics.sweep_list_calls.clone(),
         );
         registry.register(
             "calsync_google_calls",
@@ -294,6 +440,36 @@ impl Metrics {
             metrics.webhook_feed_lag.clone(),
         );
         metrics
+    }
+
+    /// Counts a sync in `calsync_syncs_total` and in the last hour's activity.
+    pub fn count_sync(&self, mode: SyncMode, outcome: &'static str) {
+        self.syncs
+            .get_or_create(&SyncLabels { mode, outcome })
+            .inc();
+        self.activity.record(ActivityKind::Syncs, outcome, 1);
+    }
+
+    /// Counts `n` pushes in `calsync_outbox_pushes_total` (the label set is
+    /// created even for 0) and in the last hour's activity.
+    pub fn count_outbox_pushes(&self, outcome: OutboxOutcome, n: u64) {
+        self.outbox_pushes
+            .get_or_create(&OutboxPushLabels { outcome })
+            .inc_by(n);
+        self.activity
+            .record(ActivityKind::Pushes, outcome.as_str(), n);
+    }
+
+    /// Counts `n` delivery attempts in `calsync_webhook_deliveries_total`
+    /// and in the last hour's activity; 0 touches neither.
+    pub fn count_webhook_deliveries(&self, outcome: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.webhook_deliveries
+            .get_or_create(&WebhookDeliveryLabels { outcome })
+            .inc_by(n);
+        self.activity.record(ActivityKind::Deliveries, outcome, n);
     }
 
     /// Sets how many changes the furthest-behind enabled webhook has yet to receive.
@@ -511,6 +687,83 @@ mod tests {
         for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
             assert!(line.ends_with('.') && !line.ends_with(".."), "{line}");
         }
+    }
+
+    #[test]
+    fn the_activity_ring_counts_per_minute_and_forgets_after_an_hour() {
+        let activity = Activity::new();
+        let t0 = 1_800_000_000; // a minute boundary
+        assert_eq!(t0 % 60, 0);
+        activity.record_at(ActivityKind::Syncs, "success", 2, t0 + 5);
+        activity.record_at(ActivityKind::Syncs, "success", 1, t0 + 59);
+        activity.record_at(ActivityKind::Syncs, "provider", 1, t0 + 30);
+        activity.record_at(ActivityKind::Syncs, "success", 4, t0 + 60);
+        activity.record_at(ActivityKind::Pushes, "pushed", 0, t0);
+        activity.record_at(ActivityKind::Deliveries, "failed", 3, t0 + 61);
+
+        let hour = activity.last_hour_at(ActivityKind::Syncs, t0 + 90);
+        assert_eq!(hour.len(), ACTIVITY_MINUTES);
+        assert_eq!(hour[59].start, t0 + 60);
+        assert_eq!(hour[59].counts, [("success", 4)]);
+        assert_eq!(hour[58].start, t0);
+        assert_eq!(hour[58].counts, [("success", 3), ("provider", 1)]);
+        assert_eq!(hour[58].total(), 4);
+        assert!(hour[..58].iter().all(|m| m.counts.is_empty()));
+        assert!(hour.windows(2).all(|w| w[1].start - w[0].start == 60));
+        // Kinds are apart; a zero count records nothing.
+        assert!(
+            activity
+                .last_hour_at(ActivityKind::Pushes, t0 + 90)
+                .iter()
+                .all(|m| m.counts.is_empty())
+        );
+        assert_eq!(
+            activity.last_hour_at(ActivityKind::Deliveries, t0 + 90)[59].counts,
+            [("failed", 3)]
+        );
+
+        // 59 minutes on, the first minute is the oldest shown; at 60 it is gone.
+        let later = activity.last_hour_at(ActivityKind::Syncs, t0 + 59 * 60);
+        assert_eq!((later[0].start, later[0].total()), (t0, 4));
+        let gone = activity.last_hour_at(ActivityKind::Syncs, t0 + 60 * 60);
+        assert_eq!(gone[0].start, t0 + 60);
+        assert_eq!(gone.iter().map(ActivityMinute::total).sum::<u64>(), 4);
+        // A new minute reusing the old minute's slot starts from zero.
+        activity.record_at(ActivityKind::Syncs, "success", 1, t0 + 60 * 60 + 1);
+        let reused = activity.last_hour_at(ActivityKind::Syncs, t0 + 60 * 60 + 1);
+        assert_eq!(reused[59].counts, [("success", 1)]);
+        assert_eq!(reused.iter().map(ActivityMinute::total).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn counting_helpers_feed_both_the_counters_and_the_activity() {
+        let metrics = Metrics::new();
+        metrics.count_sync(SyncMode::Full, "success");
+        metrics.count_outbox_pushes(OutboxOutcome::DeadLettered, 2);
+        metrics.count_outbox_pushes(OutboxOutcome::Pushed, 0);
+        metrics.count_webhook_deliveries("delivered", 3);
+        metrics.count_webhook_deliveries("failed", 0);
+        let text = metrics.render();
+        for sample in [
+            "calsync_syncs_total{mode=\"full\",outcome=\"success\"} 1\n",
+            "calsync_outbox_pushes_total{outcome=\"dead_lettered\"} 2\n",
+            "calsync_outbox_pushes_total{outcome=\"pushed\"} 0\n",
+            "calsync_webhook_deliveries_total{outcome=\"delivered\"} 3\n",
+        ] {
+            assert!(text.contains(sample), "missing {sample:?} in\n{text}");
+        }
+        assert!(!text.contains("outcome=\"failed\""), "{text}");
+        let last = |kind| {
+            metrics
+                .activity
+                .last_hour(kind)
+                .iter()
+                .flat_map(|m| m.counts.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(last(ActivityKind::Syncs), [("success", 1)]);
+        assert_eq!(last(ActivityKind::Pushes), [("dead_lettered", 2)]);
+        assert_eq!(last(ActivityKind::Deliveries), [("delivered", 3)]);
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use calsync_domain::services::WebhookService;
 use calsync_resilience::Metrics;
-use calsync_resilience::metrics::WebhookDeliveryLabels;
 use slog::{info, warn};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -59,12 +58,7 @@ impl Worker for DeliveryWorker {
             ("failed", report.failed),
             ("disabled", report.disabled),
         ] {
-            if n > 0 {
-                self.metrics
-                    .webhook_deliveries
-                    .get_or_create(&WebhookDeliveryLabels { outcome })
-                    .inc_by(u64::from(n));
-            }
+            self.metrics.count_webhook_deliveries(outcome, u64::from(n));
         }
         for lag in &report.lags {
             self.metrics

@@ -5,7 +5,7 @@
 //! fall due on their own schedule).
 
 use calsync_domain::services::EventService;
-use calsync_resilience::metrics::{OutboxOutcome, OutboxPushLabels};
+use calsync_resilience::metrics::OutboxOutcome;
 use slog::{info, warn};
 use tokio::task::JoinHandle;
 
@@ -45,9 +45,7 @@ impl Worker for OutboxWorker {
         ] {
             self.queue
                 .metrics
-                .outbox_pushes
-                .get_or_create(&OutboxPushLabels { outcome })
-                .inc_by(u64::from(n));
+                .count_outbox_pushes(outcome, u64::from(n));
         }
         if report.retrying + report.dead_lettered + report.conflicts + report.gone > 0 {
             warn!(logger, "outbox pushes not applied as written";

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use calsync_domain::services::SyncService;
-use calsync_resilience::metrics::{SyncLabels, SyncMode, SyncModeLabels};
+use calsync_resilience::metrics::{SyncMode, SyncModeLabels};
 use slog::{info, warn};
 use tokio::task::JoinHandle;
 
@@ -34,14 +34,14 @@ impl Worker for SyncWorker {
                 } else {
                     SyncMode::Incremental
                 };
-                self.queue
-                    .metrics
-                    .syncs
-                    .get_or_create(&SyncLabels {
-                        mode,
-                        outcome: "success",
-                    })
-                    .inc();
+                self.queue.metrics.count_sync(mode, "success");
+                if report.swept {
+                    self.queue
+                        .metrics
+                        .sweep_list_calls
+                        .get_or_create(&[])
+                        .inc_by(u64::from(report.pages));
+                }
                 self.queue
                     .metrics
                     .sync_duration
@@ -50,6 +50,7 @@ impl Worker for SyncWorker {
                 info!(logger, "calendar synced";
                     "action" => "sync", "status" => "success", "calendar_id" => report.calendar_id.to_string(),
                     "full" => report.full, "resync_after_410" => report.token_expired, "pages" => report.pages,
+                    "swept" => report.swept,
                     "inserted" => report.outcome.inserted, "updated" => report.outcome.updated,
                     "cancelled" => report.outcome.cancelled + report.outcome.swept,
                     "duration_ms" => millis(started.elapsed()));
@@ -58,12 +59,7 @@ impl Worker for SyncWorker {
             Ok(Some(Err(error))) => {
                 self.queue
                     .metrics
-                    .syncs
-                    .get_or_create(&SyncLabels {
-                        mode: SyncMode::Any,
-                        outcome: error.error_type(),
-                    })
-                    .inc();
+                    .count_sync(SyncMode::Any, error.error_type());
                 warn!(logger, "calendar sync failed";
                     "action" => "sync", "status" => "failed", "error_type" => error.error_type(),
                     "error_message" => error.to_string(), "duration_ms" => millis(started.elapsed()));

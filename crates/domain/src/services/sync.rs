@@ -42,6 +42,9 @@ pub struct SyncReport {
     pub token_expired: bool,
     pub pages: u32,
     pub outcome: PageOutcome,
+    /// Run for the safety sweep alone (its `pages` are the sweep's list
+    /// calls).
+    pub swept: bool,
 }
 
 /// Called with a run's figures after each page.
@@ -145,7 +148,11 @@ impl SyncService {
         else {
             return Ok(None);
         };
-        Ok(Some(self.sync_leased(&lease, SyncMode::Auto).await))
+        let synced = self.sync_leased(&lease, SyncMode::Auto).await;
+        Ok(Some(synced.map(|report| SyncReport {
+            swept: lease.swept,
+            ..report
+        })))
     }
 
     /// How long until a dirty calendar that is leased elsewhere or resting
@@ -261,6 +268,7 @@ impl SyncService {
             token_expired: false,
             pages: 0,
             outcome: PageOutcome::default(),
+            swept: false,
         };
         let request = |page_token| ListRequest {
             sync_token: sync_token.clone(),
@@ -359,16 +367,19 @@ impl SyncService {
             ),
             None => None,
         };
-        let mut marked = 0;
-        for state in states.iter().filter(|s| {
-            !s.reconnect_required
-                && sweep_slice(&s.calendar_id, slices) == slice
-                && managed.as_ref().is_none_or(|m| m.contains(&s.calendar_id))
-        }) {
-            self.states.mark_dirty(&state.calendar_id, false).await?;
-            marked += 1;
-        }
-        Ok(marked)
+        let due: Vec<CalendarId> = states
+            .into_iter()
+            .filter(|s| {
+                !s.reconnect_required
+                    && sweep_slice(&s.calendar_id, slices) == slice
+                    && managed.as_ref().is_none_or(|m| m.contains(&s.calendar_id))
+            })
+            .map(|s| s.calendar_id)
+            .collect();
+        // At the sweep's priority: behind every calendar a notification or
+        // a request marked, so a slice of thousands never delays a change.
+        let marked = self.states.mark_swept(&due).await?;
+        Ok(usize::try_from(marked).unwrap_or(usize::MAX))
     }
 }
 

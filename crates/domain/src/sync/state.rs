@@ -121,6 +121,8 @@ pub struct SyncLease {
     /// `dirty_seq` when the lease was taken.
     pub seen_seq: i64,
     pub full_sync_requested: bool,
+    /// The dirty mark was the safety sweep's (nothing else asked).
+    pub swept: bool,
 }
 
 /// How a leased sync ended, for the store to record on release.

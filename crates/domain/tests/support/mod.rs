@@ -55,6 +55,10 @@ impl SyncStateStore for GatedStates {
         self.marks.fetch_add(1, Ordering::SeqCst);
         self.inner.mark_dirty(calendar_id, full).await
     }
+    async fn mark_swept(&self, calendar_ids: &[CalendarId]) -> Result<u64> {
+        self.marks.fetch_add(1, Ordering::SeqCst);
+        self.inner.mark_swept(calendar_ids).await
+    }
     async fn lease_dirty(
         &self,
         owner: &str,

@@ -162,6 +162,7 @@ impl FleetBench {
             store: running.store.clone(),
             emulator,
             calendars: &calendars,
+            metrics_at: Some(running.address),
         };
         let first_full_sync = run.first_full_sync(started).await?;
         let changes = run.changes(self, || {}).await?;
@@ -248,6 +249,9 @@ struct Run<'a> {
     store: Arc<dyn Store>,
     emulator: &'a Emulator,
     calendars: &'a [CalendarId],
+    /// The server whose `/metrics` tell the sweep's list calls apart (the
+    /// in-process one; `None` with replicas, one of which is killed).
+    metrics_at: Option<std::net::SocketAddr>,
 }
 
 /// The remote changes and how they reached the mirror.
@@ -256,6 +260,8 @@ struct Changes {
     p50: Duration,
     p99: Duration,
     list_calls_per_change: f64,
+    /// `events.list` calls of syncs only the safety sweep asked for.
+    sweep_list_calls: Option<u64>,
 }
 
 impl std::fmt::Display for Changes {
@@ -267,7 +273,18 @@ impl std::fmt::Display for Changes {
             ms(self.p50),
             ms(self.p99),
             self.list_calls_per_change
-        )
+        )?;
+        match self.sweep_list_calls {
+            Some(sweep) => {
+                let all = self.list_calls_per_change * self.made.max(1) as f64;
+                let of_changes = (all - sweep as f64).max(0.0) / self.made.max(1) as f64;
+                write!(
+                    f,
+                    " sweep_list_calls={sweep} change_list_calls_per_change={of_changes:.2}"
+                )
+            }
+            None => write!(f, " sweep_list_calls=n/a"),
+        }
     }
 }
 
@@ -321,6 +338,7 @@ impl Run<'_> {
         halfway: impl FnOnce(),
     ) -> Result<Changes, LabError> {
         let lists_before = self.emulator.calls("list");
+        let sweep_before = self.sweep_list_calls().await;
         let every = Duration::from_secs_f64(60.0 / f64::from(bench.changes_per_min.max(1)));
         let begun = Instant::now();
         let deadline = begun + bench.duration;
@@ -372,12 +390,37 @@ impl Run<'_> {
         }
         latencies.sort();
         let lists = self.emulator.calls("list").saturating_sub(lists_before);
+        let sweep_after = self.sweep_list_calls().await;
         Ok(Changes {
             made,
             p50: percentile(&latencies, 0.50),
             p99: percentile(&latencies, 0.99),
             list_calls_per_change: lists as f64 / made.max(1) as f64,
+            sweep_list_calls: sweep_before
+                .zip(sweep_after)
+                .map(|(before, after)| after.saturating_sub(before)),
         })
+    }
+
+    /// `calsync_sweep_list_calls_total` from the server's `/metrics`.
+    async fn sweep_list_calls(&self) -> Option<u64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_at?).await.ok()?;
+        // HTTP/1.0: the server closes the connection after its answer.
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.ok()?;
+        // No line until the first count (the family has no label set yet).
+        Some(
+            answer
+                .lines()
+                .find_map(|line| line.strip_prefix("calsync_sweep_list_calls_total "))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0),
+        )
     }
 
     async fn totals(&self) -> Result<Totals, LabError> {

@@ -84,6 +84,7 @@ diesel::table! {
         lease_seen_seq -> Nullable<BigInt>,
         read_only_since -> Nullable<Ts>,
         read_only_reason -> Nullable<Text>,
+        swept -> Bool,
     }
 }
 

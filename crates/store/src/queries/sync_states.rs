@@ -75,12 +75,19 @@ async fn try_lease(
     let state = load_sync_state(conn, calendar_id)
         .await?
         .ok_or(DomainError::NotFound { what: "sync state" })?;
+    let swept = ss::table
+        .find(calendar_id)
+        .select(ss::swept)
+        .first::<bool>(conn)
+        .await
+        .map_err(db)?;
     Ok(Some(SyncLease {
         calendar_id: state.calendar_id,
         owner: owner.to_owned(),
         until: micros(until),
         seen_seq: state.dirty_seq,
         full_sync_requested: state.full_sync_requested,
+        swept,
     }))
 }
 
@@ -136,11 +143,36 @@ impl SyncStateStore for DieselStore {
                     ss::dirty_seq.eq(ss::dirty_seq + 1i64),
                     ss::full_sync_requested
                         .eq(ss::full_sync_requested.or(excluded(ss::full_sync_requested))),
+                    // Not the sweep's mark any more: leased first.
+                    ss::swept.eq(false),
                 ))
                 .execute(conn)
                 .await
                 .map_err(db)?;
             Ok(())
+        })
+    }
+
+    async fn mark_swept(&self, calendar_ids: &[CalendarId]) -> DomainResult<u64> {
+        if calendar_ids.is_empty() {
+            return Ok(0);
+        }
+        write_tx!(self, |conn| {
+            let mut marked = 0;
+            for chunk in calendar_ids.chunks(500) {
+                let ids: Vec<&str> = chunk.iter().map(CalendarId::as_str).collect();
+                // Only clean calendars: a dirty one keeps its mark (and
+                // its priority).
+                marked += diesel::update(ss::table)
+                    .filter(ss::calendar_id.eq_any(&ids))
+                    .filter(ss::dirty_seq.le(ss::clean_seq))
+                    .filter(ss::full_sync_requested.eq(false))
+                    .set((ss::dirty_seq.eq(ss::dirty_seq + 1i64), ss::swept.eq(true)))
+                    .execute(conn)
+                    .await
+                    .map_err(db)?;
+            }
+            Ok(marked as u64)
         })
     }
 
@@ -160,7 +192,8 @@ impl SyncStateStore for DieselStore {
                 )
                 .filter(ss::reconnect_required.eq(false))
                 .filter(ss::lease_until.is_null().or(ss::lease_until.le(now)))
-                .order(ss::lease_until.asc())
+                // The sweep's marks after every other (false sorts first).
+                .order((ss::swept.asc(), ss::lease_until.asc()))
                 .limit(8)
                 .select(ss::calendar_id)
                 .load(conn)

@@ -136,6 +136,7 @@ contract!(
         an_authorization_is_taken_once,
         purging_drops_only_expired_authorizations,
         failed_writes_are_requeued_as_they_were_or_discarded,
+        the_sweeps_marks_are_leased_after_every_other,
     ],
     sql: [
         a_failure_mid_page_leaves_the_previous_state_intact =>

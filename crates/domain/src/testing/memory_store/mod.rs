@@ -71,6 +71,8 @@ struct StoreState {
     by_google_id: HashMap<(CalendarId, EventId), LocalEventId>,
     calendars: BTreeMap<CalendarId, ManagedCalendar>,
     sync_states: BTreeMap<CalendarId, SyncState>,
+    /// Calendars whose dirty mark is the safety sweep's (leased last).
+    swept: HashSet<CalendarId>,
     channels: HashMap<ChannelId, WatchChannel>,
     outbox: BTreeMap<i64, StoredOutbox>,
     next_outbox_id: i64,

@@ -26,7 +26,25 @@ impl SyncStateStore for MemoryStore {
         let sync_state = state.state_mut(calendar_id);
         sync_state.dirty_seq += 1;
         sync_state.full_sync_requested |= full;
+        state.swept.remove(calendar_id);
         Ok(())
+    }
+
+    async fn mark_swept(&self, calendar_ids: &[CalendarId]) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let mut marked = 0;
+        for calendar_id in calendar_ids {
+            let Some(sync_state) = state.sync_states.get_mut(calendar_id) else {
+                continue;
+            };
+            if sync_state.is_dirty() {
+                continue;
+            }
+            sync_state.dirty_seq += 1;
+            state.swept.insert(calendar_id.clone());
+            marked += 1;
+        }
+        Ok(marked)
     }
 
     async fn lease_dirty(
@@ -36,11 +54,24 @@ impl SyncStateStore for MemoryStore {
         until: DateTime<Utc>,
     ) -> Result<Option<SyncLease>> {
         let mut state = lock(&self.state);
-        let candidate = state
+        let now = micros(now);
+        let leasable =
+            |s: &SyncState| s.is_dirty() && !s.reconnect_required && s.lease_available(now);
+        // The sweep's marks go after every other.
+        let chosen = state
             .sync_states
-            .values_mut()
-            .find(|s| s.is_dirty() && !s.reconnect_required && s.lease_available(micros(now)));
-        Ok(candidate.map(|s| take_lease(s, owner, until)))
+            .values()
+            .filter(|s| leasable(s))
+            .min_by_key(|s| state.swept.contains(&s.calendar_id))
+            .map(|s| s.calendar_id.clone());
+        let Some(id) = chosen else {
+            return Ok(None);
+        };
+        let swept = state.swept.contains(&id);
+        Ok(state
+            .sync_states
+            .get_mut(&id)
+            .map(|s| take_lease(s, owner, until, swept)))
     }
 
     async fn next_lease_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
@@ -61,10 +92,11 @@ impl SyncStateStore for MemoryStore {
         until: DateTime<Utc>,
     ) -> Result<Option<SyncLease>> {
         let mut state = lock(&self.state);
+        let swept = state.swept.contains(calendar_id);
         let sync_state = state.state_mut(calendar_id);
         Ok(sync_state
             .lease_available(micros(now))
-            .then(|| take_lease(sync_state, owner, until)))
+            .then(|| take_lease(sync_state, owner, until, swept)))
     }
 
     async fn extend_lease(&self, lease: &SyncLease, until: DateTime<Utc>) -> Result<bool> {
@@ -202,7 +234,7 @@ impl SyncStateStore for MemoryStore {
     }
 }
 
-fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>) -> SyncLease {
+fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>, swept: bool) -> SyncLease {
     let until = micros(until);
     state.lease_owner = Some(owner.to_owned());
     state.lease_until = Some(until);
@@ -213,5 +245,6 @@ fn take_lease(state: &mut SyncState, owner: &str, until: DateTime<Utc>) -> SyncL
         until,
         seen_seq: state.dirty_seq,
         full_sync_requested: state.full_sync_requested,
+        swept,
     }
 }

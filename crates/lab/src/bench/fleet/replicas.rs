@@ -95,6 +95,7 @@ async fn run(
         store,
         emulator: &google.emulator.emulator,
         calendars: &calendars,
+        metrics_at: None,
     };
     let first_full_sync = measured.first_full_sync(started).await?;
     let mut killed_at = None;

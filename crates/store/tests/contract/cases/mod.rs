@@ -14,6 +14,7 @@ mod leases;
 mod outbox;
 mod series;
 mod sql;
+mod sweep;
 mod sync_pages;
 mod webhooks;
 
@@ -28,6 +29,7 @@ pub use leases::*;
 pub use outbox::*;
 pub use series::*;
 pub use sql::*;
+pub use sweep::*;
 pub use sync_pages::*;
 pub use webhooks::*;
 
