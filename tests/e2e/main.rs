@@ -31,6 +31,8 @@ macro_rules! both_backends {
     };
 }
 
+mod browser;
+mod browser_smoke;
 mod calendars;
 mod change_feed;
 mod deleted_copies;
