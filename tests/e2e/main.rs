@@ -35,6 +35,7 @@ mod browser;
 mod browser_smoke;
 mod calendars;
 mod change_feed;
+mod console;
 mod deleted_copies;
 mod events_api;
 mod failed_writes;

@@ -259,7 +259,7 @@ pub fn evaluate(
             issue(
                 "push_failures",
                 format!(
-                    "{} event(s) failed to reach Google: fix (PATCH) or cancel (DELETE) them; {} outbox write(s) dead-lettered in all",
+                    "{} event(s) failed to reach Google: retry (POST /calendar/events/{{id}}/retry), discard (.../discard), fix (PATCH) or cancel (DELETE) them (GET /calendar/failed-writes lists them); {} outbox write(s) dead-lettered in all",
                     stats.events_push_failed, stats.outbox_dead_letters
                 ),
             );
