@@ -405,7 +405,9 @@ impl Run<'_> {
     /// `calsync_sweep_list_calls_total` from the server's `/metrics`.
     async fn sweep_list_calls(&self) -> Option<u64> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.metrics_at?).await.ok()?;
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_at?)
+            .await
+            .ok()?;
         // HTTP/1.0: the server closes the connection after its answer.
         stream
             .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")

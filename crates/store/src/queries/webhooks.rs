@@ -416,6 +416,17 @@ impl WebhookStore for DieselStore {
 
     async fn record_webhook_attempt(&self, attempt: &DeliveryAttempt) -> DomainResult<()> {
         write_tx!(self, |conn| {
+            // Named, not left to the foreign key (whose error differs by
+            // dialect): the subscription was deleted meanwhile.
+            let known: i64 = wh::table
+                .filter(wh::id.eq(attempt.webhook_id.as_str()))
+                .count()
+                .get_result(conn)
+                .await
+                .map_err(db)?;
+            if known == 0 {
+                return Err(DomainError::NotFound { what: "webhook" });
+            }
             insert_attempts(conn, std::slice::from_ref(attempt)).await
         })
     }

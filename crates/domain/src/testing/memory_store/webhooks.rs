@@ -188,9 +188,11 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn record_webhook_attempt(&self, attempt: &DeliveryAttempt) -> Result<()> {
-        lock(&self.state)
-            .webhook_attempts
-            .push(stored_attempt(attempt));
+        let mut state = lock(&self.state);
+        if !state.webhooks.contains_key(attempt.webhook_id.as_str()) {
+            return Err(crate::error::Error::NotFound { what: "webhook" });
+        }
+        state.webhook_attempts.push(stored_attempt(attempt));
         Ok(())
     }
 

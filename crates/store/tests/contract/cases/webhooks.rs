@@ -419,6 +419,14 @@ pub async fn attempts_are_listed_newest_first_and_purged(store: &Arc<dyn Store>)
             .await
             .unwrap();
     }
+    // A subscription deleted meanwhile takes no attempt, on every backend.
+    let gone = subscription(3);
+    assert!(matches!(
+        store
+            .record_webhook_attempt(&attempt(&gone.id, Some(1), now()))
+            .await,
+        Err(Error::NotFound { what: "webhook" })
+    ));
     let newest = store.list_webhook_attempts(&hook.id, 3).await.unwrap();
     assert_eq!(newest.len(), 3);
     assert!(newest.iter().all(|a| a.webhook_id == hook.id));
