@@ -585,6 +585,7 @@ pub async fn test(
 pub struct ReplayDelivery {
     /// The change to send again: an attempt's `cursor` (or any feed cursor
     /// the subscription's filters let through).
+    #[schema(pattern = "^c[0-9a-z]{1,12}$")]
     pub cursor: String,
 }
 
