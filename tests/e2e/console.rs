@@ -29,7 +29,9 @@ fn event_body(entity_id: &str, summary: &str) -> Value {
 
 /// A figure on the overview, as a number (`-` and text stay text).
 async fn figure(page: &Page, name: &str) -> String {
-    page.text(&format!("[data-figure=\"{name}\"]")).await.unwrap()
+    page.text(&format!("[data-figure=\"{name}\"]"))
+        .await
+        .unwrap()
 }
 
 async fn html(page: &Page) -> String {
@@ -76,7 +78,11 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
     let hook_id = hook["id"].as_str().unwrap().to_owned();
     for (entity, summary) in [("c1", "Kick-off"), ("c2", "Review")] {
         let (status, body) = api
-            .call("POST", "/calendar/events?wait=true", Some(event_body(entity, summary)))
+            .call(
+                "POST",
+                "/calendar/events?wait=true",
+                Some(event_body(entity, summary)),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -94,7 +100,11 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
     api.emulator()
         .schedule_fault(Some("insert"), 1, Fault::status(400).with_reason("invalid"));
     let (status, refused) = api
-        .call("POST", "/calendar/events?wait=true", Some(event_body("c3", "Refused")))
+        .call(
+            "POST",
+            "/calendar/events?wait=true",
+            Some(event_body("c3", "Refused")),
+        )
         .await;
     assert_eq!(status, 502, "{refused}");
     let failed_id = refused["event"]["id"].as_str().unwrap().to_owned();
@@ -118,7 +128,9 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
     assert_eq!(page.status().await.unwrap(), 401);
     assert!(page.cookies().await.unwrap().is_empty());
     // The right one: a session cookie the page's scripts cannot read.
-    page.fill("form#login input[name=token]", TOKEN).await.unwrap();
+    page.fill("form#login input[name=token]", TOKEN)
+        .await
+        .unwrap();
     page.click("form#login button").await.unwrap();
     assert_eq!(page.status().await.unwrap(), 200);
     assert_eq!(page.url().await.unwrap(), format!("{base}/console"));
@@ -130,7 +142,10 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
 
     // Overview: the figures are the API's.
     let (_, health) = api.call("GET", "/health/calendar", None).await;
-    assert_eq!(figure(&page, "status").await, health["status"].as_str().unwrap());
+    assert_eq!(
+        figure(&page, "status").await,
+        health["status"].as_str().unwrap()
+    );
     for (name, field) in [
         ("active-events", "activeEvents"),
         ("outbox-pending", "outboxPending"),
@@ -153,7 +168,9 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
     assert!(lag.parse::<u64>().is_ok(), "sync lag {lag:?}");
     for chart in ["syncs", "pushes", "deliveries"] {
         assert_eq!(
-            page.count(&format!("svg[data-chart=\"{chart}\"]")).await.unwrap(),
+            page.count(&format!("svg[data-chart=\"{chart}\"]"))
+                .await
+                .unwrap(),
             1,
             "{chart}"
         );
@@ -161,7 +178,10 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
     // This replica pushed three writes (two taken, one given up) and tried
     // the webhook at least once in the last hour.
     assert_eq!(page.text("[data-total=\"pushed\"]").await.unwrap(), "2");
-    assert_eq!(page.text("[data-total=\"dead_lettered\"]").await.unwrap(), "1");
+    assert_eq!(
+        page.text("[data-total=\"dead_lettered\"]").await.unwrap(),
+        "1"
+    );
     let failed: u64 = page
         .text("[data-total=\"failed\"]")
         .await
@@ -193,13 +213,19 @@ async fn an_operator_logs_in_reads_every_page_and_retries_a_failed_write() {
         "true"
     );
     let (_, attempts) = api
-        .call("GET", &format!("/calendar/webhooks/{hook_id}/attempts"), None)
+        .call(
+            "GET",
+            &format!("/calendar/webhooks/{hook_id}/attempts"),
+            None,
+        )
         .await;
     assert!(!attempts["items"].as_array().unwrap().is_empty());
     assert!(
-        page.count(&format!("{section} tr[data-cursor] button[data-action=\"replay\"]"))
-            .await
-            .unwrap()
+        page.count(&format!(
+            "{section} tr[data-cursor] button[data-action=\"replay\"]"
+        ))
+        .await
+        .unwrap()
             >= 1
     );
     shot(&page, "webhooks").await;

@@ -154,6 +154,17 @@ pub async fn drop_scratch_schema(
     pg::execute_admin(base, options, &format!("DROP SCHEMA {name} CASCADE")).await
 }
 
+/// The SQL of the health report's reads of the events, the outbox and the
+/// counters, as `(what, sql)` with the backend's placeholders: for the
+/// contract suite, which asks each database's planner about them. Not API.
+#[doc(hidden)]
+pub fn health_queries_sql(url: &DatabaseUrl) -> Vec<(&'static str, String)> {
+    match url {
+        DatabaseUrl::Postgres(_) => pg::health_queries_sql(),
+        DatabaseUrl::Sqlite(_) => sqlite::health_queries_sql(),
+    }
+}
+
 /// [`migrate_with_options`] with the default options (Postgres: `sslmode`
 /// from the URL, else `prefer`).
 pub async fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, Error> {

@@ -21,6 +21,7 @@ use crate::{Error, StoreOptions};
 )]
 mod queries;
 
+pub(crate) use queries::health_queries_sql;
 use queries::schema::calendar_events as ev;
 use queries::{Conn, DieselStore, DomainResult, EventRow, NewAttemptRow, NewChangeRow, db};
 

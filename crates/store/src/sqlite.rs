@@ -25,6 +25,7 @@ use crate::{Error, StoreOptions};
 )]
 mod queries;
 
+pub(crate) use queries::health_queries_sql;
 use queries::{Conn, DieselStore, DomainResult, EventRow, NewAttemptRow, NewChangeRow, db};
 
 /// The SQLite dialect.

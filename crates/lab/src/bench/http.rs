@@ -1,7 +1,10 @@
 //! `calsync-lab bench http`: load on the HTTP endpoints of a real `calsync
 //! serve` process (the `calsync` binary, started as a child), against a
 //! database seeded with N events. Measures `/webhooks/calendar` beside `/health/live`
-//! under the same load, then `/health/calendar` latency.
+//! under the same load, then `/health/calendar` latency, then `GET
+//! /calendar/events` by entity, by time window and by status (one request
+//! at a time, as the health report), with [`SERIES`] recurring series
+//! mirrored beside the N single events.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +32,15 @@ const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 /// holds N rows without a background sync touching them during the run.
 const SEED_CALENDAR: &str = "bench-seed@example.com";
 
+/// Recurring series mirrored beside the single events (the sizing:
+/// 1M events and 10k series), in a calendar of their own, so a window over
+/// the seed calendar walks single events, not a page filled by masters.
+const SERIES: usize = 10_000;
+const SERIES_CALENDAR: &str = "bench-series@example.com";
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// Makes the next query string of a listing route.
+type QueryFn<'a> = Box<dyn Fn() -> String + 'a>;
 
 pub struct HttpBench {
     pub events: usize,
@@ -191,31 +202,148 @@ impl HttpBench {
             percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
             latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
         );
+        self.measure_lists(&client, base, url, &auth).await
+    }
+
+    /// `GET /calendar/events` by entity, by time window (a week, anywhere
+    /// in the seeded span, in the seed calendar and in the series'), and by
+    /// status (common and rare), one request at a time: each line gives
+    /// p50/p99 over --health-samples requests.
+    async fn measure_lists(
+        &self,
+        client: &HttpClient,
+        base: &str,
+        url: &DatabaseUrl,
+        auth: &str,
+    ) -> Result<(), LabError> {
+        let span_start = chrono::Utc::now();
+        // The seed's starts run 30 minutes apart from when it was seeded;
+        // windows fall where most of them are.
+        let span = chrono::Duration::minutes(30 * i64::try_from(self.events).unwrap_or(0));
+        let rng = std::cell::Cell::new(uuid::Uuid::new_v4().as_u128() as u64 | 1);
+        let next = |n: u64| {
+            // xorshift64: enough to spread the requests.
+            let mut x = rng.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            rng.set(x);
+            x % n.max(1)
+        };
+        let encode = |s: &str| {
+            s.replace('@', "%40")
+                .replace(':', "%3A")
+                .replace('+', "%2B")
+        };
+        let window = |calendar: &str, from: chrono::DateTime<chrono::Utc>| {
+            let to = from + chrono::Duration::days(7);
+            format!(
+                "calendarId={}&timeMin={}&timeMax={}",
+                encode(calendar),
+                encode(&from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                encode(&to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            )
+        };
+        let routes: [(&str, QueryFn<'_>); 6] = [
+            (
+                "entity",
+                Box::new(|| {
+                    format!(
+                        "entityType=deal&entityId={}",
+                        next(self.events.max(1) as u64)
+                    )
+                }),
+            ),
+            (
+                "window",
+                Box::new(|| {
+                    let minutes = next(span.num_minutes().max(1) as u64) as i64;
+                    window(
+                        SEED_CALENDAR,
+                        span_start + chrono::Duration::minutes(minutes),
+                    )
+                }),
+            ),
+            (
+                "window_series",
+                Box::new(|| {
+                    let days = next(365) as i64;
+                    window(SERIES_CALENDAR, span_start - chrono::Duration::days(days))
+                }),
+            ),
+            ("status_confirmed", Box::new(|| "status=confirmed".into())),
+            ("status_cancelled", Box::new(|| "status=cancelled".into())),
+            (
+                "calendar_status_tentative",
+                Box::new(|| format!("calendarId={}&status=tentative", encode(SEED_CALENDAR))),
+            ),
+        ];
+        for (by, query) in routes {
+            let mut latencies = Vec::with_capacity(self.health_samples);
+            let mut listed = 0;
+            for _ in 0..self.health_samples {
+                let target = format!("{base}/calendar/events?{}", query());
+                let started = Instant::now();
+                let (status, body) =
+                    request(client, "GET", &target, &[("authorization", auth)]).await?;
+                latencies.push(started.elapsed());
+                if status != 200 {
+                    return Err(format!(
+                        "{target} answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    )
+                    .into());
+                }
+                let page: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                listed += page["items"].as_array().map_or(0, Vec::len);
+            }
+            latencies.sort();
+            println!(
+                "http bench: backend={} events={} series={SERIES} route=/calendar/events by={by} samples={} mean_items={:.1} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+                url.backend(),
+                self.events,
+                latencies.len(),
+                listed as f64 / latencies.len().max(1) as f64,
+                percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+                percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+                latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+            );
+        }
         Ok(())
     }
 }
 
-/// Fills the seed calendar up to `events` rows (a re-run reuses them).
+/// Fills the seed calendar up to `events` rows and the series calendar with
+/// [`SERIES`] masters (a re-run reuses them).
 async fn seed(url: &DatabaseUrl, events: usize) -> Result<(), LabError> {
     let store = calsync_store::connect(url, &StoreOptions::default()).await?;
     let calendar = CalendarId::new(SEED_CALENDAR)?;
+    let series_calendar = CalendarId::new(SERIES_CALENDAR)?;
     // The bench database is a scratch one: its active events are the seed.
-    let have = usize::try_from(
-        store
-            .health_stats(chrono::Utc::now(), chrono::Utc::now())
-            .await?
-            .active_events,
-    )
-    .unwrap_or(usize::MAX);
-    if have >= events {
+    let active = || async {
+        Ok::<_, LabError>(
+            usize::try_from(
+                store
+                    .health_stats(chrono::Utc::now(), chrono::Utc::now())
+                    .await?
+                    .active_events,
+            )
+            .unwrap_or(usize::MAX),
+        )
+    };
+    if active().await? >= events + SERIES {
         return Ok(());
     }
     let started = Instant::now();
+    // Fixed ids: seeding them again changes nothing.
+    seed_series(store.as_ref(), &series_calendar).await?;
+    let have = active().await?.saturating_sub(SERIES);
     seed_range(store.as_ref(), &calendar, have, events).await?;
     println!(
         "http bench: backend={} result=seed seeded_events={} seed_secs={:.0}",
         url.backend(),
-        events - have,
+        events.saturating_sub(have),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -242,6 +370,49 @@ async fn seed_range(
             now: chrono::Utc::now(),
         };
         store.apply_sync_page(&page).await?;
+        done = end;
+    }
+    Ok(())
+}
+
+/// [`SERIES`] weekly, every-other-day and monthly series started over the
+/// past year (as `bench series` mirrors them), with ids apart from the
+/// single events'.
+async fn seed_series(store: &dyn Store, calendar: &CalendarId) -> Result<(), LabError> {
+    use calsync_domain::event::EventTime;
+    use calsync_domain::ids::{EventId, LocalEventId};
+    let now = chrono::Utc::now();
+    let mut done = 0;
+    while done < SERIES {
+        let end = (done + 2500).min(SERIES);
+        let events = (done..end)
+            .map(|i| {
+                let mut event = synthetic_event(calendar.as_str(), i, 1);
+                let start = now - chrono::Duration::hours(i64::try_from(i % 8760).unwrap_or(0));
+                event.id = EventId::for_local(LocalEventId::from_uuid(uuid::Uuid::from_u128(
+                    (1 << 64) + i as u128,
+                )));
+                event.entity = None;
+                event.start = Some(EventTime::at(start, None));
+                event.end = Some(EventTime::at(start + chrono::Duration::minutes(30), None));
+                event.recurrence = vec![match i % 3 {
+                    0 => "RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR".into(),
+                    1 => "RRULE:FREQ=DAILY;INTERVAL=2".into(),
+                    _ => "RRULE:FREQ=MONTHLY;COUNT=24".into(),
+                }];
+                event
+            })
+            .collect();
+        store
+            .apply_sync_page(&SyncPage {
+                calendar_id: calendar.clone(),
+                run: SyncRun::Incremental,
+                events,
+                completion: None,
+                retention_cutoff: None,
+                now: chrono::Utc::now(),
+            })
+            .await?;
         done = end;
     }
     Ok(())

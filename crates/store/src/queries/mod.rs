@@ -79,6 +79,7 @@ mod sync_states;
 mod webhooks;
 
 pub(crate) use feed::NewChangeRow;
+pub(crate) use health::health_queries_sql;
 pub(crate) use rows::EventRow;
 pub(crate) use webhooks::NewAttemptRow;
 

@@ -172,6 +172,9 @@ diesel::table! {
     calendar_event_counts (calendar_id) {
         calendar_id -> Text,
         active -> BigInt,
+        push_failed -> BigInt,
+        push_conflicts -> BigInt,
+        unreadable_series -> BigInt,
     }
 }
 

@@ -135,6 +135,7 @@ contract!(
         grants_are_updated_and_listed_oldest_first,
         an_authorization_is_taken_once,
         purging_drops_only_expired_authorizations,
+        health_counters_match_a_recount_after_random_writes,
         failed_writes_are_requeued_as_they_were_or_discarded,
         the_sweeps_marks_are_leased_after_every_other,
     ],
@@ -148,6 +149,9 @@ contract!(
             "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
         the_calendars_migration_backfills_synced_calendars =>
             "needs SQL: reverts and re-applies a migration; MemoryStore has no schema",
+        health_plans_read_no_table =>
+            "needs SQL: asks each database's planner about the health reads; MemoryStore \
+             has no planner",
         feed_writers_wait_for_the_lock_and_readers_do_not =>
             "needs SQL: holds the database's feed lock from a raw connection; MemoryStore \
              orders its feed under its one mutex",
