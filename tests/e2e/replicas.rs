@@ -28,7 +28,21 @@ async fn two_replicas_on_one_postgres_run_each_job_tick_once() {
         )
         .await
         .unwrap();
+        // Synced once (clean): the sweep marks only calendars with no mark,
+        // so the one sweep across both replicas is what makes it dirty.
         store.mark_dirty(&calendar, false).await.unwrap();
+        let now = chrono::Utc::now();
+        let lease = store
+            .lease_dirty("setup", now, now + chrono::Duration::seconds(30))
+            .await
+            .unwrap()
+            .unwrap();
+        let synced = calsync_domain::sync::SyncOutcome::Succeeded {
+            full: lease.full_sync_requested,
+            rest_until: None,
+        };
+        store.release_lease(&lease, &synced, now).await.unwrap();
+        assert!(!store.sync_state(&calendar).await.unwrap().unwrap().is_dirty());
         // The sweep covers managed calendars.
         let now = chrono::Utc::now();
         store
@@ -61,7 +75,7 @@ async fn two_replicas_on_one_postgres_run_each_job_tick_once() {
     let state = first.store.sync_state(&calendar).await.unwrap().unwrap();
     assert_eq!(
         state.dirty_seq, 2,
-        "our mark plus exactly one safety sweep across both replicas"
+        "our mark plus exactly one safety sweep's across both replicas"
     );
     first.stop().await;
     second.stop().await;
