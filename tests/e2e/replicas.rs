@@ -42,7 +42,14 @@ async fn two_replicas_on_one_postgres_run_each_job_tick_once() {
             rest_until: None,
         };
         store.release_lease(&lease, &synced, now).await.unwrap();
-        assert!(!store.sync_state(&calendar).await.unwrap().unwrap().is_dirty());
+        assert!(
+            !store
+                .sync_state(&calendar)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_dirty()
+        );
         // The sweep covers managed calendars.
         let now = chrono::Utc::now();
         store
