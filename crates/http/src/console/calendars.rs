@@ -9,12 +9,11 @@ use calsync_domain::channel::ChannelStatus;
 use calsync_domain::ids::CalendarId;
 use chrono::{DateTime, Utc};
 use maud::html;
-use slog::{info, warn};
 
 use super::layout::{self, Flash, Nav, Page};
 use super::{
-    after_action, authorize_post, error_text, flashes, mask, mask_keeping, require_session, when,
-    when_opt,
+    after_action, authorize_post, error_text, finish_action, flashes, mask, mask_keeping,
+    require_session, when, when_opt,
 };
 use crate::{AppState, context};
 
@@ -155,22 +154,17 @@ async fn queue_sync(
         Err(error) => return after_action(PAGE, Err(error)),
     };
     // As `POST /calendar/sync` does.
-    match state.calendars.request_sync(&id, full).await {
-        Ok(()) => {
-            state.sync_wakeup.notify_one();
-            info!(logger, "sync requested";
-                "action" => "sync_request", "via" => "console", "status" => "queued",
-                "calendar_id" => id.to_string(), "full" => full);
-            after_action(PAGE, Ok(if full { "resynced" } else { "synced" }))
-        }
-        Err(error) => {
-            warn!(logger, "sync request failed";
-                "action" => "sync_request", "via" => "console", "status" => "failed",
-                "calendar_id" => id.to_string(), "full" => full,
-                "error_type" => error.error_type(), "error_message" => error.to_string());
-            after_action(PAGE, Err(error_text(error)))
-        }
+    let outcome = state.calendars.request_sync(&id, full).await;
+    if outcome.is_ok() {
+        state.sync_wakeup.notify_one();
     }
+    finish_action(
+        &logger,
+        PAGE,
+        ("sync_request", "calendar_id", id.to_string()),
+        outcome,
+        if full { "resynced" } else { "synced" },
+    )
 }
 
 /// `POST /console/calendars/sync`.
@@ -206,19 +200,12 @@ pub async fn stop(
         Ok(id) => id,
         Err(error) => return after_action(PAGE, Err(error)),
     };
-    match state.calendars.remove(&id).await {
-        Ok(_) => {
-            info!(logger, "calendar removed";
-                "action" => "calendar_remove", "via" => "console", "status" => "success",
-                "calendar_id" => id.to_string());
-            after_action(PAGE, Ok("stopped"))
-        }
-        Err(error) => {
-            warn!(logger, "calendar removal failed";
-                "action" => "calendar_remove", "via" => "console", "status" => "failed",
-                "calendar_id" => id.to_string(),
-                "error_type" => error.error_type(), "error_message" => error.to_string());
-            after_action(PAGE, Err(error_text(error)))
-        }
-    }
+    let outcome = state.calendars.remove(&id).await;
+    finish_action(
+        &logger,
+        PAGE,
+        ("calendar_remove", "calendar_id", id.to_string()),
+        outcome,
+        "stopped",
+    )
 }

@@ -7,11 +7,12 @@ use calsync_domain::ids::LocalEventId;
 use calsync_domain::outbox::OutboxOp;
 use calsync_domain::services::FailedWrite;
 use maud::{Markup, html};
-use slog::{info, warn};
+use slog::warn;
 
 use super::layout::{self, Flash, Nav, Page};
 use super::{
-    after_action, authorize_post, error_text, flashes, mask, mask_keeping, require_session, when,
+    after_action, authorize_post, error_text, finish_action, flashes, mask, mask_keeping,
+    require_session, when,
 };
 use crate::{AppState, context};
 
@@ -170,22 +171,17 @@ pub async fn retry(
         Ok(id) => id,
         Err(error) => return after_action(PAGE, Err(error)),
     };
-    match state.events.retry_failed_write(id).await {
-        Ok(_) => {
-            state.outbox_wakeup.notify_one();
-            info!(logger, "failed write retried";
-                "action" => "failed_write_retry", "via" => "console", "status" => "success",
-                "event_id" => id.to_string());
-            after_action(PAGE, Ok("retried"))
-        }
-        Err(error) => {
-            warn!(logger, "failed write not retried";
-                "action" => "failed_write_retry", "via" => "console", "status" => "failed",
-                "event_id" => id.to_string(),
-                "error_type" => error.error_type(), "error_message" => error.to_string());
-            after_action(PAGE, Err(error_text(error)))
-        }
+    let outcome = state.events.retry_failed_write(id).await;
+    if outcome.is_ok() {
+        state.outbox_wakeup.notify_one();
     }
+    finish_action(
+        &logger,
+        PAGE,
+        ("failed_write_retry", "event_id", id.to_string()),
+        outcome,
+        "retried",
+    )
 }
 
 /// `POST /console/failed-writes/discard`.
@@ -203,19 +199,12 @@ pub async fn discard(
         Ok(id) => id,
         Err(error) => return after_action(PAGE, Err(error)),
     };
-    match state.events.discard_failed_write(id).await {
-        Ok(_) => {
-            info!(logger, "failed write discarded";
-                "action" => "failed_write_discard", "via" => "console", "status" => "success",
-                "event_id" => id.to_string());
-            after_action(PAGE, Ok("discarded"))
-        }
-        Err(error) => {
-            warn!(logger, "failed write not discarded";
-                "action" => "failed_write_discard", "via" => "console", "status" => "failed",
-                "event_id" => id.to_string(),
-                "error_type" => error.error_type(), "error_message" => error.to_string());
-            after_action(PAGE, Err(error_text(error)))
-        }
-    }
+    let outcome = state.events.discard_failed_write(id).await;
+    finish_action(
+        &logger,
+        PAGE,
+        ("failed_write_discard", "event_id", id.to_string()),
+        outcome,
+        "discarded",
+    )
 }

@@ -164,6 +164,32 @@ fn after_action(page: &str, outcome: Result<&str, String>) -> HttpResponse {
     layout::see_other(&location).finish()
 }
 
+/// Logs an action's outcome as its API route does (its `action` name and
+/// subject, with `via: console`), then sends the browser back to `page`
+/// with the flash: `done`, or the service's error as an operator may read
+/// it.
+fn finish_action<T>(
+    logger: &slog::Logger,
+    page: &str,
+    (action, key, subject): (&'static str, &'static str, String),
+    outcome: Result<T, calsync_domain::Error>,
+    done: &str,
+) -> HttpResponse {
+    match outcome {
+        Ok(_) => {
+            slog::info!(logger, "console action done";
+                "action" => action, "via" => "console", "status" => "success", key => subject);
+            after_action(page, Ok(done))
+        }
+        Err(error) => {
+            slog::warn!(logger, "console action failed";
+                "action" => action, "via" => "console", "status" => "failed", key => subject,
+                "error_type" => error.error_type(), "error_message" => error.to_string());
+            after_action(page, Err(error_text(error)))
+        }
+    }
+}
+
 /// What an operator may read of a service error: a server-side cause is
 /// logged, not shown (as the API does), and addresses are masked.
 fn error_text(error: calsync_domain::Error) -> String {

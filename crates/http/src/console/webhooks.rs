@@ -12,7 +12,10 @@ use maud::{Markup, html};
 use slog::{info, warn};
 
 use super::layout::{self, Flash, Nav, Page};
-use super::{after_action, authorize_post, error_text, flashes, mask, require_session, when_opt};
+use super::{
+    after_action, authorize_post, error_text, finish_action, flashes, mask, require_session,
+    when_opt,
+};
 use crate::{AppState, context};
 
 const PAGE: &str = "/console/webhooks";
@@ -185,21 +188,14 @@ pub async fn enable(
         enabled: Some(true),
         ..WebhookPatch::default()
     };
-    match webhooks.update(&id, patch).await {
-        Ok(_) => {
-            info!(logger, "webhook enabled";
-                "action" => "webhook_update", "via" => "console", "status" => "success",
-                "webhook_id" => id.to_string(), "enabled" => true);
-            after_action(PAGE, Ok("enabled"))
-        }
-        Err(error) => {
-            warn!(logger, "webhook not enabled";
-                "action" => "webhook_update", "via" => "console", "status" => "failed",
-                "webhook_id" => id.to_string(),
-                "error_type" => error.error_type(), "error_message" => error.to_string());
-            after_action(PAGE, Err(error_text(error)))
-        }
-    }
+    let outcome = webhooks.update(&id, patch).await;
+    finish_action(
+        &logger,
+        PAGE,
+        ("webhook_update", "webhook_id", id.to_string()),
+        outcome,
+        "enabled",
+    )
 }
 
 /// `POST /console/webhooks/replay`.
