@@ -184,68 +184,59 @@ pub fn cancellation(after: &Event, origin: Origin, at: DateTime<Utc>) -> NewChan
     }
 }
 
-/// A write given up (dead-lettered): `event.push_failed` with Google's error.
-pub fn push_failed(before: &Event, after: &Event, error: &str, at: DateTime<Utc>) -> NewChange {
+/// A change the outbox's fate made to one event: `kind`, the event after
+/// it, the fields it changed and, if any, the error or note that says why.
+fn push_change(
+    kind: ChangeType,
+    origin: Origin,
+    (before, after): (&Event, &Event),
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> NewChange {
     NewChange {
-        kind: ChangeType::EventPushFailed,
-        origin: Origin::Calsync,
+        kind,
+        origin,
         occurred_at: at,
         calendar_id: Some(after.calendar_id.clone()),
         event: Some(Box::new(after.clone())),
         changed_fields: changed_fields(before, after),
         detail: ChangeDetail {
-            error: Some(error.to_owned()),
+            error: error.map(str::to_owned),
             ..ChangeDetail::default()
         },
     }
+}
+
+/// A write given up (dead-lettered): `event.push_failed` with Google's error.
+pub fn push_failed(before: &Event, after: &Event, error: &str, at: DateTime<Utc>) -> NewChange {
+    let kind = ChangeType::EventPushFailed;
+    push_change(kind, Origin::Calsync, (before, after), Some(error), at)
 }
 
 /// An operator requeued a failed write: `event.push_retried`, the event
 /// `pending` again.
 pub fn push_retried(before: &Event, after: &Event, at: DateTime<Utc>) -> NewChange {
-    NewChange {
-        kind: ChangeType::EventPushRetried,
-        origin: Origin::Api,
-        occurred_at: at,
-        calendar_id: Some(after.calendar_id.clone()),
-        event: Some(Box::new(after.clone())),
-        changed_fields: changed_fields(before, after),
-        detail: ChangeDetail::default(),
-    }
+    push_change(
+        ChangeType::EventPushRetried,
+        Origin::Api,
+        (before, after),
+        None,
+        at,
+    )
 }
 
 /// An operator discarded a failed write: `event.push_discarded`, the event
 /// as Google has it, and what was given up.
 pub fn push_discarded(before: &Event, after: &Event, note: &str, at: DateTime<Utc>) -> NewChange {
-    NewChange {
-        kind: ChangeType::EventPushDiscarded,
-        origin: Origin::Api,
-        occurred_at: at,
-        calendar_id: Some(after.calendar_id.clone()),
-        event: Some(Box::new(after.clone())),
-        changed_fields: changed_fields(before, after),
-        detail: ChangeDetail {
-            error: Some(note.to_owned()),
-            ..ChangeDetail::default()
-        },
-    }
+    let kind = ChangeType::EventPushDiscarded;
+    push_change(kind, Origin::Api, (before, after), Some(note), at)
 }
 
 /// A write that lost to a concurrent edit at Google: `event.conflict`, the
 /// event as Google has it, and calsync's note.
 pub fn conflict(before: &Event, after: &Event, note: &str, at: DateTime<Utc>) -> NewChange {
-    NewChange {
-        kind: ChangeType::EventConflict,
-        origin: Origin::Google,
-        occurred_at: at,
-        calendar_id: Some(after.calendar_id.clone()),
-        event: Some(Box::new(after.clone())),
-        changed_fields: changed_fields(before, after),
-        detail: ChangeDetail {
-            error: Some(note.to_owned()),
-            ..ChangeDetail::default()
-        },
-    }
+    let kind = ChangeType::EventConflict;
+    push_change(kind, Origin::Google, (before, after), Some(note), at)
 }
 
 /// A Drive notification received (`detail` holds its headers).
