@@ -66,21 +66,16 @@ async fn try_lease(
             ss::lease_until.eq(micros(until)),
             ss::lease_seen_seq.eq(ss::dirty_seq.nullable()),
         ))
-        .execute(conn)
+        .returning(ss::swept)
+        .get_results::<bool>(conn)
         .await
         .map_err(db)?;
-    if taken == 0 {
+    let Some(swept) = taken.into_iter().next() else {
         return Ok(None);
-    }
+    };
     let state = load_sync_state(conn, calendar_id)
         .await?
         .ok_or(DomainError::NotFound { what: "sync state" })?;
-    let swept = ss::table
-        .find(calendar_id)
-        .select(ss::swept)
-        .first::<bool>(conn)
-        .await
-        .map_err(db)?;
     Ok(Some(SyncLease {
         calendar_id: state.calendar_id,
         owner: owner.to_owned(),
