@@ -136,4 +136,218 @@ async fn an_account_connects_reconnects_and_disconnects(api: Api) {
     assert_eq!(status, 404);
 }
 
-both_backends!(an_account_connects_reconnects_and_disconnects);
+/// Connects `hint`'s account through the redirect flow; answers the grant.
+async fn connect(api: &Api, hint: &str) -> Value {
+    let started = start(api, hint).await;
+    let location = consent(started["authorizationUrl"].as_str().unwrap()).await;
+    let (status, grant) = callback(api, &location).await;
+    assert_eq!(status, 200, "{grant}");
+    grant
+}
+
+/// Polls `path` until `done` holds for its answer (at most 20 s).
+async fn until(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, answer) = api.call("GET", path, None).await;
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never got there: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn event_in(calendar: &str, entity_id: &str) -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    json!({
+        "calendarId": calendar,
+        "entityType": "deal",
+        "entityId": entity_id,
+        "summary": format!("Deal {entity_id}"),
+        "start": {"dateTime": start.to_rfc3339()},
+        "end": {"dateTime": (start + chrono::Duration::hours(1)).to_rfc3339()},
+    })
+}
+
+fn at_google(api: &Api, calendar: &str, entity_id: &str) -> usize {
+    api.emulator()
+        .events(calendar)
+        .into_iter()
+        .filter(|e| e["extendedProperties"]["private"]["entity_id"] == entity_id)
+        .count()
+}
+
+/// The whole life of a calendar managed through a user's own account:
+/// listed from the account's calendar list, managed, written as the
+/// account; the user revokes access in Google, so the grant needs
+/// reconnecting and a write waits (never dead-lettered); the user
+/// connects again, and the same grant resumes and the write lands;
+/// deleting the grant stops its channels and revokes it at Google.
+async fn a_calendar_is_managed_through_a_grant_and_survives_revocation(api: Api) {
+    let team = "ana-team@example.com";
+    api.emulator()
+        .create_user_calendar("ana@example.com", team, "Ana's team");
+    let grant = connect(&api, "ana@example.com").await;
+    let id = grant["id"].as_str().unwrap().to_owned();
+
+    // The account's calendars, from Google's calendar list.
+    let (status, listed) = api
+        .call("GET", &format!("/calendar/grants/{id}/calendars"), None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let entry = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["calendarId"] == team)
+        .cloned()
+        .unwrap_or_else(|| panic!("{team} not listed: {listed}"));
+    assert_eq!(entry["accessRole"], "owner", "{entry}");
+    assert_eq!(entry["managed"], false, "{entry}");
+
+    // A subject and a grant together, an unknown grant: refused.
+    let (status, error) = api
+        .call(
+            "POST",
+            "/calendar/calendars",
+            Some(json!({"calendarId": team, "grant": id, "subject": "x@example.com"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("grant")),
+        "{error}"
+    );
+    let (status, error) = api
+        .call(
+            "POST",
+            "/calendar/calendars",
+            Some(json!({"calendarId": team, "grant": "gr_00000000000000000000000000000000"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("grant")),
+        "{error}"
+    );
+
+    let (status, managed) = api
+        .call(
+            "POST",
+            "/calendar/calendars",
+            Some(json!({"calendarId": team, "grant": id})),
+        )
+        .await;
+    assert_eq!(status, 201, "{managed}");
+    assert_eq!(managed["grant"], id.as_str(), "{managed}");
+    let (_, listed) = api
+        .call("GET", &format!("/calendar/grants/{id}/calendars"), None)
+        .await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["calendarId"] == team && c["managed"] == true),
+        "{listed}"
+    );
+
+    // A write lands in the account's calendar, made as the account.
+    let (status, created) = api
+        .call("POST", "/calendar/events", Some(event_in(team, "g-1")))
+        .await;
+    assert!(matches!(status, 201 | 202), "{status} {created}");
+    api.pushed(created["id"].as_str().unwrap()).await;
+    assert_eq!(at_google(&api, team, "g-1"), 1);
+    assert_eq!(
+        api.emulator().last_writer(team).as_deref(),
+        Some("ana@example.com")
+    );
+
+    // The user revokes calsync's access in their Google account.
+    assert!(api.emulator().revoke_user_grant("ana@example.com", None) > 0);
+    let (status, waiting) = api
+        .call("POST", "/calendar/events", Some(event_in(team, "g-2")))
+        .await;
+    assert!(matches!(status, 201 | 202), "{status} {waiting}");
+    let waiting_id = waiting["id"].as_str().unwrap().to_owned();
+    let refused = until(&api, &format!("/calendar/grants/{id}"), |g| {
+        g["status"] == "reconnect_required"
+    })
+    .await;
+    assert!(refused["lastError"].as_str().is_some(), "{refused}");
+    let (_, event) = api
+        .call("GET", &format!("/calendar/events/{waiting_id}"), None)
+        .await;
+    assert_eq!(event["pushState"], "pending", "the write waits: {event}");
+    assert_eq!(at_google(&api, team, "g-2"), 0);
+    let health = until(&api, "/health/calendar", |h| {
+        h.to_string().contains("reconnect_required")
+    })
+    .await;
+    assert_ne!(health["status"], "healthy", "{health}");
+    let (_, changes) = api
+        .call(
+            "GET",
+            "/calendar/changes?types=grant.reconnect_required",
+            None,
+        )
+        .await;
+    let items = changes["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{changes}");
+    assert_eq!(items[0]["grantId"], id.as_str(), "{changes}");
+    let (status, _) = api
+        .call("GET", &format!("/calendar/grants/{id}/calendars"), None)
+        .await;
+    assert_eq!(status, 409);
+
+    // The user connects again: the same grant, and the write lands.
+    let again = connect(&api, "ana@example.com").await;
+    assert_eq!(again["id"], id.as_str(), "{again}");
+    assert_eq!(again["status"], "active", "{again}");
+    api.pushed(&waiting_id).await;
+    assert_eq!(at_google(&api, team, "g-2"), 1);
+    let (_, changes) = api
+        .call("GET", "/calendar/changes?types=grant.recovered", None)
+        .await;
+    assert_eq!(changes["items"].as_array().unwrap().len(), 1, "{changes}");
+    until(&api, &format!("/calendar/calendars/{team}"), |c| {
+        c["health"]["reconnectRequired"] == false
+    })
+    .await;
+
+    // Deleting the grant stops its calendars' channels and revokes it.
+    let channels_before = api.emulator().channel_count();
+    assert!(channels_before > 0);
+    let (status, deleted) = api
+        .call("DELETE", &format!("/calendar/grants/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["status"], "revoked", "{deleted}");
+    assert!(
+        api.emulator().channel_count() < channels_before,
+        "no channel was stopped at Google"
+    );
+    let (status, _) = api
+        .call("GET", &format!("/calendar/calendars/{team}"), None)
+        .await;
+    assert_eq!(status, 404, "the calendar is no longer managed");
+    assert!(
+        api.emulator()
+            .refresh_tokens()
+            .iter()
+            .filter(|t| t.account == "ana@example.com")
+            .all(|t| t.revoked),
+        "the revoke did not reach Google"
+    );
+    api.stop().await;
+}
+
+both_backends!(
+    an_account_connects_reconnects_and_disconnects,
+    a_calendar_is_managed_through_a_grant_and_survives_revocation,
+);

@@ -56,6 +56,7 @@ async fn two_replicas_on_one_postgres_run_each_job_tick_once() {
             .upsert_calendar(&calsync_domain::calendar::ManagedCalendar {
                 calendar_id: calendar.clone(),
                 subject: None,
+                grant: None,
                 created_at: now,
                 updated_at: now,
             })

@@ -57,6 +57,10 @@ pub enum Command {
         #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
         webhook_secret: String,
     },
+    /// The key ring sealing secrets at rest: re-seal under its newest key,
+    /// or generate a key.
+    #[command(subcommand)]
+    Secrets(crate::secrets::SecretsCommand),
     /// Run the Google Calendar API emulator on its own until interrupted.
     Emulator {
         #[arg(long, env = "CALSYNC_EMULATOR_BIND", default_value = "127.0.0.1:8085")]
@@ -102,6 +106,7 @@ pub async fn run(command: Command) -> Result<(), CommandError> {
             settings,
         } => sync(&calendar, full, *settings).await,
         Command::Cleanup { settings } => cleanup(*settings).await,
+        Command::Secrets(command) => crate::secrets::run(command).await,
         Command::Emulator {
             bind,
             service_account_public_key,

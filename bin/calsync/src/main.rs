@@ -4,6 +4,7 @@
 
 mod cli;
 mod error;
+mod secrets;
 
 use std::process::ExitCode;
 

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use calsync_delivery::{HttpWebhookSender, SenderPolicy};
-use calsync_domain::ports::{CalendarProvider, Clock, Store, SystemClock};
-use calsync_domain::services::{ChannelService, GrantAdapters, Services, WebhookAdapters};
+use calsync_domain::grant::GrantId;
+use calsync_domain::ports::{CalendarProvider, Clock, GrantTokenSource, Store, SystemClock};
+use calsync_domain::services::{
+    ChannelService, GrantAdapters, GrantTokens, Services, WebhookAdapters,
+};
 use calsync_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use calsync_google::{Credentials, GoogleCalendar, GoogleConfig};
 use calsync_google::{GoogleOAuth, OAuthClientConfig};
@@ -20,6 +23,32 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::settings::{GoogleTarget, Settings};
+
+/// The grant token source, bound once the OAuth client exists; until then
+/// (or without one) no calendar can act through a grant.
+#[derive(Default)]
+struct LateGrantTokens(std::sync::OnceLock<GrantTokens>);
+
+impl LateGrantTokens {
+    fn bind(&self, tokens: GrantTokens) {
+        let _ = self.0.set(tokens);
+    }
+}
+
+#[async_trait::async_trait]
+impl GrantTokenSource for LateGrantTokens {
+    async fn access_token(&self, grant: &GrantId, refresh: bool) -> calsync_domain::Result<String> {
+        match self.0.get() {
+            Some(tokens) => tokens.access_token(grant, refresh).await,
+            None => Err(calsync_domain::Error::provider(
+                calsync_domain::ProviderErrorKind::ReconnectRequired,
+                format!(
+                    "grant {grant}: connecting accounts is not configured (CALSYNC_GOOGLE_OAUTH_CLIENT_ID)"
+                ),
+            )),
+        }
+    }
+}
 
 /// A running server and everything it started.
 pub struct Running {
@@ -70,6 +99,18 @@ pub async fn connect_google(
     metrics: Option<Arc<Metrics>>,
     logger: &slog::Logger,
 ) -> Result<(Arc<dyn CalendarProvider>, Option<RunningEmulator>), String> {
+    connect_google_with(settings, calendars, None, metrics, logger).await
+}
+
+/// [`connect_google`], acting for calendars managed through connected
+/// accounts with `grant_tokens`.
+async fn connect_google_with(
+    settings: &Settings,
+    calendars: Arc<dyn calsync_domain::ports::CalendarStore>,
+    grant_tokens: Option<Arc<dyn GrantTokenSource>>,
+    metrics: Option<Arc<Metrics>>,
+    logger: &slog::Logger,
+) -> Result<(Arc<dyn CalendarProvider>, Option<RunningEmulator>), String> {
     let (config, emulator) = match &settings.google {
         GoogleTarget::Emulator => {
             let emulator = Emulator::new(EmulatorConfig::default())?
@@ -110,6 +151,7 @@ pub async fn connect_google(
         logger: logger.clone(),
         metrics,
         calendars: Some(calendars),
+        grant_tokens,
         ..config
     };
     let adapter = GoogleCalendar::new(config)
@@ -131,14 +173,24 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         .await
         .map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
-    let (provider, emulator) =
-        connect_google(&settings, store.clone(), Some(metrics.clone()), &logger).await?;
+    let owner = format!("{}-{}", address, uuid::Uuid::new_v4().simple());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The token source needs the OAuth client, known once the Google
+    // adapter (with the built-in emulator, its OAuth server) is: bound late.
+    let grant_tokens = Arc::new(LateGrantTokens::default());
+    let (provider, emulator) = connect_google_with(
+        &settings,
+        store.clone(),
+        Some(grant_tokens.clone()),
+        Some(metrics.clone()),
+        &logger,
+    )
+    .await?;
     let webhook_base = settings
         .webhook_base_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let webhook_url = format!("{webhook_base}/webhooks/calendar");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let services = Services::new(
         store.clone(),
         provider.clone(),
@@ -152,7 +204,17 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         .or_else(|| settings.webhook_base_url.clone())
         .unwrap_or_else(|| format!("http://{address}"));
     let services = match grant_adapters(&settings, emulator.as_ref(), &public_base)? {
-        Some(adapters) => services.with_grants(adapters),
+        Some(adapters) => {
+            grant_tokens.bind(GrantTokens::new(
+                store.clone(),
+                adapters.oauth.clone(),
+                adapters.keeper.clone(),
+                clock.clone(),
+                Arc::new(TokioTimer),
+                owner.clone(),
+            ));
+            services.with_grants(adapters)
+        }
         None => services,
     };
     let wakeups = Wakeups::default();
@@ -181,7 +243,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         clock,
         wakeups,
         channel_stops: stop_queue,
-        owner: format!("{}-{}", address, uuid::Uuid::new_v4().simple()),
+        owner,
         config: settings.worker_config(),
         metrics,
         logger: logger.clone(),

@@ -1,12 +1,13 @@
-//! [`SealingKeeper`]: webhook signing secrets sealed at rest with
-//! AES-256-GCM (ring), under a key ring so keys can rotate.
+//! [`SealingKeeper`]: secrets sealed at rest (webhook signing secrets,
+//! grants' refresh tokens, PKCE verifiers) with AES-256-GCM (ring), under
+//! a key ring so keys can rotate.
 //!
 //! Sealed form: `v1.<key id>.<base64url(nonce || ciphertext || tag)>`, a
 //! random 96-bit nonce per seal and the key id as associated data (a
 //! ciphertext moved under another id does not open). The first key of the
 //! ring seals; every key opens, so rotating is: put the new key first,
 //! keep the old one after it until every secret has been re-sealed
-//! (rotating a webhook's secret re-seals it).
+//! (`calsync secrets reseal` re-seals what the first key did not seal).
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -62,6 +63,20 @@ fn key(bytes: &[u8]) -> Option<LessSafeKey> {
         .map(LessSafeKey::new)
 }
 
+fn check_key_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(config_error(
+            "a key id must be 1 to 32 letters, digits, '-' or '_'",
+        ));
+    }
+    Ok(())
+}
+
 impl SealingKeeper {
     /// A key ring from `<key id>:<base64 of 32 bytes>[,<key id>:<base64>...]`
     /// (key ids: letters, digits, `-` and `_`). Errors name the key id at
@@ -73,16 +88,7 @@ impl SealingKeeper {
                 .split_once(':')
                 .ok_or_else(|| config_error("each key must be <key id>:<base64 of 32 bytes>"))?;
             let id = id.trim();
-            if id.is_empty()
-                || id.len() > 32
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(config_error(
-                    "a key id must be 1 to 32 letters, digits, '-' or '_'",
-                ));
-            }
+            check_key_id(id)?;
             if keys.iter().any(|(known, _)| known == id) {
                 return Err(config_error(format!("key id {id} appears twice")));
             }
@@ -120,8 +126,20 @@ impl SealingKeeper {
     /// A fresh key line, `k1:<base64 of 32 random bytes>`, for the docs and
     /// the CLI (rename the id when it joins an existing ring).
     pub fn generate_key_text() -> Result<String> {
+        Self::generate_key_with_id("k1")
+    }
+
+    /// A fresh key line under the key id `id`:
+    /// `<id>:<base64 of 32 random bytes>` (`calsync secrets generate-key`).
+    pub fn generate_key_with_id(id: &str) -> Result<String> {
+        check_key_id(id)?;
         let bytes: [u8; KEY_LEN] = random_bytes(&SystemRandom::new())?;
-        Ok(format!("k1:{}", STANDARD.encode(bytes)))
+        Ok(format!("{id}:{}", STANDARD.encode(bytes)))
+    }
+
+    /// The id of the key that seals (the ring's first), for reports.
+    pub fn sealing_key_id(&self) -> &str {
+        self.keys.first().map_or("", |(id, _)| id.as_str())
     }
 }
 
@@ -187,6 +205,16 @@ impl SecretKeeper for SealingKeeper {
             })?;
         Ok(plain.to_vec())
     }
+
+    /// By the key id the sealed form names: the ring's first key is the
+    /// one that seals. (Whether it opens is `open_bytes`'s to say.)
+    fn sealed_with_current_key(&self, sealed: &SealedSecret) -> bool {
+        let Some((current, _)) = self.keys.first() else {
+            return false;
+        };
+        let mut parts = sealed.0.splitn(3, '.');
+        parts.next() == Some(VERSION) && parts.next() == Some(current.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +252,19 @@ mod tests {
         let sealed_new = new.seal(&secret).unwrap();
         assert!(sealed_new.0.starts_with("v1.k2."), "{}", sealed_new.0);
         assert_eq!(new.open(&sealed_new).unwrap(), secret);
+        // Only what the first key sealed is current; a value naming it
+        // but malformed still is (opening is what checks the rest).
+        assert!(!new.sealed_with_current_key(&sealed_old));
+        assert!(new.sealed_with_current_key(&sealed_new));
+        assert!(old.sealed_with_current_key(&sealed_old));
+        assert!(!old.sealed_with_current_key(&sealed_new));
+        assert!(new.sealed_with_current_key(&SealedSecret("v1.k2.not base64!".into())));
+        for other in ["", "v1", "v1.k", "v1.k2x.AAAA", "v2.k2.AAAA", "k2.v1.AAAA"] {
+            assert!(
+                !new.sealed_with_current_key(&SealedSecret(other.into())),
+                "{other}"
+            );
+        }
         // Once k1 is dropped, what it sealed names the missing key.
         let only_new = SealingKeeper::from_config(&key_text("k2", 2)).unwrap();
         let error = only_new.open(&sealed_old).unwrap_err().to_string();
@@ -294,6 +335,12 @@ mod tests {
     fn generated_keys_and_the_development_key_work() {
         let text = SealingKeeper::generate_key_text().unwrap();
         assert!(text.starts_with("k1:"), "{text}");
+        let named = SealingKeeper::generate_key_with_id("2027-q1").unwrap();
+        assert!(named.starts_with("2027-q1:"), "{named}");
+        let ring = SealingKeeper::from_config(&format!("{named},{text}")).unwrap();
+        assert_eq!(ring.sealing_key_id(), "2027-q1");
+        assert!(SealingKeeper::generate_key_with_id("k.1").is_err());
+        assert!(SealingKeeper::generate_key_with_id("").is_err());
         assert_ne!(SealingKeeper::generate_key_text().unwrap(), text);
         let keeper = SealingKeeper::from_config(&text).unwrap();
         let secret = keeper.new_signing_secret().unwrap();

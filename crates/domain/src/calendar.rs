@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::event::check_email;
+use crate::grant::GrantId;
 use crate::ids::CalendarId;
 
 /// A user a Workspace service account acts as through domain-wide
@@ -41,6 +42,9 @@ pub struct ManagedCalendar {
     /// The user calls for this calendar act as; `None`: the deployment's
     /// default (`CALSYNC_GOOGLE_SUBJECT`, else the service account itself).
     pub subject: Option<Subject>,
+    /// The connected account calls for this calendar act as (its own
+    /// OAuth grant), instead of the service account; never with `subject`.
+    pub grant: Option<GrantId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

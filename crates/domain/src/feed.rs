@@ -16,7 +16,7 @@ use crate::ids::{CalendarId, EntityRef, Etag, EventId, LocalEventId};
 
 pub use derive::{
     calendar_change, cancellation, changed_fields, conflict, drive_change, event_changes,
-    push_discarded, push_failed, push_retried,
+    grant_change, push_discarded, push_failed, push_retried,
 };
 
 /// What happened.
@@ -39,6 +39,11 @@ pub enum ChangeType {
     AttendeeResponded,
     CalendarReconnectRequired,
     CalendarRecovered,
+    /// Google refused a connected account's refresh token (the user
+    /// revoked access, or it expired): its calendars wait for reconnecting.
+    GrantReconnectRequired,
+    /// The same account connected again: its calendars resume.
+    GrantRecovered,
     /// A Google Drive push notification was received.
     DriveChanged,
     /// Sent by `POST /calendar/webhooks/{id}/test`; never in the feed.
@@ -47,7 +52,7 @@ pub enum ChangeType {
 
 impl ChangeType {
     /// Every type the feed records (`webhook.test` is only ever sent).
-    pub const FEED: [ChangeType; 11] = [
+    pub const FEED: [ChangeType; 13] = [
         Self::EventCreated,
         Self::EventUpdated,
         Self::EventCancelled,
@@ -58,6 +63,8 @@ impl ChangeType {
         Self::AttendeeResponded,
         Self::CalendarReconnectRequired,
         Self::CalendarRecovered,
+        Self::GrantReconnectRequired,
+        Self::GrantRecovered,
         Self::DriveChanged,
     ];
 
@@ -73,6 +80,8 @@ impl ChangeType {
             Self::AttendeeResponded => "attendee.responded",
             Self::CalendarReconnectRequired => "calendar.reconnect_required",
             Self::CalendarRecovered => "calendar.recovered",
+            Self::GrantReconnectRequired => "grant.reconnect_required",
+            Self::GrantRecovered => "grant.recovered",
             Self::DriveChanged => "drive.changed",
             Self::WebhookTest => "webhook.test",
         }
@@ -228,6 +237,9 @@ pub struct ChangeDetail {
     /// `drive.changed`: the notification's headers, as received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drive: Option<serde_json::Value>,
+    /// `grant.*`: the grant's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 impl ChangeDetail {

@@ -24,7 +24,8 @@ pub const GOOGLE_SCOPES: [&str; 3] = [
 ];
 
 /// A grant's id: `gr_` and 32 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct GrantId(String);
 
 impl GrantId {
@@ -149,6 +150,57 @@ impl std::fmt::Debug for TokenGrant {
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| ".."))
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a claim on refreshing a grant's access token: at most one
+/// holder (one replica) refreshes a grant at a time, so a refresh token
+/// Google rotates is never raced by a second refresh with the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshClaim {
+    /// The caller refreshes now; the grant as stored.
+    Claimed(Grant),
+    /// Another holder is refreshing, until `until` at the latest.
+    Busy {
+        until: DateTime<Utc>,
+    },
+    /// Not active: no refresh until the user connects again.
+    Inactive(GrantStatus),
+    Missing,
+}
+
+/// How a claimed refresh ended, recorded with the claim released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// Google issued an access token; `rotated` is the new refresh token
+    /// (sealed) when Google sent one.
+    Refreshed {
+        rotated: Option<SealedSecret>,
+        scopes: Vec<String>,
+    },
+    /// Google refused the refresh token for good (`invalid_grant`): the
+    /// grant becomes `reconnect_required`, and the feed says so.
+    Refused { error: String },
+    /// Google did not answer (or answered a transient error): recorded as
+    /// the grant's `lastError`, its status unchanged.
+    Failed { error: String },
+}
+
+/// One entry of an account's calendar list (`calendarList.list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCalendar {
+    pub calendar_id: crate::ids::CalendarId,
+    pub summary: String,
+    /// Google's `accessRole`: `owner`, `writer`, `reader`, `freeBusyReader`.
+    pub access_role: String,
+    pub primary: bool,
+    pub time_zone: Option<String>,
+}
+
+impl AccountCalendar {
+    /// Whether calsync may write events there (and so manage it fully).
+    pub fn writable(&self) -> bool {
+        matches!(self.access_role.as_str(), "owner" | "writer")
     }
 }
 

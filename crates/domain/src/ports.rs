@@ -16,7 +16,8 @@ use crate::feed::subscription::{
 use crate::feed::{Change, ChangeBatch, ChangeQuery, Cursor};
 use crate::freebusy::{RemoteCalendarBusy, RemoteFreeBusyQuery};
 use crate::grant::{
-    AccountInfo, AuthorizationRequest, Grant, GrantId, PendingAuthorization, TokenGrant,
+    AccountCalendar, AccountInfo, AuthorizationRequest, Grant, GrantId, PendingAuthorization,
+    RefreshClaim, RefreshResult, TokenGrant,
 };
 use crate::health::HealthStats;
 use crate::ids::{CalendarId, ChannelId, Etag, EventId, LocalEventId, ResourceId};
@@ -91,10 +92,24 @@ pub trait EventStore: Send + Sync {
     /// Ordered by start, then id.
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
 
-    /// The longest span (start to end, as windows compare them) of the
-    /// calendar's live single events; `None` with none. Bounds a window's
-    /// single events from below: none starting earlier can reach it.
-    async fn longest_single(&self, calendar_id: &CalendarId) -> Result<Option<chrono::Duration>>;
+    /// The longest span (start to end, as windows compare them) of the rows
+    /// that are not series masters (single events and exceptions, cancelled
+    /// ones too) in `calendar_id`, or in every calendar with `None`; `None`
+    /// with no such row. Bounds a window's rows from below: none starting
+    /// earlier than the window's start less this can reach it. A scan of
+    /// the calendar's rows: callers keep it (see `SeriesIndex`).
+    async fn longest_span(
+        &self,
+        calendar_id: Option<&CalendarId>,
+    ) -> Result<Option<chrono::Duration>>;
+
+    /// The live single events of the query's calendars overlapping its
+    /// window, each reduced to what the busy rule reads, in no particular
+    /// order: one read for all the calendars, Google's copy not decoded.
+    async fn busy_candidates(
+        &self,
+        query: &crate::freebusy::rule::BusyQuery,
+    ) -> Result<Vec<crate::freebusy::rule::BusyCandidate>>;
 
     /// Inserts a new event and its outbox row in one transaction. A Google id
     /// already mirrored in the calendar is `Error::Duplicate`.
@@ -214,8 +229,14 @@ pub trait SyncStateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// A person reconnected the calendar: sync and renew it again.
-    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()>;
+    /// A person reconnected the calendar: sync and renew it again; with
+    /// `full_sync`, from scratch (access came back through another way,
+    /// so what was read before may not be what is readable now).
+    async fn clear_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        full_sync: bool,
+    ) -> Result<()>;
 
     /// Google refused a write because this principal may only read the
     /// calendar (403 `requiredAccessLevel`): records why, and since when
@@ -351,6 +372,10 @@ pub trait OutboxStore: Send + Sync {
     async fn discard_dead_letters(&self, event: &Event, note: &str) -> Result<bool>;
 
     async fn outbox_for_event(&self, event_id: LocalEventId) -> Result<Vec<OutboxEntry>>;
+
+    /// Makes the pending rows of these calendars that no one holds due at
+    /// `now` (access came back: a reconnected account); returns how many.
+    async fn wake_outbox(&self, calendar_ids: &[CalendarId], now: DateTime<Utc>) -> Result<u64>;
 }
 
 /// Claims of scheduled job runs, so each tick runs once across replicas.
@@ -555,6 +580,14 @@ pub trait SecretKeeper: Send + Sync {
         String::from_utf8(self.open_bytes(sealed)?)
             .map_err(|_| crate::Error::Storage("a sealed text is not UTF-8".into()))
     }
+
+    /// Whether `sealed` names the key that seals now, so re-sealing it
+    /// would change nothing (it does not say the value opens). A keeper
+    /// that cannot tell keeps the default, no: re-sealing is then always
+    /// done, which is wasted work but never wrong.
+    fn sealed_with_current_key(&self, _sealed: &SealedSecret) -> bool {
+        false
+    }
 }
 
 /// Connected accounts ([`crate::grant::Grant`]) and the authorizations
@@ -586,6 +619,41 @@ pub trait GrantStore: Send + Sync {
     /// Saves a grant's status, tokens and refresh record; `false` if it
     /// no longer exists.
     async fn update_grant(&self, grant: &Grant) -> Result<bool>;
+
+    /// Claims the refresh of an active grant's access token for `holder`
+    /// until `until`: at most one holder at a time across replicas (a
+    /// claim past its `until` may be taken over).
+    async fn claim_grant_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<RefreshClaim>;
+
+    /// Records how `holder`'s refresh ended and releases the claim, in one
+    /// transaction: a rotated refresh token saved, or the grant turned
+    /// `reconnect_required` with a `grant.reconnect_required` change.
+    /// `false` if the claim was no longer `holder`'s.
+    async fn finish_grant_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        result: &RefreshResult,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
+/// Access tokens of connected accounts, for the Google adapter: each
+/// replica keeps them in memory and refreshes them through the grant's
+/// sealed refresh token. A grant that needs reconnecting is an
+/// [`crate::Error::Provider`] of kind
+/// [`crate::ProviderErrorKind::ReconnectRequired`].
+#[async_trait]
+pub trait GrantTokenSource: Send + Sync {
+    /// A valid access token; with `refresh`, a new one even if the one
+    /// held has not expired (Google just refused it).
+    async fn access_token(&self, grant: &GrantId, refresh: bool) -> Result<String>;
 }
 
 /// Google's OAuth 2.0 server, as calsync needs it for user grants. A
@@ -627,6 +695,7 @@ pub trait Store:
     + HealthStore
     + DriveNotificationStore
     + GrantStore
+    + SealedSecretStore
 {
 }
 
@@ -642,6 +711,7 @@ impl<T> Store for T where
         + HealthStore
         + DriveNotificationStore
         + GrantStore
+        + SealedSecretStore
 {
 }
 
@@ -697,4 +767,74 @@ pub trait CalendarProvider: Send + Sync {
         id: &ChannelId,
         resource_id: &ResourceId,
     ) -> Result<()>;
+
+    /// The calendars a connected account sees (`calendarList.list`, every
+    /// page), acting as its grant.
+    async fn account_calendars(&self, grant: &GrantId) -> Result<Vec<AccountCalendar>>;
+}
+
+/// Where a sealed value is kept: a column of a table. Reports name the
+/// column and the row, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedColumn {
+    /// A grant's refresh token (a revoked grant's, dropped, is not listed).
+    GrantRefreshToken,
+    /// The PKCE verifier of an authorization in flight.
+    AuthorizationVerifier,
+    /// A webhook subscription's signing secret.
+    WebhookSecret,
+    /// The secret before a webhook's last rotation, when it has one.
+    WebhookPreviousSecret,
+}
+
+impl SealedColumn {
+    /// Every column the [`SecretKeeper`] seals into.
+    pub const ALL: [Self; 4] = [
+        Self::GrantRefreshToken,
+        Self::AuthorizationVerifier,
+        Self::WebhookSecret,
+        Self::WebhookPreviousSecret,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GrantRefreshToken => "grant.refresh_token",
+            Self::AuthorizationVerifier => "authorization.verifier",
+            Self::WebhookSecret => "webhook.secret",
+            Self::WebhookPreviousSecret => "webhook.previous_secret",
+        }
+    }
+}
+
+/// One sealed value as stored: where it is, and its sealed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub column: SealedColumn,
+    /// The row's key: a grant id, an authorization's `state`, a webhook id.
+    pub row: String,
+    pub sealed: SealedSecret,
+}
+
+/// Every value the [`SecretKeeper`] sealed, seen column by column, so they
+/// can be re-sealed under a new key while the service runs.
+#[async_trait]
+pub trait SealedSecretStore: Send + Sync {
+    /// Up to `limit` values of `column` whose row key sorts after `after`
+    /// (from the first when `None`), by row key: keyset pages, so a listing
+    /// costs the same at any size and rows written meanwhile are neither
+    /// skipped nor repeated. Rows with nothing sealed in the column are
+    /// left out.
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>>;
+
+    /// Writes `new` in place of `value.sealed` if the row still holds
+    /// exactly that (sealed texts never repeat: each seal has its own
+    /// nonce); false, and nothing written, if the row changed or is gone,
+    /// so a refresh or a rotation made meanwhile is never overwritten.
+    /// Nothing else in the row changes.
+    async fn replace_sealed(&self, value: &SealedValue, new: &SealedSecret) -> Result<bool>;
 }

@@ -56,8 +56,17 @@ impl EventStore for PushBeforeWrite {
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
         self.inner.list_events(query).await
     }
-    async fn longest_single(&self, calendar_id: &CalendarId) -> Result<Option<chrono::Duration>> {
-        self.inner.longest_single(calendar_id).await
+    async fn longest_span(
+        &self,
+        calendar_id: Option<&CalendarId>,
+    ) -> Result<Option<chrono::Duration>> {
+        self.inner.longest_span(calendar_id).await
+    }
+    async fn busy_candidates(
+        &self,
+        query: &calsync_domain::freebusy::rule::BusyQuery,
+    ) -> Result<Vec<calsync_domain::freebusy::rule::BusyCandidate>> {
+        self.inner.busy_candidates(query).await
     }
     async fn insert_with_outbox(&self, event: &Event, op: OutboxOp) -> Result<OutboxEntry> {
         self.inner.insert_with_outbox(event, op).await

@@ -19,6 +19,7 @@ pub enum Op {
     Stop,
     CalendarGet,
     FreeBusy,
+    CalendarList,
 }
 
 impl Op {
@@ -33,6 +34,7 @@ impl Op {
             Self::Stop => "stop",
             Self::CalendarGet => "calendar_get",
             Self::FreeBusy => "free_busy",
+            Self::CalendarList => "calendar_list",
         }
     }
 
@@ -187,6 +189,15 @@ pub fn classify(op: Op, error: common::Error, capture: &Capture) -> Failure {
         ),
         common::Error::Io(error) => {
             failure(K::Transient, format!("{prefix}: I/O error: {error}"), None)
+        }
+        // A connected account's token source answers the domain's own
+        // error (a grant needing reconnecting, say): kept as it is.
+        common::Error::MissingToken(error) if error.is::<DomainError>() => {
+            let error = error.downcast::<DomainError>().map_or_else(
+                |other| DomainError::provider(K::Transient, other.to_string()),
+                |e| *e,
+            );
+            Failure::new(error)
         }
         common::Error::MissingToken(error) => {
             let text = error.to_string();

@@ -101,6 +101,9 @@ pub struct GoogleConfig {
     /// (service-account credentials only). Without it, every call acts as
     /// the credentials' subject.
     pub calendars: Option<Arc<dyn calsync_domain::ports::CalendarStore>>,
+    /// Access tokens of connected accounts: a calendar managed through a
+    /// grant is read and written as that account. Needs `calendars`.
+    pub grant_tokens: Option<Arc<dyn calsync_domain::ports::GrantTokenSource>>,
 }
 
 impl std::fmt::Debug for GoogleConfig {
@@ -111,6 +114,7 @@ impl std::fmt::Debug for GoogleConfig {
             .field("rate_limits", &self.rate_limits)
             .field("send_updates", &self.send_updates)
             .field("calendars", &self.calendars.is_some())
+            .field("grant_tokens", &self.grant_tokens.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +131,7 @@ impl GoogleConfig {
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             metrics: None,
             calendars: None,
+            grant_tokens: None,
         }
     }
 }

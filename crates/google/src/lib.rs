@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use calsync_domain::grant::GrantId;
 use calsync_domain::ids::{CalendarId, Etag, EventId};
+use calsync_domain::ports::GrantTokenSource;
 use calsync_domain::{Error as DomainError, ProviderErrorKind};
 use calsync_resilience::metrics::{GoogleCallLabels, GoogleOpLabels};
 use calsync_resilience::{RateLimiter, RetryPolicy};
@@ -48,6 +50,8 @@ type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connec
 /// The Google Calendar adapter.
 pub struct GoogleCalendar {
     principals: Principals,
+    /// Calendars managed through connected accounts act as those.
+    grants: Option<GrantPrincipals>,
     /// The Calendar API root, ending in `/` (for requests made by hand).
     base_url: String,
     limiter: RateLimiter,
@@ -95,6 +99,21 @@ struct ServiceAccount {
     hubs: tokio::sync::Mutex<IdleCache<Option<String>, Arc<Principal>>>,
 }
 
+/// Connected accounts as principals: a calendar managed through a grant
+/// acts with that account's access token (kept and refreshed by the
+/// domain's [`GrantTokenSource`]), rate limited under the grant's key, since
+/// Google counts the per-user quota per account.
+struct GrantPrincipals {
+    calendars: Arc<dyn calsync_domain::ports::CalendarStore>,
+    tokens: Arc<dyn GrantTokenSource>,
+    client: common::Client<Connector>,
+    base_url: String,
+    /// Calendar -> its grant (`None`: not managed through one), re-read
+    /// after [`SUBJECT_TTL`] as subjects are.
+    of_calendar: std::sync::Mutex<HashMap<String, (Option<GrantId>, std::time::Instant)>>,
+    hubs: tokio::sync::Mutex<IdleCache<GrantId, Arc<Principal>>>,
+}
+
 /// How long a calendar's subject is cached.
 const SUBJECT_TTL: Duration = Duration::from_secs(30);
 
@@ -130,6 +149,8 @@ impl GoogleCalendar {
         let executor = hyper_util::rt::TokioExecutor::new();
         let client =
             hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
+        let grant_client = client.clone();
+        let calendars_for_grants = config.calendars.clone();
         let principals = match config.credentials {
             Credentials::AccessToken(token) => {
                 let mut hub = CalendarHub::new(client, token);
@@ -164,8 +185,20 @@ impl GoogleCalendar {
                 Principals::ServiceAccount(Box::new(account))
             }
         };
+        let grants = match (config.grant_tokens, calendars_for_grants) {
+            (Some(tokens), Some(calendars)) => Some(GrantPrincipals {
+                calendars,
+                tokens,
+                client: grant_client,
+                base_url: base.clone(),
+                of_calendar: std::sync::Mutex::new(HashMap::new()),
+                hubs: tokio::sync::Mutex::new(IdleCache::new(HUB_IDLE, HUB_CAP)),
+            }),
+            _ => None,
+        };
         Ok(Self {
             principals,
+            grants,
             base_url: base,
             limiter: RateLimiter::new(config.rate_limits)?,
             retry: config.retry,
@@ -178,6 +211,11 @@ impl GoogleCalendar {
 
     /// The principal calls about `calendar` act as.
     pub(crate) async fn principal(&self, calendar: &str) -> Result<Arc<Principal>, DomainError> {
+        if let Some(grants) = &self.grants
+            && let Some(grant) = grants.grant_of(calendar).await?
+        {
+            return Ok(grants.hub_for(grant).await);
+        }
         match &self.principals {
             Principals::Token(principal) => Ok(principal.clone()),
             Principals::ServiceAccount(account) => {
@@ -402,6 +440,92 @@ impl GoogleCalendar {
                 Err(classify(op, error, &capture))
             }
         }
+    }
+}
+
+impl GrantPrincipals {
+    /// The grant `calendar` is managed through, if any.
+    async fn grant_of(&self, calendar: &str) -> Result<Option<GrantId>, DomainError> {
+        if let Some((grant, at)) = self
+            .of_calendar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(calendar)
+            && at.elapsed() < SUBJECT_TTL
+        {
+            return Ok(grant.clone());
+        }
+        let record = match CalendarId::new(calendar) {
+            Ok(id) => self.calendars.get_calendar(&id).await?,
+            Err(_) => None,
+        };
+        let grant = record.and_then(|c| c.grant);
+        self.of_calendar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                calendar.to_owned(),
+                (grant.clone(), std::time::Instant::now()),
+            );
+        Ok(grant)
+    }
+
+    /// The hub acting as the grant's account; its token comes from the
+    /// token source on every request (held in memory there).
+    pub(crate) async fn hub_for(&self, grant: GrantId) -> Arc<Principal> {
+        let mut hubs = self.hubs.lock().await;
+        if let Some(principal) = hubs.get(&grant, std::time::Instant::now()) {
+            return principal;
+        }
+        let force_refresh = Arc::new(AtomicBool::new(false));
+        let mut hub = CalendarHub::new(
+            self.client.clone(),
+            GrantToken {
+                tokens: self.tokens.clone(),
+                grant: grant.clone(),
+                force: force_refresh.clone(),
+            },
+        );
+        hub.base_url(self.base_url.clone());
+        let principal = Arc::new(Principal {
+            hub,
+            force_refresh,
+            key: format!("grant:{grant}"),
+        });
+        hubs.insert(grant, principal.clone(), std::time::Instant::now());
+        principal
+    }
+}
+
+/// A grant's access token, from the domain's token source; the domain's
+/// error travels inside google-calendar3's `MissingToken` and is
+/// recovered as it is by `classify`.
+#[derive(Clone)]
+struct GrantToken {
+    tokens: Arc<dyn GrantTokenSource>,
+    grant: GrantId,
+    force: Arc<AtomicBool>,
+}
+
+impl common::GetToken for GrantToken {
+    fn get_token<'a>(
+        &'a self,
+        _scopes: &'a [&str],
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let refresh = self.force.swap(false, Ordering::SeqCst);
+            self.tokens
+                .access_token(&self.grant, refresh)
+                .await
+                .map(Some)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use calsync_domain::channel::{WatchGrant, WatchRequest};
 use calsync_domain::event::Event;
 use calsync_domain::freebusy::{Interval, RemoteCalendarBusy, RemoteFreeBusyQuery};
+use calsync_domain::grant::{AccountCalendar, GrantId};
 use calsync_domain::ids::{CalendarId, ChannelId, Etag, EventId, ResourceId};
 use calsync_domain::ports::{CalendarProvider, PatchCall};
 use calsync_domain::sync::{ChangePage, ListRequest, RemoteEvent};
@@ -419,5 +420,78 @@ impl CalendarProvider for GoogleCalendar {
                 .map(|_| ())
         })
         .await
+    }
+
+    /// `calendarList.list`, every page, as the grant's account. Deleted and
+    /// hidden entries are left out (Google's defaults without a sync
+    /// token): a calendar the user hid is still theirs to choose, but
+    /// Google lists it only with `showHidden`, which is asked for.
+    async fn account_calendars(
+        &self,
+        grant: &GrantId,
+    ) -> Result<Vec<AccountCalendar>, DomainError> {
+        let Some(grants) = &self.grants else {
+            return Err(DomainError::provider(
+                ProviderErrorKind::Permanent,
+                "calendar_list: this adapter acts for no connected accounts",
+            ));
+        };
+        let principal = grants.hub_for(grant.clone()).await;
+        let mut calendars = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let token = page_token.clone();
+            let page = self
+                .run_as(
+                    Op::CalendarList,
+                    grant.as_str(),
+                    principal.clone(),
+                    |principal| {
+                        let token = token.clone();
+                        async move {
+                            let capture = std::sync::Mutex::new(Capture::default());
+                            let mut delegate = Lent(&capture);
+                            let mut call = principal
+                                .hub
+                                .calendar_list()
+                                .list()
+                                .max_results(250)
+                                .show_hidden(true)
+                                .add_scope(Scope::Full)
+                                .delegate(&mut delegate);
+                            if let Some(token) = &token {
+                                call = call.page_token(token);
+                            }
+                            self.settle(Op::CalendarList, call.doit(), &capture)
+                                .await
+                                .map(|(_, list)| list)
+                        }
+                    },
+                )
+                .await?;
+            for entry in page.items.into_iter().flatten() {
+                if entry.deleted == Some(true) {
+                    continue;
+                }
+                let Some(calendar_id) = entry.id.and_then(|id| CalendarId::new(id).ok()) else {
+                    continue;
+                };
+                calendars.push(AccountCalendar {
+                    summary: entry
+                        .summary_override
+                        .or(entry.summary)
+                        .unwrap_or_else(|| calendar_id.to_string()),
+                    calendar_id,
+                    access_role: entry.access_role.unwrap_or_default(),
+                    primary: entry.primary.unwrap_or(false),
+                    time_zone: entry.time_zone,
+                });
+            }
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => page_token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(calendars)
     }
 }

@@ -83,6 +83,7 @@ async fn manage(store: &MemoryStore, calendar: &CalendarId, subject: Option<&str
         .upsert_calendar(&ManagedCalendar {
             calendar_id: calendar.clone(),
             subject: subject.map(|s| Subject::new(s).unwrap()),
+            grant: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         })

@@ -3,7 +3,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_domain::calendar::Subject;
+use calsync_domain::grant::GrantId;
 use calsync_domain::ids::CalendarId;
+use calsync_domain::services::ActingAs;
 use serde::Deserialize;
 use slog::info;
 
@@ -34,6 +36,14 @@ pub struct AddCalendar {
         example = "owner@example.com"
     )]
     subject: Option<String>,
+    /// A connected account's grant (`POST /calendar/grants/google`) to act
+    /// as instead: the calendar is read, watched and written with that
+    /// account's access, under its own quota. Never with `subject`.
+    #[schema(
+        pattern = r"^gr_[0-9a-f]{32}$",
+        example = "gr_4f9c2d1e8a7b6c5d4e3f2a1b0c9d8e7f"
+    )]
+    grant: Option<String>,
 }
 
 /// `PATCH /calendar/calendars/{id}`.
@@ -67,6 +77,8 @@ where
 pub struct CalendarDoc {
     calendar_id: String,
     subject: Option<String>,
+    /// The connected account's grant the calendar is managed through.
+    grant: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -82,6 +94,7 @@ pub struct CalendarDoc {
 pub struct CalendarAddedDoc {
     calendar_id: String,
     subject: Option<String>,
+    grant: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -100,6 +113,22 @@ fn subject(value: Option<String>) -> Result<Option<Subject>, HttpError> {
     Ok(value.map(Subject::new).transpose()?)
 }
 
+/// Whom to act as: a subject, a grant, or (neither) the default.
+fn acting(subject_field: Option<String>, grant: Option<String>) -> Result<ActingAs, HttpError> {
+    match (subject(subject_field)?, grant) {
+        (Some(_), Some(_)) => Err(calsync_domain::Error::invalid(
+            "grant",
+            "a calendar is managed either as a subject or through a grant, not both",
+        )
+        .into()),
+        (Some(subject), None) => Ok(ActingAs::Subject(subject)),
+        (None, Some(grant)) => GrantId::parse(&grant).map(ActingAs::Grant).map_err(|_| {
+            calsync_domain::Error::invalid("grant", "must be gr_ and 32 hex digits").into()
+        }),
+        (None, None) => Ok(ActingAs::Default),
+    }
+}
+
 fn calendar_id(path: &str) -> Result<CalendarId, HttpError> {
     Ok(CalendarId::new(path)?)
 }
@@ -109,7 +138,8 @@ fn calendar_id(path: &str) -> Result<CalendarId, HttpError> {
     request_body = AddCalendar,
     responses(
         (status = 201, description = "Managed, watched, and its first (full) sync queued; `channel` is its watch channel", body = CalendarAddedDoc),
-        (status = 400, description = "Invalid body, calendarId or subject; `error.field` names it", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, calendarId, subject or grant (unknown, or given with a subject); `error.field` names it", body = crate::error::ErrorBody),
+        (status = 422, description = "The grant's account must be connected again first, or the grant was deleted (`error.field` is `grant`)", body = crate::error::ErrorBody),
         (status = 404, description = "Google does not show the calendar to this principal (`not_found_in_google`); nothing is kept", body = crate::error::ErrorBody),
         (status = 502, description = "Google refused the watch (`google_refused`)", body = crate::error::ErrorBody),
         Unauthorized, ReconnectRequired, GoogleOrStoreUnavailable,
@@ -124,7 +154,10 @@ pub async fn add(
 ) -> Result<HttpResponse, HttpError> {
     let input: AddCalendar = crate::request::parse_body(&body)?;
     let id = CalendarId::new(input.calendar_id)?;
-    let (calendar, channel) = state.calendars.add(&id, subject(input.subject)?).await?;
+    let (calendar, channel) = state
+        .calendars
+        .add(&id, acting(input.subject, input.grant)?)
+        .await?;
     state.sync_wakeup.notify_one();
     info!(context::logger(&request, &state), "calendar added";
         "action" => "calendar_add", "status" => "success", "calendar_id" => id.to_string(),
@@ -196,7 +229,7 @@ pub async fn change(
     };
     state
         .calendars
-        .set_subject(&id, subject(new_subject)?)
+        .set_subject(&id, acting(new_subject, None)?)
         .await?;
     state.sync_wakeup.notify_one();
     info!(context::logger(&request, &state), "calendar subject changed";

@@ -52,7 +52,7 @@ pub struct ChangeResource {
     pub occurred_at: String,
     #[schema(inline, value_type = OriginDoc)]
     pub origin: &'static str,
-    /// Absent for `drive.changed`.
+    /// Absent for `drive.changed` and `grant.*`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calendar_id: Option<String>,
     /// calsync's event id (an occurrence changed on its own is its own
@@ -90,6 +90,10 @@ pub struct ChangeResource {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub drive: Option<serde_json::Value>,
+    /// `grant.reconnect_required`, `grant.recovered`: the connected
+    /// account's grant (`GET /calendar/grants/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 /// An attendee whose answer changed.
@@ -150,6 +154,7 @@ impl ChangeResource {
                 .collect(),
             error: detail.error.clone(),
             drive: detail.drive.clone(),
+            grant_id: detail.grant.clone(),
         }
     }
 }

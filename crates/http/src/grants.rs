@@ -270,13 +270,14 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(GrantResource::new(&grant)))
 }
 
-/// Disconnects an account: revokes the grant at Google and records it
+/// Disconnects an account: stops managing its calendars (their channels
+/// stopped at Google), revokes the grant at Google and records it
 /// `revoked` (its refresh token dropped). Repeating it is harmless.
 #[utoipa::path(
     delete, path = "/calendar/grants/{id}", tag = "grants", operation_id = "deleteGrant",
     params(("id" = String, Path, description = "The grant's id (`gr_` and 32 hex digits); anything else is a 404", pattern = "^gr_[0-9a-fA-F]{32}$")),
     responses(
-        (status = 200, description = "Revoked", body = GrantResource),
+        (status = 200, description = "Revoked; its calendars are no longer managed (their mirrored events stay until retention)", body = GrantResource),
         Unauthorized, GrantNotFound, GrantsUnavailable,
     ),
     security(("bearer" = []))
@@ -288,6 +289,66 @@ pub async fn delete(
 ) -> Result<HttpResponse, HttpError> {
     let grant = service(&state)?.delete(&grant_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(GrantResource::new(&grant)))
+}
+
+/// One calendar the account sees in Google.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountCalendarResource {
+    /// Manage it with `POST /calendar/calendars {"calendarId", "grant"}`.
+    pub calendar_id: String,
+    /// The account's name for it (its own override, else the calendar's).
+    pub summary: String,
+    /// Google's `accessRole`: `owner`, `writer`, `reader` or
+    /// `freeBusyReader` (below `writer`, writes through calsync are refused
+    /// by Google).
+    pub access_role: String,
+    pub primary: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Whether calsync manages it through this grant.
+    pub managed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountCalendarList {
+    /// In the account's calendar list order.
+    pub items: Vec<AccountCalendarResource>,
+}
+
+/// The calendars of the grant's account, read from Google's calendar list
+/// now (so a calendar removed in Google is gone here, and one added is
+/// here to choose).
+#[utoipa::path(
+    get, path = "/calendar/grants/{id}/calendars", tag = "grants", operation_id = "listGrantCalendars",
+    params(("id" = String, Path, description = "The grant's id (`gr_` and 32 hex digits); anything else is a 404", pattern = "^gr_[0-9a-fA-F]{32}$")),
+    responses(
+        (status = 200, description = "The account's calendars", body = AccountCalendarList),
+        (status = 409, description = "The grant's account must be connected again (`reconnect_required`)", body = crate::error::ErrorBody),
+        Unauthorized, GrantNotFound, GrantsUnavailable,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn calendars(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let listed = service(&state)?
+        .account_calendars(&grant_id(&path)?)
+        .await?;
+    let items = listed
+        .into_iter()
+        .map(|view| AccountCalendarResource {
+            calendar_id: view.calendar.calendar_id.to_string(),
+            summary: view.calendar.summary,
+            access_role: view.calendar.access_role,
+            primary: view.calendar.primary,
+            time_zone: view.calendar.time_zone,
+            managed: view.managed,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AccountCalendarList { items }))
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ routes! {
         get "/grants/google/callback" => grants::callback;
         get "/grants" => grants::list;
         get "/grants/{id}" => grants::get;
+        get "/grants/{id}/calendars" => grants::calendars;
         delete "/grants/{id}" => grants::delete;
         post "/webhooks" => subscriptions::create;
         get "/webhooks" => subscriptions::list;

@@ -37,7 +37,7 @@ pub(crate) mod responses;
         channels::create, channels::list, channels::stop,
         changes::list, changes::latest,
         freebusy::free_busy, freebusy::availability,
-        grants::start, grants::callback, grants::list, grants::get, grants::delete,
+        grants::start, grants::callback, grants::list, grants::get, grants::calendars, grants::delete,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::rotate_secret, subscriptions::test, subscriptions::attempts,
         subscriptions::replay,

@@ -68,6 +68,7 @@ async fn two_replicas_run_each_tick_once_and_renewal_replaces_expiring_channels(
         .upsert_calendar(&calsync_domain::calendar::ManagedCalendar {
             calendar_id: calendar.clone(),
             subject: None,
+            grant: None,
             created_at: clock.now(),
             updated_at: clock.now(),
         })

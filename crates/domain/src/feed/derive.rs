@@ -277,6 +277,29 @@ pub fn calendar_change(
     }
 }
 
+/// A change to a connected account: `grant.reconnect_required` (with
+/// Google's refusal) or `grant.recovered`.
+pub fn grant_change(
+    kind: ChangeType,
+    grant: &crate::grant::GrantId,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> NewChange {
+    NewChange {
+        kind,
+        origin: Origin::Calsync,
+        occurred_at: at,
+        calendar_id: None,
+        event: None,
+        changed_fields: Vec::new(),
+        detail: ChangeDetail {
+            error: error.map(str::to_owned),
+            grant: Some(grant.as_str().to_owned()),
+            ..ChangeDetail::default()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,9 +25,10 @@
 //! The mirror's own attendee list is read before Google's copy, so an
 //! answer written through calsync and not yet pushed already counts.
 
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 
-use crate::event::{Event, EventStatus, EventType};
+use crate::event::{Attendee, Event, EventStatus, EventTime, EventType};
 use crate::ids::CalendarId;
 
 /// Settings of the busy rule (see the module documentation).
@@ -46,26 +47,147 @@ impl Default for BusyRule {
     }
 }
 
+/// A single event as free/busy reads it from the store: its calendar, its
+/// times, and only the fields [`BusyRule`] looks at. Google's copy is
+/// reduced to its `attendees`, so a read never decodes the rest of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusyCandidate {
+    pub calendar_id: CalendarId,
+    pub start: EventTime,
+    pub end: EventTime,
+    pub status: EventStatus,
+    pub event_type: EventType,
+    /// `details.transparency`.
+    pub transparency: Option<String>,
+    /// The mirror's attendee list.
+    pub attendees: Vec<Attendee>,
+    /// `attendees` of Google's copy, as Google sent them (empty without one).
+    pub google_attendees: Vec<Value>,
+}
+
+impl BusyCandidate {
+    /// The candidate an event is (what the store's projection reads).
+    pub fn of(event: &Event) -> Self {
+        Self {
+            calendar_id: event.calendar_id.clone(),
+            start: event.start.clone(),
+            end: event.end.clone(),
+            status: event.status,
+            event_type: event.event_type.clone(),
+            transparency: event.details.transparency.clone(),
+            attendees: event.attendees.clone(),
+            google_attendees: google_attendees(event).to_vec(),
+        }
+    }
+}
+
+/// One calendar of a [`BusyQuery`] and where its single events are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusyCalendar {
+    pub calendar_id: CalendarId,
+    /// Only events starting at or after this instant (the window's start
+    /// less the calendar's longest single event: none starting earlier
+    /// reaches the window); `None`: no lower bound.
+    pub starts_from: Option<DateTime<Utc>>,
+}
+
+/// The live (not cancelled) single events of several calendars that
+/// overlap a window (times compare as [`EventTime::sort_key`]), in one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusyQuery {
+    pub calendars: Vec<BusyCalendar>,
+    /// Events ending after this instant ...
+    pub ends_after: DateTime<Utc>,
+    /// ... and starting before this one.
+    pub starts_before: DateTime<Utc>,
+}
+
+impl BusyQuery {
+    /// Whether `event` is one the query reads (the stores' filter, for
+    /// fakes and tests; the SQL adapters say it in SQL).
+    pub fn matches(&self, event: &Event) -> bool {
+        // Bounds compare at the stores' precision, microseconds.
+        let micros = |at: DateTime<Utc>| at.trunc_subsecs(6);
+        let (start, end) = (event.start.sort_key(), event.end.sort_key());
+        event.kind() == crate::event::EventKind::Single
+            && event.status != EventStatus::Cancelled
+            && end > micros(self.ends_after)
+            && start < micros(self.starts_before)
+            && self.calendars.iter().any(|c| {
+                c.calendar_id == event.calendar_id
+                    && c.starts_from.is_none_or(|from| start >= micros(from))
+            })
+    }
+}
+
+/// What the rule reads of an event or a candidate.
+struct Facts<'a> {
+    status: EventStatus,
+    transparency: Option<&'a str>,
+    event_type: &'a EventType,
+    attendees: &'a [Attendee],
+    google_attendees: &'a [Value],
+}
+
 impl BusyRule {
     /// Whether `event` blocks time on `calendar` (the module's rule).
     pub fn blocks(&self, event: &Event, calendar: &CalendarId) -> bool {
-        if event.status == EventStatus::Cancelled {
+        self.decide(
+            &Facts {
+                status: event.status,
+                transparency: event.details.transparency.as_deref(),
+                event_type: &event.event_type,
+                attendees: &event.attendees,
+                google_attendees: google_attendees(event),
+            },
+            calendar,
+        )
+    }
+
+    /// [`BusyRule::blocks`] for a candidate read by a [`BusyQuery`]: the
+    /// same answer as for the event it was read from.
+    pub fn blocks_candidate(&self, candidate: &BusyCandidate) -> bool {
+        self.decide(
+            &Facts {
+                status: candidate.status,
+                transparency: candidate.transparency.as_deref(),
+                event_type: &candidate.event_type,
+                attendees: &candidate.attendees,
+                google_attendees: &candidate.google_attendees,
+            },
+            &candidate.calendar_id,
+        )
+    }
+
+    fn decide(&self, facts: &Facts<'_>, calendar: &CalendarId) -> bool {
+        if facts.status == EventStatus::Cancelled {
             return false;
         }
-        if event.details.transparency.as_deref() == Some("transparent") {
+        if facts.transparency == Some("transparent") {
             return false;
         }
-        match event.event_type {
+        match facts.event_type {
             EventType::WorkingLocation | EventType::Birthday => return false,
             EventType::OutOfOffice | EventType::FocusTime => return true,
             EventType::Default | EventType::FromGmail | EventType::Other(_) => {}
         }
-        match self_response(event, calendar) {
+        match response(facts.attendees, facts.google_attendees, calendar) {
             Some("declined") => false,
             Some("needsAction" | "tentative") => self.invitations_busy,
             _ => true,
         }
     }
+}
+
+/// The `attendees` of Google's copy of `event` (none without a copy).
+fn google_attendees(event: &Event) -> &[Value] {
+    event
+        .google
+        .as_ref()
+        .and_then(|google| google.get("attendees"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// The response status of `calendar`'s own attendee entry in `event`
@@ -75,13 +197,14 @@ impl BusyRule {
 /// calendar id (ignoring ASCII case) or the one Google marks `self: true`;
 /// the mirror's attendee list is read first, then Google's copy.
 pub fn self_response<'a>(event: &'a Event, calendar: &CalendarId) -> Option<&'a str> {
-    let google_attendees = event
-        .google
-        .as_ref()
-        .and_then(|google| google.get("attendees"))
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    response(&event.attendees, google_attendees(event), calendar)
+}
+
+fn response<'a>(
+    attendees: &'a [Attendee],
+    google_attendees: &'a [Value],
+    calendar: &CalendarId,
+) -> Option<&'a str> {
     let marked_self = google_attendees
         .iter()
         .find(|attendee| attendee.get("self").and_then(Value::as_bool) == Some(true));
@@ -92,8 +215,7 @@ pub fn self_response<'a>(event: &'a Event, calendar: &CalendarId) -> Option<&'a 
         email.eq_ignore_ascii_case(calendar.as_str())
             || marked_email.is_some_and(|marked| marked.eq_ignore_ascii_case(email))
     };
-    let mirrored = event
-        .attendees
+    let mirrored = attendees
         .iter()
         .find(|attendee| is_own(&attendee.email))
         .and_then(|attendee| attendee.response_status.as_deref());
@@ -156,15 +278,29 @@ mod tests {
         ])
     }
 
+    /// The rule's answer, checked equal on the event and on the candidate
+    /// the store's narrow read makes of it.
+    fn decided(rule: BusyRule, event: &Event) -> bool {
+        let answer = rule.blocks(event, &calendar());
+        assert_eq!(
+            rule.blocks_candidate(&BusyCandidate::of(event)),
+            answer,
+            "the candidate of {event:?}"
+        );
+        answer
+    }
+
     fn blocks(event: &Event) -> bool {
-        BusyRule::default().blocks(event, &calendar())
+        decided(BusyRule::default(), event)
     }
 
     fn blocks_when_invitations_free(event: &Event) -> bool {
-        BusyRule {
-            invitations_busy: false,
-        }
-        .blocks(event, &calendar())
+        decided(
+            BusyRule {
+                invitations_busy: false,
+            },
+            event,
+        )
     }
 
     #[test]

@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::calendar::{ManagedCalendar, Subject};
 use crate::channel::{ChannelStatus, WatchChannel};
 use crate::error::{Error, Result};
+use crate::grant::{GrantId, GrantStatus};
 use crate::health::CalendarHealth;
 use crate::ids::CalendarId;
-use crate::ports::{CalendarStore, ChannelStore, Clock, SyncStateStore};
+use crate::ports::{CalendarStore, ChannelStore, Clock, GrantStore, SyncStateStore};
 use crate::sync::SyncState;
 
 use super::channels::ChannelService;
@@ -49,6 +50,20 @@ pub struct CalendarService {
     channel_store: Arc<dyn ChannelStore>,
     channels: ChannelService,
     clock: Arc<dyn Clock>,
+    /// Checks a grant a calendar is managed through; `None`: no grants.
+    grants: Option<Arc<dyn GrantStore>>,
+}
+
+/// Whom calsync acts as for a calendar it is asked to manage.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ActingAs {
+    /// The deployment's default principal.
+    #[default]
+    Default,
+    /// A Workspace user, through domain-wide delegation.
+    Subject(Subject),
+    /// A connected account, through its own grant.
+    Grant(GrantId),
 }
 
 impl CalendarService {
@@ -65,6 +80,39 @@ impl CalendarService {
             channel_store,
             channels,
             clock,
+            grants: None,
+        }
+    }
+
+    /// Lets calendars be managed through connected accounts' grants.
+    pub fn with_grants(mut self, grants: Arc<dyn GrantStore>) -> Self {
+        self.grants = Some(grants);
+        self
+    }
+
+    /// `acting` as the calendar's record holds it; a grant must exist and
+    /// be active (a calendar cannot be watched through a refused one).
+    async fn principal_of(&self, acting: ActingAs) -> Result<(Option<Subject>, Option<GrantId>)> {
+        match acting {
+            ActingAs::Default => Ok((None, None)),
+            ActingAs::Subject(subject) => Ok((Some(subject), None)),
+            ActingAs::Grant(id) => {
+                let grant = match &self.grants {
+                    Some(grants) => grants.get_grant(&id).await?,
+                    None => None,
+                };
+                match grant.map(|g| g.status) {
+                    None => Err(Error::invalid("grant", "names no connected account")),
+                    Some(GrantStatus::Active) => Ok((None, Some(id))),
+                    Some(GrantStatus::ReconnectRequired) => Err(Error::unprocessable(
+                        "grant",
+                        "its account must be connected again first (reconnect_required)",
+                    )),
+                    Some(GrantStatus::Revoked) => {
+                        Err(Error::unprocessable("grant", "was deleted (revoked)"))
+                    }
+                }
+            }
         }
     }
 
@@ -75,8 +123,9 @@ impl CalendarService {
     pub async fn add(
         &self,
         calendar_id: &CalendarId,
-        subject: Option<Subject>,
+        acting: ActingAs,
     ) -> Result<(ManagedCalendar, WatchChannel)> {
+        let (subject, grant) = self.principal_of(acting).await?;
         let existed = self.calendars.get_calendar(calendar_id).await?.is_some();
         let now = self.clock.now();
         let stored = self
@@ -84,6 +133,7 @@ impl CalendarService {
             .upsert_calendar(&ManagedCalendar {
                 calendar_id: calendar_id.clone(),
                 subject,
+                grant,
                 created_at: now,
                 updated_at: now,
             })
@@ -108,6 +158,7 @@ impl CalendarService {
                 .upsert_calendar(&ManagedCalendar {
                     calendar_id: calendar_id.clone(),
                     subject: None,
+                    grant: None,
                     created_at: now,
                     updated_at: now,
                 })
@@ -169,19 +220,28 @@ impl CalendarService {
     pub async fn set_subject(
         &self,
         calendar_id: &CalendarId,
-        subject: Option<Subject>,
+        acting: ActingAs,
     ) -> Result<ManagedCalendar> {
+        let (subject, grant) = self.principal_of(acting).await?;
         let mut calendar = self
             .calendars
             .get_calendar(calendar_id)
             .await?
             .ok_or(Error::NotFound { what: "calendar" })?;
         calendar.subject = subject;
+        calendar.grant = grant;
         calendar.updated_at = self.clock.now();
         let stored = self.calendars.upsert_calendar(&calendar).await?;
-        self.states.clear_reconnect_required(calendar_id).await?;
+        self.states
+            .clear_reconnect_required(calendar_id, true)
+            .await?;
         self.states.mark_dirty(calendar_id, false).await?;
         Ok(stored)
+    }
+
+    /// Watches the calendar anew (its access came back).
+    pub async fn watch_again(&self, calendar_id: &CalendarId) -> Result<WatchChannel> {
+        self.channels.create(calendar_id).await
     }
 
     /// Stops the calendar's channels and forgets it: no more syncs, sweeps

@@ -95,7 +95,9 @@ impl ChannelService {
         // Google accepted a watch, so access works again: a person watching
         // the calendar anew is how a calendar is reconnected.
         if state.as_ref().is_some_and(|s| s.reconnect_required) {
-            self.states.clear_reconnect_required(calendar_id).await?;
+            self.states
+                .clear_reconnect_required(calendar_id, true)
+                .await?;
         }
         // A calendar seen for the first time starts with a full sync.
         let never_synced = state.is_none_or(|state| state.sync_token.is_none());

@@ -12,11 +12,14 @@ mod push;
 mod verdict;
 mod writes;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{Error, Result};
-use crate::event::{Event, EventQuery};
+use crate::event::{Event, EventKind, EventQuery};
 use crate::ids::LocalEventId;
 use crate::outbox::OutboxRetryPolicy;
 use crate::ports::{
@@ -135,8 +138,55 @@ impl EventService {
     }
 
     /// Mirrored events, ordered by start, then id (see [`EventQuery`]).
+    ///
+    /// A window (`ends_after`) over a store that bounds starts only from
+    /// above would read every row starting before the window ends. With a
+    /// series index, rows that are not masters are read from the window's
+    /// start less the longest such span on (none starting earlier reaches
+    /// the window), and masters, whose span is their series', apart: the
+    /// page is the first `limit` of both reads merged.
     pub async fn list(&self, query: &EventQuery) -> Result<Vec<Event>> {
-        self.events.list_events(query).await
+        let (Some(index), Some(from)) = (&self.series_index, query.ends_after) else {
+            return self.events.list_events(query).await;
+        };
+        if query.kind == Some(EventKind::Master) || query.starts_from.is_some() {
+            return self.events.list_events(query).await;
+        }
+        let masters = EventQuery {
+            kind: Some(EventKind::Master),
+            ..query.clone()
+        };
+        let Some(longest) = index.longest_span(query.calendar_id.as_ref()).await? else {
+            // No row but masters: only masters can be listed.
+            return match query.kind {
+                Some(_) => Ok(Vec::new()),
+                None => self.events.list_events(&masters).await,
+            };
+        };
+        let bounded = EventQuery {
+            starts_from: Some(
+                from.checked_sub_signed(longest)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            ),
+            ..query.clone()
+        };
+        let mut rows = self.events.list_events(&bounded).await?;
+        if query.kind.is_some() {
+            // A single event or exception kind: no master to add.
+            return Ok(rows);
+        }
+        // The bounded read lists the masters starting from its bound too.
+        let listed: HashSet<LocalEventId> = rows.iter().map(|e| e.id).collect();
+        rows.extend(
+            self.events
+                .list_events(&masters)
+                .await?
+                .into_iter()
+                .filter(|m| !listed.contains(&m.id)),
+        );
+        rows.sort_by_key(|e| (e.start.sort_key(), e.id));
+        rows.truncate(query.limit as usize);
+        Ok(rows)
     }
 
     /// One mirrored event; `NotFound` if there is none with that id.

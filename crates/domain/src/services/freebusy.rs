@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
-use crate::event::{EventKind, EventQuery, EventStatus, EventTime};
+use crate::event::{EventStatus, EventTime};
+use crate::freebusy::rule::{BusyCalendar, BusyQuery};
 use crate::freebusy::{
     AvailabilityRequest, BusyRule, Interval, MAX_CALENDARS, MAX_WINDOW_DAYS, ParticipantGroup,
     RemoteFreeBusyQuery, Required, Slot, busy_interval, clip, merge, slots,
@@ -27,9 +28,6 @@ pub const DEFAULT_STALE_AFTER: std::time::Duration = std::time::Duration::from_s
 
 /// Most slots one availability answer holds.
 pub const MAX_SLOTS: usize = 1000;
-
-/// Rows per read of single events.
-const BATCH: u32 = 1000;
 
 /// All-day events are stored at UTC midnight; read a day more on each side
 /// so a request's zone (at most 14 hours from UTC) sees every such event.
@@ -181,6 +179,7 @@ impl FreeBusyService {
             .cloned()
             .collect();
         let series = self.index.calendars(&managed).await?;
+        let mut singles = self.single_busy(&series, window, request.zone).await?;
         let mut answers = Vec::with_capacity(asked.len());
         let mut by_id: HashMap<&CalendarId, &Arc<CalendarSeries>> =
             managed.iter().zip(series.iter()).collect();
@@ -203,7 +202,12 @@ impl FreeBusyService {
             };
             answers.push(CalendarBusy {
                 calendar_id: calendar_id.clone(),
-                busy: self.mirror_busy(series, window, request.zone).await?,
+                busy: self.mirror_busy(
+                    series,
+                    singles.remove(calendar_id).unwrap_or_default(),
+                    window,
+                    request.zone,
+                ),
                 errors: Vec::new(),
                 synced_at: standing.synced_at,
                 stale: standing.stale,
@@ -299,48 +303,76 @@ impl FreeBusyService {
         Ok(standings)
     }
 
-    /// The busy time the mirror holds for one calendar in `window`.
-    async fn mirror_busy(
+    /// The busy time of the calendars' single events in `window` (widened
+    /// by [`ZONE_SLACK`]), by calendar: one read for all of them, of only
+    /// what the busy rule needs.
+    async fn single_busy(
         &self,
-        series: &CalendarSeries,
+        series: &[Arc<CalendarSeries>],
         window: Interval,
         zone: Tz,
-    ) -> Result<Vec<Interval>> {
+    ) -> Result<HashMap<CalendarId, Vec<Interval>>> {
+        let rule = self.config.rule;
+        let wide_from = window.start - ZONE_SLACK;
+        // No single event starts earlier than its calendar's longest span
+        // before the window and still reaches it: each calendar's read is
+        // a range. A calendar with no row but masters has no single event.
+        let calendars: Vec<BusyCalendar> = series
+            .iter()
+            .filter_map(|series| {
+                let longest = series.longest_span()?;
+                Some(BusyCalendar {
+                    calendar_id: series.calendar_id.clone(),
+                    starts_from: Some(
+                        wide_from
+                            .checked_sub_signed(longest)
+                            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    ),
+                })
+            })
+            .collect();
+        let mut busy: HashMap<CalendarId, Vec<Interval>> = HashMap::new();
+        if calendars.is_empty() {
+            return Ok(busy);
+        }
+        let candidates = self
+            .events
+            .busy_candidates(&BusyQuery {
+                calendars,
+                ends_after: wide_from,
+                starts_before: window.end + ZONE_SLACK,
+            })
+            .await?;
+        for candidate in candidates
+            .iter()
+            .filter(|candidate| rule.blocks_candidate(candidate))
+        {
+            if let Some(interval) = busy_interval(&candidate.start, &candidate.end, zone) {
+                busy.entry(candidate.calendar_id.clone())
+                    .or_default()
+                    .push(interval);
+            }
+        }
+        Ok(busy)
+    }
+
+    /// The busy time the mirror holds for one calendar in `window`: its
+    /// single events' (`singles`, from [`Self::single_busy`]) and its
+    /// series'.
+    fn mirror_busy(
+        &self,
+        series: &CalendarSeries,
+        mut busy: Vec<Interval>,
+        window: Interval,
+        zone: Tz,
+    ) -> Vec<Interval> {
         let rule = self.config.rule;
         let calendar = &series.calendar_id;
         let wide_from = window.start - ZONE_SLACK;
         let wide_until = window.end + ZONE_SLACK;
-        let mut busy = Vec::new();
         let mut push = |start: &EventTime, end: &EventTime| {
             busy.extend(busy_interval(start, end, zone));
         };
-        // No single event starts earlier than the longest one's span
-        // before the window and still reaches it: the read is a range.
-        let longest = series.longest_single();
-        let mut query = EventQuery {
-            calendar_id: Some(calendar.clone()),
-            kind: Some(EventKind::Single),
-            ends_after: Some(wide_from),
-            starts_before: Some(wide_until),
-            starts_from: longest.map(|l| {
-                wide_from
-                    .checked_sub_signed(l)
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC)
-            }),
-            limit: BATCH,
-            ..EventQuery::default()
-        };
-        while longest.is_some() {
-            let batch = self.events.list_events(&query).await?;
-            let full = batch.len() == BATCH as usize;
-            query.after = batch.last().map(|e| (e.start.sort_key(), e.id));
-            for event in batch.iter().filter(|e| rule.blocks(e, calendar)) {
-                push(&event.start, &event.end);
-            }
-            if !full {
-                break;
-            }
-        }
         let now = self.index.now();
         for master in series.masters() {
             let event = master.event();
@@ -367,7 +399,7 @@ impl FreeBusyService {
                 push(&exception.start, &exception.end);
             }
         }
-        Ok(merge(clip(&busy, window)))
+        merge(clip(&busy, window))
     }
 
     /// Replaces the stale calendars' answers with Google's. A call that

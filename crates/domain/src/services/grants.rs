@@ -8,11 +8,14 @@ use std::sync::Arc;
 use crate::ProviderErrorKind;
 use crate::error::{Error, Result};
 use crate::feed::subscription::SealedSecret;
+use crate::grant::AccountCalendar;
 use crate::grant::{
     AuthorizationRequest, Grant, GrantId, GrantStatus, PendingAuthorization, STATE_LIFETIME,
     code_challenge, random_token,
 };
-use crate::ports::{Clock, GrantStore, OAuthProvider, SecretKeeper};
+use crate::ports::{CalendarProvider, Clock, GrantStore, OAuthProvider, SecretKeeper, Store};
+
+use super::calendars::CalendarService;
 
 /// What the caller sends the user's browser to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +43,23 @@ pub struct GrantService {
     store: Arc<dyn GrantStore>,
     adapters: GrantAdapters,
     clock: Arc<dyn Clock>,
+    /// The calendars managed through grants; `None`: grants only connect.
+    managed: Option<ManagedThrough>,
+}
+
+/// What managing calendars through grants needs.
+#[derive(Clone)]
+struct ManagedThrough {
+    provider: Arc<dyn CalendarProvider>,
+    calendars: CalendarService,
+    store: Arc<dyn Store>,
+}
+
+/// One calendar of a connected account, and whether calsync manages it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCalendarView {
+    pub calendar: AccountCalendar,
+    pub managed: bool,
 }
 
 /// Longest `loginHint` and `returnTo` kept.
@@ -52,7 +72,97 @@ impl GrantService {
             store,
             adapters,
             clock,
+            managed: None,
         }
+    }
+
+    /// Lets calendars be managed through grants: listed from the account's
+    /// calendar list, resumed when the account reconnects, and forgotten
+    /// when the grant is deleted.
+    pub fn with_calendars(
+        mut self,
+        provider: Arc<dyn CalendarProvider>,
+        calendars: CalendarService,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        self.managed = Some(ManagedThrough {
+            provider,
+            calendars,
+            store,
+        });
+        self
+    }
+
+    fn managed(&self) -> Result<&ManagedThrough> {
+        self.managed.as_ref().ok_or_else(|| {
+            Error::Storage("grants are not wired to the calendars (with_calendars)".into())
+        })
+    }
+
+    /// The calendars the grant's account sees in Google (its calendar
+    /// list, read now), each marked if calsync manages it.
+    pub async fn account_calendars(&self, id: &GrantId) -> Result<Vec<AccountCalendarView>> {
+        let grant = self.get(id).await?;
+        if grant.status != GrantStatus::Active {
+            return Err(Error::provider(
+                ProviderErrorKind::ReconnectRequired,
+                format!(
+                    "grant {id} is {}: its account must be connected again",
+                    grant.status.as_str()
+                ),
+            ));
+        }
+        let managed = self.managed()?;
+        let listed = managed.provider.account_calendars(id).await?;
+        let ours: std::collections::HashSet<_> = self.calendars_of(id).await?.into_iter().collect();
+        Ok(listed
+            .into_iter()
+            .map(|calendar| AccountCalendarView {
+                managed: ours.contains(&calendar.calendar_id),
+                calendar,
+            })
+            .collect())
+    }
+
+    /// The calendars managed through the grant.
+    async fn calendars_of(&self, id: &GrantId) -> Result<Vec<crate::ids::CalendarId>> {
+        Ok(self
+            .managed()?
+            .store
+            .list_calendars()
+            .await?
+            .into_iter()
+            .filter(|c| c.grant.as_ref() == Some(id))
+            .map(|c| c.calendar_id)
+            .collect())
+    }
+
+    /// The account connected again after Google had refused its token:
+    /// its calendars sync on from their sync tokens, are watched again,
+    /// and their waiting writes are due now.
+    async fn resume(&self, id: &GrantId) -> Result<()> {
+        let Some(managed) = &self.managed else {
+            return Ok(());
+        };
+        let calendars = self.calendars_of(id).await?;
+        for calendar in &calendars {
+            managed
+                .store
+                .clear_reconnect_required(calendar, false)
+                .await?;
+            managed.store.mark_dirty(calendar, false).await?;
+        }
+        managed
+            .store
+            .wake_outbox(&calendars, self.clock.now())
+            .await?;
+        for calendar in &calendars {
+            // A new channel: the old one's may have lapsed while access was
+            // refused. A failure here is not the connection's: the safety
+            // sweep syncs the calendar meanwhile, and renewal tries again.
+            let _ = managed.calendars.watch_again(calendar).await;
+        }
+        Ok(())
     }
 
     /// Starts an authorization: a single-use `state` bound to a fresh PKCE
@@ -168,6 +278,11 @@ impl GrantService {
             )
         })?;
         let account = self.adapters.oauth.account(&tokens.access_token).await?;
+        let reconnecting = self
+            .store
+            .grant_for_account("google", &account.account)
+            .await?
+            .is_some_and(|g| g.status == GrantStatus::ReconnectRequired);
         let grant = Grant {
             id: GrantId::random(),
             provider: "google".into(),
@@ -182,6 +297,9 @@ impl GrantService {
             last_error: None,
         };
         let grant = self.store.upsert_grant(&grant).await?;
+        if reconnecting {
+            self.resume(&grant.id).await?;
+        }
         // The token this grant held before (an earlier consent) is left
         // alone: revoking any token revokes the account's whole
         // authorization of the client at Google, the new token included.
@@ -211,6 +329,13 @@ impl GrantService {
         let mut grant = self.get(id).await?;
         if grant.status == GrantStatus::Revoked {
             return Ok(grant);
+        }
+        // Its calendars first, while its token still acts for them: their
+        // channels are stopped at Google, and they are no longer managed.
+        if let Some(managed) = &self.managed {
+            for calendar in self.calendars_of(id).await? {
+                managed.calendars.remove(&calendar).await?;
+            }
         }
         let token = self.adapters.keeper.open_text(&grant.refresh_token)?;
         match self.adapters.oauth.revoke(&token).await {

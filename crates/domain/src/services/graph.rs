@@ -140,6 +140,7 @@ pub struct Services {
     /// [`Services::with_grants`] brings an OAuth client and a keeper.
     pub grants: Option<GrantService>,
     store: Arc<dyn Store>,
+    provider: Arc<dyn CalendarProvider>,
     clock: Arc<dyn Clock>,
 }
 
@@ -194,7 +195,7 @@ impl Services {
             store.clone(),
             store.clone(),
             store.clone(),
-            provider,
+            provider.clone(),
             clock.clone(),
         )
         .with_config(config.freebusy);
@@ -219,7 +220,8 @@ impl Services {
                 channel_store,
                 channels.clone(),
                 clock.clone(),
-            ),
+            )
+            .with_grants(store.clone()),
             channels,
             notifications: NotificationService::new(
                 config.webhook_secret,
@@ -235,6 +237,7 @@ impl Services {
                 .with_drive_notifications(store.clone())
                 .with_change_feed(store.clone(), store.clone(), config.changes_retention_days),
             store,
+            provider,
             clock,
         }
     }
@@ -242,11 +245,13 @@ impl Services {
     /// Connects users' Google accounts through this OAuth client, their
     /// tokens sealed by this keeper.
     pub fn with_grants(mut self, adapters: GrantAdapters) -> Self {
-        self.grants = Some(GrantService::new(
-            self.store.clone(),
-            adapters,
-            self.clock.clone(),
-        ));
+        self.grants = Some(
+            GrantService::new(self.store.clone(), adapters, self.clock.clone()).with_calendars(
+                self.provider.clone(),
+                self.calendars.clone(),
+                self.store.clone(),
+            ),
+        );
         self
     }
 

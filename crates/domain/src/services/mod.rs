@@ -8,16 +8,18 @@ mod cleanup;
 mod events;
 mod feed;
 mod freebusy;
+mod grant_tokens;
 mod grants;
 mod graph;
 mod health;
 mod marks;
 mod notifications;
+pub mod secrets;
 mod series_index;
 mod sync;
 mod webhooks;
 
-pub use calendars::{CalendarService, CalendarView};
+pub use calendars::{ActingAs, CalendarService, CalendarView};
 pub use channel_cache::{CHANNEL_CACHE_TTL, ChannelCache, EvictingChannelStore};
 pub use channels::{ChannelService, RenewalReport};
 pub use cleanup::{CleanupReport, CleanupService, retention, retention_cutoff};
@@ -30,7 +32,10 @@ pub use freebusy::{
     Availability, AvailabilityQuery, BusyError, BusySource, CalendarBusy, DEFAULT_STALE_AFTER,
     FreeBusyConfig, FreeBusyRequest, FreeBusyService, MAX_SLOTS,
 };
-pub use grants::{Connected, GrantAdapters, GrantService, StartedAuthorization};
+pub use grant_tokens::GrantTokens;
+pub use grants::{
+    AccountCalendarView, Connected, GrantAdapters, GrantService, StartedAuthorization,
+};
 pub use graph::{
     DEFAULT_CHANGES_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services,
     ServicesConfig,

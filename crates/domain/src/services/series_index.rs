@@ -196,10 +196,11 @@ pub struct CalendarSeries {
     masters: HashMap<EventId, Arc<IndexedMaster>>,
     /// By series (the master's Google id), then by occurrence suffix.
     exceptions: HashMap<EventId, HashMap<String, Arc<Event>>>,
-    /// At least the longest span of the calendar's live single events
-    /// (raised by every single replayed, never lowered until a reload), so
-    /// a window's singles can be read from `window start - this` on.
-    longest_single: Option<Duration>,
+    /// At least the longest span of the calendar's rows that are not
+    /// masters (see [`EventStore::longest_span`]; raised by every such row
+    /// replayed, never lowered until a reload), so a window's single events
+    /// and exceptions can be read from `window start - this` on.
+    longest_span: Option<Duration>,
 }
 
 impl CalendarSeries {
@@ -209,13 +210,13 @@ impl CalendarSeries {
             loaded_at,
             masters: HashMap::new(),
             exceptions: HashMap::new(),
-            longest_single: None,
+            longest_span: None,
         }
     }
 
-    /// See the field; `None`: the calendar has no live single event.
-    pub fn longest_single(&self) -> Option<Duration> {
-        self.longest_single
+    /// See the field; `None`: the calendar has no row but masters.
+    pub fn longest_span(&self) -> Option<Duration> {
+        self.longest_span
     }
 
     /// Live (not cancelled) masters, in no order.
@@ -266,18 +267,28 @@ impl CalendarSeries {
             }
             _ => {}
         }
-        if event.kind() == EventKind::Single && event.status != EventStatus::Cancelled {
-            let span = event.end.sort_key() - event.start.sort_key();
-            self.longest_single = Some(self.longest_single.map_or(span, |l| l.max(span)));
-        }
+        self.longest_span = raised(self.longest_span, event);
     }
+}
+
+/// `longest` raised to `event`'s span when it is not a master (whose
+/// span is its series', bounded apart).
+fn raised(longest: Option<Duration>, event: &Event) -> Option<Duration> {
+    if event.kind() == EventKind::Master {
+        return longest;
+    }
+    let span = event.end.sort_key() - event.start.sort_key();
+    Some(longest.map_or(span, |l| l.max(span)))
 }
 
 #[derive(Default)]
 struct State {
-    /// Every change up to here is applied to `calendars`.
+    /// Every change up to here is applied to `calendars` and `longest_span`.
     cursor: Option<Cursor>,
     calendars: HashMap<CalendarId, Arc<CalendarSeries>>,
+    /// [`CalendarSeries::longest_span`] over every calendar, with when it
+    /// was read (a listing of all calendars is bounded by it).
+    longest_span: Option<(DateTime<Utc>, Option<Duration>)>,
 }
 
 /// The series index. One per process; cheap to share.
@@ -316,17 +327,7 @@ impl SeriesIndex {
     /// order asked.
     pub async fn calendars(&self, calendars: &[CalendarId]) -> Result<Vec<Arc<CalendarSeries>>> {
         let mut state = self.state.lock().await;
-        let latest = self.feed.latest_cursor().await?;
-        match state.cursor {
-            Some(cursor) if cursor >= latest => {}
-            Some(cursor) if latest.seq().saturating_sub(cursor.seq()) <= MAX_REPLAY => {
-                if !self.replay(&mut state, cursor, latest).await? {
-                    state.calendars.clear();
-                }
-            }
-            _ => state.calendars.clear(),
-        }
-        state.cursor = Some(state.cursor.map_or(latest, |c| c.max(latest)));
+        self.catch_up(&mut state).await?;
         let now = self.clock.now();
         let mut out = Vec::with_capacity(calendars.len());
         for calendar_id in calendars {
@@ -348,6 +349,50 @@ impl SeriesIndex {
         Ok(out)
     }
 
+    /// At least the longest span of the rows that are not masters, in
+    /// `calendar` or, with `None`, in every calendar (see
+    /// [`EventStore::longest_span`]), as the database holds them now;
+    /// `None` with no such row. Read from the store on first use and after
+    /// [`MAX_AGE`], raised by the changes since.
+    pub async fn longest_span(&self, calendar: Option<&CalendarId>) -> Result<Option<Duration>> {
+        if let Some(calendar) = calendar {
+            let series = self.calendars(std::slice::from_ref(calendar)).await?;
+            return Ok(series.first().and_then(|s| s.longest_span()));
+        }
+        let mut state = self.state.lock().await;
+        self.catch_up(&mut state).await?;
+        let now = self.clock.now();
+        match state.longest_span {
+            Some((read_at, longest)) if now - read_at < MAX_AGE => Ok(longest),
+            _ => {
+                let longest = self.events.longest_span(None).await?;
+                state.longest_span = Some((now, longest));
+                Ok(longest)
+            }
+        }
+    }
+
+    /// Applies the feed's changes since the last request, or forgets what
+    /// it cannot bring up to date that way.
+    async fn catch_up(&self, state: &mut State) -> Result<()> {
+        let latest = self.feed.latest_cursor().await?;
+        match state.cursor {
+            Some(cursor) if cursor >= latest => {}
+            Some(cursor) if latest.seq().saturating_sub(cursor.seq()) <= MAX_REPLAY => {
+                if !self.replay(state, cursor, latest).await? {
+                    state.calendars.clear();
+                    state.longest_span = None;
+                }
+            }
+            _ => {
+                state.calendars.clear();
+                state.longest_span = None;
+            }
+        }
+        state.cursor = Some(state.cursor.map_or(latest, |c| c.max(latest)));
+        Ok(())
+    }
+
     /// Applies the changes after `from` up to `latest`; `false` when the
     /// feed no longer holds them.
     async fn replay(&self, state: &mut State, from: Cursor, latest: Cursor) -> Result<bool> {
@@ -366,6 +411,9 @@ impl SeriesIndex {
                 let Some(event) = &change.change.event else {
                     continue;
                 };
+                if let Some((_, longest)) = &mut state.longest_span {
+                    *longest = raised(*longest, event);
+                }
                 if let Some(series) = state.calendars.get_mut(&event.calendar_id) {
                     Arc::make_mut(series).apply(event);
                 }
@@ -382,7 +430,7 @@ impl SeriesIndex {
     /// Reads a calendar's masters and exceptions whole.
     async fn load(&self, calendar_id: &CalendarId, now: DateTime<Utc>) -> Result<CalendarSeries> {
         let mut series = CalendarSeries::empty(calendar_id.clone(), now);
-        series.longest_single = self.events.longest_single(calendar_id).await?;
+        series.longest_span = self.events.longest_span(Some(calendar_id)).await?;
         for kind in [EventKind::Master, EventKind::Exception] {
             let mut query = EventQuery {
                 calendar_id: Some(calendar_id.clone()),

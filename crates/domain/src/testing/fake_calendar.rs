@@ -744,6 +744,26 @@ impl CalendarProvider for FakeCalendar {
             _ => Err(not_found()),
         }
     }
+
+    /// Every calendar the fake holds, as an owner sees them.
+    async fn account_calendars(
+        &self,
+        _grant: &crate::grant::GrantId,
+    ) -> Result<Vec<crate::grant::AccountCalendar>> {
+        let state = self.enter("calendar_list")?;
+        let mut ids: Vec<CalendarId> = state.calendars.keys().cloned().collect();
+        ids.sort();
+        Ok(ids
+            .into_iter()
+            .map(|calendar_id| crate::grant::AccountCalendar {
+                summary: calendar_id.to_string(),
+                calendar_id,
+                access_role: "owner".into(),
+                primary: false,
+                time_zone: None,
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

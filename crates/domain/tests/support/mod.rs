@@ -105,8 +105,14 @@ impl SyncStateStore for GatedStates {
             .mark_reconnect_required(calendar_id, error, now)
             .await
     }
-    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
-        self.inner.clear_reconnect_required(calendar_id).await
+    async fn clear_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        full_sync: bool,
+    ) -> Result<()> {
+        self.inner
+            .clear_reconnect_required(calendar_id, full_sync)
+            .await
     }
     async fn mark_read_only(
         &self,

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use calsync_domain::calendar::{ManagedCalendar, Subject};
+use calsync_domain::grant::GrantId;
 use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::CalendarStore;
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ struct CalendarRow {
     subject: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    grant_id: Option<String>,
 }
 
 impl CalendarRow {
@@ -29,6 +31,7 @@ impl CalendarRow {
             subject: calendar.subject.as_ref().map(|s| s.as_str().to_owned()),
             created_at: micros(calendar.created_at),
             updated_at: micros(calendar.updated_at),
+            grant_id: calendar.grant.as_ref().map(|g| g.as_str().to_owned()),
         }
     }
 
@@ -36,6 +39,7 @@ impl CalendarRow {
         Ok(ManagedCalendar {
             calendar_id: CalendarId::new(self.calendar_id)?,
             subject: self.subject.map(Subject::new).transpose()?,
+            grant: self.grant_id.as_deref().map(GrantId::parse).transpose()?,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -54,6 +58,7 @@ impl CalendarStore for DieselStore {
                 .do_update()
                 .set((
                     cc::subject.eq(excluded(cc::subject)),
+                    cc::grant_id.eq(excluded(cc::grant_id)),
                     cc::updated_at.eq(excluded(cc::updated_at)),
                 ))
                 .returning(CalendarRow::as_returning())

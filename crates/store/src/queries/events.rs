@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use calsync_domain::Error as DomainError;
 use calsync_domain::event::{Event, EventKind, EventStatus, PushState};
 use calsync_domain::feed::{self, NewChange, Origin};
+use calsync_domain::freebusy::rule::{BusyCandidate, BusyQuery};
 use calsync_domain::ids::{CalendarId, EventId, LocalEventId};
 use calsync_domain::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use calsync_domain::ports::{EventQuery, EventStore};
@@ -16,7 +17,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::feed::record_changes;
-use super::rows::{EventRow, load_event};
+use super::rows::{BusyRow, EventRow, load_event};
 use super::schema::{calendar_events as ev, calendar_idempotency_keys as ik};
 use super::shared_writes::{cancel_exceptions_of, cancellations, enqueue};
 use super::sync_pages::apply_page;
@@ -64,26 +65,63 @@ impl EventStore for DieselStore {
             .transpose()
     }
 
-    async fn longest_single(
+    async fn longest_span(
         &self,
-        calendar_id: &CalendarId,
+        calendar_id: Option<&CalendarId>,
     ) -> DomainResult<Option<chrono::Duration>> {
         let mut conn = self.conn().await?;
-        // Two timestamps a row, walked through the (calendar_id, kind,
-        // start_at) index; the difference is taken here, as timestamp
+        // Two timestamps a row; the difference is taken here, as timestamp
         // arithmetic differs by dialect.
-        let spans: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = ev::table
-            .filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()))
-            .filter(ev::kind.eq(EventKind::Single.as_str()))
-            .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+        let mut select = ev::table
+            .filter(ev::kind.ne(EventKind::Master.as_str()))
             .select((ev::start_at, ev::last_end_at))
-            .load(&mut conn)
-            .await
-            .map_err(db)?;
+            .into_boxed();
+        if let Some(calendar_id) = calendar_id {
+            select = select.filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()));
+        }
+        let spans: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> =
+            select.load(&mut conn).await.map_err(db)?;
         Ok(spans
             .into_iter()
             .filter_map(|(start, end)| end.map(|end| end - start))
             .max())
+    }
+
+    async fn busy_candidates(&self, query: &BusyQuery) -> DomainResult<Vec<BusyCandidate>> {
+        let Some(calendars) = busy_calendars(query) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.conn().await?;
+        ev::table
+            .filter(calendars)
+            .filter(ev::status.ne(EventStatus::Cancelled.as_str()))
+            .filter(ev::last_end_at.gt(micros(query.ends_after)))
+            .select((
+                ev::calendar_id,
+                ev::start_at,
+                ev::end_at,
+                ev::start_date,
+                ev::end_date,
+                ev::start_time_zone,
+                ev::end_time_zone,
+                ev::status,
+                ev::event_type,
+                ev::attendees,
+                // `->` and `->>` mean the same on Postgres' jsonb and on
+                // SQLite (3.38 on): only these parts leave the database.
+                diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                    "calendar_events.details ->> 'transparency'",
+                ),
+                diesel::dsl::sql::<diesel::sql_types::Nullable<super::Json>>(
+                    "calendar_events.google -> 'attendees'",
+                ),
+            ))
+            .load::<BusyRow>(&mut conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(BusyRow::into_candidate)
+            .collect()
     }
 
     async fn list_events(&self, query: &EventQuery) -> DomainResult<Vec<Event>> {
@@ -445,6 +483,33 @@ const NO_ACTIVE_MASTER: &str = "NOT EXISTS (SELECT 1 FROM calendar_events AS ser
      WHERE series_master.calendar_id = calendar_events.calendar_id \
      AND series_master.google_event_id = calendar_events.recurring_event_id \
      AND series_master.status <> 'cancelled')";
+
+type Condition =
+    Box<dyn diesel::BoxableExpression<ev::table, Backend, SqlType = diesel::sql_types::Bool>>;
+
+/// Which rows a [`BusyQuery`] reads: per calendar, its single events
+/// starting in `[starts_from, starts_before)`, each calendar's range a
+/// term of its own (so each is a range scan of the calendar, kind and
+/// start index); `None` for no calendar.
+fn busy_calendars(query: &BusyQuery) -> Option<Condition> {
+    let before = micros(query.starts_before);
+    query.calendars.iter().fold(None, |all, calendar| {
+        let range: Condition = Box::new(
+            ev::calendar_id
+                .eq(calendar.calendar_id.as_str().to_owned())
+                .and(ev::kind.eq(EventKind::Single.as_str()))
+                .and(ev::start_at.lt(before)),
+        );
+        let range: Condition = match calendar.starts_from {
+            Some(from) => Box::new(range.and(ev::start_at.ge(micros(from)))),
+            None => range,
+        };
+        Some(match all {
+            None => range,
+            Some(all) => Box::new(all.or(range)),
+        })
+    })
+}
 
 /// Most `of_series` ids bound in one statement (SQLite binds each one;
 /// larger lists are queried in chunks and merged).

@@ -4,14 +4,24 @@
 use async_trait::async_trait;
 use calsync_domain::Error as DomainError;
 use calsync_domain::feed::subscription::SealedSecret;
-use calsync_domain::grant::{Grant, GrantId, GrantStatus, PendingAuthorization};
+use calsync_domain::feed::{ChangeType, calendar_change, grant_change};
+use calsync_domain::grant::{
+    Grant, GrantId, GrantStatus, PendingAuthorization, RefreshClaim, RefreshResult,
+};
+use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::GrantStore;
 use chrono::{DateTime, Utc};
 use diesel::upsert::excluded;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 
-use super::schema::{calendar_grants as gr, calendar_oauth_states as st};
+use super::feed::record_changes;
+use super::schema::{
+    calendar_calendars as cc, calendar_grants as gr, calendar_oauth_states as st,
+    calendar_sync_states as ss,
+};
 use super::{DieselStore, DomainResult, corrupt, db, micros};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
@@ -148,6 +158,16 @@ impl GrantStore for DieselStore {
     async fn upsert_grant(&self, grant: &Grant) -> DomainResult<Grant> {
         let row = GrantRow::new(grant);
         write_tx!(self, |conn| {
+            // Whether this reconnects an account Google had refused: then
+            // the feed says it recovered, in the same transaction.
+            let before: Option<String> = gr::table
+                .filter(gr::provider.eq(&row.provider))
+                .filter(gr::account.eq(&row.account))
+                .select(gr::status)
+                .first(conn)
+                .await
+                .optional()
+                .map_err(db)?;
             // ON CONFLICT rather than read-then-write: two first connections
             // of one account racing on Postgres both land on one row.
             let stored = diesel::insert_into(gr::table)
@@ -162,6 +182,8 @@ impl GrantStore for DieselStore {
                     gr::updated_at.eq(excluded(gr::updated_at)),
                     gr::last_refresh_at.eq(excluded(gr::last_refresh_at)),
                     gr::last_error.eq(excluded(gr::last_error)),
+                    gr::refresh_holder.eq(None::<String>),
+                    gr::refresh_until.eq(None::<DateTime<Utc>>),
                 ))
                 .returning(GrantRow::as_returning())
                 .get_result::<GrantRow>(conn)
@@ -171,7 +193,19 @@ impl GrantStore for DieselStore {
                     DomainError::Duplicate { .. } => DomainError::Duplicate { what: "grant" },
                     other => other,
                 })?;
-            stored.into_grant()
+            let grant = stored.into_grant()?;
+            if before.as_deref() == Some(GrantStatus::ReconnectRequired.as_str())
+                && grant.status == GrantStatus::Active
+            {
+                let change = grant_change(
+                    ChangeType::GrantRecovered,
+                    &grant.id,
+                    None,
+                    grant.updated_at,
+                );
+                record_changes(conn, &[change]).await?;
+            }
+            Ok(grant)
         })
     }
 
@@ -238,6 +272,175 @@ impl GrantStore for DieselStore {
                 .await
                 .map_err(db)?;
             Ok(updated > 0)
+        })
+    }
+
+    async fn claim_grant_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DomainResult<RefreshClaim> {
+        let (now, until) = (micros(now), micros(until));
+        write_tx!(self, |conn| {
+            // One conditional UPDATE: two replicas racing for the claim
+            // cannot both get it.
+            let claimed = diesel::update(gr::table.find(id.as_str()))
+                .filter(gr::status.eq(GrantStatus::Active.as_str()))
+                .filter(
+                    gr::refresh_until
+                        .is_null()
+                        .or(gr::refresh_until.le(now))
+                        .or(gr::refresh_holder.eq(holder)),
+                )
+                .set((gr::refresh_holder.eq(holder), gr::refresh_until.eq(until)))
+                .returning(GrantRow::as_returning())
+                .get_result::<GrantRow>(conn)
+                .await
+                .optional()
+                .map_err(db)?;
+            if let Some(row) = claimed {
+                return Ok(RefreshClaim::Claimed(row.into_grant()?));
+            }
+            let found: Option<(String, Option<DateTime<Utc>>)> = gr::table
+                .find(id.as_str())
+                .select((gr::status, gr::refresh_until))
+                .first(conn)
+                .await
+                .optional()
+                .map_err(db)?;
+            Ok(match found {
+                None => RefreshClaim::Missing,
+                Some((status, until)) => {
+                    let status =
+                        GrantStatus::parse(&status).map_err(|e| corrupt("grant status", e))?;
+                    match (status, until) {
+                        (GrantStatus::Active, Some(until)) => RefreshClaim::Busy { until },
+                        // Active and unclaimed a moment ago: claimed and
+                        // released meanwhile; the caller asks again.
+                        (GrantStatus::Active, None) => RefreshClaim::Busy { until: now },
+                        (status, _) => RefreshClaim::Inactive(status),
+                    }
+                }
+            })
+        })
+    }
+
+    async fn finish_grant_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        result: &RefreshResult,
+        now: DateTime<Utc>,
+    ) -> DomainResult<bool> {
+        let now = micros(now);
+        write_tx!(self, |conn| {
+            let mine = gr::table
+                .find(id.as_str())
+                .filter(gr::refresh_holder.eq(holder));
+            let released = diesel::update(mine)
+                .set((
+                    gr::refresh_holder.eq(None::<String>),
+                    gr::refresh_until.eq(None::<DateTime<Utc>>),
+                    gr::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            if released == 0 {
+                return Ok(false);
+            }
+            let target = gr::table.find(id.as_str());
+            match result {
+                RefreshResult::Refreshed { rotated, scopes } => {
+                    diesel::update(target)
+                        .set((
+                            gr::last_refresh_at.eq(now),
+                            gr::last_error.eq(None::<String>),
+                        ))
+                        .execute(conn)
+                        .await
+                        .map_err(db)?;
+                    if let Some(rotated) = rotated {
+                        diesel::update(target)
+                            .set(gr::refresh_token.eq(&rotated.0))
+                            .execute(conn)
+                            .await
+                            .map_err(db)?;
+                    }
+                    if !scopes.is_empty() {
+                        diesel::update(target)
+                            .set(gr::scopes.eq(scopes.join(" ")))
+                            .execute(conn)
+                            .await
+                            .map_err(db)?;
+                    }
+                }
+                RefreshResult::Failed { error } => {
+                    diesel::update(target)
+                        .set(gr::last_error.eq(error))
+                        .execute(conn)
+                        .await
+                        .map_err(db)?;
+                }
+                RefreshResult::Refused { error } => {
+                    // Conditional, so only the refusal that turns it
+                    // records the change.
+                    let turned = diesel::update(target)
+                        .filter(gr::status.eq(GrantStatus::Active.as_str()))
+                        .set((
+                            gr::status.eq(GrantStatus::ReconnectRequired.as_str()),
+                            gr::last_error.eq(error),
+                        ))
+                        .execute(conn)
+                        .await
+                        .map_err(db)?
+                        > 0;
+                    if turned {
+                        let mut changes = vec![grant_change(
+                            ChangeType::GrantReconnectRequired,
+                            id,
+                            Some(error),
+                            now,
+                        )];
+                        // Its calendars cannot be reached until the account
+                        // connects again: health names each, syncs stop.
+                        let calendars: Vec<String> = diesel::update(
+                            ss::table.filter(ss::reconnect_required.eq(false)).filter(
+                                ss::calendar_id.eq_any(
+                                    cc::table
+                                        .filter(cc::grant_id.eq(id.as_str()))
+                                        .select(cc::calendar_id),
+                                ),
+                            ),
+                        )
+                        .set(ss::reconnect_required.eq(true))
+                        .returning(ss::calendar_id)
+                        .get_results(conn)
+                        .await
+                        .map_err(db)?;
+                        for calendar in calendars {
+                            let calendar =
+                                CalendarId::new(calendar).map_err(|e| corrupt("calendar id", e))?;
+                            changes.push(calendar_change(
+                                ChangeType::CalendarReconnectRequired,
+                                &calendar,
+                                Some(error),
+                                now,
+                            ));
+                        }
+                        record_changes(conn, &changes).await?;
+                    } else {
+                        diesel::update(target)
+                            .set(gr::last_error.eq(error))
+                            .execute(conn)
+                            .await
+                            .map_err(db)?;
+                    }
+                }
+            }
+            Ok(true)
         })
     }
 }

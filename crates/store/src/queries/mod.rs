@@ -73,6 +73,7 @@ mod job_ticks;
 mod outbox;
 mod rows;
 pub(crate) mod schema;
+mod secrets;
 mod shared_writes;
 mod sync_pages;
 mod sync_states;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use calsync_domain::event::{Event, PushState};
 use calsync_domain::feed::{self, Origin};
-use calsync_domain::ids::LocalEventId;
+use calsync_domain::ids::{CalendarId, LocalEventId};
 use calsync_domain::outbox::{OutboxEntry, OutboxState, PushFailure};
 use calsync_domain::ports::{OutboxStore, PushReceipt};
 use chrono::{DateTime, Utc};
@@ -475,5 +475,31 @@ impl OutboxStore for DieselStore {
             .into_iter()
             .map(OutboxRow::into_entry)
             .collect()
+    }
+
+    async fn wake_outbox(
+        &self,
+        calendar_ids: &[CalendarId],
+        now: DateTime<Utc>,
+    ) -> DomainResult<u64> {
+        if calendar_ids.is_empty() {
+            return Ok(0);
+        }
+        let now = micros(now);
+        let ids: Vec<&str> = calendar_ids.iter().map(CalendarId::as_str).collect();
+        write_tx!(self, |conn| {
+            let woken = diesel::update(
+                ob::table
+                    .filter(ob::state.eq(OutboxState::Pending.as_str()))
+                    .filter(ob::calendar_id.eq_any(&ids))
+                    .filter(ob::next_attempt_at.gt(now))
+                    .filter(ob::lease_until.is_null().or(ob::lease_until.le(now))),
+            )
+            .set(ob::next_attempt_at.eq(now))
+            .execute(conn)
+            .await
+            .map_err(db)?;
+            Ok(woken as u64)
+        })
     }
 }

@@ -6,6 +6,7 @@ use calsync_domain::event::{
     Attendee, Event, EventDetails, EventStatus, EventTime, EventType, Organizer, PushState,
     TimeZoneName,
 };
+use calsync_domain::freebusy::rule::BusyCandidate;
 use calsync_domain::ids::{
     CalendarId, ChannelId, EntityRef, Etag, EventId, LocalEventId, ResourceId,
 };
@@ -223,6 +224,46 @@ impl EventRow {
             pushed_at: self.pushed_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A single event as free/busy reads it (`EventStore::busy_candidates`):
+/// its calendar, times and the columns the busy rule reads, with
+/// `details` and Google's copy reduced in SQL to the two parts it needs.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub(crate) struct BusyRow {
+    pub(crate) calendar_id: String,
+    pub(crate) start_at: DateTime<Utc>,
+    pub(crate) end_at: DateTime<Utc>,
+    pub(crate) start_date: Option<NaiveDate>,
+    pub(crate) end_date: Option<NaiveDate>,
+    pub(crate) start_time_zone: Option<String>,
+    pub(crate) end_time_zone: Option<String>,
+    pub(crate) status: String,
+    pub(crate) event_type: String,
+    pub(crate) attendees: String,
+    /// `details`' `transparency`.
+    pub(crate) transparency: Option<String>,
+    /// `google`'s `attendees`.
+    pub(crate) google_attendees: Option<serde_json::Value>,
+}
+
+impl BusyRow {
+    pub(crate) fn into_candidate(self) -> DomainResult<BusyCandidate> {
+        Ok(BusyCandidate {
+            calendar_id: CalendarId::new(self.calendar_id)?,
+            start: time_from_columns(self.start_at, self.start_date, self.start_time_zone)?,
+            end: time_from_columns(self.end_at, self.end_date, self.end_time_zone)?,
+            status: EventStatus::parse(&self.status)?,
+            event_type: EventType::parse(&self.event_type),
+            transparency: self.transparency,
+            attendees: serde_json::from_str::<Vec<Attendee>>(&self.attendees)
+                .map_err(|e| corrupt("attendees", e))?,
+            google_attendees: match self.google_attendees {
+                Some(serde_json::Value::Array(attendees)) => attendees,
+                _ => Vec::new(),
+            },
         })
     }
 }

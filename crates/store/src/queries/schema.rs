@@ -59,6 +59,7 @@ diesel::table! {
         subject -> Nullable<Text>,
         created_at -> Ts,
         updated_at -> Ts,
+        grant_id -> Nullable<Text>,
     }
 }
 
@@ -265,6 +266,8 @@ diesel::table! {
         updated_at -> Ts,
         last_refresh_at -> Nullable<Ts>,
         last_error -> Nullable<Text>,
+        refresh_holder -> Nullable<Text>,
+        refresh_until -> Nullable<Ts>,
     }
 }
 

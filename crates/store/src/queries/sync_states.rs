@@ -409,7 +409,11 @@ impl SyncStateStore for DieselStore {
         write_tx!(self, |conn| { clear_read_only_in(conn, calendar_id).await })
     }
 
-    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> DomainResult<()> {
+    async fn clear_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        full_sync: bool,
+    ) -> DomainResult<()> {
         write_tx!(self, |conn| {
             ensure_sync_state(conn, calendar_id).await?;
             // Conditional, as in `mark_reconnect_required`.
@@ -421,7 +425,12 @@ impl SyncStateStore for DieselStore {
                 .map_err(db)?
                 > 0;
             diesel::update(ss::table.find(calendar_id.as_str()))
-                .set((ss::error_count.eq(0), ss::full_sync_requested.eq(true)))
+                .set((
+                    ss::error_count.eq(0),
+                    ss::full_sync_requested.eq(ss::full_sync_requested.or(
+                        diesel::IntoSql::into_sql::<diesel::sql_types::Bool>(full_sync),
+                    )),
+                ))
                 .execute(conn)
                 .await
                 .map_err(db)?;

@@ -230,9 +230,18 @@ pub async fn list_occurrences(
     events: &dyn EventStore,
     query: &OccurrenceQuery,
 ) -> Result<Vec<Listed>> {
+    list_occurrences_within(events, query, Longest::Unknown).await
+}
+
+/// [`list_occurrences`], its single events read knowing `longest`.
+async fn list_occurrences_within(
+    events: &dyn EventStore,
+    query: &OccurrenceQuery,
+    longest: Longest,
+) -> Result<Vec<Listed>> {
     let window = window_of(query)?;
     let (masters, exceptions) = window_series(events, &window).await?;
-    let singles = window_singles(events, &window, query).await?;
+    let singles = window_singles(events, &window, query, longest).await?;
 
     // Exceptions replace their occurrence (cancelled ones hide it);
     // live ones in the window are listed as rows.
@@ -291,14 +300,18 @@ pub async fn list_occurrences_indexed(
     query: &OccurrenceQuery,
 ) -> Result<Vec<Listed>> {
     let Some(calendar_id) = &query.filter.calendar_id else {
-        return list_occurrences(events, query).await;
+        // Every calendar's series are read from the store, and the single
+        // events from the longest span over all calendars on.
+        let longest = Longest::Known(index.longest_span(None).await?);
+        return list_occurrences_within(events, query, longest).await;
     };
     let window = window_of(query)?;
     let calendars = index.calendars(std::slice::from_ref(calendar_id)).await?;
-    let singles = window_singles(events, &window, query).await?;
     let Some(calendar) = calendars.first() else {
         return Ok(Vec::new());
     };
+    let longest = Longest::Known(calendar.longest_span());
+    let singles = window_singles(events, &window, query, longest).await?;
     let filter = &query.filter;
     let wanted = |event: &Event| {
         filter
@@ -500,15 +513,37 @@ async fn window_series(
     Ok((masters, exceptions))
 }
 
+/// What a window's read of single events knows of their longest span.
+#[derive(Debug, Clone, Copy)]
+enum Longest {
+    /// Nothing: single events are read from the beginning of time.
+    Unknown,
+    /// At least the longest span of the rows that are not masters (see
+    /// `EventStore::longest_span`); `None`: there is no such row.
+    Known(Option<chrono::Duration>),
+}
+
 /// At least a page of the window's live rows that are not part of a
-/// series (or all there are), from the cursor on.
+/// series (or all there are), from the cursor on. With the longest span
+/// known, only rows starting from the window's start less it are read:
+/// none starting earlier reaches the window.
 async fn window_singles(
     events: &dyn EventStore,
     window: &EventQuery,
     query: &OccurrenceQuery,
+    longest: Longest,
 ) -> Result<Vec<Event>> {
+    let starts_from = match longest {
+        Longest::Unknown => None,
+        Longest::Known(None) => return Ok(Vec::new()),
+        Longest::Known(Some(longest)) => query.from.map(|from| {
+            from.checked_sub_signed(longest)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        }),
+    };
     let mut singles = EventQuery {
         kind: Some(EventKind::Single),
+        starts_from,
         limit: query.limit.max(1),
         ..window.clone()
     };

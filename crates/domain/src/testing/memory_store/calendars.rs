@@ -20,6 +20,7 @@ impl CalendarStore for MemoryStore {
         let stored = ManagedCalendar {
             calendar_id: calendar.calendar_id.clone(),
             subject: calendar.subject.clone(),
+            grant: calendar.grant.clone(),
             created_at,
             updated_at: micros(calendar.updated_at),
         };

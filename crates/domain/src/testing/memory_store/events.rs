@@ -9,6 +9,7 @@ use super::{MemoryStore, micros, stored};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, EventStatus, PushState};
 use crate::feed::{Origin, cancellation};
+use crate::freebusy::rule::{BusyCandidate, BusyQuery};
 use crate::ids::{CalendarId, EventId, LocalEventId};
 use crate::outbox::{IdempotencyKey, IdempotencyRecord, OutboxEntry, OutboxOp};
 use crate::ports::{EventQuery, EventStore};
@@ -34,17 +35,27 @@ impl EventStore for MemoryStore {
             .cloned())
     }
 
-    async fn longest_single(&self, calendar_id: &CalendarId) -> Result<Option<chrono::Duration>> {
+    async fn longest_span(
+        &self,
+        calendar_id: Option<&CalendarId>,
+    ) -> Result<Option<chrono::Duration>> {
         Ok(lock(&self.state)
             .events
             .values()
             .filter(|e| {
-                e.calendar_id == *calendar_id
-                    && e.kind() == EventKind::Single
-                    && e.status != EventStatus::Cancelled
+                calendar_id.is_none_or(|c| *c == e.calendar_id) && e.kind() != EventKind::Master
             })
             .map(|e| micros(e.end.sort_key()) - micros(e.start.sort_key()))
             .max())
+    }
+
+    async fn busy_candidates(&self, query: &BusyQuery) -> Result<Vec<BusyCandidate>> {
+        Ok(lock(&self.state)
+            .events
+            .values()
+            .filter(|e| query.matches(e))
+            .map(BusyCandidate::of)
+            .collect())
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {

@@ -5,7 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::{MemoryStore, micros};
 use crate::error::{Error, Result};
-use crate::grant::{Grant, GrantId, PendingAuthorization};
+use crate::feed::subscription::SealedSecret;
+use crate::feed::{ChangeType, grant_change};
+use crate::grant::{
+    Grant, GrantId, GrantStatus, PendingAuthorization, RefreshClaim, RefreshResult,
+};
 use crate::ports::GrantStore;
 use crate::testing::lock;
 
@@ -78,8 +82,20 @@ impl GrantStore for MemoryStore {
             .values_mut()
             .find(|g| g.provider == grant.provider && g.account == grant.account)
         {
+            let recovered =
+                row.status == GrantStatus::ReconnectRequired && grant.status == GrantStatus::Active;
             update_in_place(row, grant);
-            return Ok(row.clone());
+            let row = row.clone();
+            state.grant_refreshes.remove(row.id.as_str());
+            if recovered {
+                state.record(vec![grant_change(
+                    ChangeType::GrantRecovered,
+                    &row.id,
+                    None,
+                    grant.updated_at,
+                )]);
+            }
+            return Ok(row);
         }
         if state.grants.contains_key(grant.id.as_str()) {
             return Err(Error::Duplicate { what: "grant" });
@@ -115,6 +131,107 @@ impl GrantStore for MemoryStore {
             return Ok(false);
         };
         update_in_place(row, grant);
+        Ok(true)
+    }
+
+    async fn claim_grant_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<RefreshClaim> {
+        let mut state = lock(&self.state);
+        let Some(grant) = state.grants.get(id.as_str()).cloned() else {
+            return Ok(RefreshClaim::Missing);
+        };
+        if grant.status != GrantStatus::Active {
+            return Ok(RefreshClaim::Inactive(grant.status));
+        }
+        if let Some((other, other_until)) = state.grant_refreshes.get(id.as_str())
+            && other != holder
+            && *other_until > now
+        {
+            return Ok(RefreshClaim::Busy {
+                until: *other_until,
+            });
+        }
+        state
+            .grant_refreshes
+            .insert(id.as_str().to_owned(), (holder.to_owned(), micros(until)));
+        Ok(RefreshClaim::Claimed(grant))
+    }
+
+    async fn finish_grant_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        result: &RefreshResult,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut state = lock(&self.state);
+        if state
+            .grant_refreshes
+            .get(id.as_str())
+            .is_none_or(|(other, _)| other != holder)
+        {
+            return Ok(false);
+        }
+        state.grant_refreshes.remove(id.as_str());
+        let Some(row) = state.grants.get_mut(id.as_str()) else {
+            return Ok(false);
+        };
+        let now = micros(now);
+        row.updated_at = now;
+        let mut turned = false;
+        match result {
+            RefreshResult::Refreshed { rotated, scopes } => {
+                if let Some(rotated) = rotated {
+                    row.refresh_token = SealedSecret(rotated.0.clone());
+                }
+                if !scopes.is_empty() {
+                    row.scopes.clone_from(scopes);
+                }
+                row.last_refresh_at = Some(now);
+                row.last_error = None;
+            }
+            RefreshResult::Failed { error } => row.last_error = Some(error.clone()),
+            RefreshResult::Refused { error } => {
+                row.last_error = Some(error.clone());
+                if row.status == GrantStatus::Active {
+                    row.status = GrantStatus::ReconnectRequired;
+                    turned = true;
+                }
+            }
+        }
+        if turned && let RefreshResult::Refused { error } = result {
+            let mut changes = vec![grant_change(
+                ChangeType::GrantReconnectRequired,
+                id,
+                Some(error),
+                now,
+            )];
+            let calendars: Vec<_> = state
+                .calendars
+                .values()
+                .filter(|c| c.grant.as_ref() == Some(id))
+                .map(|c| c.calendar_id.clone())
+                .collect();
+            for calendar in calendars {
+                if let Some(sync) = state.sync_states.get_mut(&calendar)
+                    && !sync.reconnect_required
+                {
+                    sync.reconnect_required = true;
+                    changes.push(crate::feed::calendar_change(
+                        ChangeType::CalendarReconnectRequired,
+                        &calendar,
+                        Some(error),
+                        now,
+                    ));
+                }
+            }
+            state.record(changes);
+        }
         Ok(true)
     }
 }

@@ -8,6 +8,7 @@ mod grants;
 mod health;
 mod outbox;
 mod records;
+mod secrets;
 mod sync_state;
 mod webhooks;
 
@@ -86,6 +87,8 @@ struct StoreState {
     webhooks: BTreeMap<String, webhooks::StoredWebhook>,
     webhook_attempts: Vec<crate::feed::subscription::DeliveryAttempt>,
     grants: BTreeMap<String, crate::grant::Grant>,
+    /// Refresh claims by grant id: `(holder, until)`.
+    grant_refreshes: HashMap<String, (String, DateTime<Utc>)>,
     /// Pending authorizations by `state`.
     authorizations: HashMap<String, crate::grant::PendingAuthorization>,
 }

@@ -9,7 +9,7 @@ use super::{MemoryStore, micros, stored};
 use crate::error::Result;
 use crate::event::{Event, PushState};
 use crate::feed::{Origin, conflict, push_discarded, push_failed, push_retried};
-use crate::ids::LocalEventId;
+use crate::ids::{CalendarId, LocalEventId};
 use crate::outbox::{OutboxEntry, OutboxState, PushFailure};
 use crate::ports::{OutboxStore, PushReceipt};
 use crate::testing::lock;
@@ -285,5 +285,22 @@ impl OutboxStore for MemoryStore {
             .filter(|row| row.entry.event_id == event_id)
             .map(|row| row.entry.clone())
             .collect())
+    }
+
+    async fn wake_outbox(&self, calendar_ids: &[CalendarId], now: DateTime<Utc>) -> Result<u64> {
+        let now = micros(now);
+        let mut state = lock(&self.state);
+        let mut woken = 0;
+        for row in state.outbox.values_mut() {
+            if row.entry.state == OutboxState::Pending
+                && calendar_ids.contains(&row.entry.calendar_id)
+                && row.entry.next_attempt_at > now
+                && row.lease_until.is_none_or(|until| until <= now)
+            {
+                row.entry.next_attempt_at = now;
+                woken += 1;
+            }
+        }
+        Ok(woken)
     }
 }

@@ -192,13 +192,19 @@ impl SyncStateStore for MemoryStore {
         Ok(())
     }
 
-    async fn clear_reconnect_required(&self, calendar_id: &CalendarId) -> Result<()> {
+    async fn clear_reconnect_required(
+        &self,
+        calendar_id: &CalendarId,
+        full_sync: bool,
+    ) -> Result<()> {
         let mut state = lock(&self.state);
         let s = state.state_mut(calendar_id);
         let was = s.reconnect_required;
         s.reconnect_required = false;
         s.error_count = 0;
-        s.full_sync_requested = true;
+        if full_sync {
+            s.full_sync_requested = true;
+        }
         if was {
             let change = calendar_change(
                 ChangeType::CalendarRecovered,

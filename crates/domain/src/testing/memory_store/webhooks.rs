@@ -14,7 +14,7 @@ use crate::testing::lock;
 
 #[derive(Debug, Clone)]
 pub(super) struct StoredWebhook {
-    subscription: WebhookSubscription,
+    pub(super) subscription: WebhookSubscription,
     lease_owner: Option<String>,
     lease_until: Option<DateTime<Utc>>,
 }

@@ -13,6 +13,7 @@ pub fn managed(id: &str, subject: Option<&str>, at: DateTime<Utc>) -> ManagedCal
     ManagedCalendar {
         calendar_id: calendar_id(id),
         subject: subject.map(|s| Subject::new(s).unwrap()),
+        grant: None,
         created_at: at,
         updated_at: at,
     }
@@ -66,6 +67,7 @@ pub async fn a_managed_calendar_is_upserted_and_read_back(store: &Arc<dyn Store>
         ManagedCalendar {
             calendar_id: first.calendar_id.clone(),
             subject: Some(Subject::new("bob@example.com").unwrap()),
+            grant: None,
             created_at: stored.created_at,
             updated_at: to_micros(later),
         }

@@ -523,7 +523,7 @@ pub async fn push_outcomes_record_settling_conflicts_and_dead_letters(store: &Ar
 pub async fn calendar_states_are_recorded_only_when_they_turn(store: &Arc<dyn Store>) {
     let other = CalendarId::new("other@example.com").unwrap();
     // Recovering a calendar that needed nothing records nothing.
-    store.clear_reconnect_required(&cal()).await.unwrap();
+    store.clear_reconnect_required(&cal(), true).await.unwrap();
     assert!(changes_after(store, None).await.is_empty());
 
     store
@@ -546,8 +546,8 @@ pub async fn calendar_states_are_recorded_only_when_they_turn(store: &Arc<dyn St
     assert_eq!(change.occurred_at, now());
 
     let before = mark(store).await;
-    store.clear_reconnect_required(&cal()).await.unwrap();
-    store.clear_reconnect_required(&cal()).await.unwrap();
+    store.clear_reconnect_required(&cal(), true).await.unwrap();
+    store.clear_reconnect_required(&cal(), true).await.unwrap();
     let recovered = since(store, before).await;
     assert_eq!(kinds(&recovered), [(CalendarRecovered, Origin::Calsync)]);
     assert_eq!(recovered[0].change.calendar_id, Some(cal()));

@@ -228,3 +228,203 @@ pub async fn purging_drops_only_expired_authorizations(store: &Arc<dyn Store>) {
         Some(live)
     );
 }
+
+pub async fn one_holder_at_a_time_refreshes_a_grant(store: &Arc<dyn Store>) {
+    use calsync_domain::grant::{RefreshClaim, RefreshResult};
+    let g = store.upsert_grant(&grant("2001", 0)).await.unwrap();
+    let t0 = now();
+    let until = t0 + Duration::seconds(30);
+    let claimed = store
+        .claim_grant_refresh(&g.id, "a", t0, until)
+        .await
+        .unwrap();
+    assert!(
+        matches!(claimed, RefreshClaim::Claimed(ref c) if c.id == g.id),
+        "{claimed:?}"
+    );
+    // Another holder waits while the claim holds, takes it once it lapsed.
+    let busy = store
+        .claim_grant_refresh(&g.id, "b", t0 + Duration::seconds(1), until)
+        .await
+        .unwrap();
+    assert!(matches!(busy, RefreshClaim::Busy { .. }), "{busy:?}");
+    let taken = store
+        .claim_grant_refresh(
+            &g.id,
+            "b",
+            until + Duration::seconds(1),
+            until + Duration::seconds(31),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(taken, RefreshClaim::Claimed(_)), "{taken:?}");
+    // The first holder's late finish changes nothing.
+    let result = RefreshResult::Refreshed {
+        rotated: Some(SealedSecret("sealed-rotated-a".into())),
+        scopes: Vec::new(),
+    };
+    assert!(
+        !store
+            .finish_grant_refresh(&g.id, "a", &result, until)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_grant(&g.id).await.unwrap().unwrap().refresh_token,
+        g.refresh_token
+    );
+    // The holder's finish saves the rotated token and releases the claim.
+    let at = until + Duration::seconds(2);
+    let rotated = RefreshResult::Refreshed {
+        rotated: Some(SealedSecret("sealed-rotated-b".into())),
+        scopes: vec!["email".into(), "openid".into()],
+    };
+    assert!(
+        store
+            .finish_grant_refresh(&g.id, "b", &rotated, at)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_grant(&g.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.refresh_token,
+        SealedSecret("sealed-rotated-b".into())
+    );
+    assert_eq!(stored.last_refresh_at, Some(at));
+    assert_eq!(stored.scopes, ["email", "openid"]);
+    let again = store
+        .claim_grant_refresh(&g.id, "a", at, at + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert!(matches!(again, RefreshClaim::Claimed(_)), "{again:?}");
+    let failed = RefreshResult::Failed {
+        error: "token endpoint: 503".into(),
+    };
+    assert!(
+        store
+            .finish_grant_refresh(&g.id, "a", &failed, at)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_grant(&g.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, GrantStatus::Active);
+    assert_eq!(stored.last_error.as_deref(), Some("token endpoint: 503"));
+    // Unknown grants, inactive grants.
+    assert_eq!(
+        store
+            .claim_grant_refresh(&GrantId::random(), "a", at, at)
+            .await
+            .unwrap(),
+        RefreshClaim::Missing
+    );
+}
+
+pub async fn a_refused_refresh_turns_the_grant_and_its_calendars_once(store: &Arc<dyn Store>) {
+    use calsync_domain::calendar::ManagedCalendar;
+    use calsync_domain::feed::ChangeType;
+    use calsync_domain::grant::{RefreshClaim, RefreshResult};
+    let g = store.upsert_grant(&grant("2002", 0)).await.unwrap();
+    let t0 = now();
+    let mine = CalendarId::new("mine@example.com").unwrap();
+    let other = CalendarId::new("other@example.com").unwrap();
+    for (calendar, through) in [(&mine, Some(g.id.clone())), (&other, None)] {
+        store
+            .upsert_calendar(&ManagedCalendar {
+                calendar_id: calendar.clone(),
+                subject: None,
+                grant: through,
+                created_at: t0,
+                updated_at: t0,
+            })
+            .await
+            .unwrap();
+        store.mark_dirty(calendar, false).await.unwrap();
+    }
+    assert_eq!(
+        store.get_calendar(&mine).await.unwrap().unwrap().grant,
+        Some(g.id.clone())
+    );
+    let before = store.latest_cursor().await.unwrap();
+    let refused = RefreshResult::Refused {
+        error: "invalid_grant".into(),
+    };
+    for _ in 0..2 {
+        let claim = store
+            .claim_grant_refresh(&g.id, "a", t0, t0 + Duration::seconds(30))
+            .await
+            .unwrap();
+        match claim {
+            RefreshClaim::Claimed(_) => {
+                assert!(
+                    store
+                        .finish_grant_refresh(&g.id, "a", &refused, t0)
+                        .await
+                        .unwrap()
+                );
+            }
+            RefreshClaim::Inactive(status) => assert_eq!(status, GrantStatus::ReconnectRequired),
+            other => panic!("{other:?}"),
+        }
+    }
+    let stored = store.get_grant(&g.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, GrantStatus::ReconnectRequired);
+    assert!(
+        store
+            .sync_state(&mine)
+            .await
+            .unwrap()
+            .unwrap()
+            .reconnect_required
+    );
+    assert!(
+        !store
+            .sync_state(&other)
+            .await
+            .unwrap()
+            .unwrap()
+            .reconnect_required
+    );
+    let changes = store
+        .read_changes(&calsync_domain::feed::ChangeQuery {
+            after: Some(before.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = changes.items.iter().map(|c| c.change.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ChangeType::GrantReconnectRequired,
+            ChangeType::CalendarReconnectRequired
+        ]
+    );
+    assert_eq!(
+        changes.items[0].change.detail.grant.as_deref(),
+        Some(g.id.as_str())
+    );
+
+    // The account connects again: active, `grant.recovered`, claim free.
+    let mut again = grant("2002", 5);
+    again.refresh_token = SealedSecret("sealed-new".into());
+    let restored = store.upsert_grant(&again).await.unwrap();
+    assert_eq!(
+        (restored.id.clone(), restored.status),
+        (g.id.clone(), GrantStatus::Active)
+    );
+    let changes = store
+        .read_changes(&calsync_domain::feed::ChangeQuery {
+            after: Some(changes.next_cursor),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = changes.items.iter().map(|c| c.change.kind).collect();
+    assert_eq!(kinds, [ChangeType::GrantRecovered]);
+    // The calendar resumes without a full sync.
+    store.clear_reconnect_required(&mine, false).await.unwrap();
+    let state = store.sync_state(&mine).await.unwrap().unwrap();
+    assert!(!state.reconnect_required && !state.full_sync_requested);
+}

@@ -118,7 +118,7 @@ pub async fn dirty_marks_made_during_a_sync_survive_it(store: &Arc<dyn Store>) {
             .is_none(),
         "skipped until reconnected"
     );
-    store.clear_reconnect_required(&cal()).await.unwrap();
+    store.clear_reconnect_required(&cal(), true).await.unwrap();
     assert!(
         store
             .lease_dirty("w", far, far + Duration::seconds(60))

@@ -3,6 +3,7 @@
 //! run on every backend, the domain's `MemoryStore` included.
 #![allow(unused_imports)] // each case module takes what it needs from here
 
+mod busy_reads;
 mod calendars;
 mod events;
 mod failed_writes;
@@ -13,12 +14,14 @@ mod health;
 mod health_counters;
 mod leases;
 mod outbox;
+mod secrets;
 mod series;
 mod sql;
 mod sweep;
 mod sync_pages;
 mod webhooks;
 
+pub use busy_reads::*;
 pub use calendars::*;
 pub use events::*;
 pub use failed_writes::*;
@@ -29,6 +32,7 @@ pub use health::*;
 pub use health_counters::*;
 pub use leases::*;
 pub use outbox::*;
+pub use secrets::*;
 pub use series::*;
 pub use sql::*;
 pub use sweep::*;

@@ -305,6 +305,7 @@ pub async fn the_calendars_migration_backfills_synced_calendars(db: &TestDb) {
         updated,
         ManagedCalendar {
             subject: Some(calsync_domain::calendar::Subject::new("frank@example.com").unwrap()),
+            grant: None,
             updated_at: now() + Duration::days(365),
             ..backfilled
         }
