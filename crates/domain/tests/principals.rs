@@ -12,7 +12,7 @@ use calsync_domain::event::{Attendee, EventTime, NewEvent, NewEventFields, PushS
 use calsync_domain::ids::{CalendarId, EntityRef};
 use calsync_domain::outbox::{OutboxRetryPolicy, OutboxState};
 use calsync_domain::ports::{CalendarStore, EventStore, OutboxStore, SyncStateStore};
-use calsync_domain::services::{PushOutcome, Services, ServicesConfig};
+use calsync_domain::services::{ActingAs, PushOutcome, Services, ServicesConfig};
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::WebhookSecret;
 use calsync_domain::{Error, ProviderErrorKind};
@@ -177,11 +177,10 @@ fn attendees_need_a_subject_when_calsync_is_a_service_account() {
     );
     assert!(block_on(w.services.events.create(meeting(&plain, vec![]))).is_ok());
     let delegated = cal("ann@example.com");
-    block_on(
-        w.services
-            .calendars
-            .add(&delegated, Some(Subject::new("ann@example.com").unwrap())),
-    )
+    block_on(w.services.calendars.add(
+        &delegated,
+        ActingAs::Subject(Subject::new("ann@example.com").unwrap()),
+    ))
     .unwrap();
     assert!(block_on(w.services.events.create(meeting(&delegated, guest))).is_ok());
 }
@@ -190,11 +189,10 @@ fn attendees_need_a_subject_when_calsync_is_a_service_account() {
 fn calendars_are_added_watched_listed_changed_and_removed() {
     let w = world(false);
     let a = cal("a@example.com");
-    let (added, channel) = block_on(
-        w.services
-            .calendars
-            .add(&a, Some(Subject::new("a@example.com").unwrap())),
-    )
+    let (added, channel) = block_on(w.services.calendars.add(
+        &a,
+        ActingAs::Subject(Subject::new("a@example.com").unwrap()),
+    ))
     .unwrap();
     assert_eq!(
         added.subject.as_ref().map(Subject::as_str),
@@ -207,13 +205,13 @@ fn calendars_are_added_watched_listed_changed_and_removed() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].health.as_ref().unwrap().active_channels, 1);
 
-    let changed = block_on(w.services.calendars.set_subject(&a, None)).unwrap();
+    let changed = block_on(w.services.calendars.set_subject(&a, ActingAs::Default)).unwrap();
     assert_eq!(changed.subject, None);
 
     // Google does not show this one: nothing is kept.
     let hidden = cal("hidden@example.com");
     w.google.set_unreachable(&hidden, true);
-    assert!(block_on(w.services.calendars.add(&hidden, None)).is_err());
+    assert!(block_on(w.services.calendars.add(&hidden, ActingAs::Default)).is_err());
     assert!(block_on(w.store.get_calendar(&hidden)).unwrap().is_none());
 
     block_on(w.services.calendars.remove(&a)).unwrap();

@@ -16,7 +16,7 @@ use calsync_domain::feed::subscription::{OutboundRequest, OutboundResponse, Seal
 use calsync_domain::ids::CalendarId;
 use calsync_domain::ports::{SecretKeeper, WebhookSender};
 use calsync_domain::services::{
-    NewWebhook, Services, ServicesConfig, WebhookAdapters, WebhookPatch,
+    ActingAs, NewWebhook, Services, ServicesConfig, WebhookAdapters, WebhookPatch,
 };
 use calsync_domain::testing::{FakeCalendar, ManualClock, MemoryStore};
 use calsync_domain::webhook::WebhookSecret;
@@ -426,7 +426,7 @@ async fn an_action_needs_the_sessions_csrf_token() {
     let w = world();
     w.state
         .calendars
-        .add(&CalendarId::new(CALENDAR).unwrap(), None)
+        .add(&CalendarId::new(CALENDAR).unwrap(), ActingAs::Default)
         .await
         .unwrap();
     let cookie = login(&w.state, TOKEN).await;
@@ -497,7 +497,7 @@ async fn a_cross_site_post_is_refused_even_with_session_and_csrf() {
     let w = world();
     w.state
         .calendars
-        .add(&CalendarId::new(CALENDAR).unwrap(), None)
+        .add(&CalendarId::new(CALENDAR).unwrap(), ActingAs::Default)
         .await
         .unwrap();
     let cookie = login(&w.state, TOKEN).await;
@@ -559,7 +559,7 @@ async fn seed(w: &World) -> (String, String) {
         .unwrap();
     w.state
         .calendars
-        .add(&calendar, Some(Subject::new(SUBJECT).unwrap()))
+        .add(&calendar, ActingAs::Subject(Subject::new(SUBJECT).unwrap()))
         .await
         .unwrap();
     w.services.sync.sync_next_dirty("test").await.unwrap();

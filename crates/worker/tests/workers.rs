@@ -262,6 +262,12 @@ impl calsync_domain::ports::CalendarProvider for SlowCalendar {
     ) -> calsync_domain::Result<()> {
         self.inner.stop_channel(calendar_id, id, resource_id).await
     }
+    async fn account_calendars(
+        &self,
+        grant: &calsync_domain::grant::GrantId,
+    ) -> calsync_domain::Result<Vec<calsync_domain::grant::AccountCalendar>> {
+        self.inner.account_calendars(grant).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

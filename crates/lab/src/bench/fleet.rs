@@ -20,6 +20,7 @@ use calsync::server::Running;
 use calsync_domain::calendar::Subject;
 use calsync_domain::ids::{CalendarId, EventId};
 use calsync_domain::ports::Store;
+use calsync_domain::services::ActingAs;
 use calsync_emulator::{Change, Emulator, EmulatorAuth, EmulatorConfig, RunningEmulator};
 use rand::Rng;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -155,7 +156,7 @@ impl FleetBench {
         for (i, calendar) in calendars.iter().enumerate() {
             running
                 .calendars
-                .add(calendar, Some(self.subject_of(i)?))
+                .add(calendar, ActingAs::Subject(self.subject_of(i)?))
                 .await?;
         }
         let run = Run {

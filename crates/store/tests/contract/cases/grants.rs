@@ -386,7 +386,7 @@ pub async fn a_refused_refresh_turns_the_grant_and_its_calendars_once(store: &Ar
     );
     let changes = store
         .read_changes(&calsync_domain::feed::ChangeQuery {
-            after: Some(before.clone()),
+            after: Some(before),
             limit: 100,
             ..Default::default()
         })
