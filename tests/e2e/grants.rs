@@ -5,6 +5,7 @@
 //! the database (the SQLite file, a Postgres dump), and a deleted grant
 //! revoked at Google. On both backends.
 
+use calsync_emulator::AccessRole;
 use serde_json::{Value, json};
 
 use crate::events_api::Api;
@@ -347,7 +348,56 @@ async fn a_calendar_is_managed_through_a_grant_and_survives_revocation(api: Api)
     api.stop().await;
 }
 
+/// A calendar the account loses in Google (its owner takes the share
+/// back) stops being managed once calsync reads the account's calendar
+/// list again; the one it keeps stays managed.
+async fn a_calendar_the_account_loses_stops_being_managed(api: Api) {
+    let (kept, shared) = ("bo-own@example.com", "carla-shared@example.com");
+    api.emulator()
+        .create_user_calendar("bo@example.com", kept, "Bo's own");
+    api.emulator()
+        .create_user_calendar("carla@example.com", shared, "Carla's");
+    api.emulator()
+        .share_calendar(shared, "bo@example.com", AccessRole::Writer);
+    let grant = connect(&api, "bo@example.com").await;
+    let id = grant["id"].as_str().unwrap().to_owned();
+    for calendar in [kept, shared] {
+        let (status, managed) = api
+            .call(
+                "POST",
+                "/calendar/calendars",
+                Some(json!({"calendarId": calendar, "grant": id})),
+            )
+            .await;
+        assert_eq!(status, 201, "{managed}");
+    }
+
+    api.emulator().unshare_calendar(shared, "bo@example.com");
+    let (status, listed) = api
+        .call("GET", &format!("/calendar/grants/{id}/calendars"), None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let items = listed["items"].as_array().unwrap();
+    assert!(!items.iter().any(|c| c["calendarId"] == shared), "{listed}");
+    assert!(
+        items
+            .iter()
+            .any(|c| c["calendarId"] == kept && c["managed"] == true),
+        "{listed}"
+    );
+    let (status, gone) = api
+        .call("GET", &format!("/calendar/calendars/{shared}"), None)
+        .await;
+    assert_eq!(status, 404, "no longer managed: {gone}");
+    let (status, still) = api
+        .call("GET", &format!("/calendar/calendars/{kept}"), None)
+        .await;
+    assert_eq!(status, 200, "{still}");
+    api.stop().await;
+}
+
 both_backends!(
     an_account_connects_reconnects_and_disconnects,
     a_calendar_is_managed_through_a_grant_and_survives_revocation,
+    a_calendar_the_account_loses_stops_being_managed,
 );

@@ -102,6 +102,14 @@ pub struct ServeArgs {
     /// The sweep is spread over its interval in this many slices.
     #[arg(long, env = "CALSYNC_SWEEP_SLICES", default_value_t = 15)]
     pub sweep_slices: u32,
+    /// How often each connected account's calendar list is read, so a
+    /// calendar removed in Google stops being managed (spread in 12 slices).
+    #[arg(
+        long,
+        env = "CALSYNC_GRANT_CALENDARS_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub grant_calendars_interval_secs: u64,
     /// UTC hour of the daily retention cleanup.
     #[arg(long, env = "CALSYNC_CLEANUP_HOUR", default_value_t = 3)]
     pub cleanup_hour: u32,

@@ -157,6 +157,7 @@ impl Workers {
                 channels: services.channels,
                 sync: services.sync,
                 cleanup: services.cleanup,
+                grants: services.grants,
                 ticks,
                 clock,
                 sync_wakeup: wakeups.sync,

@@ -1,4 +1,5 @@
-//! The scheduler: channel renewal, the safety sweep and retention cleanup,
+//! The scheduler: channel renewal, the safety sweep, connected accounts'
+//! calendar lists and retention cleanup,
 //! each run by exactly one replica per period (a job-tick claim), checked
 //! every [`Schedule::tick`].
 
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use calsync_domain::Error as DomainError;
 use calsync_domain::ports::{Clock, JobTickStore};
-use calsync_domain::services::{ChannelService, CleanupService, SyncService};
+use calsync_domain::services::{ChannelService, CleanupService, GrantService, SyncService};
 use calsync_resilience::Metrics;
 use calsync_resilience::metrics::JobLabels;
 use chrono::{DateTime, Timelike, Utc};
@@ -31,6 +32,10 @@ pub struct Schedule {
     /// The sweep's slices: calendars are split by a hash of their id, and
     /// one slice is marked every `sweep_every / sweep_slices`.
     pub sweep_slices: u32,
+    /// Connected accounts' calendar lists are read this often (in
+    /// [`CALENDAR_LIST_SLICES`] slices over the interval), so a calendar
+    /// removed from an account in Google stops being managed.
+    pub calendar_lists_every: Duration,
     /// Retention cleanup: daily at this UTC hour.
     pub cleanup_hour: u32,
     /// How often the scheduler looks at the clock.
@@ -44,10 +49,33 @@ impl Default for Schedule {
             renewal_window: Duration::from_secs(24 * 3600),
             sweep_every: Duration::from_secs(15 * 60),
             sweep_slices: 15,
+            calendar_lists_every: Duration::from_secs(3600),
             cleanup_hour: 3,
             tick: Duration::from_secs(30),
         }
     }
+}
+
+/// The calendar list pass is spread over its interval in this many
+/// slices, by a hash of the grant id.
+pub const CALENDAR_LIST_SLICES: u32 = 12;
+
+/// The slot of the slice of `every / slices` that `now` falls in, and
+/// which of the `slices` slices it is: the same on every replica.
+pub fn slice_slot(now: DateTime<Utc>, every: Duration, slices: u32) -> (DateTime<Utc>, u32) {
+    let slices = slices.max(1);
+    let slice_every = (every / slices).max(Duration::from_secs(1));
+    let slot = period_start(now, slice_every);
+    let slice_secs = i64::try_from(slice_every.as_secs())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let slice = u32::try_from(
+        slot.timestamp()
+            .div_euclid(slice_secs)
+            .rem_euclid(i64::from(slices)),
+    )
+    .unwrap_or(0);
+    (slot, slice)
 }
 
 /// The start of the period of length `every` that `now` falls in: every
@@ -78,6 +106,8 @@ pub struct Jobs {
     pub channels: ChannelService,
     pub sync: SyncService,
     pub cleanup: CleanupService,
+    /// Connected accounts, when grants are configured.
+    pub grants: Option<GrantService>,
     pub ticks: Arc<dyn JobTickStore>,
     pub clock: Arc<dyn Clock>,
     pub sync_wakeup: Arc<Notify>,
@@ -141,23 +171,21 @@ impl Jobs {
         // each calendar is still swept once per `sweep_every`, but a fleet's
         // syncs spread over the interval instead of starting at one instant.
         let slices = schedule.sweep_slices.max(1);
-        let slice_every = (schedule.sweep_every / slices).max(Duration::from_secs(1));
-        let slot = period_start(now, slice_every);
-        let slice_secs = i64::try_from(slice_every.as_secs())
-            .unwrap_or(i64::MAX)
-            .max(1);
-        let slice = u32::try_from(
-            slot.timestamp()
-                .div_euclid(slice_secs)
-                .rem_euclid(i64::from(slices)),
-        )
-        .unwrap_or(0);
+        let (slot, slice) = slice_slot(now, schedule.sweep_every, slices);
         self.run_once("safety_sweep", slot, || async {
             let marked = self.sync.mark_slice_dirty(slice, slices).await?;
             self.sync_wakeup.notify_one();
             Ok(marked)
         })
         .await;
+        if let Some(grants) = &self.grants {
+            let (slot, slice) =
+                slice_slot(now, schedule.calendar_lists_every, CALENDAR_LIST_SLICES);
+            self.run_once("grant_calendar_lists", slot, || {
+                grants.reconcile_calendar_lists(slice, CALENDAR_LIST_SLICES)
+            })
+            .await;
+        }
         self.run_once(
             "retention_cleanup",
             cleanup_slot(now, schedule.cleanup_hour),

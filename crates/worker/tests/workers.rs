@@ -38,6 +38,7 @@ fn jobs(
         channels: services.channels,
         sync: services.sync,
         cleanup: services.cleanup,
+        grants: services.grants,
         ticks: store.clone(),
         clock: clock.clone(),
         sync_wakeup: Arc::new(Notify::new()),

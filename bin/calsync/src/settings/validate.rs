@@ -270,6 +270,10 @@ impl ServeArgs {
                     0 => return Err("CALSYNC_SWEEP_SLICES must be more than zero".into()),
                     n => n,
                 },
+                calendar_lists_every: positive(
+                    "CALSYNC_GRANT_CALENDARS_INTERVAL_SECS",
+                    self.grant_calendars_interval_secs,
+                )?,
                 cleanup_hour: self.cleanup_hour,
                 tick: positive("CALSYNC_SCHEDULER_TICK_SECS", self.scheduler_tick_secs)?,
             },

@@ -3,7 +3,10 @@
 //! Refresh tokens and verifiers are sealed by the [`SecretKeeper`] before
 //! they reach the store, and never appear in an error.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+
+use serde::Serialize;
 
 use crate::ProviderErrorKind;
 use crate::error::{Error, Result};
@@ -13,9 +16,24 @@ use crate::grant::{
     AuthorizationRequest, Grant, GrantId, GrantStatus, PendingAuthorization, STATE_LIFETIME,
     code_challenge, random_token,
 };
+use crate::ids::CalendarId;
 use crate::ports::{CalendarProvider, Clock, GrantStore, OAuthProvider, SecretKeeper, Store};
 
 use super::calendars::CalendarService;
+use super::sync::slice_of;
+
+/// What one pass over the grants' calendar lists did
+/// ([`GrantService::reconcile_calendar_lists`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarListReport {
+    /// Grants whose calendar list was due.
+    pub grants: usize,
+    /// Calendars no longer in their account's list, no longer managed.
+    pub unmanaged: Vec<CalendarId>,
+    /// Grants whose list could not be read (tried again next pass).
+    pub failed: usize,
+}
 
 /// What the caller sends the user's browser to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +132,11 @@ impl GrantService {
         }
         let managed = self.managed()?;
         let listed = managed.provider.account_calendars(id).await?;
-        let ours: std::collections::HashSet<_> = self.calendars_of(id).await?.into_iter().collect();
+        // What Google just listed is the truth: a managed calendar the
+        // account no longer lists stops being managed here too.
+        let ours = self.calendars_of(id).await?;
+        let dropped = self.unmanage_unlisted(&ours, &listed).await?;
+        let ours: HashSet<_> = ours.into_iter().filter(|c| !dropped.contains(c)).collect();
         Ok(listed
             .into_iter()
             .map(|calendar| AccountCalendarView {
@@ -122,6 +144,85 @@ impl GrantService {
                 calendar,
             })
             .collect())
+    }
+
+    /// Stops managing each of `ours` (calendars managed through the grant)
+    /// that the account's calendar list (`listed`, complete and just read)
+    /// no longer holds: removed from the account in Google, or its access
+    /// taken away. Their mirror rows follow retention. Returns them.
+    async fn unmanage_unlisted(
+        &self,
+        ours: &[CalendarId],
+        listed: &[AccountCalendar],
+    ) -> Result<Vec<CalendarId>> {
+        let managed = self.managed()?;
+        let present: HashSet<&CalendarId> = listed.iter().map(|c| &c.calendar_id).collect();
+        let has_primary = listed.iter().any(|c| c.primary);
+        let mut dropped = Vec::new();
+        for calendar in ours {
+            // `primary` names the account's own calendar, listed by its id.
+            let listed =
+                present.contains(calendar) || (calendar.as_str() == "primary" && has_primary);
+            if listed {
+                continue;
+            }
+            match managed.calendars.remove(calendar).await {
+                // Removed meanwhile by someone else: the same outcome.
+                Ok(_) | Err(Error::NotFound { .. }) => dropped.push(calendar.clone()),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// One slice (of `slices`, by a hash of the grant id) of the active
+    /// grants that manage calendars: each account's calendar list is read
+    /// and the calendars it no longer holds stop being managed. A grant
+    /// whose list cannot be read is counted and left for the next pass.
+    pub async fn reconcile_calendar_lists(
+        &self,
+        slice: u32,
+        slices: u32,
+    ) -> Result<CalendarListReport> {
+        let mut report = CalendarListReport::default();
+        let Some(managed) = &self.managed else {
+            return Ok(report);
+        };
+        let mut by_grant: BTreeMap<GrantId, Vec<CalendarId>> = BTreeMap::new();
+        for calendar in managed.store.list_calendars().await? {
+            if let Some(grant) = calendar.grant
+                && slice_of(grant.as_str(), slices) == slice
+            {
+                by_grant
+                    .entry(grant)
+                    .or_default()
+                    .push(calendar.calendar_id);
+            }
+        }
+        for (id, ours) in by_grant {
+            let active = self
+                .store
+                .get_grant(&id)
+                .await?
+                .is_some_and(|grant| grant.status == GrantStatus::Active);
+            if !active {
+                continue;
+            }
+            report.grants += 1;
+            let listed = match managed.provider.account_calendars(&id).await {
+                Ok(listed) => listed,
+                // Refused, unreachable, out of quota: nothing is concluded
+                // from a list not read.
+                Err(_) => {
+                    report.failed += 1;
+                    continue;
+                }
+            };
+            report
+                .unmanaged
+                .extend(self.unmanage_unlisted(&ours, &listed).await?);
+        }
+        Ok(report)
     }
 
     /// The calendars managed through the grant.

@@ -34,7 +34,8 @@ pub use freebusy::{
 };
 pub use grant_tokens::GrantTokens;
 pub use grants::{
-    AccountCalendarView, Connected, GrantAdapters, GrantService, StartedAuthorization,
+    AccountCalendarView, CalendarListReport, Connected, GrantAdapters, GrantService,
+    StartedAuthorization,
 };
 pub use graph::{
     DEFAULT_CHANGES_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, DEFAULT_SYNC_PAGE_SIZE, Services,
@@ -44,7 +45,7 @@ pub use health::HealthService;
 pub use notifications::{NotificationOutcome, NotificationService};
 pub use series_index::{CalendarSeries, IndexedMaster, SeriesIndex};
 pub use sync::{
-    DEFAULT_FOLLOW_UP_REST, DEFAULT_FOLLOW_UP_REST_MS, SyncMode, SyncReport, SyncService,
+    DEFAULT_FOLLOW_UP_REST, DEFAULT_FOLLOW_UP_REST_MS, SyncMode, SyncReport, SyncService, slice_of,
     sweep_slice,
 };
 pub use webhooks::{

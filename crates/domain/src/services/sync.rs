@@ -385,8 +385,13 @@ impl SyncService {
 
 /// Which of `slices` sweep slices a calendar falls in.
 pub fn sweep_slice(calendar: &CalendarId, slices: u32) -> u32 {
+    slice_of(calendar.as_str(), slices)
+}
+
+/// Which of `slices` slices `key` falls in: the same on every replica.
+pub fn slice_of(key: &str, slices: u32) -> u32 {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(calendar.as_str().as_bytes());
+    let digest = sha2::Sha256::digest(key.as_bytes());
     let mut bytes = [0u8; 4];
     bytes.copy_from_slice(&digest[..4]);
     u32::from_le_bytes(bytes) % slices.max(1)

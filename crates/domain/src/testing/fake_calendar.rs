@@ -745,13 +745,19 @@ impl CalendarProvider for FakeCalendar {
         }
     }
 
-    /// Every calendar the fake holds, as an owner sees them.
+    /// Every calendar the fake holds and the principal reaches, as an
+    /// owner sees them (one it cannot reach is not in its list).
     async fn account_calendars(
         &self,
         _grant: &crate::grant::GrantId,
     ) -> Result<Vec<crate::grant::AccountCalendar>> {
         let state = self.enter("calendar_list")?;
-        let mut ids: Vec<CalendarId> = state.calendars.keys().cloned().collect();
+        let mut ids: Vec<CalendarId> = state
+            .calendars
+            .keys()
+            .filter(|id| !state.unreachable.contains(*id))
+            .cloned()
+            .collect();
         ids.sort();
         Ok(ids
             .into_iter()
