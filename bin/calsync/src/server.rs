@@ -61,6 +61,8 @@ pub struct Running {
     pub channels: ChannelService,
     /// The managed calendars, for embedders and tools.
     pub calendars: calsync_domain::services::CalendarService,
+    /// Connected accounts, when grants are on.
+    pub grants: Option<calsync_domain::services::GrantService>,
     http: actix_web::dev::ServerHandle,
     server: JoinHandle<std::io::Result<()>>,
     shutdown: watch::Sender<bool>,
@@ -270,6 +272,7 @@ pub async fn start(settings: Settings, logger: slog::Logger) -> Result<Running, 
         emulator,
         channels: services.channels,
         calendars: services.calendars,
+        grants: services.grants,
         http,
         server,
         shutdown,

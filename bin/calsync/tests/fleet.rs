@@ -26,6 +26,7 @@ fn three_replicas_one_killed_converge_and_run_each_tick_once() {
         postgres_url: Some(url),
         replicas: 3,
         server_bin: ServerBin::at(env!("CARGO_BIN_EXE_calsync")),
+        grants: false,
     };
     let report = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,4 +51,42 @@ fn three_replicas_one_killed_converge_and_run_each_tick_once() {
     // The survivors kept the schedule going after the kill.
     assert!(ticks.after_kill >= 1, "{report:?}");
     assert!(report.changes >= 100, "{report:?}");
+}
+
+/// `calsync-lab bench fleet --grants 20`, small: twenty users connect their
+/// own accounts through the emulator's OAuth server, their calendars are
+/// managed through those grants, and remote changes reach the mirror
+/// within Google's quotas, each account refreshing its token once (its
+/// first access token) and not again while it is valid.
+#[test]
+fn calendars_managed_through_grants_converge_with_one_refresh_each() {
+    let bench = FleetBench {
+        calendars: 20,
+        principals: 1,
+        changes_per_min: 240,
+        duration: Duration::from_secs(10),
+        postgres_url: None,
+        replicas: 1,
+        server_bin: ServerBin::at(env!("CARGO_BIN_EXE_calsync")),
+        grants: true,
+    };
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the fleet")
+        .block_on(bench.run())
+        .unwrap_or_else(|error| {
+            panic!("calsync-lab bench fleet --grants 20 failed: {error}; its report is above")
+        });
+    let totals = report.totals;
+    for (name, count) in [
+        ("quota_errors", totals.quota_errors),
+        ("failed_writes", totals.failed_writes),
+        ("failed_syncs", totals.failed_syncs as u64),
+        ("unconverged", totals.unconverged as u64),
+    ] {
+        assert_eq!(count, 0, "{name} in {report:?}");
+    }
+    assert!(report.changes >= 20, "{report:?}");
+    assert_eq!(report.token_refreshes, Some(20), "{report:?}");
 }

@@ -478,7 +478,9 @@ impl Emulator {
 
     /// How many calls of `op` (list, instances, get, insert, patch, update,
     /// delete, watch, stop, calendars.get, calendarList.list, freebusy,
-    /// token, authorize, revoke) the emulator saw, failed ones included.
+    /// token, authorize, revoke) the emulator saw, failed ones included;
+    /// `token.refresh_token`, `token.authorization_code` and
+    /// `token.jwt_bearer` count the token endpoint's calls by grant type.
     pub fn calls(&self, op: &str) -> u64 {
         lock(&self.inner.calls).get(op).copied().unwrap_or(0)
     }

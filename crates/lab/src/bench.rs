@@ -71,7 +71,10 @@ pub enum Bench {
     /// With --replicas N (Postgres): N `calsync serve` processes (the
     /// `calsync` binary, see --server-bin) behind a balancer on a fresh
     /// schema, one SIGKILLed halfway through; fails unless every event
-    /// converges and every job tick ran exactly once.
+    /// converges and every job tick ran exactly once. With --grants N: N
+    /// users each connect their own account (the OAuth flow at the
+    /// emulator) and their calendar is managed through that grant; the
+    /// line adds the token refreshes (one replica, in this process).
     Fleet {
         #[arg(long, default_value_t = 300)]
         calendars: usize,
@@ -86,6 +89,10 @@ pub enum Bench {
         /// Server processes sharing the Postgres database (1: in this process).
         #[arg(long, default_value_t = 1)]
         replicas: usize,
+        /// N connected accounts, one calendar each, instead of --calendars
+        /// over --principals.
+        #[arg(long, conflicts_with_all = ["calendars", "principals", "replicas"])]
+        grants: Option<usize>,
         #[command(flatten)]
         server_bin: ServerBin,
     },
@@ -241,15 +248,17 @@ impl Bench {
                 duration_secs,
                 postgres_url,
                 replicas,
+                grants,
                 server_bin,
             } => fleet::FleetBench {
-                calendars: calendars.max(1),
+                calendars: grants.unwrap_or(calendars).max(1),
                 principals: principals.max(1),
                 changes_per_min,
                 duration: std::time::Duration::from_secs(duration_secs.max(1)),
                 postgres_url,
                 replicas: replicas.max(1),
                 server_bin,
+                grants: grants.is_some(),
             }
             .run()
             .await

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use calsync::server::Running;
 use calsync_domain::calendar::Subject;
+use calsync_domain::grant::GrantId;
 use calsync_domain::ids::{CalendarId, EventId};
 use calsync_domain::ports::Store;
 use calsync_domain::services::ActingAs;
@@ -27,6 +28,7 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use super::fixtures::{percentile, rss_mb, start_server};
 use crate::error::LabError;
+use crate::harness::net::Http;
 use crate::harness::server_bin::ServerBin;
 
 /// One fleet run; [`FleetBench::run`] prints its `fleet: key=value ...`
@@ -43,6 +45,10 @@ pub struct FleetBench {
     pub replicas: usize,
     /// The replicas' executable (used when `replicas > 1`).
     pub server_bin: ServerBin,
+    /// Each calendar is its own user's, managed through the grant that
+    /// user connects (the OAuth flow at the emulator), instead of through
+    /// the principals' domain-wide delegation.
+    pub grants: bool,
 }
 
 /// What a run measured, as its `fleet:` line says it.
@@ -53,6 +59,9 @@ pub struct FleetReport {
     pub totals: Totals,
     /// The job ticks in the replicas' logs (`--replicas` above 1 only).
     pub ticks: Option<TickCounts>,
+    /// With grants: the users' token refreshes Google saw, from the first
+    /// connection to the end of the run.
+    pub token_refreshes: Option<u64>,
 }
 
 /// Job ticks the replicas' logs show started.
@@ -77,6 +86,9 @@ impl FleetBench {
     /// Fails when the fleet did not converge within Google's quotas (and,
     /// with replicas, when a job tick ran twice or was skipped).
     pub async fn run(self) -> Result<FleetReport, LabError> {
+        if self.grants && self.replicas > 1 {
+            return Err("--grants runs one replica, in this process".into());
+        }
         if self.replicas > 1 && self.postgres_url.is_none() {
             return Err("--replicas needs --postgres-url: replicas share one Postgres".into());
         }
@@ -152,12 +164,21 @@ impl FleetBench {
         emulator: &Emulator,
     ) -> Result<FleetReport, LabError> {
         let calendars = self.calendar_ids()?;
+        let refreshes_before = emulator.calls("token.refresh_token");
+        let connecting = Instant::now();
+        let connected = if self.grants {
+            Some(connect_accounts(running, emulator, &calendars).await?)
+        } else {
+            None
+        };
+        let connect_time = connecting.elapsed();
         let started = Instant::now();
         for (i, calendar) in calendars.iter().enumerate() {
-            running
-                .calendars
-                .add(calendar, ActingAs::Subject(self.subject_of(i)?))
-                .await?;
+            let acting = match &connected {
+                Some(grants) => ActingAs::Grant(grants[i].clone()),
+                None => ActingAs::Subject(self.subject_of(i)?),
+            };
+            running.calendars.add(calendar, acting).await?;
         }
         let run = Run {
             store: running.store.clone(),
@@ -166,12 +187,36 @@ impl FleetBench {
             metrics_at: Some(running.address),
         };
         let first_full_sync = run.first_full_sync(started).await?;
+        let refreshes_synced = emulator.calls("token.refresh_token");
         let changes = run.changes(self, || {}).await?;
         let totals = run.totals().await?;
+        let grants = match &connected {
+            // Refreshes while the first full sync ran (each grant's first
+            // access token), then while the changes ran: with Google's
+            // hour-long tokens, none.
+            Some(grants) => format!(
+                " grants={} connect_s={:.1} token_refreshes_first_sync={} token_refreshes_during_changes={} refreshes_per_grant={:.2}",
+                grants.len(),
+                connect_time.as_secs_f64(),
+                refreshes_synced.saturating_sub(refreshes_before),
+                emulator
+                    .calls("token.refresh_token")
+                    .saturating_sub(refreshes_synced),
+                emulator
+                    .calls("token.refresh_token")
+                    .saturating_sub(refreshes_before) as f64
+                    / grants.len().max(1) as f64,
+            ),
+            None => String::new(),
+        };
         println!(
-            "fleet: calendars={} principals={} replicas=1 changes={} first_full_sync_s={:.1} {changes} {totals} rss_mb={:.0}",
+            "fleet: calendars={} principals={} replicas=1 changes={} first_full_sync_s={:.1} {changes} {totals}{grants} rss_mb={:.0}",
             self.calendars,
-            self.principals,
+            if connected.is_some() {
+                self.calendars
+            } else {
+                self.principals
+            },
             changes.made,
             first_full_sync.as_secs_f64(),
             // The emulator shares this process: an upper bound.
@@ -186,6 +231,11 @@ impl FleetBench {
             changes: changes.made,
             totals,
             ticks: None,
+            token_refreshes: connected.as_ref().map(|_| {
+                emulator
+                    .calls("token.refresh_token")
+                    .saturating_sub(refreshes_before)
+            }),
         })
     }
 
@@ -203,6 +253,87 @@ impl FleetBench {
             i % self.principals.max(1)
         ))?)
     }
+}
+
+/// Each calendar's user connects their account, as a browser would: the
+/// server starts the authorization, the emulator's OAuth server approves
+/// it for the `login_hint` account and redirects with a code, and the
+/// server exchanges it (PKCE) for the grant. Answers the grants, in the
+/// calendars' order; each user's own calendar is the one listed.
+async fn connect_accounts(
+    running: &Running,
+    emulator: &Emulator,
+    calendars: &[CalendarId],
+) -> Result<Vec<GrantId>, LabError> {
+    let grants = running
+        .grants
+        .as_ref()
+        .ok_or("the server has no grants (no OAuth client)")?;
+    let http = Http::new();
+    let mut connected = Vec::with_capacity(calendars.len());
+    for calendar in calendars {
+        // The calendar is its user's primary one: Google names it by the
+        // account's email.
+        let account = calendar.as_str();
+        emulator.create_user_calendar(account, account, "fleet user");
+        let started = grants.start(Some(account.to_owned()), None).await?;
+        let reply = http
+            .send("GET", &started.authorization_url, &[], None)
+            .await?;
+        let location = match (reply.status, reply.location) {
+            (302, Some(location)) => location,
+            (status, _) => {
+                return Err(format!(
+                    "the consent for {account} answered {status}: {}",
+                    reply.text
+                )
+                .into());
+            }
+        };
+        let code = query_param(&location, "code")
+            .ok_or_else(|| format!("no code in Google's redirect: {location}"))?;
+        let state = query_param(&location, "state")
+            .ok_or_else(|| format!("no state in Google's redirect: {location}"))?;
+        let grant = grants.complete(&state, Some(&code), None).await?.grant;
+        connected.push(grant.id);
+    }
+    Ok(connected)
+}
+
+/// `name`'s value in `url`'s query, percent-decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decoded(value))
+    })
+}
+
+fn percent_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An emulator with real JWT checks and Google's quotas, and a key file

@@ -25,6 +25,8 @@ pub struct Reply {
     pub body: Value,
     pub text: String,
     pub etag: Option<String>,
+    /// Where a redirect sends the client.
+    pub location: Option<String>,
     /// The server answered a create from its idempotency record.
     pub replayed: bool,
 }
@@ -94,6 +96,7 @@ impl Http {
                     .map(str::to_owned)
             };
             let etag = header("etag");
+            let location = header("location");
             let replayed = header("idempotent-replayed").is_some_and(|v| v == "true");
             let bytes = response
                 .into_body()
@@ -101,16 +104,18 @@ impl Http {
                 .await
                 .map_err(|e| format!("{e:?}"))?
                 .to_bytes();
-            Ok::<_, String>((status, bytes, etag, replayed))
+            Ok::<_, String>((status, bytes, etag, location, replayed))
         };
-        let (status, bytes, etag, replayed) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))??;
+        let (status, bytes, etag, location, replayed) =
+            tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+                .await
+                .map_err(|_| format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))??;
         Ok(Reply {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
             etag,
+            location,
             replayed,
         })
     }

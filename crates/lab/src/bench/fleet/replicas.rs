@@ -168,6 +168,7 @@ async fn run(
             missed: ticks.missed_renewals(),
             after_kill: ticks.after_kill,
         }),
+        token_refreshes: None,
     })
 }
 

@@ -230,6 +230,8 @@ pub async fn the_recurrence_migration_backfills_existing_rows(db: &TestDb) {
 
 /// Migration 8's version, as diesel records it.
 const CALENDARS_MIGRATION: &str = "20261201000008";
+/// Migration 17 adds `grant_id` to the table migration 8 creates.
+const GRANT_CALENDARS_MIGRATION: &str = "20261207000017";
 
 pub async fn the_calendars_migration_backfills_synced_calendars(db: &TestDb) {
     use calsync_domain::calendar::ManagedCalendar;
@@ -249,17 +251,31 @@ pub async fn the_calendars_migration_backfills_synced_calendars(db: &TestDb) {
         ))
         .await
         .unwrap();
-    // Back to the schema before migration 8, and forward again.
+    // Back to the schema before migration 8 (through migration 17's down,
+    // which adds to that table), and forward again.
     let (sqlite_down, pg_down) = (
-        include_str!(
-            "../../../../../migrations/sqlite/2026-12-01-000008_managed_calendars/down.sql"
+        concat!(
+            include_str!(
+                "../../../../../migrations/sqlite/2026-12-07-000017_grant_calendars/down.sql"
+            ),
+            "\n",
+            include_str!(
+                "../../../../../migrations/sqlite/2026-12-01-000008_managed_calendars/down.sql"
+            ),
         ),
-        include_str!(
-            "../../../../../migrations/postgres/2026-12-01-000008_managed_calendars/down.sql"
+        concat!(
+            include_str!(
+                "../../../../../migrations/postgres/2026-12-07-000017_grant_calendars/down.sql"
+            ),
+            "\n",
+            include_str!(
+                "../../../../../migrations/postgres/2026-12-01-000008_managed_calendars/down.sql"
+            ),
         ),
     );
-    let forget =
-        format!("DELETE FROM __diesel_schema_migrations WHERE version = '{CALENDARS_MIGRATION}';");
+    let forget = format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version IN ('{CALENDARS_MIGRATION}', '{GRANT_CALENDARS_MIGRATION}');"
+    );
     db.exec(
         &format!("{sqlite_down}\n{forget}"),
         &format!("{pg_down}\n{forget}"),
@@ -273,7 +289,7 @@ pub async fn the_calendars_migration_backfills_synced_calendars(db: &TestDb) {
     let before = Utc::now() - Duration::seconds(1);
     assert_eq!(
         calsync_store::migrate(&url).await.unwrap(),
-        [CALENDARS_MIGRATION]
+        [CALENDARS_MIGRATION, GRANT_CALENDARS_MIGRATION]
     );
     let after = Utc::now() + Duration::seconds(1);
     // A fresh pool: the old one's prepared statements name a dropped table.
