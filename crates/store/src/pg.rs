@@ -38,6 +38,28 @@ type Json = diesel::sql_types::Jsonb;
 /// The dialect `queries` is compiled for.
 type ThisDialect = PgDialect;
 
+/// `jsonb`'s binary form is a version byte (1) and the JSON text.
+impl diesel::deserialize::FromSql<Json, diesel::pg::Pg> for queries::StoredPayload {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        match value.as_bytes().split_first() {
+            Some((1, json)) => Ok(Self(serde_json::from_slice(json)?)),
+            _ => Err("unsupported jsonb encoding version".into()),
+        }
+    }
+}
+
+impl diesel::serialize::ToSql<Json, diesel::pg::Pg> for queries::StoredPayload {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+    ) -> diesel::serialize::Result {
+        use std::io::Write;
+        out.write_all(&[1])?;
+        serde_json::to_writer(out, &self.0)?;
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
 impl Dialect for PgDialect {
     type Conn = AsyncPgConnection;
     type Backend = diesel::pg::Pg;

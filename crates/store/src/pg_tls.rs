@@ -116,6 +116,13 @@ impl PgConnector {
     /// diesel-async's pool settings, with connections opened by `self`.
     pub(crate) fn manager_config(self) -> ManagerConfig<AsyncPgConnection> {
         let mut config = ManagerConfig::default();
+        // The default (`Verified`) runs `SELECT 1` on every check-out: a
+        // round trip added to each store call. `Fast` still refuses a
+        // connection left in a transaction or broken; one the server
+        // closed meanwhile fails its first query, is dropped as broken,
+        // and the caller's retry (the workers') or the client's (a 503)
+        // gets a fresh one.
+        config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
         config.custom_setup = Box::new(move |_url| {
             let connector = self.clone();
             Box::pin(async move { connector.establish().await })

@@ -37,6 +37,24 @@ type Ts = diesel::sql_types::TimestamptzSqlite;
 /// The JSON SQL type: JSON text (diesel's `Json`, not SQLite's binary `jsonb`).
 type Json = diesel::sql_types::Json;
 
+impl diesel::deserialize::FromSql<Json, diesel::sqlite::Sqlite> for queries::StoredPayload {
+    fn from_sql(
+        mut value: diesel::sqlite::SqliteValue<'_, '_, '_>,
+    ) -> diesel::deserialize::Result<Self> {
+        Ok(Self(serde_json::from_str(value.read_text())?))
+    }
+}
+
+impl diesel::serialize::ToSql<Json, diesel::sqlite::Sqlite> for queries::StoredPayload {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+    ) -> diesel::serialize::Result {
+        out.set_value(serde_json::to_string(&self.0)?);
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
 /// The dialect `queries` is compiled for.
 type ThisDialect = SqliteDialect;
 
@@ -229,6 +247,10 @@ impl DieselStore {
         let url = path.to_string_lossy().into_owned();
         let setup = pragmas(options.busy_timeout.as_millis());
         let mut config = ManagerConfig::<Conn>::default();
+        // No `SELECT 1` on every check-out (the default), a blocking-thread
+        // hop per store call: a file connection does not go stale, and an
+        // open transaction or a broken connection is still caught.
+        config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
         config.custom_setup = Box::new(move |url| {
             let setup = setup.clone();
             let url = url.to_owned();

@@ -40,8 +40,16 @@ pub(crate) struct NewChangeRow {
     entity_type: Option<String>,
     entity_id: Option<String>,
     etag: Option<String>,
-    payload: serde_json::Value,
+    payload: StoredPayload,
 }
+
+/// A change's payload as its column holds it, encoded from and decoded
+/// into the domain's type directly (each dialect's `ToSql`/`FromSql`):
+/// no `serde_json::Value` tree is built between, which was most of a
+/// feed read's time.
+#[derive(Debug, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = super::Json)]
+pub(crate) struct StoredPayload(pub(crate) ChangePayload);
 
 impl NewChangeRow {
     fn new(change: &NewChange) -> Self {
@@ -55,9 +63,7 @@ impl NewChangeRow {
             entity_type: change.entity().map(|e| e.entity_type().to_owned()),
             entity_id: change.entity().map(|e| e.entity_id().to_owned()),
             etag: change.etag().map(ToString::to_string),
-            // Plain data with string keys always serializes.
-            payload: serde_json::to_value(ChangePayload::of(change))
-                .unwrap_or(serde_json::Value::Null),
+            payload: StoredPayload(ChangePayload::of(change)),
         }
     }
 }
@@ -72,13 +78,12 @@ struct ChangeRow {
     origin: String,
     occurred_at: DateTime<Utc>,
     calendar_id: Option<String>,
-    payload: serde_json::Value,
+    payload: StoredPayload,
 }
 
 impl ChangeRow {
     fn into_change(self) -> DomainResult<Change> {
-        let payload: ChangePayload =
-            serde_json::from_value(self.payload).map_err(|e| corrupt("change payload", e))?;
+        let StoredPayload(payload) = self.payload;
         Ok(Change {
             cursor: cursor(self.seq),
             change: NewChange {

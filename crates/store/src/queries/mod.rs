@@ -79,7 +79,7 @@ mod sync_pages;
 mod sync_states;
 mod webhooks;
 
-pub(crate) use feed::NewChangeRow;
+pub(crate) use feed::{NewChangeRow, StoredPayload};
 pub(crate) use health::health_queries_sql;
 pub(crate) use rows::EventRow;
 pub(crate) use webhooks::NewAttemptRow;
