@@ -497,6 +497,15 @@ impl GrantPrincipals {
     }
 }
 
+/// What `common::GetToken::get_token` answers.
+type TokenFuture<'a> = Pin<
+    Box<
+        dyn Future<Output = Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>>
+            + Send
+            + 'a,
+    >,
+>;
+
 /// A grant's access token, from the domain's token source; the domain's
 /// error travels inside google-calendar3's `MissingToken` and is
 /// recovered as it is by `classify`.
@@ -508,16 +517,7 @@ struct GrantToken {
 }
 
 impl common::GetToken for GrantToken {
-    fn get_token<'a>(
-        &'a self,
-        _scopes: &'a [&str],
-    ) -> Pin<
-        Box<
-            dyn Future<Output = Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>>
-                + Send
-                + 'a,
-        >,
-    > {
+    fn get_token<'a>(&'a self, _scopes: &'a [&str]) -> TokenFuture<'a> {
         Box::pin(async move {
             let refresh = self.force.swap(false, Ordering::SeqCst);
             self.tokens
@@ -617,16 +617,7 @@ struct Refreshing {
 }
 
 impl common::GetToken for Refreshing {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&str],
-    ) -> Pin<
-        Box<
-            dyn Future<Output = Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>>
-                + Send
-                + 'a,
-        >,
-    > {
+    fn get_token<'a>(&'a self, scopes: &'a [&str]) -> TokenFuture<'a> {
         Box::pin(async move {
             let token = if self.force.swap(false, Ordering::SeqCst) {
                 self.inner.force_refreshed_token(scopes).await

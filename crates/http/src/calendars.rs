@@ -40,7 +40,7 @@ pub struct AddCalendar {
     /// as instead: the calendar is read, watched and written with that
     /// account's access, under its own quota. Never with `subject`.
     #[schema(
-        pattern = r"^gr_[0-9a-f]{32}$",
+        pattern = r"^gr_[0-9a-fA-F]{32}$",
         example = "gr_4f9c2d1e8a7b6c5d4e3f2a1b0c9d8e7f"
     )]
     grant: Option<String>,

@@ -323,7 +323,7 @@ pub struct AccountCalendarList {
     get, path = "/calendar/grants/{id}/calendars", tag = "grants", operation_id = "listGrantCalendars",
     params(("id" = String, Path, description = "The grant's id (`gr_` and 32 hex digits); anything else is a 404", pattern = "^gr_[0-9a-fA-F]{32}$")),
     responses(
-        (status = 200, description = "The account's calendars", body = AccountCalendarList),
+        (status = 200, description = "The account's calendars, read from Google now; a calendar managed through the grant that the list no longer holds stops being managed (as `DELETE /calendar/calendars/{id}`)", body = AccountCalendarList),
         (status = 409, description = "The grant's account must be connected again (`reconnect_required`)", body = crate::error::ErrorBody),
         Unauthorized, GrantNotFound, GrantsUnavailable,
     ),

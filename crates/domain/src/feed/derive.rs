@@ -263,18 +263,7 @@ pub fn calendar_change(
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> NewChange {
-    NewChange {
-        kind,
-        origin: Origin::Calsync,
-        occurred_at: at,
-        calendar_id: Some(calendar_id.clone()),
-        event: None,
-        changed_fields: Vec::new(),
-        detail: ChangeDetail {
-            error: error.map(str::to_owned),
-            ..ChangeDetail::default()
-        },
-    }
+    calsync_change(kind, Some(calendar_id.clone()), error, None, at)
 }
 
 /// A change to a connected account: `grant.reconnect_required` (with
@@ -285,16 +274,27 @@ pub fn grant_change(
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> NewChange {
+    calsync_change(kind, None, error, Some(grant.as_str().to_owned()), at)
+}
+
+/// A change calsync itself makes, of no event.
+fn calsync_change(
+    kind: ChangeType,
+    calendar_id: Option<CalendarId>,
+    error: Option<&str>,
+    grant: Option<String>,
+    at: DateTime<Utc>,
+) -> NewChange {
     NewChange {
         kind,
         origin: Origin::Calsync,
         occurred_at: at,
-        calendar_id: None,
+        calendar_id,
         event: None,
         changed_fields: Vec::new(),
         detail: ChangeDetail {
             error: error.map(str::to_owned),
-            grant: Some(grant.as_str().to_owned()),
+            grant,
             ..ChangeDetail::default()
         },
     }
