@@ -33,6 +33,8 @@ struct ScriptedGoogle {
     refreshes: Mutex<u32>,
     rotate: Mutex<bool>,
     revoked: Mutex<bool>,
+    /// Access tokens' lifetime; an hour (Google's) when unset.
+    lifetime: Mutex<Option<chrono::Duration>>,
 }
 
 #[async_trait]
@@ -54,7 +56,11 @@ impl OAuthProvider for ScriptedGoogle {
         *count += 1;
         Ok(TokenGrant {
             access_token: format!("access-{count}-for-{refresh_token}"),
-            expires_in: chrono::Duration::hours(1),
+            expires_in: self
+                .lifetime
+                .lock()
+                .unwrap()
+                .unwrap_or(chrono::Duration::hours(1)),
             refresh_token: self
                 .rotate
                 .lock()
@@ -177,6 +183,28 @@ fn a_token_is_held_until_shortly_before_it_expires() {
     assert_eq!(third, "access-3-for-refresh-1");
     let stored = block_on(w.store.get_grant(&w.grant)).unwrap().unwrap();
     assert_eq!(stored.last_refresh_at, Some(w.clock.now_utc()));
+}
+
+/// A token living less than twice the margin is kept for half its life,
+/// not refreshed on every call (an emulator or a provider may hand out
+/// short-lived tokens).
+#[test]
+fn a_short_lived_token_is_held_for_half_its_life() {
+    let w = world();
+    *w.google.lifetime.lock().unwrap() = Some(chrono::Duration::seconds(20));
+    let first = block_on(w.tokens.access_token(&w.grant, false)).unwrap();
+    for _ in 0..9 {
+        w.clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            block_on(w.tokens.access_token(&w.grant, false)).unwrap(),
+            first
+        );
+    }
+    assert_eq!(*w.google.refreshes.lock().unwrap(), 1);
+    w.clock.advance(Duration::from_secs(1));
+    let second = block_on(w.tokens.access_token(&w.grant, false)).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(*w.google.refreshes.lock().unwrap(), 2);
 }
 
 #[test]

@@ -141,7 +141,8 @@ pub enum Bench {
     },
     /// Start `calsync serve` (see --server-bin) on a database seeded with N
     /// events, load `/webhooks/calendar` and `/health/live` with
-    /// --concurrency clients for --duration-secs each, then time
+    /// --concurrency clients for --duration-secs each, then at
+    /// --paced-rate requests a second (an open loop, below saturation), then time
     /// `/health/calendar`. SQLite always; Postgres with --postgres-url (a
     /// scratch database: the seed is kept there for re-runs).
     Http {
@@ -153,6 +154,10 @@ pub enum Bench {
         duration_secs: u64,
         #[arg(long, default_value_t = 50)]
         health_samples: usize,
+        /// Webhook and /health/live requests a second in the open-loop
+        /// phase after the closed-loop one (0 skips it).
+        #[arg(long, default_value_t = 5000)]
+        paced_rate: u32,
         #[arg(long, env = "CALSYNC_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
         #[command(flatten)]
@@ -190,10 +195,12 @@ impl Bench {
                 concurrency,
                 duration_secs,
                 health_samples,
+                paced_rate,
                 postgres_url,
                 server_bin,
             } => {
                 http::HttpBench {
+                    paced_rate,
                     events,
                     concurrency: concurrency.max(1),
                     duration: std::time::Duration::from_secs(duration_secs.max(1)),

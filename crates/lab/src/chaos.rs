@@ -2,8 +2,9 @@
 //! starts a separate `calsync emulator` and a `calsync serve` (children
 //! running the `calsync` binary, [`ServerBin`]), then for a while runs
 //! together: edits made directly in "Google", API writes, injected Google
-//! faults of every kind, and SIGKILLs of the server (restarted at once on
-//! the same database). Then the faults are cleared,
+//! faults of every kind, users revoking calsync's access to their own
+//! accounts and connecting again ([`actors::grants`]), and SIGKILLs of the
+//! server (restarted at once on the same database). Then the faults are cleared,
 //! writing stops, and the mirror must converge to Google's truth with every
 //! acknowledged write there exactly once, no 5xx, no panic and no leak in
 //! the logs. Meanwhile a flaky webhook receiver ([`receiver`]) is
@@ -324,6 +325,9 @@ impl ChaosArgs {
             channel.body["id"].as_str().unwrap_or_default(),
         )?);
         initial_sync(&shared, &seeded_ids).await?;
+        actors::grants::connect_all(&shared)
+            .await
+            .map_err(|e| format!("connecting the users' accounts: {e}"))?;
         println!(
             "{tag}: emulator {} server {} database {} run_id {} ready at t={:.1}s",
             shared.emulator,
@@ -356,9 +360,22 @@ impl ChaosArgs {
             receiver.clone(),
             subscription.id.clone(),
         ));
-        let writers: Vec<_> = (0..self.writers.max(1))
-            .map(|i| tokio::spawn(actors::writer(shared.clone(), i, rng.fork(10 + i as u64))))
+        // The default calendar's writers, then one for each account's calendar.
+        let calendars = (0..self.writers.max(1))
+            .map(|_| None)
+            .chain(shared.accounts.iter().cloned().map(Some));
+        let writers: Vec<_> = calendars
+            .enumerate()
+            .map(|(i, calendar)| {
+                tokio::spawn(actors::writer(
+                    shared.clone(),
+                    i,
+                    calendar,
+                    rng.fork(10 + i as u64),
+                ))
+            })
             .collect();
+        let revoker = tokio::spawn(actors::grants::revoker(shared.clone(), rng.fork(6)));
         let remote = tokio::spawn(actors::remote(shared.clone(), seeded_ids, rng.fork(2)));
         let faults = tokio::spawn(actors::faults(shared.clone(), rng.fork(3)));
         let killer = tokio::spawn(actors::killer(
@@ -383,6 +400,7 @@ impl ChaosArgs {
             let _ = writer.await;
         }
         let _ = remote.await;
+        let _ = revoker.await;
         for probe in outcome.probes {
             let _ = probe.await;
         }
@@ -420,6 +438,10 @@ impl ChaosArgs {
             // Kept with the logs when the run fails (the directory goes when it passes).
             let _ = std::fs::write(dir.join("final-state.json"), snapshot.raw.to_string());
         }
+        let grants = match server.exited() {
+            Some(status) => Err(format!("the server is not running ({status})")),
+            None => actors::grants::verify(&shared).await,
+        };
         let feed = match server.exited() {
             Some(status) => {
                 FeedFigures::failed(format!("the server is not running ({status})"), &receiver)
@@ -428,19 +450,28 @@ impl ChaosArgs {
         };
         receiver.stop();
         let stats = shared.admin("GET", "/stats", None).await.ok();
+        // Every refresh token Google issued: none may show in a log.
+        let refresh_tokens: Vec<String> = shared
+            .admin("GET", "/oauth/refresh-tokens", None)
+            .await
+            .ok()
+            .and_then(|reply| reply.body["items"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t["token"].as_str().map(str::to_owned))
+            .collect();
         server.kill();
         emulator.kill();
-        let logs = check::scan_logs(
-            &server.log,
-            &[emulator.log.as_path()],
-            &[
-                API_TOKEN,
-                WEBHOOK_SECRET,
-                SECRETS_KEY,
-                channel_token.as_str(),
-                subscription.secret.as_str(),
-            ],
-        );
+        let mut secrets = vec![
+            API_TOKEN,
+            WEBHOOK_SECRET,
+            SECRETS_KEY,
+            actors::grants::OAUTH_CLIENT_SECRET,
+            channel_token.as_str(),
+            subscription.secret.as_str(),
+        ];
+        secrets.extend(refresh_tokens.iter().map(String::as_str));
+        let logs = check::scan_logs(&server.log, &[emulator.log.as_path()], &secrets);
         Ok(report(
             &tag,
             &shared,
@@ -453,6 +484,7 @@ impl ChaosArgs {
                 last,
                 stats: stats.map(|s| s.body),
                 feed,
+                grants,
                 logs,
                 server_log: server.log.clone(),
             },
@@ -477,6 +509,17 @@ fn server_env(database_url: &str, port: u16, emulator_port: u16) -> Vec<(String,
         // as in production (not the public development key).
         ("CALSYNC_SECRETS_KEY", format!("k1:{SECRETS_KEY}")),
         ("CALSYNC_DEFAULT_CALENDAR", "primary".to_owned()),
+        // Users connect their own accounts through this client at the
+        // emulator, which sends them back to this address.
+        (
+            "CALSYNC_GOOGLE_OAUTH_CLIENT_ID",
+            actors::grants::OAUTH_CLIENT_ID.to_owned(),
+        ),
+        (
+            "CALSYNC_GOOGLE_OAUTH_CLIENT_SECRET",
+            actors::grants::OAUTH_CLIENT_SECRET.to_owned(),
+        ),
+        ("CALSYNC_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
         // A killed replica's leases must lapse quickly for its restart to resume.
         ("CALSYNC_LEASE_TTL_SECS", "6".to_owned()),
         ("CALSYNC_SYNC_POLL_SECS", "1".to_owned()),

@@ -16,7 +16,9 @@ use crate::grant::{GrantId, GrantStatus, RefreshClaim, RefreshResult};
 use crate::ports::{Clock, GrantStore, GrantTokenSource, OAuthProvider, SecretKeeper, Timer};
 
 /// A token is refreshed this long before it expires, so no call starts
-/// with a token that lapses on the way (Google's tokens live an hour).
+/// with a token that lapses on the way (Google's tokens live an hour), or
+/// halfway through its life if that comes later: a token shorter-lived
+/// than twice the margin must not be refreshed on every call.
 const REFRESH_MARGIN: Duration = Duration::minutes(5);
 /// How long a refresh claim holds: longer than one token call with its
 /// timeout, short enough that a replica killed mid-refresh delays the
@@ -31,7 +33,13 @@ const BUSY_WAIT: Duration = Duration::seconds(10);
 #[derive(Clone)]
 struct Held {
     token: String,
-    expires_at: DateTime<Utc>,
+    /// When it is refreshed (before it expires, see [`REFRESH_MARGIN`]).
+    refresh_at: DateTime<Utc>,
+}
+
+/// When a token obtained at `now` that lives `lifetime` is refreshed.
+fn refresh_at(now: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
+    now + lifetime - REFRESH_MARGIN.min(lifetime / 2)
 }
 
 /// The [`GrantTokenSource`] the Google adapter acts through.
@@ -123,7 +131,7 @@ impl GrantTokens {
                             };
                             let held = Held {
                                 token: tokens.access_token,
-                                expires_at: now + tokens.expires_in,
+                                refresh_at: refresh_at(now, tokens.expires_in),
                             };
                             (
                                 RefreshResult::Refreshed {
@@ -191,11 +199,7 @@ impl GrantTokenSource for GrantTokens {
         let slot = self.slot(grant);
         // Callers of one grant wait for one refresh and share its token.
         let mut held = slot.lock().await;
-        if !refresh
-            && let Some(token) = held
-                .as_ref()
-                .filter(|h| h.expires_at - REFRESH_MARGIN > self.clock.now())
-        {
+        if !refresh && let Some(token) = held.as_ref().filter(|h| h.refresh_at > self.clock.now()) {
             return Ok(token.token.clone());
         }
         *held = None;

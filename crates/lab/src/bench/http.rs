@@ -1,7 +1,8 @@
 //! `calsync-lab bench http`: load on the HTTP endpoints of a real `calsync
 //! serve` process (the `calsync` binary, started as a child), against a
 //! database seeded with N events. Measures `/webhooks/calendar` beside `/health/live`
-//! under the same load, then `/health/calendar` latency, then `GET
+//! under the same load (closed loop: throughput; then open loop at a fixed
+//! rate: one request's latency without a queue), then `/health/calendar` latency, then `GET
 //! /calendar/events` by entity, by time window and by status (one request
 //! at a time, as the health report), with [`SERIES`] recurring series
 //! mirrored beside the N single events.
@@ -47,6 +48,8 @@ pub struct HttpBench {
     pub concurrency: usize,
     pub duration: Duration,
     pub health_samples: usize,
+    /// Requests a second of the open-loop phase (0: none).
+    pub paced_rate: u32,
     pub postgres_url: Option<String>,
     /// The `calsync` executable to serve with.
     pub server_bin: PathBuf,
@@ -122,7 +125,7 @@ impl HttpBench {
         let webhook = {
             let (channel_id, token, resource_id) =
                 (channel_id.to_string(), token.clone(), resource_id.clone());
-            load(&client, self.concurrency, self.duration, move |client| {
+            move |client: HttpClient| {
                 let number = message_number.fetch_add(1, Ordering::Relaxed).to_string();
                 let (url, channel_id, token, resource_id) = (
                     webhook_url.clone(),
@@ -144,20 +147,25 @@ impl HttpBench {
                     ];
                     request(&client, "POST", &url, &headers).await.map(|r| r.0)
                 }
-            })
-            .await
+            }
         };
+        let webhook_closed = load(&client, self.concurrency, self.duration, webhook.clone()).await;
         let load_rss = sampling.await.unwrap_or_default();
         let after_webhooks_rss = rss_mb(&pid);
-        let live_url = format!("{base}/health/live");
-        let live = load(&client, self.concurrency, self.duration, move |client| {
-            let url = live_url.clone();
-            async move { request(&client, "GET", &url, &[]).await.map(|r| r.0) }
-        })
-        .await;
-        for (route, stats) in [("/webhooks/calendar", webhook), ("/health/live", live)] {
+        let live = {
+            let live_url = format!("{base}/health/live");
+            move |client: HttpClient| {
+                let url = live_url.clone();
+                async move { request(&client, "GET", &url, &[]).await.map(|r| r.0) }
+            }
+        };
+        let live_closed = load(&client, self.concurrency, self.duration, live.clone()).await;
+        for (route, stats) in [
+            ("/webhooks/calendar", &webhook_closed),
+            ("/health/live", &live_closed),
+        ] {
             println!(
-                "http bench: backend={} events={} route={route} concurrency={} secs={} requests={} rps={:.0} p50_ms={:.2} p99_ms={:.2} non_2xx={}",
+                "http bench: backend={} events={} route={route} load=closed concurrency={} secs={} requests={} rps={:.0} p50_ms={:.2} p99_ms={:.2} non_2xx={}",
                 url.backend(),
                 self.events,
                 self.concurrency,
@@ -168,6 +176,43 @@ impl HttpBench {
                 percentile(&stats.latencies, 0.99).as_secs_f64() * 1000.0,
                 stats.failures,
             );
+        }
+        println!(
+            "http bench: backend={} result=webhook_ratio closed_rps_ratio={:.2}",
+            url.backend(),
+            (webhook_closed.latencies.len() as f64 / webhook_closed.elapsed.as_secs_f64())
+                / (live_closed.latencies.len() as f64 / live_closed.elapsed.as_secs_f64())
+                    .max(1e-9),
+        );
+        // The same two routes at a steady rate below saturation: what one
+        // request costs, without the queue a closed loop builds.
+        if self.paced_rate > 0 {
+            let webhook_paced = paced(&client, self.paced_rate, self.duration, webhook).await;
+            let live_paced = paced(&client, self.paced_rate, self.duration, live).await;
+            for (route, stats) in [
+                ("/webhooks/calendar", &webhook_paced),
+                ("/health/live", &live_paced),
+            ] {
+                println!(
+                    "http bench: backend={} events={} route={route} load=paced rate={} secs={} requests={} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2} non_2xx={}",
+                    url.backend(),
+                    self.events,
+                    self.paced_rate,
+                    self.duration.as_secs(),
+                    stats.latencies.len(),
+                    percentile(&stats.latencies, 0.50).as_secs_f64() * 1000.0,
+                    percentile(&stats.latencies, 0.99).as_secs_f64() * 1000.0,
+                    percentile(&stats.latencies, 0.999).as_secs_f64() * 1000.0,
+                    stats
+                        .latencies
+                        .last()
+                        .copied()
+                        .unwrap_or_default()
+                        .as_secs_f64()
+                        * 1000.0,
+                    stats.failures,
+                );
+            }
         }
         println!(
             "http bench: backend={} events={} result=rss idle_rss_mb={idle_rss:.0} webhook_load_peak_rss_mb={load_rss:.0} after_webhooks_rss_mb={after_webhooks_rss:.0}",
@@ -504,6 +549,52 @@ struct LoadStats {
     latencies: Vec<Duration>,
     failures: u64,
     elapsed: Duration,
+}
+
+/// Requests started at `rate` a second for `duration` whatever the answers
+/// (an open loop: Google sends notifications when changes happen, not when
+/// calsync is free), so a stall of the server holds no request back. Each
+/// latency counts from when its request was sent: the timer's millisecond
+/// grain sends the requests due within one millisecond together, up to a
+/// millisecond late, which is the harness's, not the server's.
+async fn paced<F, Fut>(client: &HttpClient, rate: u32, duration: Duration, make: F) -> LoadStats
+where
+    F: Fn(HttpClient) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u16, LabError>> + Send + 'static,
+{
+    let make = Arc::new(make);
+    let started = Instant::now();
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut tasks = Vec::new();
+    for n in 0u32.. {
+        let due = started + every * n;
+        if due >= started + duration {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let request = make(client.clone());
+        let sent = Instant::now();
+        tasks.push(tokio::spawn(async move {
+            let status = request.await;
+            (status, sent.elapsed())
+        }));
+    }
+    let mut stats = LoadStats {
+        latencies: Vec::with_capacity(tasks.len()),
+        failures: 0,
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        match task.await {
+            Ok((Ok(status), latency)) if (200..300).contains(&status) => {
+                stats.latencies.push(latency);
+            }
+            _ => stats.failures += 1,
+        }
+    }
+    stats.elapsed = started.elapsed();
+    stats.latencies.sort();
+    stats
 }
 
 /// `concurrency` closed-loop clients, each sending its next request when the

@@ -1,9 +1,10 @@
 //! What runs concurrently during the chaos phase: API writers, the remote
-//! changer ("someone edits in Google"), the fault controller, and the
-//! killer, which SIGKILLs and restarts the server and probes how long the
+//! changer ("someone edits in Google"), the fault controller, the users
+//! who revoke and restore their grants ([`grants`]), and the killer, which SIGKILLs and restarts the server and probes how long the
 //! mirror takes to catch up after each restart.
 
 mod faults;
+pub mod grants;
 mod killer;
 mod remote;
 mod shared;

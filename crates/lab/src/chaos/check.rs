@@ -130,14 +130,46 @@ pub struct Snapshot {
     pub raw: Value,
 }
 
-/// The whole mirror of `primary` (paged) and the emulator's ground truth.
+/// The whole mirror of every calendar of the run (paged) and the
+/// emulator's ground truth of each. Google event ids are unique across
+/// calendars (the emulator's as Google's), so both sides are compared as
+/// one set.
 pub async fn snapshot(shared: &Shared) -> Result<Snapshot, String> {
-    let auth = shared.auth();
     let mut mirror = Vec::new();
+    let mut truth = Vec::new();
     let mut raw_mirror = Vec::new();
+    let mut raw_truth = Vec::new();
+    for calendar in shared.calendars() {
+        raw_mirror.extend(mirror_of(shared, &calendar).await?);
+        let reply = shared
+            .admin("GET", &format!("/calendars/{calendar}/events"), None)
+            .await?;
+        if reply.status != 200 {
+            return Err(format!(
+                "reading the emulator's truth of {calendar}: {}",
+                reply.brief()
+            ));
+        }
+        raw_truth.extend(reply.body["items"].as_array().cloned().unwrap_or_default());
+    }
+    mirror.extend(raw_mirror.iter().map(from_mirror));
+    truth.extend(raw_truth.iter().map(from_google));
+    Ok(Snapshot {
+        mirror,
+        truth,
+        raw: serde_json::json!({ "mirror": raw_mirror, "google": raw_truth }),
+    })
+}
+
+/// One calendar's mirror, every page of it.
+async fn mirror_of(shared: &Shared, calendar: &str) -> Result<Vec<Value>, String> {
+    let auth = shared.auth();
+    let mut items = Vec::new();
     let mut page_token: Option<String> = None;
+    // Calendar ids here are `primary` and plain emails: only `@` to escape.
+    let calendar = calendar.replace('@', "%40");
     for _ in 0..1000 {
-        let mut path = "/calendar/events?calendarId=primary&limit=500".to_owned();
+        let mut path = format!("/calendar/events?calendarId={calendar}&limit=500");
         if let Some(token) = &page_token {
             // Tokens are `<micros>.<uuid>`: nothing to escape.
             path.push_str("&pageToken=");
@@ -154,29 +186,13 @@ pub async fn snapshot(shared: &Shared) -> Result<Snapshot, String> {
         if reply.status != 200 {
             return Err(format!("listing the mirror: {}", reply.brief()));
         }
-        let items = reply.body["items"].as_array().cloned().unwrap_or_default();
-        mirror.extend(items.iter().map(from_mirror));
-        raw_mirror.extend(items);
+        items.extend(reply.body["items"].as_array().cloned().unwrap_or_default());
         page_token = reply.body["nextPageToken"].as_str().map(str::to_owned);
         if page_token.is_none() {
             break;
         }
     }
-    let reply = shared
-        .admin("GET", "/calendars/primary/events", None)
-        .await?;
-    if reply.status != 200 {
-        return Err(format!("reading the emulator's truth: {}", reply.brief()));
-    }
-    let truth = reply.body["items"]
-        .as_array()
-        .map(|items| items.iter().map(from_google).collect())
-        .unwrap_or_default();
-    Ok(Snapshot {
-        mirror,
-        truth,
-        raw: serde_json::json!({ "mirror": raw_mirror, "google": reply.body["items"] }),
-    })
+    Ok(items)
 }
 
 #[derive(Default)]

@@ -25,6 +25,9 @@ pub(super) struct Figures {
     pub(super) last: Option<(Snapshot, Diff, WriteVerdict)>,
     pub(super) stats: Option<Value>,
     pub(super) feed: FeedFigures,
+    /// Revocations calsync noticed (its feed's `grant.reconnect_required`
+    /// changes), or why the grants' end state is wrong.
+    pub(super) grants: Result<usize, String>,
     pub(super) logs: check::LogVerdict,
     pub(super) server_log: PathBuf,
 }
@@ -107,6 +110,17 @@ pub(super) fn report(tag: &str, shared: &Shared, figures: Figures) -> bool {
         c("remote_admin_changes"),
         c("remote_unexpected"),
     );
+    let noticed = match &figures.grants {
+        Ok(noticed) => noticed.to_string(),
+        Err(_) => "n/a".to_owned(),
+    };
+    println!(
+        "{tag}: grants: accounts={} revoked in Google={} connected again={} (flows started over after a kill={}) revocations calsync noticed={noticed}",
+        shared.accounts.len(),
+        c("grant_revoked"),
+        c("grant_reconnected"),
+        c("grant_connect_restarted"),
+    );
     let plans: Vec<String> = counts
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("fault ").map(|kind| format!("{kind}={v}")))
@@ -139,6 +153,23 @@ pub(super) fn report(tag: &str, shared: &Shared, figures: Figures) -> bool {
     );
 
     let mut passed = true;
+    match &figures.grants {
+        Err(error) => {
+            println!("{tag}: FAIL: grants: {error}");
+            passed = false;
+        }
+        // A revoked account is written to within a second, so calsync
+        // meets the dead tokens at once; several revocations all unnoticed
+        // mean it never marked a grant.
+        Ok(0) if c("grant_revoked") >= 3 => {
+            println!(
+                "{tag}: FAIL: grants: {} revocations and calsync noticed none",
+                c("grant_revoked")
+            );
+            passed = false;
+        }
+        Ok(_) => {}
+    }
     let mut divergent: Vec<String> = Vec::new();
     match &figures.last {
         None => {

@@ -26,7 +26,7 @@ pub async fn remote(shared: Arc<Shared>, mut live: Vec<String>, mut rng: Rng) {
         } else if roll < 86 {
             remote_contest(&shared, &mut rng).await;
         } else {
-            admin_changes(&shared, &mut live, &mut rng).await;
+            admin_changes(&shared, "primary", &mut live, &mut rng).await;
         }
         pause(&shared, rng.range(300, 900)).await;
     }
@@ -130,14 +130,19 @@ pub(super) async fn remote_contest(shared: &Shared, rng: &mut Rng) {
     }
 }
 
-/// The emulator's own random changes: edits, deletions and inserts of any
-/// live event, calsync's included.
-pub(super) async fn admin_changes(shared: &Shared, live: &mut Vec<String>, rng: &mut Rng) {
+/// The emulator's own random changes in `calendar`: edits, deletions and
+/// inserts of any live event, calsync's included.
+pub(super) async fn admin_changes(
+    shared: &Shared,
+    calendar: &str,
+    live: &mut Vec<String>,
+    rng: &mut Rng,
+) {
     let count = rng.range(1, 4);
     let reply = shared
         .admin(
             "POST",
-            "/calendars/primary/changes",
+            &format!("/calendars/{calendar}/changes"),
             Some(&json!({ "count": count })),
         )
         .await;

@@ -63,6 +63,10 @@ pub struct Shared {
     pub server: String,
     pub emulator: String,
     pub run_id: String,
+    /// Users' accounts connected through grants (each one's calendar is its email).
+    pub accounts: Vec<String>,
+    /// Each account's grant id, once connected.
+    pub grants: Mutex<BTreeMap<String, String>>,
     /// Probe events live in their own far-future hours.
     pub probe_base: DateTime<Utc>,
     pub phase_start: Mutex<Instant>,
@@ -101,6 +105,8 @@ impl Shared {
             server,
             emulator,
             run_id,
+            accounts: super::grants::accounts(),
+            grants: Mutex::new(BTreeMap::new()),
             probe_base: DateTime::from_timestamp(far - far % 3600, 0).unwrap_or_else(Utc::now),
             phase_start: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
@@ -114,6 +120,14 @@ impl Shared {
             gaps: Mutex::new(Vec::new()),
             restarts: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every calendar calsync manages in the run: the service account's
+    /// `primary` and each account's own.
+    pub fn calendars(&self) -> Vec<String> {
+        std::iter::once("primary".to_owned())
+            .chain(self.accounts.iter().cloned())
+            .collect()
     }
 
     pub fn secs(&self) -> f64 {

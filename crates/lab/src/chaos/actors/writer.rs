@@ -10,8 +10,9 @@ use crate::chaos::rng::Rng;
 use crate::harness::net::Reply;
 
 /// One API client: creates events for its entities (with an
-/// Idempotency-Key), patches and deletes only its own events.
-pub async fn writer(shared: Arc<Shared>, index: usize, mut rng: Rng) {
+/// Idempotency-Key) in `calendar` (the default calendar with `None`),
+/// patches and deletes only its own events.
+pub async fn writer(shared: Arc<Shared>, index: usize, calendar: Option<String>, mut rng: Rng) {
     let mut live: Vec<String> = Vec::new();
     let mut created = 0u64;
     while !shared.stopping() {
@@ -22,7 +23,7 @@ pub async fn writer(shared: Arc<Shared>, index: usize, mut rng: Rng) {
         let roll = rng.below(100);
         if live.is_empty() || (roll < 40 && live.len() < MAX_LIVE_PER_WRITER) {
             created += 1;
-            if let Some(id) = create(&shared, index, created, &mut rng).await {
+            if let Some(id) = create(&shared, index, calendar.as_deref(), created, &mut rng).await {
                 live.push(id);
             }
         } else if let Some(id) = rng.pick(&live).cloned() {
@@ -39,6 +40,7 @@ pub async fn writer(shared: Arc<Shared>, index: usize, mut rng: Rng) {
 pub(super) async fn create(
     shared: &Shared,
     writer: usize,
+    calendar: Option<&str>,
     n: u64,
     rng: &mut Rng,
 ) -> Option<String> {
@@ -52,6 +54,9 @@ pub(super) async fn create(
         "start": start_json,
         "end": end_json,
     });
+    if let Some(calendar) = calendar {
+        body["calendarId"] = json!(calendar);
+    }
     if rng.chance(0.3) {
         // Personal data the logs must only ever show masked.
         body["attendees"] = json!([{ "email": format!("chaos.guest.{n}@example.com") }]);
