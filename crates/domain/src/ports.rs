@@ -94,10 +94,12 @@ pub trait EventStore: Send + Sync {
 
     /// The longest span (start to end, as windows compare them) of the rows
     /// that are not series masters (single events and exceptions, cancelled
-    /// ones too) in `calendar_id`, or in every calendar with `None`; `None`
-    /// with no such row. Bounds a window's rows from below: none starting
-    /// earlier than the window's start less this can reach it. A scan of
-    /// the calendar's rows: callers keep it (see `SeriesIndex`).
+    /// ones too) in `calendar_id`, or in every calendar with `None`, or up
+    /// to a couple of milliseconds more (a store may compute it in floats);
+    /// `None` with no such row. Bounds a window's rows from below: none
+    /// starting earlier than the window's start less this can reach it. A
+    /// scan of the calendar's rows (in the database, one number out):
+    /// callers keep it (see `SeriesIndex`).
     async fn longest_span(
         &self,
         calendar_id: Option<&CalendarId>,

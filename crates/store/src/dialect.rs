@@ -51,6 +51,10 @@ pub(crate) trait Dialect {
     const SERIALIZE_WRITES: bool;
     /// The dialect's migrations, embedded in the binary.
     const MIGRATIONS: EmbeddedMigrations;
+    /// The largest `last_end_at - start_at` of the rows a query selects, in
+    /// seconds (a float, NULL without a row): timestamp arithmetic differs
+    /// by dialect, and the maximum is taken where the rows are.
+    const MAX_SPAN_SECONDS: &'static str;
 
     /// Begins a write transaction (committed or rolled back by the caller
     /// through the connection's transaction manager).

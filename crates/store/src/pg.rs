@@ -74,6 +74,9 @@ impl Dialect for PgDialect {
 
     const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
+    const MAX_SPAN_SECONDS: &'static str =
+        "EXTRACT(EPOCH FROM MAX(calendar_events.last_end_at - calendar_events.start_at))::float8";
+
     async fn begin_write(conn: &mut Conn) -> QueryResult<()> {
         <Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await
     }

@@ -70,21 +70,19 @@ impl EventStore for DieselStore {
         calendar_id: Option<&CalendarId>,
     ) -> DomainResult<Option<chrono::Duration>> {
         let mut conn = self.conn().await?;
-        // Two timestamps a row; the difference is taken here, as timestamp
-        // arithmetic differs by dialect.
+        // The maximum is taken in the database: a calendar of a million
+        // events answers one number, not a million rows.
         let mut select = ev::table
             .filter(ev::kind.ne(EventKind::Master.as_str()))
-            .select((ev::start_at, ev::last_end_at))
+            .select(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Double>,
+            >(<D as Dialect>::MAX_SPAN_SECONDS))
             .into_boxed();
         if let Some(calendar_id) = calendar_id {
             select = select.filter(ev::calendar_id.eq(calendar_id.as_str().to_owned()));
         }
-        let spans: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> =
-            select.load(&mut conn).await.map_err(db)?;
-        Ok(spans
-            .into_iter()
-            .filter_map(|(start, end)| end.map(|end| end - start))
-            .max())
+        let seconds: Option<f64> = select.first(&mut conn).await.map_err(db)?;
+        Ok(seconds.map(span_at_least))
     }
 
     async fn busy_candidates(&self, query: &BusyQuery) -> DomainResult<Vec<BusyCandidate>> {
@@ -584,4 +582,14 @@ fn listing<'a>(query: &EventQuery, series: &'a [String]) -> Listing<'a> {
     select
         .order((ev::start_at.asc(), ev::id.asc()))
         .limit(i64::from(query.limit))
+}
+
+/// A span read as float seconds, rounded up to whole milliseconds plus
+/// one: the float (and SQLite's `julianday`) may fall short of the exact
+/// span by a fraction of a millisecond, and callers bound reads from below
+/// with it, so it may be a little long, never short.
+fn span_at_least(seconds: f64) -> chrono::Duration {
+    let millis = (seconds * 1000.0).ceil();
+    // Spans are at most centuries long: far inside i64 milliseconds.
+    chrono::Duration::milliseconds(millis as i64 + 1)
 }
