@@ -451,15 +451,28 @@ impl ChaosArgs {
         receiver.stop();
         let stats = shared.admin("GET", "/stats", None).await.ok();
         // Every refresh token Google issued: none may show in a log.
-        let refresh_tokens: Vec<String> = shared
-            .admin("GET", "/oauth/refresh-tokens", None)
-            .await
-            .ok()
-            .and_then(|reply| reply.body["items"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|t| t["token"].as_str().map(str::to_owned))
-            .collect();
+        let refresh_tokens: Vec<String> =
+            match shared.admin("GET", "/oauth/refresh-tokens", None).await {
+                Ok(reply) if reply.status == 200 => reply.body["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["token"].as_str().map(str::to_owned))
+                    .collect(),
+                Ok(reply) => {
+                    shared.fail(format!(
+                        "listing the refresh tokens to look for in the logs: {}",
+                        reply.brief()
+                    ));
+                    Vec::new()
+                }
+                Err(error) => {
+                    shared.fail(format!(
+                        "listing the refresh tokens to look for in the logs: {error}"
+                    ));
+                    Vec::new()
+                }
+            };
         server.kill();
         emulator.kill();
         let mut secrets = vec![

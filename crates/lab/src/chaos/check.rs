@@ -135,8 +135,6 @@ pub struct Snapshot {
 /// calendars (the emulator's as Google's), so both sides are compared as
 /// one set.
 pub async fn snapshot(shared: &Shared) -> Result<Snapshot, String> {
-    let mut mirror = Vec::new();
-    let mut truth = Vec::new();
     let mut raw_mirror = Vec::new();
     let mut raw_truth = Vec::new();
     for calendar in shared.calendars() {
@@ -152,18 +150,15 @@ pub async fn snapshot(shared: &Shared) -> Result<Snapshot, String> {
         }
         raw_truth.extend(reply.body["items"].as_array().cloned().unwrap_or_default());
     }
-    mirror.extend(raw_mirror.iter().map(from_mirror));
-    truth.extend(raw_truth.iter().map(from_google));
     Ok(Snapshot {
-        mirror,
-        truth,
+        mirror: raw_mirror.iter().map(from_mirror).collect(),
+        truth: raw_truth.iter().map(from_google).collect(),
         raw: serde_json::json!({ "mirror": raw_mirror, "google": raw_truth }),
     })
 }
 
 /// One calendar's mirror, every page of it.
 async fn mirror_of(shared: &Shared, calendar: &str) -> Result<Vec<Value>, String> {
-    let auth = shared.auth();
     let mut items = Vec::new();
     let mut page_token: Option<String> = None;
     // Calendar ids here are `primary` and plain emails: only `@` to escape.
@@ -175,19 +170,9 @@ async fn mirror_of(shared: &Shared, calendar: &str) -> Result<Vec<Value>, String
             path.push_str("&pageToken=");
             path.push_str(token);
         }
-        let url = format!("{}{path}", shared.server);
-        let reply = shared
-            .http
-            .send("GET", &url, &[("authorization", auth.as_str())], None)
-            .await?;
-        if reply.status >= 500 {
-            shared.server_error("GET", &path, &reply);
-        }
-        if reply.status != 200 {
-            return Err(format!("listing the mirror: {}", reply.brief()));
-        }
-        items.extend(reply.body["items"].as_array().cloned().unwrap_or_default());
-        page_token = reply.body["nextPageToken"].as_str().map(str::to_owned);
+        let page = shared.get(&path).await?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        page_token = page["nextPageToken"].as_str().map(str::to_owned);
         if page_token.is_none() {
             break;
         }

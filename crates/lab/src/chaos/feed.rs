@@ -73,25 +73,9 @@ pub async fn subscribe(shared: &Shared, receiver: &Receiver) -> Result<Subscript
     })
 }
 
-async fn get(shared: &Shared, path: &str) -> Result<Value, String> {
-    let url = format!("{}{path}", shared.server);
-    let auth = shared.auth();
-    let reply = shared
-        .http
-        .send("GET", &url, &[("authorization", auth.as_str())], None)
-        .await?;
-    if reply.status >= 500 {
-        shared.server_error("GET", path, &reply);
-    }
-    if reply.status != 200 {
-        return Err(format!("GET {path}: {}", reply.brief()));
-    }
-    Ok(reply.body)
-}
-
 /// The newest change's cursor.
 pub async fn latest(shared: &Shared) -> Result<Cursor, String> {
-    let body = get(shared, "/calendar/changes/latest").await?;
+    let body = shared.get("/calendar/changes/latest").await?;
     Cursor::decode(body["cursor"].as_str().unwrap_or_default())
         .map_err(|e| format!("/calendar/changes/latest: {e}: {body}"))
 }
@@ -108,7 +92,7 @@ pub async fn read_all(shared: &Shared) -> Result<Vec<Value>, String> {
             path.push_str("&after=");
             path.push_str(cursor);
         }
-        let body = get(shared, &path).await?;
+        let body = shared.get(&path).await?;
         let page = body["items"].as_array().cloned().unwrap_or_default();
         let next = body["nextCursor"].as_str().map(str::to_owned);
         if next.is_none() {
@@ -158,8 +142,9 @@ pub async fn catch_up(
             .unwrap_or(0);
         match latest(shared).await {
             Ok(newest) if newest <= subscription.start || accepted >= newest.seq() => {
-                if let Ok(now) =
-                    get(shared, &format!("/calendar/webhooks/{}", subscription.id)).await
+                if let Ok(now) = shared
+                    .get(&format!("/calendar/webhooks/{}", subscription.id))
+                    .await
                 {
                     state = now;
                 }
@@ -172,7 +157,10 @@ pub async fn catch_up(
             Ok(_) => {}
             Err(error) => shared.mark(format!("reading the feed's latest cursor: {error}")),
         }
-        if let Ok(now) = get(shared, &format!("/calendar/webhooks/{}", subscription.id)).await {
+        if let Ok(now) = shared
+            .get(&format!("/calendar/webhooks/{}", subscription.id))
+            .await
+        {
             // A retry calsync scheduled after the deadline: wait for it
             // (within CATCH_UP_MAX) and say so.
             if let Some(next) = now["nextAttemptAt"]

@@ -191,7 +191,6 @@ pub async fn connect(shared: &Shared, account: &str) -> Result<String, String> {
 /// connects again, which must restore the same grant. Every revoked
 /// account is connected again before this ends.
 pub async fn revoker(shared: Arc<Shared>, mut rng: Rng) {
-    let mut live: Vec<String> = Vec::new();
     while !shared.stopping() {
         pause(&shared, rng.range(2000, 7000)).await;
         if shared.stopping() {
@@ -219,9 +218,9 @@ pub async fn revoker(shared: Arc<Shared>, mut rng: Rng) {
         }
         pause(&shared, rng.range(500, 3000)).await;
         if rng.chance(0.6) {
-            // Edits calsync cannot see until the account is connected again.
-            live.clear();
-            admin_changes(&shared, &account, &mut live, &mut rng).await;
+            // Edits calsync cannot see until the account is connected again
+            // (the remote actor's list of live events is not kept here).
+            admin_changes(&shared, &account, &mut Vec::new(), &mut rng).await;
         }
         pause(&shared, rng.range(500, 4000)).await;
         let known = lock(&shared.grants).get(&account).cloned();
@@ -238,19 +237,10 @@ pub async fn revoker(shared: Arc<Shared>, mut rng: Rng) {
     }
 }
 
-/// Every grant is active once the run converged; answers how many times
-/// the feed says calsync found a grant revoked.
-pub async fn verify(shared: &Shared) -> Result<usize, String> {
-    let url = format!("{}/calendar/grants", shared.server);
-    let auth = shared.auth();
-    let reply = shared
-        .http
-        .send("GET", &url, &[("authorization", auth.as_str())], None)
-        .await?;
-    if reply.status != 200 {
-        return Err(format!("listing the grants: {}", reply.brief()));
-    }
-    let items = reply.body["items"].as_array().cloned().unwrap_or_default();
+/// Every grant is active once the run converged.
+pub async fn verify(shared: &Shared) -> Result<(), String> {
+    let listed = shared.get("/calendar/grants").await?;
+    let items = listed["items"].as_array().cloned().unwrap_or_default();
     let known = lock(&shared.grants).clone();
     for (account, id) in &known {
         match items.iter().find(|g| g["id"].as_str() == Some(id.as_str())) {
@@ -261,16 +251,5 @@ pub async fn verify(shared: &Shared) -> Result<usize, String> {
             None => return Err(format!("{account}'s grant {id} is not listed")),
         }
     }
-    let url = format!(
-        "{}/calendar/changes?types=grant.reconnect_required&limit=1000",
-        shared.server
-    );
-    let reply = shared
-        .http
-        .send("GET", &url, &[("authorization", auth.as_str())], None)
-        .await?;
-    if reply.status != 200 {
-        return Err(format!("reading the feed: {}", reply.brief()));
-    }
-    Ok(reply.body["items"].as_array().map_or(0, Vec::len))
+    Ok(())
 }

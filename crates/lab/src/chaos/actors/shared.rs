@@ -203,6 +203,24 @@ impl Shared {
         ));
     }
 
+    /// One authorized `GET` of calsync's API: the body of its 200 (a 5xx is
+    /// also counted against the server).
+    pub async fn get(&self, path: &str) -> Result<Value, String> {
+        let url = format!("{}{path}", self.server);
+        let auth = self.auth();
+        let reply = self
+            .http
+            .send("GET", &url, &[("authorization", auth.as_str())], None)
+            .await?;
+        if reply.status >= 500 {
+            self.server_error("GET", path, &reply);
+        }
+        if reply.status != 200 {
+            return Err(format!("GET {path}: {}", reply.brief()));
+        }
+        Ok(reply.body)
+    }
+
     /// A request to calsync, repeated with the same bytes (so the same
     /// Idempotency-Key) on connection errors and 5xx until it is answered.
     pub async fn call_server(
